@@ -1,0 +1,136 @@
+//! The `Driver` interface between the orchestrator and a machine, and its implementations.
+//!
+//! A driver owns the link to one machine. The orchestrator runs one task per machine
+//! (`orchestrator::runtime::machine_task`) that owns the driver, forwards operator and dispatcher
+//! commands to [`Driver::command`] and reports what [`Driver::next_event`] yields.
+//!
+//! API boundary: drivers never touch the database and never decide what runs next. They report
+//! facts about the machine (a run finished, the link dropped, an alarm); the orchestrator records
+//! them and decides.
+
+use std::sync::Arc;
+
+pub mod manual;
+pub mod rng;
+pub mod sim;
+
+/// A program to run, as the orchestrator hands it to a driver.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Program {
+    /// G-code text, streamed line by line (GRBL, Marlin) or simulated.
+    GCode { name: String, text: Arc<str> },
+    /// A program that already lives on the controller, started by name (OPC UA CNC).
+    Named { name: String },
+}
+
+impl Program {
+    pub fn name(&self) -> &str {
+        match self {
+            Program::GCode { name, .. } | Program::Named { name } => name,
+        }
+    }
+}
+
+/// One run of one step: what a machine is asked to do.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobRun {
+    pub job_id: i64,
+    pub program: Program,
+    /// Units this run produces (parts on the sheet/bed/fixture).
+    pub units: u32,
+    /// Run time the spec expects, in seconds of machine time.
+    pub expected_seconds: f64,
+}
+
+/// What the orchestrator asks of a driver. Closed: every driver answers every variant, if only
+/// with [`DriverError::Unsupported`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum DriverCommand {
+    Run(JobRun),
+    Pause,
+    Resume,
+    /// Stop the current run now. The run ends as interrupted; its pieces are the operator's call.
+    Abort,
+    /// An operator confirms that a manual station finished its run.
+    ConfirmManual {
+        job_id: i64,
+    },
+}
+
+impl DriverCommand {
+    pub fn name(&self) -> &'static str {
+        match self {
+            DriverCommand::Run(_) => "run",
+            DriverCommand::Pause => "pause",
+            DriverCommand::Resume => "resume",
+            DriverCommand::Abort => "abort",
+            DriverCommand::ConfirmManual { .. } => "confirm",
+        }
+    }
+}
+
+/// The machine's condition as the driver knows it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(tag = "condition", rename_all = "snake_case")]
+pub enum Condition {
+    /// Link up, machine ready for work.
+    Idle,
+    /// Running a job.
+    Busy,
+    /// Job held (feed hold, pause).
+    Paused,
+    /// The machine reported an alarm; it needs an operator.
+    Alarm { reason: String },
+    /// We do not know the machine's state (link lost, unknown reply). Never treated as idle.
+    Unavailable { reason: String },
+}
+
+/// Facts a driver reports. Job-scoped events carry the job id they concern.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DriverEvent {
+    /// The machine's condition changed.
+    Condition(Condition),
+    /// The run began executing on the machine.
+    JobStarted { job_id: i64 },
+    /// Progress through the program (lines acknowledged, or simulated fraction in per-mille).
+    JobProgress { job_id: i64, done: u64, total: u64 },
+    /// The run completed. `scrapped` of its units came out bad (e.g. the simulator's scrap rate).
+    JobFinished {
+        job_id: i64,
+        scrapped: u32,
+        scrap_reason: Option<String>,
+    },
+    /// The run ended in a known failure (failed print, error reply): its pieces are scrap.
+    JobFailed { job_id: i64, reason: String },
+    /// The run stopped and its outcome is unknown (link lost, alarm, firmware reset, abort).
+    /// It is never resumed without an operator's decision.
+    JobInterrupted { job_id: i64, reason: String },
+}
+
+#[derive(Debug, thiserror::Error, Clone, PartialEq)]
+pub enum DriverError {
+    #[error("the link to the machine is down: {0}")]
+    LinkDown(String),
+    #[error("the machine cannot do that now: {0}")]
+    Refused(String),
+    #[error("the program was rejected before it started: {0}")]
+    Preflight(String),
+    #[error("this driver does not support '{0}'")]
+    Unsupported(&'static str),
+}
+
+/// A machine driver. Implementations: [`sim::SimulatedMachine`], [`manual::ManualStation`];
+/// GRBL, Marlin and OPC UA drivers plug in here.
+#[async_trait::async_trait]
+pub trait Driver: Send {
+    /// Short kind name for logs and the API (`sim`, `manual`, `grbl`, ...).
+    fn kind(&self) -> &'static str;
+
+    /// Carry out a command. `Ok` means the machine accepted it; what follows arrives as events.
+    async fn command(&mut self, command: DriverCommand) -> Result<(), DriverError>;
+
+    /// Wait for the next event. Must be cancel-safe: the machine task polls it inside
+    /// `tokio::select!` together with its command channel, so dropping the future must lose
+    /// nothing.
+    async fn next_event(&mut self) -> DriverEvent;
+}
