@@ -13,6 +13,7 @@ use std::sync::Arc;
 pub mod manual;
 pub mod rng;
 pub mod sim;
+pub mod traffic;
 
 /// A program to run, as the orchestrator hands it to a driver.
 #[derive(Debug, Clone, PartialEq)]
@@ -133,4 +134,9 @@ pub trait Driver: Send {
     /// `tokio::select!` together with its command channel, so dropping the future must lose
     /// nothing.
     async fn next_event(&mut self) -> DriverEvent;
+
+    /// Recent link traffic and counters, for drivers that talk a line protocol.
+    fn traffic(&self) -> Option<&traffic::TrafficLog> {
+        None
+    }
 }

@@ -1,1 +1,5 @@
-//! placeholder
+//! Protocol-level machine simulators (GRBL and Marlin firmware emulations on real
+//! pseudo-terminals) and the streaming benchmark. The hardware-in-the-loop tests in `tests/`
+//! run the real `microfab` binary against them.
+
+pub mod bench;
