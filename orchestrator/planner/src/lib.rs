@@ -3,10 +3,23 @@
 //! carries out what comes back.
 //!
 //! API boundary: everything the planner knows arrives in [`PlanInput`]; everything it decides
-//! leaves as [`Dispatch`] decisions. Same input, same output.
+//! leaves as a [`Plan`] and [`Dispatch`] decisions. Same input, budget and seed, same output.
+//! The exception is [`bench`], which reads instance files and measures wall-clock time for
+//! the benchmarks; the planning core never calls it.
 
+pub mod bench;
+//pub mod check;
+pub mod construct;
+pub mod fjsp;
 pub mod model;
+//pub mod plan;
+pub mod problem;
+pub mod rng;
 pub mod rule;
+pub mod search;
 
 pub use model::*;
+//pub use plan::{Plan, Planned, next_dispatches, plan};
+pub use problem::Objective;
 pub use rule::dispatch_ready_runs;
+pub use search::Budget;

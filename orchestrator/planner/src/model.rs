@@ -1,16 +1,28 @@
 //! What the planner sees of the plant: machines, runs (one run of one step of one order),
-//! orders. Times are milliseconds since the Unix epoch, passed in, never read from a clock.
+//! orders, materials, and the runs already on machines. Times are milliseconds since the Unix
+//! epoch, passed in, never read from a clock.
+//!
+//! Every addition since the first dispatching rule has a `Default`, so callers fill only what
+//! they know (`..Default::default()`).
 
 use serde::Serialize;
 
 pub type Millis = i64;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Priority {
     /// Public or community purpose: served before standard work.
     PublicService,
+    #[default]
     Standard,
+}
+
+/// A stretch of time in which a machine cannot work (maintenance, closed hours).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Window {
+    pub from: Millis,
+    pub until: Millis,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -23,6 +35,28 @@ pub struct PlanMachine {
     pub speed_factor: f64,
     /// The setup family the machine is set up for now (material/tool/fixture), if known.
     pub current_setup: Option<String>,
+    /// Earliest time new work (including its setup) may begin, e.g. when its current job ends.
+    /// `None`: from `PlanInput::now`.
+    pub available_from: Option<Millis>,
+    /// Planned downtime; no setup or run is planned to overlap it.
+    pub down: Vec<Window>,
+    /// Failed or withdrawn: the planner puts nothing on it.
+    pub out_of_service: bool,
+}
+
+impl Default for PlanMachine {
+    fn default() -> Self {
+        PlanMachine {
+            id: String::new(),
+            capabilities: Vec::new(),
+            idle: false,
+            speed_factor: 1.0,
+            current_setup: None,
+            available_from: None,
+            down: Vec::new(),
+            out_of_service: false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -32,9 +66,44 @@ pub struct PlanOrder {
     pub due: Millis,
     /// Order of submission: the tie-breaker that keeps plans stable.
     pub sequence: i64,
+    /// Weight of this order's tardiness within its priority class (default 1).
+    pub weight: u32,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+impl Default for PlanOrder {
+    fn default() -> Self {
+        PlanOrder {
+            id: String::new(),
+            priority: Priority::Standard,
+            due: 0,
+            sequence: 0,
+            weight: 1,
+        }
+    }
+}
+
+/// A quantity of one material a run consumes when it starts.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct MaterialNeed {
+    pub material: String,
+    pub quantity: f64,
+}
+
+/// Stock of a material: what is on hand now (not reserved by running work) and what arrives.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct PlanMaterial {
+    pub id: String,
+    pub on_hand: f64,
+    pub arrivals: Vec<MaterialArrival>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct MaterialArrival {
+    pub at: Millis,
+    pub quantity: f64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct PlanRun {
     pub id: i64,
     pub order_id: String,
@@ -48,7 +117,23 @@ pub struct PlanRun {
     /// Its inputs exist (predecessor steps produced enough units) and its material is reserved.
     pub ready: bool,
     /// Runs this one waits on (the runs of predecessor steps that make its input units).
+    /// Ids that are neither in `PlanInput::runs` nor in `PlanInput::frozen` count as done.
     pub predecessors: Vec<i64>,
+    /// Material consumed at start. Materials not listed in `PlanInput::materials` are taken
+    /// as already reserved.
+    pub material_needs: Vec<MaterialNeed>,
+}
+
+/// A run already on a machine (running, or committed): the plan keeps it exactly as given.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct FrozenRun {
+    pub run_id: i64,
+    pub order_id: String,
+    pub machine_id: String,
+    pub setup_family: String,
+    pub start: Millis,
+    /// Expected end; the machine is busy until then.
+    pub end: Millis,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -58,6 +143,9 @@ pub struct PlanInput {
     pub orders: Vec<PlanOrder>,
     /// Runs still to dispatch. Runs already on a machine are not listed here.
     pub runs: Vec<PlanRun>,
+    /// Runs already on machines.
+    pub frozen: Vec<FrozenRun>,
+    pub materials: Vec<PlanMaterial>,
 }
 
 /// Start this run on this machine now.
@@ -70,5 +158,19 @@ pub struct Dispatch {
 impl PlanMachine {
     pub fn can_do(&self, capability: &str) -> bool {
         self.capabilities.iter().any(|c| c == capability)
+    }
+}
+
+/// A run's planned time in milliseconds on a machine of this speed.
+pub fn run_millis(run: &PlanRun, machine: &PlanMachine) -> Millis {
+    (run.run_seconds * machine.speed_factor * 1000.0).round() as Millis
+}
+
+/// The setup a run needs when it follows work of `previous_family` on a machine.
+pub fn setup_millis(run: &PlanRun, previous_family: Option<&str>) -> Millis {
+    if previous_family == Some(run.setup_family.as_str()) {
+        0
+    } else {
+        (run.setup_seconds * 1000.0).round() as Millis
     }
 }

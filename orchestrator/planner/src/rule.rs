@@ -21,7 +21,11 @@ pub fn dispatch_ready_runs(input: &PlanInput) -> Vec<Dispatch> {
     });
     let mut taken: HashSet<i64> = HashSet::new();
     let mut decisions = Vec::new();
-    let mut idle: Vec<_> = input.machines.iter().filter(|m| m.idle).collect();
+    let mut idle: Vec<_> = input
+        .machines
+        .iter()
+        .filter(|m| m.idle && !m.out_of_service)
+        .collect();
     // Faster machines choose first, so urgent work lands where it finishes soonest.
     idle.sort_by(|a, b| {
         a.speed_factor
@@ -55,6 +59,7 @@ mod tests {
             idle: true,
             speed_factor: 1.0,
             current_setup: None,
+            ..Default::default()
         }
     }
 
@@ -64,6 +69,7 @@ mod tests {
             priority,
             due,
             sequence,
+            ..Default::default()
         }
     }
 
@@ -78,6 +84,7 @@ mod tests {
             setup_family: "f".into(),
             ready: true,
             predecessors: vec![],
+            ..Default::default()
         }
     }
 
@@ -91,6 +98,7 @@ mod tests {
                 order("pub", Priority::PublicService, 99, 2),
             ],
             runs: vec![run(1, "std", "laser"), run(2, "pub", "laser")],
+            ..Default::default()
         };
         assert_eq!(
             dispatch_ready_runs(&input),
@@ -120,6 +128,7 @@ mod tests {
                 run(4, "a", "cnc-3axis"),
                 run(5, "a", "cnc-3axis"),
             ],
+            ..Default::default()
         };
         assert_eq!(
             dispatch_ready_runs(&input),

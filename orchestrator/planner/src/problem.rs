@@ -1,0 +1,389 @@
+//! The search's own view of a scheduling problem: flat arrays indexed by operation and
+//! machine, times as integers relative to the planning instant. Both the plant model
+//! ([`crate::PlanInput`]) and FJSPLIB instances are translated into it.
+//!
+//! A solution is a machine assignment plus one sequence per machine (the disjunctive-graph
+//! view). [`Evaluator::evaluate`] turns it into start times with one topological pass:
+//! an operation starts when its predecessors have ended, its release time has passed and its
+//! machine is free and set up; setups are sequence-dependent (a setup is needed when the
+//! previous family on the machine differs) and done just in time, before the run.
+
+use serde::Serialize;
+
+pub(crate) const NONE: u32 = u32::MAX;
+/// Minus infinity for longest-path tails; far from overflow when summed with durations.
+pub(crate) const NEG: i64 = i64::MIN / 4;
+
+/// The planner's lexicographic objective: compared field by field, in this order.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct Objective {
+    /// Sum over public-service orders of weight × tardiness (ms).
+    pub public_tardiness: i64,
+    /// Sum over the other orders of weight × tardiness (ms).
+    pub weighted_tardiness: i64,
+    /// End of the last operation, relative to the planning instant.
+    pub makespan: i64,
+    /// Total setup time planned.
+    pub setup_time: i64,
+    /// Operations planned on another machine than in the previous plan (plan stability).
+    pub moved: i64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Problem {
+    pub n_machines: usize,
+    pred_start: Vec<u32>,
+    preds: Vec<u32>,
+    succ_start: Vec<u32>,
+    succs: Vec<u32>,
+    alt_start: Vec<u32>,
+    pub(crate) alt_machine: Vec<u32>,
+    pub(crate) alt_dur: Vec<i64>,
+    pub(crate) release: Vec<i64>,
+    pub(crate) family: Vec<u32>,
+    pub(crate) setup: Vec<i64>,
+    pub(crate) order_of: Vec<u32>,
+    pub(crate) order_due: Vec<i64>,
+    pub(crate) order_public: Vec<bool>,
+    pub(crate) order_weight: Vec<i64>,
+    pub(crate) machine_ready: Vec<i64>,
+    pub(crate) machine_family: Vec<u32>,
+    pub(crate) machine_down: Vec<Vec<(i64, i64)>>,
+    /// Machine in the previous plan, or NONE.
+    pub(crate) previous_machine: Vec<u32>,
+    /// Start in the previous plan (relative), or i64::MAX.
+    pub(crate) previous_start: Vec<i64>,
+}
+
+/// One operation as given to [`ProblemBuilder::op`].
+#[derive(Debug, Clone)]
+pub struct OpSpec {
+    /// (machine, duration) pairs; durations ≥ 0.
+    pub alternatives: Vec<(u32, i64)>,
+    pub release: i64,
+    /// Setup family, or NONE for "never needs a setup".
+    pub family: u32,
+    pub setup: i64,
+    pub order: u32,
+}
+
+impl Default for OpSpec {
+    fn default() -> Self {
+        OpSpec {
+            alternatives: Vec::new(),
+            release: 0,
+            family: NONE,
+            setup: 0,
+            order: NONE,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct ProblemBuilder {
+    ops: Vec<OpSpec>,
+    arcs: Vec<(u32, u32)>,
+    machine_ready: Vec<i64>,
+    machine_family: Vec<u32>,
+    machine_down: Vec<Vec<(i64, i64)>>,
+    orders: Vec<(i64, bool, i64)>,
+    previous: Vec<(u32, u32, i64)>,
+}
+
+impl ProblemBuilder {
+    pub fn machine(&mut self, ready: i64, family: u32, down: Vec<(i64, i64)>) -> u32 {
+        self.machine_ready.push(ready);
+        self.machine_family.push(family);
+        let mut down = down;
+        down.sort_unstable();
+        self.machine_down.push(down);
+        (self.machine_ready.len() - 1) as u32
+    }
+
+    pub fn order(&mut self, due: i64, public: bool, weight: i64) -> u32 {
+        self.orders.push((due, public, weight));
+        (self.orders.len() - 1) as u32
+    }
+
+    pub fn op(&mut self, spec: OpSpec) -> u32 {
+        self.ops.push(spec);
+        (self.ops.len() - 1) as u32
+    }
+
+    /// `before` must end before `after` starts.
+    pub fn precedence(&mut self, before: u32, after: u32) {
+        self.arcs.push((before, after));
+    }
+
+    pub fn previous(&mut self, op: u32, machine: u32, start: i64) {
+        self.previous.push((op, machine, start));
+    }
+
+    pub fn build(self) -> Problem {
+        let n = self.ops.len();
+        let csr = |key: &dyn Fn(&(u32, u32)) -> (u32, u32)| {
+            let mut arcs: Vec<(u32, u32)> = self.arcs.iter().map(key).collect();
+            arcs.sort_unstable();
+            arcs.dedup();
+            let mut start = vec![0u32; n + 1];
+            for &(a, _) in &arcs {
+                start[a as usize + 1] += 1;
+            }
+            for i in 0..n {
+                start[i + 1] += start[i];
+            }
+            (start, arcs.into_iter().map(|(_, b)| b).collect::<Vec<_>>())
+        };
+        let (succ_start, succs) = csr(&|&(a, b)| (a, b));
+        let (pred_start, preds) = csr(&|&(a, b)| (b, a));
+        let mut p = Problem {
+            n_machines: self.machine_ready.len(),
+            pred_start,
+            preds,
+            succ_start,
+            succs,
+            machine_ready: self.machine_ready,
+            machine_family: self.machine_family,
+            machine_down: self.machine_down,
+            previous_machine: vec![NONE; n],
+            previous_start: vec![i64::MAX; n],
+            ..Problem::default()
+        };
+        p.alt_start.push(0);
+        for op in self.ops {
+            for (m, d) in op.alternatives {
+                p.alt_machine.push(m);
+                p.alt_dur.push(d);
+            }
+            p.alt_start.push(p.alt_machine.len() as u32);
+            p.release.push(op.release);
+            p.family.push(op.family);
+            p.setup.push(op.setup);
+            p.order_of.push(op.order);
+        }
+        for (due, public, weight) in self.orders {
+            p.order_due.push(due);
+            p.order_public.push(public);
+            p.order_weight.push(weight);
+        }
+        for (op, machine, start) in self.previous {
+            p.previous_machine[op as usize] = machine;
+            p.previous_start[op as usize] = start;
+        }
+        p
+    }
+}
+
+impl Problem {
+    pub fn n_ops(&self) -> usize {
+        self.release.len()
+    }
+
+    pub(crate) fn preds(&self, op: u32) -> &[u32] {
+        &self.preds
+            [self.pred_start[op as usize] as usize..self.pred_start[op as usize + 1] as usize]
+    }
+
+    pub(crate) fn succs(&self, op: u32) -> &[u32] {
+        &self.succs
+            [self.succ_start[op as usize] as usize..self.succ_start[op as usize + 1] as usize]
+    }
+
+    /// Indices into `alt_machine`/`alt_dur` of this op's alternatives.
+    pub(crate) fn alts(&self, op: u32) -> std::ops::Range<u32> {
+        self.alt_start[op as usize]..self.alt_start[op as usize + 1]
+    }
+
+    /// Setup time for `op` when the machine last did `previous_family`.
+    #[inline]
+    pub(crate) fn setup_after(&self, previous_family: u32, op: u32) -> i64 {
+        let family = self.family[op as usize];
+        if family != NONE && family == previous_family {
+            0
+        } else {
+            self.setup[op as usize]
+        }
+    }
+
+    /// Earliest setup start ≥ `earliest` such that setup and run avoid the machine's downtime.
+    #[inline]
+    pub(crate) fn fit(&self, machine: u32, earliest: i64, length: i64) -> i64 {
+        let mut t = earliest;
+        for &(from, until) in &self.machine_down[machine as usize] {
+            if t + length > from && t < until {
+                t = until;
+            }
+        }
+        t
+    }
+
+    /// Job-graph topological order (precedence arcs only); None if they form a cycle.
+    pub(crate) fn job_topological_order(&self) -> Option<Vec<u32>> {
+        let n = self.n_ops();
+        let mut indeg: Vec<u32> = (0..n as u32).map(|o| self.preds(o).len() as u32).collect();
+        let mut stack: Vec<u32> = (0..n as u32)
+            .rev()
+            .filter(|&o| indeg[o as usize] == 0)
+            .collect();
+        let mut order = Vec::with_capacity(n);
+        while let Some(o) = stack.pop() {
+            order.push(o);
+            for &s in self.succs(o) {
+                indeg[s as usize] -= 1;
+                if indeg[s as usize] == 0 {
+                    stack.push(s);
+                }
+            }
+        }
+        (order.len() == n).then_some(order)
+    }
+
+    /// Objective of a schedule given its ends and setup times.
+    pub(crate) fn objective(
+        &self,
+        alt: &[u32],
+        end: &[i64],
+        setup_time: &[i64],
+        order_end: &mut [i64],
+    ) -> Objective {
+        order_end.iter_mut().for_each(|e| *e = i64::MIN);
+        let mut obj = Objective::default();
+        for op in 0..self.n_ops() {
+            obj.makespan = obj.makespan.max(end[op]);
+            obj.setup_time += setup_time[op];
+            let previous = self.previous_machine[op];
+            if previous != NONE && previous != self.alt_machine[alt[op] as usize] {
+                obj.moved += 1;
+            }
+            let order = self.order_of[op];
+            if order != NONE {
+                let e = &mut order_end[order as usize];
+                *e = (*e).max(end[op]);
+            }
+        }
+        for (o, &e) in order_end.iter().enumerate() {
+            let tardiness = (e - self.order_due[o]).max(0) * self.order_weight[o];
+            if self.order_public[o] {
+                obj.public_tardiness += tardiness;
+            } else {
+                obj.weighted_tardiness += tardiness;
+            }
+        }
+        obj
+    }
+}
+
+/// Machine assignment (an alternative index per op) and the order of ops on each machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Solution {
+    pub alt: Vec<u32>,
+    pub seqs: Vec<Vec<u32>>,
+}
+
+impl Solution {
+    pub(crate) fn machine(&self, p: &Problem, op: u32) -> u32 {
+        p.alt_machine[self.alt[op as usize] as usize]
+    }
+}
+
+/// Reusable scratch space for evaluating solutions of one problem (no allocation per call).
+#[derive(Debug, Clone)]
+pub struct Evaluator {
+    pub start: Vec<i64>,
+    pub end: Vec<i64>,
+    pub setup_time: Vec<i64>,
+    pub(crate) mprev: Vec<u32>,
+    pub(crate) mnext: Vec<u32>,
+    indeg: Vec<u32>,
+    pub(crate) topo: Vec<u32>,
+    stack: Vec<u32>,
+    pub(crate) order_end: Vec<i64>,
+    /// Work done so far, in operation visits: the deterministic unit of search budgets.
+    pub work: u64,
+}
+
+impl Evaluator {
+    pub fn new(p: &Problem) -> Self {
+        let n = p.n_ops();
+        Evaluator {
+            start: vec![0; n],
+            end: vec![0; n],
+            setup_time: vec![0; n],
+            mprev: vec![NONE; n],
+            mnext: vec![NONE; n],
+            indeg: vec![0; n],
+            topo: Vec::with_capacity(n),
+            stack: Vec::with_capacity(n),
+            order_end: vec![0; p.order_due.len()],
+            work: 0,
+        }
+    }
+
+    /// Start times of every op; None if machine sequences and precedence form a cycle.
+    pub fn evaluate(&mut self, p: &Problem, s: &Solution) -> Option<Objective> {
+        let n = p.n_ops();
+        self.work += n as u64;
+        self.mprev.iter_mut().for_each(|x| *x = NONE);
+        self.mnext.iter_mut().for_each(|x| *x = NONE);
+        for seq in &s.seqs {
+            for w in seq.windows(2) {
+                self.mprev[w[1] as usize] = w[0];
+                self.mnext[w[0] as usize] = w[1];
+            }
+        }
+        self.stack.clear();
+        for op in (0..n as u32).rev() {
+            let d = p.preds(op).len() as u32 + u32::from(self.mprev[op as usize] != NONE);
+            self.indeg[op as usize] = d;
+            if d == 0 {
+                self.stack.push(op);
+            }
+        }
+        self.topo.clear();
+        while let Some(op) = self.stack.pop() {
+            self.topo.push(op);
+            let o = op as usize;
+            let mut ready = p.release[o];
+            for &j in p.preds(op) {
+                ready = ready.max(self.end[j as usize]);
+            }
+            let alt = s.alt[o] as usize;
+            let machine = p.alt_machine[alt];
+            let u = self.mprev[o];
+            let (free, family) = if u == NONE {
+                (
+                    p.machine_ready[machine as usize],
+                    p.machine_family[machine as usize],
+                )
+            } else {
+                (self.end[u as usize], p.family[u as usize])
+            };
+            let setup = p.setup_after(family, op);
+            let dur = p.alt_dur[alt];
+            let setup_start = p.fit(machine, free.max(ready - setup), setup + dur);
+            self.setup_time[o] = setup;
+            self.start[o] = setup_start + setup;
+            self.end[o] = self.start[o] + dur;
+            for &succ in p.succs(op) {
+                self.release_arc(succ);
+            }
+            let w = self.mnext[o];
+            if w != NONE {
+                self.release_arc(w);
+            }
+        }
+        if self.topo.len() < n {
+            return None;
+        }
+        Some(p.objective(&s.alt, &self.end, &self.setup_time, &mut self.order_end))
+    }
+
+    #[inline]
+    fn release_arc(&mut self, op: u32) {
+        let d = &mut self.indeg[op as usize];
+        *d -= 1;
+        if *d == 0 {
+            self.stack.push(op);
+        }
+    }
+}
