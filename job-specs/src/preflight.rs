@@ -138,11 +138,31 @@ pub fn preflight_gcode(path: &str, text: &str) -> Result<GcodeProgram, Vec<SpecE
         )]);
     }
 
-    let mut machine = Interpreter::default();
+    let mut machine = Interpreter {
+        dwell_p_in_milliseconds: is_printer_program(&parsed),
+        ..Interpreter::default()
+    };
     for block in &parsed.blocks {
         machine.block(block);
     }
     Ok(machine.finish(path, text))
+}
+
+/// Printer firmware (Marlin, RepRapFirmware) reads `G4 P` in milliseconds; CNC and laser
+/// controllers (GRBL, LinuxCNC) in seconds. Heater and extruder words tell the two apart.
+fn is_printer_program(program: &gcode::Program) -> bool {
+    program
+        .blocks
+        .iter()
+        .flat_map(|block| &block.codes)
+        .any(|code| match code {
+            Code::Miscellaneous(m) => matches!(m.number.major(), 82 | 83 | 104 | 109 | 140 | 190),
+            Code::General(g) => g
+                .args
+                .iter()
+                .any(|argument| argument.letter.eq_ignore_ascii_case(&'E')),
+            _ => false,
+        })
 }
 
 fn describe(kind: &gcode::DiagnosticKind) -> String {
@@ -174,6 +194,7 @@ const ZX: Plane = Plane([2, 0, 1]);
 const YZ: Plane = Plane([1, 2, 0]);
 
 struct Interpreter {
+    dwell_p_in_milliseconds: bool,
     millimetres_per_unit: f64,
     seen_millimetres: bool,
     seen_inches: bool,
@@ -198,6 +219,7 @@ struct Interpreter {
 impl Default for Interpreter {
     fn default() -> Self {
         Self {
+            dwell_p_in_milliseconds: false,
             millimetres_per_unit: 1.0,
             seen_millimetres: false,
             seen_inches: false,
@@ -241,8 +263,10 @@ impl Words {
 
     fn push(&mut self, letter: char, value: &Value) {
         if let Value::Literal(number) = value {
-            self.values
-                .push((letter.to_ascii_uppercase(), f64::from(*number)));
+            // The parser reads f32; going through its shortest decimal form keeps 11.0 from
+            // becoming 10.99999994 in f64.
+            let number = number.to_string().parse().unwrap_or(f64::from(*number));
+            self.values.push((letter.to_ascii_uppercase(), number));
         }
     }
 }
@@ -309,15 +333,18 @@ impl Interpreter {
             words.push(word.letter, &word.value);
         }
 
-        if let Some(feed) = words.get('F') {
-            if feed > 0.0 {
-                self.feed = Some(feed * self.millimetres_per_unit);
-            }
+        if let Some(feed) = words.get('F').filter(|&feed| feed > 0.0) {
+            self.feed = Some(feed * self.millimetres_per_unit);
         }
         if dwell {
+            let p_scale = if self.dwell_p_in_milliseconds {
+                0.001
+            } else {
+                1.0
+            };
             let seconds = words
                 .get('S')
-                .or_else(|| words.get('P').map(|milliseconds| milliseconds / 1000.0));
+                .or_else(|| words.get('P').map(|p| p * p_scale));
             self.seconds += seconds.unwrap_or(0.0).max(0.0);
         } else if home {
             self.home(&words);
@@ -382,8 +409,8 @@ impl Interpreter {
     }
 
     fn include(&mut self, point: [Option<f64>; 3]) {
-        for axis in 0..3 {
-            if let Some(value) = point[axis] {
+        for (axis, coordinate) in point.into_iter().enumerate() {
+            if let Some(value) = coordinate {
                 self.min[axis] = self.min[axis].min(value);
                 self.max[axis] = self.max[axis].max(value);
                 self.seen_axis[axis] = true;
