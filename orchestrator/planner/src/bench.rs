@@ -1,7 +1,7 @@
 //! Benchmarks (not part of the planning core; this module reads files and clocks): FJSPLIB
 //! instances against best-known bounds, and a generated plant-scale day (see [`plant`]).
 
-//pub mod plant;
+pub mod plant;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

@@ -17,7 +17,7 @@ pub enum Rule {
     MostWorkRemaining,
     /// Earliest possible completion.
     EarliestCompletion,
-    /// Shortest processing time.
+    /// Shortest time to completion from the earliest possible start.
     ShortestProcessing,
     /// The previous plan's order and machines (warm start); new operations by urgency.
     Previous,
@@ -75,39 +75,24 @@ pub fn construct(p: &Problem, rule: Rule, work_left: &[i64]) -> Solution {
             )
         }
     };
+    // Only ops that can use the machine just loaded need a new appraisal.
+    let mut ops_on_machine: Vec<Vec<u32>> = vec![Vec::new(); p.n_machines];
+    for op in 0..n as u32 {
+        for a in p.alts(op) {
+            ops_on_machine[p.alt_machine[a as usize] as usize].push(op);
+        }
+    }
+    let mut stale = vec![true; n];
     while !ready.is_empty() {
         let mut c_star = i64::MAX;
         for &op in &ready {
             let o = op as usize;
-            let (mut b_end, mut b_dur, mut b_alt, mut m_start) = (i64::MAX, i64::MAX, 0, i64::MAX);
-            let mut on_previous = None;
-            for a in p.alts(op) {
-                let machine = p.alt_machine[a as usize];
-                let m = machine as usize;
-                let setup = p.setup_after(machine_family[m], op);
-                let dur = p.alt_dur[a as usize];
-                let setup_start = p.fit(
-                    machine,
-                    machine_free[m].max(ready_at[o] - setup),
-                    setup + dur,
-                );
-                let start = setup_start + setup;
-                let end = start + dur;
-                m_start = m_start.min(start);
-                if (end, dur) < (b_end, b_dur) {
-                    (b_end, b_dur, b_alt) = (end, dur, a);
-                }
-                if rule == Rule::Previous && machine == p.previous_machine[o] {
-                    on_previous = Some((end, a));
-                }
+            if stale[o] {
+                stale[o] = false;
+                (best_end[o], best_alt[o], min_start[o]) =
+                    appraise(p, rule, op, ready_at[o], &machine_free, &machine_family);
             }
-            if let Some((end, a)) = on_previous {
-                (b_end, b_alt) = (end, a);
-            }
-            best_alt[o] = b_alt;
-            best_end[o] = b_end;
-            min_start[o] = m_start;
-            c_star = c_star.min(b_end);
+            c_star = c_star.min(best_end[o]);
         }
         let key = |op: u32| -> (i64, i64, i64, u32) {
             let o = op as usize;
@@ -144,6 +129,9 @@ pub fn construct(p: &Problem, rule: Rule, work_left: &[i64]) -> Solution {
         seqs[machine].push(op);
         machine_free[machine] = best_end[o];
         machine_family[machine] = p.family[o];
+        for &other in &ops_on_machine[machine] {
+            stale[other as usize] = true;
+        }
         for &s in p.succs(op) {
             let s_ = s as usize;
             ready_at[s_] = ready_at[s_].max(best_end[o]);
@@ -154,4 +142,36 @@ pub fn construct(p: &Problem, rule: Rule, work_left: &[i64]) -> Solution {
         }
     }
     Solution { alt, seqs }
+}
+
+/// The machine an op would go to now (earliest end, or its previous machine for the Previous
+/// rule) as (end, alternative), and its earliest possible start on any machine.
+fn appraise(
+    p: &Problem,
+    rule: Rule,
+    op: u32,
+    ready_at: i64,
+    machine_free: &[i64],
+    machine_family: &[u32],
+) -> (i64, u32, i64) {
+    let (mut b_end, mut b_dur, mut b_alt, mut m_start) = (i64::MAX, i64::MAX, 0, i64::MAX);
+    let mut on_previous = None;
+    for a in p.alts(op) {
+        let machine = p.alt_machine[a as usize];
+        let m = machine as usize;
+        let setup = p.setup_after(machine_family[m], op);
+        let dur = p.alt_dur[a as usize];
+        let setup_start = p.fit(machine, machine_free[m].max(ready_at - setup), setup + dur);
+        let start = setup_start + setup;
+        let end = start + dur;
+        m_start = m_start.min(start);
+        if (end, dur) < (b_end, b_dur) {
+            (b_end, b_dur, b_alt) = (end, dur, a);
+        }
+        if rule == Rule::Previous && machine == p.previous_machine[op as usize] {
+            on_previous = Some((end, a));
+        }
+    }
+    let (end, alt) = on_previous.unwrap_or((b_end, b_alt));
+    (end, alt, m_start)
 }

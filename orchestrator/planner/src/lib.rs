@@ -8,18 +8,18 @@
 //! the benchmarks; the planning core never calls it.
 
 pub mod bench;
-//pub mod check;
+pub mod check;
 pub mod construct;
 pub mod fjsp;
 pub mod model;
-//pub mod plan;
+pub mod plan;
 pub mod problem;
 pub mod rng;
 pub mod rule;
 pub mod search;
 
 pub use model::*;
-//pub use plan::{Plan, Planned, next_dispatches, plan};
+pub use plan::{Plan, Planned, next_dispatches, plan};
 pub use problem::Objective;
 pub use rule::dispatch_ready_runs;
 pub use search::Budget;

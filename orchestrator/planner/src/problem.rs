@@ -12,7 +12,7 @@ use serde::Serialize;
 
 pub(crate) const NONE: u32 = u32::MAX;
 /// Minus infinity for longest-path tails; far from overflow when summed with durations.
-pub(crate) const NEG: i64 = i64::MIN / 4;
+pub const NEG: i64 = i64::MIN / 4;
 
 /// The planner's lexicographic objective: compared field by field, in this order.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -46,6 +46,8 @@ pub struct Problem {
     pub(crate) order_due: Vec<i64>,
     pub(crate) order_public: Vec<bool>,
     pub(crate) order_weight: Vec<i64>,
+    /// Completion already fixed by frozen work (NEG if none).
+    pub(crate) order_floor: Vec<i64>,
     pub(crate) machine_ready: Vec<i64>,
     pub(crate) machine_family: Vec<u32>,
     pub(crate) machine_down: Vec<Vec<(i64, i64)>>,
@@ -86,7 +88,7 @@ pub struct ProblemBuilder {
     machine_ready: Vec<i64>,
     machine_family: Vec<u32>,
     machine_down: Vec<Vec<(i64, i64)>>,
-    orders: Vec<(i64, bool, i64)>,
+    orders: Vec<(i64, bool, i64, i64)>,
     previous: Vec<(u32, u32, i64)>,
 }
 
@@ -100,8 +102,9 @@ impl ProblemBuilder {
         (self.machine_ready.len() - 1) as u32
     }
 
-    pub fn order(&mut self, due: i64, public: bool, weight: i64) -> u32 {
-        self.orders.push((due, public, weight));
+    /// An order due at `due`; `floor` is the end of its frozen work (NEG if none).
+    pub fn order(&mut self, due: i64, public: bool, weight: i64, floor: i64) -> u32 {
+        self.orders.push((due, public, weight, floor));
         (self.orders.len() - 1) as u32
     }
 
@@ -161,10 +164,11 @@ impl ProblemBuilder {
             p.setup.push(op.setup);
             p.order_of.push(op.order);
         }
-        for (due, public, weight) in self.orders {
+        for (due, public, weight, floor) in self.orders {
             p.order_due.push(due);
             p.order_public.push(public);
             p.order_weight.push(weight);
+            p.order_floor.push(floor);
         }
         for (op, machine, start) in self.previous {
             p.previous_machine[op as usize] = machine;
@@ -246,7 +250,7 @@ impl Problem {
         setup_time: &[i64],
         order_end: &mut [i64],
     ) -> Objective {
-        order_end.iter_mut().for_each(|e| *e = i64::MIN);
+        order_end.copy_from_slice(&self.order_floor);
         let mut obj = Objective::default();
         for op in 0..self.n_ops() {
             obj.makespan = obj.makespan.max(end[op]);

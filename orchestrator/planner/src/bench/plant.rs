@@ -1,0 +1,576 @@
+//! Plant-scale benchmark: a seeded generator for a busy day (machines of varied speeds and
+//! capabilities, multi-step orders with setups, due dates, public-service work, limited
+//! material), the dispatching rule simulated on its own as the baseline, and a machine failure
+//! mid-morning followed by an online re-plan.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::check::check_plan;
+use crate::rng::SplitMix64;
+use crate::{
+    Budget, FrozenRun, MaterialArrival, MaterialNeed, Millis, Objective, Plan, PlanInput,
+    PlanMachine, PlanMaterial, PlanOrder, PlanRun, Planned, Priority, Window, dispatch_ready_runs,
+    plan, run_millis, setup_millis,
+};
+
+const MINUTE: Millis = 60_000;
+const HOUR: Millis = 60 * MINUTE;
+/// 2026-01-05 06:00 UTC: an arbitrary fixed "now" so generated days are reproducible.
+const DAY_START: Millis = 1_767_592_800_000;
+
+const CAPABILITIES: [(&str, Option<&str>); 8] = [
+    ("laser", Some("plywood")),
+    ("cnc-3axis", Some("aluminium")),
+    ("fdm", Some("pla")),
+    ("sla", None),
+    ("press-brake", Some("steel-sheet")),
+    ("sewing", None),
+    ("finishing", None),
+    ("assembly", None),
+];
+
+#[derive(Debug, Clone, Copy)]
+pub struct PlantSpec {
+    pub machines: usize,
+    pub runs: usize,
+    pub seed: u64,
+}
+
+impl Default for PlantSpec {
+    fn default() -> Self {
+        PlantSpec {
+            machines: 200,
+            runs: 2000,
+            seed: 1,
+        }
+    }
+}
+
+/// A reproducible day: `spec.runs` runs in multi-step orders over `spec.machines` machines.
+pub fn generate(spec: PlantSpec) -> PlanInput {
+    let mut rng = SplitMix64::new(spec.seed);
+    let now = DAY_START;
+    let mut machines = Vec::with_capacity(spec.machines);
+    for i in 0..spec.machines {
+        // Every capability gets machines; some machines have a second one.
+        let first = i % CAPABILITIES.len();
+        let mut capabilities = vec![CAPABILITIES[first].0.to_string()];
+        if rng.below(4) == 0 {
+            let second = rng.below(CAPABILITIES.len() as u64) as usize;
+            if second != first {
+                capabilities.push(CAPABILITIES[second].0.to_string());
+            }
+        }
+        let down = if rng.below(10) == 0 {
+            let from = now + (2 + rng.below(8) as Millis) * HOUR;
+            vec![Window {
+                from,
+                until: from + (30 + rng.below(90) as Millis) * MINUTE,
+            }]
+        } else {
+            Vec::new()
+        };
+        machines.push(PlanMachine {
+            id: format!("m{i:03}"),
+            current_setup: Some(format!("{}-f{}", CAPABILITIES[first].0, rng.below(4))),
+            capabilities,
+            idle: true,
+            speed_factor: 0.7 + 0.9 * rng.f64(),
+            available_from: (rng.below(3) == 0).then(|| now + rng.below(60) as Millis * MINUTE),
+            down,
+            ..PlanMachine::default()
+        });
+    }
+    let mut orders = Vec::new();
+    let mut runs: Vec<PlanRun> = Vec::with_capacity(spec.runs);
+    let mut demand: HashMap<&str, f64> = HashMap::new();
+    while runs.len() < spec.runs {
+        let o = orders.len();
+        let order_id = format!("o{o:04}");
+        let steps = 1 + rng.below(5) as usize;
+        let mut step_runs: Vec<Vec<i64>> = Vec::with_capacity(steps);
+        let mut work: Millis = 0;
+        for s in 0..steps {
+            let (capability, material) =
+                CAPABILITIES[rng.below(CAPABILITIES.len() as u64) as usize];
+            // The process plan is a DAG: each later step takes the output of one or two earlier ones.
+            let mut predecessors = Vec::new();
+            if s > 0 {
+                predecessors.extend(&step_runs[s - 1]);
+                if s > 1 && rng.below(3) == 0 {
+                    predecessors.extend(&step_runs[rng.below(s as u64 - 1) as usize]);
+                }
+            }
+            let units = 1 + rng.below(3) as usize;
+            let run_seconds = (10 + rng.below(80)) as f64 * 60.0;
+            let family = format!("{capability}-f{}", rng.below(4));
+            let mut ids = Vec::with_capacity(units);
+            for u in 0..units {
+                if runs.len() == spec.runs {
+                    break;
+                }
+                let id = runs.len() as i64 + 1;
+                let material_needs = material
+                    .map(|m| {
+                        let quantity = (1 + rng.below(4)) as f64;
+                        *demand.entry(m).or_default() += quantity;
+                        vec![MaterialNeed {
+                            material: m.to_string(),
+                            quantity,
+                        }]
+                    })
+                    .unwrap_or_default();
+                runs.push(PlanRun {
+                    id,
+                    order_id: order_id.clone(),
+                    step_id: format!("{order_id}-s{s}"),
+                    capability: capability.to_string(),
+                    run_seconds,
+                    setup_seconds: (5 + rng.below(25)) as f64 * 60.0,
+                    setup_family: family.clone(),
+                    ready: s == 0,
+                    predecessors: predecessors.clone(),
+                    material_needs,
+                });
+                ids.push(id);
+                if u == 0 {
+                    work += (run_seconds * 1000.0) as Millis;
+                }
+            }
+            step_runs.push(ids);
+        }
+        let public = rng.below(7) == 0;
+        orders.push(PlanOrder {
+            id: order_id,
+            priority: if public {
+                Priority::PublicService
+            } else {
+                Priority::Standard
+            },
+            due: now + work + (rng.below(12 * 60) as Millis) * MINUTE,
+            sequence: o as i64,
+            weight: 1 + rng.below(3) as u32,
+        });
+    }
+    // Most material is on hand; the rest arrives through the day.
+    let mut materials: Vec<PlanMaterial> = demand
+        .into_iter()
+        .map(|(id, total)| PlanMaterial {
+            id: id.to_string(),
+            on_hand: (total * 0.6).floor(),
+            arrivals: (1..=4)
+                .map(|h| MaterialArrival {
+                    at: now + 2 * h * HOUR,
+                    quantity: (total * 0.11).ceil(),
+                })
+                .collect(),
+        })
+        .collect();
+    materials.sort_by(|a, b| a.id.cmp(&b.id));
+    PlanInput {
+        now,
+        machines,
+        orders,
+        runs,
+        frozen: Vec::new(),
+        materials,
+    }
+}
+
+/// The dispatching rule on its own, simulated: whenever machines are idle it dispatches ready
+/// runs (predecessors done, material in stock) with [`dispatch_ready_runs`]; a dispatched run
+/// sets up if needed and runs; downtime delays work that would overlap it.
+pub fn simulate_rule(input: &PlanInput) -> Plan {
+    let now = input.now;
+    let runs: HashMap<i64, &PlanRun> = input.runs.iter().map(|r| (r.id, r)).collect();
+    let frozen_end: HashMap<i64, Millis> = input.frozen.iter().map(|f| (f.run_id, f.end)).collect();
+    let mut free: Vec<Millis> = input
+        .machines
+        .iter()
+        .map(|m| {
+            let busy = input
+                .frozen
+                .iter()
+                .filter(|f| f.machine_id == m.id)
+                .map(|f| f.end)
+                .max();
+            now.max(m.available_from.unwrap_or(now))
+                .max(busy.unwrap_or(now))
+        })
+        .collect();
+    let mut family: Vec<Option<String>> = input
+        .machines
+        .iter()
+        .map(|m| {
+            let last = input
+                .frozen
+                .iter()
+                .filter(|f| f.machine_id == m.id)
+                .max_by_key(|f| f.end);
+            last.map(|f| f.setup_family.clone())
+                .or_else(|| m.current_setup.clone())
+        })
+        .collect();
+    let mut stock: HashMap<&str, f64> = input
+        .materials
+        .iter()
+        .map(|m| (m.id.as_str(), m.on_hand))
+        .collect();
+    let mut arrivals: Vec<(Millis, &str, f64)> = input
+        .materials
+        .iter()
+        .flat_map(|m| m.arrivals.iter().map(|a| (a.at, m.id.as_str(), a.quantity)))
+        .collect();
+    arrivals.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    let mut next_arrival = 0;
+    let mut end_of: HashMap<i64, Millis> = HashMap::new();
+    let mut remaining: Vec<&PlanRun> = input.runs.iter().collect();
+    let mut assignments: Vec<Planned> = Vec::new();
+    let mut t = now;
+    while !remaining.is_empty() {
+        while next_arrival < arrivals.len() && arrivals[next_arrival].0 <= t {
+            *stock.entry(arrivals[next_arrival].1).or_default() += arrivals[next_arrival].2;
+            next_arrival += 1;
+        }
+        let done = |id: &i64| match (frozen_end.get(id), end_of.get(id), runs.contains_key(id)) {
+            (Some(&e), _, _) | (None, Some(&e), _) => e <= t,
+            (None, None, known) => !known,
+        };
+        let ready: Vec<PlanRun> = remaining
+            .iter()
+            .filter(|r| r.predecessors.iter().all(done))
+            .filter(|r| {
+                r.material_needs.iter().all(|n| {
+                    stock
+                        .get(n.material.as_str())
+                        .is_none_or(|s| *s + 1e-9 >= n.quantity)
+                })
+            })
+            .map(|r| PlanRun {
+                ready: true,
+                ..(*r).clone()
+            })
+            .collect();
+        let in_down = |m: &PlanMachine| m.down.iter().any(|w| w.from <= t && t < w.until);
+        let idle: Vec<PlanMachine> = input
+            .machines
+            .iter()
+            .enumerate()
+            .filter(|(i, m)| free[*i] <= t && !m.out_of_service && !in_down(m))
+            .map(|(_, m)| PlanMachine {
+                idle: true,
+                ..m.clone()
+            })
+            .collect();
+        let snapshot = PlanInput {
+            now: t,
+            machines: idle,
+            orders: input.orders.clone(),
+            runs: ready,
+            ..PlanInput::default()
+        };
+        let mut started = HashSet::new();
+        for d in dispatch_ready_runs(&snapshot) {
+            let run = runs[&d.run_id];
+            // Material is taken when the run starts; a run whose material ran out waits.
+            if !run.material_needs.iter().all(|n| {
+                stock
+                    .get(n.material.as_str())
+                    .is_none_or(|s| *s + 1e-9 >= n.quantity)
+            }) {
+                continue;
+            }
+            for n in &run.material_needs {
+                if let Some(s) = stock.get_mut(n.material.as_str()) {
+                    *s -= n.quantity;
+                }
+            }
+            let m = input
+                .machines
+                .iter()
+                .position(|m| m.id == d.machine_id)
+                .expect("dispatch to a known machine");
+            let machine = &input.machines[m];
+            let setup = setup_millis(run, family[m].as_deref());
+            let length = setup + run_millis(run, machine);
+            let mut setup_start = t;
+            for w in &machine.down {
+                if setup_start < w.until && w.from < setup_start + length {
+                    setup_start = w.until;
+                }
+            }
+            let start = setup_start + setup;
+            let end = setup_start + length;
+            free[m] = end;
+            family[m] = Some(run.setup_family.clone());
+            end_of.insert(run.id, end);
+            assignments.push(Planned {
+                run_id: run.id,
+                machine_id: d.machine_id,
+                setup_start,
+                start,
+                end,
+            });
+            started.insert(run.id);
+        }
+        remaining.retain(|r| !started.contains(&r.id));
+        // Next moment anything changes: a machine frees up, material arrives, downtime ends.
+        let next = free
+            .iter()
+            .copied()
+            .chain(arrivals.get(next_arrival).map(|a| a.0))
+            .chain(
+                input
+                    .machines
+                    .iter()
+                    .flat_map(|m| m.down.iter().map(|w| w.until)),
+            )
+            .filter(|&x| x > t)
+            .min();
+        match next {
+            Some(x) => t = x,
+            None => break,
+        }
+    }
+    let unplanned: Vec<i64> = remaining.iter().map(|r| r.id).collect();
+    let frozen = input.frozen.iter().map(|f| Planned {
+        run_id: f.run_id,
+        machine_id: f.machine_id.clone(),
+        setup_start: f.start,
+        start: f.start,
+        end: f.end,
+    });
+    assignments.extend(frozen);
+    let order_of: HashMap<i64, &str> = input
+        .runs
+        .iter()
+        .map(|r| (r.id, r.order_id.as_str()))
+        .chain(input.frozen.iter().map(|f| (f.run_id, f.order_id.as_str())))
+        .collect();
+    let mut eta: HashMap<&str, Millis> = HashMap::new();
+    for a in &assignments {
+        let e = eta.entry(order_of[&a.run_id]).or_insert(Millis::MIN);
+        *e = (*e).max(a.end);
+    }
+    let order_eta = input
+        .orders
+        .iter()
+        .filter_map(|o| eta.get(o.id.as_str()).map(|&e| (o.id.clone(), e)))
+        .collect();
+    Plan {
+        assignments,
+        order_eta,
+        unplanned,
+        ..Plan::default()
+    }
+}
+
+/// The state `minutes` after the plan started, with `failed` out of service: runs that ended are
+/// gone, runs under way are frozen, the failed machine's running work is lost and goes back to
+/// the queue, material consumed by started runs has left the stock.
+pub fn after_failure(input: &PlanInput, executed: &Plan, minutes: i64, failed: &str) -> PlanInput {
+    let t = input.now + minutes * MINUTE;
+    let runs: HashMap<i64, &PlanRun> = input.runs.iter().map(|r| (r.id, r)).collect();
+    let mut next = input.clone();
+    next.now = t;
+    let mut gone = HashSet::new();
+    let mut frozen = input.frozen.clone();
+    frozen.retain(|f| f.end > t && f.machine_id != failed);
+    for a in &executed.assignments {
+        let Some(run) = runs.get(&a.run_id) else {
+            continue;
+        };
+        let lost = a.machine_id == failed && a.end > t;
+        if a.start >= t || lost {
+            continue;
+        }
+        gone.insert(a.run_id);
+        for n in &run.material_needs {
+            if let Some(m) = next.materials.iter_mut().find(|m| m.id == n.material) {
+                m.on_hand -= n.quantity;
+            }
+        }
+        if a.end > t {
+            frozen.push(FrozenRun {
+                run_id: a.run_id,
+                order_id: run.order_id.clone(),
+                machine_id: a.machine_id.clone(),
+                setup_family: run.setup_family.clone(),
+                start: a.start,
+                end: a.end,
+            });
+        }
+    }
+    for m in &mut next.materials {
+        for a in m.arrivals.iter().filter(|a| a.at <= t) {
+            m.on_hand += a.quantity;
+        }
+        m.arrivals.retain(|a| a.at > t);
+    }
+    next.runs.retain(|r| !gone.contains(&r.id));
+    next.frozen = frozen;
+    for m in &mut next.machines {
+        m.out_of_service |= m.id == failed;
+    }
+    next
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PlantBenchResult {
+    pub machines: usize,
+    pub runs: usize,
+    pub first_plan_seconds: f64,
+    pub first_plan: Objective,
+    pub first_plan_iterations: u64,
+    pub rule: Objective,
+    pub failed_machine: String,
+    pub replan_runs: usize,
+    pub replan_seconds: f64,
+    pub replan: Objective,
+    pub replan_iterations: u64,
+    pub replan_rule: Objective,
+    /// Runs placed on another machine than in the plan before the failure.
+    pub moved_runs: i64,
+    /// Of those, runs that had been planned on the failed machine.
+    pub displaced_runs: usize,
+    pub feasible: bool,
+    pub errors: Vec<String>,
+}
+
+/// How each plan is budgeted: wall-clock (what the runtime would see at this speed) or
+/// deterministic work units.
+#[derive(Debug, Clone, Copy)]
+pub enum BenchBudget {
+    Seconds { first: f64, replan: f64 },
+    Work { first: u64, replan: u64 },
+}
+
+fn budget_from(started: Instant, b: BenchBudget, first: bool) -> Budget {
+    match (b, first) {
+        (BenchBudget::Seconds { first: s, .. }, true)
+        | (BenchBudget::Seconds { replan: s, .. }, false) => {
+            Budget::Until(started + Duration::from_secs_f64(s))
+        }
+        (BenchBudget::Work { first: w, .. }, true)
+        | (BenchBudget::Work { replan: w, .. }, false) => Budget::Work(w),
+    }
+}
+
+/// First plan, the rule's day, a failure of the busiest machine 30 minutes in, the re-plan.
+pub fn run_plant(spec: PlantSpec, budget: BenchBudget) -> PlantBenchResult {
+    let input = generate(spec);
+    let started = Instant::now();
+    let first = plan(&input, None, budget_from(started, budget, true), spec.seed);
+    let first_plan_seconds = started.elapsed().as_secs_f64();
+    let mut errors = Vec::new();
+    let mut checked = |input: &PlanInput, p: &Plan, previous: Option<&Plan>, what: &str| {
+        check_plan(input, p, previous).unwrap_or_else(|e| {
+            errors.extend(e.into_iter().take(5).map(|e| format!("{what}: {e}")));
+            Objective::default()
+        })
+    };
+    let first_obj = checked(&input, &first, None, "first plan");
+    let rule_obj = checked(&input, &simulate_rule(&input), None, "rule");
+    let mut load: HashMap<&str, usize> = HashMap::new();
+    for a in &first.assignments {
+        *load.entry(a.machine_id.as_str()).or_default() += 1;
+    }
+    let failed = load
+        .iter()
+        .max_by_key(|(id, n)| (**n, std::cmp::Reverse(**id)))
+        .map_or(String::new(), |(id, _)| id.to_string());
+    let next = after_failure(&input, &first, 30, &failed);
+    let started = Instant::now();
+    let replanned = plan(
+        &next,
+        Some(&first),
+        budget_from(started, budget, false),
+        spec.seed,
+    );
+    let replan_seconds = started.elapsed().as_secs_f64();
+    let replan_obj = checked(&next, &replanned, Some(&first), "re-plan");
+    let replan_rule = checked(&next, &simulate_rule(&next), None, "rule after failure");
+    let displaced_runs = first
+        .assignments
+        .iter()
+        .filter(|a| a.machine_id == failed && next.runs.iter().any(|r| r.id == a.run_id))
+        .count();
+    for (what, reported, checked) in [
+        ("first plan", first.objective, first_obj),
+        ("re-plan", replanned.objective, replan_obj),
+    ] {
+        if reported != checked {
+            errors.push(format!(
+                "{what}: planner reports {reported:?}, checker computes {checked:?}"
+            ));
+        }
+    }
+    PlantBenchResult {
+        machines: input.machines.len(),
+        runs: input.runs.len(),
+        first_plan_seconds,
+        first_plan: first_obj,
+        first_plan_iterations: first.iterations,
+        rule: rule_obj,
+        failed_machine: failed,
+        replan_runs: next.runs.len(),
+        replan_seconds,
+        replan: replan_obj,
+        replan_iterations: replanned.iterations,
+        replan_rule,
+        moved_runs: replan_obj.moved,
+        displaced_runs,
+        feasible: errors.is_empty(),
+        errors,
+    }
+}
+
+/// A short human-readable report.
+pub fn format_plant(r: &PlantBenchResult) -> String {
+    let obj = |o: &Objective| {
+        format!(
+            "public tardiness {:.1} h, weighted tardiness {:.1} h, makespan {:.2} h, setup {:.1} h",
+            o.public_tardiness as f64 / HOUR as f64,
+            o.weighted_tardiness as f64 / HOUR as f64,
+            o.makespan as f64 / HOUR as f64,
+            o.setup_time as f64 / HOUR as f64
+        )
+    };
+    let mut out = format!("plant: {} machines, {} runs\n", r.machines, r.runs);
+    out += &format!(
+        "first plan   {:>7.3} s  {} iterations  {}\n",
+        r.first_plan_seconds,
+        r.first_plan_iterations,
+        obj(&r.first_plan)
+    );
+    out += &format!("rule alone               {}\n", obj(&r.rule));
+    out += &format!(
+        "failure of {} after 30 min: {} runs to re-plan, {} displaced\n",
+        r.failed_machine, r.replan_runs, r.displaced_runs
+    );
+    out += &format!(
+        "re-plan      {:>7.3} s  {} iterations  {}\n",
+        r.replan_seconds,
+        r.replan_iterations,
+        obj(&r.replan)
+    );
+    out += &format!("rule alone               {}\n", obj(&r.replan_rule));
+    out += &format!("moved runs (other machine than before): {}\n", r.moved_runs);
+    out += &format!(
+        "planner better than rule: first {}, re-plan {}\n",
+        r.first_plan < r.rule,
+        r.replan < r.replan_rule
+    );
+    out += &format!(
+        "checker: {}\n",
+        if r.feasible {
+            "all plans valid".to_string()
+        } else {
+            r.errors.join("; ")
+        }
+    );
+    out
+}

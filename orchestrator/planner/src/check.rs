@@ -1,0 +1,252 @@
+//! An independent plan checker. It reads the [`PlanInput`] and [`Plan`] directly and shares no
+//! code with the search's evaluator (only the two unit conversions of the model), so a bug in
+//! the evaluator cannot hide itself. It also recomputes the objective from the plan.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::{Millis, Objective, Plan, PlanInput, Priority, run_millis, setup_millis};
+
+/// Every violation found, or the objective recomputed from the plan. `previous` is the plan this
+/// one replaces, for the count of runs moved to another machine.
+pub fn check_plan(
+    input: &PlanInput,
+    plan: &Plan,
+    previous: Option<&Plan>,
+) -> Result<Objective, Vec<String>> {
+    let mut errors = Vec::new();
+    let now = input.now;
+    let runs: HashMap<i64, _> = input.runs.iter().map(|r| (r.id, r)).collect();
+    let frozen: HashMap<i64, _> = input.frozen.iter().map(|f| (f.run_id, f)).collect();
+    let machines: HashMap<&str, _> = input.machines.iter().map(|m| (m.id.as_str(), m)).collect();
+    let unplanned: HashSet<i64> = plan.unplanned.iter().copied().collect();
+    let mut planned = HashMap::new();
+    for a in &plan.assignments {
+        if planned.insert(a.run_id, a).is_some() {
+            errors.push(format!("run {} is planned twice", a.run_id));
+        }
+        if unplanned.contains(&a.run_id) {
+            errors.push(format!("run {} is both planned and unplanned", a.run_id));
+        }
+        if let Some(f) = frozen.get(&a.run_id) {
+            if (a.machine_id.as_str(), a.start, a.end) != (f.machine_id.as_str(), f.start, f.end) {
+                errors.push(format!("frozen run {} was changed", a.run_id));
+            }
+            continue;
+        }
+        let Some(run) = runs.get(&a.run_id) else {
+            errors.push(format!("run {} is not in the input", a.run_id));
+            continue;
+        };
+        let Some(machine) = machines.get(a.machine_id.as_str()) else {
+            errors.push(format!(
+                "run {} is on unknown machine {}",
+                a.run_id, a.machine_id
+            ));
+            continue;
+        };
+        if machine.out_of_service || !machine.can_do(&run.capability) {
+            errors.push(format!(
+                "run {} is on {}, which cannot take it",
+                a.run_id, a.machine_id
+            ));
+        }
+        if a.end - a.start != run_millis(run, machine) {
+            errors.push(format!(
+                "run {} lasts {} ms, not {}",
+                a.run_id,
+                a.end - a.start,
+                run_millis(run, machine)
+            ));
+        }
+        if a.setup_start > a.start || a.setup_start < now.max(machine.available_from.unwrap_or(now))
+        {
+            errors.push(format!(
+                "run {} has its setup at {} (start {}, now {now})",
+                a.run_id, a.setup_start, a.start
+            ));
+        }
+        if machine
+            .down
+            .iter()
+            .any(|w| a.setup_start < w.until && w.from < a.end)
+        {
+            errors.push(format!(
+                "run {} overlaps downtime of {}",
+                a.run_id, a.machine_id
+            ));
+        }
+    }
+    for f in &input.frozen {
+        if !planned.contains_key(&f.run_id) {
+            errors.push(format!("frozen run {} is missing from the plan", f.run_id));
+        }
+    }
+    for run in &input.runs {
+        if !planned.contains_key(&run.id) && !unplanned.contains(&run.id) {
+            errors.push(format!("run {} is neither planned nor unplanned", run.id));
+        }
+        let pred_ends: Vec<Option<Millis>> = run
+            .predecessors
+            .iter()
+            .filter(|p| runs.contains_key(p) || frozen.contains_key(p))
+            .map(|p| {
+                frozen
+                    .get(p)
+                    .map(|f| f.end)
+                    .or_else(|| planned.get(p).map(|a| a.end))
+            })
+            .collect();
+        match planned.get(&run.id) {
+            Some(a) => {
+                for end in &pred_ends {
+                    match end {
+                        None => errors.push(format!(
+                            "run {} is planned but a predecessor is not",
+                            run.id
+                        )),
+                        Some(end) if *end > a.start => {
+                            errors.push(format!("run {} starts before a predecessor ends", run.id))
+                        }
+                        Some(_) => {}
+                    }
+                }
+            }
+            None if unplanned.contains(&run.id) => {
+                let no_machine = !input
+                    .machines
+                    .iter()
+                    .any(|m| !m.out_of_service && m.can_do(&run.capability));
+                let limited = run
+                    .material_needs
+                    .iter()
+                    .any(|n| input.materials.iter().any(|m| m.id == n.material));
+                if !no_machine && !limited && !pred_ends.contains(&None) {
+                    errors.push(format!("run {} is unplanned without a reason", run.id));
+                }
+            }
+            None => {}
+        }
+    }
+    // One thing at a time per machine, and the setup each run needs after the one before.
+    let mut objective = Objective::default();
+    let mut by_machine: HashMap<&str, Vec<_>> = HashMap::new();
+    for a in &plan.assignments {
+        by_machine.entry(a.machine_id.as_str()).or_default().push(a);
+    }
+    for (machine_id, mut list) in by_machine {
+        list.sort_by_key(|a| (a.setup_start, a.start, a.end));
+        let mut family = machines
+            .get(machine_id)
+            .and_then(|m| m.current_setup.as_deref());
+        for (i, a) in list.iter().enumerate() {
+            if i > 0 && list[i - 1].end > a.setup_start {
+                errors.push(format!(
+                    "runs {} and {} overlap on {machine_id}",
+                    list[i - 1].run_id,
+                    a.run_id
+                ));
+            }
+            if let Some(f) = frozen.get(&a.run_id) {
+                family = Some(f.setup_family.as_str());
+            } else if let Some(run) = runs.get(&a.run_id) {
+                let need = setup_millis(run, family);
+                if a.start - a.setup_start != need {
+                    errors.push(format!(
+                        "run {} has {} ms of setup, needs {need}",
+                        a.run_id,
+                        a.start - a.setup_start
+                    ));
+                }
+                objective.setup_time += a.start - a.setup_start;
+                objective.makespan = objective.makespan.max(a.end - now);
+                family = Some(run.setup_family.as_str());
+            }
+        }
+    }
+    // Material: consumption at start never exceeds stock on hand plus arrivals so far.
+    for material in &input.materials {
+        let mut events: Vec<(Millis, bool, f64)> = material
+            .arrivals
+            .iter()
+            .map(|a| (a.at.max(now), false, a.quantity))
+            .collect();
+        for a in &plan.assignments {
+            if let Some(run) = runs.get(&a.run_id) {
+                for n in run
+                    .material_needs
+                    .iter()
+                    .filter(|n| n.material == material.id)
+                {
+                    events.push((a.start, true, n.quantity));
+                }
+            }
+        }
+        events.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        let mut stock = material.on_hand;
+        for (at, consume, quantity) in events {
+            stock += if consume { -quantity } else { quantity };
+            if stock < -1e-9 {
+                errors.push(format!(
+                    "material {} is short by {:.3} at {at}",
+                    material.id, -stock
+                ));
+                break;
+            }
+        }
+    }
+    // Objective: tardiness by order (frozen work included), moved runs.
+    let order_of: HashMap<i64, &str> = input
+        .runs
+        .iter()
+        .map(|r| (r.id, r.order_id.as_str()))
+        .chain(input.frozen.iter().map(|f| (f.run_id, f.order_id.as_str())))
+        .collect();
+    let mut completion: HashMap<&str, Millis> = HashMap::new();
+    for a in &plan.assignments {
+        if let Some(order) = order_of.get(&a.run_id) {
+            let c = completion.entry(order).or_insert(Millis::MIN);
+            *c = (*c).max(a.end);
+        }
+    }
+    for order in &input.orders {
+        let Some(&c) = completion.get(order.id.as_str()) else {
+            continue;
+        };
+        let tardiness = (c - order.due).max(0) * i64::from(order.weight);
+        match order.priority {
+            Priority::PublicService => objective.public_tardiness += tardiness,
+            Priority::Standard => objective.weighted_tardiness += tardiness,
+        }
+        if plan
+            .order_eta
+            .iter()
+            .find(|(id, _)| *id == order.id)
+            .map(|(_, e)| *e)
+            != Some(c)
+        {
+            errors.push(format!("order {} has a wrong or missing ETA", order.id));
+        }
+    }
+    if let Some(previous) = previous {
+        let before: HashMap<i64, &str> = previous
+            .assignments
+            .iter()
+            .map(|a| (a.run_id, a.machine_id.as_str()))
+            .collect();
+        objective.moved = plan
+            .assignments
+            .iter()
+            .filter(|a| runs.contains_key(&a.run_id))
+            .filter(|a| {
+                before
+                    .get(&a.run_id)
+                    .is_some_and(|m| *m != a.machine_id && machines.contains_key(m))
+            })
+            .count() as i64;
+    }
+    if errors.is_empty() {
+        Ok(objective)
+    } else {
+        Err(errors)
+    }
+}
