@@ -114,14 +114,16 @@ pub fn preflight_gcode(path: &str, text: &str) -> Result<GcodeProgram, Vec<SpecE
     }
     let parsed = gcode::parse(text).map_err(|diagnostics| {
         let index = LineIndex::new(text);
-        diagnostics
-            .iter()
+        first_diagnostic_per_line(diagnostics.into_inner())
+            .into_iter()
             .map(|diagnostic| {
                 let (line, column) = index.line_column(diagnostic.span.start);
+                let source_line = text.lines().nth(line - 1).unwrap_or("").trim();
+                let shown: String = source_line.chars().take(80).collect();
                 error(
                     Some(line),
                     Some(column),
-                    format!("G-code syntax: {}", describe(&diagnostic.kind)),
+                    format!("G-code syntax: {} in `{shown}`", describe(&diagnostic.kind)),
                 )
             })
             .collect::<Vec<_>>()
@@ -163,6 +165,33 @@ fn is_printer_program(program: &gcode::Program) -> bool {
                 .any(|argument| argument.letter.eq_ignore_ascii_case(&'E')),
             _ => false,
         })
+}
+
+/// One error per line: the parser recovers by reporting the tokens after a bad character too,
+/// which only repeats the problem. Unreadable characters are the cause when present.
+fn first_diagnostic_per_line(diagnostics: Vec<gcode::Diagnostic>) -> Vec<gcode::Diagnostic> {
+    let mut kept: Vec<gcode::Diagnostic> = Vec::new();
+    for diagnostic in diagnostics {
+        let is_cause = matches!(
+            diagnostic.kind,
+            gcode::DiagnosticKind::UnknownContent { .. }
+        );
+        match kept
+            .iter_mut()
+            .find(|k| k.span.line == diagnostic.span.line)
+        {
+            None => kept.push(diagnostic),
+            Some(existing) => {
+                let existing_is_cause =
+                    matches!(existing.kind, gcode::DiagnosticKind::UnknownContent { .. });
+                if is_cause && !existing_is_cause {
+                    *existing = diagnostic;
+                }
+            }
+        }
+    }
+    kept.sort_by_key(|diagnostic| diagnostic.span.start);
+    kept
 }
 
 fn describe(kind: &gcode::DiagnosticKind) -> String {

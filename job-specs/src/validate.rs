@@ -176,7 +176,14 @@ impl Checker<'_> {
 
     fn required<'n>(&mut self, table: &'n Node, path: &str, key: &str) -> Option<&'n Node> {
         let found = table.get(key).map(|entry| &entry.value);
-        if found.is_none() {
+        // A misspelt key was already reported with this key as the suggestion.
+        let misspelt = match &table.value {
+            Value::Table(entries) => entries
+                .iter()
+                .any(|entry| entry.key != key && closest(&entry.key, [key]).is_some()),
+            _ => false,
+        };
+        if found.is_none() && !misspelt {
             self.report(
                 table.span.start,
                 child(path, key),
@@ -747,6 +754,9 @@ impl Checker<'_> {
 
     /// Resolves `after` (defaults included), checks ids, cycles and the single final step.
     fn plan(&mut self, steps: &[StepDraft]) -> Option<(Vec<Vec<usize>>, usize)> {
+        if steps.is_empty() {
+            return None;
+        }
         let mut index_of: BTreeMap<&str, usize> = BTreeMap::new();
         let mut plan_sound = steps.iter().all(|step| step.id.is_some());
         for (index, step) in steps.iter().enumerate() {
@@ -836,7 +846,8 @@ impl Checker<'_> {
                     .iter()
                     .filter_map(|&i| steps[i].id.as_ref().map(|(id, _)| format!("'{id}'")))
                     .collect();
-                let last = *finals.last().expect("an acyclic plan has a final step");
+                // Without cycles (checked above) a non-empty plan has at least one final step.
+                let &last = finals.last()?;
                 self.report(
                     steps[last].header,
                     format!("steps[{last}]"),

@@ -1,0 +1,10 @@
+; a small valid laser program
+G21
+G90
+M4 S0
+G0 X10 Y10
+G1 X60 Y10 S800 F600
+G1 X60 Y40
+G1 X10 Y40
+G1 X10 Y10
+M5
