@@ -92,7 +92,7 @@ pub struct BatchSpec {
     pub priority: Priority,
     pub due: Due,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 10000))]
+    #[schemars(with = "String", length(max = 10000))]
     pub description: Option<String>,
     /// The process plan: steps forming a DAG with exactly one final step.
     #[schemars(length(min = 1, max = 50))]
@@ -210,17 +210,18 @@ pub struct Step {
     #[schemars(pattern(STEP_ID_PATTERN), length(max = 64))]
     pub id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 200))]
+    #[schemars(with = "String", length(max = 200))]
     pub name: Option<String>,
     /// A known machine capability, or `manual:<name>` for work done by people.
     #[schemars(pattern(CAPABILITY_PATTERN))]
     pub capability: String,
     /// Required for machine steps, absent for manual steps.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "ProgramRef")]
     pub program: Option<ProgramRef>,
     /// Work instructions, mainly for manual steps.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 10000))]
+    #[schemars(with = "String", length(max = 10000))]
     pub instructions: Option<String>,
     /// Units made by one run (parts per sheet, bed or fixture).
     #[schemars(range(min = 1))]
@@ -235,12 +236,12 @@ pub struct Step {
     /// Runs of the same family need no setup between them. Default: the step's first material,
     /// else its program.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 200))]
+    #[schemars(with = "String", length(min = 1, max = 200))]
     pub setup_family: Option<String>,
     /// Step ids this step comes after. Absent: the previous step (none for the first step).
     /// Empty: no predecessor.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(inner(pattern(STEP_ID_PATTERN)))]
+    #[schemars(with = "Vec<String>", inner(pattern(STEP_ID_PATTERN)))]
     pub after: Option<Vec<String>>,
     /// Material drawn from stock for every run.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -255,6 +256,7 @@ pub enum ProgramRef {
     /// A G-code file, relative to the spec's folder.
     GCode(#[schemars(length(min = 1, max = 1024))] String),
     /// A program stored on an OPC UA controller, by name.
+    #[schemars(extend("additionalProperties" = false))]
     OpcUa {
         #[schemars(length(min = 1, max = 256))]
         opcua: String,
@@ -269,7 +271,7 @@ pub struct MaterialDraw {
     #[schemars(pattern(MATERIAL_ID_PATTERN), length(max = 64))]
     pub material: String,
     /// Quantity per run in the material's unit (sheet, g, m, piece, board); > 0, at most 3 decimals.
-    #[schemars(extend("exclusiveMinimum" = 0, "multipleOf" = 0.001))]
+    #[schemars(extend("exclusiveMinimum" = 0))]
     pub per_run: f64,
 }
 
