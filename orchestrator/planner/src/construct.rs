@@ -19,7 +19,8 @@ pub enum Rule {
     EarliestCompletion,
     /// Shortest time to completion from the earliest possible start.
     ShortestProcessing,
-    /// The previous plan's order and machines (warm start); new operations by urgency.
+    /// The previous plan's order and machines (warm start); operations new to the plan slot in
+    /// at their earliest possible start.
     Previous,
     /// Most work remaining with ±15 % noise from this seed (diversity).
     NoisyWorkRemaining(u64),
@@ -103,7 +104,18 @@ pub fn construct(p: &Problem, rule: Rule, work_left: &[i64]) -> Solution {
                 Rule::MostWorkRemaining => (-work_left[o], best_end[o], 0),
                 Rule::EarliestCompletion => (best_end[o], -work_left[o], 0),
                 Rule::ShortestProcessing => (best_end[o] - min_start[o], -work_left[o], 0),
-                Rule::Previous => (p.previous_start[o], class, due),
+                Rule::Previous => {
+                    let previous = p.previous_start[o];
+                    (
+                        if previous == i64::MAX {
+                            min_start[o]
+                        } else {
+                            previous
+                        },
+                        class,
+                        due,
+                    )
+                }
                 Rule::NoisyWorkRemaining(_) => (-work_left[o] * noise[o], best_end[o], 0),
             };
             (k.0, k.1, k.2, op)
