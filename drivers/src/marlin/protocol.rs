@@ -1,0 +1,1000 @@
+//! The Marlin host protocol as a pure state machine: bytes and time in, bytes and events out.
+//! No sockets, no clocks; [`super::MarlinDriver`] runs it over a serial link.
+//!
+//! # How a job is streamed
+//! The program is stripped of comments and blank lines ([`prepare_program`]) and numbered:
+//! line 0 is `N0 M110 N0*125`, which Marlin applies while *reading* it (not when executing),
+//! so the numbering is reset even if the firmware still counts from an earlier job; program
+//! lines follow as `N<n> <command>*<xor checksum>`, then `M400` (optional) and a final `M105`.
+//! Nothing else is sent until line 0 is acknowledged, so a resend request can never be
+//! answered by resending `M110` after later lines were accepted.
+//!
+//! Acknowledgements: every line Marlin reads produces exactly one `ok` (after executing it, or
+//! right after a `Resend:` when the line was rejected), in order. Up to
+//! [`Settings::in_flight`] lines are outstanding. An `ok N<n>` (`ADVANCED_OK`) acknowledges
+//! through line `n` exactly.
+//!
+//! Resends: `Resend: R` (or `rs R`) means Marlin accepted everything before `R` and nothing
+//! from `R` on; we rewind to `R` and send again from the history. Lines already sent after `R`
+//! are stale: each may still draw its own `Error:Line Number is not Last Line Number+1` and
+//! `Resend: R`, which we ignore (as many as were stale), so no line goes out twice for one
+//! fault. The `ok` Marlin 2.x prints right after `Resend:` belongs to the rejected line and is
+//! swallowed ([`Settings::ok_after_resend`]).
+//!
+//! Probes: some `ok`s cannot be told apart (a line whose `N` was hit by noise is read as an
+//! unnumbered command and acknowledged; a lost `ok` leaves one missing), so the count can drift.
+//! Numbered `M105` probes resynchronise it: M105 answers `ok T:...`, and since Marlin executes
+//! in order, that answer proves every line before the probe was accepted and executed. A probe
+//! goes out every [`Settings::resync_interval`] lines, when the printer is silent past the
+//! timeout (the "tickle"), and at the end of every stream: a job is done only when its final
+//! probe is answered.
+//!
+//! Timeouts are tiered: with a long command in flight (M109, M190, M400, G28, G29, ...) the
+//! printer may be silent for [`Settings::long_command_timeout`], otherwise
+//! [`Settings::command_timeout`]; `busy:` keep-alives count as progress. Silence past the limit
+//! sends a probe; silence past the limit again declares the link dead.
+//!
+//! # Windowing and Marlin's receive-buffer flush
+//! On a line error Marlin empties its receive buffer (`gcode_line_error` in `queue.cpp`). With
+//! more than one line in flight, the buffer may hold the *start* of the next line: its tail then
+//! arrives alone, carries no line number and is executed unchecked if it happens to begin with
+//! a command (`G1 X5*33` after the cut `N124 |G1 X5*33`). Marlin then accepts the resent line
+//! as well, so the command runs twice. One line in flight (the default, as OctoPrint and
+//! Pronterface do) cannot hit this; a larger window is only safe on boards whose USB stack
+//! delivers whole lines (native USB CDC), and is measured against the simulator in the bench.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use super::reply::{self, ErrorReply, HostAction, LineError, Reply, Temperatures};
+use crate::traffic::{Direction, TrafficLog};
+
+/// Marlin's `MAX_CMD_SIZE`: a line longer than this, framing included, is cut by the firmware.
+pub const MAX_CMD_SIZE: usize = 96;
+
+/// Commands that may legitimately keep the printer silent for minutes.
+const LONG_COMMANDS: [&str; 17] = [
+    "M109", "M190", "M191", "M400", "M303", "M600", "M0", "M1", "M226", "M116", "M48", "G4", "G28",
+    "G29", "G34", "G35", "G76",
+];
+
+/// XOR of all bytes, as Marlin computes it over everything before `*`.
+pub fn checksum(bytes: &[u8]) -> u8 {
+    bytes.iter().fold(0, |sum, byte| sum ^ byte)
+}
+
+/// `N<number> <command>*<checksum>`, without the newline.
+pub fn frame(number: u64, command: &str) -> String {
+    let body = format!("N{number} {command}");
+    let sum = checksum(body.as_bytes());
+    format!("{body}*{sum}")
+}
+
+/// A program line without its `;` comment and surrounding blanks; `None` if nothing is left.
+pub fn strip(line: &str) -> Option<&str> {
+    let code = line.split(';').next().unwrap_or("").trim();
+    (!code.is_empty()).then_some(code)
+}
+
+/// The command word, upper-cased: `g1 x5` → `G1`.
+pub fn command_word(line: &str) -> String {
+    line.split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_ascii_uppercase()
+}
+
+pub fn is_long_command(line: &str) -> bool {
+    LONG_COMMANDS.contains(&command_word(line).as_str())
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProgramError {
+    #[error("the program has no commands")]
+    Empty,
+    #[error("program line {line}: {reason}")]
+    BadLine { line: usize, reason: String },
+}
+
+/// Strip comments and blank lines and check that each line can be framed for Marlin.
+pub fn prepare_program(text: &str) -> Result<Vec<String>, ProgramError> {
+    let mut lines = Vec::new();
+    for (index, raw) in text.lines().enumerate() {
+        let Some(code) = strip(raw) else { continue };
+        let bad = |reason: &str| ProgramError::BadLine {
+            line: index + 1,
+            reason: reason.to_string(),
+        };
+        if code.contains('*') {
+            return Err(bad(
+                "contains '*', which Marlin reads as the checksum marker",
+            ));
+        }
+        if code.bytes().any(|b| b.is_ascii_control()) {
+            return Err(bad("contains a control character"));
+        }
+        let framed = frame(lines.len() as u64 + 1, code).len() + 1;
+        if framed > MAX_CMD_SIZE - 1 {
+            return Err(bad(&format!(
+                "{framed} bytes with line number and checksum, Marlin reads at most {}",
+                MAX_CMD_SIZE - 1
+            )));
+        }
+        lines.push(code.to_string());
+    }
+    if lines.is_empty() {
+        return Err(ProgramError::Empty);
+    }
+    Ok(lines)
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// Numbered lines sent but not yet acknowledged. 1 is safe on every board (see the module
+    /// documentation); more keeps the wire busy.
+    pub in_flight: usize,
+    /// Silence allowed while ordinary commands are in flight.
+    pub command_timeout: Duration,
+    /// Silence allowed while a long command (M109, M190, M400, G28, G29, ...) is in flight.
+    pub long_command_timeout: Duration,
+    /// How often the handshake (`M110 N0`, then `M115`) is repeated until answered.
+    pub handshake_retry: Duration,
+    /// Temperature poll (`M105`) while idle or paused; also proves the link alive.
+    pub poll_interval: Duration,
+    /// Resend requests in a row (without the resent line getting through) before the link is
+    /// declared faulty.
+    pub max_consecutive_resends: u32,
+    /// A numbered `M105` probe after this many lines, to resynchronise the `ok` count.
+    pub resync_interval: usize,
+    /// Marlin 2.x answers `Resend:` with an `ok` for the rejected line; some older builds do not.
+    pub ok_after_resend: bool,
+    /// End each job with `M400`, so "done" means the moves are finished, not just planned.
+    pub finish_with_m400: bool,
+    /// Sent after an abort or a failed job (`M108` ends a heating wait, `M410` stops moves).
+    pub cancel_script: Vec<String>,
+    /// Lines kept in the traffic ring.
+    pub traffic_capacity: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            in_flight: 1,
+            command_timeout: Duration::from_secs(10),
+            long_command_timeout: Duration::from_secs(900),
+            handshake_retry: Duration::from_secs(2),
+            poll_interval: Duration::from_secs(5),
+            max_consecutive_resends: 10,
+            resync_interval: 200,
+            ok_after_resend: true,
+            finish_with_m400: true,
+            cancel_script: default_cancel_script(),
+            traffic_capacity: 500,
+        }
+    }
+}
+
+pub fn default_cancel_script() -> Vec<String> {
+    ["M108", "M410", "M104 S0", "M140 S0", "M107", "M84"]
+        .map(String::from)
+        .to_vec()
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ProtocolEvent {
+    /// The firmware answered the handshake; `firmware` is M115's `FIRMWARE_NAME`.
+    Ready {
+        firmware: Option<String>,
+    },
+    Temperatures(Temperatures),
+    JobProgress {
+        done: u64,
+        total: u64,
+    },
+    /// Every line was executed (and the final probe answered).
+    JobDone,
+    /// The printer reported an error during the job; the cancel script is running.
+    JobFailed {
+        reason: String,
+    },
+    /// The job stopped with an unknown outcome; if the link is up the cancel script runs.
+    JobInterrupted {
+        reason: String,
+    },
+    /// The cancel script was executed.
+    CancelDone,
+    PausedByPrinter {
+        reason: String,
+    },
+    ResumedByPrinter,
+    /// The firmware stopped itself (kill(), thermal error); it needs a reset.
+    Halted {
+        reason: String,
+    },
+    /// The firmware restarted (`start`) after the handshake; a handshake follows.
+    FirmwareReset,
+    /// The printer stopped answering, or the link keeps corrupting lines. Reconnect.
+    LinkDead {
+        reason: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    #[error("the printer is not ready: {0}")]
+    NotReady(String),
+    #[error("a job is already running")]
+    Busy,
+    #[error("no job is running")]
+    NoJob,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Phase {
+    Handshake {
+        next_try: Instant,
+        info_requested: bool,
+    },
+    Ready,
+    Halted {
+        reason: String,
+    },
+    Dead {
+        reason: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    Job,
+    Cancel,
+}
+
+#[derive(Debug, Clone)]
+struct StreamLine {
+    text: String,
+    /// 1-based position in the program, for progress; `None` for lines the host added.
+    program_index: Option<u64>,
+    probe: bool,
+    long: bool,
+}
+
+impl StreamLine {
+    fn added(text: &str) -> StreamLine {
+        StreamLine {
+            text: text.to_string(),
+            program_index: None,
+            probe: command_word(text) == "M105",
+            long: is_long_command(text),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct ResendEpoch {
+    line: usize,
+    /// Lines sent after `line` before the rewind; each may still draw a stale resend request.
+    stale_left: usize,
+}
+
+/// Numbered lines: the job (or the cancel script), indexed by line number.
+#[derive(Debug)]
+struct Stream {
+    purpose: Purpose,
+    lines: Vec<StreamLine>,
+    /// Next line number to send.
+    next: usize,
+    /// Lines below this are acknowledged.
+    acked: usize,
+    paused: bool,
+    total: u64,
+    reported_percent: Option<u64>,
+    /// Probes sent and not yet answered, oldest first.
+    probes: VecDeque<usize>,
+    since_probe: usize,
+    resend: Option<ResendEpoch>,
+    consecutive_resends: u32,
+}
+
+impl Stream {
+    fn in_flight(&self) -> usize {
+        self.next - self.acked
+    }
+
+    fn done(&self) -> u64 {
+        self.lines[..self.acked]
+            .iter()
+            .rev()
+            .find_map(|line| line.program_index)
+            .unwrap_or(0)
+    }
+
+    fn long_in_flight(&self) -> bool {
+        self.lines[self.acked..self.next].iter().any(|l| l.long)
+    }
+}
+
+#[derive(Debug)]
+pub struct Protocol {
+    settings: Settings,
+    epoch: Instant,
+    traffic: TrafficLog,
+    partial: Vec<u8>,
+    outgoing: Vec<u8>,
+    events: VecDeque<ProtocolEvent>,
+    phase: Phase,
+    /// Unnumbered commands (handshake, idle polls) whose `ok` is still due.
+    unnumbered_pending: u32,
+    poll_sent_at: Instant,
+    next_poll: Instant,
+    /// Last `ok`, resend request or keep-alive.
+    last_progress: Instant,
+    /// When a probe was sent because the printer went silent.
+    tickle_at: Option<Instant>,
+    /// The previous line was a resend request: an `ok` now belongs to it.
+    swallow_ok: bool,
+    last_line_error: Option<LineError>,
+    firmware: Option<String>,
+    temperatures: Option<Temperatures>,
+    stream: Option<Stream>,
+}
+
+impl Protocol {
+    /// A fresh connection: the handshake starts at once.
+    pub fn new(settings: Settings, now: Instant) -> Protocol {
+        let traffic = TrafficLog::new(settings.traffic_capacity);
+        Protocol::fresh(settings, traffic, now, now)
+    }
+
+    fn fresh(settings: Settings, traffic: TrafficLog, epoch: Instant, now: Instant) -> Protocol {
+        let mut protocol = Protocol {
+            settings,
+            epoch,
+            traffic,
+            partial: Vec::new(),
+            outgoing: Vec::new(),
+            events: VecDeque::new(),
+            phase: Phase::Ready,
+            unnumbered_pending: 0,
+            poll_sent_at: now,
+            next_poll: now,
+            last_progress: now,
+            tickle_at: None,
+            swallow_ok: false,
+            last_line_error: None,
+            firmware: None,
+            temperatures: None,
+            stream: None,
+        };
+        protocol.restart_handshake(now);
+        protocol
+    }
+
+    /// Start over on a new connection, keeping the traffic log and its counters.
+    pub fn reconnected(&mut self, now: Instant) {
+        let traffic = std::mem::replace(&mut self.traffic, TrafficLog::new(0));
+        *self = Protocol::fresh(self.settings.clone(), traffic, self.epoch, now);
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.phase == Phase::Ready
+    }
+
+    /// Why the printer cannot take work, if it cannot.
+    pub fn unavailable_reason(&self) -> Option<String> {
+        match &self.phase {
+            Phase::Ready => None,
+            Phase::Handshake { .. } => Some("waiting for the firmware to answer".into()),
+            Phase::Halted { reason } => Some(format!("printer halted: {reason}")),
+            Phase::Dead { reason } => Some(reason.clone()),
+        }
+    }
+
+    pub fn is_halted(&self) -> bool {
+        matches!(self.phase, Phase::Halted { .. })
+    }
+
+    pub fn job_active(&self) -> bool {
+        self.stream
+            .as_ref()
+            .is_some_and(|s| s.purpose == Purpose::Job)
+    }
+
+    pub fn busy(&self) -> bool {
+        self.stream.is_some()
+    }
+
+    pub fn paused(&self) -> bool {
+        self.stream.as_ref().is_some_and(|s| s.paused)
+    }
+
+    pub fn firmware(&self) -> Option<&str> {
+        self.firmware.as_deref()
+    }
+
+    pub fn temperatures(&self) -> Option<&Temperatures> {
+        self.temperatures.as_ref()
+    }
+
+    pub fn traffic(&self) -> &TrafficLog {
+        &self.traffic
+    }
+
+    pub fn traffic_mut(&mut self) -> &mut TrafficLog {
+        &mut self.traffic
+    }
+
+    /// Bytes to write to the printer, oldest first.
+    pub fn take_outgoing(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.outgoing)
+    }
+
+    pub fn poll_event(&mut self) -> Option<ProtocolEvent> {
+        self.events.pop_front()
+    }
+
+    /// Stream a prepared program ([`prepare_program`]).
+    pub fn start_job(&mut self, program: Vec<String>, now: Instant) -> Result<(), CommandError> {
+        if let Some(reason) = self.unavailable_reason() {
+            return Err(CommandError::NotReady(reason));
+        }
+        if self.stream.is_some() {
+            return Err(CommandError::Busy);
+        }
+        let total = program.len() as u64;
+        let mut lines = vec![StreamLine::added("M110 N0")];
+        lines.extend(program.into_iter().enumerate().map(|(i, text)| StreamLine {
+            probe: command_word(&text) == "M105",
+            long: is_long_command(&text),
+            text,
+            program_index: Some(i as u64 + 1),
+        }));
+        if self.settings.finish_with_m400 {
+            lines.push(StreamLine::added("M400"));
+        }
+        self.stream = Some(Stream {
+            purpose: Purpose::Job,
+            lines,
+            next: 0,
+            acked: 0,
+            paused: false,
+            total,
+            reported_percent: None,
+            probes: VecDeque::new(),
+            since_probe: 0,
+            resend: None,
+            consecutive_resends: 0,
+        });
+        self.pump(now);
+        Ok(())
+    }
+
+    /// Stop sending; lines in flight still execute.
+    pub fn pause(&mut self) -> Result<(), CommandError> {
+        let stream = self.job_mut()?;
+        stream.paused = true;
+        Ok(())
+    }
+
+    pub fn resume(&mut self, now: Instant) -> Result<(), CommandError> {
+        let stream = self.job_mut()?;
+        stream.paused = false;
+        self.pump(now);
+        Ok(())
+    }
+
+    /// Abort the job: unsent lines are dropped and the cancel script follows the lines in flight.
+    pub fn cancel(&mut self, reason: &str, now: Instant) -> Result<(), CommandError> {
+        self.job_mut()?;
+        self.events.push_back(ProtocolEvent::JobInterrupted {
+            reason: reason.to_string(),
+        });
+        self.switch_to_cancel_script(now);
+        Ok(())
+    }
+
+    fn job_mut(&mut self) -> Result<&mut Stream, CommandError> {
+        self.stream
+            .as_mut()
+            .filter(|s| s.purpose == Purpose::Job)
+            .ok_or(CommandError::NoJob)
+    }
+
+    fn switch_to_cancel_script(&mut self, now: Instant) {
+        let Some(stream) = self.stream.as_mut() else {
+            return;
+        };
+        stream.lines.truncate(stream.next);
+        let script = self.settings.cancel_script.iter();
+        stream
+            .lines
+            .extend(script.map(|line| StreamLine::added(line)));
+        stream.purpose = Purpose::Cancel;
+        stream.paused = false;
+        self.pump(now);
+    }
+
+    /// Feed bytes received from the printer.
+    pub fn receive(&mut self, bytes: &[u8], now: Instant) {
+        for &byte in bytes {
+            if byte == b'\n' || byte == b'\r' {
+                if !self.partial.is_empty() {
+                    let line = String::from_utf8_lossy(&self.partial).into_owned();
+                    self.partial.clear();
+                    self.handle_line(&line, now);
+                }
+            } else if self.partial.len() < 4 * MAX_CMD_SIZE {
+                self.partial.push(byte);
+            }
+        }
+    }
+
+    /// When [`Protocol::handle_timeout`] should next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match &self.phase {
+            Phase::Handshake { next_try, .. } => Some(*next_try),
+            Phase::Halted { .. } | Phase::Dead { .. } => None,
+            Phase::Ready => match &self.stream {
+                Some(stream) if stream.in_flight() > 0 => Some(self.stall_deadline(stream)),
+                Some(stream) if stream.paused => Some(self.next_poll),
+                Some(_) => None,
+                None if self.unnumbered_pending > 0 => {
+                    Some(self.poll_sent_at.max(self.last_progress) + self.settings.command_timeout)
+                }
+                None => Some(self.next_poll),
+            },
+        }
+    }
+
+    fn stall_deadline(&self, stream: &Stream) -> Instant {
+        let limit = if stream.long_in_flight() {
+            self.settings.long_command_timeout
+        } else {
+            self.settings.command_timeout
+        };
+        self.last_progress
+            .max(self.tickle_at.unwrap_or(self.last_progress))
+            + limit
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        match self.phase {
+            Phase::Handshake {
+                next_try,
+                info_requested,
+            } if now >= next_try => {
+                self.send_unnumbered(if info_requested { "M115" } else { "M110 N0" }, now);
+                self.phase = Phase::Handshake {
+                    next_try: now + self.settings.handshake_retry,
+                    info_requested,
+                };
+            }
+            Phase::Ready => self.ready_timeout(now),
+            _ => {}
+        }
+    }
+
+    fn ready_timeout(&mut self, now: Instant) {
+        let Some(stream) = &self.stream else {
+            if self.unnumbered_pending > 0 {
+                let deadline =
+                    self.poll_sent_at.max(self.last_progress) + self.settings.command_timeout;
+                if now >= deadline {
+                    let secs = self.settings.command_timeout.as_secs_f64();
+                    self.link_dead(format!("no answer to M105 for {secs} s"));
+                }
+            } else if now >= self.next_poll {
+                self.send_unnumbered("M105", now);
+                self.poll_sent_at = now;
+                self.next_poll = now + self.settings.poll_interval;
+            }
+            return;
+        };
+        if stream.in_flight() > 0 {
+            if now < self.stall_deadline(stream) {
+                return;
+            }
+            if self.tickle_at.is_some() {
+                let long = stream.long_in_flight();
+                self.link_dead(format!(
+                    "the printer stopped answering ({} timeout, and no answer to M105)",
+                    if long { "long-command" } else { "command" }
+                ));
+                return;
+            }
+            self.tickle_at = Some(now);
+            self.send_probe_now(now);
+        } else if stream.paused && now >= self.next_poll {
+            self.next_poll = now + self.settings.poll_interval;
+            self.last_progress = now;
+            self.send_probe_now(now);
+        }
+    }
+
+    /// Insert a numbered M105 at the send position and send it regardless of the window.
+    fn send_probe_now(&mut self, now: Instant) {
+        let Some(stream) = self.stream.as_mut() else {
+            return;
+        };
+        let at = stream.next;
+        stream.lines.insert(at, StreamLine::added("M105"));
+        self.send_numbered(now);
+    }
+
+    fn handle_line(&mut self, line: &str, now: Instant) {
+        self.traffic
+            .record(self.at_ms(now), Direction::Received, line);
+        let after_resend = std::mem::take(&mut self.swallow_ok);
+        match reply::parse(line) {
+            Reply::Ok { .. } if after_resend => {}
+            Reply::Ok {
+                line, temperatures, ..
+            } => {
+                let answered_m105 = temperatures.is_some();
+                if let Some(temperatures) = temperatures {
+                    self.set_temperatures(temperatures);
+                }
+                self.on_ok(line, answered_m105, now);
+            }
+            Reply::Resend(number) => self.on_resend(number, now),
+            Reply::Error(error) => self.on_error(error, now),
+            Reply::Busy(_) => self.last_progress = now,
+            Reply::Start => self.on_start(now),
+            Reply::Action(action) => self.on_action(action, now),
+            Reply::Temperatures(temperatures) => {
+                if self.stream.as_ref().is_some_and(|s| s.long_in_flight()) {
+                    // Marlin reports temperatures every second while it waits in M109/M190.
+                    self.last_progress = now;
+                }
+                self.set_temperatures(temperatures);
+            }
+            Reply::FirmwareInfo(info) => self.firmware = Some(firmware_name(&info)),
+            Reply::Other(_) => {}
+        }
+    }
+
+    fn set_temperatures(&mut self, temperatures: Temperatures) {
+        self.events
+            .push_back(ProtocolEvent::Temperatures(temperatures.clone()));
+        self.temperatures = Some(temperatures);
+    }
+
+    fn on_ok(&mut self, advanced_line: Option<u64>, answered_m105: bool, now: Instant) {
+        self.last_progress = now;
+        match self.phase {
+            Phase::Handshake { info_requested, .. } => {
+                self.unnumbered_pending = self.unnumbered_pending.saturating_sub(1);
+                if !info_requested {
+                    self.send_unnumbered("M115", now);
+                    self.phase = Phase::Handshake {
+                        next_try: now + self.settings.handshake_retry,
+                        info_requested: true,
+                    };
+                } else if self.unnumbered_pending == 0 {
+                    self.phase = Phase::Ready;
+                    self.next_poll = now + self.settings.poll_interval;
+                    self.events.push_back(ProtocolEvent::Ready {
+                        firmware: self.firmware.clone(),
+                    });
+                }
+                return;
+            }
+            Phase::Ready => {}
+            Phase::Halted { .. } | Phase::Dead { .. } => return,
+        }
+        if self.unnumbered_pending > 0 {
+            self.unnumbered_pending -= 1;
+            self.pump(now);
+            return;
+        }
+        let Some(stream) = self.stream.as_mut() else {
+            return;
+        };
+        self.tickle_at = None;
+        let acked = if answered_m105 && let Some(probe) = stream.probes.pop_front() {
+            // Marlin executes in order: everything up to the probe was accepted and executed.
+            probe + 1
+        } else if let Some(n) = advanced_line.map(|n| n as usize)
+            && n >= stream.acked
+            && n < stream.next
+        {
+            n + 1
+        } else if stream.acked < stream.next {
+            stream.acked + 1
+        } else {
+            return;
+        };
+        stream.acked = acked;
+        if stream.resend.is_some_and(|epoch| acked > epoch.line) {
+            stream.resend = None;
+            stream.consecutive_resends = 0;
+        }
+        self.report_progress();
+        self.finish_stream_if_done(now);
+        self.pump(now);
+    }
+
+    fn report_progress(&mut self) {
+        let Some(stream) = self.stream.as_mut() else {
+            return;
+        };
+        if stream.purpose != Purpose::Job {
+            return;
+        }
+        let done = stream.done();
+        let percent = done * 100 / stream.total.max(1);
+        if stream.reported_percent.is_none_or(|p| percent > p) {
+            stream.reported_percent = Some(percent);
+            self.events.push_back(ProtocolEvent::JobProgress {
+                done,
+                total: stream.total,
+            });
+        }
+    }
+
+    fn finish_stream_if_done(&mut self, now: Instant) {
+        let Some(stream) = &self.stream else { return };
+        let all_sent = stream.next == stream.lines.len();
+        let proven = stream.lines.last().is_some_and(|l| l.probe);
+        if !(all_sent && stream.acked == stream.next && proven) {
+            return;
+        }
+        let purpose = stream.purpose;
+        let total = stream.total;
+        let last_reported = stream.reported_percent;
+        self.stream = None;
+        self.next_poll = now + self.settings.poll_interval;
+        match purpose {
+            Purpose::Job => {
+                if last_reported != Some(100) {
+                    self.events
+                        .push_back(ProtocolEvent::JobProgress { done: total, total });
+                }
+                self.events.push_back(ProtocolEvent::JobDone);
+            }
+            Purpose::Cancel => self.events.push_back(ProtocolEvent::CancelDone),
+        }
+    }
+
+    fn on_resend(&mut self, number: u64, now: Instant) {
+        self.last_progress = now;
+        self.tickle_at = None;
+        self.swallow_ok = self.settings.ok_after_resend;
+        let last_error = self.last_line_error.take();
+        let slack = self.settings.in_flight + 2;
+        let Some(stream) = self.stream.as_mut() else {
+            return;
+        };
+        let requested = usize::try_from(number).unwrap_or(usize::MAX);
+        let rewind_to = if stream.acked == 0 {
+            // Line 0 (M110) is alone in flight and the firmware still counts from its old
+            // numbering, so any request means "M110 did not get through".
+            0
+        } else if requested >= stream.next {
+            // A line we have not sent (yet, after a rewind): the stale tail of a resend.
+            return;
+        } else if requested + slack < stream.acked {
+            let reason = format!(
+                "the printer asked for line {requested}, long acknowledged: it lost its state"
+            );
+            self.interrupt_and_rehandshake(reason, now);
+            return;
+        } else {
+            requested
+        };
+        if let Some(epoch) = stream.resend.as_mut()
+            && epoch.line == rewind_to
+            && epoch.stale_left > 0
+            && (last_error == Some(LineError::LineNumber) || rewind_to == 0)
+        {
+            epoch.stale_left -= 1;
+            return;
+        }
+        stream.consecutive_resends += 1;
+        self.traffic.counters.resends += 1;
+        if stream.consecutive_resends > self.settings.max_consecutive_resends {
+            let reason = format!(
+                "{} resend requests in a row for line {rewind_to}: the link is faulty",
+                stream.consecutive_resends
+            );
+            self.link_dead(reason);
+            return;
+        }
+        stream.resend = Some(ResendEpoch {
+            line: rewind_to,
+            stale_left: stream.next.saturating_sub(rewind_to + 1),
+        });
+        stream.next = rewind_to;
+        stream.acked = stream.acked.min(rewind_to);
+        stream.probes.retain(|&probe| probe < rewind_to);
+        self.pump(now);
+    }
+
+    fn on_error(&mut self, error: ErrorReply, now: Instant) {
+        self.traffic.counters.errors += 1;
+        match error {
+            ErrorReply::Line { kind, .. } => self.last_line_error = Some(kind),
+            ErrorReply::Fatal(reason) => {
+                if matches!(self.phase, Phase::Halted { .. }) {
+                    return;
+                }
+                if self.job_active() {
+                    self.events.push_back(ProtocolEvent::JobInterrupted {
+                        reason: format!("the printer halted: {reason}"),
+                    });
+                }
+                self.stream = None;
+                self.phase = Phase::Halted {
+                    reason: reason.clone(),
+                };
+                self.events.push_back(ProtocolEvent::Halted { reason });
+            }
+            ErrorReply::Command(reason) => {
+                if self.job_active() {
+                    self.events.push_back(ProtocolEvent::JobFailed {
+                        reason: format!("the printer reported an error: {reason}"),
+                    });
+                    self.switch_to_cancel_script(now);
+                }
+            }
+        }
+    }
+
+    fn on_start(&mut self, now: Instant) {
+        if matches!(self.phase, Phase::Handshake { .. }) {
+            // The board rebooted as the port opened (DTR); earlier hellos are lost.
+            self.restart_handshake(now);
+            return;
+        }
+        self.events.push_back(ProtocolEvent::FirmwareReset);
+        self.interrupt_and_rehandshake(
+            "the firmware restarted mid-job (it printed 'start'): its state is lost".into(),
+            now,
+        );
+    }
+
+    fn interrupt_and_rehandshake(&mut self, reason: String, now: Instant) {
+        if self.job_active() {
+            self.events
+                .push_back(ProtocolEvent::JobInterrupted { reason });
+        }
+        self.stream = None;
+        self.restart_handshake(now);
+    }
+
+    fn on_action(&mut self, action: HostAction, now: Instant) {
+        match action {
+            HostAction::Pause | HostAction::Paused => {
+                if let Ok(stream) = self.job_mut()
+                    && !stream.paused
+                {
+                    stream.paused = true;
+                    self.events.push_back(ProtocolEvent::PausedByPrinter {
+                        reason: "the printer asked to pause (//action:pause)".into(),
+                    });
+                }
+            }
+            HostAction::Resume | HostAction::Resumed => {
+                if let Ok(stream) = self.job_mut()
+                    && stream.paused
+                {
+                    stream.paused = false;
+                    self.events.push_back(ProtocolEvent::ResumedByPrinter);
+                    self.pump(now);
+                }
+            }
+            HostAction::Cancel => {
+                let _ = self.cancel("cancelled on the printer (//action:cancel)", now);
+            }
+            HostAction::Other(_) => {}
+        }
+    }
+
+    fn restart_handshake(&mut self, now: Instant) {
+        self.unnumbered_pending = 0;
+        self.swallow_ok = false;
+        self.tickle_at = None;
+        self.phase = Phase::Handshake {
+            next_try: now + self.settings.handshake_retry,
+            info_requested: false,
+        };
+        self.send_unnumbered("M110 N0", now);
+    }
+
+    fn link_dead(&mut self, reason: String) {
+        if self.job_active() {
+            self.events.push_back(ProtocolEvent::JobInterrupted {
+                reason: reason.clone(),
+            });
+        }
+        self.stream = None;
+        self.phase = Phase::Dead {
+            reason: reason.clone(),
+        };
+        self.events.push_back(ProtocolEvent::LinkDead { reason });
+    }
+
+    /// Send numbered lines while the window and the stream allow.
+    fn pump(&mut self, now: Instant) {
+        if self.phase != Phase::Ready || self.unnumbered_pending > 0 {
+            return;
+        }
+        loop {
+            let Some(stream) = self.stream.as_mut() else {
+                return;
+            };
+            let m110_unconfirmed = stream.acked == 0 && stream.next > 0;
+            let held = stream.paused && stream.purpose == Purpose::Job;
+            if m110_unconfirmed || held || stream.in_flight() >= self.settings.in_flight {
+                return;
+            }
+            if stream.next == stream.lines.len() {
+                if stream.lines.last().is_some_and(|l| l.probe) {
+                    return;
+                }
+                stream.lines.push(StreamLine::added("M105"));
+            } else if stream.since_probe >= self.settings.resync_interval
+                && !stream.lines[stream.next].probe
+            {
+                let at = stream.next;
+                stream.lines.insert(at, StreamLine::added("M105"));
+            }
+            if stream.in_flight() == 0 {
+                self.last_progress = now;
+            }
+            self.send_numbered(now);
+        }
+    }
+
+    fn send_numbered(&mut self, now: Instant) {
+        let Some(stream) = self.stream.as_mut() else {
+            return;
+        };
+        let number = stream.next;
+        let line = &stream.lines[number];
+        if line.probe {
+            stream.probes.push_back(number);
+            stream.since_probe = 0;
+        } else {
+            stream.since_probe += 1;
+        }
+        stream.next += 1;
+        let framed = frame(number as u64, &line.text);
+        self.send_raw(&framed, now);
+    }
+
+    fn send_unnumbered(&mut self, command: &str, now: Instant) {
+        self.unnumbered_pending += 1;
+        self.send_raw(command, now);
+    }
+
+    fn send_raw(&mut self, text: &str, now: Instant) {
+        self.outgoing.extend_from_slice(text.as_bytes());
+        self.outgoing.push(b'\n');
+        self.traffic.record(self.at_ms(now), Direction::Sent, text);
+    }
+
+    fn at_ms(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.epoch).as_millis() as u64
+    }
+}
+
+/// `FIRMWARE_NAME:Marlin 2.1.2 (Jun 1 2023) SOURCE_CODE_URL:...` → `Marlin 2.1.2 (Jun 1 2023)`.
+fn firmware_name(info: &str) -> String {
+    let rest = info.trim_start_matches("FIRMWARE_NAME:");
+    let mut name = Vec::new();
+    for token in rest.split_whitespace() {
+        let is_key = token.split_once(':').is_some_and(|(key, _)| {
+            !key.is_empty() && key.chars().all(|c| c.is_ascii_uppercase() || c == '_')
+        });
+        if is_key {
+            break;
+        }
+        name.push(token);
+    }
+    name.join(" ")
+}

@@ -1,0 +1,682 @@
+//! Byte-transcript tests of the protocol core, all through [`check`].
+//!
+//! A transcript interleaves what the test does and what the core answers:
+//! `< text` the printer sends a line (`<< text` raw bytes, `\r` and `\n` escaped), `@ ms` time
+//! passes, `job: a | b` / `pause` / `resume` / `cancel` are the host's commands, `> line` is
+//! what the core sends and `! event` what it reports. `check` replays the inputs and rebuilds the
+//! whole transcript; it must come out identical. Unless a case starts with `settings:`, the
+//! standard handshake is prepended and default settings apply.
+
+use std::time::{Duration, Instant};
+
+use super::protocol::{Protocol, ProtocolEvent, Settings};
+
+const HANDSHAKE: &str = "\
+> M110 N0
+< ok
+> M115
+< FIRMWARE_NAME:Marlin 2.1.2 (Mar 1 2024) SOURCE_CODE_URL:github.com/MarlinFirmware/Marlin PROTOCOL_VERSION:1.0
+< ok
+! Ready { firmware: Some(\"Marlin 2.1.2 (Mar 1 2024)\") }
+";
+
+fn render(event: &ProtocolEvent) -> String {
+    match event {
+        ProtocolEvent::Temperatures(t) => format!("Temperatures {t}"),
+        other => format!("{other:?}"),
+    }
+}
+
+fn apply_setting(settings: &mut Settings, assignment: &str) {
+    let (key, value) = assignment.split_once('=').expect("key=value");
+    let ms = || Duration::from_millis(value.parse().expect("milliseconds"));
+    match key {
+        "in_flight" => settings.in_flight = value.parse().unwrap(),
+        "resync_interval" => settings.resync_interval = value.parse().unwrap(),
+        "max_consecutive_resends" => settings.max_consecutive_resends = value.parse().unwrap(),
+        "ok_after_resend" => settings.ok_after_resend = value.parse().unwrap(),
+        "finish_with_m400" => settings.finish_with_m400 = value.parse().unwrap(),
+        "command_timeout" => settings.command_timeout = ms(),
+        "long_command_timeout" => settings.long_command_timeout = ms(),
+        "cancel_script" => settings.cancel_script = value.split('|').map(String::from).collect(),
+        other => panic!("unknown setting {other}"),
+    }
+}
+
+fn unescape(text: &str) -> Vec<u8> {
+    text.replace("\\r", "\r").replace("\\n", "\n").into_bytes()
+}
+
+fn check(case: &str) {
+    let case = case.trim_start_matches('\n');
+    let expected = if case.starts_with("settings:") {
+        case.to_string()
+    } else {
+        format!("{HANDSHAKE}{case}")
+    };
+    let mut settings = Settings {
+        finish_with_m400: false,
+        ..Settings::default()
+    };
+    let inputs: Vec<&str> = expected
+        .lines()
+        .filter(|l| !l.starts_with("> ") && !l.starts_with("! "))
+        .collect();
+    if let Some(list) = inputs.first().and_then(|l| l.strip_prefix("settings:")) {
+        list.split_whitespace()
+            .for_each(|a| apply_setting(&mut settings, a));
+    }
+    let start = Instant::now();
+    let mut now = start;
+    let mut protocol = Protocol::new(settings, now);
+    let mut actual = String::new();
+    let drain = |protocol: &mut Protocol, actual: &mut String| {
+        while let Some(event) = protocol.poll_event() {
+            actual.push_str(&format!("! {}\n", render(&event)));
+        }
+        let sent = protocol.take_outgoing();
+        for line in String::from_utf8(sent).unwrap().lines() {
+            actual.push_str(&format!("> {line}\n"));
+        }
+    };
+    let mut first = true;
+    for input in inputs {
+        if first && !input.starts_with("settings:") {
+            drain(&mut protocol, &mut actual);
+        }
+        if !input.starts_with("settings:") {
+            actual.push_str(input);
+            actual.push('\n');
+        }
+        if let Some(text) = input.strip_prefix("<< ") {
+            protocol.receive(&unescape(text), now);
+        } else if let Some(text) = input.strip_prefix("< ") {
+            protocol.receive(format!("{text}\n").as_bytes(), now);
+        } else if let Some(ms) = input.strip_prefix("@ ") {
+            now = start + Duration::from_millis(ms.parse().unwrap());
+            protocol.handle_timeout(now);
+        } else if let Some(program) = input.strip_prefix("job: ") {
+            let lines = program.split(" | ").map(String::from).collect();
+            if let Err(error) = protocol.start_job(lines, now) {
+                actual.push_str(&format!("! refused: {error}\n"));
+            }
+        } else if input == "pause" {
+            protocol.pause().unwrap();
+        } else if input == "resume" {
+            protocol.resume(now).unwrap();
+        } else if input == "cancel" {
+            protocol.cancel("aborted by operator", now).unwrap();
+        } else if input.starts_with("settings:") {
+            actual.push_str(input);
+            actual.push('\n');
+        } else if !input.starts_with('#') {
+            panic!("unknown transcript step: {input}");
+        }
+        drain(&mut protocol, &mut actual);
+        first = false;
+        if let Some(deadline) = protocol.poll_timeout() {
+            assert!(deadline >= now, "a timeout in the past after: {input}");
+        }
+    }
+    if actual != expected {
+        panic!("transcript differs.\n--- expected\n{expected}--- actual\n{actual}");
+    }
+}
+
+#[test]
+fn a_job_streams_one_line_at_a_time_and_ends_with_a_proof_probe() {
+    check(
+        "
+job: G1 X1 | G1 X2
+> N0 M110 N0*125
+< ok
+! JobProgress { done: 0, total: 2 }
+> N1 G1 X1*96
+< ok
+! JobProgress { done: 1, total: 2 }
+> N2 G1 X2*96
+< ok
+! JobProgress { done: 2, total: 2 }
+> N3 M105*36
+< ok T:20.0 /0.0 B:21.0 /0.0 @:0 B@:0
+! Temperatures T:20/0 B:21/0
+! JobDone
+",
+    );
+}
+
+#[test]
+fn advanced_ok_acknowledges_through_the_line_it_names() {
+    check(
+        "
+settings: in_flight=3
+> M110 N0
+< ok
+> M115
+< ok
+! Ready { firmware: None }
+job: G1 X1 | G1 X2 | G1 X3 | G1 X4
+> N0 M110 N0*125
+< ok N0 P15 B3
+! JobProgress { done: 0, total: 4 }
+> N1 G1 X1*96
+> N2 G1 X2*96
+> N3 G1 X3*96
+< ok N2 P14 B2
+! JobProgress { done: 2, total: 4 }
+> N4 G1 X4*96
+> N5 M105*34
+< ok N3 P14 B2
+! JobProgress { done: 3, total: 4 }
+< ok N4 P15 B3
+! JobProgress { done: 4, total: 4 }
+< ok T:20.0 /0.0
+! Temperatures T:20/0
+! JobDone
+",
+    );
+}
+
+#[test]
+fn checksum_mismatch_resends_the_line_once_and_swallows_the_ok_that_follows() {
+    check(
+        "
+job: G1 X1 | G1 X2
+> N0 M110 N0*125
+< ok
+! JobProgress { done: 0, total: 2 }
+> N1 G1 X1*96
+< Error:checksum mismatch, Last Line: 0
+< Resend: 1
+> N1 G1 X1*96
+< ok
+< ok
+! JobProgress { done: 1, total: 2 }
+> N2 G1 X2*96
+< ok
+! JobProgress { done: 2, total: 2 }
+> N3 M105*36
+< ok T:20.0 /0.0
+! Temperatures T:20/0
+! JobDone
+",
+    );
+}
+
+#[test]
+fn short_resend_form_and_firmware_without_ok_after_resend() {
+    check(
+        "
+settings: ok_after_resend=false
+> M110 N0
+< ok
+> M115
+< ok
+! Ready { firmware: None }
+job: G1 X1
+> N0 M110 N0*125
+< ok
+! JobProgress { done: 0, total: 1 }
+> N1 G1 X1*96
+< rs N1
+> N1 G1 X1*96
+< ok
+! JobProgress { done: 1, total: 1 }
+> N2 M105*37
+< ok T:20.0 /0.0
+! Temperatures T:20/0
+! JobDone
+",
+    );
+}
+
+#[test]
+fn stale_resend_requests_from_lines_in_flight_do_not_send_a_line_twice() {
+    // Lines 1-3 are in flight when line 1 is corrupted: Marlin rejects 1 (checksum), then 2 and 3
+    // (line number), each with `Resend: 1` and an `ok`. Line 1 goes out again exactly once.
+    check(
+        "
+settings: in_flight=3
+> M110 N0
+< ok
+> M115
+< ok
+! Ready { firmware: None }
+job: G1 X1 | G1 X2 | G1 X3
+> N0 M110 N0*125
+< ok
+! JobProgress { done: 0, total: 3 }
+> N1 G1 X1*96
+> N2 G1 X2*96
+> N3 G1 X3*96
+< Error:checksum mismatch, Last Line: 0
+< Resend: 1
+> N1 G1 X1*96
+> N2 G1 X2*96
+> N3 G1 X3*96
+< ok
+< Error:Line Number is not Last Line Number+1, Last Line: 0
+< Resend: 1
+< ok
+< Error:Line Number is not Last Line Number+1, Last Line: 0
+< Resend: 1
+< ok
+< ok
+! JobProgress { done: 1, total: 3 }
+> N4 M105*35
+< ok
+! JobProgress { done: 2, total: 3 }
+< ok
+! JobProgress { done: 3, total: 3 }
+< ok T:20.0 /0.0
+! Temperatures T:20/0
+! JobDone
+",
+    );
+}
+
+#[test]
+fn a_corrupted_m110_is_resent_whatever_number_the_firmware_asks_for() {
+    check(
+        "
+job: G1 X1
+> N0 M110 N0*125
+< Error:checksum mismatch, Last Line: 4711
+< Resend: 4712
+> N0 M110 N0*125
+< ok
+< ok
+! JobProgress { done: 0, total: 1 }
+> N1 G1 X1*96
+< ok
+! JobProgress { done: 1, total: 1 }
+> N2 M105*37
+< ok T:20.0 /0.0
+! Temperatures T:20/0
+! JobDone
+",
+    );
+}
+
+#[test]
+fn a_request_for_a_long_acknowledged_line_interrupts_the_job() {
+    check(
+        "
+job: G1 X1 | G1 X2 | G1 X3 | G1 X4 | G1 X5
+> N0 M110 N0*125
+< ok
+! JobProgress { done: 0, total: 5 }
+> N1 G1 X1*96
+< ok
+! JobProgress { done: 1, total: 5 }
+> N2 G1 X2*96
+< ok
+! JobProgress { done: 2, total: 5 }
+> N3 G1 X3*96
+< ok
+! JobProgress { done: 3, total: 5 }
+> N4 G1 X4*96
+< ok
+! JobProgress { done: 4, total: 5 }
+> N5 G1 X5*96
+< Error:Line Number is not Last Line Number+1, Last Line: 0
+< Resend: 1
+! JobInterrupted { reason: \"the printer asked for line 1, long acknowledged: it lost its state\" }
+> M110 N0
+",
+    );
+}
+
+#[test]
+fn too_many_resends_in_a_row_declare_the_link_faulty() {
+    check(
+        "
+settings: max_consecutive_resends=2
+> M110 N0
+< ok
+> M115
+< ok
+! Ready { firmware: None }
+job: G1 X1
+> N0 M110 N0*125
+< ok
+! JobProgress { done: 0, total: 1 }
+> N1 G1 X1*96
+< Error:checksum mismatch, Last Line: 0
+< Resend: 1
+> N1 G1 X1*96
+< ok
+< Error:checksum mismatch, Last Line: 0
+< Resend: 1
+> N1 G1 X1*96
+< ok
+< Error:checksum mismatch, Last Line: 0
+< Resend: 1
+! JobInterrupted { reason: \"3 resend requests in a row for line 1: the link is faulty\" }
+! LinkDead { reason: \"3 resend requests in a row for line 1: the link is faulty\" }
+< ok
+",
+    );
+}
+
+#[test]
+fn printer_halted_interrupts_the_job_and_stops_sending() {
+    check(
+        "
+job: M109 S210 | G1 X1
+> N0 M110 N0*125
+< ok
+! JobProgress { done: 0, total: 2 }
+> N1 M109 S210*106
+< Error:Thermal Runaway, system stopped! Heater_ID: 0
+! JobInterrupted { reason: \"the printer halted: Thermal Runaway, system stopped! Heater_ID: 0\" }
+! Halted { reason: \"Thermal Runaway, system stopped! Heater_ID: 0\" }
+< Error:Printer halted. kill() called!
+< ok
+@ 60000
+",
+    );
+}
+
+#[test]
+fn a_command_error_fails_the_job_and_runs_the_cancel_script() {
+    check(
+        "
+settings: cancel_script=M104_S0|M84
+> M110 N0
+< ok
+> M115
+< ok
+! Ready { firmware: None }
+job: G29 | G1 X1
+> N0 M110 N0*125
+< ok
+! JobProgress { done: 0, total: 2 }
+> N1 G29*19
+< Error:Probing Failed
+! JobFailed { reason: \"the printer reported an error: Probing Failed\" }
+< ok
+> N2 M104_S0*24
+< ok
+> N3 M84*28
+< ok
+> N4 M105*35
+< ok T:20.0 /0.0
+! Temperatures T:20/0
+! CancelDone
+",
+    );
+}
+
+#[test]
+fn busy_keepalives_carry_a_long_command_past_the_command_timeout_but_not_a_short_one() {
+    check(
+        "
+job: M109 S210 | G1 X1
+> N0 M110 N0*125
+< ok
+! JobProgress { done: 0, total: 2 }
+> N1 M109 S210*106
+@ 8000
+< echo:busy: processing
+@ 16000
+<  T:190.3 /210.0 B:60.0 /60.0 @:127 B@:0 W:?
+! Temperatures T:190.3/210 B:60/60
+@ 24000
+< busy: processing
+@ 30000
+< ok
+! JobProgress { done: 1, total: 2 }
+> N2 G1 X1*99
+@ 39999
+@ 40000
+> N3 M105*36
+",
+    );
+}
+
+#[test]
+fn silence_sends_a_probe_whose_answer_stands_in_for_a_lost_ok() {
+    check(
+        "
+job: G1 X1 | G1 X2
+> N0 M110 N0*125
+< ok
+! JobProgress { done: 0, total: 2 }
+> N1 G1 X1*96
+@ 9999
+@ 10000
+> N2 M105*37
+< ok T:20.0 /0.0
+! Temperatures T:20/0
+! JobProgress { done: 1, total: 2 }
+> N3 G1 X2*97
+< ok
+! JobProgress { done: 2, total: 2 }
+> N4 M105*35
+< ok T:20.0 /0.0
+! Temperatures T:20/0
+! JobDone
+",
+    );
+}
+
+#[test]
+fn silence_after_the_probe_declares_the_link_dead() {
+    check(
+        "
+job: G1 X1
+> N0 M110 N0*125
+< ok
+! JobProgress { done: 0, total: 1 }
+> N1 G1 X1*96
+@ 10000
+> N2 M105*37
+@ 19999
+@ 20000
+! JobInterrupted { reason: \"the printer stopped answering (command timeout, and no answer to M105)\" }
+! LinkDead { reason: \"the printer stopped answering (command timeout, and no answer to M105)\" }
+",
+    );
+}
+
+#[test]
+fn host_actions_pause_resume_and_cancel() {
+    check(
+        "
+settings: cancel_script=M84
+> M110 N0
+< ok
+> M115
+< ok
+! Ready { firmware: None }
+job: G1 X1 | G1 X2 | G1 X3
+> N0 M110 N0*125
+< ok
+! JobProgress { done: 0, total: 3 }
+> N1 G1 X1*96
+< //action:pause
+! PausedByPrinter { reason: \"the printer asked to pause (//action:pause)\" }
+< ok
+! JobProgress { done: 1, total: 3 }
+@ 5000
+> N2 M105*37
+< ok T:20.0 /0.0
+! Temperatures T:20/0
+< //action:resume
+! ResumedByPrinter
+> N3 G1 X2*97
+< //action:cancel
+! JobInterrupted { reason: \"cancelled on the printer (//action:cancel)\" }
+< ok
+> N4 M84*27
+< ok
+> N5 M105*34
+< ok T:20.0 /0.0
+! Temperatures T:20/0
+! CancelDone
+",
+    );
+}
+
+#[test]
+fn operator_pause_holds_the_stream_and_abort_runs_the_cancel_script() {
+    check(
+        "
+settings: cancel_script=M108|M84
+> M110 N0
+< ok
+> M115
+< ok
+! Ready { firmware: None }
+job: G1 X1 | G1 X2
+> N0 M110 N0*125
+< ok
+! JobProgress { done: 0, total: 2 }
+> N1 G1 X1*96
+pause
+< ok
+! JobProgress { done: 1, total: 2 }
+resume
+> N2 G1 X2*96
+cancel
+! JobInterrupted { reason: \"aborted by operator\" }
+< ok
+> N3 M108*41
+< ok
+> N4 M84*27
+< ok
+> N5 M105*34
+< ok T:20.0 /0.0
+! Temperatures T:20/0
+! CancelDone
+",
+    );
+}
+
+#[test]
+fn firmware_reset_mid_job_interrupts_and_shakes_hands_again() {
+    check(
+        "
+job: G1 X1 | G1 X2
+> N0 M110 N0*125
+< ok
+! JobProgress { done: 0, total: 2 }
+> N1 G1 X1*96
+< start
+! FirmwareReset
+! JobInterrupted { reason: \"the firmware restarted mid-job (it printed 'start'): its state is lost\" }
+> M110 N0
+< echo:Marlin 2.1.2
+< ok
+> M115
+< ok
+! Ready { firmware: Some(\"Marlin 2.1.2 (Mar 1 2024)\") }
+",
+    );
+}
+
+#[test]
+fn handshake_retries_and_restarts_when_the_board_boots() {
+    check(
+        "
+settings: in_flight=1
+> M110 N0
+@ 2000
+> M110 N0
+< start
+> M110 N0
+< echo: External Reset
+< ok
+> M115
+< ok
+! Ready { firmware: None }
+job: G1 X1
+> N0 M110 N0*125
+",
+    );
+}
+
+#[test]
+fn partial_lines_crlf_garbage_and_autoreports() {
+    check(
+        "
+job: G1 X1
+> N0 M110 N0*125
+<< o
+<< k\\r\\n
+! JobProgress { done: 0, total: 1 }
+> N1 G1 X1*96
+<< \u{fffd}\u{1}garbage\\r\\n
+< echo:Unknown command: \"X\"
+< T:210.0 /210.0 B:60.0 /60.0 @:127 B@:0
+! Temperatures T:210/210 B:60/60
+<< ok\\r\\nok T:2
+! JobProgress { done: 1, total: 1 }
+> N2 M105*37
+<< 0.0 /0.0\\r\\n
+! Temperatures T:20/0
+! JobDone
+",
+    );
+}
+
+#[test]
+fn idle_link_is_polled_and_declared_dead_when_silent() {
+    check(
+        "
+@ 5000
+> M105
+< ok T:20.0 /0.0 B:20.0 /0.0 @:0 B@:0
+! Temperatures T:20/0 B:20/0
+@ 10000
+> M105
+@ 19999
+@ 20000
+! LinkDead { reason: \"no answer to M105 for 10 s\" }
+job: G1 X1
+! refused: the printer is not ready: no answer to M105 for 10 s
+",
+    );
+}
+
+#[test]
+fn periodic_probes_resynchronise_an_ok_count_that_drifted() {
+    // One `ok` too many (the tail of a line cut by Marlin's receive-buffer flush, executed as an
+    // unnumbered command) makes the count run ahead; the probe's `ok T:` puts it right, so the
+    // job is done only when the final probe is answered.
+    check(
+        "
+settings: in_flight=2 resync_interval=3
+> M110 N0
+< ok
+> M115
+< ok
+! Ready { firmware: None }
+job: G1 X1 | G1 X2 | G1 X3 | G1 X4
+> N0 M110 N0*125
+< ok
+! JobProgress { done: 0, total: 4 }
+> N1 G1 X1*96
+> N2 G1 X2*96
+< ok
+! JobProgress { done: 1, total: 4 }
+> N3 M105*36
+< ok
+! JobProgress { done: 2, total: 4 }
+> N4 G1 X3*103
+< ok
+> N5 G1 X4*97
+< ok
+! JobProgress { done: 3, total: 4 }
+> N6 M105*33
+< ok T:20.0 /0.0
+! Temperatures T:20/0
+< ok
+< ok T:20.0 /0.0
+! Temperatures T:20/0
+! JobProgress { done: 4, total: 4 }
+! JobDone
+",
+    );
+}
