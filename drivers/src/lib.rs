@@ -11,6 +11,7 @@
 use std::sync::Arc;
 
 pub mod manual;
+pub mod marlin;
 pub mod rng;
 pub mod sim;
 pub mod traffic;
