@@ -116,7 +116,9 @@ fn toml_node(span: Range<usize>, value: &DeValue<'_>) -> Node {
 /// reader then walks the known-good text to record where every value is, which serde_json does
 /// not expose. Duplicate keys, which serde_json silently collapses, are reported.
 pub(crate) fn parse_json(text: &str) -> Result<Node, Vec<Finding>> {
-    if let Err(error) = serde_json::from_str::<serde::de::IgnoredAny>(text) {
+    // Parsing to a `Value` (not `IgnoredAny`) keeps serde_json's nesting limit, which also
+    // bounds the recursion of the reader below.
+    if let Err(error) = serde_json::from_str::<serde_json::Value>(text) {
         let message = error.to_string();
         // serde_json appends " at line L column C"; the position is reported separately.
         let message = message
@@ -276,6 +278,18 @@ impl<'t> LineIndex<'t> {
             .chain(text.match_indices('\n').map(|(index, _)| index + 1))
             .collect();
         Self { text, line_starts }
+    }
+
+    /// The text of a 1-based line, without its line break.
+    pub fn line_text(&self, line: usize) -> &'t str {
+        let Some(&start) = self.line_starts.get(line.wrapping_sub(1)) else {
+            return "";
+        };
+        let end = self
+            .line_starts
+            .get(line)
+            .map_or(self.text.len(), |&next| next);
+        self.text[start..end].trim_end_matches(['\n', '\r'])
     }
 
     pub fn line_column(&self, offset: usize) -> (usize, usize) {

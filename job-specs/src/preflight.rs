@@ -2,7 +2,8 @@
 //! planning (units, distance mode, motion, feeds, dwells) to get a bounding box and a run-time
 //! estimate. This is not a machine simulation: no acceleration, no tool offsets, no work offsets.
 
-use std::collections::BTreeSet;
+use std::collections::btree_map::Entry;
+use std::collections::{BTreeMap, BTreeSet};
 use std::f64::consts::{FRAC_PI_2, TAU};
 
 use gcode::{Code, Value};
@@ -19,6 +20,9 @@ pub const MAX_PROGRAM_BYTES: u64 = 20 * 1024 * 1024;
 pub const DEFAULT_RAPID_MM_PER_MIN: f64 = 5000.0;
 
 const MM_PER_INCH: f64 = 25.4;
+
+/// A binary file fed as G-code fails on every line; a screenful of errors is enough.
+const MAX_REPORTED_SYNTAX_LINES: usize = 20;
 
 /// Words the preflight interprets or knows to have no effect on geometry and time. Anything else
 /// is listed in [`GcodeProgram::unsupported_words`] for the driver to judge.
@@ -114,19 +118,31 @@ pub fn preflight_gcode(path: &str, text: &str) -> Result<GcodeProgram, Vec<SpecE
     }
     let parsed = gcode::parse(text).map_err(|diagnostics| {
         let index = LineIndex::new(text);
-        first_diagnostic_per_line(diagnostics.into_inner())
-            .into_iter()
+        let by_line = first_diagnostic_per_line(diagnostics.into_inner());
+        let mut errors: Vec<SpecError> = by_line
+            .values()
+            .take(MAX_REPORTED_SYNTAX_LINES)
             .map(|diagnostic| {
                 let (line, column) = index.line_column(diagnostic.span.start);
-                let source_line = text.lines().nth(line - 1).unwrap_or("").trim();
-                let shown: String = source_line.chars().take(80).collect();
+                let shown: String = index.line_text(line).trim().chars().take(80).collect();
                 error(
                     Some(line),
                     Some(column),
                     format!("G-code syntax: {} in `{shown}`", describe(&diagnostic.kind)),
                 )
             })
-            .collect::<Vec<_>>()
+            .collect();
+        if by_line.len() > MAX_REPORTED_SYNTAX_LINES {
+            errors.push(error(
+                None,
+                None,
+                format!(
+                    "G-code syntax errors on {} more lines not shown; is this a G-code file?",
+                    by_line.len() - MAX_REPORTED_SYNTAX_LINES
+                ),
+            ));
+        }
+        errors
     })?;
     let has_commands = parsed
         .blocks
@@ -167,31 +183,35 @@ fn is_printer_program(program: &gcode::Program) -> bool {
         })
 }
 
-/// One error per line: the parser recovers by reporting the tokens after a bad character too,
-/// which only repeats the problem. Unreadable characters are the cause when present.
-fn first_diagnostic_per_line(diagnostics: Vec<gcode::Diagnostic>) -> Vec<gcode::Diagnostic> {
-    let mut kept: Vec<gcode::Diagnostic> = Vec::new();
-    for diagnostic in diagnostics {
-        let is_cause = matches!(
+/// One error per line, by line: the parser recovers by reporting the tokens after a bad
+/// character too, which only repeats the problem. Unreadable characters are the cause when present.
+fn first_diagnostic_per_line(
+    diagnostics: Vec<gcode::Diagnostic>,
+) -> BTreeMap<usize, gcode::Diagnostic> {
+    let is_cause = |diagnostic: &gcode::Diagnostic| {
+        matches!(
             diagnostic.kind,
             gcode::DiagnosticKind::UnknownContent { .. }
-        );
-        match kept
-            .iter_mut()
-            .find(|k| k.span.line == diagnostic.span.line)
-        {
-            None => kept.push(diagnostic),
-            Some(existing) => {
-                let existing_is_cause =
-                    matches!(existing.kind, gcode::DiagnosticKind::UnknownContent { .. });
-                if is_cause && !existing_is_cause {
-                    *existing = diagnostic;
+        )
+    };
+    let mut by_line: BTreeMap<usize, gcode::Diagnostic> = BTreeMap::new();
+    for diagnostic in diagnostics {
+        match by_line.entry(diagnostic.span.line) {
+            Entry::Vacant(slot) => {
+                slot.insert(diagnostic);
+            }
+            Entry::Occupied(mut slot) => {
+                let kept = slot.get();
+                let earlier = diagnostic.span.start < kept.span.start;
+                if (is_cause(&diagnostic) && !is_cause(kept))
+                    || (is_cause(&diagnostic) == is_cause(kept) && earlier)
+                {
+                    slot.insert(diagnostic);
                 }
             }
         }
     }
-    kept.sort_by_key(|diagnostic| diagnostic.span.start);
-    kept
+    by_line
 }
 
 fn describe(kind: &gcode::DiagnosticKind) -> String {
@@ -660,4 +680,297 @@ fn distance(start: [Option<f64>; 3], end: [Option<f64>; 3]) -> f64 {
         })
         .sum::<f64>()
         .sqrt()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Expect {
+        min: [f64; 3],
+        max: [f64; 3],
+        seconds: f64,
+        units: LengthUnits,
+    }
+
+    fn check(name: &str, program: &str, expect: &Expect) {
+        let result = preflight_gcode("test.nc", program)
+            .unwrap_or_else(|errors| panic!("{name}: rejected: {errors:?}"));
+        let bounding_box = result.bounding_box.expect("program moves");
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-3;
+        assert!(
+            (0..3).all(|axis| close(bounding_box.min[axis], expect.min[axis])
+                && close(bounding_box.max[axis], expect.max[axis])),
+            "{name}: box {bounding_box:?}, expected {:?}..{:?}",
+            expect.min,
+            expect.max
+        );
+        assert!(
+            close(result.estimated_seconds, expect.seconds),
+            "{name}: {} s, expected {} s",
+            result.estimated_seconds,
+            expect.seconds
+        );
+        assert_eq!(result.units, expect.units, "{name}");
+    }
+
+    const QUARTER_ARC_LENGTH: f64 = 15.707_963;
+
+    #[test]
+    fn bounding_box_and_time_of_motion() {
+        use LengthUnits::{Inches, Millimetres, Mixed};
+        let cases: &[(&str, &str, Expect)] = &[
+            (
+                "absolute lines; the first move's start is unknown and adds no time",
+                "G21 G90\nG0 X0 Y0\nG1 X100 F600\nG1 Y50\n",
+                Expect {
+                    min: [0.0; 3],
+                    max: [100.0, 50.0, 0.0],
+                    seconds: 15.0,
+                    units: Millimetres,
+                },
+            ),
+            (
+                "inches are converted, feed included",
+                "G20 G90\nG0 X0 Y0 Z0\nG1 X1 Y2 F10\n",
+                Expect {
+                    min: [0.0; 3],
+                    max: [25.4, 50.8, 0.0],
+                    seconds: 5f64.sqrt() * 25.4 / 254.0 * 60.0,
+                    units: Inches,
+                },
+            ),
+            (
+                "relative moves accumulate",
+                "G21 G91\nG0 X10 Y10\nG1 X10 F300\nG1 Y-30\n",
+                Expect {
+                    min: [10.0, -20.0, 0.0],
+                    max: [20.0, 10.0, 0.0],
+                    seconds: 8.0,
+                    units: Millimetres,
+                },
+            ),
+            (
+                "rapids at the default rate",
+                "G21 G90\nG0 X0 Y0\nG0 X500\n",
+                Expect {
+                    min: [0.0; 3],
+                    max: [500.0, 0.0, 0.0],
+                    seconds: 6.0,
+                    units: Millimetres,
+                },
+            ),
+            (
+                "full circle reaches all four extremes",
+                "G21 G90\nG0 X10 Y0\nG2 X10 Y0 I-10 J0 F600\n",
+                Expect {
+                    min: [-10.0, -10.0, 0.0],
+                    max: [10.0, 10.0, 0.0],
+                    seconds: 4.0 * QUARTER_ARC_LENGTH / 10.0,
+                    units: Millimetres,
+                },
+            ),
+            (
+                "clockwise half circle bulges below the chord",
+                "G21 G90\nG0 X10 Y0\nG2 X-10 Y0 I-10 J0 F600\n",
+                Expect {
+                    min: [-10.0, -10.0, 0.0],
+                    max: [10.0, 0.0, 0.0],
+                    seconds: 2.0 * QUARTER_ARC_LENGTH / 10.0,
+                    units: Millimetres,
+                },
+            ),
+            (
+                "counter-clockwise quarter",
+                "G21 G90\nG0 X10 Y0\nG3 X0 Y10 I-10 J0 F600\n",
+                Expect {
+                    min: [0.0; 3],
+                    max: [10.0, 10.0, 0.0],
+                    seconds: QUARTER_ARC_LENGTH / 10.0,
+                    units: Millimetres,
+                },
+            ),
+            (
+                "radius form: clockwise, centre right of the chord",
+                "G21 G90\nG0 X0 Y0\nG2 X10 Y10 R10 F600\n",
+                Expect {
+                    min: [0.0; 3],
+                    max: [10.0, 10.0, 0.0],
+                    seconds: QUARTER_ARC_LENGTH / 10.0,
+                    units: Millimetres,
+                },
+            ),
+            (
+                "radius form: negative R takes the long way round",
+                "G21 G90\nG0 X0 Y0\nG2 X10 Y10 R-10 F600\n",
+                Expect {
+                    min: [-10.0, 0.0, 0.0],
+                    max: [10.0, 20.0, 0.0],
+                    seconds: 3.0 * QUARTER_ARC_LENGTH / 10.0,
+                    units: Millimetres,
+                },
+            ),
+            (
+                "helix: length includes the descent",
+                "G21 G90\nG0 X10 Y0 Z0\nG3 X10 Y0 Z-5 I-10 J0 F600\n",
+                Expect {
+                    min: [-10.0, -10.0, -5.0],
+                    max: [10.0, 10.0, 0.0],
+                    seconds: (4.0 * QUARTER_ARC_LENGTH).hypot(5.0) / 10.0,
+                    units: Millimetres,
+                },
+            ),
+            (
+                "arc in the ZX plane",
+                "G21 G90 G18\nG0 X10 Y0 Z0\nG2 X0 Z10 I-10 K0 F600\n",
+                Expect {
+                    min: [0.0; 3],
+                    max: [10.0, 0.0, 10.0],
+                    seconds: QUARTER_ARC_LENGTH / 10.0,
+                    units: Millimetres,
+                },
+            ),
+            (
+                "arcs in inches",
+                "G20 G90\nG0 X1 Y0\nG3 X0 Y1 I-1 J0 F10\n",
+                Expect {
+                    min: [0.0; 3],
+                    max: [25.4, 25.4, 0.0],
+                    seconds: QUARTER_ARC_LENGTH * 2.54 / 254.0 * 60.0,
+                    units: Inches,
+                },
+            ),
+            (
+                "CNC dwell: P in seconds",
+                "G21 G90\nG0 X1 Y1\nG4 P2\nG4 S1.5\n",
+                Expect {
+                    min: [1.0, 1.0, 0.0],
+                    max: [1.0, 1.0, 0.0],
+                    seconds: 3.5,
+                    units: Millimetres,
+                },
+            ),
+            (
+                "printer dwell: P in milliseconds; retraction takes time",
+                "G21 G90\nM83\nM104 S200\nG0 X1 Y1\nG4 P500\nG1 E-0.8 F2100\n",
+                Expect {
+                    min: [1.0, 1.0, 0.0],
+                    max: [1.0, 1.0, 0.0],
+                    seconds: 0.5 + 0.8 / 2100.0 * 60.0,
+                    units: Millimetres,
+                },
+            ),
+            (
+                "after homing the position is known; absolute extrusion counts the difference",
+                "G28\nG21 G90\nM82\nG92 E0\nG1 X10 Y0 E2 F600\nG1 E1 F600\n",
+                Expect {
+                    min: [10.0, 0.0, 0.0],
+                    max: [10.0, 0.0, 0.0],
+                    seconds: 1.0 + 0.1,
+                    units: Millimetres,
+                },
+            ),
+            (
+                "switching units mid-program",
+                "G21 G90\nG0 X0 Y0\nG1 X10 F600\nG20\nG1 X1\n",
+                Expect {
+                    min: [0.0; 3],
+                    max: [25.4, 0.0, 0.0],
+                    seconds: 1.0 + 15.4 / 600.0 * 60.0,
+                    units: Mixed,
+                },
+            ),
+            (
+                "bare coordinates continue the modal motion",
+                "G21 G90\nG1 X0 Y0 F600\nX10\nY10\n",
+                Expect {
+                    min: [0.0; 3],
+                    max: [10.0, 10.0, 0.0],
+                    seconds: 2.0,
+                    units: Millimetres,
+                },
+            ),
+        ];
+        for (name, program, expect) in cases {
+            check(name, program, expect);
+        }
+    }
+
+    #[test]
+    fn words_lines_and_hash_are_reported() {
+        let program =
+            "; header\nG21 G90\nG0 X0 Y0\nG83 X1 Y1 Z-3 R1 Q1 F100\nM42 P1 S255\nG01 X5\n";
+        let result = preflight_gcode("p.nc", program).unwrap();
+        let words: Vec<&str> = result.words.iter().map(String::as_str).collect();
+        assert_eq!(words, ["G0", "G1", "G21", "G83", "G90", "M42"]);
+        let unsupported: Vec<&str> = result
+            .unsupported_words
+            .iter()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(unsupported, ["G83", "M42"]);
+        assert_eq!(result.lines, 6);
+        assert_eq!(result.longest_line, "G83 X1 Y1 Z-3 R1 Q1 F100".len());
+        // Known answer: sha256 of "G0 X1\n".
+        assert_eq!(
+            preflight_gcode("a.nc", "G0 X1\n").unwrap().sha256,
+            "099ef6c70c0996f7a2db416258ff84ec726ac87f10bdfe5681022f5e406bcd69"
+        );
+    }
+
+    #[test]
+    fn uncertain_estimates_carry_warnings() {
+        let result = preflight_gcode("p.nc", "G0 X0 Y0\nG1 X10\n").unwrap();
+        assert_eq!(result.units, LengthUnits::Millimetres);
+        assert_eq!(result.warnings.len(), 2, "{:?}", result.warnings);
+        assert!(result.warnings[0].contains("no G20/G21"));
+        assert!(result.warnings[1].contains("line 2: feed move before any F word"));
+        assert_eq!(result.bounding_box.unwrap().size(), [10.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn rejected_programs() {
+        let cases: &[(&str, &str, Option<usize>, &str)] = &[
+            ("empty", "", None, "program is empty"),
+            ("comments only", "; a\n(b)\n\n", None, "program is empty"),
+            (
+                "bad character",
+                "G21\nG90\nG1 X1 @ Y2\n",
+                Some(3),
+                "unexpected '@' in `G1 X1 @ Y2`",
+            ),
+            (
+                "number without letter",
+                "G21\nG1 X1..5\n",
+                Some(2),
+                "G-code syntax",
+            ),
+        ];
+        for (name, program, line, message) in cases {
+            let errors = preflight_gcode("p.nc", program).expect_err(name);
+            assert_eq!(errors.len(), 1, "{name}: {errors:?}");
+            assert_eq!(errors[0].file, "p.nc");
+            assert_eq!(errors[0].line, *line, "{name}");
+            assert!(
+                errors[0].message.contains(message),
+                "{name}: {}",
+                errors[0].message
+            );
+        }
+        let garbage = "\u{1}\u{2} binary @@@\n".repeat(10_000);
+        let errors = preflight_gcode("photo.jpg", &garbage).unwrap_err();
+        assert_eq!(errors.len(), MAX_REPORTED_SYNTAX_LINES + 1);
+        assert!(
+            errors[MAX_REPORTED_SYNTAX_LINES]
+                .message
+                .contains("9980 more lines"),
+            "{errors:?}"
+        );
+        let huge = " ".repeat(usize::try_from(MAX_PROGRAM_BYTES).unwrap() + 1);
+        let errors = preflight_gcode("big.nc", &huge).unwrap_err();
+        assert!(
+            errors[0].message.contains("the limit is 20971520 bytes"),
+            "{errors:?}"
+        );
+    }
 }

@@ -132,39 +132,24 @@ mod tests {
 
     #[test]
     fn relative_paths_are_checked_before_any_lookup() {
-        let cases: &[(&str, Option<fn(&ProgramReadError) -> bool>)] = &[
+        // (path, None when accepted, else a part of the error message)
+        let cases = [
             ("programs/a.nc", None),
             ("./a.nc", None),
-            ("", Some(|e| matches!(e, ProgramReadError::EmptyPath))),
-            (
-                "/etc/passwd",
-                Some(|e| matches!(e, ProgramReadError::Absolute(_))),
-            ),
-            (
-                "C:\\jobs\\a.nc",
-                Some(|e| matches!(e, ProgramReadError::Absolute(_))),
-            ),
-            (
-                "\\\\server\\a.nc",
-                Some(|e| matches!(e, ProgramReadError::Absolute(_))),
-            ),
-            (
-                "../a.nc",
-                Some(|e| matches!(e, ProgramReadError::ParentDirectory(_))),
-            ),
-            (
-                "programs/../../a.nc",
-                Some(|e| matches!(e, ProgramReadError::ParentDirectory(_))),
-            ),
-            (
-                "programs\\..\\a.nc",
-                Some(|e| matches!(e, ProgramReadError::ParentDirectory(_))),
-            ),
+            ("", Some("program path is empty")),
+            ("/etc/passwd", Some("is absolute")),
+            ("C:\\jobs\\a.nc", Some("is absolute")),
+            ("\\\\server\\a.nc", Some("is absolute")),
+            ("../a.nc", Some("'..' is not allowed")),
+            ("programs/../../a.nc", Some("'..' is not allowed")),
+            ("programs\\..\\a.nc", Some("'..' is not allowed")),
         ];
         for (path, expected) in cases {
             match (check_relative(path), expected) {
                 (Ok(_), None) => {}
-                (Err(error), Some(is_expected)) => assert!(is_expected(&error), "{path}: {error}"),
+                (Err(error), Some(fragment)) => {
+                    assert!(error.to_string().contains(fragment), "{path}: {error}");
+                }
                 (result, _) => panic!("{path}: unexpected {result:?}"),
             }
         }
