@@ -2,7 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
-use microfab_job_specs::{CheckedSpec, ProgramRef, check_file, is_manual_capability};
+use microfab_job_specs::{
+    CheckedSpec, Directory, ProgramRef, SpecFormat, check_file, check_text, is_manual_capability,
+};
 
 /// What the demo plant has: capability, machine envelope in mm (None for manual work).
 const DEMO_CAPABILITIES: &[(&str, Option<[f64; 3]>)] = &[
@@ -130,4 +132,30 @@ fn the_demo_set_has_a_parallel_branch_joined_by_a_manual_step() {
                 && is_manual_capability(&spec.spec.steps[spec.final_step].capability)
         });
     assert!(joined);
+}
+
+/// The first fenced block of `language` in the README.
+fn readme_block(language: &str) -> String {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let fence = format!("```{language}\n");
+    let start = readme.find(&fence).unwrap() + fence.len();
+    let length = readme[start..].find("```").unwrap();
+    readme[start..start + length].to_owned()
+}
+
+#[test]
+fn the_readme_examples_are_valid_specs() {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let cases = [
+        ("toml", SpecFormat::Toml, "community-bench-bracket"),
+        ("json", SpecFormat::Json, "bike-light-mount"),
+    ];
+    for (language, format, programs_from) in cases {
+        let programs = Directory::new(examples.join(programs_from)).unwrap();
+        let text = readme_block(language);
+        if let Err(errors) = check_text(&format!("README.{language}"), &text, format, &programs) {
+            panic!("README {language} example rejected:\n{errors}");
+        }
+    }
 }
