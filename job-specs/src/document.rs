@@ -135,7 +135,7 @@ pub(crate) fn parse_json(text: &str) -> Result<Node, Vec<Finding>> {
         position: 0,
         findings: Vec::new(),
     };
-    let root = reader.value();
+    let root = reader.value("");
     if reader.findings.is_empty() {
         Ok(root)
     } else {
@@ -163,12 +163,13 @@ impl JsonReader<'_> {
             .unwrap_or(0)
     }
 
-    fn value(&mut self) -> Node {
+    /// Reads the value at `path` (the field path used in error messages).
+    fn value(&mut self, path: &str) -> Node {
         self.skip_whitespace();
         let start = self.position;
         let value = match self.peek() {
-            b'{' => self.object(),
-            b'[' => self.array(),
+            b'{' => self.object(path),
+            b'[' => self.array(path),
             b'"' => Value::String(self.string()),
             b't' => self.literal("true", Value::Boolean(true)),
             b'f' => self.literal("false", Value::Boolean(false)),
@@ -213,7 +214,7 @@ impl JsonReader<'_> {
         }
     }
 
-    fn array(&mut self) -> Value {
+    fn array(&mut self, path: &str) -> Value {
         self.position += 1;
         let mut items = Vec::new();
         loop {
@@ -224,12 +225,15 @@ impl JsonReader<'_> {
                     return Value::Array(items);
                 }
                 b',' => self.position += 1,
-                _ => items.push(self.value()),
+                _ => {
+                    let item = self.value(&format!("{path}[{}]", items.len()));
+                    items.push(item);
+                }
             }
         }
     }
 
-    fn object(&mut self) -> Value {
+    fn object(&mut self, path: &str) -> Value {
         self.position += 1;
         let mut entries: Vec<Entry> = Vec::new();
         loop {
@@ -246,11 +250,16 @@ impl JsonReader<'_> {
                     let key_span = key_start..self.position;
                     self.skip_whitespace();
                     self.position += 1; // the ':'
-                    let value = self.value();
+                    let field = if path.is_empty() {
+                        key.clone()
+                    } else {
+                        format!("{path}.{key}")
+                    };
+                    let value = self.value(&field);
                     if entries.iter().any(|entry| entry.key == key) {
                         self.findings.push(Finding {
                             position: Position::Offset(key_start),
-                            field: key.clone(),
+                            field,
                             message: format!("duplicate key '{key}'"),
                         });
                     } else {
