@@ -133,7 +133,10 @@ pub fn tabu_search(p: &Problem, initial: Solution, budget: Budget, seed: u64) ->
     let mut best = initial;
     let mut best_obj = current_obj;
     let n = p.n_ops() as u64;
-    let stall_limit = 400 + 20 * n;
+    let stall_limit: u64 = std::env::var("STALL")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(400 + 20 * n);
     let mut since_improvement = 0u64;
     if n == 0 {
         return SearchOutcome {
