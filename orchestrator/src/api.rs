@@ -1,0 +1,819 @@
+//! The HTTP API: REST under `/api/v1`, an SSE event stream, `/healthz`, and the OpenAPI document
+//! at `/api/v1/openapi.json`. Errors are JSON that say what and where; the error type never
+//! leaks database internals; a rejected request changes nothing.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures::Stream;
+use microfab_drivers::DriverCommand;
+use microfab_job_specs::{InMemory, SpecFormat};
+use serde::{Deserialize, Serialize};
+use utoipa::{OpenApi, ToSchema};
+
+use crate::amount::Amount;
+use crate::plant::PlantError;
+use crate::plant::views::{JobView, MachineView, MaterialView, OrderView, UnitView};
+use crate::runtime::{CommandError, Runtime};
+use crate::store::events::{self, EventRecord};
+use crate::store::now_ms;
+
+pub type AppState = Arc<Runtime>;
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Machine-readable kind: not_found, conflict, invalid, material_short, invalid_spec, internal.
+    pub code: String,
+    pub message: String,
+    /// Every problem found, with file/line/field where known (spec validation).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub details: Vec<ErrorItem>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ErrorItem {
+    pub file: Option<String>,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    pub field: String,
+    pub message: String,
+}
+
+pub struct ApiError {
+    status: StatusCode,
+    body: ErrorBody,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            body: ErrorBody {
+                error: ErrorDetail {
+                    code: code.into(),
+                    message: message.into(),
+                    details: Vec::new(),
+                },
+            },
+        }
+    }
+
+    fn invalid(field: &str, message: impl Into<String>) -> ApiError {
+        let message = message.into();
+        let mut e = ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+            format!("{field}: {message}"),
+        );
+        e.body.error.details.push(ErrorItem {
+            file: None,
+            line: None,
+            column: None,
+            field: field.into(),
+            message,
+        });
+        e
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(self.body)).into_response()
+    }
+}
+
+impl From<PlantError> for ApiError {
+    fn from(e: PlantError) -> ApiError {
+        match e {
+            PlantError::NotFound(what) => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("{what} not found"),
+            ),
+            PlantError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
+            PlantError::MaterialShort(m) => {
+                ApiError::new(StatusCode::CONFLICT, "material_short", m)
+            }
+            PlantError::Invalid { field, message } => ApiError::invalid(&field, message),
+            PlantError::Spec(errors) => {
+                let mut e = ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_spec",
+                    format!("the batch spec has {} error(s)", errors.0.len()),
+                );
+                e.body.error.details = errors
+                    .0
+                    .into_iter()
+                    .map(|s| ErrorItem {
+                        file: Some(s.file),
+                        line: s.line,
+                        column: s.column,
+                        field: s.field,
+                        message: s.message,
+                    })
+                    .collect();
+                e
+            }
+            PlantError::Store(e) => {
+                tracing::error!(error = %e, "store failure");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "the store failed; the change was not made",
+                )
+            }
+        }
+    }
+}
+
+impl From<CommandError> for ApiError {
+    fn from(e: CommandError) -> ApiError {
+        match e {
+            CommandError::UnknownMachine(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string())
+            }
+            CommandError::MachineGone(_) | CommandError::Driver(_) => {
+                ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string())
+            }
+        }
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> ApiError {
+        ApiError::new(r.status(), "invalid_body", r.body_text())
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(r: QueryRejection) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", r.body_text())
+    }
+}
+
+/// `Json` whose rejections are our JSON errors.
+#[derive(FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct Body<T>(pub T);
+
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct Params<T>(pub T);
+
+fn actor(headers: &HeaderMap) -> String {
+    headers
+        .get("x-actor")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.trim().is_empty())
+        .unwrap_or("operator")
+        .to_string()
+}
+
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/api/v1/openapi.json", get(openapi))
+        .route("/api/v1/orders", get(list_orders).post(submit_order))
+        .route("/api/v1/orders/{id}", get(get_order))
+        .route("/api/v1/orders/{id}/approve", post(approve_order))
+        .route("/api/v1/orders/{id}/reject", post(reject_order))
+        .route("/api/v1/orders/{id}/cancel", post(cancel_order))
+        .route("/api/v1/orders/{id}/units", get(order_units))
+        .route("/api/v1/machines", get(list_machines))
+        .route("/api/v1/machines/{id}", get(get_machine))
+        .route("/api/v1/machines/{id}/pause", post(pause_machine))
+        .route("/api/v1/machines/{id}/resume", post(resume_machine))
+        .route("/api/v1/machines/{id}/abort", post(abort_machine))
+        .route(
+            "/api/v1/machines/{id}/maintenance",
+            post(machine_maintenance),
+        )
+        .route("/api/v1/materials", get(list_materials))
+        .route("/api/v1/materials/{id}/restock", post(restock_material))
+        .route("/api/v1/materials/{id}/adjust", post(adjust_material))
+        .route("/api/v1/jobs", get(list_jobs))
+        .route("/api/v1/jobs/{id}/resolve", post(resolve_job))
+        .route("/api/v1/jobs/{id}/confirm", post(confirm_job))
+        .route("/api/v1/units/{id}/scrap", post(scrap_unit))
+        .route("/api/v1/events", get(event_stream))
+        .route("/api/v1/events/log", get(event_log))
+        .route("/api/v1/verify", get(verify))
+        .fallback(|| async {
+            ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+        })
+        .with_state(state)
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "microfab",
+        description = "Production orchestrator for city micro-factories"
+    ),
+    paths(
+        healthz,
+        list_orders,
+        submit_order,
+        get_order,
+        approve_order,
+        reject_order,
+        cancel_order,
+        order_units,
+        list_machines,
+        get_machine,
+        pause_machine,
+        resume_machine,
+        abort_machine,
+        machine_maintenance,
+        list_materials,
+        restock_material,
+        adjust_material,
+        list_jobs,
+        resolve_job,
+        confirm_job,
+        scrap_unit,
+        event_stream,
+        event_log,
+        verify
+    ),
+    components(schemas(
+        ErrorBody,
+        OrderView,
+        JobView,
+        MachineView,
+        MaterialView,
+        UnitView,
+        EventRecord,
+        SubmitRequest,
+        Submitted,
+        Reason,
+        MaintenanceRequest,
+        RestockRequest,
+        AdjustRequest,
+        ResolveRequest,
+        VerifyReport
+    ))
+)]
+pub struct ApiDoc;
+
+#[utoipa::path(get, path = "/healthz", responses((status = 200, description = "The process is up and the store answers")))]
+async fn healthz(State(rt): State<AppState>) -> Result<&'static str, ApiError> {
+    sqlx::query("SELECT 1")
+        .execute(&rt.plant.store.pool)
+        .await
+        .map_err(PlantError::from)?;
+    Ok("ok")
+}
+
+async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct OrderFilter {
+    pub state: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/orders", params(("state" = Option<String>, Query, description = "only orders in this state")),
+    responses((status = 200, body = Vec<OrderView>)))]
+async fn list_orders(
+    State(rt): State<AppState>,
+    Params(filter): Params<OrderFilter>,
+) -> Result<Json<Vec<OrderView>>, ApiError> {
+    Ok(Json(rt.plant.orders(filter.state.as_deref()).await?))
+}
+
+/// A batch spec with its G-code programs. Give the spec either as TOML text (`spec_toml`) or as
+/// JSON (`spec`); `programs` maps each program path the spec names to the file's text.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitRequest {
+    pub spec_toml: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    pub spec: Option<serde_json::Value>,
+    /// The spec's file name, used in error messages.
+    pub source_name: Option<String>,
+    #[serde(default)]
+    pub programs: BTreeMap<String, String>,
+    /// Submitting twice with the same key returns the first order.
+    pub submission_key: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Submitted {
+    pub order: OrderView,
+}
+
+#[utoipa::path(post, path = "/api/v1/orders",
+    request_body(content = SubmitRequest, description = "JSON with the spec and its programs; or the spec itself as `application/toml`"),
+    responses((status = 201, body = Submitted), (status = 422, body = ErrorBody, description = "every problem in the spec, with file, line and field")))]
+async fn submit_order(
+    State(rt): State<AppState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<(StatusCode, Json<Submitted>), ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let request = if content_type.starts_with("application/json") {
+        serde_json::from_slice::<SubmitRequest>(&body).map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_body",
+                format!("request body, line {} column {}: {e}", e.line(), e.column()),
+            )
+        })?
+    } else if content_type.starts_with("application/toml") || content_type.starts_with("text/") {
+        let text = String::from_utf8(body.to_vec()).map_err(|_| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_body",
+                "the spec is not UTF-8 text",
+            )
+        })?;
+        SubmitRequest {
+            spec_toml: Some(text),
+            spec: None,
+            source_name: None,
+            programs: BTreeMap::new(),
+            submission_key: None,
+        }
+    } else {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the spec as application/toml, or as application/json with its programs",
+        ));
+    };
+    let programs = InMemory(request.programs);
+    let checked = match (request.spec_toml, request.spec) {
+        (Some(text), None) => {
+            let name = request.source_name.unwrap_or_else(|| "spec.toml".into());
+            microfab_job_specs::check_text(&name, &text, SpecFormat::Toml, &programs)
+        }
+        (None, Some(json)) => {
+            let name = request.source_name.unwrap_or_else(|| "spec.json".into());
+            let text = serde_json::to_string_pretty(&json).unwrap_or_default();
+            microfab_job_specs::check_text(&name, &text, SpecFormat::Json, &programs)
+        }
+        _ => {
+            return Err(ApiError::invalid(
+                "spec_toml",
+                "give exactly one of spec_toml and spec",
+            ));
+        }
+    }
+    .map_err(PlantError::from)?;
+    let id = rt
+        .plant
+        .submit(
+            &checked,
+            request.submission_key.as_deref(),
+            &actor(&headers),
+            now_ms(),
+        )
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(Submitted {
+            order: rt.plant.order(&id).await?,
+        }),
+    ))
+}
+
+#[utoipa::path(get, path = "/api/v1/orders/{id}", params(("id" = String, Path)), responses((status = 200, body = OrderView), (status = 404, body = ErrorBody)))]
+async fn get_order(
+    State(rt): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<OrderView>, ApiError> {
+    Ok(Json(rt.plant.order(&id).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/orders/{id}/approve", params(("id" = String, Path)),
+    responses((status = 200, body = OrderView), (status = 409, body = ErrorBody, description = "not submitted, or material short")))]
+async fn approve_order(
+    State(rt): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<OrderView>, ApiError> {
+    rt.plant.approve(&id, &actor(&headers), now_ms()).await?;
+    rt.wake();
+    Ok(Json(rt.plant.order(&id).await?))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Reason {
+    pub reason: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/orders/{id}/reject", params(("id" = String, Path)), request_body = Reason,
+    responses((status = 200, body = OrderView), (status = 409, body = ErrorBody)))]
+async fn reject_order(
+    State(rt): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Body(body): Body<Reason>,
+) -> Result<Json<OrderView>, ApiError> {
+    rt.plant
+        .reject(&id, &body.reason, &actor(&headers), now_ms())
+        .await?;
+    Ok(Json(rt.plant.order(&id).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/orders/{id}/cancel", params(("id" = String, Path)), request_body = Reason,
+    responses((status = 200, body = OrderView), (status = 409, body = ErrorBody)))]
+async fn cancel_order(
+    State(rt): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Body(body): Body<Reason>,
+) -> Result<Json<OrderView>, ApiError> {
+    rt.cancel_order(&id, &body.reason, &actor(&headers)).await?;
+    Ok(Json(rt.plant.order(&id).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/orders/{id}/units", params(("id" = String, Path)), responses((status = 200, body = Vec<UnitView>)))]
+async fn order_units(
+    State(rt): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<UnitView>>, ApiError> {
+    rt.plant.order(&id).await?;
+    Ok(Json(rt.plant.units(&id).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/machines", responses((status = 200, body = Vec<MachineView>)))]
+async fn list_machines(State(rt): State<AppState>) -> Result<Json<Vec<MachineView>>, ApiError> {
+    Ok(Json(rt.plant.machines().await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/machines/{id}", params(("id" = String, Path)), responses((status = 200, body = MachineView), (status = 404, body = ErrorBody)))]
+async fn get_machine(
+    State(rt): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<MachineView>, ApiError> {
+    Ok(Json(rt.plant.machine(&id).await?))
+}
+
+async fn machine_command(
+    rt: &Runtime,
+    id: &str,
+    command: DriverCommand,
+) -> Result<Json<MachineView>, ApiError> {
+    rt.plant.machine(id).await?;
+    rt.command(id, command).await?;
+    Ok(Json(rt.plant.machine(id).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/machines/{id}/pause", params(("id" = String, Path)), responses((status = 200, body = MachineView), (status = 409, body = ErrorBody)))]
+async fn pause_machine(
+    State(rt): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<MachineView>, ApiError> {
+    machine_command(&rt, &id, DriverCommand::Pause).await
+}
+
+#[utoipa::path(post, path = "/api/v1/machines/{id}/resume", params(("id" = String, Path)), responses((status = 200, body = MachineView), (status = 409, body = ErrorBody)))]
+async fn resume_machine(
+    State(rt): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<MachineView>, ApiError> {
+    machine_command(&rt, &id, DriverCommand::Resume).await
+}
+
+#[utoipa::path(post, path = "/api/v1/machines/{id}/abort", params(("id" = String, Path)), responses((status = 200, body = MachineView), (status = 409, body = ErrorBody)))]
+async fn abort_machine(
+    State(rt): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<MachineView>, ApiError> {
+    machine_command(&rt, &id, DriverCommand::Abort).await
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MaintenanceRequest {
+    pub on: bool,
+    #[serde(default)]
+    pub reason: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/machines/{id}/maintenance", params(("id" = String, Path)), request_body = MaintenanceRequest,
+    responses((status = 200, body = MachineView), (status = 409, body = ErrorBody)))]
+async fn machine_maintenance(
+    State(rt): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Body(body): Body<MaintenanceRequest>,
+) -> Result<Json<MachineView>, ApiError> {
+    rt.plant
+        .set_maintenance(&id, body.on, &body.reason, &actor(&headers), now_ms())
+        .await?;
+    rt.wake();
+    Ok(Json(rt.plant.machine(&id).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/materials", responses((status = 200, body = Vec<MaterialView>)))]
+async fn list_materials(State(rt): State<AppState>) -> Result<Json<Vec<MaterialView>>, ApiError> {
+    Ok(Json(rt.plant.materials().await?))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RestockRequest {
+    pub amount: Amount,
+    /// The lot code; one is made up when absent.
+    pub lot: Option<String>,
+}
+
+async fn material_view(rt: &Runtime, id: &str) -> Result<Json<MaterialView>, ApiError> {
+    rt.plant
+        .materials()
+        .await?
+        .into_iter()
+        .find(|m| m.id == id)
+        .map(Json)
+        .ok_or_else(|| PlantError::NotFound(format!("stock account '{id}'")).into())
+}
+
+#[utoipa::path(post, path = "/api/v1/materials/{id}/restock", params(("id" = String, Path)), request_body = RestockRequest,
+    responses((status = 200, body = MaterialView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn restock_material(
+    State(rt): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Body(body): Body<RestockRequest>,
+) -> Result<Json<MaterialView>, ApiError> {
+    rt.plant
+        .restock(&id, body.amount, body.lot, &actor(&headers), now_ms())
+        .await?;
+    rt.wake();
+    material_view(&rt, &id).await
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AdjustRequest {
+    /// Signed change of the amount on hand.
+    pub delta: f64,
+    pub reason: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/materials/{id}/adjust", params(("id" = String, Path)), request_body = AdjustRequest,
+    responses((status = 200, body = MaterialView), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn adjust_material(
+    State(rt): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Body(body): Body<AdjustRequest>,
+) -> Result<Json<MaterialView>, ApiError> {
+    let delta = Amount::from_decimal(body.delta).map_err(|e| ApiError::invalid("delta", e))?;
+    rt.plant
+        .adjust(&id, delta.0, &body.reason, &actor(&headers), now_ms())
+        .await?;
+    rt.wake();
+    material_view(&rt, &id).await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobFilter {
+    pub order: Option<String>,
+    pub machine: Option<String>,
+    pub state: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/jobs", params(("order" = Option<String>, Query), ("machine" = Option<String>, Query), ("state" = Option<String>, Query)),
+    responses((status = 200, body = Vec<JobView>)))]
+async fn list_jobs(
+    State(rt): State<AppState>,
+    Params(filter): Params<JobFilter>,
+) -> Result<Json<Vec<JobView>>, ApiError> {
+    Ok(Json(
+        rt.plant
+            .jobs(
+                filter.order.as_deref(),
+                filter.machine.as_deref(),
+                filter.state.as_deref(),
+            )
+            .await?,
+    ))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResolveRequest {
+    /// How many of the run's units are good; the rest are scrapped and replaced.
+    pub good: i64,
+    pub reason: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/jobs/{id}/resolve", params(("id" = i64, Path)), request_body = ResolveRequest,
+    responses((status = 200, body = JobView), (status = 409, body = ErrorBody)))]
+async fn resolve_job(
+    State(rt): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Body(body): Body<ResolveRequest>,
+) -> Result<Json<JobView>, ApiError> {
+    rt.plant
+        .resolve(id, body.good, &body.reason, &actor(&headers), now_ms())
+        .await?;
+    rt.wake();
+    job_view(&rt, id).await
+}
+
+async fn job_view(rt: &Runtime, id: i64) -> Result<Json<JobView>, ApiError> {
+    rt.plant
+        .jobs(None, None, None)
+        .await?
+        .into_iter()
+        .find(|j| j.id == id)
+        .map(Json)
+        .ok_or_else(|| PlantError::NotFound(format!("job {id}")).into())
+}
+
+#[utoipa::path(post, path = "/api/v1/jobs/{id}/confirm", params(("id" = i64, Path)),
+    responses((status = 200, body = JobView), (status = 409, body = ErrorBody, description = "the job is not at a manual station")))]
+async fn confirm_job(
+    State(rt): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Json<JobView>, ApiError> {
+    let job = job_view(&rt, id).await?.0;
+    let machine = job
+        .machine_id
+        .filter(|_| job.state == "running" || job.state == "dispatched")
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                format!("job {id} is {}, not at a station", job.state),
+            )
+        })?;
+    rt.command(&machine, DriverCommand::ConfirmManual { job_id: id })
+        .await?;
+    job_view(&rt, id).await
+}
+
+#[utoipa::path(post, path = "/api/v1/units/{id}/scrap", params(("id" = i64, Path)), request_body = Reason,
+    responses((status = 200, body = OrderView), (status = 409, body = ErrorBody)))]
+async fn scrap_unit(
+    State(rt): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Body(body): Body<Reason>,
+) -> Result<Json<OrderView>, ApiError> {
+    rt.plant
+        .scrap_unit(id, &body.reason, &actor(&headers), now_ms())
+        .await?;
+    rt.wake();
+    let order_id: String = sqlx::query_scalar("SELECT order_id FROM units WHERE id = $1")
+        .bind(id)
+        .fetch_one(&rt.plant.store.pool)
+        .await
+        .map_err(PlantError::from)?;
+    Ok(Json(rt.plant.order(&order_id).await?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogQuery {
+    #[serde(default)]
+    pub after: i64,
+    pub limit: Option<i64>,
+    pub order: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/events/log", params(("after" = Option<i64>, Query), ("limit" = Option<i64>, Query), ("order" = Option<String>, Query)),
+    responses((status = 200, body = Vec<EventRecord>)))]
+async fn event_log(
+    State(rt): State<AppState>,
+    Params(q): Params<LogQuery>,
+) -> Result<Json<Vec<EventRecord>>, ApiError> {
+    let limit = q.limit.unwrap_or(1000).clamp(1, 10_000);
+    Ok(Json(
+        events::list(&rt.plant.store.pool, q.after, limit, q.order.as_deref())
+            .await
+            .map_err(PlantError::from)?,
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamQuery {
+    pub after: Option<i64>,
+}
+
+/// Server-sent events: every committed event, in log order. `after` (or `Last-Event-ID`)
+/// replays the log from there first, so a client that reconnects misses nothing.
+#[utoipa::path(get, path = "/api/v1/events", params(("after" = Option<i64>, Query)),
+    responses((status = 200, content_type = "text/event-stream", description = "one SSE message per event; id = seq")))]
+async fn event_stream(
+    State(rt): State<AppState>,
+    headers: HeaderMap,
+    Params(q): Params<StreamQuery>,
+) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+    let after = q.after.or_else(|| {
+        headers
+            .get("last-event-id")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+    });
+    let live = rt.plant.store.subscribe();
+    let pool = rt.plant.store.pool.clone();
+    let stream = async_stream(after, pool, move || live.resubscribe());
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+fn async_stream(
+    after: Option<i64>,
+    pool: sqlx::AnyPool,
+    subscribe: impl FnOnce() -> tokio::sync::broadcast::Receiver<EventRecord> + Send + 'static,
+) -> impl Stream<Item = Result<SseEvent, Infallible>> {
+    let (tx, rx) = tokio::sync::mpsc::channel::<EventRecord>(256);
+    tokio::spawn(async move {
+        let mut live = subscribe();
+        let mut last = after.unwrap_or(i64::MAX);
+        if after.is_some() {
+            // Catch up from the log, then follow the live feed, skipping what was already sent.
+            loop {
+                let Ok(batch) = events::list(&pool, last, 1000, None).await else {
+                    return;
+                };
+                if batch.is_empty() {
+                    break;
+                }
+                for record in batch {
+                    last = record.seq;
+                    if tx.send(record).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+        loop {
+            match live.recv().await {
+                Ok(record) if after.is_none() || record.seq > last => {
+                    last = record.seq;
+                    if tx.send(record).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                    // Too slow to follow live: fall back to the log from the last one sent.
+                    let Ok(batch) = events::list(&pool, last, 1000, None).await else {
+                        return;
+                    };
+                    for record in batch {
+                        last = record.seq;
+                        if tx.send(record).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    });
+    tokio_stream::wrappers::ReceiverStream::new(rx).map(|record| {
+        Ok(SseEvent::default()
+            .id(record.seq.to_string())
+            .event(record.event.kind())
+            .json_data(&record)
+            .unwrap_or_default())
+    })
+}
+
+use tokio_stream::StreamExt as _;
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct VerifyReport {
+    /// The event log, replayed, gives exactly the state in the tables.
+    pub consistent: bool,
+    pub events: usize,
+    pub differences: Vec<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/verify", responses((status = 200, body = VerifyReport)))]
+async fn verify(State(rt): State<AppState>) -> Result<Json<VerifyReport>, ApiError> {
+    Ok(Json(
+        crate::verify::verify(&rt.plant.store.pool)
+            .await
+            .map_err(PlantError::from)?,
+    ))
+}

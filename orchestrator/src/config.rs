@@ -1,0 +1,572 @@
+//! The plant config: one TOML file into typed structs. Unknown keys are rejected as typos, and
+//! every semantic problem is reported at once with file, line and field.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use microfab_drivers::sim::SimSettings;
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::amount::Amount;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlantConfig {
+    pub plant: PlantSection,
+    #[serde(default)]
+    pub policy: Policy,
+    #[serde(default)]
+    pub simulation: SimulationDefaults,
+    #[serde(default)]
+    pub machines: Vec<Spanned<MachineConfig>>,
+    #[serde(default)]
+    pub materials: Vec<Spanned<MaterialConfig>>,
+    pub demo: Option<DemoSection>,
+    #[serde(skip)]
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlantSection {
+    pub name: String,
+    /// `sqlite://FILE` (created if absent) or `postgres://...`. Relative SQLite paths are taken
+    /// relative to the working directory.
+    #[serde(default = "default_database")]
+    pub database: String,
+    #[serde(default = "default_listen")]
+    pub listen: String,
+}
+
+fn default_database() -> String {
+    "sqlite://microfab.db".into()
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+
+/// What the pre-screen flags for an operator to look at.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    #[serde(default = "default_min_quantity")]
+    pub min_quantity: u32,
+    #[serde(default = "default_max_quantity")]
+    pub max_quantity: u32,
+}
+
+fn default_min_quantity() -> u32 {
+    50
+}
+
+fn default_max_quantity() -> u32 {
+    500
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            min_quantity: default_min_quantity(),
+            max_quantity: default_max_quantity(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimulationDefaults {
+    /// Machine seconds per wall second for every simulated machine without its own.
+    #[serde(default = "default_time_scale")]
+    pub time_scale: f64,
+}
+
+fn default_time_scale() -> f64 {
+    1.0
+}
+
+impl Default for SimulationDefaults {
+    fn default() -> Self {
+        SimulationDefaults {
+            time_scale: default_time_scale(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MachineConfig {
+    pub id: String,
+    pub name: String,
+    pub capabilities: Vec<String>,
+    /// Work envelope X, Y, Z in millimetres.
+    pub envelope_mm: [f64; 3],
+    #[serde(default = "default_speed_factor")]
+    pub speed_factor: f64,
+    pub driver: DriverConfig,
+}
+
+fn default_speed_factor() -> f64 {
+    1.0
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum DriverConfig {
+    /// The in-process simulated machine.
+    Sim(SimDriverConfig),
+    /// A manual station: runs complete when an operator confirms them.
+    Manual,
+}
+
+impl DriverConfig {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            DriverConfig::Sim(_) => "sim",
+            DriverConfig::Manual => "manual",
+        }
+    }
+
+    /// Drivers whose machine lives inside this process lose the machine's state with it.
+    pub fn machine_state_survives_restart(&self) -> bool {
+        match self {
+            DriverConfig::Sim(_) | DriverConfig::Manual => false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimDriverConfig {
+    #[serde(default)]
+    pub seed: u64,
+    pub time_scale: Option<f64>,
+    #[serde(default)]
+    pub jitter: f64,
+    #[serde(default)]
+    pub failure_rate: f64,
+    #[serde(default)]
+    pub scrap_rate: f64,
+}
+
+impl SimDriverConfig {
+    pub fn settings(&self, defaults: &SimulationDefaults, speed_factor: f64) -> SimSettings {
+        SimSettings {
+            seed: self.seed,
+            time_scale: self.time_scale.unwrap_or(defaults.time_scale),
+            speed_factor,
+            jitter: self.jitter,
+            failure_rate: self.failure_rate,
+            scrap_rate: self.scrap_rate,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaterialConfig {
+    /// The stock account's id, e.g. `pla-recycled@common`.
+    pub id: String,
+    /// The material it holds, as batch specs name it (e.g. `pla-recycled`).
+    pub material: String,
+    /// Unit of measure: g, m, sheet, piece, board, ...
+    pub unit: String,
+    /// `common` (the plant's shared inventory) or a maker's id (their own rented storage).
+    pub owner: String,
+    pub origin: Origin,
+    /// Stock when the account is first created. Afterwards the database is the truth.
+    pub on_hand: Amount,
+    #[serde(default)]
+    pub reorder_level: Amount,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Origin {
+    Virgin,
+    Recycled,
+    Local,
+}
+
+impl Origin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::Virgin => "virgin",
+            Origin::Recycled => "recycled",
+            Origin::Local => "local",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DemoSection {
+    /// Batch specs the demo submits and approves, relative to this config file.
+    pub specs: Vec<PathBuf>,
+    /// Seconds between progress lines.
+    #[serde(default = "default_progress_seconds")]
+    pub progress_seconds: f64,
+}
+
+fn default_progress_seconds() -> f64 {
+    2.0
+}
+
+impl DemoSection {
+    pub fn spec_paths(&self, config_path: &Path) -> Vec<PathBuf> {
+        let base = config_path.parent().unwrap_or(Path::new("."));
+        self.specs.iter().map(|p| base.join(p)).collect()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ConfigError {
+    pub file: String,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    pub field: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file)?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+            if let Some(column) = self.column {
+                write!(f, ":{column}")?;
+            }
+        }
+        if !self.field.is_empty() {
+            write!(f, ": {}", self.field)?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    (line, column)
+}
+
+struct Collector<'a> {
+    file: String,
+    text: &'a str,
+    errors: Vec<ConfigError>,
+}
+
+impl Collector<'_> {
+    fn at(&mut self, span: Range<usize>, field: String, message: String) {
+        let (line, column) = line_column(self.text, span.start);
+        self.errors.push(ConfigError {
+            file: self.file.clone(),
+            line: Some(line),
+            column: Some(column),
+            field,
+            message,
+        });
+    }
+}
+
+impl PlantConfig {
+    pub fn load(path: &Path) -> Result<PlantConfig, ConfigErrors> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigErrors(vec![ConfigError {
+                file: path.display().to_string(),
+                line: None,
+                column: None,
+                field: String::new(),
+                message: format!("cannot read the config: {e}"),
+            }])
+        })?;
+        let mut config = PlantConfig::parse(&path.display().to_string(), &text)?;
+        config.path = path.to_path_buf();
+        Ok(config)
+    }
+
+    pub fn parse(file: &str, text: &str) -> Result<PlantConfig, ConfigErrors> {
+        let config: PlantConfig = toml::from_str(text).map_err(|e| {
+            let (line, column) = e
+                .span()
+                .map(|s| line_column(text, s.start))
+                .map_or((None, None), |(l, c)| (Some(l), Some(c)));
+            ConfigErrors(vec![ConfigError {
+                file: file.to_string(),
+                line,
+                column,
+                field: String::new(),
+                message: e.message().to_string(),
+            }])
+        })?;
+        let mut c = Collector {
+            file: file.to_string(),
+            text,
+            errors: Vec::new(),
+        };
+        config.validate(&mut c);
+        if c.errors.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigErrors(c.errors))
+        }
+    }
+
+    fn validate(&self, c: &mut Collector<'_>) {
+        if self.policy.min_quantity > self.policy.max_quantity {
+            c.errors.push(ConfigError {
+                file: c.file.clone(),
+                line: None,
+                column: None,
+                field: "policy.min_quantity".into(),
+                message: format!(
+                    "min_quantity {} is above max_quantity {}",
+                    self.policy.min_quantity, self.policy.max_quantity
+                ),
+            });
+        }
+        let mut machine_ids = HashSet::new();
+        for (i, machine) in self.machines.iter().enumerate() {
+            let span = machine.span();
+            let m = machine.get_ref();
+            let field = |name: &str| format!("machines[{i}].{name}");
+            if !valid_id(&m.id) {
+                c.at(
+                    span.clone(),
+                    field("id"),
+                    format!("'{}' is not a valid id (use a-z, 0-9, '-')", m.id),
+                );
+            }
+            if !machine_ids.insert(m.id.clone()) {
+                c.at(
+                    span.clone(),
+                    field("id"),
+                    format!("machine id '{}' is used twice", m.id),
+                );
+            }
+            if m.capabilities.is_empty() {
+                c.at(
+                    span.clone(),
+                    field("capabilities"),
+                    "a machine needs at least one capability".into(),
+                );
+            }
+            for (k, cap) in m.capabilities.iter().enumerate() {
+                if !microfab_job_specs::is_known_capability(cap) {
+                    c.at(
+                        span.clone(),
+                        field(&format!("capabilities[{k}]")),
+                        format!("unknown capability '{cap}'"),
+                    );
+                }
+            }
+            if m.envelope_mm.iter().any(|v| !(v.is_finite() && *v > 0.0)) {
+                c.at(
+                    span.clone(),
+                    field("envelope_mm"),
+                    "every envelope dimension must be a positive number of millimetres".into(),
+                );
+            }
+            if !(m.speed_factor.is_finite() && m.speed_factor > 0.0) {
+                c.at(
+                    span.clone(),
+                    field("speed_factor"),
+                    "speed_factor must be positive".into(),
+                );
+            }
+            if let DriverConfig::Sim(sim) = &m.driver {
+                for (name, rate) in [
+                    ("failure_rate", sim.failure_rate),
+                    ("scrap_rate", sim.scrap_rate),
+                    ("jitter", sim.jitter),
+                ] {
+                    if !(0.0..1.0).contains(&rate) {
+                        c.at(
+                            span.clone(),
+                            field(&format!("driver.{name}")),
+                            format!("{name} must be in [0, 1)"),
+                        );
+                    }
+                }
+                if sim.time_scale.is_some_and(|t| !(t.is_finite() && t > 0.0)) {
+                    c.at(
+                        span.clone(),
+                        field("driver.time_scale"),
+                        "time_scale must be positive".into(),
+                    );
+                }
+            }
+        }
+        let mut material_ids = HashSet::new();
+        let mut units: BTreeMap<&str, &str> = BTreeMap::new();
+        for (i, material) in self.materials.iter().enumerate() {
+            let span = material.span();
+            let m = material.get_ref();
+            let field = |name: &str| format!("materials[{i}].{name}");
+            if m.id.trim().is_empty() || m.id.chars().any(char::is_whitespace) {
+                c.at(
+                    span.clone(),
+                    field("id"),
+                    format!("'{}' is not a valid stock account id", m.id),
+                );
+            }
+            if !material_ids.insert(m.id.clone()) {
+                c.at(
+                    span.clone(),
+                    field("id"),
+                    format!("stock account '{}' is listed twice", m.id),
+                );
+            }
+            if let Some(previous) = units.insert(&m.material, &m.unit) {
+                if previous != m.unit {
+                    c.at(
+                        span.clone(),
+                        field("unit"),
+                        format!(
+                            "material '{}' is counted in '{previous}' elsewhere, not '{}'",
+                            m.material, m.unit
+                        ),
+                    );
+                }
+            }
+            if m.owner.trim().is_empty() {
+                c.at(
+                    span.clone(),
+                    field("owner"),
+                    "owner is 'common' or a maker id".into(),
+                );
+            }
+        }
+        if self.plant.listen.parse::<std::net::SocketAddr>().is_err() {
+            c.errors.push(ConfigError {
+                file: c.file.clone(),
+                line: None,
+                column: None,
+                field: "plant.listen".into(),
+                message: format!("'{}' is not an address:port", self.plant.listen),
+            });
+        }
+    }
+}
+
+fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id
+            .chars()
+            .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-' || ch == '_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[plant]
+name = "test"
+
+[[machines]]
+id = "laser-1"
+name = "Laser"
+capabilities = ["laser"]
+envelope_mm = [600, 400, 20]
+driver = { kind = "sim", seed = 1 }
+
+[[materials]]
+id = "ply@common"
+material = "plywood-birch-6mm"
+unit = "sheet"
+owner = "common"
+origin = "local"
+on_hand = 10
+"#;
+
+    fn errors(text: &str) -> Vec<String> {
+        match PlantConfig::parse("plant.toml", text) {
+            Ok(_) => vec![],
+            Err(e) => e.0.iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn a_good_config_loads() {
+        assert_eq!(errors(GOOD), Vec::<String>::new());
+    }
+
+    #[test]
+    fn bad_configs_say_what_and_where() {
+        let cases: &[(&str, &str, &str)] = &[
+            (
+                "name = \"Laser\"",
+                "name = \"Laser\"\nnmae = \"x\"",
+                "plant.toml:10:1: unknown field `nmae`",
+            ),
+            (
+                "capabilities = [\"laser\"]",
+                "capabilities = [\"lazer\"]",
+                "plant.toml:5:1: machines[0].capabilities[0]: unknown capability 'lazer'",
+            ),
+            (
+                "envelope_mm = [600, 400, 20]",
+                "envelope_mm = [600, -1, 20]",
+                "machines[0].envelope_mm: every envelope dimension",
+            ),
+            (
+                "seed = 1 }",
+                "seed = 1, scrap_rate = 2.0 }",
+                "machines[0].driver.scrap_rate: scrap_rate must be in [0, 1)",
+            ),
+            (
+                "kind = \"sim\"",
+                "kind = \"telnet\"",
+                "unknown variant `telnet`",
+            ),
+            ("on_hand = 10", "on_hand = -3", "plant.toml:19:11"),
+            (
+                "[plant]\nname = \"test\"",
+                "[plant]\nname = \"test\"\nlisten = \"nowhere\"",
+                "plant.listen: 'nowhere' is not an address:port",
+            ),
+        ];
+        for (from, to, expected) in cases {
+            let text = GOOD.replacen(from, to, 1);
+            let got = errors(&text);
+            assert!(
+                got.iter().any(|e| e.contains(expected)),
+                "replacing {from:?} by {to:?}: expected an error containing {expected:?}, got {got:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_semantic_error_is_reported_at_once() {
+        let text = format!("{GOOD}\n{}", &GOOD[GOOD.find("[[machines]]").unwrap()..])
+            .replace("envelope_mm = [600, 400, 20]", "envelope_mm = [0, 400, 20]");
+        let got = errors(&text);
+        assert!(got.iter().any(|e| e.contains("used twice")), "{got:?}");
+        assert!(got.iter().any(|e| e.contains("listed twice")), "{got:?}");
+        assert_eq!(
+            got.iter().filter(|e| e.contains("envelope")).count(),
+            2,
+            "{got:?}"
+        );
+    }
+}

@@ -1,0 +1,12 @@
+//! microfab: production orchestrator for city micro-factories. See ARCHITECTURE.md for the
+//! map; the `microfab` binary (`main.rs`) is a thin shell over [`cli`].
+
+pub mod amount;
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod plant;
+pub mod runtime;
+pub mod server;
+pub mod store;
+pub mod verify;

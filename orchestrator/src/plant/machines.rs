@@ -1,0 +1,131 @@
+//! Machines as the store knows them: registered from the config, their state as the drivers
+//! report it, and the operator's maintenance flag.
+
+use microfab_drivers::Condition;
+use sqlx::Row;
+
+use super::{Plant, PlantError, Result, invalid};
+use crate::config::MachineConfig;
+use crate::store::Event;
+
+/// The state names the API shows. `unavailable` means "we do not know": never shown as idle.
+pub fn condition_state(condition: &Condition) -> (&'static str, Option<String>) {
+    match condition {
+        Condition::Idle => ("idle", None),
+        Condition::Busy => ("busy", None),
+        Condition::Paused => ("paused", None),
+        Condition::Alarm { reason } => ("alarm", Some(reason.clone())),
+        Condition::Unavailable { reason } => ("unavailable", Some(reason.clone())),
+    }
+}
+
+impl Plant {
+    /// The config owns what a machine is; the store keeps what it is doing. Every machine
+    /// starts `offline` until its driver reports.
+    pub async fn register_machines(&self, machines: &[MachineConfig], at_ms: i64) -> Result<()> {
+        let mut w = self.store.writer("system", at_ms).await?;
+        for m in machines {
+            sqlx::query(
+                "INSERT INTO machines (id, name, capabilities_json, envelope_json, driver_kind, speed_factor, state, updated_ms) \
+                 VALUES ($1, $2, $3, $4, $5, $6, 'offline', $7) \
+                 ON CONFLICT (id) DO UPDATE SET name = $2, capabilities_json = $3, envelope_json = $4, \
+                 driver_kind = $5, speed_factor = $6, state = 'offline', state_reason = NULL, updated_ms = $7",
+            )
+            .bind(&m.id)
+            .bind(&m.name)
+            .bind(serde_json::to_string(&m.capabilities).unwrap_or_default())
+            .bind(serde_json::to_string(&m.envelope_mm).unwrap_or_default())
+            .bind(m.driver.kind())
+            .bind(m.speed_factor)
+            .bind(at_ms)
+            .execute(&mut *w.tx)
+            .await?;
+        }
+        w.commit().await?;
+        Ok(())
+    }
+
+    /// Record a machine's condition when it changes.
+    pub async fn machine_condition(
+        &self,
+        machine_id: &str,
+        condition: &Condition,
+        at_ms: i64,
+    ) -> Result<()> {
+        let (state, reason) = condition_state(condition);
+        let mut w = self.store.writer("machine", at_ms).await?;
+        let row = sqlx::query("SELECT state, state_reason FROM machines WHERE id = $1")
+            .bind(machine_id)
+            .fetch_optional(&mut *w.tx)
+            .await?
+            .ok_or_else(|| PlantError::NotFound(format!("machine '{machine_id}'")))?;
+        let old_state: String = row.try_get("state")?;
+        let old_reason: Option<String> = row.try_get("state_reason")?;
+        if old_state == state && old_reason == reason {
+            return Ok(());
+        }
+        sqlx::query(
+            "UPDATE machines SET state = $1, state_reason = $2, updated_ms = $3 WHERE id = $4",
+        )
+        .bind(state)
+        .bind(&reason)
+        .bind(at_ms)
+        .bind(machine_id)
+        .execute(&mut *w.tx)
+        .await?;
+        w.emit(Event::MachineState {
+            machine_id: machine_id.to_string(),
+            state: state.into(),
+            reason,
+        })
+        .await?;
+        w.commit().await?;
+        Ok(())
+    }
+
+    pub async fn set_maintenance(
+        &self,
+        machine_id: &str,
+        on: bool,
+        reason: &str,
+        actor: &str,
+        at_ms: i64,
+    ) -> Result<()> {
+        if on && reason.trim().is_empty() {
+            return Err(invalid(
+                "reason",
+                "say why the machine goes into maintenance",
+            ));
+        }
+        let mut w = self.store.writer(actor, at_ms).await?;
+        let row = sqlx::query("SELECT maintenance, current_job FROM machines WHERE id = $1")
+            .bind(machine_id)
+            .fetch_optional(&mut *w.tx)
+            .await?
+            .ok_or_else(|| PlantError::NotFound(format!("machine '{machine_id}'")))?;
+        let current: Option<i64> = row.try_get("current_job")?;
+        if on && current.is_some() {
+            return Err(PlantError::Conflict(format!(
+                "machine {machine_id} is running job {}: let it finish or abort it first",
+                current.unwrap_or_default()
+            )));
+        }
+        if (row.try_get::<i64, _>("maintenance")? == 1) == on {
+            return Ok(());
+        }
+        sqlx::query("UPDATE machines SET maintenance = $1, updated_ms = $2 WHERE id = $3")
+            .bind(i64::from(on))
+            .bind(at_ms)
+            .bind(machine_id)
+            .execute(&mut *w.tx)
+            .await?;
+        w.emit(Event::MachineMaintenance {
+            machine_id: machine_id.to_string(),
+            on,
+            reason: reason.to_string(),
+        })
+        .await?;
+        w.commit().await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,86 @@
+//! The plant's rules, as transactions on the store: order lifecycle, pre-screen, material
+//! reservation and consumption, decomposition into jobs, unit accounting and replacement of
+//! scrap. Every public operation here is one [`crate::store::Writer`] transaction: the state
+//! change and its events commit together or not at all.
+//!
+//! Architecture invariants (checked by the tests and by `microfab verify`):
+//! - per order: `good + remaining == quantity`; every scrapped piece is recorded and replaced;
+//! - per step: units started never exceed the good units of each predecessor step;
+//! - per stock account: `0 <= reserved <= on_hand`.
+
+pub mod jobs;
+pub mod machines;
+pub mod orders;
+pub mod stock;
+pub mod views;
+
+use std::sync::Arc;
+
+use crate::config::PlantConfig;
+use crate::store::{Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlantError {
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The request is well formed but the current state does not allow it.
+    #[error("{0}")]
+    Conflict(String),
+    /// A field of the request is wrong.
+    #[error("{field}: {message}")]
+    Invalid { field: String, message: String },
+    #[error("{0}")]
+    MaterialShort(String),
+    #[error("{0}")]
+    Spec(#[from] microfab_job_specs::SpecErrors),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for PlantError {
+    fn from(e: sqlx::Error) -> Self {
+        PlantError::Store(StoreError::Database(e))
+    }
+}
+
+pub type Result<T, E = PlantError> = std::result::Result<T, E>;
+
+pub fn invalid(field: &str, message: impl Into<String>) -> PlantError {
+    PlantError::Invalid {
+        field: field.to_string(),
+        message: message.into(),
+    }
+}
+
+/// The plant: its configuration and its durable state.
+pub struct Plant {
+    pub store: Store,
+    pub config: Arc<PlantConfig>,
+}
+
+impl Plant {
+    pub fn new(store: Store, config: Arc<PlantConfig>) -> Plant {
+        Plant { store, config }
+    }
+}
+
+/// Order lifecycle states.
+pub mod order_state {
+    pub const SUBMITTED: &str = "submitted";
+    pub const APPROVED: &str = "approved";
+    pub const REJECTED: &str = "rejected";
+    pub const IN_PROGRESS: &str = "in_progress";
+    pub const COMPLETED: &str = "completed";
+    pub const CANCELLED: &str = "cancelled";
+}
+
+/// Job lifecycle states.
+pub mod job_state {
+    pub const PLANNED: &str = "planned";
+    pub const DISPATCHED: &str = "dispatched";
+    pub const RUNNING: &str = "running";
+    pub const DONE: &str = "done";
+    pub const FAILED: &str = "failed";
+    pub const INTERRUPTED: &str = "interrupted";
+    pub const CANCELLED: &str = "cancelled";
+}

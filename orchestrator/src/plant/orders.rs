@@ -1,0 +1,406 @@
+//! Order lifecycle: submit (validated, pre-screened) → approve (material reserved, jobs
+//! created) | reject → in progress → completed; cancel releases what was not consumed.
+
+use std::collections::BTreeMap;
+
+use microfab_job_specs::{CheckedSpec, ProgramRef};
+use sqlx::Row;
+
+use super::jobs::NewJobs;
+use super::{Plant, PlantError, Result, invalid, order_state};
+use crate::amount::Amount;
+use crate::store::Event;
+
+/// A flag the pre-screen raises for the operator.
+pub type Flag = String;
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct StepMaterial(pub String, pub Amount);
+
+impl Plant {
+    /// Record a validated spec as a `submitted` order. With a `submission_key` already known,
+    /// returns the existing order instead (so a restarted demo never submits twice).
+    pub async fn submit(
+        &self,
+        spec: &CheckedSpec,
+        submission_key: Option<&str>,
+        actor: &str,
+        at_ms: i64,
+    ) -> Result<String> {
+        let mut w = self.store.writer(actor, at_ms).await?;
+        if let Some(key) = submission_key {
+            let existing: Option<String> =
+                sqlx::query_scalar("SELECT id FROM orders WHERE submission_key = $1")
+                    .bind(key)
+                    .fetch_optional(&mut *w.tx)
+                    .await?;
+            if let Some(id) = existing {
+                return Ok(id);
+            }
+        }
+        let s = &spec.spec;
+        let mut needs = BTreeMap::new();
+        for (i, step) in s.steps.iter().enumerate() {
+            for draw in &step.materials {
+                let per_run = Amount::from_decimal(draw.per_run)
+                    .map_err(|e| invalid(&format!("steps[{i}].materials"), e))?;
+                let total = needs.entry(draw.material.clone()).or_insert(Amount::ZERO);
+                *total = *total + per_run.times(spec.runs(i) as i64);
+            }
+        }
+        let flags = self.prescreen(&mut w.tx, spec, &needs, at_ms).await?;
+        let seq: i64 =
+            sqlx::query_scalar("SELECT CAST(COALESCE(MAX(seq), 0) + 1 AS BIGINT) FROM orders")
+                .fetch_one(&mut *w.tx)
+                .await?;
+        let order_id = format!("ord-{seq:06}");
+        let priority = match s.priority {
+            microfab_job_specs::Priority::PublicService => "public-service",
+            microfab_job_specs::Priority::Standard => "standard",
+        };
+        sqlx::query(
+            "INSERT INTO orders (id, seq, product, maker, quantity, priority, due_ms, state, source_name, \
+             spec_json, prescreen_json, submission_key, submitted_ms, updated_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'submitted', $8, $9, $10, $11, $12, $12)",
+        )
+        .bind(&order_id)
+        .bind(seq)
+        .bind(&s.product)
+        .bind(&s.maker)
+        .bind(s.quantity as i64)
+        .bind(priority)
+        .bind(s.due_unix_millis())
+        .bind(&spec.source_name)
+        .bind(serde_json::to_string(s).map_err(|e| PlantError::Conflict(e.to_string()))?)
+        .bind(serde_json::to_string(&flags).unwrap_or_default())
+        .bind(submission_key)
+        .bind(at_ms)
+        .execute(&mut *w.tx)
+        .await?;
+        for (index, step) in s.steps.iter().enumerate() {
+            let (kind, name, sha, bbox) = match &step.program {
+                Some(ProgramRef::GCode(path)) => {
+                    let program = &spec.programs[path];
+                    sqlx::query("INSERT INTO programs (sha256, name, text) VALUES ($1, $2, $3) ON CONFLICT (sha256) DO NOTHING")
+                        .bind(&program.sha256)
+                        .bind(path)
+                        .bind(&program.text)
+                        .execute(&mut *w.tx)
+                        .await?;
+                    let bbox = program
+                        .bounding_box
+                        .as_ref()
+                        .map(|b| serde_json::to_string(&(b.min, b.max)).unwrap_or_default());
+                    (
+                        "gcode",
+                        Some(path.clone()),
+                        Some(program.sha256.clone()),
+                        bbox,
+                    )
+                }
+                Some(ProgramRef::OpcUa { opcua }) => ("opcua", Some(opcua.clone()), None, None),
+                None => ("none", None, None, None),
+            };
+            let materials: Vec<StepMaterial> = step
+                .materials
+                .iter()
+                .map(|m| {
+                    StepMaterial(
+                        m.material.clone(),
+                        Amount::from_decimal(m.per_run).unwrap_or_default(),
+                    )
+                })
+                .collect();
+            sqlx::query(
+                "INSERT INTO steps (order_id, step_index, step_id, capability, program_kind, program_name, \
+                 program_sha256, bbox_json, units_per_run, run_seconds, setup_seconds, setup_family, \
+                 predecessors_json, materials_json, is_final) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+            )
+            .bind(&order_id)
+            .bind(index as i64)
+            .bind(&step.id)
+            .bind(&step.capability)
+            .bind(kind)
+            .bind(name)
+            .bind(sha)
+            .bind(bbox)
+            .bind(step.units_per_run as i64)
+            .bind(step.run_seconds)
+            .bind(step.setup_seconds)
+            .bind(spec.setup_family(index))
+            .bind(serde_json::to_string(&spec.predecessors[index]).unwrap_or_default())
+            .bind(serde_json::to_string(&materials).unwrap_or_default())
+            .bind(i64::from(index == spec.final_step))
+            .execute(&mut *w.tx)
+            .await?;
+        }
+        w.emit(Event::OrderSubmitted {
+            order_id: order_id.clone(),
+            product: s.product.clone(),
+            maker: s.maker.clone(),
+            quantity: s.quantity as i64,
+            priority: priority.into(),
+            flags,
+        })
+        .await?;
+        w.commit().await?;
+        Ok(order_id)
+    }
+
+    /// What an operator must look at before approving: quantity outside the plant's range,
+    /// no machine that can do a step or whose envelope fits its program, material short, due
+    /// date out of reach.
+    async fn prescreen(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        spec: &CheckedSpec,
+        needs: &BTreeMap<String, Amount>,
+        now_ms: i64,
+    ) -> Result<Vec<Flag>> {
+        let s = &spec.spec;
+        let policy = &self.config.policy;
+        let mut flags = Vec::new();
+        if s.quantity < policy.min_quantity || s.quantity > policy.max_quantity {
+            flags.push(format!(
+                "quantity {} is outside the plant's range {}-{}",
+                s.quantity, policy.min_quantity, policy.max_quantity
+            ));
+        }
+        let machines = self.config.machines.iter().map(|m| m.get_ref());
+        let machines: Vec<_> = machines.collect();
+        let mut critical_seconds = vec![0.0f64; s.steps.len()];
+        for (i, step) in s.steps.iter().enumerate() {
+            let capable: Vec<_> = machines
+                .iter()
+                .filter(|m| m.capabilities.iter().any(|c| c == &step.capability))
+                .collect();
+            if capable.is_empty() {
+                flags.push(format!(
+                    "step '{}': no machine in this plant can do '{}'",
+                    step.id, step.capability
+                ));
+            }
+            let bbox = match &step.program {
+                Some(ProgramRef::GCode(path)) => spec.programs[path].bounding_box.clone(),
+                _ => None,
+            };
+            let fitting: Vec<_> = capable
+                .iter()
+                .filter(|m| {
+                    bbox.as_ref()
+                        .is_none_or(|b| envelope_fits(m.envelope_mm, b.size()))
+                })
+                .collect();
+            if let (Some(b), false, true) = (&bbox, capable.is_empty(), fitting.is_empty()) {
+                let [x, y, z] = b.size();
+                flags.push(format!(
+                    "step '{}': the program's moves span {x:.0} x {y:.0} x {z:.0} mm, larger than every '{}' machine's envelope",
+                    step.id, step.capability
+                ));
+            }
+            let lanes = fitting.len().max(1) as f64;
+            let runs = spec.runs(i) as f64;
+            let own = (runs / lanes).ceil() * step.run_seconds + step.setup_seconds;
+            let before = spec.predecessors[i]
+                .iter()
+                .map(|&p| critical_seconds[p])
+                .fold(0.0, f64::max);
+            critical_seconds[i] = before + own;
+        }
+        for (material, needed) in needs {
+            let available = super::stock::available_to(tx, material, &s.maker).await?;
+            if available < *needed {
+                flags.push(format!(
+                    "material short: {material} needs {needed}, {available} available to this order"
+                ));
+            }
+        }
+        let earliest_done = now_ms + (critical_seconds[spec.final_step] * 1000.0) as i64;
+        if earliest_done > s.due_unix_millis() {
+            flags.push(format!(
+                "due date {} is not reachable: the process plan needs at least {:.1} h on this fleet",
+                crate::store::format_ms(s.due_unix_millis()),
+                critical_seconds[spec.final_step] / 3600.0
+            ));
+        }
+        Ok(flags)
+    }
+
+    pub async fn approve(&self, order_id: &str, actor: &str, at_ms: i64) -> Result<()> {
+        let mut w = self.store.writer(actor, at_ms).await?;
+        let row = sqlx::query("SELECT state, maker, quantity FROM orders WHERE id = $1")
+            .bind(order_id)
+            .fetch_optional(&mut *w.tx)
+            .await?
+            .ok_or_else(|| PlantError::NotFound(format!("order '{order_id}'")))?;
+        let state: String = row.try_get("state")?;
+        if state != order_state::SUBMITTED {
+            return Err(PlantError::Conflict(format!(
+                "order {order_id} is {state}: only a submitted order can be approved"
+            )));
+        }
+        let maker: String = row.try_get("maker")?;
+        let quantity: i64 = row.try_get("quantity")?;
+        let steps = sqlx::query(
+            "SELECT step_index, units_per_run, materials_json FROM steps WHERE order_id = $1 ORDER BY step_index",
+        )
+        .bind(order_id)
+        .fetch_all(&mut *w.tx)
+        .await?;
+        let mut needs: BTreeMap<String, Amount> = BTreeMap::new();
+        let mut runs_per_step = Vec::new();
+        for step in &steps {
+            let units_per_run: i64 = step.try_get("units_per_run")?;
+            let runs = (quantity + units_per_run - 1) / units_per_run;
+            for (material, per_run) in
+                super::stock::per_run_needs(&step.try_get::<String, _>("materials_json")?)?
+            {
+                let total = needs.entry(material).or_insert(Amount::ZERO);
+                *total = *total + per_run.times(runs);
+            }
+            runs_per_step.push((step.try_get::<i64, _>("step_index")?, units_per_run));
+        }
+        let reserved = super::stock::reserve(&mut w.tx, order_id, &maker, &needs).await?;
+        sqlx::query("UPDATE orders SET state = 'approved', updated_ms = $1 WHERE id = $2")
+            .bind(at_ms)
+            .bind(order_id)
+            .execute(&mut *w.tx)
+            .await?;
+        w.emit(Event::OrderApproved {
+            order_id: order_id.to_string(),
+            reserved,
+        })
+        .await?;
+        let mut created = NewJobs::default();
+        for (step_index, units_per_run) in runs_per_step {
+            let mut left = quantity;
+            while left > 0 {
+                let units = left.min(units_per_run);
+                created
+                    .push(&mut w, order_id, step_index, units, true)
+                    .await?;
+                left -= units;
+            }
+        }
+        created.emit(&mut w, order_id, Vec::new()).await?;
+        w.commit().await?;
+        Ok(())
+    }
+
+    pub async fn reject(
+        &self,
+        order_id: &str,
+        reason: &str,
+        actor: &str,
+        at_ms: i64,
+    ) -> Result<()> {
+        if reason.trim().is_empty() {
+            return Err(invalid(
+                "reason",
+                "a rejection needs a reason the maker can read",
+            ));
+        }
+        let mut w = self.store.writer(actor, at_ms).await?;
+        let state = order_state_of(&mut w.tx, order_id).await?;
+        if state != order_state::SUBMITTED {
+            return Err(PlantError::Conflict(format!(
+                "order {order_id} is {state}: only a submitted order can be rejected"
+            )));
+        }
+        sqlx::query("UPDATE orders SET state = 'rejected', state_reason = $1, updated_ms = $2 WHERE id = $3")
+            .bind(reason)
+            .bind(at_ms)
+            .bind(order_id)
+            .execute(&mut *w.tx)
+            .await?;
+        w.emit(Event::OrderRejected {
+            order_id: order_id.to_string(),
+            reason: reason.to_string(),
+        })
+        .await?;
+        w.commit().await?;
+        Ok(())
+    }
+
+    /// Cancel an order: planned runs are dropped, reserved material not yet consumed goes back.
+    /// Returns the jobs still on machines, which the runtime aborts.
+    pub async fn cancel(
+        &self,
+        order_id: &str,
+        reason: &str,
+        actor: &str,
+        at_ms: i64,
+    ) -> Result<Vec<(i64, String)>> {
+        if reason.trim().is_empty() {
+            return Err(invalid("reason", "a cancellation needs a reason"));
+        }
+        let mut w = self.store.writer(actor, at_ms).await?;
+        let state = order_state_of(&mut w.tx, order_id).await?;
+        if ![
+            order_state::SUBMITTED,
+            order_state::APPROVED,
+            order_state::IN_PROGRESS,
+        ]
+        .contains(&state.as_str())
+        {
+            return Err(PlantError::Conflict(format!(
+                "order {order_id} is {state}: it cannot be cancelled"
+            )));
+        }
+        let cancelled_jobs: Vec<i64> = sqlx::query_scalar(
+            "SELECT id FROM jobs WHERE order_id = $1 AND state = 'planned' ORDER BY id",
+        )
+        .bind(order_id)
+        .fetch_all(&mut *w.tx)
+        .await?;
+        sqlx::query("UPDATE jobs SET state = 'cancelled', finished_ms = $1 WHERE order_id = $2 AND state = 'planned'")
+            .bind(at_ms)
+            .bind(order_id)
+            .execute(&mut *w.tx)
+            .await?;
+        let on_machines = sqlx::query(
+            "SELECT id, machine_id FROM jobs WHERE order_id = $1 AND state IN ('dispatched', 'running') ORDER BY id",
+        )
+        .bind(order_id)
+        .fetch_all(&mut *w.tx)
+        .await?
+        .iter()
+        .map(|r| Ok((r.try_get("id")?, r.try_get("machine_id")?)))
+        .collect::<Result<Vec<(i64, String)>, sqlx::Error>>()?;
+        let released = super::stock::release(&mut w.tx, order_id).await?;
+        sqlx::query("UPDATE orders SET state = 'cancelled', state_reason = $1, updated_ms = $2 WHERE id = $3")
+            .bind(reason)
+            .bind(at_ms)
+            .bind(order_id)
+            .execute(&mut *w.tx)
+            .await?;
+        w.emit(Event::OrderCancelled {
+            order_id: order_id.to_string(),
+            reason: reason.to_string(),
+            released,
+            cancelled_jobs,
+        })
+        .await?;
+        w.commit().await?;
+        Ok(on_machines)
+    }
+}
+
+pub(crate) async fn order_state_of(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    order_id: &str,
+) -> Result<String> {
+    sqlx::query_scalar("SELECT state FROM orders WHERE id = $1")
+        .bind(order_id)
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or_else(|| PlantError::NotFound(format!("order '{order_id}'")))
+}
+
+/// Does a program whose moves span `size` fit an envelope? Parts may be turned a quarter
+/// on the table, so X and Y may swap.
+pub fn envelope_fits(envelope: [f64; 3], size: [f64; 3]) -> bool {
+    let fits = |x: f64, y: f64| x <= envelope[0] + 1e-6 && y <= envelope[1] + 1e-6;
+    size[2] <= envelope[2] + 1e-6 && (fits(size[0], size[1]) || fits(size[1], size[0]))
+}

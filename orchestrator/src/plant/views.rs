@@ -1,0 +1,315 @@
+//! Read models for the API and CLI: what an order, job, machine or stock account looks like
+//! from outside. Reads go straight to the pool; they never wait on the writer.
+
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+use utoipa::ToSchema;
+
+use super::{Plant, PlantError, Result};
+use crate::amount::Amount;
+use crate::store::format_ms;
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct StepView {
+    pub id: String,
+    pub capability: String,
+    pub program: Option<String>,
+    pub units_per_run: i64,
+    pub good: i64,
+    pub scrapped: i64,
+    pub after: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct OrderView {
+    pub id: String,
+    pub state: String,
+    pub state_reason: Option<String>,
+    pub product: String,
+    pub maker: String,
+    pub priority: String,
+    pub quantity: i64,
+    /// Finished units that passed every step.
+    pub good: i64,
+    /// Pieces scrapped at any step (each one replaced).
+    pub scrapped: i64,
+    /// `quantity - good`: units still to make.
+    pub remaining: i64,
+    pub due: String,
+    pub submitted: String,
+    /// What the pre-screen flagged for the operator.
+    pub prescreen: Vec<String>,
+    pub source_name: String,
+    pub steps: Vec<StepView>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct JobView {
+    pub id: i64,
+    pub order_id: String,
+    pub step: String,
+    pub units: i64,
+    pub state: String,
+    pub machine_id: Option<String>,
+    pub good: i64,
+    pub scrapped: i64,
+    pub reason: Option<String>,
+    pub waiting_for_material: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct MachineView {
+    pub id: String,
+    pub name: String,
+    pub capabilities: Vec<String>,
+    pub envelope_mm: [f64; 3],
+    pub driver: String,
+    /// offline | idle | busy | paused | alarm | maintenance | unavailable
+    pub state: String,
+    pub reason: Option<String>,
+    pub current_job: Option<i64>,
+    pub setup_family: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct MaterialView {
+    pub id: String,
+    pub material: String,
+    pub unit: String,
+    pub owner: String,
+    pub origin: String,
+    pub on_hand: Amount,
+    pub reserved: Amount,
+    pub available: Amount,
+    pub reorder_level: Amount,
+    pub below_reorder_level: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct UnitView {
+    pub id: i64,
+    pub order_id: String,
+    pub step: String,
+    pub job_id: i64,
+    pub machine_id: Option<String>,
+    pub result: String,
+    pub reason: Option<String>,
+}
+
+fn order_view(row: &AnyRow, steps: Vec<StepView>) -> Result<OrderView, sqlx::Error> {
+    let quantity: i64 = row.try_get("quantity")?;
+    let good: i64 = row.try_get("good")?;
+    Ok(OrderView {
+        id: row.try_get("id")?,
+        state: row.try_get("state")?,
+        state_reason: row.try_get("state_reason")?,
+        product: row.try_get("product")?,
+        maker: row.try_get("maker")?,
+        priority: row.try_get("priority")?,
+        quantity,
+        good,
+        scrapped: row.try_get("scrapped")?,
+        remaining: quantity - good,
+        due: format_ms(row.try_get("due_ms")?),
+        submitted: format_ms(row.try_get("submitted_ms")?),
+        prescreen: serde_json::from_str(&row.try_get::<String, _>("prescreen_json")?)
+            .unwrap_or_default(),
+        source_name: row.try_get("source_name")?,
+        steps,
+    })
+}
+
+const ORDER_COLUMNS: &str = "id, state, state_reason, product, maker, priority, quantity, good, scrapped, due_ms, submitted_ms, prescreen_json, source_name";
+
+impl Plant {
+    pub async fn orders(&self, state: Option<&str>) -> Result<Vec<OrderView>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {ORDER_COLUMNS} FROM orders WHERE ($1 = '' OR state = $1) ORDER BY seq"
+        ))
+        .bind(state.unwrap_or(""))
+        .fetch_all(&self.store.pool)
+        .await?;
+        let mut views = Vec::new();
+        for row in &rows {
+            let id: String = row.try_get("id")?;
+            views.push(order_view(row, self.steps(&id).await?)?);
+        }
+        Ok(views)
+    }
+
+    pub async fn order(&self, order_id: &str) -> Result<OrderView> {
+        let row = sqlx::query(&format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1"))
+            .bind(order_id)
+            .fetch_optional(&self.store.pool)
+            .await?
+            .ok_or_else(|| PlantError::NotFound(format!("order '{order_id}'")))?;
+        Ok(order_view(&row, self.steps(order_id).await?)?)
+    }
+
+    async fn steps(&self, order_id: &str) -> Result<Vec<StepView>> {
+        let rows = sqlx::query(
+            "SELECT step_id, capability, program_name, units_per_run, good, scrapped, predecessors_json \
+             FROM steps WHERE order_id = $1 ORDER BY step_index",
+        )
+        .bind(order_id)
+        .fetch_all(&self.store.pool)
+        .await?;
+        let ids: Vec<String> = rows
+            .iter()
+            .map(|r| r.try_get("step_id"))
+            .collect::<Result<_, _>>()?;
+        rows.iter()
+            .map(|r| {
+                let predecessors: Vec<usize> =
+                    serde_json::from_str(&r.try_get::<String, _>("predecessors_json")?)
+                        .unwrap_or_default();
+                Ok(StepView {
+                    id: r.try_get("step_id")?,
+                    capability: r.try_get("capability")?,
+                    program: r.try_get("program_name")?,
+                    units_per_run: r.try_get("units_per_run")?,
+                    good: r.try_get("good")?,
+                    scrapped: r.try_get("scrapped")?,
+                    after: predecessors
+                        .iter()
+                        .filter_map(|p| ids.get(*p).cloned())
+                        .collect(),
+                })
+            })
+            .collect()
+    }
+
+    pub async fn jobs(
+        &self,
+        order_id: Option<&str>,
+        machine_id: Option<&str>,
+        state: Option<&str>,
+    ) -> Result<Vec<JobView>> {
+        let rows = sqlx::query(
+            "SELECT j.id AS id, j.order_id AS order_id, s.step_id AS step_id, j.units AS units, j.state AS state, \
+             j.machine_id AS machine_id, j.good AS good, j.scrapped AS scrapped, j.reason AS reason, \
+             j.material_reserved AS material_reserved \
+             FROM jobs j JOIN steps s ON s.order_id = j.order_id AND s.step_index = j.step_index \
+             WHERE ($1 = '' OR j.order_id = $1) AND ($2 = '' OR j.machine_id = $2) AND ($3 = '' OR j.state = $3) ORDER BY j.id",
+        )
+        .bind(order_id.unwrap_or(""))
+        .bind(machine_id.unwrap_or(""))
+        .bind(state.unwrap_or(""))
+        .fetch_all(&self.store.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let state: String = r.try_get("state")?;
+                Ok(JobView {
+                    id: r.try_get("id")?,
+                    order_id: r.try_get("order_id")?,
+                    step: r.try_get("step_id")?,
+                    units: r.try_get("units")?,
+                    waiting_for_material: state == "planned"
+                        && r.try_get::<i64, _>("material_reserved")? == 0,
+                    state,
+                    machine_id: r.try_get("machine_id")?,
+                    good: r.try_get("good")?,
+                    scrapped: r.try_get("scrapped")?,
+                    reason: r.try_get("reason")?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn machines(&self) -> Result<Vec<MachineView>> {
+        let rows = sqlx::query(
+            "SELECT id, name, capabilities_json, envelope_json, driver_kind, state, state_reason, maintenance, \
+             current_job, setup_family FROM machines ORDER BY id",
+        )
+        .fetch_all(&self.store.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let maintenance = r.try_get::<i64, _>("maintenance")? == 1;
+                let state: String = r.try_get("state")?;
+                Ok(MachineView {
+                    id: r.try_get("id")?,
+                    name: r.try_get("name")?,
+                    capabilities: serde_json::from_str(
+                        &r.try_get::<String, _>("capabilities_json")?,
+                    )
+                    .unwrap_or_default(),
+                    envelope_mm: serde_json::from_str(&r.try_get::<String, _>("envelope_json")?)
+                        .unwrap_or_default(),
+                    driver: r.try_get("driver_kind")?,
+                    // Maintenance shows over idle or offline, never over what we do not know.
+                    state: if maintenance && matches!(state.as_str(), "idle" | "offline") {
+                        "maintenance".into()
+                    } else {
+                        state
+                    },
+                    reason: r.try_get("state_reason")?,
+                    current_job: r.try_get("current_job")?,
+                    setup_family: r.try_get("setup_family")?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn machine(&self, machine_id: &str) -> Result<MachineView> {
+        self.machines()
+            .await?
+            .into_iter()
+            .find(|m| m.id == machine_id)
+            .ok_or_else(|| PlantError::NotFound(format!("machine '{machine_id}'")))
+    }
+
+    pub async fn materials(&self) -> Result<Vec<MaterialView>> {
+        let rows = sqlx::query(
+            "SELECT id, material, unit, owner, origin, on_hand, reserved, reorder_level FROM materials ORDER BY id",
+        )
+        .fetch_all(&self.store.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let on_hand = Amount(r.try_get("on_hand")?);
+                let reserved = Amount(r.try_get("reserved")?);
+                let reorder_level = Amount(r.try_get("reorder_level")?);
+                Ok(MaterialView {
+                    id: r.try_get("id")?,
+                    material: r.try_get("material")?,
+                    unit: r.try_get("unit")?,
+                    owner: r.try_get("owner")?,
+                    origin: r.try_get("origin")?,
+                    on_hand,
+                    reserved,
+                    available: on_hand - reserved,
+                    reorder_level,
+                    below_reorder_level: on_hand < reorder_level,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn units(&self, order_id: &str) -> Result<Vec<UnitView>> {
+        let rows = sqlx::query(
+            "SELECT u.id AS id, u.order_id AS order_id, s.step_id AS step_id, u.job_id AS job_id, \
+             u.machine_id AS machine_id, u.result AS result, u.reason AS reason \
+             FROM units u JOIN steps s ON s.order_id = u.order_id AND s.step_index = u.step_index \
+             WHERE u.order_id = $1 ORDER BY u.id",
+        )
+        .bind(order_id)
+        .fetch_all(&self.store.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(UnitView {
+                    id: r.try_get("id")?,
+                    order_id: r.try_get("order_id")?,
+                    step: r.try_get("step_id")?,
+                    job_id: r.try_get("job_id")?,
+                    machine_id: r.try_get("machine_id")?,
+                    result: r.try_get("result")?,
+                    reason: r.try_get("reason")?,
+                })
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,59 @@
+//! `microfab serve`: the store, the runtime and the API on one listener, until shutdown.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::PlantConfig;
+use crate::plant::Plant;
+use crate::runtime::{self, Runtime};
+use crate::store::Store;
+
+/// A running plant: its runtime (for in-process callers such as the demo) and its tasks.
+pub struct Running {
+    pub runtime: Arc<Runtime>,
+    pub address: std::net::SocketAddr,
+    tasks: JoinSet<()>,
+}
+
+impl Running {
+    /// Wait for every task to end (after the shutdown token was cancelled).
+    pub async fn join(mut self) {
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+/// Open the store, start the machines and the coordinator, and serve the API on `listener`.
+pub async fn start(
+    config: PlantConfig,
+    database: &str,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<Running> {
+    let store = Store::connect(database)
+        .await
+        .with_context(|| format!("opening the database {database}"))?;
+    let plant = Arc::new(Plant::new(store, Arc::new(config)));
+    let mut tasks = JoinSet::new();
+    let runtime = runtime::start(plant, shutdown.clone(), &mut tasks).await?;
+    let address = listener.local_addr()?;
+    let app = crate::api::app(runtime.clone());
+    let stop = shutdown.clone();
+    tasks.spawn(async move {
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await
+        {
+            tracing::error!(error = %e, "the HTTP server stopped");
+        }
+    });
+    runtime.wake();
+    Ok(Running {
+        runtime,
+        address,
+        tasks,
+    })
+}

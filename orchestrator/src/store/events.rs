@@ -1,0 +1,526 @@
+//! The append-only event log. Every state change writes one of these in the same transaction,
+//! with enough in it to rebuild order counts, job states and stock from the log alone
+//! ([`replay`]), which the tests compare with the state tables.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use sqlx::{Any, Row, Transaction};
+
+use crate::amount::Amount;
+
+use super::StoreError;
+
+/// An amount taken from (or given back to) one stock account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Draw {
+    pub account: String,
+    pub amount: Amount,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct NewJob {
+    pub job_id: i64,
+    pub step_index: i64,
+    pub units: i64,
+    pub material_reserved: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Event {
+    MaterialAccountOpened {
+        account: String,
+        material: String,
+        unit: String,
+        owner: String,
+        origin: String,
+        on_hand: Amount,
+    },
+    MaterialRestocked {
+        account: String,
+        amount: Amount,
+        lot: String,
+        origin: String,
+    },
+    MaterialAdjusted {
+        account: String,
+        delta: i64,
+        reason: String,
+    },
+    OrderSubmitted {
+        order_id: String,
+        product: String,
+        maker: String,
+        quantity: i64,
+        priority: String,
+        flags: Vec<String>,
+    },
+    OrderApproved {
+        order_id: String,
+        reserved: Vec<Draw>,
+    },
+    OrderRejected {
+        order_id: String,
+        reason: String,
+    },
+    OrderCancelled {
+        order_id: String,
+        reason: String,
+        released: Vec<Draw>,
+        cancelled_jobs: Vec<i64>,
+    },
+    OrderCompleted {
+        order_id: String,
+        released: Vec<Draw>,
+    },
+    OrderReopened {
+        order_id: String,
+        reason: String,
+    },
+    JobsCreated {
+        order_id: String,
+        jobs: Vec<NewJob>,
+        reserved: Vec<Draw>,
+    },
+    JobToppedUp {
+        order_id: String,
+        job_id: i64,
+        units_added: i64,
+    },
+    MaterialReservedForJobs {
+        order_id: String,
+        job_ids: Vec<i64>,
+        reserved: Vec<Draw>,
+    },
+    MaterialShort {
+        order_id: String,
+        job_id: i64,
+        material: String,
+        needed: Amount,
+    },
+    JobDispatched {
+        order_id: String,
+        job_id: i64,
+        machine_id: String,
+        consumed: Vec<Draw>,
+    },
+    JobRequeued {
+        order_id: String,
+        job_id: i64,
+        machine_id: String,
+        returned: Vec<Draw>,
+        reason: String,
+    },
+    JobStarted {
+        order_id: String,
+        job_id: i64,
+        machine_id: String,
+    },
+    JobFinished {
+        order_id: String,
+        job_id: i64,
+        machine_id: String,
+        step_index: i64,
+        state: String,
+        good: i64,
+        scrapped: i64,
+        reason: Option<String>,
+        final_step: bool,
+    },
+    JobInterrupted {
+        order_id: String,
+        job_id: i64,
+        machine_id: String,
+        reason: String,
+    },
+    JobResolved {
+        order_id: String,
+        job_id: i64,
+        step_index: i64,
+        outcome: String,
+        good: i64,
+        scrapped: i64,
+        final_step: bool,
+        reason: String,
+    },
+    UnitScrapped {
+        order_id: String,
+        unit_id: i64,
+        job_id: i64,
+        step_index: i64,
+        reason: String,
+        final_step: bool,
+    },
+    MachineState {
+        machine_id: String,
+        state: String,
+        reason: Option<String>,
+    },
+    MachineMaintenance {
+        machine_id: String,
+        on: bool,
+        reason: String,
+    },
+}
+
+impl Event {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::MaterialAccountOpened { .. } => "material_account_opened",
+            Event::MaterialRestocked { .. } => "material_restocked",
+            Event::MaterialAdjusted { .. } => "material_adjusted",
+            Event::OrderSubmitted { .. } => "order_submitted",
+            Event::OrderApproved { .. } => "order_approved",
+            Event::OrderRejected { .. } => "order_rejected",
+            Event::OrderCancelled { .. } => "order_cancelled",
+            Event::OrderCompleted { .. } => "order_completed",
+            Event::OrderReopened { .. } => "order_reopened",
+            Event::JobsCreated { .. } => "jobs_created",
+            Event::JobToppedUp { .. } => "job_topped_up",
+            Event::MaterialReservedForJobs { .. } => "material_reserved_for_jobs",
+            Event::MaterialShort { .. } => "material_short",
+            Event::JobDispatched { .. } => "job_dispatched",
+            Event::JobRequeued { .. } => "job_requeued",
+            Event::JobStarted { .. } => "job_started",
+            Event::JobFinished { .. } => "job_finished",
+            Event::JobInterrupted { .. } => "job_interrupted",
+            Event::JobResolved { .. } => "job_resolved",
+            Event::UnitScrapped { .. } => "unit_scrapped",
+            Event::MachineState { .. } => "machine_state",
+            Event::MachineMaintenance { .. } => "machine_maintenance",
+        }
+    }
+
+    fn order_id(&self) -> Option<&str> {
+        match self {
+            Event::OrderSubmitted { order_id, .. }
+            | Event::OrderApproved { order_id, .. }
+            | Event::OrderRejected { order_id, .. }
+            | Event::OrderCancelled { order_id, .. }
+            | Event::OrderCompleted { order_id, .. }
+            | Event::OrderReopened { order_id, .. }
+            | Event::JobsCreated { order_id, .. }
+            | Event::JobToppedUp { order_id, .. }
+            | Event::MaterialReservedForJobs { order_id, .. }
+            | Event::MaterialShort { order_id, .. }
+            | Event::JobDispatched { order_id, .. }
+            | Event::JobRequeued { order_id, .. }
+            | Event::JobStarted { order_id, .. }
+            | Event::JobFinished { order_id, .. }
+            | Event::JobInterrupted { order_id, .. }
+            | Event::JobResolved { order_id, .. }
+            | Event::UnitScrapped { order_id, .. } => Some(order_id),
+            _ => None,
+        }
+    }
+
+    fn job_id(&self) -> Option<i64> {
+        match self {
+            Event::JobToppedUp { job_id, .. }
+            | Event::MaterialShort { job_id, .. }
+            | Event::JobDispatched { job_id, .. }
+            | Event::JobRequeued { job_id, .. }
+            | Event::JobStarted { job_id, .. }
+            | Event::JobFinished { job_id, .. }
+            | Event::JobInterrupted { job_id, .. }
+            | Event::JobResolved { job_id, .. }
+            | Event::UnitScrapped { job_id, .. } => Some(*job_id),
+            _ => None,
+        }
+    }
+
+    fn machine_id(&self) -> Option<&str> {
+        match self {
+            Event::JobDispatched { machine_id, .. }
+            | Event::JobRequeued { machine_id, .. }
+            | Event::JobStarted { machine_id, .. }
+            | Event::JobFinished { machine_id, .. }
+            | Event::JobInterrupted { machine_id, .. }
+            | Event::MachineState { machine_id, .. }
+            | Event::MachineMaintenance { machine_id, .. } => Some(machine_id),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct EventRecord {
+    pub seq: i64,
+    pub at_ms: i64,
+    pub actor: String,
+    pub event: Event,
+}
+
+pub async fn append(
+    tx: &mut Transaction<'static, Any>,
+    actor: &str,
+    at_ms: i64,
+    event: Event,
+) -> Result<EventRecord, StoreError> {
+    let seq: i64 =
+        sqlx::query_scalar("SELECT CAST(COALESCE(MAX(seq), 0) + 1 AS BIGINT) FROM events")
+            .fetch_one(&mut **tx)
+            .await?;
+    let data = serde_json::to_string(&event).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    sqlx::query(
+        "INSERT INTO events (seq, at_ms, actor, kind, order_id, job_id, machine_id, data) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(seq)
+    .bind(at_ms)
+    .bind(actor)
+    .bind(event.kind())
+    .bind(event.order_id().map(str::to_string))
+    .bind(event.job_id())
+    .bind(event.machine_id().map(str::to_string))
+    .bind(data)
+    .execute(&mut **tx)
+    .await?;
+    Ok(EventRecord {
+        seq,
+        at_ms,
+        actor: actor.to_string(),
+        event,
+    })
+}
+
+fn decode(row: &sqlx::any::AnyRow) -> Result<EventRecord, sqlx::Error> {
+    let data: String = row.try_get("data")?;
+    let event = serde_json::from_str(&data).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+    Ok(EventRecord {
+        seq: row.try_get("seq")?,
+        at_ms: row.try_get("at_ms")?,
+        actor: row.try_get("actor")?,
+        event,
+    })
+}
+
+pub async fn list(
+    pool: &sqlx::AnyPool,
+    after: i64,
+    limit: i64,
+    order_id: Option<&str>,
+) -> Result<Vec<EventRecord>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT seq, at_ms, actor, data FROM events \
+         WHERE seq > $1 AND ($2 = '' OR order_id = $2) ORDER BY seq LIMIT $3",
+    )
+    .bind(after)
+    .bind(order_id.unwrap_or(""))
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.iter().map(decode).collect::<Result<_, _>>()?)
+}
+
+/// What the log says the state is.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Replayed {
+    /// order id → (state, good, scrapped)
+    pub orders: BTreeMap<String, (String, i64, i64)>,
+    /// job id → (state, good, scrapped)
+    pub jobs: BTreeMap<i64, (String, i64, i64)>,
+    /// stock account → (on hand, reserved), in thousandths
+    pub stock: BTreeMap<String, (i64, i64)>,
+}
+
+pub fn replay<'a>(records: impl IntoIterator<Item = &'a EventRecord>) -> Replayed {
+    let mut r = Replayed::default();
+    let reserve = |stock: &mut BTreeMap<String, (i64, i64)>, draws: &[Draw], sign: i64| {
+        for d in draws {
+            stock.entry(d.account.clone()).or_default().1 += sign * d.amount.0;
+        }
+    };
+    for record in records {
+        match &record.event {
+            Event::MaterialAccountOpened {
+                account, on_hand, ..
+            } => {
+                r.stock.insert(account.clone(), (on_hand.0, 0));
+            }
+            Event::MaterialRestocked {
+                account, amount, ..
+            } => {
+                r.stock.entry(account.clone()).or_default().0 += amount.0;
+            }
+            Event::MaterialAdjusted { account, delta, .. } => {
+                r.stock.entry(account.clone()).or_default().0 += delta;
+            }
+            Event::OrderSubmitted { order_id, .. } => {
+                r.orders
+                    .insert(order_id.clone(), ("submitted".into(), 0, 0));
+            }
+            Event::OrderApproved { order_id, reserved } => {
+                set_state(&mut r, order_id, "approved");
+                reserve(&mut r.stock, reserved, 1);
+            }
+            Event::OrderRejected { order_id, .. } => set_state(&mut r, order_id, "rejected"),
+            Event::OrderCancelled {
+                order_id,
+                released,
+                cancelled_jobs,
+                ..
+            } => {
+                set_state(&mut r, order_id, "cancelled");
+                reserve(&mut r.stock, released, -1);
+                for job in cancelled_jobs {
+                    if let Some(j) = r.jobs.get_mut(job) {
+                        j.0 = "cancelled".into();
+                    }
+                }
+            }
+            Event::OrderCompleted { order_id, released } => {
+                set_state(&mut r, order_id, "completed");
+                reserve(&mut r.stock, released, -1);
+            }
+            Event::OrderReopened { order_id, .. } => set_state(&mut r, order_id, "in_progress"),
+            Event::JobsCreated { jobs, reserved, .. } => {
+                for job in jobs {
+                    r.jobs.insert(job.job_id, ("planned".into(), 0, 0));
+                }
+                reserve(&mut r.stock, reserved, 1);
+            }
+            Event::MaterialReservedForJobs { reserved, .. } => reserve(&mut r.stock, reserved, 1),
+            Event::JobDispatched {
+                order_id,
+                job_id,
+                consumed,
+                ..
+            } => {
+                set_job(&mut r, *job_id, "dispatched");
+                for d in consumed {
+                    let s = r.stock.entry(d.account.clone()).or_default();
+                    s.0 -= d.amount.0;
+                    s.1 -= d.amount.0;
+                }
+                if r.orders.get(order_id).is_some_and(|o| o.0 == "approved") {
+                    set_state(&mut r, order_id, "in_progress");
+                }
+            }
+            Event::JobRequeued {
+                job_id, returned, ..
+            } => {
+                set_job(&mut r, *job_id, "planned");
+                for d in returned {
+                    let s = r.stock.entry(d.account.clone()).or_default();
+                    s.0 += d.amount.0;
+                    s.1 += d.amount.0;
+                }
+            }
+            Event::JobStarted { job_id, .. } => set_job(&mut r, *job_id, "running"),
+            Event::JobFinished {
+                order_id,
+                job_id,
+                state,
+                good,
+                scrapped,
+                final_step,
+                ..
+            } => {
+                if let Some(j) = r.jobs.get_mut(job_id) {
+                    *j = (state.clone(), *good, *scrapped);
+                }
+                count_units(&mut r, order_id, *good, *scrapped, *final_step);
+            }
+            Event::JobInterrupted { job_id, .. } => set_job(&mut r, *job_id, "interrupted"),
+            Event::JobResolved {
+                order_id,
+                job_id,
+                good,
+                scrapped,
+                final_step,
+                ..
+            } => {
+                if let Some(j) = r.jobs.get_mut(job_id) {
+                    *j = ("done".into(), *good, *scrapped);
+                }
+                count_units(&mut r, order_id, *good, *scrapped, *final_step);
+            }
+            Event::UnitScrapped {
+                order_id,
+                job_id,
+                final_step,
+                ..
+            } => {
+                if let Some(j) = r.jobs.get_mut(job_id) {
+                    j.1 -= 1;
+                    j.2 += 1;
+                }
+                if let Some(o) = r.orders.get_mut(order_id) {
+                    o.2 += 1;
+                    if *final_step {
+                        o.1 -= 1;
+                    }
+                }
+            }
+            Event::JobToppedUp { .. }
+            | Event::MaterialShort { .. }
+            | Event::MachineState { .. }
+            | Event::MachineMaintenance { .. } => {}
+        }
+    }
+    r
+}
+
+fn set_state(r: &mut Replayed, order_id: &str, state: &str) {
+    if let Some(o) = r.orders.get_mut(order_id) {
+        o.0 = state.to_string();
+    }
+}
+
+fn set_job(r: &mut Replayed, job_id: i64, state: &str) {
+    if let Some(j) = r.jobs.get_mut(&job_id) {
+        j.0 = state.to_string();
+    }
+}
+
+fn count_units(r: &mut Replayed, order_id: &str, good: i64, scrapped: i64, final_step: bool) {
+    if let Some(o) = r.orders.get_mut(order_id) {
+        o.2 += scrapped;
+        if final_step {
+            o.1 += good;
+        }
+    }
+}
+
+/// The same three views read from the state tables, to compare with [`replay`].
+pub async fn current(pool: &sqlx::AnyPool) -> Result<Replayed, StoreError> {
+    let mut r = Replayed::default();
+    for row in sqlx::query("SELECT id, state, good, scrapped FROM orders")
+        .fetch_all(pool)
+        .await?
+    {
+        r.orders.insert(
+            row.try_get("id")?,
+            (
+                row.try_get("state")?,
+                row.try_get("good")?,
+                row.try_get("scrapped")?,
+            ),
+        );
+    }
+    for row in sqlx::query("SELECT id, state, good, scrapped FROM jobs")
+        .fetch_all(pool)
+        .await?
+    {
+        r.jobs.insert(
+            row.try_get("id")?,
+            (
+                row.try_get("state")?,
+                row.try_get("good")?,
+                row.try_get("scrapped")?,
+            ),
+        );
+    }
+    for row in sqlx::query("SELECT id, on_hand, reserved FROM materials")
+        .fetch_all(pool)
+        .await?
+    {
+        r.stock.insert(
+            row.try_get("id")?,
+            (row.try_get("on_hand")?, row.try_get("reserved")?),
+        );
+    }
+    Ok(r)
+}
