@@ -24,6 +24,8 @@ const MM_PER_INCH: f64 = 25.4;
 /// A binary file fed as G-code fails on every line; a screenful of errors is enough.
 const MAX_REPORTED_SYNTAX_LINES: usize = 20;
 
+const LINES_PER_CHUNK: usize = 4096;
+
 /// Words the preflight interprets or knows to have no effect on geometry and time. Anything else
 /// is listed in [`GcodeProgram::unsupported_words`] for the driver to judge.
 const RECOGNISED_WORDS: &[&str] = &[
@@ -116,12 +118,38 @@ pub fn preflight_gcode(path: &str, text: &str) -> Result<GcodeProgram, Vec<SpecE
             ),
         )]);
     }
-    let parsed = gcode::parse(text).map_err(|diagnostics| {
+    let mut machine = Interpreter::default();
+    let mut syntax_errors: BTreeMap<usize, gcode::Diagnostic> = BTreeMap::new();
+    let mut unreported_lines = 0;
+    for chunk in chunks(text) {
+        match gcode::parse(chunk.text) {
+            Ok(program) if syntax_errors.is_empty() => {
+                for block in &program.blocks {
+                    machine.block(block, chunk.first_line);
+                }
+            }
+            Ok(_) => {}
+            Err(diagnostics) => {
+                for (line, diagnostic) in first_diagnostic_per_line(diagnostics.into_inner()) {
+                    if syntax_errors.len() < MAX_REPORTED_SYNTAX_LINES {
+                        let span = gcode::core::Span::new(
+                            diagnostic.span.start + chunk.offset,
+                            diagnostic.span.length,
+                            line + chunk.first_line,
+                        );
+                        syntax_errors.insert(span.line, gcode::Diagnostic { span, ..diagnostic });
+                    } else {
+                        unreported_lines += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    if !syntax_errors.is_empty() {
         let index = LineIndex::new(text);
-        let by_line = first_diagnostic_per_line(diagnostics.into_inner());
-        let mut errors: Vec<SpecError> = by_line
+        let mut errors: Vec<SpecError> = syntax_errors
             .values()
-            .take(MAX_REPORTED_SYNTAX_LINES)
             .map(|diagnostic| {
                 let (line, column) = index.line_column(diagnostic.span.start);
                 let shown: String = index.line_text(line).trim().chars().take(80).collect();
@@ -132,58 +160,77 @@ pub fn preflight_gcode(path: &str, text: &str) -> Result<GcodeProgram, Vec<SpecE
                 )
             })
             .collect();
-        if by_line.len() > MAX_REPORTED_SYNTAX_LINES {
+        if unreported_lines > 0 {
             errors.push(error(
                 None,
                 None,
                 format!(
-                    "G-code syntax errors on {} more lines not shown; is this a G-code file?",
-                    by_line.len() - MAX_REPORTED_SYNTAX_LINES
+                    "G-code syntax errors on {unreported_lines} more lines not shown; is this a G-code file?"
                 ),
             ));
         }
-        errors
-    })?;
-    let has_commands = parsed
-        .blocks
-        .iter()
-        .any(|block| !block.codes.is_empty() || !block.word_addresses.is_empty());
-    if !has_commands {
+        return Err(errors);
+    }
+    if !machine.commands_seen {
         return Err(vec![error(
             None,
             None,
             "program is empty: it has no G-code commands".to_owned(),
         )]);
     }
-
-    let mut machine = Interpreter {
-        dwell_p_in_milliseconds: is_printer_program(&parsed),
-        ..Interpreter::default()
-    };
-    for block in &parsed.blocks {
-        machine.block(block);
-    }
     Ok(machine.finish(path, text))
 }
 
-/// Printer firmware (Marlin, RepRapFirmware) reads `G4 P` in milliseconds; CNC and laser
-/// controllers (GRBL, LinuxCNC) in seconds. Heater and extruder words tell the two apart.
-fn is_printer_program(program: &gcode::Program) -> bool {
-    program
-        .blocks
-        .iter()
-        .flat_map(|block| &block.codes)
-        .any(|code| match code {
-            Code::Miscellaneous(m) => matches!(m.number.major(), 82 | 83 | 104 | 109 | 140 | 190),
-            Code::General(g) => g
-                .args
-                .iter()
-                .any(|argument| argument.letter.eq_ignore_ascii_case(&'E')),
-            _ => false,
-        })
+/// A run of whole lines of a program.
+struct Chunk<'t> {
+    text: &'t str,
+    /// Byte offset of the chunk in the program.
+    offset: usize,
+    /// Zero-based number of the chunk's first line.
+    first_line: usize,
 }
 
-/// One error per line, by line: the parser recovers by reporting the tokens after a bad
+/// Splits a program into runs of about [`LINES_PER_CHUNK`] lines, never inside a parenthesised
+/// comment (which some dialects let run over several lines). The parser builds a syntax tree
+/// of about 20 times the text's size, so a 20 MiB program is parsed piece by piece.
+fn chunks(text: &str) -> impl Iterator<Item = Chunk<'_>> {
+    let mut offset = 0;
+    let mut first_line = 0;
+    std::iter::from_fn(move || {
+        if offset >= text.len() {
+            return None;
+        }
+        let rest = &text[offset..];
+        let (mut lines, mut in_comment, mut in_line_comment) = (0, false, false);
+        let mut end = rest.len();
+        for (index, byte) in rest.bytes().enumerate() {
+            match byte {
+                b'(' if !in_line_comment => in_comment = true,
+                b')' if !in_line_comment => in_comment = false,
+                b';' if !in_comment => in_line_comment = true,
+                b'\n' => {
+                    in_line_comment = false;
+                    lines += 1;
+                    if lines >= LINES_PER_CHUNK && !in_comment {
+                        end = index + 1;
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        let chunk = Chunk {
+            text: &rest[..end],
+            offset,
+            first_line,
+        };
+        offset += end;
+        first_line += lines;
+        Some(chunk)
+    })
+}
+
+/// One error per line, by zero-based line: the parser recovers by reporting the tokens after a bad
 /// character too, which only repeats the problem. Unreadable characters are the cause when present.
 fn first_diagnostic_per_line(
     diagnostics: Vec<gcode::Diagnostic>,
@@ -243,7 +290,12 @@ const ZX: Plane = Plane([2, 0, 1]);
 const YZ: Plane = Plane([1, 2, 0]);
 
 struct Interpreter {
-    dwell_p_in_milliseconds: bool,
+    commands_seen: bool,
+    /// Printer firmware (Marlin, RepRapFirmware) reads `G4 P` in milliseconds; CNC and laser
+    /// controllers (GRBL, LinuxCNC) in seconds. Heater and extruder words tell the two apart,
+    /// wherever they appear, so `P` dwells are summed and scaled at the end.
+    printer_words_seen: bool,
+    dwell_p_total: f64,
     millimetres_per_unit: f64,
     seen_millimetres: bool,
     seen_inches: bool,
@@ -268,7 +320,9 @@ struct Interpreter {
 impl Default for Interpreter {
     fn default() -> Self {
         Self {
-            dwell_p_in_milliseconds: false,
+            commands_seen: false,
+            printer_words_seen: false,
+            dwell_p_total: 0.0,
             millimetres_per_unit: 1.0,
             seen_millimetres: false,
             seen_inches: false,
@@ -321,8 +375,10 @@ impl Words {
 }
 
 impl Interpreter {
-    fn block(&mut self, block: &gcode::Block) {
-        let line = block.span.line + 1;
+    /// Interprets one block; `first_line` is the zero-based line its chunk starts at.
+    fn block(&mut self, block: &gcode::Block, first_line: usize) {
+        let line = first_line + block.span.line + 1;
+        self.commands_seen |= !block.codes.is_empty() || !block.word_addresses.is_empty();
         let mut words = Words::default();
         let mut block_motion = None;
         let mut dwell = false;
@@ -333,6 +389,7 @@ impl Interpreter {
                 Code::General(general) => {
                     for argument in &general.args {
                         words.push(argument.letter, &argument.value);
+                        self.printer_words_seen |= argument.letter.eq_ignore_ascii_case(&'E');
                     }
                     let word = format!("G{}", general.number);
                     match word.as_str() {
@@ -373,6 +430,10 @@ impl Interpreter {
                         "M83" => self.extruder_relative = true,
                         _ => {}
                     }
+                    self.printer_words_seen |= matches!(
+                        miscellaneous.number.major(),
+                        82 | 83 | 104 | 109 | 140 | 190
+                    );
                     self.words.insert(word);
                 }
                 _ => {}
@@ -386,15 +447,11 @@ impl Interpreter {
             self.feed = Some(feed * self.millimetres_per_unit);
         }
         if dwell {
-            let p_scale = if self.dwell_p_in_milliseconds {
-                0.001
-            } else {
-                1.0
-            };
-            let seconds = words
-                .get('S')
-                .or_else(|| words.get('P').map(|p| p * p_scale));
-            self.seconds += seconds.unwrap_or(0.0).max(0.0);
+            match (words.get('S'), words.get('P')) {
+                (Some(seconds), _) => self.seconds += seconds.max(0.0),
+                (None, Some(p)) => self.dwell_p_total += p.max(0.0),
+                (None, None) => {}
+            }
         } else if home {
             self.home(&words);
         } else if set_position {
@@ -613,6 +670,7 @@ impl Interpreter {
     }
 
     fn finish(self, path: &str, text: &str) -> GcodeProgram {
+        let p_seconds = if self.printer_words_seen { 0.001 } else { 1.0 };
         let units = match (self.seen_millimetres, self.seen_inches) {
             (_, false) => LengthUnits::Millimetres,
             (false, true) => LengthUnits::Inches,
@@ -663,7 +721,7 @@ impl Interpreter {
                 .unwrap_or(0),
             units,
             bounding_box,
-            estimated_seconds: self.seconds,
+            estimated_seconds: self.seconds + self.dwell_p_total * p_seconds,
             words: self.words,
             unsupported_words,
             warnings,
@@ -915,6 +973,53 @@ mod tests {
         assert_eq!(
             preflight_gcode("a.nc", "G0 X1\n").unwrap().sha256,
             "099ef6c70c0996f7a2db416258ff84ec726ac87f10bdfe5681022f5e406bcd69"
+        );
+    }
+
+    #[test]
+    fn long_programs_are_parsed_in_chunks_without_changing_the_result() {
+        let body = "G1 X10 F600\nG1 X0\n".repeat(LINES_PER_CHUNK);
+        // A parenthesised comment spanning lines around the first chunk boundary.
+        let comment_at = body
+            .match_indices('\n')
+            .nth(LINES_PER_CHUNK - 3)
+            .map(|(index, _)| index + 1)
+            .unwrap();
+        let program = format!(
+            "G21 G90\nG0 X0 Y0\n{}(long\ncomment\nover lines)\n{}G4 P2\n",
+            &body[..comment_at],
+            &body[comment_at..]
+        );
+        let pieces: Vec<Chunk<'_>> = chunks(&program).collect();
+        assert!(pieces.len() >= 2);
+        let mut line = 0;
+        for piece in &pieces {
+            assert_eq!(piece.first_line, line);
+            assert_eq!(
+                &program[piece.offset..piece.offset + piece.text.len()],
+                piece.text
+            );
+            assert_eq!(
+                piece.text.matches('(').count(),
+                piece.text.matches(')').count()
+            );
+            line += piece.text.matches('\n').count();
+        }
+        let result = preflight_gcode("long.nc", &program).unwrap();
+        // 2 * LINES_PER_CHUNK moves of 10 mm at 10 mm/s, plus the 2 s dwell.
+        let expected = (2 * LINES_PER_CHUNK) as f64 + 2.0;
+        assert!(
+            (result.estimated_seconds - expected).abs() < 1e-6,
+            "{}",
+            result.estimated_seconds
+        );
+
+        let broken = format!("{program}G1 X$1\n");
+        let errors = preflight_gcode("long.nc", &broken).unwrap_err();
+        let last_line = broken.lines().count();
+        assert_eq!(
+            (errors[0].line, errors[0].column),
+            (Some(last_line), Some(5))
         );
     }
 
