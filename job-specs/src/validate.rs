@@ -59,7 +59,11 @@ pub(crate) struct Validated {
 }
 
 pub(crate) fn validate(root: &Node, format: SpecFormat, findings: &mut Vec<Finding>) -> Validated {
-    let mut checker = Checker { format, findings };
+    let mut checker = Checker {
+        format,
+        findings,
+        suggested: Vec::new(),
+    };
     checker.spec(root)
 }
 
@@ -92,6 +96,8 @@ enum After {
 struct Checker<'f> {
     format: SpecFormat,
     findings: &'f mut Vec<Finding>,
+    /// Field paths already suggested for a misspelt key, so they are not also reported missing.
+    suggested: Vec<String>,
 }
 
 fn child(path: &str, key: &str) -> String {
@@ -162,7 +168,10 @@ impl Checker<'_> {
                 continue;
             }
             let hint = match closest(&entry.key, allowed.iter().copied()) {
-                Some(known) => format!(", did you mean '{known}'?"),
+                Some(known) => {
+                    self.suggested.push(child(path, known));
+                    format!(", did you mean '{known}'?")
+                }
                 None => format!("; allowed keys are: {}", allowed.join(", ")),
             };
             self.report(
@@ -176,17 +185,12 @@ impl Checker<'_> {
 
     fn required<'n>(&mut self, table: &'n Node, path: &str, key: &str) -> Option<&'n Node> {
         let found = table.get(key).map(|entry| &entry.value);
+        let field = child(path, key);
         // A misspelt key was already reported with this key as the suggestion.
-        let misspelt = match &table.value {
-            Value::Table(entries) => entries
-                .iter()
-                .any(|entry| entry.key != key && closest(&entry.key, [key]).is_some()),
-            _ => false,
-        };
-        if found.is_none() && !misspelt {
+        if found.is_none() && !self.suggested.contains(&field) {
             self.report(
                 table.span.start,
-                child(path, key),
+                field,
                 format!("missing required key '{key}'"),
             );
         }
