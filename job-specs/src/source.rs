@@ -76,8 +76,8 @@ impl ProgramSource for Directory {
         if !resolved.starts_with(&self.root) {
             return Err(ProgramReadError::EscapesFolder(relative_path.to_owned()));
         }
-        let file = std::fs::File::open(&resolved).map_err(io_error)?;
-        let metadata = file.metadata().map_err(io_error)?;
+        // Checked before opening: opening a FIFO would block.
+        let metadata = std::fs::metadata(&resolved).map_err(io_error)?;
         if !metadata.is_file() {
             return Err(ProgramReadError::NotAFile(relative_path.to_owned()));
         }
@@ -88,6 +88,7 @@ impl ProgramSource for Directory {
                 limit: MAX_PROGRAM_BYTES,
             });
         }
+        let file = std::fs::File::open(&resolved).map_err(io_error)?;
         // Read one byte past the limit so a file growing after the size check is still caught.
         let mut bytes = Vec::with_capacity(usize::try_from(metadata.len()).unwrap_or(0));
         file.take(MAX_PROGRAM_BYTES + 1)
@@ -152,6 +153,35 @@ mod tests {
                 }
                 (result, _) => panic!("{path}: unexpected {result:?}"),
             }
+        }
+    }
+
+    #[test]
+    fn directory_reads_only_regular_utf8_files_inside_it() {
+        let folder = tempfile::tempdir().unwrap();
+        std::fs::create_dir(folder.path().join("programs")).unwrap();
+        std::fs::write(folder.path().join("programs/a.nc"), "G0 X1\n").unwrap();
+        std::fs::write(folder.path().join("programs/photo.nc"), [0xff, 0xd8, 0xff]).unwrap();
+        let directory = Directory::new(folder.path()).unwrap();
+        assert_eq!(directory.read("programs/a.nc").unwrap(), "G0 X1\n");
+        assert_eq!(directory.read("./programs/a.nc").unwrap(), "G0 X1\n");
+        let cases = [
+            ("programs", ProgramReadError::NotAFile("programs".into())),
+            (
+                "programs/photo.nc",
+                ProgramReadError::NotUtf8("programs/photo.nc".into()),
+            ),
+            (
+                "programs/b.nc",
+                ProgramReadError::NotFound("programs/b.nc".into()),
+            ),
+            (
+                "programs/../programs/a.nc",
+                ProgramReadError::ParentDirectory("programs/../programs/a.nc".into()),
+            ),
+        ];
+        for (path, expected) in cases {
+            assert_eq!(directory.read(path), Err(expected), "{path}");
         }
     }
 
