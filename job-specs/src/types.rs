@@ -342,6 +342,32 @@ impl CheckedSpec {
         order
     }
 
+    /// Things an operator should look at before approving, though the spec is valid: a declared
+    /// run time below the program's own estimate, and the preflight's warnings.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        for (index, step) in self.spec.steps.iter().enumerate() {
+            let Some(program) = self.program(index) else {
+                continue;
+            };
+            if step.run_seconds < program.estimated_seconds {
+                warnings.push(format!(
+                    "steps[{index}].run_seconds: {} s declared, but {} alone needs about {:.0} s",
+                    step.run_seconds, program.path, program.estimated_seconds
+                ));
+            }
+        }
+        for program in self.programs.values() {
+            warnings.extend(
+                program
+                    .warnings
+                    .iter()
+                    .map(|warning| format!("{}: {warning}", program.path)),
+            );
+        }
+        warnings
+    }
+
     /// The preflighted G-code program of a step, if it has one.
     pub fn program(&self, step: usize) -> Option<&GcodeProgram> {
         match &self.spec.steps[step].program {

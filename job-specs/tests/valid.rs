@@ -109,6 +109,27 @@ fn the_plan_is_resolved_with_defaults() {
 }
 
 #[test]
+fn optimistic_run_times_and_vague_programs_are_flagged() {
+    // a.nc moves 111.8 mm at 1200 mm/min: about 5.6 s.
+    let text = PLAN.replace("run_seconds = 300", "run_seconds = 4");
+    let vague = InMemory(BTreeMap::from([
+        ("a.nc".to_owned(), PROGRAM.to_owned()),
+        ("b.nc".to_owned(), "G0 X0 Y0\nG1 X5\n".to_owned()),
+    ]));
+    let checked = check_text("plan.toml", &text, SpecFormat::Toml, &vague).unwrap();
+    assert_eq!(
+        checked.warnings(),
+        [
+            "steps[1].run_seconds: 4 s declared, but a.nc alone needs about 6 s",
+            "b.nc: no G20/G21 units word; millimetres assumed",
+            "b.nc: line 2: feed move before any F word; timed at the rapid rate",
+        ]
+    );
+    let sound = check_text("plan.toml", PLAN, SpecFormat::Toml, &programs()).unwrap();
+    assert!(sound.warnings().is_empty(), "{:?}", sound.warnings());
+}
+
+#[test]
 fn due_dates_become_deadlines() {
     let cases = [
         // A date is due at the end of that day, UTC.
