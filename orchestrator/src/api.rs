@@ -812,7 +812,7 @@ pub struct VerifyReport {
 #[utoipa::path(get, path = "/api/v1/verify", responses((status = 200, body = VerifyReport)))]
 async fn verify(State(rt): State<AppState>) -> Result<Json<VerifyReport>, ApiError> {
     Ok(Json(
-        crate::verify::verify(&rt.plant.store.pool)
+        crate::verify::verify(&rt.plant.store)
             .await
             .map_err(PlantError::from)?,
     ))

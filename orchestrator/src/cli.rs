@@ -238,7 +238,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Materials { client } => show(&client, "/api/v1/materials").await,
         Command::Verify { database, json } => {
             let store = crate::store::Store::connect(&database).await?;
-            let report = crate::verify::verify(&store.pool).await?;
+            let report = crate::verify::verify(&store).await?;
             if json {
                 println!("{}", serde_json::to_string(&report)?);
             } else if report.consistent {

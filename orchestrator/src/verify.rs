@@ -2,10 +2,12 @@
 //! `microfab verify` and `GET /api/v1/verify`.
 
 use crate::api::VerifyReport;
-use crate::store::StoreError;
 use crate::store::events::{self, Replayed};
+use crate::store::{Store, StoreError};
 
-pub async fn verify(pool: &sqlx::AnyPool) -> Result<VerifyReport, StoreError> {
+pub async fn verify(store: &Store) -> Result<VerifyReport, StoreError> {
+    let _quiet = store.quiesce().await;
+    let pool = &store.pool;
     let mut records = Vec::new();
     loop {
         let after = records.last().map_or(0, |r: &events::EventRecord| r.seq);

@@ -110,6 +110,12 @@ impl Store {
         })
     }
 
+    /// Hold off every writer of this process, for reads that must see one consistent state
+    /// across several queries (replay checks).
+    pub async fn quiesce(&self) -> MutexGuard<'_, ()> {
+        self.write_lock.lock().await
+    }
+
     pub fn subscribe(&self) -> broadcast::Receiver<EventRecord> {
         self.events.subscribe()
     }

@@ -1,0 +1,243 @@
+//! Shared fixtures for the orchestrator's end-to-end tests: a small plant config, a fresh
+//! database on SQLite (a temp file) or PostgreSQL (a new database on the local server), and
+//! a thin HTTP client.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use serde_json::Value;
+
+pub const BRACKET_SPEC: &str =
+    "../job-specs/examples/community-bench-bracket/community-bench-bracket.toml";
+
+/// A plant that can make the community bench bracket (laser → CNC → manual assembly).
+pub fn plant_config(time_scale: f64, scrap_rate: f64) -> String {
+    let mut text = format!(
+        r#"
+[plant]
+name = "test plant"
+
+[simulation]
+time_scale = {time_scale}
+"#
+    );
+    let machines: &[(&str, &str, [u32; 3])] = &[
+        ("laser-1", "laser", [600, 400, 20]),
+        ("laser-2", "laser", [600, 400, 20]),
+        ("router-1", "cnc-3axis", [1200, 800, 120]),
+        ("router-2", "cnc-3axis", [1200, 800, 120]),
+        ("mill-1", "cnc-3axis", [400, 300, 120]),
+        ("assembly-1", "manual:assembly", [2000, 1000, 1000]),
+        ("assembly-2", "manual:assembly", [2000, 1000, 1000]),
+        ("assembly-3", "manual:assembly", [2000, 1000, 1000]),
+        ("assembly-4", "manual:assembly", [2000, 1000, 1000]),
+    ];
+    for (i, (id, capability, [x, y, z])) in machines.iter().enumerate() {
+        text.push_str(&format!(
+            r#"
+[[machines]]
+id = "{id}"
+name = "{id}"
+capabilities = ["{capability}"]
+envelope_mm = [{x}, {y}, {z}]
+driver = {{ kind = "sim", seed = {seed}, scrap_rate = {scrap_rate} }}
+"#,
+            seed = 100 + i
+        ));
+    }
+    for (id, material, unit, on_hand) in [
+        ("ply6@common", "plywood-birch-6mm", "sheet", 100),
+        ("albar@common", "aluminium-bar-40x10", "m", 80),
+        ("m4@common", "fasteners-m4", "piece", 2000),
+    ] {
+        text.push_str(&format!(
+            r#"
+[[materials]]
+id = "{id}"
+material = "{material}"
+unit = "{unit}"
+owner = "common"
+origin = "recycled"
+on_hand = {on_hand}
+"#
+        ));
+    }
+    text
+}
+
+pub struct TestDb {
+    pub url: String,
+    postgres_name: Option<String>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+pub fn postgres_base() -> String {
+    std::env::var("MICROFAB_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+impl TestDb {
+    pub async fn sqlite() -> TestDb {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("plant.db").display());
+        TestDb {
+            url,
+            postgres_name: None,
+            _dir: Some(dir),
+        }
+    }
+
+    pub async fn postgres() -> TestDb {
+        sqlx::any::install_default_drivers();
+        let name = format!(
+            "microfab_test_{}_{}_{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .subsec_nanos()
+        );
+        let admin = format!("{}/postgres", postgres_base());
+        let pool = sqlx::AnyPool::connect(&admin)
+            .await
+            .unwrap_or_else(|e| panic!("PostgreSQL at {admin} is needed for this test (start it, or set MICROFAB_TEST_POSTGRES): {e}"));
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        TestDb {
+            url: format!("{}/{name}", postgres_base()),
+            postgres_name: Some(name),
+            _dir: None,
+        }
+    }
+
+    pub async fn of(kind: &str) -> TestDb {
+        match kind {
+            "sqlite" => TestDb::sqlite().await,
+            _ => TestDb::postgres().await,
+        }
+    }
+
+    pub async fn drop_database(self) {
+        if let Some(name) = &self.postgres_name {
+            let admin = format!("{}/postgres", postgres_base());
+            if let Ok(pool) = sqlx::AnyPool::connect(&admin).await {
+                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&pool)
+                    .await;
+                pool.close().await;
+            }
+        }
+    }
+}
+
+pub fn write_config(dir: &Path, text: &str) -> PathBuf {
+    let path = dir.join("plant.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+pub struct Client {
+    pub base: String,
+    http: reqwest::Client,
+}
+
+impl Client {
+    pub fn new(base: String) -> Client {
+        Client {
+            base,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn ok(&self, path: &str) -> Value {
+        let (status, body) = self.get(path).await;
+        assert_eq!(status, 200, "GET {path}: {body}");
+        body
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn post_raw(&self, path: &str, content_type: &str, body: &str) -> (u16, Value) {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("content-type", content_type)
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Submit a spec file with its programs, as `microfab submit` does.
+    pub async fn submit_file(&self, path: &str) -> Value {
+        let checked = microfab_job_specs::check_file(Path::new(path)).unwrap();
+        let programs: serde_json::Map<String, Value> = checked
+            .programs
+            .iter()
+            .map(|(k, p)| (k.clone(), Value::String(p.text.clone())))
+            .collect();
+        let (status, body) = self
+            .post(
+                "/api/v1/orders",
+                serde_json::json!({ "spec_toml": std::fs::read_to_string(path).unwrap(), "source_name": checked.source_name, "programs": programs }),
+            )
+            .await;
+        assert_eq!(status, 201, "submit {path}: {body}");
+        body["order"].clone()
+    }
+
+    /// Stock on hand per account, in thousandths.
+    pub async fn stock(&self) -> std::collections::BTreeMap<String, i64> {
+        self.ok("/api/v1/materials")
+            .await
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                (
+                    m["id"].as_str().unwrap().to_string(),
+                    (m["on_hand"].as_f64().unwrap() * 1000.0).round() as i64,
+                )
+            })
+            .collect()
+    }
+}
+
+/// Per-run material of the bracket spec, in thousandths, by step id.
+pub fn bracket_draws() -> Vec<(&'static str, &'static str, i64)> {
+    vec![
+        ("gussets", "ply6@common", 1000),
+        ("bar", "albar@common", 660),
+        ("assembly", "m4@common", 4000),
+    ]
+}
