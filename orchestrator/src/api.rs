@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{FromRequest, FromRequestParts, Path, State};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -112,7 +112,7 @@ impl From<PlantError> for ApiError {
                 let mut e = ApiError::new(
                     StatusCode::UNPROCESSABLE_ENTITY,
                     "invalid_spec",
-                    format!("the batch spec has {} error(s)", errors.0.len()),
+                    format!("the batch spec has {} error(s):\n{errors}", errors.0.len()),
                 );
                 e.body.error.details = errors
                     .0
@@ -158,6 +158,12 @@ impl From<JsonRejection> for ApiError {
     }
 }
 
+impl From<PathRejection> for ApiError {
+    fn from(r: PathRejection) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_path", r.body_text())
+    }
+}
+
 impl From<QueryRejection> for ApiError {
     fn from(r: QueryRejection) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", r.body_text())
@@ -168,6 +174,10 @@ impl From<QueryRejection> for ApiError {
 #[derive(FromRequest)]
 #[from_request(via(axum::Json), rejection(ApiError))]
 pub struct Body<T>(pub T);
+
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct At<T>(pub T);
 
 #[derive(FromRequestParts)]
 #[from_request(via(axum::extract::Query), rejection(ApiError))]
@@ -399,7 +409,7 @@ async fn submit_order(
 #[utoipa::path(get, path = "/api/v1/orders/{id}", params(("id" = String, Path)), responses((status = 200, body = OrderView), (status = 404, body = ErrorBody)))]
 async fn get_order(
     State(rt): State<AppState>,
-    Path(id): Path<String>,
+    At(id): At<String>,
 ) -> Result<Json<OrderView>, ApiError> {
     Ok(Json(rt.plant.order(&id).await?))
 }
@@ -409,7 +419,7 @@ async fn get_order(
 async fn approve_order(
     State(rt): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    At(id): At<String>,
 ) -> Result<Json<OrderView>, ApiError> {
     rt.plant.approve(&id, &actor(&headers), now_ms()).await?;
     rt.wake();
@@ -427,7 +437,7 @@ pub struct Reason {
 async fn reject_order(
     State(rt): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    At(id): At<String>,
     Body(body): Body<Reason>,
 ) -> Result<Json<OrderView>, ApiError> {
     rt.plant
@@ -441,7 +451,7 @@ async fn reject_order(
 async fn cancel_order(
     State(rt): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    At(id): At<String>,
     Body(body): Body<Reason>,
 ) -> Result<Json<OrderView>, ApiError> {
     rt.cancel_order(&id, &body.reason, &actor(&headers)).await?;
@@ -451,7 +461,7 @@ async fn cancel_order(
 #[utoipa::path(get, path = "/api/v1/orders/{id}/units", params(("id" = String, Path)), responses((status = 200, body = Vec<UnitView>)))]
 async fn order_units(
     State(rt): State<AppState>,
-    Path(id): Path<String>,
+    At(id): At<String>,
 ) -> Result<Json<Vec<UnitView>>, ApiError> {
     rt.plant.order(&id).await?;
     Ok(Json(rt.plant.units(&id).await?))
@@ -465,7 +475,7 @@ async fn list_machines(State(rt): State<AppState>) -> Result<Json<Vec<MachineVie
 #[utoipa::path(get, path = "/api/v1/machines/{id}", params(("id" = String, Path)), responses((status = 200, body = MachineView), (status = 404, body = ErrorBody)))]
 async fn get_machine(
     State(rt): State<AppState>,
-    Path(id): Path<String>,
+    At(id): At<String>,
 ) -> Result<Json<MachineView>, ApiError> {
     Ok(Json(rt.plant.machine(&id).await?))
 }
@@ -483,7 +493,7 @@ async fn machine_command(
 #[utoipa::path(post, path = "/api/v1/machines/{id}/pause", params(("id" = String, Path)), responses((status = 200, body = MachineView), (status = 409, body = ErrorBody)))]
 async fn pause_machine(
     State(rt): State<AppState>,
-    Path(id): Path<String>,
+    At(id): At<String>,
 ) -> Result<Json<MachineView>, ApiError> {
     machine_command(&rt, &id, DriverCommand::Pause).await
 }
@@ -491,7 +501,7 @@ async fn pause_machine(
 #[utoipa::path(post, path = "/api/v1/machines/{id}/resume", params(("id" = String, Path)), responses((status = 200, body = MachineView), (status = 409, body = ErrorBody)))]
 async fn resume_machine(
     State(rt): State<AppState>,
-    Path(id): Path<String>,
+    At(id): At<String>,
 ) -> Result<Json<MachineView>, ApiError> {
     machine_command(&rt, &id, DriverCommand::Resume).await
 }
@@ -499,7 +509,7 @@ async fn resume_machine(
 #[utoipa::path(post, path = "/api/v1/machines/{id}/abort", params(("id" = String, Path)), responses((status = 200, body = MachineView), (status = 409, body = ErrorBody)))]
 async fn abort_machine(
     State(rt): State<AppState>,
-    Path(id): Path<String>,
+    At(id): At<String>,
 ) -> Result<Json<MachineView>, ApiError> {
     machine_command(&rt, &id, DriverCommand::Abort).await
 }
@@ -517,7 +527,7 @@ pub struct MaintenanceRequest {
 async fn machine_maintenance(
     State(rt): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    At(id): At<String>,
     Body(body): Body<MaintenanceRequest>,
 ) -> Result<Json<MachineView>, ApiError> {
     rt.plant
@@ -555,7 +565,7 @@ async fn material_view(rt: &Runtime, id: &str) -> Result<Json<MaterialView>, Api
 async fn restock_material(
     State(rt): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    At(id): At<String>,
     Body(body): Body<RestockRequest>,
 ) -> Result<Json<MaterialView>, ApiError> {
     rt.plant
@@ -578,7 +588,7 @@ pub struct AdjustRequest {
 async fn adjust_material(
     State(rt): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    At(id): At<String>,
     Body(body): Body<AdjustRequest>,
 ) -> Result<Json<MaterialView>, ApiError> {
     let delta = Amount::from_decimal(body.delta).map_err(|e| ApiError::invalid("delta", e))?;
@@ -627,7 +637,7 @@ pub struct ResolveRequest {
 async fn resolve_job(
     State(rt): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<i64>,
+    At(id): At<i64>,
     Body(body): Body<ResolveRequest>,
 ) -> Result<Json<JobView>, ApiError> {
     rt.plant
@@ -651,7 +661,7 @@ async fn job_view(rt: &Runtime, id: i64) -> Result<Json<JobView>, ApiError> {
     responses((status = 200, body = JobView), (status = 409, body = ErrorBody, description = "the job is not at a manual station")))]
 async fn confirm_job(
     State(rt): State<AppState>,
-    Path(id): Path<i64>,
+    At(id): At<i64>,
 ) -> Result<Json<JobView>, ApiError> {
     let job = job_view(&rt, id).await?.0;
     let machine = job
@@ -674,7 +684,7 @@ async fn confirm_job(
 async fn scrap_unit(
     State(rt): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<i64>,
+    At(id): At<i64>,
     Body(body): Body<Reason>,
 ) -> Result<Json<OrderView>, ApiError> {
     rt.plant

@@ -62,9 +62,15 @@ pub struct SearchOutcome {
 }
 
 /// Moves estimated before the best few are evaluated exactly.
-const EXACT_PER_ITERATION: usize = 3;
+fn tune(k: &str, d: u64) -> u64 { std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d) }
+static EXACT_PER_ITERATION_: std::sync::LazyLock<usize> = std::sync::LazyLock::new(|| tune("EXACT", 3) as usize);
+/// Iterations without a new best before restarting from the best (with a kick).
+static STALL_LIMIT_: std::sync::LazyLock<u64> = std::sync::LazyLock::new(|| tune("STALL", 200));
 /// Critical operations considered per iteration (sampled when more).
-const MAX_CRITICAL: usize = 96;
+static MAX_CRITICAL_: std::sync::LazyLock<usize> = std::sync::LazyLock::new(|| tune("CRIT", 96) as usize);
+static TEN_A: std::sync::LazyLock<u64> = std::sync::LazyLock::new(|| tune("TA", 2));
+static TEN_B: std::sync::LazyLock<u64> = std::sync::LazyLock::new(|| tune("TB", 4));
+static TEN_C: std::sync::LazyLock<u64> = std::sync::LazyLock::new(|| tune("TC", 8));
 
 #[derive(Debug, Clone, Copy)]
 struct Candidate {
@@ -102,6 +108,8 @@ struct Search<'a> {
     current_obj: Objective,
     eval: Evaluator,
     trial: Evaluator,
+    /// Evaluation of the best move of the current step (swapped with `trial`).
+    chosen_eval: Evaluator,
     tail: Vec<i64>,
     critical: Vec<u32>,
     best_moves: Vec<Candidate>,
@@ -122,10 +130,11 @@ pub fn tabu_search(p: &Problem, initial: Solution, budget: Budget, seed: u64) ->
         current: initial.clone(),
         current_obj,
         trial: Evaluator::new(p),
+        chosen_eval: Evaluator::new(p),
         eval,
         tail: vec![NEG; p.n_ops()],
         critical: Vec::new(),
-        best_moves: Vec::with_capacity(EXACT_PER_ITERATION + 1),
+        best_moves: Vec::with_capacity(*EXACT_PER_ITERATION_ + 1),
         tabu: Vec::new(),
         iteration: 0,
         estimates: 0,
@@ -133,10 +142,6 @@ pub fn tabu_search(p: &Problem, initial: Solution, budget: Budget, seed: u64) ->
     let mut best = initial;
     let mut best_obj = current_obj;
     let n = p.n_ops() as u64;
-    let stall_limit: u64 = std::env::var("STALL")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(400 + 20 * n);
     let mut since_improvement = 0u64;
     if n == 0 {
         return SearchOutcome {
@@ -156,7 +161,7 @@ pub fn tabu_search(p: &Problem, initial: Solution, budget: Budget, seed: u64) ->
         } else {
             since_improvement += 1;
         }
-        if !moved || since_improvement > stall_limit {
+        if !moved || since_improvement > *STALL_LIMIT_ {
             s.restart_from(&best, best_obj);
             since_improvement = 0;
         }
@@ -171,7 +176,7 @@ pub fn tabu_search(p: &Problem, initial: Solution, budget: Budget, seed: u64) ->
 
 impl Search<'_> {
     fn work(&self) -> u64 {
-        self.eval.work + self.trial.work + self.estimates
+        self.eval.work + self.trial.work + self.chosen_eval.work + self.estimates
     }
 
     fn dur(&self, op: u32) -> i64 {
@@ -242,7 +247,7 @@ impl Search<'_> {
                 self.critical.push(v);
             }
         }
-        while self.critical.len() > MAX_CRITICAL {
+        while self.critical.len() > *MAX_CRITICAL_ {
             let i = self.rng.below(self.critical.len() as u64) as usize;
             self.critical.swap_remove(i);
         }
@@ -284,6 +289,7 @@ impl Search<'_> {
             }
             let current_machine = self.current.machine(p, v);
             let current_prev = self.eval.mprev[vi];
+            let v_has_tabu = self.tabu.iter().any(|t| t.op == v && t.expires > self.iteration);
             for a in p.alts(v) {
                 let k = p.alt_machine[a as usize];
                 let dur = p.alt_dur[a as usize];
@@ -326,7 +332,7 @@ impl Search<'_> {
                             position,
                         };
                         self.estimates += 1;
-                        if self.is_tabu(v, k, u) {
+                        if v_has_tabu && self.is_tabu(v, k, u) {
                             if best_tabu.is_none_or(|b| candidate.key() < b.key()) {
                                 best_tabu = Some(candidate);
                             }
@@ -350,11 +356,11 @@ impl Search<'_> {
 /// Inserts a candidate into the short sorted list of best moves.
 fn keep(moves: &mut Vec<Candidate>, c: Candidate) {
     {
-        if moves.len() == EXACT_PER_ITERATION && moves[moves.len() - 1].key() <= c.key() {
+        if moves.len() == *EXACT_PER_ITERATION_ && moves[moves.len() - 1].key() <= c.key() {
             return;
         }
         let at = moves.partition_point(|m| m.key() <= c.key());
-        if moves.len() == EXACT_PER_ITERATION {
+        if moves.len() == *EXACT_PER_ITERATION_ {
             moves.pop();
         }
         moves.insert(at, c);
@@ -406,6 +412,7 @@ impl Search<'_> {
                 let allowed = !tabu || obj < best_obj;
                 if allowed && chosen.is_none_or(|(o, _)| obj < o) {
                     chosen = Some((obj, c));
+                    std::mem::swap(&mut self.trial, &mut self.chosen_eval);
                 }
             }
         }
@@ -416,18 +423,17 @@ impl Search<'_> {
         let old_prev = self.eval.mprev[c.op as usize];
         self.apply(c);
         self.tabu.retain(|t| t.expires > self.iteration);
-        let tenure = 2 + self.critical.len() as u64 / 4 + self.rng.below(8);
+        let tenure = *TEN_A + self.critical.len() as u64 / *TEN_B + self.rng.below(*TEN_C);
         self.tabu.push(TabuEntry {
             op: c.op,
             machine: old_machine,
             previous: old_prev,
             expires: self.iteration + tenure,
         });
-        self.current_obj = self
-            .eval
-            .evaluate(self.p, &self.current)
-            .expect("chosen move was evaluated acyclic");
-        debug_assert_eq!(obj, self.current_obj);
+        // The chosen move's evaluation becomes the current one (no re-evaluation).
+        std::mem::swap(&mut self.eval, &mut self.chosen_eval);
+        self.current_obj = obj;
+        debug_assert_eq!(Evaluator::new(self.p).evaluate(self.p, &self.current), Some(obj));
         true
     }
 
