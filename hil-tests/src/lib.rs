@@ -3,3 +3,4 @@
 //! run the real `microfab` binary against them.
 
 pub mod bench;
+pub mod pty;
