@@ -27,7 +27,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let instance = fjsp::parse(&std::fs::read_to_string(&file)?)?;
             let started = std::time::Instant::now();
             let (_, makespan) = fjsp::solve(&instance, Budget::Work(work), seed);
-            println!("{} {makespan} {:.2}s", file.display(), started.elapsed().as_secs_f64());
+            println!(
+                "{} {makespan} {:.2}s",
+                file.display(),
+                started.elapsed().as_secs_f64()
+            );
         }
         return Ok(());
     }

@@ -181,7 +181,7 @@ pub fn check_plan(
                 }
             }
         }
-        events.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        events.sort_by_key(|e| (e.0, e.1));
         let mut stock = material.on_hand;
         for (at, consume, quantity) in events {
             stock += if consume { -quantity } else { quantity };

@@ -13,6 +13,9 @@ pub enum Rule {
     Urgency,
     /// Public service first, then least slack (due date minus remaining work).
     Slack,
+    /// Public service first, then apparent tardiness cost (weight / duration, discounted
+    /// exponentially by slack): the classic weighted-tardiness rule.
+    ApparentTardinessCost,
     /// Most work remaining (longest chain of minimum durations still to do).
     MostWorkRemaining,
     /// Earliest possible completion.
@@ -25,6 +28,9 @@ pub enum Rule {
     /// Most work remaining with ±15 % noise from this seed (diversity).
     NoisyWorkRemaining(u64),
 }
+
+/// Look-ahead of the apparent tardiness cost rule, in mean durations.
+const ATC_K: f64 = 2.0;
 
 /// Longest chain of minimum durations from each op to the end of its job graph, op included.
 pub(crate) fn work_remaining(p: &Problem, job_topo: &[u32]) -> Vec<i64> {
@@ -65,6 +71,10 @@ pub fn construct(p: &Problem, rule: Rule, work_left: &[i64]) -> Solution {
         }
         _ => Vec::new(),
     };
+    let min_dur: Vec<i64> = (0..n as u32)
+        .map(|o| p.alts(o).map(|a| p.alt_dur[a as usize]).min().unwrap_or(0))
+        .collect();
+    let mean_dur = (min_dur.iter().sum::<i64>() as f64 / n.max(1) as f64).max(1.0);
     let class_due = |op: u32| -> (i64, i64) {
         let order = p.order_of[op as usize];
         if order == NONE {
@@ -101,6 +111,19 @@ pub fn construct(p: &Problem, rule: Rule, work_left: &[i64]) -> Solution {
             let k = match rule {
                 Rule::Urgency => (class, due, -work_left[o]),
                 Rule::Slack => (class, due - work_left[o], -work_left[o]),
+                Rule::ApparentTardinessCost => {
+                    let order = p.order_of[o];
+                    let weight = if order == NONE {
+                        1
+                    } else {
+                        p.order_weight[order as usize]
+                    };
+                    let slack = (due - work_left[o] - min_start[o]).max(0) as f64;
+                    let index = weight as f64 / min_dur[o].max(1) as f64
+                        * (-slack / (ATC_K * mean_dur)).exp();
+                    // Non-negative floats order like their bit patterns.
+                    (class, -(index.to_bits() as i64), -work_left[o])
+                }
                 Rule::MostWorkRemaining => (-work_left[o], best_end[o], 0),
                 Rule::EarliestCompletion => (best_end[o], -work_left[o], 0),
                 Rule::ShortestProcessing => (best_end[o] - min_start[o], -work_left[o], 0),

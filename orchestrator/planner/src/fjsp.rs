@@ -357,7 +357,8 @@ mod tests {
             },
         ];
         assert_eq!(check_schedule(&inst, &good), Ok(7));
-        let mutations: [(&str, fn(&mut Vec<ScheduledOp>)); 5] = [
+        type Mutation = fn(&mut Vec<ScheduledOp>);
+        let mutations: [(&str, Mutation); 5] = [
             ("overlap", |s| s[2].start = 2),
             ("precedence", |s| {
                 s[1].start = 2;

@@ -311,8 +311,9 @@ fn translate(input: &PlanInput, previous: Option<&Plan>) -> Translation {
 
 /// Rules tried for a first plan. A re-plan starts from the previous plan alone (stability: any
 /// run it moves, the search moved for a gain).
-const FIRST_PLAN_RULES: [Rule; 4] = [
+const FIRST_PLAN_RULES: [Rule; 5] = [
     Rule::Urgency,
+    Rule::ApparentTardinessCost,
     Rule::Slack,
     Rule::MostWorkRemaining,
     Rule::EarliestCompletion,
@@ -508,7 +509,7 @@ mod tests {
         }
     }
 
-    fn planned<'a>(plan: &'a Plan, run_id: i64) -> &'a Planned {
+    fn planned(plan: &Plan, run_id: i64) -> &Planned {
         plan.assignments
             .iter()
             .find(|a| a.run_id == run_id)
@@ -802,7 +803,13 @@ mod tests {
             assignments,
             ..Plan::default()
         };
-        let cases: Vec<(&str, Plan, Box<dyn Fn(&mut PlanInput)>, Vec<Dispatch>)> = vec![
+        type Case = (
+            &'static str,
+            Plan,
+            Box<dyn Fn(&mut PlanInput)>,
+            Vec<Dispatch>,
+        );
+        let cases: Vec<Case> = vec![
             (
                 "each machine starts the head of its queue",
                 plan_of(vec![at(3, "m1", 0), at(1, "m1", 5), at(2, "m2", 0)]),

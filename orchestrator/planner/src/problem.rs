@@ -124,21 +124,8 @@ impl ProblemBuilder {
 
     pub fn build(self) -> Problem {
         let n = self.ops.len();
-        let csr = |key: &dyn Fn(&(u32, u32)) -> (u32, u32)| {
-            let mut arcs: Vec<(u32, u32)> = self.arcs.iter().map(key).collect();
-            arcs.sort_unstable();
-            arcs.dedup();
-            let mut start = vec![0u32; n + 1];
-            for &(a, _) in &arcs {
-                start[a as usize + 1] += 1;
-            }
-            for i in 0..n {
-                start[i + 1] += start[i];
-            }
-            (start, arcs.into_iter().map(|(_, b)| b).collect::<Vec<_>>())
-        };
-        let (succ_start, succs) = csr(&|&(a, b)| (a, b));
-        let (pred_start, preds) = csr(&|&(a, b)| (b, a));
+        let (succ_start, succs) = compressed_rows(n, self.arcs.iter().copied());
+        let (pred_start, preds) = compressed_rows(n, self.arcs.iter().map(|&(a, b)| (b, a)));
         let mut p = Problem {
             n_machines: self.machine_ready.len(),
             pred_start,
@@ -176,6 +163,21 @@ impl ProblemBuilder {
         }
         p
     }
+}
+
+/// Adjacency lists in compressed-row form: row starts (n + 1) and targets, duplicates removed.
+fn compressed_rows(n: usize, arcs: impl Iterator<Item = (u32, u32)>) -> (Vec<u32>, Vec<u32>) {
+    let mut arcs: Vec<(u32, u32)> = arcs.collect();
+    arcs.sort_unstable();
+    arcs.dedup();
+    let mut start = vec![0u32; n + 1];
+    for &(a, _) in &arcs {
+        start[a as usize + 1] += 1;
+    }
+    for i in 0..n {
+        start[i + 1] += start[i];
+    }
+    (start, arcs.into_iter().map(|(_, b)| b).collect())
 }
 
 impl Problem {
@@ -240,6 +242,59 @@ impl Problem {
             }
         }
         (order.len() == n).then_some(order)
+    }
+
+    /// A makespan no schedule can beat: the longest precedence chain of minimum durations
+    /// (after release times), the work fixed to one machine, and the total minimum work spread
+    /// over the machines that can do anything.
+    pub(crate) fn makespan_lower_bound(&self) -> i64 {
+        let n = self.n_ops();
+        let min_dur: Vec<i64> = (0..n as u32)
+            .map(|o| {
+                self.alts(o)
+                    .map(|a| self.alt_dur[a as usize])
+                    .min()
+                    .unwrap_or(0)
+            })
+            .collect();
+        let mut chain = 0;
+        if let Some(topo) = self.job_topological_order() {
+            let mut head = self.release.clone();
+            for &o in &topo {
+                let end = head[o as usize] + min_dur[o as usize];
+                chain = chain.max(end);
+                for &s in self.succs(o) {
+                    head[s as usize] = head[s as usize].max(end);
+                }
+            }
+        }
+        let mut fixed = self.machine_ready.clone();
+        let mut used = vec![false; self.n_machines];
+        for o in 0..n as u32 {
+            let alts = self.alts(o);
+            if alts.len() == 1 {
+                fixed[self.alt_machine[alts.start as usize] as usize] += min_dur[o as usize];
+            }
+            for a in alts {
+                used[self.alt_machine[a as usize] as usize] = true;
+            }
+        }
+        let one_machine = (0..self.n_machines)
+            .filter(|&k| used[k])
+            .map(|k| fixed[k])
+            .max()
+            .unwrap_or(0);
+        let n_used = used.iter().filter(|&&u| u).count() as i64;
+        let capacity_used: i64 = (0..self.n_machines)
+            .filter(|&k| used[k])
+            .map(|k| self.machine_ready[k])
+            .sum();
+        let spread = if n_used == 0 {
+            0
+        } else {
+            (min_dur.iter().sum::<i64>() + capacity_used + n_used - 1) / n_used
+        };
+        chain.max(one_machine).max(spread)
     }
 
     /// Objective of a schedule given its ends and setup times.

@@ -61,16 +61,15 @@ pub struct SearchOutcome {
     pub work: u64,
 }
 
-/// Moves estimated before the best few are evaluated exactly.
-fn tune(k: &str, d: u64) -> u64 { std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d) }
-static EXACT_PER_ITERATION_: std::sync::LazyLock<usize> = std::sync::LazyLock::new(|| tune("EXACT", 3) as usize);
+/// Moves evaluated exactly per iteration (the best estimates) when the target is the makespan.
+const EXACT_MAKESPAN: usize = 3;
+/// The same when the target is one order: other orders' tardiness, which the estimate does not
+/// see, makes the best estimate wrong more often.
+const EXACT_ORDER: usize = 8;
 /// Iterations without a new best before restarting from the best (with a kick).
-static STALL_LIMIT_: std::sync::LazyLock<u64> = std::sync::LazyLock::new(|| tune("STALL", 200));
+const STALL_LIMIT: u64 = 200;
 /// Critical operations considered per iteration (sampled when more).
-static MAX_CRITICAL_: std::sync::LazyLock<usize> = std::sync::LazyLock::new(|| tune("CRIT", 96) as usize);
-static TEN_A: std::sync::LazyLock<u64> = std::sync::LazyLock::new(|| tune("TA", 2));
-static TEN_B: std::sync::LazyLock<u64> = std::sync::LazyLock::new(|| tune("TB", 4));
-static TEN_C: std::sync::LazyLock<u64> = std::sync::LazyLock::new(|| tune("TC", 8));
+const MAX_CRITICAL: usize = 96;
 
 #[derive(Debug, Clone, Copy)]
 struct Candidate {
@@ -113,6 +112,8 @@ struct Search<'a> {
     tail: Vec<i64>,
     critical: Vec<u32>,
     best_moves: Vec<Candidate>,
+    /// Moves evaluated exactly this iteration.
+    exact: usize,
     tabu: Vec<TabuEntry>,
     iteration: u64,
     estimates: u64,
@@ -134,7 +135,8 @@ pub fn tabu_search(p: &Problem, initial: Solution, budget: Budget, seed: u64) ->
         eval,
         tail: vec![NEG; p.n_ops()],
         critical: Vec::new(),
-        best_moves: Vec::with_capacity(*EXACT_PER_ITERATION_ + 1),
+        best_moves: Vec::with_capacity(EXACT_ORDER + 1),
+        exact: 0,
         tabu: Vec::new(),
         iteration: 0,
         estimates: 0,
@@ -151,7 +153,12 @@ pub fn tabu_search(p: &Problem, initial: Solution, budget: Budget, seed: u64) ->
             work: 0,
         };
     }
-    while !budget.exhausted(s.work()) {
+    // Nothing can beat a plan with no tardiness, no setup, no moves and the makespan bound.
+    let floor = Objective {
+        makespan: p.makespan_lower_bound(),
+        ..Objective::default()
+    };
+    while best_obj > floor && !budget.exhausted(s.work()) {
         s.iteration += 1;
         let moved = s.step(best_obj);
         if s.current_obj < best_obj {
@@ -161,7 +168,7 @@ pub fn tabu_search(p: &Problem, initial: Solution, budget: Budget, seed: u64) ->
         } else {
             since_improvement += 1;
         }
-        if !moved || since_improvement > *STALL_LIMIT_ {
+        if !moved || since_improvement > STALL_LIMIT {
             s.restart_from(&best, best_obj);
             since_improvement = 0;
         }
@@ -247,7 +254,7 @@ impl Search<'_> {
                 self.critical.push(v);
             }
         }
-        while self.critical.len() > *MAX_CRITICAL_ {
+        while self.critical.len() > MAX_CRITICAL {
             let i = self.rng.below(self.critical.len() as u64) as usize;
             self.critical.swap_remove(i);
         }
@@ -269,6 +276,10 @@ impl Search<'_> {
     fn collect_moves(&mut self, target: Target, random: bool) -> Option<Candidate> {
         let p = self.p;
         self.best_moves.clear();
+        self.exact = match target {
+            Target::Makespan => EXACT_MAKESPAN,
+            Target::Order(_) => EXACT_ORDER,
+        };
         let mut best_tabu: Option<Candidate> = None;
         for ci in 0..self.critical.len() {
             let v = self.critical[ci];
@@ -289,7 +300,10 @@ impl Search<'_> {
             }
             let current_machine = self.current.machine(p, v);
             let current_prev = self.eval.mprev[vi];
-            let v_has_tabu = self.tabu.iter().any(|t| t.op == v && t.expires > self.iteration);
+            let v_has_tabu = self
+                .tabu
+                .iter()
+                .any(|t| t.op == v && t.expires > self.iteration);
             for a in p.alts(v) {
                 let k = p.alt_machine[a as usize];
                 let dur = p.alt_dur[a as usize];
@@ -337,7 +351,7 @@ impl Search<'_> {
                                 best_tabu = Some(candidate);
                             }
                         } else {
-                            keep(&mut self.best_moves, candidate);
+                            keep(&mut self.best_moves, self.exact, candidate);
                         }
                     }
                     if w == NONE {
@@ -354,13 +368,13 @@ impl Search<'_> {
 }
 
 /// Inserts a candidate into the short sorted list of best moves.
-fn keep(moves: &mut Vec<Candidate>, c: Candidate) {
+fn keep(moves: &mut Vec<Candidate>, limit: usize, c: Candidate) {
     {
-        if moves.len() == *EXACT_PER_ITERATION_ && moves[moves.len() - 1].key() <= c.key() {
+        if moves.len() == limit && moves[moves.len() - 1].key() <= c.key() {
             return;
         }
         let at = moves.partition_point(|m| m.key() <= c.key());
-        if moves.len() == *EXACT_PER_ITERATION_ {
+        if moves.len() == limit {
             moves.pop();
         }
         moves.insert(at, c);
@@ -423,7 +437,7 @@ impl Search<'_> {
         let old_prev = self.eval.mprev[c.op as usize];
         self.apply(c);
         self.tabu.retain(|t| t.expires > self.iteration);
-        let tenure = *TEN_A + self.critical.len() as u64 / *TEN_B + self.rng.below(*TEN_C);
+        let tenure = 2 + self.critical.len() as u64 / 4 + self.rng.below(8);
         self.tabu.push(TabuEntry {
             op: c.op,
             machine: old_machine,
@@ -433,7 +447,10 @@ impl Search<'_> {
         // The chosen move's evaluation becomes the current one (no re-evaluation).
         std::mem::swap(&mut self.eval, &mut self.chosen_eval);
         self.current_obj = obj;
-        debug_assert_eq!(Evaluator::new(self.p).evaluate(self.p, &self.current), Some(obj));
+        debug_assert_eq!(
+            Evaluator::new(self.p).evaluate(self.p, &self.current),
+            Some(obj)
+        );
         true
     }
 

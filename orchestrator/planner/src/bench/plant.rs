@@ -532,8 +532,8 @@ pub fn run_plant(spec: PlantSpec, budget: BenchBudget) -> PlantBenchResult {
 pub fn format_plant(r: &PlantBenchResult) -> String {
     let obj = |o: &Objective| {
         format!(
-            "public tardiness {:.1} h, weighted tardiness {:.1} h, makespan {:.2} h, setup {:.1} h",
-            o.public_tardiness as f64 / HOUR as f64,
+            "public tardiness {:.1} min, weighted tardiness {:.1} h, makespan {:.2} h, setup {:.1} h",
+            o.public_tardiness as f64 / MINUTE as f64,
             o.weighted_tardiness as f64 / HOUR as f64,
             o.makespan as f64 / HOUR as f64,
             o.setup_time as f64 / HOUR as f64
