@@ -141,18 +141,18 @@ pub fn find_bounds(files: &[PathBuf]) -> Result<Bounds, BenchError> {
     Ok(Bounds::default())
 }
 
-/// Solves with `threads` independent searches (seeds `seed..seed+threads`) until the deadline
-/// and keeps the best (lowest makespan, then lowest seed).
+/// Solves with `threads` independent searches (seeds `seed..seed+threads`), each with `budget`,
+/// and keeps the best (lowest makespan, then lowest seed). Deterministic for a work budget.
 pub fn solve_parallel(
     instance: &FjspInstance,
-    deadline: Instant,
+    budget: Budget,
     threads: usize,
     seed: u64,
 ) -> (Vec<ScheduledOp>, i64) {
     let threads = threads.max(1) as u64;
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
-            .map(|i| scope.spawn(move || fjsp::solve(instance, Budget::Until(deadline), seed + i)))
+            .map(|i| scope.spawn(move || fjsp::solve(instance, budget, seed + i)))
             .collect();
         handles
             .into_iter()
@@ -181,7 +181,8 @@ pub fn run_fjsp(
             source,
         })?;
         let deadline = started + Duration::from_secs_f64(seconds.max(0.0));
-        let (schedule, makespan) = solve_parallel(&instance, deadline, threads, seed);
+        let (schedule, makespan) =
+            solve_parallel(&instance, Budget::Until(deadline), threads, seed);
         let elapsed = started.elapsed().as_secs_f64();
         let feasible = fjsp::check_schedule(&instance, &schedule) == Ok(makespan);
         let upper_bound = bounds.lookup(path);
@@ -243,6 +244,70 @@ pub fn json_line(r: &FjspResult) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A seeded FJSPLIB text: 8 jobs of 4 operations, 2 of 4 machines each.
+    fn generated_instance(seed: u64) -> String {
+        let mut rng = crate::rng::SplitMix64::new(seed);
+        let mut text = String::from("8 4 2\n");
+        for _ in 0..8 {
+            text += "4";
+            for _ in 0..4 {
+                let first = 1 + rng.below(4);
+                let second = 1 + (first + rng.below(3)) % 4;
+                text += &format!(
+                    "  2 {first} {} {second} {}",
+                    1 + rng.below(9),
+                    1 + rng.below(9)
+                );
+            }
+            text += "\n";
+        }
+        text
+    }
+
+    #[test]
+    fn parallel_search_is_deterministic_per_seed_set_and_keeps_the_best() {
+        let instance = fjsp::parse(&generated_instance(3)).unwrap();
+        let budget = Budget::Work(300_000);
+        let (schedule, two) = solve_parallel(&instance, budget, 2, 5);
+        assert_eq!(
+            solve_parallel(&instance, budget, 2, 5),
+            (schedule.clone(), two)
+        );
+        assert_eq!(fjsp::check_schedule(&instance, &schedule), Ok(two));
+        let one = |seed| fjsp::solve(&instance, budget, seed).1;
+        assert_eq!(two, one(5).min(one(6)));
+    }
+
+    #[test]
+    fn run_fjsp_reads_folders_and_bounds_and_checks_schedules() {
+        let dir =
+            std::env::temp_dir().join(format!("microfab-planner-bench-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("set")).unwrap();
+        std::fs::write(dir.join("set/a.fjs"), generated_instance(1)).unwrap();
+        std::fs::write(dir.join("set/b.fjs"), generated_instance(2)).unwrap();
+        std::fs::write(dir.join("bounds.csv"), "file,upper_bound\nset/a.fjs,1\n").unwrap();
+        let results = run_fjsp(std::slice::from_ref(&dir), 0.02, 1, 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+        let results = results.unwrap();
+        let summary: Vec<_> = results
+            .iter()
+            .map(|(r, s)| {
+                (
+                    r.instance.ends_with("a.fjs"),
+                    r.upper_bound,
+                    r.feasible,
+                    s.len(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            vec![(true, Some(1), true, 32), (false, None, true, 32)]
+        );
+        let gap = results[0].0.gap.unwrap();
+        assert_eq!(gap, (results[0].0.makespan - 1) as f64);
+    }
 
     #[test]
     fn bounds_match_by_path_suffix_only_on_whole_components() {

@@ -250,3 +250,173 @@ pub fn check_plan(
         Err(errors)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        FrozenRun, MaterialArrival, MaterialNeed, PlanMachine, PlanMaterial, PlanOrder, PlanRun,
+        Planned,
+    };
+
+    const MIN: Millis = 60_000;
+
+    fn input() -> PlanInput {
+        let machine = |id: &str, capability: &str, setup: Option<&str>| PlanMachine {
+            id: id.into(),
+            capabilities: vec![capability.into()],
+            current_setup: setup.map(Into::into),
+            ..PlanMachine::default()
+        };
+        let run = |id, capability: &str, family: &str| PlanRun {
+            id,
+            order_id: "o".into(),
+            capability: capability.into(),
+            run_seconds: 600.0,
+            setup_seconds: 600.0,
+            setup_family: family.into(),
+            ..PlanRun::default()
+        };
+        PlanInput {
+            now: 0,
+            machines: vec![
+                machine("m1", "laser", Some("a")),
+                machine("m2", "laser", None),
+                machine("m3", "bend", None),
+            ],
+            orders: vec![PlanOrder {
+                id: "o".into(),
+                due: 35 * MIN,
+                ..PlanOrder::default()
+            }],
+            runs: vec![
+                run(1, "laser", "a"),
+                PlanRun {
+                    material_needs: vec![MaterialNeed {
+                        material: "ply".into(),
+                        quantity: 1.0,
+                    }],
+                    ..run(2, "laser", "b")
+                },
+                PlanRun {
+                    predecessors: vec![1],
+                    ..run(3, "bend", "c")
+                },
+            ],
+            frozen: vec![FrozenRun {
+                run_id: 9,
+                order_id: "o".into(),
+                machine_id: "m2".into(),
+                setup_family: "b".into(),
+                start: -20 * MIN,
+                end: 5 * MIN,
+            }],
+            materials: vec![PlanMaterial {
+                id: "ply".into(),
+                on_hand: 0.0,
+                arrivals: vec![MaterialArrival {
+                    at: 30 * MIN,
+                    quantity: 1.0,
+                }],
+            }],
+        }
+    }
+
+    fn valid_plan() -> Plan {
+        let at = |run_id, machine: &str, setup_start: i64, start: i64| Planned {
+            run_id,
+            machine_id: machine.into(),
+            setup_start: setup_start * MIN,
+            start: start * MIN,
+            end: (start + 10) * MIN,
+        };
+        Plan {
+            assignments: vec![
+                at(1, "m1", 0, 0),
+                at(2, "m2", 30, 30),
+                at(3, "m3", 10, 20),
+                Planned {
+                    run_id: 9,
+                    machine_id: "m2".into(),
+                    setup_start: -20 * MIN,
+                    start: -20 * MIN,
+                    end: 5 * MIN,
+                },
+            ],
+            order_eta: vec![("o".into(), 40 * MIN)],
+            ..Plan::default()
+        }
+    }
+
+    #[test]
+    fn accepts_a_valid_plan_and_computes_its_objective() {
+        let expected = Objective {
+            public_tardiness: 0,
+            weighted_tardiness: 5 * MIN,
+            makespan: 40 * MIN,
+            setup_time: 10 * MIN,
+            moved: 0,
+        };
+        assert_eq!(check_plan(&input(), &valid_plan(), None), Ok(expected));
+    }
+
+    #[test]
+    fn catches_every_kind_of_violation() {
+        type Mutation = fn(&mut PlanInput, &mut Plan);
+        let cases: [(&str, Mutation); 11] = [
+            ("overlap with frozen run", |_, p| {
+                p.assignments[1].setup_start = 0;
+                p.assignments[1].start = 0;
+                p.assignments[1].end = 10 * MIN;
+            }),
+            ("wrong duration", |_, p| p.assignments[0].end += 1),
+            ("missing setup", |_, p| {
+                p.assignments[2].setup_start = p.assignments[2].start
+            }),
+            ("frozen run changed", |_, p| p.assignments[3].end += MIN),
+            ("precedence", |_, p| {
+                p.assignments[2].setup_start = 0;
+                p.assignments[2].start = 5 * MIN;
+                p.assignments[2].end = 15 * MIN;
+            }),
+            ("material short", |i, _| {
+                i.materials[0].arrivals[0].at = 31 * MIN
+            }),
+            ("ineligible machine", |_, p| {
+                p.assignments[2].machine_id = "m1".into()
+            }),
+            ("run missing", |_, p| {
+                p.assignments.remove(0);
+            }),
+            ("wrong eta", |_, p| p.order_eta[0].1 += 1),
+            ("unplanned without reason", |_, p| {
+                p.assignments.remove(0);
+                p.unplanned.push(1);
+            }),
+            ("downtime", |i, _| {
+                i.machines[2].down.push(crate::Window {
+                    from: 25 * MIN,
+                    until: 26 * MIN,
+                })
+            }),
+        ];
+        for (name, mutate) in cases {
+            let (mut input, mut plan) = (input(), valid_plan());
+            mutate(&mut input, &mut plan);
+            assert!(
+                check_plan(&input, &plan, None).is_err(),
+                "{name} not caught"
+            );
+        }
+    }
+
+    #[test]
+    fn counts_runs_moved_from_the_previous_plan() {
+        let mut previous = valid_plan();
+        previous.assignments[1].machine_id = "m1".into();
+        assert_eq!(
+            check_plan(&input(), &valid_plan(), Some(&previous)).map(|o| o.moved),
+            Ok(1)
+        );
+    }
+}

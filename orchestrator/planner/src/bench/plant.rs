@@ -574,3 +574,66 @@ pub fn format_plant(r: &PlantBenchResult) -> String {
     );
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_days_are_reproducible_and_sized_as_asked() {
+        let spec = PlantSpec {
+            machines: 30,
+            runs: 300,
+            seed: 9,
+        };
+        let day = generate(spec);
+        assert_eq!(day, generate(spec));
+        assert_eq!((day.machines.len(), day.runs.len()), (30, 300));
+        assert!(
+            day.orders
+                .iter()
+                .any(|o| o.priority == Priority::PublicService)
+        );
+        assert!(
+            day.runs.iter().any(|r| r.predecessors.len() > 1),
+            "multi-step DAG orders"
+        );
+    }
+
+    #[test]
+    fn the_rule_alone_gives_valid_days() {
+        let day = generate(PlantSpec {
+            machines: 20,
+            runs: 200,
+            seed: 4,
+        });
+        let rule = simulate_rule(&day);
+        assert!(rule.unplanned.is_empty());
+        assert!(check_plan(&day, &rule, None).is_ok());
+    }
+
+    #[test]
+    fn planner_beats_the_rule_before_and_after_a_failure() {
+        let spec = PlantSpec {
+            machines: 30,
+            runs: 300,
+            seed: 6,
+        };
+        let r = run_plant(
+            spec,
+            BenchBudget::Work {
+                first: 5_000_000,
+                replan: 1_000_000,
+            },
+        );
+        assert!(r.feasible, "{:?}", r.errors);
+        assert!(r.first_plan < r.rule, "{:?} vs {:?}", r.first_plan, r.rule);
+        assert!(
+            r.replan < r.replan_rule,
+            "{:?} vs {:?}",
+            r.replan,
+            r.replan_rule
+        );
+        assert!(r.displaced_runs > 0 && r.moved_runs >= r.displaced_runs as i64);
+    }
+}
