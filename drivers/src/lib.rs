@@ -10,6 +10,7 @@
 
 use std::sync::Arc;
 
+pub mod grbl;
 pub mod link;
 pub mod manual;
 pub mod marlin;

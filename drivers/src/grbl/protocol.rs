@@ -1,0 +1,750 @@
+//! The sans-IO heart of the GRBL driver: bytes and the time in, bytes to send and driver events
+//! out. No sockets, no clocks: [`super::GrblDriver`] carries out what this decides, and the
+//! transcript tests drive it with literal byte strings.
+//!
+//! Streaming is GRBL's "character counting" (interface.md, "Streaming Protocol"): every line sent
+//! and not yet answered (`ok`/`error:N`) occupies its length plus the newline in the firmware's
+//! serial receive buffer, and the sum never exceeds that buffer (128 bytes on an Uno). Answers
+//! come back in the order lines were sent, so a FIFO of in-flight lines pairs each answer with
+//! its line.
+//!
+//! Architecture invariants:
+//! - No line of a job is sent after that job's first `error:N`, alarm, reset banner or link
+//!   loss, and the firmware's buffered lines are then flushed by feed hold + soft reset (a reset
+//!   after the hold completes keeps the machine position: no alarm).
+//! - A job is finished only when every line was acknowledged AND a status report requested after
+//!   the last acknowledgement says `Idle`.
+//! - Nothing is resumed automatically: an interrupted job stays interrupted.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use super::codes::{GrblAlarm, GrblError};
+use super::gcode::PreparedProgram;
+use super::reply::{MachineState, Reply, StatusReport};
+use crate::traffic::{Direction, TrafficLog};
+use crate::{Condition, DriverError, DriverEvent};
+
+/// Real-time command bytes (interface.md, "Real-time commands").
+pub mod realtime {
+    pub const STATUS: u8 = b'?';
+    pub const FEED_HOLD: u8 = b'!';
+    pub const CYCLE_START: u8 = b'~';
+    pub const SOFT_RESET: u8 = 0x18;
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProtocolConfig {
+    /// The firmware's serial receive buffer (`RX_BUFFER_SIZE`, 128 on GRBL 1.1 for AVR).
+    pub rx_buffer: usize,
+    pub status_interval: Duration,
+    /// Silence after which the link counts as dead, although the port is still open.
+    pub link_timeout: Duration,
+    /// Lines kept in the traffic ring.
+    pub traffic_lines: usize,
+}
+
+/// Commands only an operator gives: never part of a job, never sent on the driver's own
+/// initiative (homing moves the machine; unlocking skips the safety the alarm stands for).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GrblOperatorAction {
+    /// `$X`: clear the alarm lock without homing.
+    Unlock,
+    /// `$H`: run the homing cycle.
+    Home,
+    /// Ctrl-X: soft reset (stops everything; position is lost if the machine was moving).
+    SoftReset,
+}
+
+impl GrblOperatorAction {
+    pub fn name(self) -> &'static str {
+        match self {
+            GrblOperatorAction::Unlock => "unlock",
+            GrblOperatorAction::Home => "home",
+            GrblOperatorAction::SoftReset => "soft_reset",
+        }
+    }
+}
+
+/// What the firmware last told us about itself.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MachineStatus {
+    pub state: Option<MachineState>,
+    pub machine_position: Option<Vec<f64>>,
+    pub work_position: Option<Vec<f64>>,
+    pub work_offset: Option<Vec<f64>>,
+    /// Free planner blocks and free serial RX bytes.
+    pub buffer: Option<(u32, u32)>,
+    pub feed: Option<f64>,
+    pub spindle_speed: Option<f64>,
+    pub overrides: Option<(u32, u32, u32)>,
+    pub pins: Option<String>,
+    /// The parser state from `$G` (`G0 G54 G17 G21 G90 G94 M5 M9 T0 F0 S0`).
+    pub gcode_modes: Option<String>,
+    /// From the welcome banner.
+    pub firmware_version: Option<String>,
+    /// The last `[MSG:...]`.
+    pub last_message: Option<String>,
+    pub last_alarm: Option<GrblAlarm>,
+}
+
+impl MachineStatus {
+    fn merge(&mut self, report: StatusReport) {
+        self.state = report.state;
+        if report.work_offset.is_some() {
+            self.work_offset = report.work_offset;
+        }
+        let offset = |pos: &[f64], sign: f64| -> Option<Vec<f64>> {
+            let wco = self.work_offset.as_ref()?;
+            Some(pos.iter().zip(wco).map(|(p, o)| p + sign * o).collect())
+        };
+        if let Some(mpos) = report.machine_position {
+            self.work_position = offset(&mpos, -1.0);
+            self.machine_position = Some(mpos);
+        } else if let Some(wpos) = report.work_position {
+            self.machine_position = offset(&wpos, 1.0);
+            self.work_position = Some(wpos);
+        }
+        if report.buffer.is_some() {
+            self.buffer = report.buffer;
+        }
+        if report.feed.is_some() {
+            self.feed = report.feed;
+        }
+        if report.spindle_speed.is_some() {
+            self.spindle_speed = report.spindle_speed;
+        }
+        if report.overrides.is_some() {
+            self.overrides = report.overrides;
+        }
+        // GRBL omits `Pn:` when no pin is triggered.
+        self.pins = report.pins;
+    }
+}
+
+/// What to hand to the link after feeding the protocol.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Output {
+    /// Drop what the link has queued but not written (stale after a reset).
+    pub discard_queued: bool,
+    /// Real-time bytes: they go ahead of anything queued.
+    pub realtime: Vec<u8>,
+    /// Lines, in order, each with its newline.
+    pub lines: Vec<u8>,
+}
+
+/// The link went silent for longer than the configured timeout.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("no answer from the controller for {0:?}")]
+pub struct LinkSilent(pub Duration);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sent {
+    JobLine(usize),
+    Operator(GrblOperatorAction),
+    ParserStateQuery,
+}
+
+#[derive(Debug)]
+struct ActiveJob {
+    job_id: i64,
+    program: PreparedProgram,
+    next_to_send: usize,
+    acknowledged: usize,
+    progress_percent: u64,
+    /// Once every line is acknowledged: the first status request whose answer may finish the job.
+    finish_after_poll: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    /// Feed hold sent; waiting for a report (requested after it) showing the machine stopped.
+    Holding { after_poll: u64 },
+    /// Soft reset sent; waiting for the banner.
+    Resetting,
+}
+
+#[derive(Debug)]
+struct Poll {
+    /// Status requests sent / answered. One is outstanding at a time: GRBL merges requests that
+    /// arrive before it reports, so counting only works that way.
+    sent: u64,
+    answered: u64,
+    sent_at: Option<Instant>,
+    due: Instant,
+}
+
+#[derive(Debug)]
+pub struct GrblProtocol {
+    config: ProtocolConfig,
+    started: Instant,
+    link_down: Option<String>,
+    connections: u64,
+    received: Vec<u8>,
+    last_received: Instant,
+    in_flight: VecDeque<(usize, Sent)>,
+    in_flight_bytes: usize,
+    operator_queue: VecDeque<(GrblOperatorAction, &'static str)>,
+    parser_state_wanted: bool,
+    job: Option<ActiveJob>,
+    stop: Option<Stop>,
+    status: MachineStatus,
+    poll: Poll,
+    condition: Option<Condition>,
+    output: Output,
+    events: VecDeque<DriverEvent>,
+    traffic: TrafficLog,
+}
+
+impl GrblProtocol {
+    pub fn new(config: ProtocolConfig, now: Instant) -> GrblProtocol {
+        let traffic = TrafficLog::new(config.traffic_lines);
+        let mut protocol = GrblProtocol {
+            config,
+            started: now,
+            link_down: Some("not connected yet".into()),
+            connections: 0,
+            received: Vec::new(),
+            last_received: now,
+            in_flight: VecDeque::new(),
+            in_flight_bytes: 0,
+            operator_queue: VecDeque::new(),
+            parser_state_wanted: false,
+            job: None,
+            stop: None,
+            status: MachineStatus::default(),
+            poll: Poll {
+                sent: 0,
+                answered: 0,
+                sent_at: None,
+                due: now,
+            },
+            condition: None,
+            output: Output::default(),
+            events: VecDeque::new(),
+            traffic,
+        };
+        protocol.update_condition();
+        protocol
+    }
+
+    // ----- inputs -----
+
+    /// The port is open. The firmware's state is unknown until its first status report.
+    pub fn connected(&mut self, now: Instant) {
+        self.connections += 1;
+        if self.connections > 1 {
+            self.traffic.counters.reconnects += 1;
+        }
+        self.link_down = None;
+        self.forget_firmware_state(now);
+        self.update_condition();
+    }
+
+    /// The port failed or was closed.
+    pub fn disconnected(&mut self, now: Instant, reason: &str) {
+        self.interrupt_job(&format!("link lost: {reason}"));
+        self.link_down = Some(reason.to_string());
+        self.forget_firmware_state(now);
+        self.output = Output {
+            discard_queued: true,
+            ..Output::default()
+        };
+        self.update_condition();
+    }
+
+    /// Bytes from the firmware.
+    pub fn receive(&mut self, now: Instant, bytes: &[u8]) {
+        self.last_received = now;
+        for &byte in bytes {
+            match byte {
+                b'\n' | b'\r' => {
+                    if !self.received.is_empty() {
+                        let line = String::from_utf8_lossy(&self.received).into_owned();
+                        self.received.clear();
+                        self.handle_line(now, &line);
+                    }
+                }
+                _ => self.received.push(byte),
+            }
+        }
+        // A runaway line without an ending is noise; keep memory bounded.
+        if self.received.len() > 1024 {
+            self.received.clear();
+        }
+        self.stream(now);
+        self.update_condition();
+    }
+
+    /// Run timers: status polls, silence detection. `Err` means the link should be dropped.
+    pub fn tick(&mut self, now: Instant) -> Result<(), LinkSilent> {
+        if self.link_down.is_some() {
+            return Ok(());
+        }
+        let silent = now.saturating_duration_since(self.last_received);
+        if silent > self.config.link_timeout {
+            return Err(LinkSilent(silent));
+        }
+        let request_lost = self
+            .poll
+            .sent_at
+            .is_some_and(|at| now.saturating_duration_since(at) > self.status_answer_timeout());
+        if request_lost {
+            // A `?` eaten by noise or by a booting bootloader: ask again.
+            self.poll.answered = self.poll.sent;
+            self.poll.sent_at = None;
+        }
+        if self.poll.sent_at.is_none() && now >= self.poll.due {
+            self.poll.sent += 1;
+            self.poll.sent_at = Some(now);
+            self.poll.due = now + self.config.status_interval;
+            self.output.realtime.push(realtime::STATUS);
+        }
+        Ok(())
+    }
+
+    /// When [`GrblProtocol::tick`] next has something to do.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.link_down.as_ref()?;
+        let poll = match self.poll.sent_at {
+            Some(at) => at + self.status_answer_timeout(),
+            None => self.poll.due,
+        };
+        Some(poll.min(self.last_received + self.config.link_timeout))
+    }
+
+    /// Start streaming a checked program.
+    pub fn start_job(
+        &mut self,
+        now: Instant,
+        job_id: i64,
+        program: PreparedProgram,
+    ) -> Result<(), DriverError> {
+        if let Some(reason) = &self.link_down {
+            return Err(DriverError::LinkDown(reason.clone()));
+        }
+        if let Some(job) = &self.job {
+            return Err(DriverError::Refused(format!(
+                "job {} is still running",
+                job.job_id
+            )));
+        }
+        if self.stop.is_some() {
+            return Err(DriverError::Refused(
+                "the controller is still stopping the last job".into(),
+            ));
+        }
+        match self.status.state {
+            Some(MachineState::Idle) => {}
+            Some(MachineState::Alarm) => {
+                return Err(DriverError::Refused(self.alarm_reason()));
+            }
+            Some(state) => {
+                return Err(DriverError::Refused(format!(
+                    "the controller is not idle ({state:?})"
+                )));
+            }
+            None => {
+                return Err(DriverError::Refused(
+                    "the controller's state is not known yet".into(),
+                ));
+            }
+        }
+        let total = program.lines.len() as u64;
+        self.job = Some(ActiveJob {
+            job_id,
+            program,
+            next_to_send: 0,
+            acknowledged: 0,
+            progress_percent: 0,
+            finish_after_poll: None,
+        });
+        self.events.push_back(DriverEvent::JobStarted { job_id });
+        self.events.push_back(DriverEvent::JobProgress {
+            job_id,
+            done: 0,
+            total,
+        });
+        self.check_all_acknowledged(now);
+        self.stream(now);
+        self.update_condition();
+        Ok(())
+    }
+
+    /// Feed hold (`!`).
+    pub fn pause(&mut self, now: Instant) -> Result<(), DriverError> {
+        self.require_streaming_job("pause")?;
+        self.send_realtime(now, realtime::FEED_HOLD, "!");
+        Ok(())
+    }
+
+    /// Cycle start (`~`).
+    pub fn resume(&mut self, now: Instant) -> Result<(), DriverError> {
+        self.require_streaming_job("resume")?;
+        self.send_realtime(now, realtime::CYCLE_START, "~");
+        Ok(())
+    }
+
+    /// Stop the job: it ends interrupted at once; the machine is held, then reset.
+    pub fn abort(&mut self, now: Instant) -> Result<(), DriverError> {
+        if let Some(reason) = &self.link_down {
+            return Err(DriverError::LinkDown(reason.clone()));
+        }
+        let moving = matches!(
+            self.status.state,
+            Some(
+                MachineState::Run | MachineState::Jog | MachineState::Home | MachineState::Hold(_)
+            )
+        );
+        if self.job.is_none() && !moving {
+            return Err(DriverError::Refused("no job to abort".into()));
+        }
+        self.interrupt_job("aborted by operator");
+        self.start_stop(now);
+        self.update_condition();
+        Ok(())
+    }
+
+    /// An operator's explicit command (`$X`, `$H`, soft reset). Refused while a job streams.
+    pub fn operator(
+        &mut self,
+        now: Instant,
+        action: GrblOperatorAction,
+    ) -> Result<(), DriverError> {
+        if let Some(reason) = &self.link_down {
+            return Err(DriverError::LinkDown(reason.clone()));
+        }
+        if let Some(job) = &self.job {
+            return Err(DriverError::Refused(format!(
+                "job {} is running; abort it first",
+                job.job_id
+            )));
+        }
+        match action {
+            GrblOperatorAction::SoftReset => {
+                self.send_realtime(now, realtime::SOFT_RESET, "^X");
+                self.stop = Some(Stop::Resetting);
+            }
+            GrblOperatorAction::Unlock => {
+                self.operator_queue.push_back((action, "$X"));
+                self.stream(now);
+            }
+            GrblOperatorAction::Home => {
+                self.operator_queue.push_back((action, "$H"));
+                self.stream(now);
+            }
+        }
+        self.update_condition();
+        Ok(())
+    }
+
+    // ----- outputs -----
+
+    pub fn take_output(&mut self) -> Output {
+        std::mem::take(&mut self.output)
+    }
+
+    pub fn next_event(&mut self) -> Option<DriverEvent> {
+        self.events.pop_front()
+    }
+
+    pub fn status(&self) -> &MachineStatus {
+        &self.status
+    }
+
+    pub fn traffic(&self) -> &TrafficLog {
+        &self.traffic
+    }
+
+    /// Bytes sent and not yet acknowledged (never above the RX buffer size).
+    pub fn in_flight_bytes(&self) -> usize {
+        self.in_flight_bytes
+    }
+
+    // ----- internals -----
+
+    fn at_ms(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.started).as_millis() as u64
+    }
+
+    fn status_answer_timeout(&self) -> Duration {
+        (self.config.status_interval * 5).max(Duration::from_secs(1))
+    }
+
+    fn forget_firmware_state(&mut self, now: Instant) {
+        self.received.clear();
+        self.in_flight.clear();
+        self.in_flight_bytes = 0;
+        self.operator_queue.clear();
+        self.stop = None;
+        self.status.state = None;
+        self.parser_state_wanted = true;
+        self.last_received = now;
+        self.poll.answered = self.poll.sent;
+        self.poll.sent_at = None;
+        self.poll.due = now;
+    }
+
+    fn require_streaming_job(&self, what: &str) -> Result<(), DriverError> {
+        if let Some(reason) = &self.link_down {
+            return Err(DriverError::LinkDown(reason.clone()));
+        }
+        if self.job.is_none() {
+            return Err(DriverError::Refused(format!("no job to {what}")));
+        }
+        Ok(())
+    }
+
+    fn send_realtime(&mut self, now: Instant, byte: u8, shown: &str) {
+        self.output.realtime.push(byte);
+        let at = self.at_ms(now);
+        self.traffic.record(at, Direction::Sent, shown);
+        // Ask at once how the machine took it.
+        self.poll.due = now;
+    }
+
+    fn start_stop(&mut self, now: Instant) {
+        self.send_realtime(now, realtime::FEED_HOLD, "!");
+        self.stop = Some(Stop::Holding {
+            after_poll: self.poll.sent + 1,
+        });
+    }
+
+    /// End the active job as interrupted (no more of its lines will be sent).
+    fn interrupt_job(&mut self, reason: &str) {
+        if let Some(job) = self.job.take() {
+            self.events.push_back(DriverEvent::JobInterrupted {
+                job_id: job.job_id,
+                reason: reason.to_string(),
+            });
+        }
+    }
+
+    fn alarm_reason(&self) -> String {
+        match (self.status.last_alarm, &self.status.last_message) {
+            (Some(alarm), _) => alarm.to_string(),
+            (None, Some(message)) => format!("alarm state ({message})"),
+            (None, None) => "alarm state: unlock ($X) or home ($H)".into(),
+        }
+    }
+
+    /// Send what fits into the firmware's receive buffer: operator commands first, then job lines.
+    fn stream(&mut self, now: Instant) {
+        if self.link_down.is_some() || self.stop.is_some() {
+            return;
+        }
+        loop {
+            let (text, sent): (String, Sent) =
+                if self.parser_state_wanted && self.status.state.is_some() {
+                    ("$G".into(), Sent::ParserStateQuery)
+                } else if let Some(&(action, text)) = self.operator_queue.front() {
+                    (text.into(), Sent::Operator(action))
+                } else if let Some(job) = &self.job {
+                    match job.program.lines.get(job.next_to_send) {
+                        Some(line) => (line.clone(), Sent::JobLine(job.next_to_send)),
+                        None => return,
+                    }
+                } else {
+                    return;
+                };
+            let bytes = text.len() + 1;
+            if self.in_flight_bytes + bytes > self.config.rx_buffer {
+                return;
+            }
+            match sent {
+                Sent::ParserStateQuery => self.parser_state_wanted = false,
+                Sent::Operator(_) => {
+                    self.operator_queue.pop_front();
+                }
+                Sent::JobLine(_) => {
+                    if let Some(job) = &mut self.job {
+                        job.next_to_send += 1;
+                    }
+                }
+            }
+            self.in_flight_bytes += bytes;
+            self.in_flight.push_back((bytes, sent));
+            self.output.lines.extend_from_slice(text.as_bytes());
+            self.output.lines.push(b'\n');
+            let at = self.at_ms(now);
+            self.traffic.record(at, Direction::Sent, text);
+        }
+    }
+
+    fn handle_line(&mut self, now: Instant, line: &str) {
+        let reply = Reply::parse(line);
+        if !matches!(reply, Reply::Status(_)) {
+            let at = self.at_ms(now);
+            self.traffic.record(at, Direction::Received, line);
+        }
+        match reply {
+            Reply::Ok => self.acknowledged(now, None),
+            Reply::Error(error) => {
+                self.traffic.counters.errors += 1;
+                self.acknowledged(now, Some(error));
+            }
+            Reply::Alarm(alarm) => {
+                self.status.last_alarm = Some(alarm);
+                self.status.state = Some(MachineState::Alarm);
+                self.interrupt_job(&alarm.to_string());
+                // GRBL flushes its buffers on an alarm: nothing in flight will be answered.
+                self.in_flight.clear();
+                self.in_flight_bytes = 0;
+            }
+            Reply::Status(report) => self.status_report(now, report),
+            Reply::Welcome { version } => {
+                self.status.firmware_version = Some(version);
+                if self.stop != Some(Stop::Resetting) {
+                    self.interrupt_job("the controller reset (welcome banner mid-job)");
+                }
+                self.forget_firmware_state(now);
+                self.output.discard_queued = true;
+            }
+            Reply::Feedback { kind, text } => match kind.as_str() {
+                "MSG" => self.status.last_message = Some(text),
+                "GC" => self.status.gcode_modes = Some(text),
+                _ => {}
+            },
+            Reply::Setting { .. } | Reply::StartupLine(_) => {}
+            Reply::Unknown(text) => {
+                tracing::debug!(line = %text, "unrecognised line from GRBL");
+            }
+        }
+    }
+
+    fn acknowledged(&mut self, now: Instant, error: Option<GrblError>) {
+        let Some((bytes, sent)) = self.in_flight.pop_front() else {
+            tracing::warn!(
+                ?error,
+                "an answer for no line in flight (after a reset or alarm)"
+            );
+            return;
+        };
+        self.in_flight_bytes -= bytes;
+        match sent {
+            Sent::JobLine(index) => {
+                let Some(job) = &mut self.job else {
+                    return;
+                };
+                if let Some(error) = error {
+                    let line_number = job.program.source_lines[index];
+                    let reason = format!(
+                        "{error} at line {line_number}: {}",
+                        job.program.lines[index]
+                    );
+                    self.interrupt_job(&reason);
+                    self.start_stop(now);
+                    return;
+                }
+                job.acknowledged += 1;
+                let total = job.program.lines.len() as u64;
+                let done = job.acknowledged as u64;
+                let percent = done * 100 / total.max(1);
+                if percent != job.progress_percent {
+                    job.progress_percent = percent;
+                    self.events.push_back(DriverEvent::JobProgress {
+                        job_id: job.job_id,
+                        done,
+                        total,
+                    });
+                }
+                self.check_all_acknowledged(now);
+            }
+            Sent::Operator(action) => match error {
+                Some(error) => {
+                    tracing::warn!(action = action.name(), %error, "operator command refused")
+                }
+                None => tracing::info!(action = action.name(), "operator command done"),
+            },
+            Sent::ParserStateQuery => {}
+        }
+    }
+
+    fn check_all_acknowledged(&mut self, now: Instant) {
+        let Some(job) = &mut self.job else {
+            return;
+        };
+        if job.acknowledged == job.program.lines.len() && job.finish_after_poll.is_none() {
+            // Only a report requested from now on can say the last move has finished.
+            job.finish_after_poll = Some(self.poll.sent + 1);
+            self.poll.due = now;
+        }
+    }
+
+    fn status_report(&mut self, now: Instant, report: StatusReport) {
+        if self.poll.sent_at.take().is_some() {
+            self.poll.answered = self.poll.sent;
+        }
+        let answered = self.poll.answered;
+        self.status.merge(report);
+        let state = self.status.state;
+        if state != Some(MachineState::Alarm) {
+            self.status.last_alarm = None;
+        }
+        if let Some(Stop::Holding { after_poll }) = self.stop {
+            let stopped = !matches!(
+                state,
+                Some(
+                    MachineState::Run
+                        | MachineState::Jog
+                        | MachineState::Home
+                        | MachineState::Hold(1..)
+                )
+            );
+            if answered >= after_poll && stopped {
+                self.send_realtime(now, realtime::SOFT_RESET, "^X");
+                self.stop = Some(Stop::Resetting);
+                self.output.discard_queued = true;
+            }
+        }
+        let finished = self.job.as_ref().is_some_and(|job| {
+            job.finish_after_poll.is_some_and(|after| answered >= after)
+                && state == Some(MachineState::Idle)
+        });
+        if finished && let Some(job) = self.job.take() {
+            self.events.push_back(DriverEvent::JobFinished {
+                job_id: job.job_id,
+                scrapped: 0,
+                scrap_reason: None,
+            });
+        }
+    }
+
+    fn current_condition(&self) -> Condition {
+        if let Some(reason) = &self.link_down {
+            return Condition::Unavailable {
+                reason: reason.clone(),
+            };
+        }
+        let busy_with_job = self.job.is_some() || self.stop.is_some();
+        match self.status.state {
+            None => Condition::Unavailable {
+                reason: "waiting for the controller's status".into(),
+            },
+            Some(MachineState::Alarm) => Condition::Alarm {
+                reason: self.alarm_reason(),
+            },
+            Some(MachineState::Check) => Condition::Unavailable {
+                reason: "check mode ($C): motion is disabled".into(),
+            },
+            Some(MachineState::Sleep) => Condition::Unavailable {
+                reason: "sleep mode: reset to wake".into(),
+            },
+            Some(MachineState::Hold(_) | MachineState::Door(_)) => Condition::Paused,
+            Some(MachineState::Run | MachineState::Jog | MachineState::Home) => Condition::Busy,
+            Some(MachineState::Idle) if busy_with_job || !self.operator_queue.is_empty() => {
+                Condition::Busy
+            }
+            Some(MachineState::Idle) => Condition::Idle,
+        }
+    }
+
+    fn update_condition(&mut self) {
+        let condition = self.current_condition();
+        if self.condition.as_ref() != Some(&condition) {
+            self.condition = Some(condition.clone());
+            self.events.push_back(DriverEvent::Condition(condition));
+        }
+    }
+}
