@@ -126,6 +126,11 @@ pub enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Benchmarks; each prints a table (`--json`: one JSON object per line).
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
     /// Replay the event log and compare it with the state tables.
     Verify {
         #[arg(long)]
@@ -145,6 +150,14 @@ pub enum SpecCommand {
     },
     /// Print the JSON Schema of the batch spec format.
     Schema,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// The planner on flexible job-shop instances (FJSPLIB files) against best-known bounds.
+    Fjsp(crate::bench_plan::FjspArgs),
+    /// The planner at plant scale: first plan, re-plan after a machine failure, vs the rule.
+    Plan(crate::bench_plan::PlanBenchArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -236,6 +249,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Machines { client } => show(&client, "/api/v1/machines").await,
         Command::Materials { client } => show(&client, "/api/v1/materials").await,
+        Command::Bench {
+            command: BenchCommand::Fjsp(args),
+        } => {
+            tokio::task::spawn_blocking(move || crate::bench_plan::run_fjsp(&args)).await??;
+            Ok(0)
+        }
+        Command::Bench {
+            command: BenchCommand::Plan(args),
+        } => {
+            tokio::task::spawn_blocking(move || crate::bench_plan::run_plan(&args)).await??;
+            Ok(0)
+        }
         Command::Verify { database, json } => {
             let store = crate::store::Store::connect(&database).await?;
             let report = crate::verify::verify(&store).await?;
