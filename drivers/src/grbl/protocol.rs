@@ -748,3 +748,436 @@ impl GrblProtocol {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::grbl::gcode::preflight;
+
+    const INTERVAL: Duration = Duration::from_millis(200);
+
+    /// Drives the protocol through a transcript and records what it sends and reports.
+    struct Transcript {
+        protocol: GrblProtocol,
+        now: Instant,
+        sent: Vec<u8>,
+        events: Vec<DriverEvent>,
+        max_in_flight: usize,
+    }
+
+    impl Transcript {
+        fn new(rx_buffer: usize) -> Transcript {
+            let now = Instant::now();
+            let config = ProtocolConfig {
+                rx_buffer,
+                status_interval: INTERVAL,
+                link_timeout: Duration::from_secs(3),
+                traffic_lines: 100,
+            };
+            let mut t = Transcript {
+                protocol: GrblProtocol::new(config, now),
+                now,
+                sent: Vec::new(),
+                events: Vec::new(),
+                max_in_flight: 0,
+            };
+            t.protocol.connected(now);
+            t.advance(0).unwrap();
+            t
+        }
+
+        /// Connected, status read, `$G` answered: ready for a job.
+        fn idle(rx_buffer: usize) -> Transcript {
+            let mut t = Transcript::new(rx_buffer);
+            t.recv("<Idle|MPos:0.000,0.000,0.000|FS:0,0>\r\n");
+            t.recv("[GC:G0 G54 G17 G21 G90 G94 M5 M9 T0 F0 S0]\r\nok\r\n");
+            t.sent();
+            t.events();
+            t
+        }
+
+        fn collect(&mut self) {
+            let output = self.protocol.take_output();
+            self.sent.extend(output.realtime);
+            self.sent.extend(output.lines);
+            self.max_in_flight = self.max_in_flight.max(self.protocol.in_flight_bytes());
+            while let Some(event) = self.protocol.next_event() {
+                self.events.push(event);
+            }
+        }
+
+        fn recv(&mut self, bytes: &str) {
+            self.protocol.receive(self.now, bytes.as_bytes());
+            self.collect();
+        }
+
+        fn advance(&mut self, ms: u64) -> Result<(), LinkSilent> {
+            self.now += Duration::from_millis(ms);
+            let result = self.protocol.tick(self.now);
+            self.collect();
+            result
+        }
+
+        fn start(&mut self, job_id: i64, text: &str) {
+            let program = preflight(text, 80).unwrap();
+            self.protocol.start_job(self.now, job_id, program).unwrap();
+            self.collect();
+        }
+
+        fn sent(&mut self) -> String {
+            String::from_utf8_lossy(&std::mem::take(&mut self.sent)).into_owned()
+        }
+
+        fn events(&mut self) -> Vec<DriverEvent> {
+            std::mem::take(&mut self.events)
+        }
+
+        fn conditions(&mut self) -> Vec<Condition> {
+            self.events()
+                .into_iter()
+                .filter_map(|e| match e {
+                    DriverEvent::Condition(c) => Some(c),
+                    _ => None,
+                })
+                .collect()
+        }
+    }
+
+    fn unavailable(reason: &str) -> Condition {
+        Condition::Unavailable {
+            reason: reason.into(),
+        }
+    }
+
+    #[test]
+    fn connecting_polls_status_then_reads_the_parser_state() {
+        let mut t = Transcript::new(128);
+        assert_eq!(t.sent(), "?");
+        assert_eq!(
+            t.conditions(),
+            [
+                unavailable("not connected yet"),
+                unavailable("waiting for the controller's status")
+            ]
+        );
+        t.recv("<Idle|MPos:1.000,2.000,3.000|FS:0,0|WCO:1.000,0.000,0.000>\r\n");
+        assert_eq!(t.sent(), "$G\n");
+        assert_eq!(t.conditions(), [Condition::Idle]);
+        t.recv("[GC:G0 G54 G17 G21 G90 G94 M5 M9 T0 F0 S0]\r\nok\r\n");
+        let status = t.protocol.status();
+        assert_eq!(
+            status.gcode_modes.as_deref(),
+            Some("G0 G54 G17 G21 G90 G94 M5 M9 T0 F0 S0")
+        );
+        assert_eq!(status.work_position, Some(vec![0.0, 2.0, 3.0]));
+        assert_eq!(t.protocol.in_flight_bytes(), 0);
+    }
+
+    #[test]
+    fn status_states_map_to_conditions() {
+        let cases: &[(&str, Condition)] = &[
+            ("<Idle>", Condition::Idle),
+            ("<Run>", Condition::Busy),
+            ("<Jog>", Condition::Busy),
+            ("<Home>", Condition::Busy),
+            ("<Hold:0>", Condition::Paused),
+            ("<Hold:1>", Condition::Paused),
+            ("<Door:1>", Condition::Paused),
+            (
+                "<Alarm>",
+                Condition::Alarm {
+                    reason: "alarm state ('$H'|'$X' to unlock)".into(),
+                },
+            ),
+            (
+                "<Check>",
+                unavailable("check mode ($C): motion is disabled"),
+            ),
+            ("<Sleep>", unavailable("sleep mode: reset to wake")),
+        ];
+        for (report, expected) in cases {
+            let mut t = Transcript::new(128);
+            t.recv("[MSG:'$H'|'$X' to unlock]\r\n");
+            t.events();
+            t.recv(&format!("{report}\r\n"));
+            assert_eq!(t.conditions(), [expected.clone()], "{report}");
+        }
+    }
+
+    #[test]
+    fn character_counting_never_overfills_the_rx_buffer() {
+        let mut t = Transcript::idle(32);
+        // 9 bytes per line with the newline: three fit into 32 bytes, a fourth would not.
+        let program: String = (0..20).map(|i| format!("G1X{i:02}F100\n")).collect();
+        t.start(7, &program);
+        assert_eq!(t.sent(), "G1X00F100\nG1X01F100\nG1X02F100\n");
+        t.recv("ok\r\n");
+        assert_eq!(t.sent(), "G1X03F100\n");
+        t.recv("ok\r\nok\r\n");
+        assert_eq!(t.sent(), "G1X04F100\nG1X05F100\n");
+        for _ in 0..17 {
+            t.recv("ok\r\n");
+        }
+        assert_eq!(t.max_in_flight, 30);
+        assert_eq!(t.protocol.in_flight_bytes(), 0);
+    }
+
+    #[test]
+    fn a_reply_split_across_reads_and_bare_newlines_count_once() {
+        let mut t = Transcript::idle(128);
+        t.start(1, "G0X1\nG0X2\n");
+        t.sent();
+        t.recv("o");
+        t.recv("k\r");
+        t.recv("\nok\n");
+        assert_eq!(t.protocol.in_flight_bytes(), 0);
+        let progress: Vec<_> = t
+            .events()
+            .into_iter()
+            .filter(|e| matches!(e, DriverEvent::JobProgress { .. }))
+            .collect();
+        assert_eq!(
+            progress,
+            [
+                DriverEvent::JobProgress {
+                    job_id: 1,
+                    done: 0,
+                    total: 2
+                },
+                DriverEvent::JobProgress {
+                    job_id: 1,
+                    done: 1,
+                    total: 2
+                },
+                DriverEvent::JobProgress {
+                    job_id: 1,
+                    done: 2,
+                    total: 2
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn garbage_and_feedback_lines_do_not_acknowledge_anything() {
+        let mut t = Transcript::idle(128);
+        t.start(1, "G0X1\n");
+        for line in [
+            "\u{7f}\u{3}kk",
+            "[MSG:Pgm End]",
+            "$0=10",
+            ">G20:ok",
+            "[echo:G0X1]",
+        ] {
+            t.recv(&format!("{line}\r\n"));
+            assert_eq!(t.protocol.in_flight_bytes(), 5, "{line}");
+        }
+        assert_eq!(t.protocol.status().last_message.as_deref(), Some("Pgm End"));
+    }
+
+    #[test]
+    fn a_job_finishes_only_on_idle_reported_after_the_last_ok() {
+        let mut t = Transcript::idle(128);
+        t.advance(200).unwrap();
+        assert_eq!(t.sent(), "?", "a poll is outstanding when the job starts");
+        t.start(3, "G1X10F100\n");
+        assert_eq!(t.sent(), "G1X10F100\n");
+        t.recv("ok\r\n");
+        // This report answers the poll sent before the last ok: it proves nothing.
+        t.recv("<Idle|MPos:0,0,0>\r\n");
+        t.advance(0).unwrap();
+        assert_eq!(t.sent(), "?");
+        t.recv("<Run|MPos:5,0,0>\r\n");
+        t.advance(200).unwrap();
+        assert_eq!(t.sent(), "?");
+        assert!(
+            !t.events()
+                .iter()
+                .any(|e| matches!(e, DriverEvent::JobFinished { .. }))
+        );
+        t.recv("<Idle|MPos:10,0,0>\r\n");
+        assert_eq!(
+            t.events(),
+            [
+                DriverEvent::JobFinished {
+                    job_id: 3,
+                    scrapped: 0,
+                    scrap_reason: None
+                },
+                DriverEvent::Condition(Condition::Idle)
+            ]
+        );
+    }
+
+    #[test]
+    fn an_error_stops_streaming_holds_and_resets() {
+        let mut t = Transcript::idle(24);
+        t.start(5, "G21\nG1X1F100\nG1X2\nG1X3\nG1X4\nG1X5\n");
+        assert_eq!(t.sent(), "G21\nG1X1F100\nG1X2\nG1X3\n");
+        t.recv("ok\r\nerror:22\r\n");
+        let events = t.events();
+        assert!(
+            events.contains(&DriverEvent::JobInterrupted {
+                job_id: 5,
+                reason: "error:22 (Undefined feed rate: Feed rate has not yet been set or is \
+                     undefined.) at line 2: G1X1F100"
+                    .into()
+            })
+        );
+        assert_eq!(t.sent(), "!", "feed hold at once, no further job line");
+        t.advance(0).unwrap();
+        assert_eq!(t.sent(), "?");
+        t.recv("ok\r\n<Hold:1>\r\n");
+        t.advance(200).unwrap();
+        assert_eq!(t.sent(), "?");
+        t.recv("<Hold:0>\r\n");
+        assert_eq!(t.sent(), "\u{18}");
+        t.recv("\r\nGrbl 1.1h ['$' for help]\r\n");
+        assert_eq!(t.protocol.in_flight_bytes(), 0);
+        t.advance(0).unwrap();
+        assert_eq!(t.sent(), "?");
+        t.recv("<Idle>\r\n");
+        assert_eq!(t.sent(), "$G\n");
+        assert_eq!(t.conditions().last(), Some(&Condition::Idle));
+    }
+
+    #[test]
+    fn an_alarm_mid_job_interrupts_with_grbls_meaning() {
+        let mut t = Transcript::idle(128);
+        t.start(9, "G0X100\nG0X0\n");
+        t.sent();
+        t.events();
+        t.recv("ALARM:1\r\n");
+        let reason = "ALARM:1 (Hard limit: Hard limit has been triggered. Machine position is \
+                      likely lost due to sudden halt. Re-homing is highly recommended.)";
+        assert_eq!(
+            t.events(),
+            [
+                DriverEvent::JobInterrupted {
+                    job_id: 9,
+                    reason: reason.into()
+                },
+                DriverEvent::Condition(Condition::Alarm {
+                    reason: reason.into()
+                })
+            ]
+        );
+        assert_eq!(t.protocol.in_flight_bytes(), 0);
+        // The answers GRBL sends for what was in its buffers are ignored.
+        t.recv("error:9\r\n[MSG:Reset to continue]\r\n");
+        assert_eq!(
+            t.sent(),
+            "",
+            "no job line and no unlock on the driver's own initiative"
+        );
+        let refused = t
+            .protocol
+            .start_job(t.now, 10, preflight("G0X1", 80).unwrap());
+        assert!(matches!(refused, Err(DriverError::Refused(r)) if r.starts_with("ALARM:1")));
+    }
+
+    #[test]
+    fn a_banner_mid_job_means_the_controller_reset() {
+        let mut t = Transcript::idle(128);
+        t.start(4, "G0X1\nG0X2\nG0X3\n");
+        t.sent();
+        t.recv("ok\r\n\r\nGrbl 1.1h ['$' for help]\r\n");
+        let events = t.events();
+        assert!(events.contains(&DriverEvent::JobInterrupted {
+            job_id: 4,
+            reason: "the controller reset (welcome banner mid-job)".into()
+        }));
+        assert_eq!(
+            t.protocol.take_output().discard_queued,
+            false,
+            "already taken"
+        );
+        assert_eq!(t.protocol.in_flight_bytes(), 0);
+        assert_eq!(
+            t.protocol.status().firmware_version.as_deref(),
+            Some("1.1h")
+        );
+    }
+
+    #[test]
+    fn pause_resume_and_abort_use_realtime_commands() {
+        let mut t = Transcript::idle(128);
+        t.start(2, "G1X50F100\nG1X0\n");
+        t.sent();
+        t.protocol.pause(t.now).unwrap();
+        t.protocol.resume(t.now).unwrap();
+        t.collect();
+        assert_eq!(t.sent(), "!~");
+        t.recv("ok\r\n");
+        t.protocol.abort(t.now).unwrap();
+        t.advance(0).unwrap();
+        assert_eq!(t.sent(), "!?");
+        assert!(t.events().contains(&DriverEvent::JobInterrupted {
+            job_id: 2,
+            reason: "aborted by operator".into()
+        }));
+        t.recv("<Hold:0>\r\n");
+        assert_eq!(t.sent(), "\u{18}");
+        assert!(t.protocol.pause(t.now).is_err());
+    }
+
+    #[test]
+    fn operator_actions_are_lines_only_when_asked_and_never_during_a_job() {
+        let mut t = Transcript::new(128);
+        t.recv("<Alarm|MPos:0,0,0>\r\n");
+        t.recv("ok\r\n");
+        t.sent();
+        t.protocol
+            .operator(t.now, GrblOperatorAction::Unlock)
+            .unwrap();
+        t.collect();
+        assert_eq!(t.sent(), "$X\n");
+        t.recv("[MSG:Caution: Unlocked]\r\nok\r\n<Idle>\r\n");
+        t.start(1, "G0X1\n");
+        let refused = t.protocol.operator(t.now, GrblOperatorAction::Home);
+        assert!(matches!(refused, Err(DriverError::Refused(_))));
+    }
+
+    #[test]
+    fn silence_past_the_timeout_is_a_lost_link() {
+        let mut t = Transcript::idle(128);
+        for _ in 0..15 {
+            assert_eq!(t.advance(200), Ok(()));
+        }
+        assert!(t.advance(200).is_err());
+        t.protocol.disconnected(t.now, "no answer");
+        t.collect();
+        assert_eq!(t.conditions(), [unavailable("no answer")]);
+    }
+
+    #[test]
+    fn an_unanswered_status_request_is_repeated() {
+        let mut t = Transcript::idle(128);
+        t.advance(200).unwrap();
+        assert_eq!(t.sent(), "?");
+        t.advance(200).unwrap();
+        assert_eq!(t.sent(), "", "one request outstanding at a time");
+        t.advance(700).unwrap();
+        assert_eq!(t.sent(), "", "not yet given up on");
+        t.advance(200).unwrap();
+        assert_eq!(t.sent(), "?");
+    }
+
+    #[test]
+    fn link_loss_interrupts_the_job_and_forgets_the_buffers() {
+        let mut t = Transcript::idle(128);
+        t.start(6, "G0X1\n");
+        t.protocol.disconnected(t.now, "serial I/O error: EIO");
+        t.collect();
+        let events = t.events();
+        assert!(events.contains(&DriverEvent::JobInterrupted {
+            job_id: 6,
+            reason: "link lost: serial I/O error: EIO".into()
+        }));
+        assert_eq!(t.protocol.in_flight_bytes(), 0);
+        let refused = t
+            .protocol
+            .start_job(t.now, 7, preflight("G0X1", 80).unwrap());
+        assert!(matches!(refused, Err(DriverError::LinkDown(_))));
+    }
+}
