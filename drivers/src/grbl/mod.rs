@@ -21,7 +21,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 pub use codes::{GrblAlarm, GrblError};
-pub use protocol::{GrblOperatorAction, MachineStatus};
+pub use protocol::{GrblOperatorAction, MachineStatus, Streaming};
 
 use crate::link::{Backoff, Reconnector, SerialLink, SerialSettings};
 use crate::traffic::TrafficLog;
@@ -60,6 +60,12 @@ pub struct GrblConfig {
     /// Lines kept in the traffic ring for the console view.
     #[serde(default = "defaults::traffic_lines")]
     pub traffic_lines: usize,
+    /// See [`protocol::ProtocolConfig::ack_timeout`].
+    #[serde(default = "defaults::ack_timeout_ms")]
+    pub ack_timeout_ms: u64,
+    /// `character_counting` (default) or `send_and_wait`.
+    #[serde(default)]
+    pub streaming: Streaming,
 }
 
 mod defaults {
@@ -84,6 +90,9 @@ mod defaults {
     pub fn reconnect_max_ms() -> u64 {
         10_000
     }
+    pub fn ack_timeout_ms() -> u64 {
+        10_000
+    }
     pub fn traffic_lines() -> usize {
         500
     }
@@ -103,6 +112,8 @@ impl GrblConfig {
             reconnect_max_ms: defaults::reconnect_max_ms(),
             dtr_on_open: None,
             traffic_lines: defaults::traffic_lines(),
+            ack_timeout_ms: defaults::ack_timeout_ms(),
+            streaming: Streaming::default(),
         }
     }
 
@@ -151,6 +162,8 @@ impl GrblDriver {
                 status_interval: Duration::from_millis(config.status_interval_ms),
                 link_timeout: Duration::from_millis(config.link_timeout_ms),
                 traffic_lines: config.traffic_lines,
+                streaming: config.streaming,
+                ack_timeout: Duration::from_millis(config.ack_timeout_ms),
             },
             now(),
         );

@@ -20,7 +20,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use super::codes::{GrblAlarm, GrblError};
-use super::gcode::PreparedProgram;
+use super::gcode::{PreparedProgram, words};
 use super::reply::{MachineState, Reply, StatusReport};
 use crate::traffic::{Direction, TrafficLog};
 use crate::{Condition, DriverError, DriverEvent};
@@ -42,6 +42,22 @@ pub struct ProtocolConfig {
     pub link_timeout: Duration,
     /// Lines kept in the traffic ring.
     pub traffic_lines: usize,
+    pub streaming: Streaming,
+    /// How long the controller may report `Idle` while lines stay unanswered before the
+    /// answer counts as lost (a swallowed `ok`): the job is then interrupted, not left hanging.
+    pub ack_timeout: Duration,
+}
+
+/// How many lines may wait in the firmware's receive buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Streaming {
+    /// As many as fit into `rx_buffer` (GRBL's recommended protocol; fastest).
+    #[default]
+    CharacterCounting,
+    /// One at a time: send, wait for its answer, send the next. Slow (the wire idles while the
+    /// answer travels back), but safe with a firmware whose buffer size is unknown.
+    SendAndWait,
 }
 
 /// Commands only an operator gives: never part of a job, never sent on the driver's own
@@ -188,6 +204,8 @@ pub struct GrblProtocol {
     operator_queue: VecDeque<(GrblOperatorAction, &'static str)>,
     parser_state_wanted: bool,
     job: Option<ActiveJob>,
+    /// Since when the controller has been idle with lines of the job still unanswered.
+    idle_unanswered_since: Option<Instant>,
     stop: Option<Stop>,
     status: MachineStatus,
     poll: Poll,
@@ -212,6 +230,7 @@ impl GrblProtocol {
             operator_queue: VecDeque::new(),
             parser_state_wanted: false,
             job: None,
+            idle_unanswered_since: None,
             stop: None,
             status: MachineStatus::default(),
             poll: Poll {
@@ -549,7 +568,13 @@ impl GrblProtocol {
                     return;
                 };
             let bytes = text.len() + 1;
-            if self.in_flight_bytes + bytes > self.config.rx_buffer {
+            let window_full = match self.config.streaming {
+                Streaming::CharacterCounting => {
+                    self.in_flight_bytes + bytes > self.config.rx_buffer
+                }
+                Streaming::SendAndWait => !self.in_flight.is_empty(),
+            };
+            if window_full {
                 return;
             }
             match sent {
@@ -622,6 +647,7 @@ impl GrblProtocol {
             return;
         };
         self.in_flight_bytes -= bytes;
+        self.idle_unanswered_since = None;
         match sent {
             Sent::JobLine(index) => {
                 let Some(job) = &mut self.job else {
@@ -698,6 +724,7 @@ impl GrblProtocol {
                 self.output.discard_queued = true;
             }
         }
+        self.detect_lost_answers(now);
         let finished = self.job.as_ref().is_some_and(|job| {
             job.finish_after_poll.is_some_and(|after| answered >= after)
                 && state == Some(MachineState::Idle)
@@ -708,6 +735,41 @@ impl GrblProtocol {
                 scrapped: 0,
                 scrap_reason: None,
             });
+        }
+    }
+
+    /// Idle means GRBL's planner is empty and it parses what it receives within milliseconds;
+    /// lines still unanswered long after that had their answer lost on the wire. A dwell (`G4`)
+    /// in flight keeps the controller idle legitimately, so it suspends the check.
+    fn detect_lost_answers(&mut self, now: Instant) {
+        let Some(job) = &self.job else {
+            self.idle_unanswered_since = None;
+            return;
+        };
+        let dwell_in_flight = self.in_flight.iter().any(|(_, sent)| match sent {
+            Sent::JobLine(index) => words(&job.program.lines[*index])
+                .is_ok_and(|words| words.iter().any(|w| w.letter == 'G' && w.value == 4.0)),
+            _ => false,
+        });
+        let waiting = self.status.state == Some(MachineState::Idle)
+            && !self.in_flight.is_empty()
+            && !dwell_in_flight;
+        match self.idle_unanswered_since {
+            _ if !waiting => self.idle_unanswered_since = None,
+            None => self.idle_unanswered_since = Some(now),
+            Some(since) if now.saturating_duration_since(since) >= self.config.ack_timeout => {
+                let reason = format!(
+                    "the controller is idle but {} line(s) were never answered (an 'ok' was \
+                     lost on the link); executed up to about line {}",
+                    self.in_flight.len(),
+                    job.acknowledged
+                );
+                self.interrupt_job(&reason);
+                self.in_flight.clear();
+                self.in_flight_bytes = 0;
+                self.idle_unanswered_since = None;
+            }
+            Some(_) => {}
         }
     }
 
@@ -773,6 +835,8 @@ mod tests {
                 status_interval: INTERVAL,
                 link_timeout: Duration::from_secs(3),
                 traffic_lines: 100,
+                streaming: Streaming::CharacterCounting,
+                ack_timeout: Duration::from_secs(2),
             };
             let mut t = Transcript {
                 protocol: GrblProtocol::new(config, now),
@@ -1161,6 +1225,57 @@ mod tests {
         assert_eq!(t.sent(), "", "not yet given up on");
         t.advance(200).unwrap();
         assert_eq!(t.sent(), "?");
+    }
+
+    #[test]
+    fn a_lost_ok_interrupts_the_job_instead_of_hanging() {
+        let mut t = Transcript::idle(128);
+        t.start(8, "G0X1\nG0X2\n");
+        t.sent();
+        t.recv("ok\r\n");
+        for _ in 0..10 {
+            t.advance(200).unwrap();
+            t.recv("<Idle>\r\n");
+        }
+        assert!(
+            !t.events()
+                .iter()
+                .any(|e| matches!(e, DriverEvent::JobInterrupted { .. }))
+        );
+        t.advance(200).unwrap();
+        t.recv("<Idle>\r\n");
+        let events = t.events();
+        assert!(
+            matches!(&events[..], [DriverEvent::JobInterrupted { job_id: 8, reason }, DriverEvent::Condition(Condition::Idle)]
+                if reason.contains("never answered")),
+            "{events:?}"
+        );
+        assert_eq!(t.protocol.in_flight_bytes(), 0);
+    }
+
+    #[test]
+    fn a_dwell_in_flight_is_not_a_lost_ok() {
+        let mut t = Transcript::idle(128);
+        t.start(8, "G4P10\n");
+        for _ in 0..30 {
+            t.advance(200).unwrap();
+            t.recv("<Idle>\r\n");
+        }
+        assert!(
+            !t.events()
+                .iter()
+                .any(|e| matches!(e, DriverEvent::JobInterrupted { .. }))
+        );
+    }
+
+    #[test]
+    fn send_and_wait_keeps_one_line_in_flight() {
+        let mut t = Transcript::idle(128);
+        t.protocol.config.streaming = Streaming::SendAndWait;
+        t.start(1, "G0X1\nG0X2\n");
+        assert_eq!(t.sent(), "G0X1\n");
+        t.recv("ok\r\n");
+        assert_eq!(t.sent(), "G0X2\n");
     }
 
     #[test]
