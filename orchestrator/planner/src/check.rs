@@ -44,7 +44,7 @@ pub fn check_plan(
             ));
             continue;
         };
-        if machine.out_of_service || !machine.can_do(&run.capability) {
+        if machine.out_of_service || !run.can_run_on(machine) {
             errors.push(format!(
                 "run {} is on {}, which cannot take it",
                 a.run_id, a.machine_id
@@ -115,7 +115,7 @@ pub fn check_plan(
                 let no_machine = !input
                     .machines
                     .iter()
-                    .any(|m| !m.out_of_service && m.can_do(&run.capability));
+                    .any(|m| !m.out_of_service && run.can_run_on(m));
                 let limited = run
                     .material_needs
                     .iter()

@@ -122,6 +122,9 @@ pub struct PlanRun {
     /// Material consumed at start. Materials not listed in `PlanInput::materials` are taken
     /// as already reserved.
     pub material_needs: Vec<MaterialNeed>,
+    /// When not empty, only these machines may run it (e.g. those whose work envelope fits the
+    /// program); otherwise every machine with the capability.
+    pub only_on: Vec<String>,
 }
 
 /// A run already on a machine (running, or committed): the plan keeps it exactly as given.
@@ -158,6 +161,13 @@ pub struct Dispatch {
 impl PlanMachine {
     pub fn can_do(&self, capability: &str) -> bool {
         self.capabilities.iter().any(|c| c == capability)
+    }
+}
+
+impl PlanRun {
+    /// Eligibility: the machine has the capability and, if the run names machines, is one of them.
+    pub fn can_run_on(&self, machine: &PlanMachine) -> bool {
+        machine.can_do(&self.capability) && (self.only_on.is_empty() || self.only_on.contains(&machine.id))
     }
 }
 

@@ -164,7 +164,7 @@ fn translate(input: &PlanInput, previous: Option<&Plan>) -> Translation {
         input
             .machines
             .iter()
-            .any(|m| !m.out_of_service && m.can_do(&r.capability))
+            .any(|m| !m.out_of_service && r.can_run_on(m))
     };
     let mut plannable: Vec<bool> = input.runs.iter().map(eligible).collect();
     let in_plan_preds = |r: &PlanRun| {
@@ -262,7 +262,7 @@ fn translate(input: &PlanInput, previous: Option<&Plan>) -> Translation {
             .machines
             .iter()
             .enumerate()
-            .filter(|(_, m)| !m.out_of_service && m.can_do(&r.capability))
+            .filter(|(_, m)| !m.out_of_service && r.can_run_on(m))
             .map(|(k, m)| (k as u32, run_millis(r, m)))
             .collect();
         op_of_run[i] = b.op(OpSpec {

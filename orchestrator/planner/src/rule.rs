@@ -35,7 +35,7 @@ pub fn dispatch_ready_runs(input: &PlanInput) -> Vec<Dispatch> {
     for machine in idle {
         let choice = ready
             .iter()
-            .find(|r| !taken.contains(&r.id) && machine.can_do(&r.capability));
+            .find(|r| !taken.contains(&r.id) && r.can_run_on(machine));
         if let Some(run) = choice {
             taken.insert(run.id);
             decisions.push(Dispatch {

@@ -35,10 +35,11 @@ pub enum Budget {
     Until(Instant),
 }
 
-/// Work units per second of one core of the reference machine (release build), measured with
-/// `examples/fjsp.rs --calibrate`. Only a starting point for callers converting seconds into a
-/// deterministic [`Budget::Work`].
-pub const WORK_PER_SECOND: u64 = 150_000_000;
+/// Work units per second of search on one core of the development machine (release build,
+/// shared with other jobs), as reported by `examples/plant.rs`. It covers the search only:
+/// translation and construction come on top (about 40 ms per 1,000 runs). Only a starting point
+/// for callers converting seconds into a deterministic [`Budget::Work`].
+pub const WORK_PER_SECOND: u64 = 50_000_000;
 
 impl Budget {
     pub fn from_seconds(seconds: f64) -> Budget {
@@ -412,7 +413,7 @@ impl Search<'_> {
         let target = self.choose_target();
         self.tails_and_critical(target);
         let best_tabu = self.collect_moves(target, false);
-        let mut chosen: Option<(Objective, Candidate)> = None;
+        let mut chosen: Option<((Objective, i64), Candidate)> = None;
         for i in 0..=self.best_moves.len() {
             let (c, tabu) = match (self.best_moves.get(i), best_tabu) {
                 (Some(&c), _) => (c, false),
@@ -424,13 +425,17 @@ impl Search<'_> {
             self.undo(c, undo);
             if let Some(obj) = result {
                 let allowed = !tabu || obj < best_obj;
-                if allowed && chosen.is_none_or(|(o, _)| obj < o) {
-                    chosen = Some((obj, c));
+                // Among equal objectives, prefer less total processing time (faster machines).
+                let workload = self.p.alt_dur[c.alt as usize]
+                    - self.p.alt_dur[self.current.alt[c.op as usize] as usize];
+                let key = (obj, workload);
+                if allowed && chosen.is_none_or(|(o, _)| key < o) {
+                    chosen = Some((key, c));
                     std::mem::swap(&mut self.trial, &mut self.chosen_eval);
                 }
             }
         }
-        let Some((obj, c)) = chosen else {
+        let Some(((obj, _), c)) = chosen else {
             return false;
         };
         let old_machine = self.current.machine(self.p, c.op);

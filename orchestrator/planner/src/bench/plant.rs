@@ -425,12 +425,14 @@ pub struct PlantBenchResult {
     pub first_plan_seconds: f64,
     pub first_plan: Objective,
     pub first_plan_iterations: u64,
+    pub first_plan_work: u64,
     pub rule: Objective,
     pub failed_machine: String,
     pub replan_runs: usize,
     pub replan_seconds: f64,
     pub replan: Objective,
     pub replan_iterations: u64,
+    pub replan_work: u64,
     pub replan_rule: Objective,
     /// Runs placed on another machine than in the plan before the failure.
     pub moved_runs: i64,
@@ -514,12 +516,14 @@ pub fn run_plant(spec: PlantSpec, budget: BenchBudget) -> PlantBenchResult {
         first_plan_seconds,
         first_plan: first_obj,
         first_plan_iterations: first.iterations,
+        first_plan_work: first.work,
         rule: rule_obj,
         failed_machine: failed,
         replan_runs: next.runs.len(),
         replan_seconds,
         replan: replan_obj,
         replan_iterations: replanned.iterations,
+        replan_work: replanned.work,
         replan_rule,
         moved_runs: replan_obj.moved,
         displaced_runs,
@@ -541,9 +545,10 @@ pub fn format_plant(r: &PlantBenchResult) -> String {
     };
     let mut out = format!("plant: {} machines, {} runs\n", r.machines, r.runs);
     out += &format!(
-        "first plan   {:>7.3} s  {} iterations  {}\n",
+        "first plan   {:>7.3} s  {} iterations, {:.1} M work  {}\n",
         r.first_plan_seconds,
         r.first_plan_iterations,
+        r.first_plan_work as f64 / 1e6,
         obj(&r.first_plan)
     );
     out += &format!("rule alone               {}\n", obj(&r.rule));
@@ -552,9 +557,10 @@ pub fn format_plant(r: &PlantBenchResult) -> String {
         r.failed_machine, r.replan_runs, r.displaced_runs
     );
     out += &format!(
-        "re-plan      {:>7.3} s  {} iterations  {}\n",
+        "re-plan      {:>7.3} s  {} iterations, {:.1} M work  {}\n",
         r.replan_seconds,
         r.replan_iterations,
+        r.replan_work as f64 / 1e6,
         obj(&r.replan)
     );
     out += &format!("rule alone               {}\n", obj(&r.replan_rule));
