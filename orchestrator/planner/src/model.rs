@@ -167,7 +167,8 @@ impl PlanMachine {
 impl PlanRun {
     /// Eligibility: the machine has the capability and, if the run names machines, is one of them.
     pub fn can_run_on(&self, machine: &PlanMachine) -> bool {
-        machine.can_do(&self.capability) && (self.only_on.is_empty() || self.only_on.contains(&machine.id))
+        machine.can_do(&self.capability)
+            && (self.only_on.is_empty() || self.only_on.contains(&machine.id))
     }
 }
 

@@ -134,6 +134,7 @@ pub fn generate(spec: PlantSpec) -> PlanInput {
                     ready: s == 0,
                     predecessors: predecessors.clone(),
                     material_needs,
+                    only_on: Vec::new(),
                 });
                 ids.push(id);
                 if u == 0 {
