@@ -325,7 +325,9 @@ impl GrblProtocol {
 
     /// When [`GrblProtocol::tick`] next has something to do.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.link_down.as_ref()?;
+        if self.link_down.is_some() {
+            return None;
+        }
         let poll = match self.poll.sent_at {
             Some(at) => at + self.status_answer_timeout(),
             None => self.poll.due,
@@ -1212,6 +1214,18 @@ mod tests {
         t.protocol.disconnected(t.now, "no answer");
         t.collect();
         assert_eq!(t.conditions(), [unavailable("no answer")]);
+    }
+
+    #[test]
+    fn the_next_deadline_is_the_next_poll_or_the_silence_limit() {
+        let mut t = Transcript::idle(128);
+        let start = t.now;
+        assert_eq!(t.protocol.next_deadline(), Some(start + INTERVAL));
+        t.advance(200).unwrap();
+        let answer_timeout = Duration::from_secs(1);
+        assert_eq!(t.protocol.next_deadline(), Some(t.now + answer_timeout));
+        t.protocol.disconnected(t.now, "gone");
+        assert_eq!(t.protocol.next_deadline(), None);
     }
 
     #[test]

@@ -1,0 +1,440 @@
+//! The GRBL driver against the GRBL simulator over real pseudo-terminals: complete runs, every
+//! fault class mid-job, reconnection. The simulator's execution log is the ground truth: no
+//! line may run twice, and no line before the fault may be skipped.
+
+use std::time::Duration;
+
+use microfab_drivers::grbl::gcode::preflight;
+use microfab_drivers::grbl::{GrblConfig, GrblDriver, GrblOperatorAction};
+use microfab_drivers::{Condition, Driver, DriverCommand, DriverEvent, JobRun, Program};
+use microfab_hil::grbl::fault::{Fault, FaultKind};
+use microfab_hil::grbl::{GrblSim, GrblSimArgs};
+
+const LINES: usize = 300;
+const FAULT_LINE: u64 = 100;
+
+struct Rig {
+    _dir: tempfile::TempDir,
+    sim: GrblSim,
+    driver: GrblDriver,
+    events: Vec<DriverEvent>,
+}
+
+impl Rig {
+    async fn start(configure: impl FnOnce(&mut GrblSimArgs)) -> Rig {
+        let dir = tempfile::tempdir().unwrap();
+        let mut args = GrblSimArgs::new(dir.path().join("mill"));
+        args.time_scale = 50.0;
+        args.boot_ms = 50;
+        configure(&mut args);
+        let sim = GrblSim::spawn(args).unwrap();
+        let mut config = GrblConfig::new(sim.link().to_str().unwrap());
+        config.status_interval_ms = 50;
+        config.link_timeout_ms = 1_500;
+        config.reconnect_min_ms = 50;
+        config.reconnect_max_ms = 400;
+        config.ack_timeout_ms = 1_000;
+        let mut rig = Rig {
+            _dir: dir,
+            sim,
+            driver: GrblDriver::new(config),
+            events: Vec::new(),
+        };
+        rig.until(|e| *e == DriverEvent::Condition(Condition::Idle))
+            .await;
+        rig
+    }
+
+    /// Collect events until one matches; panics after ten seconds.
+    async fn until(&mut self, wanted: impl Fn(&DriverEvent) -> bool) -> DriverEvent {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let event = tokio::time::timeout_at(deadline, self.driver.next_event())
+                .await
+                .unwrap_or_else(|_| {
+                    let traffic: Vec<_> = self.driver.traffic().into_iter().flat_map(|t| t.lines()).collect();
+                    let recent = &traffic[traffic.len().saturating_sub(20)..];
+                    panic!("timed out; events so far: {:#?}\nrecent traffic: {recent:#?}\nstatus: {:?}", self.events, self.driver.machine_status())
+                });
+            self.events.push(event.clone());
+            if wanted(&event) {
+                return event;
+            }
+        }
+    }
+
+    async fn run(&mut self, job_id: i64, text: &str) {
+        let job = JobRun {
+            job_id,
+            program: Program::GCode {
+                name: format!("job{job_id}.nc"),
+                text: text.into(),
+            },
+            units: 1,
+            expected_seconds: 1.0,
+        };
+        self.driver.command(DriverCommand::Run(job)).await.unwrap();
+    }
+
+    async fn job_end(&mut self, job_id: i64) -> DriverEvent {
+        self.until(|e| {
+            matches!(e, DriverEvent::JobFinished { job_id: j, .. }
+                | DriverEvent::JobFailed { job_id: j, .. }
+                | DriverEvent::JobInterrupted { job_id: j, .. } if *j == job_id)
+        })
+        .await
+    }
+
+    fn executed(&self) -> Vec<String> {
+        self.sim.record().executed
+    }
+}
+
+fn program(lines: usize) -> String {
+    let mut text = String::from("G21 G90 (mm, absolute)\nG1 F6000\n");
+    for i in 0..lines - 2 {
+        text.push_str(&format!(
+            "G1 X{}.{} Y{} ; step {i}\n",
+            i % 50,
+            i % 10,
+            i % 7
+        ));
+    }
+    text
+}
+
+fn prepared(text: &str) -> Vec<String> {
+    preflight(text, 80).unwrap().lines
+}
+
+/// The log is the program's lines before `fault_index` in order, then possibly lines after the
+/// faulty one that were already buffered (`skipped` is the one line the fault ate, if any).
+fn assert_no_line_twice_none_skipped(
+    executed: &[String],
+    program: &[String],
+    skipped: Option<usize>,
+) {
+    let expected: Vec<&String> = program
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| Some(*i) != skipped)
+        .map(|(_, line)| line)
+        .collect();
+    assert!(
+        executed.len() <= expected.len(),
+        "more lines ran than the program has"
+    );
+    for (i, line) in executed.iter().enumerate() {
+        assert_eq!(
+            line, expected[i],
+            "executed line {i} differs from the program"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_program_runs_to_the_end_exactly_as_written() {
+    let mut rig = Rig::start(|_| {}).await;
+    let text = program(LINES);
+    rig.run(1, &text).await;
+    let end = rig.job_end(1).await;
+    assert_eq!(
+        end,
+        DriverEvent::JobFinished {
+            job_id: 1,
+            scrapped: 0,
+            scrap_reason: None
+        }
+    );
+    assert_eq!(rig.executed(), prepared(&text));
+    assert!(rig.events.contains(&DriverEvent::JobStarted { job_id: 1 }));
+    assert!(rig.events.contains(&DriverEvent::JobProgress {
+        job_id: 1,
+        done: LINES as u64,
+        total: LINES as u64
+    }));
+    let counters = &rig.driver.traffic().unwrap().counters;
+    assert_eq!(counters.errors, 0);
+    assert!(counters.lines_sent >= LINES as u64);
+    assert_eq!(rig.sim.record().rx_overflow, 0);
+    rig.until(|e| *e == DriverEvent::Condition(Condition::Idle))
+        .await;
+}
+
+/// One fault mid-job: what the driver must report, and which program line the fault ate.
+struct FaultCase {
+    fault: FaultKind,
+    reason_contains: &'static str,
+    /// The line that was rejected and never ran (an error reply), if any.
+    skipped: Option<usize>,
+    /// The log stops before the faulty line (buffers flushed).
+    stops_before_fault: bool,
+}
+
+async fn check_fault(case: FaultCase) {
+    let mut rig = Rig::start(|args| {
+        args.faults = vec![Fault::at_line(case.fault, FAULT_LINE)];
+    })
+    .await;
+    let text = program(LINES);
+    rig.run(7, &text).await;
+    let end = rig.job_end(7).await;
+    let DriverEvent::JobInterrupted { reason, .. } = &end else {
+        panic!("{:?}: expected an interruption, got {end:?}", case.fault);
+    };
+    assert!(
+        reason.contains(case.reason_contains),
+        "{:?}: {reason}",
+        case.fault
+    );
+    // Let the controller settle (hold, reset, reboot) before reading its log.
+    rig.until(|e| {
+        matches!(
+            e,
+            DriverEvent::Condition(Condition::Idle | Condition::Alarm { .. })
+        )
+    })
+    .await;
+    let executed = rig.executed();
+    let lines = prepared(&text);
+    assert_no_line_twice_none_skipped(&executed, &lines, case.skipped);
+    if case.stops_before_fault {
+        assert!(
+            executed.len() < FAULT_LINE as usize,
+            "{:?}: {} lines ran",
+            case.fault,
+            executed.len()
+        );
+    }
+    assert!(
+        executed.len() < lines.len(),
+        "{:?}: the job must not run to the end",
+        case.fault
+    );
+}
+
+#[tokio::test]
+async fn an_error_reply_stops_the_job_at_that_line() {
+    check_fault(FaultCase {
+        fault: FaultKind::ErrorReply(20),
+        reason_contains: "error:20 (Unsupported command",
+        skipped: Some(FAULT_LINE as usize - 1),
+        stops_before_fault: false,
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn line_noise_is_caught_by_grbls_parser_and_stops_the_job() {
+    check_fault(FaultCase {
+        fault: FaultKind::Noise,
+        reason_contains: "error:2 (Bad number format",
+        skipped: Some(FAULT_LINE as usize - 1),
+        stops_before_fault: false,
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_alarm_mid_job_interrupts_with_its_meaning() {
+    let case = FaultCase {
+        fault: FaultKind::Alarm(1),
+        reason_contains: "ALARM:1 (Hard limit",
+        skipped: None,
+        stops_before_fault: true,
+    };
+    check_fault(case).await;
+}
+
+#[tokio::test]
+async fn a_controller_reset_mid_job_interrupts_it() {
+    check_fault(FaultCase {
+        fault: FaultKind::Reset,
+        reason_contains: "the controller reset",
+        skipped: None,
+        stops_before_fault: true,
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_swallowed_ok_interrupts_instead_of_hanging() {
+    let mut rig = Rig::start(|args| {
+        args.faults = vec![Fault::at_line(FaultKind::SwallowOk, FAULT_LINE)];
+    })
+    .await;
+    let text = program(LINES);
+    rig.run(3, &text).await;
+    let end = rig.job_end(3).await;
+    assert!(
+        matches!(&end, DriverEvent::JobInterrupted { reason, .. } if reason.contains("never answered")),
+        "{end:?}"
+    );
+    // Every line ran exactly once: the lost ok did not lose or repeat a line.
+    assert_eq!(rig.executed(), prepared(&text));
+}
+
+#[tokio::test]
+async fn unplugging_mid_job_interrupts_it_and_the_driver_reconnects() {
+    let mut rig = Rig::start(|args| {
+        args.faults = vec![Fault::at_line(
+            FaultKind::Disconnect(Duration::from_millis(300)),
+            FAULT_LINE,
+        )];
+    })
+    .await;
+    let text = program(LINES);
+    rig.run(4, &text).await;
+    let end = rig.job_end(4).await;
+    assert!(
+        matches!(&end, DriverEvent::JobInterrupted { reason, .. } if reason.contains("link lost")),
+        "{end:?}"
+    );
+    assert!(
+        rig.events
+            .iter()
+            .any(|e| matches!(e, DriverEvent::Condition(Condition::Unavailable { .. })))
+    );
+    let before = rig.executed();
+    assert_no_line_twice_none_skipped(&before, &prepared(&text), None);
+    assert!(before.len() < FAULT_LINE as usize);
+    // The cable comes back: the driver reconnects on its own and the machine takes work again.
+    rig.until(|e| *e == DriverEvent::Condition(Condition::Idle))
+        .await;
+    assert_eq!(rig.driver.traffic().unwrap().counters.reconnects, 1);
+    let short = program(20);
+    rig.run(5, &short).await;
+    assert!(matches!(
+        rig.job_end(5).await,
+        DriverEvent::JobFinished { .. }
+    ));
+    let after: Vec<String> = rig.executed()[before.len()..].to_vec();
+    assert_eq!(after, prepared(&short));
+}
+
+#[tokio::test]
+async fn pause_holds_and_resume_finishes_every_line() {
+    let mut rig = Rig::start(|args| args.time_scale = 5.0).await;
+    let text = program(60);
+    rig.run(2, &text).await;
+    rig.until(|e| matches!(e, DriverEvent::JobProgress { done, .. } if *done > 10))
+        .await;
+    rig.driver.command(DriverCommand::Pause).await.unwrap();
+    rig.until(|e| *e == DriverEvent::Condition(Condition::Paused))
+        .await;
+    let held = rig.executed().len();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        rig.executed().len() <= held + 1,
+        "motion continued during the hold"
+    );
+    rig.driver.command(DriverCommand::Resume).await.unwrap();
+    assert!(matches!(
+        rig.job_end(2).await,
+        DriverEvent::JobFinished { .. }
+    ));
+    assert_eq!(rig.executed(), prepared(&text));
+}
+
+#[tokio::test]
+async fn abort_holds_then_resets_without_an_alarm() {
+    let mut rig = Rig::start(|args| args.time_scale = 5.0).await;
+    let text = program(60);
+    rig.run(6, &text).await;
+    rig.until(|e| matches!(e, DriverEvent::JobProgress { done, .. } if *done > 10))
+        .await;
+    rig.driver.command(DriverCommand::Abort).await.unwrap();
+    let end = rig.job_end(6).await;
+    assert_eq!(
+        end,
+        DriverEvent::JobInterrupted {
+            job_id: 6,
+            reason: "aborted by operator".into()
+        }
+    );
+    rig.until(|e| *e == DriverEvent::Condition(Condition::Idle))
+        .await;
+    assert!(
+        !rig.events
+            .iter()
+            .any(|e| matches!(e, DriverEvent::Condition(Condition::Alarm { .. })))
+    );
+    let executed = rig.executed();
+    assert_no_line_twice_none_skipped(&executed, &prepared(&text), None);
+    assert!(executed.len() < 60);
+}
+
+#[tokio::test]
+async fn a_locked_controller_waits_for_the_operator_to_unlock() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = GrblSimArgs::new(dir.path().join("mill"));
+    args.homing_lock = true;
+    args.boot_ms = 20;
+    let sim = GrblSim::spawn(args).unwrap();
+    let mut config = GrblConfig::new(sim.link().to_str().unwrap());
+    config.status_interval_ms = 50;
+    let mut rig = Rig {
+        _dir: dir,
+        sim,
+        driver: GrblDriver::new(config),
+        events: Vec::new(),
+    };
+    let alarm = rig
+        .until(|e| matches!(e, DriverEvent::Condition(Condition::Alarm { .. })))
+        .await;
+    assert_eq!(
+        alarm,
+        DriverEvent::Condition(Condition::Alarm {
+            reason: "alarm state ('$H'|'$X' to unlock)".into()
+        })
+    );
+    let refused = rig
+        .driver
+        .command(DriverCommand::Run(JobRun {
+            job_id: 1,
+            program: Program::GCode {
+                name: "a.nc".into(),
+                text: "G0 X1".into(),
+            },
+            units: 1,
+            expected_seconds: 1.0,
+        }))
+        .await;
+    assert!(refused.is_err());
+    rig.driver.operator(GrblOperatorAction::Home).unwrap();
+    rig.until(|e| *e == DriverEvent::Condition(Condition::Idle))
+        .await;
+    assert!(rig.executed().is_empty());
+}
+
+#[tokio::test]
+async fn preflight_rejects_a_program_before_anything_is_sent() {
+    let mut rig = Rig::start(|_| {}).await;
+    let job = JobRun {
+        job_id: 9,
+        program: Program::GCode {
+            name: "bad.nc".into(),
+            text: "G21\nM6 T1\nG1 X1 F100\n".into(),
+        },
+        units: 1,
+        expected_seconds: 1.0,
+    };
+    let error = rig
+        .driver
+        .command(DriverCommand::Run(job))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "the program was rejected before it started: bad.nc: line 2: M6 is not supported by GRBL"
+    );
+    let sent: Vec<_> = rig
+        .driver
+        .traffic()
+        .unwrap()
+        .lines()
+        .filter(|l| l.direction == microfab_drivers::traffic::Direction::Sent)
+        .map(|l| l.text.clone())
+        .collect();
+    assert_eq!(sent, ["$G"], "only the driver's own state query went out");
+}
