@@ -3,4 +3,5 @@
 //! run the real `microfab` binary against them.
 
 pub mod bench;
+pub mod grbl;
 pub mod pty;
