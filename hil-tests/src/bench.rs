@@ -1,6 +1,8 @@
 //! `microfab bench streaming`: effective payload throughput of each streaming method against the
 //! emulated wire limit, and lines lost or doubled according to the simulator's execution log.
 
+use std::time::Duration;
+
 use serde::Serialize;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -52,4 +54,153 @@ pub fn print_json_lines(
         )?;
     }
     Ok(())
+}
+
+/// What `microfab bench streaming` measures.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamingBenchOptions {
+    /// Program length; the documented benchmark is 10,000 short lines.
+    pub lines: usize,
+    pub baud: u32,
+}
+
+impl Default for StreamingBenchOptions {
+    fn default() -> Self {
+        StreamingBenchOptions {
+            lines: 10_000,
+            baud: 115_200,
+        }
+    }
+}
+
+/// Every protocol's rows: GRBL (character counting, send-and-wait); Marlin joins when its simulator lands.
+pub async fn run_streaming_bench(
+    options: &StreamingBenchOptions,
+) -> anyhow::Result<Vec<StreamingRow>> {
+    let mut rows = grbl_rows(options).await?;
+    Ok(rows)
+}
+
+/// GRBL's two streaming methods over a real PTY at the emulated baud rate, with motion so fast
+/// that only the wire and the acknowledgements limit the rate.
+pub async fn grbl_rows(options: &StreamingBenchOptions) -> anyhow::Result<Vec<StreamingRow>> {
+    use microfab_drivers::grbl::Streaming;
+    let mut rows = Vec::new();
+    for (method, streaming) in [
+        ("character counting", Streaming::CharacterCounting),
+        ("send and wait", Streaming::SendAndWait),
+    ] {
+        rows.push(grbl_row(options, method, streaming).await?);
+    }
+    Ok(rows)
+}
+
+/// Short, unique moves (`G1X12.5Y10.3`, 12 to 14 bytes with the newline).
+pub fn grbl_bench_program(lines: usize) -> Vec<String> {
+    let mut program: Vec<String> = (0..lines)
+        .map(|i| {
+            let x = 10.0 + (i % 400) as f64 * 0.5;
+            let y = 10.0 + (i / 400) as f64 * 0.1;
+            format!("G1X{x:.1}Y{y:.1}")
+        })
+        .collect();
+    if let Some(first) = program.first_mut() {
+        first.push_str("F3000");
+    }
+    program
+}
+
+async fn grbl_row(
+    options: &StreamingBenchOptions,
+    method: &'static str,
+    streaming: microfab_drivers::grbl::Streaming,
+) -> anyhow::Result<StreamingRow> {
+    use anyhow::Context;
+    use microfab_drivers::grbl::{GrblConfig, GrblDriver};
+    use microfab_drivers::{Condition, Driver, DriverCommand, DriverEvent, JobRun, Program};
+
+    let link = std::env::temp_dir().join(format!(
+        "microfab-bench-grbl-{}-{}",
+        std::process::id(),
+        method.replace(' ', "-")
+    ));
+    let mut args = crate::grbl::GrblSimArgs::new(&link);
+    args.baud = options.baud;
+    args.time_scale = 1e9;
+    args.boot_ms = 0;
+    let sim = crate::grbl::GrblSim::spawn(args).context("starting the GRBL simulator")?;
+    let mut config = GrblConfig::new(link.to_string_lossy());
+    config.baud = options.baud;
+    config.streaming = streaming;
+    let mut driver = GrblDriver::new(config);
+    let wire_bytes_per_second = f64::from(options.baud) / 10.0;
+    let program = grbl_bench_program(options.lines);
+    let payload: usize = program.iter().map(|line| line.len() + 1).sum();
+    // Send-and-wait needs about three line times per line; leave ample room.
+    let limit = Duration::from_secs_f64(4.0 * payload as f64 / wire_bytes_per_second + 30.0);
+    let result = tokio::time::timeout(limit, async {
+        while driver.next_event().await != DriverEvent::Condition(Condition::Idle) {}
+        let started = tokio::time::Instant::now();
+        driver
+            .command(DriverCommand::Run(JobRun {
+                job_id: 1,
+                program: Program::GCode {
+                    name: "bench.nc".into(),
+                    text: program.join("\n").into(),
+                },
+                units: 1,
+                expected_seconds: 0.0,
+            }))
+            .await?;
+        let total = program.len() as u64;
+        let mut streamed = None;
+        loop {
+            match driver.next_event().await {
+                DriverEvent::JobProgress { done, .. } if done == total => {
+                    streamed = Some(started.elapsed());
+                }
+                DriverEvent::JobFinished { .. } => break,
+                event @ (DriverEvent::JobInterrupted { .. } | DriverEvent::JobFailed { .. }) => {
+                    anyhow::bail!("the bench job did not finish: {event:?}")
+                }
+                _ => {}
+            }
+        }
+        streamed.context("no progress event for the last line")
+    })
+    .await;
+    let record = sim.record();
+    sim.shutdown().await?;
+    let seconds = result
+        .with_context(|| format!("GRBL {method}: the bench job took longer than {limit:?}"))??
+        .as_secs_f64();
+    let (lost, doubled) = lost_and_doubled(&program, &record.executed);
+    Ok(StreamingRow {
+        protocol: "grbl",
+        method,
+        corruption: 0.0,
+        efficiency: payload as f64 / seconds / wire_bytes_per_second,
+        lost,
+        doubled,
+        lines: program.len() as u64,
+        seconds,
+    })
+}
+
+/// Lines of the program missing from the execution log, and lines executed more than once.
+fn lost_and_doubled(program: &[String], executed: &[String]) -> (u64, u64) {
+    let mut counts: std::collections::HashMap<&str, i64> = std::collections::HashMap::new();
+    for line in program {
+        *counts.entry(line).or_default() -= 1;
+    }
+    for line in executed {
+        *counts.entry(line).or_default() += 1;
+    }
+    let lost = counts
+        .values()
+        .filter(|&&c| c < 0)
+        .map(|&c| -c)
+        .sum::<i64>();
+    let doubled = counts.values().filter(|&&c| c > 0).sum::<i64>();
+    (lost as u64, doubled as u64)
 }
