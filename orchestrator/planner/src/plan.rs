@@ -558,6 +558,22 @@ mod tests {
             |p| assert_eq!(p.objective.setup_time, 2 * 10 * MIN),
         );
         check(
+            "named machines only (work envelope)",
+            PlanInput {
+                machines: vec![machine("fast", "fdm", 0.5), machine("big", "fdm", 2.0)],
+                orders: vec![order("o", Priority::Standard, 0)],
+                runs: vec![PlanRun {
+                    only_on: vec!["big".into()],
+                    ..run(1, "o", "fdm", 60.0, "f")
+                }],
+                ..PlanInput::default()
+            },
+            |p| assert_eq!(planned(p, 1).machine_id, "big"),
+        );
+        check("nothing to plan", PlanInput::default(), |p| {
+            assert_eq!(*p, Plan::default());
+        });
+        check(
             "fast machine preferred",
             PlanInput {
                 machines: vec![machine("slow", "fdm", 2.0), machine("fast", "fdm", 0.5)],
