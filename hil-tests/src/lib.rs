@@ -4,4 +4,5 @@
 
 pub mod bench;
 pub mod grbl;
+pub mod marlin;
 pub mod pty;

@@ -1,7 +1,424 @@
-//! Marlin (and Marlin-compatible) 3D printers over USB serial.
+//! Marlin (and Marlin-compatible: Prusa-Firmware, Klipper's G-code replies) 3D printers over
+//! USB serial.
+//!
+//! [`MarlinDriver`] runs the pure [`protocol::Protocol`] over a [`crate::link::SerialLink`]:
+//! it opens the port inside [`Driver::next_event`] (reporting `Unavailable` until the firmware
+//! answered the handshake), feeds received bytes and timeouts to the protocol, writes what it
+//! returns and turns its events into [`DriverEvent`]s. A lost link (I/O error, end of file, or
+//! silence past the protocol's tiered timeouts) interrupts the job — it is never continued
+//! silently — and the port is reopened with backoff.
+//!
+//! A job is done when every line was acknowledged, the `M400` appended to it
+//! ([`MarlinConfig::finish_with_m400`]) has returned (the moves are finished) and the final
+//! `M105` probe was answered.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use serde::Deserialize;
+use tokio::time::Instant;
+
+use crate::link::{Backoff, Reconnector, SerialLink, SerialSettings};
+use crate::traffic::TrafficLog;
+use crate::{Condition, Driver, DriverCommand, DriverError, DriverEvent, Program};
 
 pub mod protocol;
 pub mod reply;
 
+use protocol::{Protocol, ProtocolEvent, Settings};
+use reply::Temperatures;
+
+/// One printer's `[machines.*.marlin]` table. Only `port` is required.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MarlinConfig {
+    /// Serial device, preferably `/dev/serial/by-id/usb-...` (stable across replugs).
+    pub port: String,
+    /// 115200 or 250000 on most boards; irrelevant on native USB, where any value works.
+    #[serde(default = "defaults::baud")]
+    pub baud: u32,
+    /// Lines sent ahead of the acknowledgements. 1 (the default) is safe on every board; see
+    /// [`protocol`] for why a larger window can run a command twice after a checksum error on
+    /// UART-bridged boards.
+    #[serde(default = "defaults::in_flight")]
+    pub in_flight: usize,
+    #[serde(default = "defaults::command_timeout_ms")]
+    pub command_timeout_ms: u64,
+    /// Silence allowed while M109/M190/M400/G28/G29 and the like run; `busy:` keep-alives and
+    /// temperature reports restart it.
+    #[serde(default = "defaults::long_command_timeout_ms")]
+    pub long_command_timeout_ms: u64,
+    #[serde(default = "defaults::handshake_retry_ms")]
+    pub handshake_retry_ms: u64,
+    /// Temperature poll while idle or paused.
+    #[serde(default = "defaults::poll_interval_ms")]
+    pub poll_interval_ms: u64,
+    /// Quiet time before resending when later lines were in flight (see [`protocol`]).
+    #[serde(default = "defaults::resend_settle_ms")]
+    pub resend_settle_ms: u64,
+    #[serde(default = "defaults::max_consecutive_resends")]
+    pub max_consecutive_resends: u32,
+    /// A numbered M105 probe every this many lines resynchronises the `ok` count.
+    #[serde(default = "defaults::resync_interval")]
+    pub resync_interval: usize,
+    /// Marlin 2.x sends `ok` after `Resend:`; set false for firmware that does not.
+    #[serde(default = "defaults::yes")]
+    pub ok_after_resend: bool,
+    #[serde(default = "defaults::yes")]
+    pub finish_with_m400: bool,
+    /// Sent after an abort, a cancel on the printer or a failed job.
+    #[serde(default = "protocol::default_cancel_script")]
+    pub cancel_script: Vec<String>,
+    #[serde(default = "defaults::reconnect_min_ms")]
+    pub reconnect_min_ms: u64,
+    #[serde(default = "defaults::reconnect_max_ms")]
+    pub reconnect_max_ms: u64,
+    #[serde(default = "defaults::traffic_capacity")]
+    pub traffic_capacity: usize,
+}
+
+mod defaults {
+    use super::Settings;
+
+    pub fn baud() -> u32 {
+        115_200
+    }
+    pub fn in_flight() -> usize {
+        Settings::default().in_flight
+    }
+    pub fn command_timeout_ms() -> u64 {
+        Settings::default().command_timeout.as_millis() as u64
+    }
+    pub fn long_command_timeout_ms() -> u64 {
+        Settings::default().long_command_timeout.as_millis() as u64
+    }
+    pub fn handshake_retry_ms() -> u64 {
+        Settings::default().handshake_retry.as_millis() as u64
+    }
+    pub fn poll_interval_ms() -> u64 {
+        Settings::default().poll_interval.as_millis() as u64
+    }
+    pub fn resend_settle_ms() -> u64 {
+        Settings::default().resend_settle.as_millis() as u64
+    }
+    pub fn max_consecutive_resends() -> u32 {
+        Settings::default().max_consecutive_resends
+    }
+    pub fn resync_interval() -> usize {
+        Settings::default().resync_interval
+    }
+    pub fn yes() -> bool {
+        true
+    }
+    pub fn reconnect_min_ms() -> u64 {
+        250
+    }
+    pub fn reconnect_max_ms() -> u64 {
+        10_000
+    }
+    pub fn traffic_capacity() -> usize {
+        Settings::default().traffic_capacity
+    }
+}
+
+impl MarlinConfig {
+    /// All defaults, on `port`.
+    pub fn new(port: impl Into<String>) -> MarlinConfig {
+        MarlinConfig {
+            port: port.into(),
+            baud: defaults::baud(),
+            in_flight: defaults::in_flight(),
+            command_timeout_ms: defaults::command_timeout_ms(),
+            long_command_timeout_ms: defaults::long_command_timeout_ms(),
+            handshake_retry_ms: defaults::handshake_retry_ms(),
+            poll_interval_ms: defaults::poll_interval_ms(),
+            resend_settle_ms: defaults::resend_settle_ms(),
+            max_consecutive_resends: defaults::max_consecutive_resends(),
+            resync_interval: defaults::resync_interval(),
+            ok_after_resend: true,
+            finish_with_m400: true,
+            cancel_script: protocol::default_cancel_script(),
+            reconnect_min_ms: defaults::reconnect_min_ms(),
+            reconnect_max_ms: defaults::reconnect_max_ms(),
+            traffic_capacity: defaults::traffic_capacity(),
+        }
+    }
+
+    pub fn protocol_settings(&self) -> Settings {
+        // Zero durations would make the protocol's timers fire in a loop.
+        let ms = |ms: u64| Duration::from_millis(ms.max(10));
+        Settings {
+            in_flight: self.in_flight.max(1),
+            command_timeout: ms(self.command_timeout_ms),
+            long_command_timeout: ms(self.long_command_timeout_ms),
+            handshake_retry: ms(self.handshake_retry_ms),
+            poll_interval: ms(self.poll_interval_ms),
+            resend_settle: Duration::from_millis(self.resend_settle_ms),
+            max_consecutive_resends: self.max_consecutive_resends,
+            resync_interval: self.resync_interval.max(1),
+            ok_after_resend: self.ok_after_resend,
+            finish_with_m400: self.finish_with_m400,
+            cancel_script: self.cancel_script.clone(),
+            traffic_capacity: self.traffic_capacity,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct MarlinDriver {
+    config: MarlinConfig,
+    reconnector: Reconnector,
+    link: Option<SerialLink>,
+    connected_before: bool,
+    protocol: Protocol,
+    job_id: Option<i64>,
+    condition: Option<Condition>,
+    pending: VecDeque<DriverEvent>,
+}
+
+impl MarlinDriver {
+    /// Does not touch the port: it is opened (and reopened) inside [`Driver::next_event`].
+    pub fn new(config: MarlinConfig) -> MarlinDriver {
+        let settings = SerialSettings::new(config.port.clone(), config.baud);
+        let backoff = Backoff::new(
+            Duration::from_millis(config.reconnect_min_ms),
+            Duration::from_millis(config.reconnect_max_ms),
+        );
+        let protocol = Protocol::new(config.protocol_settings(), now());
+        let mut driver = MarlinDriver {
+            reconnector: Reconnector::new(settings, backoff),
+            link: None,
+            connected_before: false,
+            protocol,
+            job_id: None,
+            condition: None,
+            pending: VecDeque::new(),
+            config,
+        };
+        let reason = format!("connecting to {}", driver.config.port);
+        driver.set_condition(Condition::Unavailable { reason });
+        driver
+    }
+
+    pub fn config(&self) -> &MarlinConfig {
+        &self.config
+    }
+
+    /// The last temperature report.
+    pub fn temperatures(&self) -> Option<&Temperatures> {
+        self.protocol.temperatures()
+    }
+
+    /// `FIRMWARE_NAME` from M115, once connected.
+    pub fn firmware(&self) -> Option<&str> {
+        self.protocol.firmware()
+    }
+
+    fn set_condition(&mut self, condition: Condition) {
+        if self.condition.as_ref() != Some(&condition) {
+            self.condition = Some(condition.clone());
+            self.pending.push_back(DriverEvent::Condition(condition));
+        }
+    }
+
+    fn link_lost(&mut self, reason: String) {
+        tracing::warn!(port = %self.config.port, %reason, "marlin link lost");
+        self.protocol.connection_lost(reason);
+        self.drain_protocol();
+    }
+
+    /// Turn the protocol's events into driver events.
+    fn drain_protocol(&mut self) {
+        while let Some(event) = self.protocol.poll_event() {
+            match event {
+                ProtocolEvent::Ready { firmware } => {
+                    tracing::info!(port = %self.config.port, ?firmware, "marlin printer ready");
+                    self.set_condition(Condition::Idle);
+                }
+                ProtocolEvent::Temperatures(_) => {}
+                ProtocolEvent::JobProgress { done, total } => {
+                    if let Some(job_id) = self.job_id {
+                        self.pending.push_back(DriverEvent::JobProgress {
+                            job_id,
+                            done,
+                            total,
+                        });
+                    }
+                }
+                ProtocolEvent::JobDone => {
+                    if let Some(job_id) = self.job_id.take() {
+                        self.pending.push_back(DriverEvent::JobFinished {
+                            job_id,
+                            scrapped: 0,
+                            scrap_reason: None,
+                        });
+                    }
+                    self.set_condition(Condition::Idle);
+                }
+                ProtocolEvent::JobFailed { reason } => {
+                    if let Some(job_id) = self.job_id.take() {
+                        self.pending
+                            .push_back(DriverEvent::JobFailed { job_id, reason });
+                    }
+                }
+                ProtocolEvent::JobInterrupted { reason } => {
+                    if let Some(job_id) = self.job_id.take() {
+                        self.pending
+                            .push_back(DriverEvent::JobInterrupted { job_id, reason });
+                    }
+                    if self.protocol.busy() {
+                        // The cancel script is running.
+                        self.set_condition(Condition::Busy);
+                    }
+                }
+                ProtocolEvent::CancelDone => self.set_condition(Condition::Idle),
+                ProtocolEvent::PausedByPrinter { .. } => self.set_condition(Condition::Paused),
+                ProtocolEvent::ResumedByPrinter => self.set_condition(Condition::Busy),
+                ProtocolEvent::Halted { reason } => {
+                    self.set_condition(Condition::Alarm { reason });
+                }
+                ProtocolEvent::FirmwareReset => {
+                    let reason = "the firmware restarted; waiting for it to answer".to_string();
+                    self.set_condition(Condition::Unavailable { reason });
+                }
+                ProtocolEvent::LinkDead { reason } => {
+                    if self.link.take().is_some() {
+                        self.reconnector.lost();
+                    }
+                    self.set_condition(Condition::Unavailable { reason });
+                }
+            }
+        }
+        if let Some(link) = self.link.as_mut() {
+            link.queue(&self.protocol.take_outgoing());
+        }
+    }
+
+    async fn connect(&mut self) {
+        match self.reconnector.connect().await {
+            Ok(link) => {
+                tracing::info!(port = %self.config.port, "marlin port open");
+                self.link = Some(link);
+                self.protocol.reconnected(now());
+                if self.connected_before {
+                    self.protocol.traffic_mut().counters.reconnects += 1;
+                }
+                self.connected_before = true;
+                let reason = "waiting for the firmware to answer".to_string();
+                self.set_condition(Condition::Unavailable { reason });
+                self.drain_protocol();
+            }
+            Err(error) => {
+                let reason = error.to_string();
+                self.set_condition(Condition::Unavailable { reason });
+            }
+        }
+    }
+}
+
+/// The protocol's clock: tokio's, so tests with a paused clock drive the timeouts.
+fn now() -> std::time::Instant {
+    Instant::now().into_std()
+}
+
+#[async_trait::async_trait]
+impl Driver for MarlinDriver {
+    fn kind(&self) -> &'static str {
+        "marlin"
+    }
+
+    async fn command(&mut self, command: DriverCommand) -> Result<(), DriverError> {
+        let result = match command {
+            DriverCommand::Run(job) => {
+                let Program::GCode { text, .. } = &job.program else {
+                    return Err(DriverError::Unsupported("run of a named program"));
+                };
+                let program = protocol::prepare_program(text)
+                    .map_err(|error| DriverError::Preflight(error.to_string()))?;
+                if self.link.is_none() || !self.protocol.is_ready() {
+                    let reason = self
+                        .protocol
+                        .unavailable_reason()
+                        .unwrap_or_else(|| "not connected".into());
+                    return Err(DriverError::LinkDown(reason));
+                }
+                self.protocol
+                    .start_job(program, now())
+                    .map_err(|error| DriverError::Refused(error.to_string()))?;
+                self.job_id = Some(job.job_id);
+                self.set_condition(Condition::Busy);
+                self.pending
+                    .push_back(DriverEvent::JobStarted { job_id: job.job_id });
+                Ok(())
+            }
+            DriverCommand::Pause => self.protocol.pause().map(|()| {
+                self.set_condition(Condition::Paused);
+            }),
+            DriverCommand::Resume => self.protocol.resume(now()).map(|()| {
+                self.set_condition(Condition::Busy);
+            }),
+            DriverCommand::Abort => self.protocol.cancel("aborted by operator", now()),
+            DriverCommand::ConfirmManual { .. } => return Err(DriverError::Unsupported("confirm")),
+        };
+        self.drain_protocol();
+        result.map_err(|error| DriverError::Refused(error.to_string()))
+    }
+
+    async fn next_event(&mut self) -> DriverEvent {
+        loop {
+            if let Some(event) = self.pending.pop_front() {
+                return event;
+            }
+            let Some(link) = self.link.as_mut() else {
+                self.connect().await;
+                continue;
+            };
+            let deadline = self.protocol.poll_timeout().map(Instant::from_std);
+            tokio::select! {
+                received = link.transfer() => match received {
+                    Ok(bytes) => {
+                        let bytes = bytes.to_vec();
+                        self.protocol.receive(&bytes, now());
+                    }
+                    Err(error) => self.link_lost(format!("link to {} lost: {error}", self.config.port)),
+                },
+                () = sleep_until_some(deadline) => self.protocol.handle_timeout(now()),
+            }
+            self.drain_protocol();
+        }
+    }
+
+    fn traffic(&self) -> Option<&TrafficLog> {
+        Some(self.protocol.traffic())
+    }
+}
+
+async fn sleep_until_some(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
 #[cfg(test)]
 mod transcripts;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_needs_only_a_port_and_rejects_unknown_keys() {
+        let config: MarlinConfig = toml_like(r#"{"port": "/dev/ttyACM0"}"#).unwrap();
+        assert_eq!(config, MarlinConfig::new("/dev/ttyACM0"));
+        assert_eq!(config.in_flight, 1);
+        assert_eq!(config.baud, 115_200);
+        let typo = toml_like(r#"{"port": "/dev/ttyACM0", "in_fligth": 4}"#);
+        assert!(typo.unwrap_err().contains("unknown field"));
+        assert!(toml_like(r#"{"baud": 250000}"#).is_err());
+    }
+
+    fn toml_like(json: &str) -> Result<MarlinConfig, String> {
+        serde_json::from_str(json).map_err(|e| e.to_string())
+    }
+}

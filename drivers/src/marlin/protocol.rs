@@ -5,9 +5,10 @@
 //! The program is stripped of comments and blank lines ([`prepare_program`]) and numbered:
 //! line 0 is `N0 M110 N0*125`, which Marlin applies while *reading* it (not when executing),
 //! so the numbering is reset even if the firmware still counts from an earlier job; program
-//! lines follow as `N<n> <command>*<xor checksum>`, then `M400` (optional) and a final `M105`.
-//! Nothing else is sent until line 0 is acknowledged, so a resend request can never be
-//! answered by resending `M110` after later lines were accepted.
+//! line 1 is an `M105` probe (see below); program lines follow as `N<n> <command>*<checksum>`,
+//! then `M400` (optional) and a final `M105`. Nothing follows line 1 until the probe is
+//! answered: the `ok` count starts exact, and a resend request can never be answered by
+//! resending `M110` after later lines were accepted.
 //!
 //! Acknowledgements: every line Marlin reads produces exactly one `ok` (after executing it, or
 //! right after a `Resend:` when the line was rejected), in order. Up to
@@ -16,15 +17,20 @@
 //!
 //! Resends: `Resend: R` (or `rs R`) means Marlin accepted everything before `R` and nothing
 //! from `R` on; we rewind to `R` and send again from the history. Lines already sent after `R`
-//! are stale: each may still draw its own `Error:Line Number is not Last Line Number+1` and
-//! `Resend: R`, which we ignore (as many as were stale), so no line goes out twice for one
-//! fault. The `ok` Marlin 2.x prints right after `Resend:` belongs to the rejected line and is
+//! are stale: each draws its own `Error:Line Number is not Last Line Number+1` and `Resend: R`
+//! (or is silently dropped, because every line error also empties Marlin's receive buffer). So
+//! with such lines in flight we wait until the printer has been quiet for
+//! [`Settings::resend_settle`] before resending, and ignore requests for `R` meanwhile: no line
+//! goes out twice for one fault, and the resent lines are not thrown away with the stale ones.
+//! The `ok` Marlin 2.x prints right after `Resend:` belongs to the rejected line and is
 //! swallowed ([`Settings::ok_after_resend`]).
 //!
 //! Probes: some `ok`s cannot be told apart (a line whose `N` was hit by noise is read as an
 //! unnumbered command and acknowledged; a lost `ok` leaves one missing), so the count can drift.
 //! Numbered `M105` probes resynchronise it: M105 answers `ok T:...`, and since Marlin executes
-//! in order, that answer proves every line before the probe was accepted and executed. A probe
+//! in order, that answer proves every line before the probe was accepted and executed. A plain
+//! `ok` never acknowledges a probe, so a stray `ok` can run the count ahead but never finish a
+//! job early. A probe
 //! goes out every [`Settings::resync_interval`] lines, when the printer is silent past the
 //! timeout (the "tickle"), and at the end of every stream: a job is done only when its final
 //! probe is answered.
@@ -46,11 +52,15 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use super::reply::{self, ErrorReply, HostAction, LineError, Reply, Temperatures};
+use super::reply::{self, ErrorReply, HostAction, Reply, Temperatures};
 use crate::traffic::{Direction, TrafficLog};
 
 /// Marlin's `MAX_CMD_SIZE`: a line longer than this, framing included, is cut by the firmware.
 pub const MAX_CMD_SIZE: usize = 96;
+
+/// Every stream starts with `M110 N0` and an `M105` probe; nothing follows until the probe is
+/// answered, so the `ok` count starts exact whatever was left over from before.
+const SYNC_LINES: usize = 2;
 
 /// Commands that may legitimately keep the printer silent for minutes.
 const LONG_COMMANDS: [&str; 17] = [
@@ -141,8 +151,10 @@ pub struct Settings {
     pub handshake_retry: Duration,
     /// Temperature poll (`M105`) while idle or paused; also proves the link alive.
     pub poll_interval: Duration,
-    /// Resend requests in a row (without the resent line getting through) before the link is
-    /// declared faulty.
+    /// After a resend request with later lines in flight, wait until the printer has been quiet
+    /// this long (their stale error replies have drained) before resending.
+    pub resend_settle: Duration,
+    /// Resend requests in a row for the same line before the link is declared faulty.
     pub max_consecutive_resends: u32,
     /// A numbered `M105` probe after this many lines, to resynchronise the `ok` count.
     pub resync_interval: usize,
@@ -164,6 +176,7 @@ impl Default for Settings {
             long_command_timeout: Duration::from_secs(900),
             handshake_retry: Duration::from_secs(2),
             poll_interval: Duration::from_secs(5),
+            resend_settle: Duration::from_millis(20),
             max_consecutive_resends: 10,
             resync_interval: 200,
             ok_after_resend: true,
@@ -270,13 +283,6 @@ impl StreamLine {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
-struct ResendEpoch {
-    line: usize,
-    /// Lines sent after `line` before the rewind; each may still draw a stale resend request.
-    stale_left: usize,
-}
-
 /// Numbered lines: the job (or the cancel script), indexed by line number.
 #[derive(Debug)]
 struct Stream {
@@ -292,8 +298,13 @@ struct Stream {
     /// Probes sent and not yet answered, oldest first.
     probes: VecDeque<usize>,
     since_probe: usize,
-    resend: Option<ResendEpoch>,
+    /// After a resend request, waiting for the lines sent after the rejected one to drain.
+    settling: bool,
+    /// The last line the firmware certainly executed (answered probe, `ADVANCED_OK`).
+    confirmed: Option<usize>,
+    /// Fresh requests for `last_resend` in a row.
     consecutive_resends: u32,
+    last_resend: Option<usize>,
 }
 
 impl Stream {
@@ -329,11 +340,12 @@ pub struct Protocol {
     next_poll: Instant,
     /// Last `ok`, resend request or keep-alive.
     last_progress: Instant,
+    /// Last line received.
+    last_rx: Instant,
     /// When a probe was sent because the printer went silent.
     tickle_at: Option<Instant>,
     /// The previous line was a resend request: an `ok` now belongs to it.
     swallow_ok: bool,
-    last_line_error: Option<LineError>,
     firmware: Option<String>,
     temperatures: Option<Temperatures>,
     stream: Option<Stream>,
@@ -359,9 +371,9 @@ impl Protocol {
             poll_sent_at: now,
             next_poll: now,
             last_progress: now,
+            last_rx: now,
             tickle_at: None,
             swallow_ok: false,
-            last_line_error: None,
             firmware: None,
             temperatures: None,
             stream: None,
@@ -446,7 +458,7 @@ impl Protocol {
             return Err(CommandError::Busy);
         }
         let total = program.len() as u64;
-        let mut lines = vec![StreamLine::added("M110 N0")];
+        let mut lines = vec![StreamLine::added("M110 N0"), StreamLine::added("M105")];
         lines.extend(program.into_iter().enumerate().map(|(i, text)| StreamLine {
             probe: command_word(&text) == "M105",
             long: is_long_command(&text),
@@ -466,8 +478,10 @@ impl Protocol {
             reported_percent: None,
             probes: VecDeque::new(),
             since_probe: 0,
-            resend: None,
+            settling: false,
+            confirmed: None,
             consecutive_resends: 0,
+            last_resend: None,
         });
         self.pump(now);
         Ok(())
@@ -539,6 +553,10 @@ impl Protocol {
             Phase::Handshake { next_try, .. } => Some(*next_try),
             Phase::Halted { .. } | Phase::Dead { .. } => None,
             Phase::Ready => match &self.stream {
+                Some(stream) if stream.settling => {
+                    let settled = self.last_rx + self.settings.resend_settle;
+                    Some(settled.min(self.stall_deadline(stream)))
+                }
                 Some(stream) if stream.in_flight() > 0 => Some(self.stall_deadline(stream)),
                 Some(stream) if stream.paused => Some(self.next_poll),
                 Some(_) => None,
@@ -594,6 +612,13 @@ impl Protocol {
             }
             return;
         };
+        if stream.settling && now >= self.last_rx + self.settings.resend_settle {
+            if let Some(stream) = self.stream.as_mut() {
+                stream.settling = false;
+            }
+            self.pump(now);
+            return;
+        }
         if stream.in_flight() > 0 {
             if now < self.stall_deadline(stream) {
                 return;
@@ -628,6 +653,7 @@ impl Protocol {
     fn handle_line(&mut self, line: &str, now: Instant) {
         self.traffic
             .record(self.at_ms(now), Direction::Received, line);
+        self.last_rx = now;
         let after_resend = std::mem::take(&mut self.swallow_ok);
         match reply::parse(line) {
             Reply::Ok { .. } if after_resend => {}
@@ -695,23 +721,25 @@ impl Protocol {
             return;
         };
         self.tickle_at = None;
-        let acked = if answered_m105 && let Some(probe) = stream.probes.pop_front() {
+        // `confirmed`: a line the firmware has certainly executed (a plain `ok` may be stray).
+        let (acked, confirmed) = if answered_m105 && let Some(probe) = stream.probes.pop_front() {
             // Marlin executes in order: everything up to the probe was accepted and executed.
-            probe + 1
+            (probe + 1, Some(probe))
         } else if let Some(n) = advanced_line.map(|n| n as usize)
             && n >= stream.acked
             && n < stream.next
         {
-            n + 1
-        } else if stream.acked < stream.next {
-            stream.acked + 1
+            (n + 1, Some(n))
+        } else if stream.acked < stream.next && !stream.lines[stream.acked].probe {
+            (stream.acked + 1, None)
         } else {
+            // Nothing in flight, or the oldest line is a probe, which only `ok T:` answers
+            // (lines after it execute after it): a stray `ok`.
             return;
         };
         stream.acked = acked;
-        if stream.resend.is_some_and(|epoch| acked > epoch.line) {
-            stream.resend = None;
-            stream.consecutive_resends = 0;
+        if confirmed.is_some() {
+            stream.confirmed = confirmed;
         }
         self.report_progress();
         self.finish_stream_if_done(now);
@@ -764,36 +792,38 @@ impl Protocol {
         self.last_progress = now;
         self.tickle_at = None;
         self.swallow_ok = self.settings.ok_after_resend;
-        let last_error = self.last_line_error.take();
-        let slack = self.settings.in_flight + 2;
         let Some(stream) = self.stream.as_mut() else {
             return;
         };
         let requested = usize::try_from(number).unwrap_or(usize::MAX);
-        let rewind_to = if stream.acked == 0 {
-            // Line 0 (M110) is alone in flight and the firmware still counts from its old
-            // numbering, so any request means "M110 did not get through".
+        let rewind_to = if stream.acked < SYNC_LINES && requested != 1 {
+            // Only M110 and the sync probe are in flight, and until M110 gets through the
+            // firmware counts from its old numbering: start over from M110.
             0
         } else if requested >= stream.next {
-            // A line we have not sent (yet, after a rewind): the stale tail of a resend.
+            // A line not sent since the rewind: a stale request from lines sent before it.
             return;
-        } else if requested + slack < stream.acked {
+        } else if stream
+            .confirmed
+            .is_some_and(|confirmed| requested + self.settings.in_flight < confirmed)
+        {
+            // (Slack of one window: the tail of a probe cut by Marlin's receive-buffer flush
+            // can answer for the probe.)
             let reason = format!(
-                "the printer asked for line {requested}, long acknowledged: it lost its state"
+                "the printer asked for line {requested}, which it had executed: it lost its state"
             );
             self.interrupt_and_rehandshake(reason, now);
             return;
         } else {
             requested
         };
-        if let Some(epoch) = stream.resend.as_mut()
-            && epoch.line == rewind_to
-            && epoch.stale_left > 0
-            && (last_error == Some(LineError::LineNumber) || rewind_to == 0)
-        {
-            epoch.stale_left -= 1;
+        if stream.settling && rewind_to == stream.next {
             return;
         }
+        if stream.last_resend != Some(rewind_to) {
+            stream.consecutive_resends = 0;
+        }
+        stream.last_resend = Some(rewind_to);
         stream.consecutive_resends += 1;
         self.traffic.counters.resends += 1;
         if stream.consecutive_resends > self.settings.max_consecutive_resends {
@@ -804,10 +834,9 @@ impl Protocol {
             self.link_dead(reason);
             return;
         }
-        stream.resend = Some(ResendEpoch {
-            line: rewind_to,
-            stale_left: stream.next.saturating_sub(rewind_to + 1),
-        });
+        // Lines sent after the rejected one are still arriving; each line error also empties
+        // Marlin's receive buffer, so resending now could be thrown away with them.
+        stream.settling = stream.next > rewind_to + 1;
         stream.next = rewind_to;
         stream.acked = stream.acked.min(rewind_to);
         stream.probes.retain(|&probe| probe < rewind_to);
@@ -817,7 +846,7 @@ impl Protocol {
     fn on_error(&mut self, error: ErrorReply, now: Instant) {
         self.traffic.counters.errors += 1;
         match error {
-            ErrorReply::Line { kind, .. } => self.last_line_error = Some(kind),
+            ErrorReply::Line { .. } => {}
             ErrorReply::Fatal(reason) => {
                 if matches!(self.phase, Phase::Halted { .. }) {
                     return;
@@ -905,6 +934,11 @@ impl Protocol {
         self.send_unnumbered("M110 N0", now);
     }
 
+    /// The transport failed (I/O error, end of file): the job, if any, is interrupted.
+    pub fn connection_lost(&mut self, reason: String) {
+        self.link_dead(reason);
+    }
+
     fn link_dead(&mut self, reason: String) {
         if self.job_active() {
             self.events.push_back(ProtocolEvent::JobInterrupted {
@@ -927,9 +961,16 @@ impl Protocol {
             let Some(stream) = self.stream.as_mut() else {
                 return;
             };
-            let m110_unconfirmed = stream.acked == 0 && stream.next > 0;
-            let held = stream.paused && stream.purpose == Purpose::Job;
-            if m110_unconfirmed || held || stream.in_flight() >= self.settings.in_flight {
+            let m110_unconfirmed = stream.acked < SYNC_LINES && stream.next >= SYNC_LINES;
+            let held = (stream.paused && stream.purpose == Purpose::Job) || stream.settling;
+            // One line at a time until the sync probe is answered: a line error empties Marlin's
+            // receive buffer, and the tail of the probe must not answer for it.
+            let window = if stream.acked < SYNC_LINES {
+                1
+            } else {
+                self.settings.in_flight
+            };
+            if m110_unconfirmed || held || stream.in_flight() >= window {
                 return;
             }
             if stream.next == stream.lines.len() {

@@ -1,0 +1,138 @@
+//! Marlin rows of `microfab bench streaming`: the driver streams short G-code lines to the
+//! simulator over a real PTY at the given baud rate, with 0 % and 1 % of the host's lines
+//! corrupted on the wire (one flipped bit; the firmware's checksum catches it and asks for a
+//! resend), for one line in flight (the driver's default) and for a window of four.
+//!
+//! Definitions:
+//! - **payload** = the program's stripped lines, each with its newline: the bytes a host would
+//!   send without line numbers and checksums. Marlin's framing (`N1234 ` and `*85`) is overhead,
+//!   so even a saturated wire cannot reach efficiency 1: with these lines the ceiling is
+//!   payload / framed bytes (reported as `ceiling`).
+//! - **efficiency** = payload bytes per second ÷ (baud / 10), timed from the run command to
+//!   the driver's `JobFinished` (which waits for `M400` and the final probe).
+//! - **wire utilisation** = all bytes the firmware received (framing, probes and resends
+//!   included) per second ÷ (baud / 10).
+//! - **lost / doubled** from the simulator's execution log against the program (every line is
+//!   unique, so each must run exactly once).
+
+use std::time::Duration;
+
+use anyhow::Context;
+use microfab_drivers::DriverEvent;
+
+use super::fault::{Fault, FaultKind};
+use super::firmware::FirmwareConfig;
+use super::harness::{Comparison, Rig};
+use crate::bench::StreamingRow;
+
+/// One measured run, with what does not fit a [`StreamingRow`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct BenchRun {
+    pub row: StreamingRow,
+    pub wire_utilisation: f64,
+    /// Best efficiency the framing allows: payload bytes ÷ framed bytes.
+    pub ceiling: f64,
+    pub resends: u64,
+    /// Commands executed that were not in the program (tails of lines cut by Marlin's
+    /// receive-buffer flush).
+    pub foreign: u64,
+}
+
+/// The methods measured: (name, lines in flight).
+pub const METHODS: [(&str, usize); 2] =
+    [("ping-pong (1 in flight)", 1), ("window (4 in flight)", 4)];
+
+/// 10,000 lines at 115,200 baud is the documented benchmark.
+pub async fn bench_rows(lines: usize, baud: u32) -> anyhow::Result<Vec<StreamingRow>> {
+    let mut rows = Vec::new();
+    for run in bench_runs(lines, baud).await? {
+        rows.push(run.row);
+    }
+    Ok(rows)
+}
+
+pub async fn bench_runs(lines: usize, baud: u32) -> anyhow::Result<Vec<BenchRun>> {
+    let mut runs = Vec::new();
+    for (method, in_flight) in METHODS {
+        for corruption in [0.0, 0.01] {
+            runs.push(bench_run(method, in_flight, lines, baud, corruption).await?);
+        }
+    }
+    Ok(runs)
+}
+
+/// Short, unique moves: `G1 X12.50 Y34.30`.
+pub fn bench_program(lines: usize) -> Vec<String> {
+    (0..lines)
+        .map(|i| {
+            let x = 10.0 + (i % 400) as f64 * 0.5;
+            let y = 10.0 + (i / 400) as f64 * 0.1;
+            format!("G1 X{x:.2} Y{y:.2}")
+        })
+        .collect()
+}
+
+pub async fn bench_run(
+    method: &'static str,
+    in_flight: usize,
+    lines: usize,
+    baud: u32,
+    corruption: f64,
+) -> anyhow::Result<BenchRun> {
+    let program = bench_program(lines);
+    let firmware = FirmwareConfig {
+        // Moves take no time: the wire is the bottleneck being measured.
+        time_scale: 1e9,
+        faults: vec![Fault::at_time(
+            FaultKind::Noise {
+                probability: corruption,
+            },
+            0.0,
+        )],
+        ..FirmwareConfig::default()
+    };
+    let mut rig = Rig::start(baud, firmware, |config| {
+        config.in_flight = in_flight;
+        config.poll_interval_ms = 60_000;
+    })
+    .await?;
+    let bytes_before = rig.sim.bytes_received();
+    let started = tokio::time::Instant::now();
+    rig.run(1, &program.join("\n")).await?;
+    let wire_bytes_per_second = f64::from(baud) / 10.0;
+    let limit = Duration::from_secs_f64(lines as f64 * 60.0 / wire_bytes_per_second + 60.0);
+    let end = rig
+        .job_end(1, limit)
+        .await
+        .context("the bench job did not end")?;
+    let seconds = started.elapsed().as_secs_f64();
+    if !matches!(end, DriverEvent::JobFinished { .. }) {
+        anyhow::bail!("the bench job did not finish: {end:?}");
+    }
+    let payload: usize = program.iter().map(|line| line.len() + 1).sum();
+    let framed: usize = program
+        .iter()
+        .enumerate()
+        .map(|(i, line)| microfab_drivers::marlin::protocol::frame(i as u64 + 1, line).len() + 1)
+        .sum();
+    let received = rig.sim.bytes_received() - bytes_before;
+    let comparison = Comparison::new(&program, &rig.sim.execution_log());
+    let resends = microfab_drivers::Driver::traffic(&rig.driver)
+        .map_or(0, |traffic| traffic.counters.resends);
+    Ok(BenchRun {
+        row: StreamingRow {
+            protocol: "marlin",
+            method,
+            corruption,
+            efficiency: payload as f64 / seconds / wire_bytes_per_second,
+            lost: comparison.lost,
+            doubled: comparison.doubled,
+            lines: lines as u64,
+            seconds,
+        },
+        wire_utilisation: received as f64 / seconds / wire_bytes_per_second,
+        ceiling: payload as f64 / framed as f64,
+        resends,
+        foreign: comparison.foreign.len() as u64,
+    })
+}

@@ -1,0 +1,788 @@
+//! Marlin's serial command handling and enough of its machine to answer like it: bytes and time
+//! in, bytes out. The PTY runner ([`super::run`]) moves the bytes.
+//!
+//! Modelled on Marlin 2.1 (`gcode/queue.cpp`, `gcode/gcode.cpp`, `module/temperature.cpp`):
+//! - a receive buffer of [`FirmwareConfig::rx_buffer`] bytes (bytes beyond it are lost, as on
+//!   a UART) and a command ring of `BUFSIZE` ([`FirmwareConfig::bufsize`]) lines; serial input
+//!   is only read while the ring has room and no command is blocking;
+//! - line checks exactly as `get_serial_commands`: a line starting with `N` must carry
+//!   `last_N + 1` (unless it contains `M110`, whose own `N` is then taken at once) and a
+//!   matching `*` XOR checksum; a failure prints `Error:<why>, Last Line: <last_N>`, **empties
+//!   the receive buffer**, prints `Resend: <last_N + 1>` and `ok`. Lines without `N` are
+//!   accepted unchecked;
+//! - `ok` when a command finishes (a move: when it is in the planner, whose
+//!   [`FirmwareConfig::block_buffer`] blocks drain in machine time); M105 answers `ok T:...`;
+//!   `ADVANCED_OK` optional;
+//! - blocking commands (M109, M190, M400, G4, G28, G29, a full planner) print
+//!   `echo:busy: processing` every 2 s (`HOST_KEEPALIVE_FEATURE`), and M109/M190 a temperature
+//!   line every second; M155 auto-reports;
+//! - `M108`, `M112` and `M410` are seen as soon as they arrive (`EMERGENCY_PARSER`);
+//! - boot prints `start` and a banner.
+//!
+//! Every command it executes is appended to the execution log, without line number and checksum.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use super::fault::{Fault, FaultKind, Trigger};
+
+const MAX_CMD_SIZE: usize = 96;
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(2);
+const WAIT_REPORT_INTERVAL: Duration = Duration::from_secs(1);
+const AMBIENT: f64 = 20.0;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct FirmwareConfig {
+    /// Command ring size (Marlin's `BUFSIZE`).
+    pub bufsize: usize,
+    /// Receive buffer size in bytes (`RX_BUFFER_SIZE`; 128 on AVR).
+    pub rx_buffer: usize,
+    /// Planner blocks (`BLOCK_BUFFER_SIZE`).
+    pub block_buffer: usize,
+    /// Machine seconds per wall second: moves and heating run this much faster.
+    pub time_scale: f64,
+    pub advanced_ok: bool,
+    /// Marlin 2.x prints `ok` after `Resend:`; some builds do not.
+    pub ok_after_resend: bool,
+    pub faults: Vec<Fault>,
+}
+
+impl Default for FirmwareConfig {
+    fn default() -> Self {
+        FirmwareConfig {
+            bufsize: 4,
+            rx_buffer: 128,
+            block_buffer: 16,
+            time_scale: 1.0,
+            advanced_ok: false,
+            ok_after_resend: true,
+            faults: Vec::new(),
+        }
+    }
+}
+
+/// One executed command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Executed {
+    /// The `N` it came with, if any.
+    pub line_number: Option<i64>,
+    /// The command without line number and checksum: `G1 X10`.
+    pub command: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Heater {
+    actual: f64,
+    target: f64,
+    /// °C per machine second.
+    rate: f64,
+}
+
+impl Heater {
+    fn advance(&mut self, machine_seconds: f64) {
+        let goal = if self.target > 0.0 {
+            self.target
+        } else {
+            AMBIENT
+        };
+        let step = self.rate * machine_seconds;
+        if self.actual < goal {
+            self.actual = (self.actual + step).min(goal);
+        } else {
+            self.actual = (self.actual - step).max(goal);
+        }
+    }
+
+    fn reached(&self) -> bool {
+        (self.actual - self.target).abs() <= 1.0
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Wait {
+    /// Done at once.
+    None,
+    Until(Instant),
+    PlannerSpace,
+    PlannerEmpty,
+    Hotend,
+    Bed,
+    /// M0/M1: until M108.
+    User,
+}
+
+#[derive(Debug, Clone)]
+struct Running {
+    executed: Executed,
+    wait: Wait,
+    /// A move waiting for planner space, queued when there is room.
+    pending_move: Option<Duration>,
+    reply: Reply,
+    swallow_ok: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Reply {
+    Ok,
+    /// `ok T:...` (M105).
+    OkWithTemperatures,
+    /// An error line, then `ok`.
+    ErrorThenOk(String),
+}
+
+#[derive(Debug)]
+pub struct Firmware {
+    config: FirmwareConfig,
+    faults: Vec<(Fault, bool)>,
+    started: Instant,
+    now: Instant,
+    rx: VecDeque<u8>,
+    rx_overflows: u64,
+    line: Vec<u8>,
+    in_comment: bool,
+    last_n: i64,
+    ring: VecDeque<(Option<i64>, String)>,
+    running: Option<Running>,
+    planner: VecDeque<Instant>,
+    position: [f64; 3],
+    feedrate: f64,
+    relative: bool,
+    hotend: Heater,
+    bed: Heater,
+    killed: bool,
+    last_keepalive: Instant,
+    last_wait_report: Instant,
+    autoreport: Option<(Duration, Instant)>,
+    output: Vec<u8>,
+    log: Vec<Executed>,
+    resets: u64,
+}
+
+impl Firmware {
+    /// A board that has just booted: `start` and the banner are already in its output.
+    pub fn new(config: FirmwareConfig, now: Instant) -> Firmware {
+        let faults = config.faults.iter().cloned().map(|f| (f, false)).collect();
+        let mut firmware = Firmware {
+            config,
+            faults,
+            started: now,
+            now,
+            rx: VecDeque::new(),
+            rx_overflows: 0,
+            line: Vec::new(),
+            in_comment: false,
+            last_n: 0,
+            ring: VecDeque::new(),
+            running: None,
+            planner: VecDeque::new(),
+            position: [0.0; 3],
+            feedrate: 1500.0,
+            relative: false,
+            hotend: Heater {
+                actual: AMBIENT,
+                target: 0.0,
+                rate: 2.0,
+            },
+            bed: Heater {
+                actual: AMBIENT,
+                target: 0.0,
+                rate: 1.0,
+            },
+            killed: false,
+            last_keepalive: now,
+            last_wait_report: now,
+            autoreport: None,
+            output: Vec::new(),
+            log: Vec::new(),
+            resets: 0,
+        };
+        firmware.boot();
+        firmware
+    }
+
+    /// Commands executed so far, in order.
+    pub fn log(&self) -> &[Executed] {
+        &self.log
+    }
+
+    /// The last line number accepted.
+    pub fn last_line(&self) -> i64 {
+        self.last_n
+    }
+
+    pub fn resets(&self) -> u64 {
+        self.resets
+    }
+
+    /// Bytes lost to a full receive buffer.
+    pub fn rx_overflows(&self) -> u64 {
+        self.rx_overflows
+    }
+
+    pub fn take_output(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.output)
+    }
+
+    /// Bytes from the wire. `M108`, `M112` and `M410` act at once (`EMERGENCY_PARSER`).
+    pub fn receive(&mut self, bytes: &[u8], now: Instant) {
+        self.advance_clock(now);
+        let text = String::from_utf8_lossy(bytes);
+        if text.contains("M112") {
+            self.kill("Killed (M112)");
+        }
+        if text.contains("M108")
+            && let Some(running) = self.running.as_mut()
+            && matches!(running.wait, Wait::Hotend | Wait::Bed | Wait::User)
+        {
+            running.wait = Wait::None;
+        }
+        if text.contains("M410") {
+            self.planner.clear();
+        }
+        for &byte in bytes {
+            if self.rx.len() < self.config.rx_buffer {
+                self.rx.push_back(byte);
+            } else {
+                self.rx_overflows += 1;
+            }
+        }
+        self.poll(now);
+    }
+
+    /// When [`Firmware::poll`] must run next, if nothing arrives before.
+    pub fn next_wakeup(&self) -> Option<Instant> {
+        let mut wake: Vec<Instant> = Vec::new();
+        if let Some(running) = &self.running {
+            wake.push(self.last_keepalive + KEEPALIVE_INTERVAL);
+            match running.wait {
+                Wait::Until(at) => wake.push(at),
+                Wait::PlannerSpace | Wait::PlannerEmpty => {
+                    wake.extend(self.planner.front().copied());
+                }
+                Wait::Hotend | Wait::Bed => {
+                    wake.push(self.last_wait_report + WAIT_REPORT_INTERVAL);
+                    wake.push(self.now + Duration::from_millis(50));
+                }
+                Wait::None | Wait::User => {}
+            }
+        }
+        if let Some((interval, last)) = self.autoreport {
+            wake.push(last + interval);
+        }
+        wake.extend(self.planner.front().copied());
+        for (fault, fired) in &self.faults {
+            if let (false, true, Trigger::Time(secs)) =
+                (fired, is_immediate(&fault.kind), fault.trigger)
+            {
+                wake.push(self.started + Duration::from_secs_f64(secs));
+            }
+        }
+        wake.into_iter().min()
+    }
+
+    /// Run the firmware's main loop up to `now`.
+    pub fn poll(&mut self, now: Instant) {
+        self.advance_clock(now);
+        self.fire_time_faults();
+        if self.killed {
+            self.rx.clear();
+            return;
+        }
+        if let Some((interval, last)) = self.autoreport
+            && now >= last + interval
+        {
+            let report = self.temperature_report();
+            self.say(&report);
+            self.autoreport = Some((interval, now));
+        }
+        loop {
+            self.read_serial();
+            if !self.step_command() {
+                break;
+            }
+        }
+        if self.running.is_some() && now >= self.last_keepalive + KEEPALIVE_INTERVAL {
+            let busy = match self.running.as_ref().map(|r| &r.wait) {
+                Some(Wait::User) => "echo:busy: paused for user",
+                _ => "echo:busy: processing",
+            };
+            self.say(busy);
+            self.last_keepalive = now;
+        }
+    }
+
+    fn advance_clock(&mut self, now: Instant) {
+        if now <= self.now {
+            return;
+        }
+        let machine_seconds = now.duration_since(self.now).as_secs_f64() * self.config.time_scale;
+        self.hotend.advance(machine_seconds);
+        self.bed.advance(machine_seconds);
+        self.now = now;
+        while self.planner.front().is_some_and(|&end| end <= now) {
+            self.planner.pop_front();
+        }
+    }
+
+    fn fire_time_faults(&mut self) {
+        let elapsed = self.now.duration_since(self.started).as_secs_f64();
+        let due: Vec<FaultKind> = self
+            .faults
+            .iter_mut()
+            .filter(|(fault, fired)| {
+                !fired
+                    && is_immediate(&fault.kind)
+                    && matches!(fault.trigger, Trigger::Time(secs) if elapsed >= secs)
+            })
+            .map(|(fault, fired)| {
+                *fired = true;
+                fault.kind.clone()
+            })
+            .collect();
+        for kind in due {
+            match kind {
+                FaultKind::Reset => self.reset(),
+                FaultKind::Kill => self.kill("Printer halted. kill() called!"),
+                _ => {}
+            }
+        }
+    }
+
+    /// A firmware fault due at this accepted line, or (for `swallow-ok`, `busy`, `error`) at the
+    /// next command when triggered by time.
+    fn take_line_fault(
+        &mut self,
+        line: Option<i64>,
+        wanted: fn(&FaultKind) -> bool,
+    ) -> Option<FaultKind> {
+        let elapsed = self.now.duration_since(self.started).as_secs_f64();
+        let (fault, fired) = self.faults.iter_mut().find(|(fault, fired)| {
+            !fired
+                && wanted(&fault.kind)
+                && match fault.trigger {
+                    Trigger::Line(n) => line == Some(n as i64),
+                    Trigger::Time(secs) => elapsed >= secs,
+                }
+        })?;
+        *fired = true;
+        Some(fault.kind.clone())
+    }
+
+    fn boot(&mut self) {
+        self.say("start");
+        self.say("echo:Marlin 2.1.2 (microfab simulator)");
+        self.say(&format!(
+            "echo: Last Updated: 2024-03-01 | Author: (microfab)\necho:Free Memory: 4000  PlannerBufferBytes: 1232\necho:  BUFSIZE: {}",
+            self.config.bufsize
+        ));
+    }
+
+    /// Power cycle or watchdog reset: everything volatile is lost.
+    pub fn reset(&mut self) {
+        self.rx.clear();
+        self.line.clear();
+        self.in_comment = false;
+        self.last_n = 0;
+        self.ring.clear();
+        self.running = None;
+        self.planner.clear();
+        self.hotend.target = 0.0;
+        self.bed.target = 0.0;
+        self.killed = false;
+        self.autoreport = None;
+        self.resets += 1;
+        self.boot();
+    }
+
+    fn kill(&mut self, why: &str) {
+        if self.killed {
+            return;
+        }
+        self.say(&format!("Error:{why}"));
+        if !why.contains("kill() called") {
+            self.say("Error:Printer halted. kill() called!");
+        }
+        self.killed = true;
+        self.ring.clear();
+        self.running = None;
+        self.planner.clear();
+        self.hotend.target = 0.0;
+        self.bed.target = 0.0;
+    }
+
+    fn say(&mut self, line: &str) {
+        self.output.extend_from_slice(line.as_bytes());
+        self.output.push(b'\n');
+    }
+
+    /// `get_serial_commands`: read while the ring has room and nothing blocks.
+    fn read_serial(&mut self) {
+        while self.ring.len() < self.config.bufsize && self.running.is_none() && !self.killed {
+            let Some(byte) = self.rx.pop_front() else {
+                return;
+            };
+            if byte == b'\n' || byte == b'\r' {
+                self.in_comment = false;
+                if self.line.is_empty() {
+                    continue;
+                }
+                let line = String::from_utf8_lossy(&std::mem::take(&mut self.line)).into_owned();
+                self.accept_line(line);
+            } else if self.in_comment {
+                continue;
+            } else if byte == b';' {
+                self.in_comment = true;
+            } else {
+                self.line.push(byte);
+                if self.line.len() >= MAX_CMD_SIZE - 1 {
+                    self.in_comment = true;
+                }
+            }
+        }
+    }
+
+    fn accept_line(&mut self, line: String) {
+        let command = line.trim_start_matches(' ');
+        let mut number = None;
+        if command.starts_with('N') {
+            let is_m110 = command.contains("M110");
+            let n_at = if is_m110 {
+                command
+                    .get(4..)
+                    .and_then(|rest| rest.find('N'))
+                    .map_or(0, |i| i + 4)
+            } else {
+                0
+            };
+            let gcode_n = strtol(&command[n_at + 1..]);
+            if gcode_n != self.last_n + 1 && !is_m110 {
+                return self.line_error("Line Number is not Last Line Number+1, Last Line: ");
+            }
+            match command.rfind('*') {
+                Some(star) => {
+                    let sum = command.as_bytes()[..star].iter().fold(0u8, |a, b| a ^ b);
+                    if strtol(&command[star + 1..]) != i64::from(sum) {
+                        return self.line_error("checksum mismatch, Last Line: ");
+                    }
+                }
+                None => return self.line_error("No Checksum with line number, Last Line: "),
+            }
+            self.last_n = gcode_n;
+            number = Some(gcode_n);
+        }
+        if self
+            .take_line_fault(number, |k| *k == FaultKind::Reset)
+            .is_some()
+        {
+            self.reset();
+            return;
+        }
+        self.ring.push_back((number, command.to_string()));
+    }
+
+    fn line_error(&mut self, message: &str) {
+        let report = format!("Error:{message}{}", self.last_n);
+        self.say(&report);
+        // `gcode_line_error` empties the receive buffer before asking for the resend.
+        self.rx.clear();
+        self.say(&format!("Resend: {}", self.last_n + 1));
+        if self.config.ok_after_resend {
+            self.say("ok");
+        }
+    }
+
+    /// Start the next command or finish the running one. `true` if something changed.
+    fn step_command(&mut self) -> bool {
+        if self.running.is_none() {
+            let Some((number, text)) = self.ring.pop_front() else {
+                return false;
+            };
+            let running = self.start(number, &text);
+            self.running = Some(running);
+            self.last_keepalive = self.now;
+            self.last_wait_report = self.now;
+        }
+        let now = self.now;
+        let Some(running) = self.running.as_mut() else {
+            return false;
+        };
+        let done = match running.wait {
+            Wait::None => true,
+            Wait::Until(at) => now >= at,
+            Wait::PlannerSpace => self.planner.len() < self.config.block_buffer,
+            Wait::PlannerEmpty => self.planner.is_empty(),
+            Wait::Hotend => self.hotend.reached(),
+            Wait::Bed => self.bed.reached(),
+            Wait::User => false,
+        };
+        if !done {
+            if matches!(running.wait, Wait::Hotend | Wait::Bed)
+                && now >= self.last_wait_report + WAIT_REPORT_INTERVAL
+            {
+                self.last_wait_report = now;
+                let report = format!(" {} W:?", self.temperature_report());
+                self.say(&report);
+            }
+            return false;
+        }
+        let Some(running) = self.running.take() else {
+            return false;
+        };
+        if let Some(duration) = running.pending_move {
+            let start = self.planner.back().copied().unwrap_or(now).max(now);
+            self.planner.push_back(start + duration);
+        }
+        if !running.executed.command.is_empty() {
+            // Unknown commands are acknowledged, not executed.
+            self.log.push(running.executed.clone());
+        }
+        let ok = self.ok_line(running.executed.line_number);
+        match running.reply {
+            Reply::Ok => {}
+            Reply::OkWithTemperatures => {
+                let report = format!("ok {}", self.temperature_report());
+                self.say(&report);
+                return true;
+            }
+            Reply::ErrorThenOk(error) => self.say(&format!("Error:{error}")),
+        }
+        if !running.swallow_ok {
+            self.say(&ok);
+        }
+        true
+    }
+
+    fn ok_line(&self, number: Option<i64>) -> String {
+        if !self.config.advanced_ok {
+            return "ok".into();
+        }
+        let n = number.map(|n| format!(" N{n}")).unwrap_or_default();
+        let planner_free = self
+            .config
+            .block_buffer
+            .saturating_sub(self.planner.len() + 1);
+        let buffer_free = self.config.bufsize - self.ring.len();
+        format!("ok{n} P{planner_free} B{buffer_free}")
+    }
+
+    fn temperature_report(&self) -> String {
+        format!(
+            "T:{:.2} /{:.2} B:{:.2} /{:.2} @:{} B@:{}",
+            self.hotend.actual,
+            self.hotend.target,
+            self.bed.actual,
+            self.bed.target,
+            if self.hotend.target > self.hotend.actual {
+                127
+            } else {
+                0
+            },
+            if self.bed.target > self.bed.actual {
+                127
+            } else {
+                0
+            },
+        )
+    }
+
+    fn machine_time(&self, machine_seconds: f64) -> Duration {
+        Duration::from_secs_f64((machine_seconds / self.config.time_scale.max(1e-9)).max(0.0))
+    }
+
+    /// Parse and begin one command (`GcodeSuite::process_parsed_command`).
+    fn start(&mut self, number: Option<i64>, text: &str) -> Running {
+        let command = strip_number_and_checksum(text);
+        let words = Words::parse(&command);
+        let mut running = Running {
+            executed: Executed {
+                line_number: number,
+                command: command.clone(),
+            },
+            wait: Wait::None,
+            pending_move: None,
+            reply: Reply::Ok,
+            swallow_ok: false,
+        };
+        match words.code.as_str() {
+            "G0" | "G1" => {
+                let mut target = self.position;
+                for (axis, letter) in ['X', 'Y', 'Z'].into_iter().enumerate() {
+                    if let Some(v) = words.get(letter) {
+                        target[axis] = if self.relative { target[axis] + v } else { v };
+                    }
+                }
+                if let Some(f) = words.get('F').filter(|f| *f > 0.0) {
+                    self.feedrate = f;
+                }
+                let distance = target
+                    .iter()
+                    .zip(self.position)
+                    .map(|(a, b)| (a - b).powi(2))
+                    .sum::<f64>()
+                    .sqrt();
+                self.position = target;
+                running.pending_move = Some(self.machine_time(distance / (self.feedrate / 60.0)));
+                running.wait = Wait::PlannerSpace;
+            }
+            "G4" => {
+                let seconds =
+                    words.get('S').unwrap_or(0.0) + words.get('P').unwrap_or(0.0) / 1000.0;
+                running.wait = self.after_moves(seconds);
+            }
+            "G28" => {
+                self.position = [0.0; 3];
+                running.wait = self.after_moves(8.0);
+            }
+            "G29" => running.wait = self.after_moves(30.0),
+            "G90" => self.relative = false,
+            "G91" => self.relative = true,
+            "M400" => running.wait = Wait::PlannerEmpty,
+            "M104" => self.hotend.target = words.get('S').unwrap_or(0.0),
+            "M140" => self.bed.target = words.get('S').unwrap_or(0.0),
+            "M109" => {
+                self.hotend.target = words.get('S').or(words.get('R')).unwrap_or(0.0);
+                running.wait = Wait::Hotend;
+            }
+            "M190" => {
+                self.bed.target = words.get('S').or(words.get('R')).unwrap_or(0.0);
+                running.wait = Wait::Bed;
+            }
+            "M0" | "M1" => running.wait = Wait::User,
+            "M105" => running.reply = Reply::OkWithTemperatures,
+            "M110" => {
+                if let Some(n) = words.get('N') {
+                    self.last_n = n as i64;
+                }
+            }
+            "M114" => {
+                let [x, y, z] = self.position;
+                self.say(&format!(
+                    "X:{x:.2} Y:{y:.2} Z:{z:.2} E:0.00 Count X:0 Y:0 Z:0"
+                ));
+            }
+            "M115" => {
+                self.say("FIRMWARE_NAME:Marlin 2.1.2 (microfab simulator) SOURCE_CODE_URL:github.com/MarlinFirmware/Marlin PROTOCOL_VERSION:1.0 MACHINE_TYPE:3D Printer EXTRUDER_COUNT:1 UUID:00000000-0000-0000-0000-000000000000");
+                self.say("Cap:AUTOREPORT_TEMP:1");
+                self.say("Cap:EMERGENCY_PARSER:1");
+                let advanced = u8::from(self.config.advanced_ok);
+                self.say(&format!("Cap:ADVANCED_OK:{advanced}"));
+            }
+            "M155" => {
+                let seconds = words.get('S').unwrap_or(0.0);
+                self.autoreport =
+                    (seconds > 0.0).then(|| (Duration::from_secs_f64(seconds), self.now));
+            }
+            "M108" | "M410" | "M112" | "M82" | "M83" | "M84" | "M18" | "M106" | "M107" | "M117"
+            | "M220" | "M221" | "M999" | "G92" | "G21" => {}
+            _ => {
+                self.say(&format!("echo:Unknown command: \"{command}\""));
+                running.executed.command.clear();
+            }
+        }
+        self.apply_line_faults(number, &mut running);
+        running
+    }
+
+    fn after_moves(&self, machine_seconds: f64) -> Wait {
+        let start = self
+            .planner
+            .back()
+            .copied()
+            .unwrap_or(self.now)
+            .max(self.now);
+        Wait::Until(start + self.machine_time(machine_seconds))
+    }
+
+    fn apply_line_faults(&mut self, number: Option<i64>, running: &mut Running) {
+        if self
+            .take_line_fault(number, |k| *k == FaultKind::SwallowOk)
+            .is_some()
+        {
+            running.swallow_ok = true;
+        }
+        if let Some(FaultKind::Busy { seconds }) =
+            self.take_line_fault(number, |k| matches!(k, FaultKind::Busy { .. }))
+        {
+            running.wait = Wait::Until(self.now + Duration::from_secs_f64(seconds));
+        }
+        if self
+            .take_line_fault(number, |k| *k == FaultKind::Error)
+            .is_some()
+        {
+            running.reply = Reply::ErrorThenOk("Probing Failed".into());
+        }
+        if self
+            .take_line_fault(number, |k| *k == FaultKind::Kill)
+            .is_some()
+        {
+            self.kill("Printer halted. kill() called!");
+        }
+    }
+}
+
+/// Faults that happen at their time; the others wait for the next command.
+fn is_immediate(kind: &FaultKind) -> bool {
+    matches!(kind, FaultKind::Reset | FaultKind::Kill)
+}
+
+/// C's `strtol(s, NULL, 10)`: optional blanks and sign, then digits; 0 if none.
+fn strtol(text: &str) -> i64 {
+    let text = text.trim_start();
+    let (sign, digits) = match text.as_bytes().first() {
+        Some(b'-') => (-1, &text[1..]),
+        Some(b'+') => (1, &text[1..]),
+        _ => (1, text),
+    };
+    let end = digits
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(digits.len());
+    sign * digits[..end].parse::<i64>().unwrap_or(0)
+}
+
+/// What `GCodeParser::parse` keeps: no leading `N<n>`, nothing from `*` on, no trailing blanks.
+fn strip_number_and_checksum(text: &str) -> String {
+    let mut rest = text.trim_start();
+    if let Some(after) = rest.strip_prefix('N')
+        && after.starts_with(|c: char| c.is_ascii_digit() || c == '-')
+    {
+        let end = after[1..]
+            .find(|c: char| !c.is_ascii_digit())
+            .map_or(after.len(), |i| i + 1);
+        rest = after[end..].trim_start();
+    }
+    let rest = rest.split('*').next().unwrap_or("");
+    rest.trim_end().to_string()
+}
+
+/// The command word (`G1`, `M109`) and its parameters.
+struct Words {
+    code: String,
+    params: Vec<(char, f64)>,
+}
+
+impl Words {
+    fn parse(command: &str) -> Words {
+        let mut tokens = command.split_whitespace();
+        let code = tokens.next().unwrap_or("").to_ascii_uppercase();
+        let code = match code.split_once('.') {
+            Some((whole, _)) => whole.to_string(),
+            None => code,
+        };
+        let params = tokens
+            .filter_map(|token| {
+                let mut chars = token.chars();
+                let letter = chars.next()?.to_ascii_uppercase();
+                let value = chars.as_str().parse().unwrap_or(0.0);
+                letter.is_ascii_alphabetic().then_some((letter, value))
+            })
+            .collect();
+        Words { code, params }
+    }
+
+    fn get(&self, letter: char) -> Option<f64> {
+        self.params
+            .iter()
+            .find(|(l, _)| *l == letter)
+            .map(|(_, v)| *v)
+    }
+}

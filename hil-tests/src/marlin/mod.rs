@@ -1,0 +1,327 @@
+//! A Marlin firmware simulator on a real pseudo-terminal, for the driver's hardware-in-the-loop
+//! tests, the streaming bench and `microfab sim marlin`.
+//!
+//! [`firmware::Firmware`] emulates Marlin's serial handling byte by byte; [`MarlinSim`] runs it
+//! behind a [`crate::pty::SerialWire`] (real PTY, baud rate enforced both ways) and injects the
+//! faults of [`fault`]: line noise and cable pulls on the wire, the rest in the firmware.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use crate::pty::{SerialWire, WireConfig, WireDirection};
+
+pub mod bench;
+pub mod fault;
+pub mod firmware;
+pub mod harness;
+
+use fault::{Fault, FaultKind, Trigger};
+use firmware::{Executed, Firmware, FirmwareConfig};
+
+/// `microfab sim marlin`: a Marlin printer on a serial path of your choice.
+#[derive(Debug, Clone, clap::Args)]
+pub struct MarlinSimArgs {
+    /// Path of the serial port to create (a symlink to a pseudo-terminal), e.g. /tmp/printer1.
+    #[arg(long)]
+    pub link: PathBuf,
+    /// Bits per second on the emulated cable (bytes/s = baud / 10, both ways).
+    #[arg(long, default_value_t = 115_200)]
+    pub baud: u32,
+    /// Machine seconds per wall second for moves, homing and heating.
+    #[arg(long, default_value_t = 1.0)]
+    pub time_scale: f64,
+    /// Corrupt this share of the lines the host sends (0.01 = 1 %), from the start.
+    #[arg(long, default_value_t = 0.0)]
+    pub noise: f64,
+    /// Inject a fault, e.g. `swallow-ok@line:120`, `disconnect:2@line:300`, `reset@line:500`,
+    /// `busy:30@line:10`, `error@line:7`, `kill@time:5`, `noise:0.05@time:10`. Repeatable.
+    #[arg(long = "fault")]
+    pub faults: Vec<Fault>,
+    /// Marlin's command buffer (BUFSIZE).
+    #[arg(long, default_value_t = 4)]
+    pub bufsize: usize,
+    /// Receive buffer in bytes (RX_BUFFER_SIZE).
+    #[arg(long, default_value_t = 128)]
+    pub rx_buffer: usize,
+    /// Answer `ok N<line> P<planner> B<buffer>` (ADVANCED_OK).
+    #[arg(long)]
+    pub advanced_ok: bool,
+    /// Seed for the line noise, to replay a run.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+impl MarlinSimArgs {
+    pub fn sim_config(&self) -> SimConfig {
+        let mut faults = self.faults.clone();
+        if self.noise > 0.0 {
+            faults.push(Fault::at_time(
+                FaultKind::Noise {
+                    probability: self.noise,
+                },
+                0.0,
+            ));
+        }
+        SimConfig {
+            link: self.link.clone(),
+            baud: self.baud,
+            seed: self.seed,
+            firmware: FirmwareConfig {
+                bufsize: self.bufsize.max(1),
+                rx_buffer: self.rx_buffer.max(1),
+                time_scale: self.time_scale,
+                advanced_ok: self.advanced_ok,
+                faults,
+                ..FirmwareConfig::default()
+            },
+        }
+    }
+}
+
+/// Run the simulator until Ctrl-C.
+pub async fn run(args: MarlinSimArgs) -> anyhow::Result<()> {
+    let sim = MarlinSim::start(args.sim_config())?;
+    println!(
+        "Marlin simulator: {} at {} baud, time scale {} (Ctrl-C to stop)",
+        sim.link().display(),
+        args.baud,
+        args.time_scale
+    );
+    tokio::signal::ctrl_c().await?;
+    let log = sim.execution_log();
+    sim.stop().await;
+    println!("executed {} commands", log.len());
+    Ok(())
+}
+
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    pub link: PathBuf,
+    pub baud: u32,
+    pub seed: u64,
+    /// Faults of every kind go here; the wire's are taken out and applied to the cable.
+    pub firmware: FirmwareConfig,
+}
+
+/// What the simulator task shares with its owner.
+#[derive(Debug, Default)]
+struct Shared {
+    log: Vec<Executed>,
+    bytes_received: u64,
+    resets: u64,
+    rx_overflows: u64,
+}
+
+/// A running simulator. Dropping it stops the task and removes the link.
+#[derive(Debug)]
+pub struct MarlinSim {
+    link: PathBuf,
+    shared: Arc<Mutex<Shared>>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl MarlinSim {
+    /// Create the PTY and the link, and start the firmware (its `start` banner is sent at once).
+    pub fn start(config: SimConfig) -> std::io::Result<MarlinSim> {
+        let wire = SerialWire::open(WireConfig {
+            link: config.link.clone(),
+            baud: config.baud,
+            seed: config.seed,
+        })?;
+        let (wire_faults, firmware_faults) = config
+            .firmware
+            .faults
+            .iter()
+            .cloned()
+            .partition(Fault::is_wire_fault);
+        let firmware_config = FirmwareConfig {
+            faults: firmware_faults,
+            ..config.firmware
+        };
+        let shared = Arc::new(Mutex::new(Shared::default()));
+        let (stop, stopped) = oneshot::channel();
+        let task = tokio::spawn(
+            SimTask {
+                wire,
+                firmware: Firmware::new(firmware_config, Instant::now().into_std()),
+                started: Instant::now(),
+                wire_faults: wire_faults.into_iter().map(|f| (f, false)).collect(),
+                replug_at: None,
+                shared: shared.clone(),
+            }
+            .run(stopped),
+        );
+        Ok(MarlinSim {
+            link: config.link,
+            shared,
+            stop: Some(stop),
+            task: Some(task),
+        })
+    }
+
+    pub fn link(&self) -> &Path {
+        &self.link
+    }
+
+    /// Commands executed so far, in order, without line numbers and checksums.
+    pub fn execution_log(&self) -> Vec<Executed> {
+        self.lock().log.clone()
+    }
+
+    /// Bytes the firmware received from the host (after the wire).
+    pub fn bytes_received(&self) -> u64 {
+        self.lock().bytes_received
+    }
+
+    pub fn resets(&self) -> u64 {
+        self.lock().resets
+    }
+
+    pub fn rx_overflows(&self) -> u64 {
+        self.lock().rx_overflows
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Shared> {
+        self.shared
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for MarlinSim {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+        let _ = std::fs::remove_file(&self.link);
+    }
+}
+
+struct SimTask {
+    wire: SerialWire,
+    firmware: Firmware,
+    started: Instant,
+    wire_faults: Vec<(Fault, bool)>,
+    replug_at: Option<Instant>,
+    shared: Arc<Mutex<Shared>>,
+}
+
+impl SimTask {
+    async fn run(mut self, mut stopped: oneshot::Receiver<()>) {
+        loop {
+            self.flush();
+            let wake = [
+                self.firmware.next_wakeup().map(Instant::from_std),
+                self.next_wire_fault_time(),
+                self.replug_at,
+            ]
+            .into_iter()
+            .flatten()
+            .min();
+            tokio::select! {
+                _ = &mut stopped => break,
+                bytes = self.wire.recv() => match bytes {
+                    Some(bytes) => {
+                        self.shared_mut().bytes_received += bytes.len() as u64;
+                        self.firmware.receive(&bytes, Instant::now().into_std());
+                    }
+                    None => break,
+                },
+                () = sleep_until_some(wake) => self.firmware.poll(Instant::now().into_std()),
+            }
+            self.apply_wire_faults().await;
+        }
+        self.flush();
+    }
+
+    fn shared_mut(&self) -> std::sync::MutexGuard<'_, Shared> {
+        self.shared
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    fn flush(&mut self) {
+        let output = self.firmware.take_output();
+        if !output.is_empty() {
+            self.wire.send(output);
+        }
+        let log = self.firmware.log();
+        let mut shared = self
+            .shared
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        if shared.log.len() < log.len() {
+            let new = log[shared.log.len()..].to_vec();
+            shared.log.extend(new);
+        }
+        shared.resets = self.firmware.resets();
+        shared.rx_overflows = self.firmware.rx_overflows();
+    }
+
+    fn next_wire_fault_time(&self) -> Option<Instant> {
+        self.wire_faults
+            .iter()
+            .filter_map(|(fault, fired)| match (fired, fault.trigger) {
+                (false, Trigger::Time(secs)) => Some(self.started + Duration::from_secs_f64(secs)),
+                _ => None,
+            })
+            .min()
+    }
+
+    async fn apply_wire_faults(&mut self) {
+        let elapsed = self.started.elapsed().as_secs_f64();
+        let last_line = self.firmware.last_line();
+        let mut due = Vec::new();
+        for (fault, fired) in &mut self.wire_faults {
+            let now_due = match fault.trigger {
+                Trigger::Line(n) => last_line >= n as i64,
+                Trigger::Time(secs) => elapsed >= secs,
+            };
+            if !*fired && now_due {
+                *fired = true;
+                due.push(fault.kind.clone());
+            }
+        }
+        for kind in due {
+            match kind {
+                FaultKind::Noise { probability } => {
+                    self.wire
+                        .set_noise(WireDirection::HostToDevice, probability);
+                }
+                FaultKind::Disconnect { seconds } => {
+                    tracing::info!("marlin sim: cable pulled for {seconds} s");
+                    self.wire.unplug().await;
+                    self.replug_at = Some(Instant::now() + Duration::from_secs_f64(seconds));
+                }
+                _ => {}
+            }
+        }
+        if self.replug_at.is_some_and(|at| Instant::now() >= at) {
+            self.replug_at = None;
+            if let Err(error) = self.wire.replug().await {
+                tracing::warn!(%error, "marlin sim: replug failed");
+            }
+        }
+    }
+}
+
+async fn sleep_until_some(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
