@@ -163,13 +163,13 @@ impl Reply {
                 text: text.to_string(),
             };
         }
-        if let Some((number, value)) = line.strip_prefix('$').and_then(|l| l.split_once('=')) {
-            if let Ok(number) = number.parse() {
-                return Reply::Setting {
-                    number,
-                    value: value.to_string(),
-                };
-            }
+        if let Some((number, value)) = line.strip_prefix('$').and_then(|l| l.split_once('='))
+            && let Ok(number) = number.parse()
+        {
+            return Reply::Setting {
+                number,
+                value: value.to_string(),
+            };
         }
         if let Some(startup) = line.strip_prefix('>') {
             return Reply::StartupLine(startup.to_string());
