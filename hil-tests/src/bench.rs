@@ -73,11 +73,12 @@ impl Default for StreamingBenchOptions {
     }
 }
 
-/// Every protocol's rows: GRBL (character counting, send-and-wait); Marlin joins when its simulator lands.
+/// Every protocol's rows: GRBL (character counting, send-and-wait), then Marlin.
 pub async fn run_streaming_bench(
     options: &StreamingBenchOptions,
 ) -> anyhow::Result<Vec<StreamingRow>> {
     let mut rows = grbl_rows(options).await?;
+    rows.extend(crate::marlin::bench::bench_rows(options.lines, options.baud).await?);
     Ok(rows)
 }
 
