@@ -12,7 +12,8 @@
 //! evaluated exactly and the best non-tabu one is taken, even if it is worse (that is what
 //! lets tabu search leave local optima). Moving `v` back behind its old machine predecessor is
 //! tabu for a randomised tenure. After a stretch without improvement the search restarts from
-//! the best plan with a few random critical moves (a kick).
+//! the best plan with a few random critical moves (a kick); a run goes on as long as it keeps
+//! improving its own best.
 
 use std::time::Instant;
 
@@ -144,16 +145,10 @@ pub fn tabu_search(p: &Problem, initial: Solution, budget: Budget, seed: u64) ->
     };
     let mut best = initial;
     let mut best_obj = current_obj;
-    let n = p.n_ops() as u64;
     let mut since_improvement = 0u64;
-    if n == 0 {
-        return SearchOutcome {
-            solution: best,
-            objective: best_obj,
-            iterations: 0,
-            work: 0,
-        };
-    }
+    // Each run (from the start or a restart) goes on while it keeps improving its own best,
+    // even if that is still worse than the overall best.
+    let mut run_best = (current_obj, best.clone());
     // Nothing can beat a plan with no tardiness, no setup, no moves and the makespan bound.
     let floor = Objective {
         makespan: p.makespan_lower_bound(),
@@ -162,15 +157,21 @@ pub fn tabu_search(p: &Problem, initial: Solution, budget: Budget, seed: u64) ->
     while best_obj > floor && !budget.exhausted(s.work()) {
         s.iteration += 1;
         let moved = s.step(best_obj);
-        if s.current_obj < best_obj {
-            best_obj = s.current_obj;
-            best.clone_from(&s.current);
+        if s.current_obj < run_best.0 {
+            run_best.0 = s.current_obj;
+            run_best.1.clone_from(&s.current);
             since_improvement = 0;
+            if s.current_obj < best_obj {
+                best_obj = s.current_obj;
+                best.clone_from(&s.current);
+            }
         } else {
             since_improvement += 1;
         }
         if !moved || since_improvement > STALL_LIMIT {
             s.restart_from(&best, best_obj);
+            run_best.0 = s.current_obj;
+            run_best.1.clone_from(&s.current);
             since_improvement = 0;
         }
     }
