@@ -292,3 +292,85 @@ async fn sleep_until(deadline: Option<Instant>) {
         None => std::future::pending().await,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The plant config nests driver settings under a `kind` tag.
+    #[derive(serde::Deserialize, Debug)]
+    #[serde(tag = "kind", rename_all = "snake_case")]
+    enum Tagged {
+        Grbl(GrblConfig),
+    }
+
+    #[test]
+    fn config_defaults_and_strictness() {
+        let Tagged::Grbl(config) = serde_json::from_str(
+            r#"{"kind": "grbl", "port": "/dev/serial/by-id/usb-mill", "streaming": "send_and_wait"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            config,
+            GrblConfig {
+                streaming: Streaming::SendAndWait,
+                ..GrblConfig::new("/dev/serial/by-id/usb-mill")
+            }
+        );
+        assert_eq!(config.validate(), Ok(()));
+        let typo =
+            serde_json::from_str::<Tagged>(r#"{"kind": "grbl", "port": "/dev/x", "buad": 9600}"#);
+        assert!(
+            typo.unwrap_err()
+                .to_string()
+                .contains("unknown field `buad`")
+        );
+    }
+
+    #[test]
+    fn validation_catches_inconsistent_settings() {
+        let cases: [(fn(&mut GrblConfig), &str); 4] = [
+            (|c| c.port = " ".into(), "port is empty"),
+            (
+                |c| c.rx_buffer = 64,
+                "rx_buffer (64) must hold a full line (line_buffer 80)",
+            ),
+            (
+                |c| c.link_timeout_ms = 100,
+                "link_timeout_ms must exceed a positive status_interval_ms",
+            ),
+            (
+                |c| c.reconnect_min_ms = 20_000,
+                "need 0 < reconnect_min_ms <= reconnect_max_ms",
+            ),
+        ];
+        for (break_it, expected) in cases {
+            let mut config = GrblConfig::new("/dev/x");
+            break_it(&mut config);
+            assert_eq!(config.validate(), Err(expected.to_string()));
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_missing_port_is_unavailable_and_retried_with_backoff() {
+        let mut config = GrblConfig::new("/nonexistent/microfab-grbl");
+        config.reconnect_min_ms = 100;
+        config.reconnect_max_ms = 200;
+        let mut driver = GrblDriver::new(config);
+        assert!(matches!(
+            driver.next_event().await,
+            DriverEvent::Condition(crate::Condition::Unavailable { .. })
+        ));
+        let DriverEvent::Condition(crate::Condition::Unavailable { reason }) =
+            driver.next_event().await
+        else {
+            panic!("expected the open failure");
+        };
+        assert!(reason.contains("/nonexistent/microfab-grbl"), "{reason}");
+        let refused = driver.command(DriverCommand::Pause).await;
+        assert!(matches!(refused, Err(DriverError::LinkDown(_))));
+        // Same failure again: no repeated event while it keeps failing.
+        let quiet = tokio::time::timeout(Duration::from_secs(5), driver.next_event()).await;
+        assert!(quiet.is_err());
+    }
+}

@@ -3,6 +3,11 @@
 //!
 //! [`firmware`] is the controller (buffers, replies, motion timing, alarms, faults), [`fault`]
 //! the fault catalogue, [`crate::pty`] the cable (baud-rate limit, unplugging).
+//!
+//! By hand: `microfab sim grbl --link /tmp/mill1 --time-scale 60 --fault alarm:1@line:50`, then
+//! point a machine with `driver = { kind = "grbl", port = "/tmp/mill1" }` at it, or talk to it
+//! with any terminal program (`picocom -b 115200 /tmp/mill1`). `--execution-log FILE` records
+//! every line the controller executed.
 
 pub mod fault;
 pub mod firmware;
@@ -205,6 +210,39 @@ async fn sleep_until(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        sim: GrblSimArgs,
+    }
+
+    #[test]
+    fn command_line_defaults_match_the_in_process_defaults() {
+        let cli = Cli::try_parse_from(["sim", "--link", "/tmp/mill1"]).unwrap();
+        let defaults = GrblSimArgs::new("/tmp/mill1");
+        assert_eq!(format!("{:?}", cli.sim), format!("{defaults:?}"));
+        let cli = Cli::try_parse_from([
+            "sim",
+            "--link",
+            "/tmp/m",
+            "--fault",
+            "alarm:1@line:5",
+            "--fault",
+            "reset@time:100",
+        ])
+        .unwrap();
+        assert_eq!(cli.sim.faults.len(), 2);
+        assert!(
+            Cli::try_parse_from(["sim", "--link", "/tmp/m", "--fault", "fire@line:1"]).is_err()
+        );
     }
 }
 
