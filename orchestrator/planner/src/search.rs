@@ -148,7 +148,7 @@ pub fn tabu_search(p: &Problem, initial: Solution, budget: Budget, seed: u64) ->
     let mut since_improvement = 0u64;
     // Each run (from the start or a restart) goes on while it keeps improving its own best,
     // even if that is still worse than the overall best.
-    let mut run_best = (current_obj, best.clone());
+    let mut run_best = current_obj;
     // Nothing can beat a plan with no tardiness, no setup, no moves and the makespan bound.
     let floor = Objective {
         makespan: p.makespan_lower_bound(),
@@ -157,9 +157,8 @@ pub fn tabu_search(p: &Problem, initial: Solution, budget: Budget, seed: u64) ->
     while best_obj > floor && !budget.exhausted(s.work()) {
         s.iteration += 1;
         let moved = s.step(best_obj);
-        if s.current_obj < run_best.0 {
-            run_best.0 = s.current_obj;
-            run_best.1.clone_from(&s.current);
+        if s.current_obj < run_best {
+            run_best = s.current_obj;
             since_improvement = 0;
             if s.current_obj < best_obj {
                 best_obj = s.current_obj;
@@ -170,8 +169,7 @@ pub fn tabu_search(p: &Problem, initial: Solution, budget: Budget, seed: u64) ->
         }
         if !moved || since_improvement > STALL_LIMIT {
             s.restart_from(&best, best_obj);
-            run_best.0 = s.current_obj;
-            run_best.1.clone_from(&s.current);
+            run_best = s.current_obj;
             since_improvement = 0;
         }
     }
