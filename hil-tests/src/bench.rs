@@ -87,11 +87,8 @@ pub async fn run_streaming_bench(
 pub async fn grbl_rows(options: &StreamingBenchOptions) -> anyhow::Result<Vec<StreamingRow>> {
     use microfab_drivers::grbl::Streaming;
     let mut rows = Vec::new();
-    for (method, streaming) in [
-        ("character counting", Streaming::CharacterCounting),
-        ("send and wait", Streaming::SendAndWait),
-    ] {
-        rows.push(grbl_row(options, method, streaming).await?);
+    for streaming in [Streaming::CharacterCounting, Streaming::SendAndWait] {
+        rows.push(grbl_row(options, streaming).await?);
     }
     Ok(rows)
 }
@@ -111,15 +108,19 @@ pub fn grbl_bench_program(lines: usize) -> Vec<String> {
     program
 }
 
-async fn grbl_row(
+/// One GRBL streaming method: the driver against the simulator on a fresh PTY.
+pub async fn grbl_row(
     options: &StreamingBenchOptions,
-    method: &'static str,
     streaming: microfab_drivers::grbl::Streaming,
 ) -> anyhow::Result<StreamingRow> {
     use anyhow::Context;
-    use microfab_drivers::grbl::{GrblConfig, GrblDriver};
+    use microfab_drivers::grbl::{GrblConfig, GrblDriver, Streaming};
     use microfab_drivers::{Condition, Driver, DriverCommand, DriverEvent, JobRun, Program};
 
+    let method = match streaming {
+        Streaming::CharacterCounting => "character counting",
+        Streaming::SendAndWait => "send and wait",
+    };
     let link = std::env::temp_dir().join(format!(
         "microfab-bench-grbl-{}-{}",
         std::process::id(),
