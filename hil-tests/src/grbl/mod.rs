@@ -213,6 +213,15 @@ async fn sleep_until(at: Option<Instant>) {
     }
 }
 
+/// `microfab sim grbl`: run until Ctrl-C.
+pub async fn run(args: GrblSimArgs) -> anyhow::Result<()> {
+    let sim = GrblSim::spawn(args)?;
+    tracing::info!(link = %sim.link().display(), "GRBL simulator listening");
+    tokio::signal::ctrl_c().await?;
+    sim.shutdown().await?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -244,13 +253,4 @@ mod tests {
             Cli::try_parse_from(["sim", "--link", "/tmp/m", "--fault", "fire@line:1"]).is_err()
         );
     }
-}
-
-/// `microfab sim grbl`: run until Ctrl-C.
-pub async fn run(args: GrblSimArgs) -> anyhow::Result<()> {
-    let sim = GrblSim::spawn(args)?;
-    tracing::info!(link = %sim.link().display(), "GRBL simulator listening");
-    tokio::signal::ctrl_c().await?;
-    sim.shutdown().await?;
-    Ok(())
 }
