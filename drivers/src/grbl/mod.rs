@@ -329,7 +329,8 @@ mod tests {
 
     #[test]
     fn validation_catches_inconsistent_settings() {
-        let cases: [(fn(&mut GrblConfig), &str); 4] = [
+        type Breakage = fn(&mut GrblConfig);
+        let cases: [(Breakage, &str); 4] = [
             (|c| c.port = " ".into(), "port is empty"),
             (
                 |c| c.rx_buffer = 64,
