@@ -103,6 +103,8 @@ pub struct MachineStatus {
     /// The last `[MSG:...]`.
     pub last_message: Option<String>,
     pub last_alarm: Option<GrblAlarm>,
+    /// The answer to the last `$X`/`$H`: `None` inside is `ok`.
+    pub last_operator_reply: Option<(GrblOperatorAction, Option<GrblError>)>,
 }
 
 impl MachineStatus {
@@ -177,8 +179,9 @@ struct ActiveJob {
 enum Stop {
     /// Feed hold sent; waiting for a report (requested after it) showing the machine stopped.
     Holding { after_poll: u64 },
-    /// Soft reset sent; waiting for the banner.
-    Resetting,
+    /// Soft reset sent; waiting for the banner, or for a status report requested after the
+    /// reset (a firmware that prints no banner on reset).
+    Resetting { after_poll: u64 },
 }
 
 #[derive(Debug)]
@@ -443,10 +446,7 @@ impl GrblProtocol {
             )));
         }
         match action {
-            GrblOperatorAction::SoftReset => {
-                self.send_realtime(now, realtime::SOFT_RESET, "^X");
-                self.stop = Some(Stop::Resetting);
-            }
+            GrblOperatorAction::SoftReset => self.send_reset(now),
             GrblOperatorAction::Unlock => {
                 self.operator_queue.push_back((action, "$X"));
                 self.stream(now);
@@ -523,6 +523,14 @@ impl GrblProtocol {
         self.traffic.record(at, Direction::Sent, shown);
         // Ask at once how the machine took it.
         self.poll.due = now;
+    }
+
+    fn send_reset(&mut self, now: Instant) {
+        self.send_realtime(now, realtime::SOFT_RESET, "^X");
+        self.stop = Some(Stop::Resetting {
+            after_poll: self.poll.sent + 1,
+        });
+        self.output.discard_queued = true;
     }
 
     fn start_stop(&mut self, now: Instant) {
@@ -622,7 +630,7 @@ impl GrblProtocol {
             Reply::Status(report) => self.status_report(now, report),
             Reply::Welcome { version } => {
                 self.status.firmware_version = Some(version);
-                if self.stop != Some(Stop::Resetting) {
+                if !matches!(self.stop, Some(Stop::Resetting { .. })) {
                     self.interrupt_job("the controller reset (welcome banner mid-job)");
                 }
                 self.forget_firmware_state(now);
@@ -679,12 +687,15 @@ impl GrblProtocol {
                 }
                 self.check_all_acknowledged(now);
             }
-            Sent::Operator(action) => match error {
-                Some(error) => {
-                    tracing::warn!(action = action.name(), %error, "operator command refused")
+            Sent::Operator(action) => {
+                match error {
+                    Some(error) => {
+                        tracing::warn!(action = action.name(), %error, "operator command refused")
+                    }
+                    None => tracing::info!(action = action.name(), "operator command done"),
                 }
-                None => tracing::info!(action = action.name(), "operator command done"),
-            },
+                self.status.last_operator_reply = Some((action, error));
+            }
             Sent::ParserStateQuery => {}
         }
     }
@@ -721,10 +732,16 @@ impl GrblProtocol {
                 )
             );
             if answered >= after_poll && stopped {
-                self.send_realtime(now, realtime::SOFT_RESET, "^X");
-                self.stop = Some(Stop::Resetting);
-                self.output.discard_queued = true;
+                self.send_reset(now);
             }
+        } else if let Some(Stop::Resetting { after_poll }) = self.stop
+            && answered >= after_poll
+        {
+            self.stop = None;
+            self.in_flight.clear();
+            self.in_flight_bytes = 0;
+            self.parser_state_wanted = true;
+            self.stream(now);
         }
         self.detect_lost_answers(now);
         let finished = self.job.as_ref().is_some_and(|job| {
@@ -1197,6 +1214,38 @@ mod tests {
         t.start(1, "G0X1\n");
         let refused = t.protocol.operator(t.now, GrblOperatorAction::Home);
         assert!(matches!(refused, Err(DriverError::Refused(_))));
+    }
+
+    #[test]
+    fn a_reset_without_banner_completes_on_the_next_status_report() {
+        let mut t = Transcript::idle(128);
+        t.protocol
+            .operator(t.now, GrblOperatorAction::SoftReset)
+            .unwrap();
+        t.advance(0).unwrap();
+        assert_eq!(t.sent(), "\u{18}?");
+        t.recv("<Idle>\r\n");
+        assert_eq!(
+            t.sent(),
+            "$G\n",
+            "no longer stopping: the parser state is read again"
+        );
+        t.recv("[GC:G0 G54 G17 G21 G90 G94 M5 M9 T0 F0 S0]\r\nok\r\n");
+        t.start(1, "G0X1\n");
+        assert_eq!(t.sent(), "G0X1\n");
+    }
+
+    #[test]
+    fn operator_replies_are_kept_for_the_operator() {
+        let mut t = Transcript::idle(128);
+        t.protocol
+            .operator(t.now, GrblOperatorAction::Home)
+            .unwrap();
+        t.recv("error:5\r\n");
+        assert_eq!(
+            t.protocol.status().last_operator_reply,
+            Some((GrblOperatorAction::Home, Some(GrblError(5))))
+        );
     }
 
     #[test]
