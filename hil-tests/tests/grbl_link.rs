@@ -438,3 +438,36 @@ async fn preflight_rejects_a_program_before_anything_is_sent() {
         .collect();
     assert_eq!(sent, ["$G"], "only the driver's own state query went out");
 }
+
+/// Random bit flips on the wire (GRBL has no checksum): a flipped line either fails GRBL's
+/// parser, which stops the job, or runs as a different move. Either way nothing is ever sent
+/// twice: the lines that ran are the program's lines in order, each at most once.
+#[tokio::test]
+async fn random_line_noise_never_repeats_or_reorders_lines() {
+    let mut rig = Rig::start(|args| {
+        args.noise = 0.02;
+        args.seed = 7;
+    })
+    .await;
+    let text = program(LINES);
+    rig.run(11, &text).await;
+    let end = rig.job_end(11).await;
+    rig.until(|e| matches!(e, DriverEvent::Condition(Condition::Idle)))
+        .await;
+    let lines = prepared(&text);
+    let mut next = 0;
+    let mut foreign = 0;
+    for line in rig.executed() {
+        match lines[next..].iter().position(|l| *l == line) {
+            Some(offset) => next += offset + 1,
+            None => foreign += 1,
+        }
+    }
+    match end {
+        DriverEvent::JobInterrupted { reason, .. } => {
+            assert!(reason.contains("error:"), "{reason}")
+        }
+        DriverEvent::JobFinished { .. } => assert!(foreign > 0, "noise changed nothing?"),
+        other => panic!("{other:?}"),
+    }
+}
