@@ -460,7 +460,13 @@ async fn random_line_noise_never_repeats_or_reorders_lines() {
     for line in rig.executed() {
         match lines[next..].iter().position(|l| *l == line) {
             Some(offset) => next += offset + 1,
-            None => foreign += 1,
+            None => {
+                assert!(
+                    !lines[..next].contains(&line),
+                    "ran twice or out of order: {line}"
+                );
+                foreign += 1;
+            }
         }
     }
     match end {
