@@ -24,7 +24,7 @@ use crate::plant::PlantError;
 use crate::plant::views::{JobView, MachineView, MaterialView, OrderView, UnitView};
 use crate::runtime::{CommandError, Runtime};
 use crate::store::events::{self, EventRecord};
-use crate::store::now_ms;
+use crate::store::{format_ms, now_ms};
 
 pub type AppState = Arc<Runtime>;
 
@@ -218,6 +218,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/jobs/{id}/resolve", post(resolve_job))
         .route("/api/v1/jobs/{id}/confirm", post(confirm_job))
         .route("/api/v1/units/{id}/scrap", post(scrap_unit))
+        .route("/api/v1/plan", get(current_plan))
         .route("/api/v1/events", get(event_stream))
         .route("/api/v1/events/log", get(event_log))
         .route("/api/v1/verify", get(verify))
@@ -810,6 +811,108 @@ fn async_stream(
 }
 
 use tokio_stream::StreamExt as _;
+
+/// One bar of the Gantt chart: a run on a machine, with its setup block before it.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct GanttRow {
+    pub machine_id: String,
+    pub run_id: i64,
+    pub order_id: String,
+    pub step: Option<String>,
+    /// Already on the machine: the plan keeps it where it is.
+    pub frozen: bool,
+    pub setup_start: String,
+    pub start: String,
+    pub end: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct OrderEta {
+    pub order_id: String,
+    pub eta: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PlanView {
+    /// The instant the plan was made for.
+    pub planned_at: Option<String>,
+    pub rows: Vec<GanttRow>,
+    pub orders: Vec<OrderEta>,
+    /// Runs the planner could not place now (no machine in service, material never covered).
+    pub unplanned: Vec<i64>,
+    #[schema(value_type = Object)]
+    pub objective: Option<serde_json::Value>,
+    /// Plans made since start, and how many the independent schedule checker refused.
+    pub plans_made: u64,
+    pub plans_refused: u64,
+}
+
+/// The plan the dispatcher follows, as Gantt rows per machine.
+#[utoipa::path(get, path = "/api/v1/plan", responses((status = 200, body = PlanView)))]
+async fn current_plan(State(rt): State<AppState>) -> Json<PlanView> {
+    let plans_made = rt.plans_made.load(std::sync::atomic::Ordering::Relaxed);
+    let plans_refused = rt.plans_refused.load(std::sync::atomic::Ordering::Relaxed);
+    let Some(snapshot) = rt.current_plan() else {
+        return Json(PlanView {
+            planned_at: None,
+            rows: Vec::new(),
+            orders: Vec::new(),
+            unplanned: Vec::new(),
+            objective: None,
+            plans_made,
+            plans_refused,
+        });
+    };
+    let runs: std::collections::HashMap<i64, (&str, Option<&str>)> = snapshot
+        .input
+        .runs
+        .iter()
+        .map(|r| (r.id, (r.order_id.as_str(), Some(r.step_id.as_str()))))
+        .chain(
+            snapshot
+                .input
+                .frozen
+                .iter()
+                .map(|f| (f.run_id, (f.order_id.as_str(), None))),
+        )
+        .collect();
+    let frozen: std::collections::HashSet<i64> =
+        snapshot.input.frozen.iter().map(|f| f.run_id).collect();
+    Json(PlanView {
+        planned_at: Some(format_ms(snapshot.input.now)),
+        rows: snapshot
+            .plan
+            .assignments
+            .iter()
+            .map(|a| {
+                let (order_id, step) = runs.get(&a.run_id).copied().unwrap_or(("", None));
+                GanttRow {
+                    machine_id: a.machine_id.clone(),
+                    run_id: a.run_id,
+                    order_id: order_id.to_string(),
+                    step: step.map(str::to_string),
+                    frozen: frozen.contains(&a.run_id),
+                    setup_start: format_ms(a.setup_start),
+                    start: format_ms(a.start),
+                    end: format_ms(a.end),
+                }
+            })
+            .collect(),
+        orders: snapshot
+            .plan
+            .order_eta
+            .iter()
+            .map(|(id, at)| OrderEta {
+                order_id: id.clone(),
+                eta: format_ms(*at),
+            })
+            .collect(),
+        unplanned: snapshot.plan.unplanned.clone(),
+        objective: serde_json::to_value(snapshot.plan.objective).ok(),
+        plans_made,
+        plans_refused,
+    })
+}
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct VerifyReport {

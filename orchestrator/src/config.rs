@@ -21,6 +21,8 @@ pub struct PlantConfig {
     #[serde(default)]
     pub simulation: SimulationDefaults,
     #[serde(default)]
+    pub planner: PlannerSettings,
+    #[serde(default)]
     pub machines: Vec<Spanned<MachineConfig>>,
     #[serde(default)]
     pub materials: Vec<Spanned<MaterialConfig>>,
@@ -92,6 +94,41 @@ impl Default for SimulationDefaults {
     fn default() -> Self {
         SimulationDefaults {
             time_scale: default_time_scale(),
+        }
+    }
+}
+
+/// How much thinking the planner gets. Budgets are seconds of the reference machine, turned into
+/// deterministic work units, so the same state gives the same plan on any machine.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlannerSettings {
+    #[serde(default = "default_first_plan_seconds")]
+    pub first_plan_seconds: f64,
+    #[serde(default = "default_replan_seconds")]
+    pub replan_seconds: f64,
+    #[serde(default = "default_planner_seed")]
+    pub seed: u64,
+}
+
+fn default_first_plan_seconds() -> f64 {
+    1.0
+}
+
+fn default_replan_seconds() -> f64 {
+    0.1
+}
+
+fn default_planner_seed() -> u64 {
+    1
+}
+
+impl Default for PlannerSettings {
+    fn default() -> Self {
+        PlannerSettings {
+            first_plan_seconds: default_first_plan_seconds(),
+            replan_seconds: default_replan_seconds(),
+            seed: default_planner_seed(),
         }
     }
 }
@@ -344,6 +381,23 @@ impl PlantConfig {
                 ),
             });
         }
+        for (name, value) in [
+            (
+                "planner.first_plan_seconds",
+                self.planner.first_plan_seconds,
+            ),
+            ("planner.replan_seconds", self.planner.replan_seconds),
+        ] {
+            if !(value.is_finite() && (0.0..=60.0).contains(&value)) {
+                c.errors.push(ConfigError {
+                    file: c.file.clone(),
+                    line: None,
+                    column: None,
+                    field: name.into(),
+                    message: format!("{value} is not a budget between 0 and 60 seconds"),
+                });
+            }
+        }
         let mut machine_ids = HashSet::new();
         for (i, machine) in self.machines.iter().enumerate() {
             let span = machine.span();
@@ -517,7 +571,7 @@ on_hand = 10
             (
                 "name = \"Laser\"",
                 "name = \"Laser\"\nnmae = \"x\"",
-                "plant.toml:10:1: unknown field `nmae`",
+                "plant.toml:8:1: unknown field `nmae`",
             ),
             (
                 "capabilities = [\"laser\"]",
@@ -539,7 +593,11 @@ on_hand = 10
                 "kind = \"telnet\"",
                 "unknown variant `telnet`",
             ),
-            ("on_hand = 10", "on_hand = -3", "plant.toml:19:11"),
+            (
+                "on_hand = 10",
+                "on_hand = -3",
+                "plant.toml:18:11: -3 is negative",
+            ),
             (
                 "[plant]\nname = \"test\"",
                 "[plant]\nname = \"test\"\nlisten = \"nowhere\"",

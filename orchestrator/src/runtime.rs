@@ -5,14 +5,16 @@
 //! Architecture invariant: a job is `dispatched` in the store before its first byte goes to the
 //! machine (`Plant::dispatch` commits, then the machine task gets `Run`).
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use microfab_drivers::manual::ManualStation;
 use microfab_drivers::sim::SimulatedMachine;
 use microfab_drivers::{Driver, DriverCommand, DriverError, DriverEvent};
-use tokio::sync::{Notify, mpsc, oneshot};
+use microfab_planner::{Budget, Plan, PlanInput};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -69,11 +71,46 @@ pub enum CommandError {
     Driver(#[from] DriverError),
 }
 
-/// What the API holds of the runtime: a way to reach machines and to wake the coordinator.
+/// The plan the dispatcher follows, with what it was made from.
+pub struct PlanSnapshot {
+    pub plan: Plan,
+    pub input: PlanInput,
+}
+
+impl PlanSnapshot {
+    /// Runs the plan knows about (placed or found unplannable).
+    fn known_runs(&self) -> BTreeSet<i64> {
+        self.plan
+            .assignments
+            .iter()
+            .map(|a| a.run_id)
+            .chain(self.plan.unplanned.iter().copied())
+            .collect()
+    }
+}
+
+/// What the plan was asked for: a new plan is wanted when this changes.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+struct PlanTrigger {
+    /// Runs the current plan does not know (new orders, replacement runs).
+    unknown_runs: BTreeSet<i64>,
+    /// Machines out of service (down, alarm, maintenance, unavailable).
+    out_of_service: BTreeSet<String>,
+    /// Runs on machines far past their planned end.
+    overrunning: BTreeSet<i64>,
+}
+
+/// What the API holds of the runtime: a way to reach machines, to wake the coordinator, and the
+/// current plan.
 pub struct Runtime {
     pub plant: Arc<Plant>,
     machines: HashMap<String, mpsc::Sender<MachineRequest>>,
     wake: Notify,
+    plan: RwLock<Option<Arc<PlanSnapshot>>>,
+    plan_requests: watch::Sender<Option<PlanInput>>,
+    /// Plans made, and plans the independent checker refused (never adopted).
+    pub plans_made: AtomicU64,
+    pub plans_refused: AtomicU64,
 }
 
 impl Runtime {
@@ -94,6 +131,10 @@ impl Runtime {
         Ok(answer
             .await
             .map_err(|_| CommandError::MachineGone(machine_id.to_string()))??)
+    }
+
+    pub fn current_plan(&self) -> Option<Arc<PlanSnapshot>> {
+        self.plan.read().ok().and_then(|p| p.clone())
     }
 
     /// Something changed that may let work start (approval, restock, maintenance off, ...).
@@ -165,14 +206,21 @@ pub async fn start(
             shutdown.clone(),
         ));
     }
+    let (plan_requests, plan_inputs) = watch::channel(None);
     let runtime = Arc::new(Runtime {
         plant: plant.clone(),
         machines: senders,
         wake: Notify::new(),
+        plan: RwLock::new(None),
+        plan_requests,
+        plans_made: AtomicU64::new(0),
+        plans_refused: AtomicU64::new(0),
     });
+    tasks.spawn(planner_task(runtime.clone(), plan_inputs, shutdown.clone()));
     let coordinator = runtime.clone();
     tasks.spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_millis(500));
+        let mut asked = PlanTrigger::default();
         loop {
             tokio::select! {
                 Some((machine_id, event)) = events_rx.recv() => {
@@ -190,7 +238,7 @@ pub async fn start(
                 _ = tick.tick() => {}
                 () = shutdown.cancelled() => return,
             }
-            if let Err(e) = dispatch_round(&coordinator).await {
+            if let Err(e) = dispatch_round(&coordinator, &mut asked).await {
                 tracing::error!(error = %e, "dispatch round failed");
             }
         }
@@ -224,9 +272,117 @@ async fn record(plant: &Plant, machine_id: &str, event: DriverEvent) -> Result<(
     }
 }
 
-async fn dispatch_round(runtime: &Runtime) -> Result<(), PlantError> {
+/// Plans in the background: the coordinator posts the newest state, this task plans it (warm
+/// from the previous plan) and publishes the result. Meanwhile the dispatcher keeps going on
+/// the plan it has, or the dispatching rule: an idle machine never waits on the planner.
+async fn planner_task(
+    runtime: Arc<Runtime>,
+    mut inputs: watch::Receiver<Option<PlanInput>>,
+    shutdown: CancellationToken,
+) {
+    let settings = runtime.plant.config.planner.clone();
+    loop {
+        tokio::select! {
+            changed = inputs.changed() => if changed.is_err() { return },
+            () = shutdown.cancelled() => return,
+        }
+        let Some(input) = inputs.borrow_and_update().clone() else {
+            continue;
+        };
+        let previous = runtime.current_plan();
+        let budget = Budget::from_seconds(if previous.is_some() {
+            settings.replan_seconds
+        } else {
+            settings.first_plan_seconds
+        });
+        let seed = settings.seed;
+        let planned = tokio::task::spawn_blocking(move || {
+            let previous = previous.as_ref().map(|p| &p.plan);
+            let plan = microfab_planner::plan(&input, previous, budget, seed);
+            let verdict = microfab_planner::check::check_plan(&input, &plan, previous).map(|_| ());
+            (PlanSnapshot { plan, input }, verdict)
+        })
+        .await;
+        runtime.plans_made.fetch_add(1, Ordering::Relaxed);
+        match planned {
+            Ok((_, Err(problems))) => {
+                runtime.plans_refused.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(
+                    ?problems,
+                    "the schedule checker refused a plan; dispatching by rule"
+                );
+            }
+            Ok((snapshot, Ok(()))) => {
+                tracing::debug!(runs = snapshot.plan.assignments.len(), objective = ?snapshot.plan.objective, "new plan");
+                if let Ok(mut slot) = runtime.plan.write() {
+                    *slot = Some(Arc::new(snapshot));
+                }
+                runtime.wake();
+            }
+            Err(e) => tracing::error!(error = %e, "the planner failed"),
+        }
+    }
+}
+
+fn plan_trigger(input: &PlanInput, current: Option<&PlanSnapshot>) -> PlanTrigger {
+    let known = current.map(PlanSnapshot::known_runs).unwrap_or_default();
+    let planned_end: HashMap<i64, i64> = current
+        .map(|c| {
+            c.plan
+                .assignments
+                .iter()
+                .map(|a| (a.run_id, a.end))
+                .collect()
+        })
+        .unwrap_or_default();
+    PlanTrigger {
+        unknown_runs: input
+            .runs
+            .iter()
+            .map(|r| r.id)
+            .filter(|id| !known.contains(id))
+            .collect(),
+        out_of_service: input
+            .machines
+            .iter()
+            .filter(|m| m.out_of_service)
+            .map(|m| m.id.clone())
+            .collect(),
+        // "Much longer than planned": half again its planned length, and at least a minute late.
+        overrunning: input
+            .frozen
+            .iter()
+            .filter(|f| {
+                planned_end.get(&f.run_id).is_some_and(|&end| {
+                    let start = f.start.min(end);
+                    input.now > end + ((end - start) / 2).max(60_000)
+                })
+            })
+            .map(|f| f.run_id)
+            .collect(),
+    }
+}
+
+async fn dispatch_round(runtime: &Runtime, asked: &mut PlanTrigger) -> Result<(), PlantError> {
     let input = runtime.plant.plan_input(now_ms()).await?;
-    for decision in microfab_planner::dispatch_ready_runs(&input) {
+    let current = runtime.current_plan();
+    let trigger = plan_trigger(&input, current.as_deref());
+    let known_outages = current
+        .as_ref()
+        .map(|c| plan_trigger(&c.input, None).out_of_service)
+        .unwrap_or_default();
+    let stale = !trigger.unknown_runs.is_empty()
+        || !trigger.overrunning.is_empty()
+        || trigger.out_of_service != known_outages;
+    if stale && trigger != *asked && !(input.runs.is_empty() && input.frozen.is_empty()) {
+        *asked = trigger;
+        runtime.plan_requests.send_replace(Some(input.clone()));
+    }
+    let decisions = match &current {
+        Some(snapshot) => microfab_planner::next_dispatches(&snapshot.plan, &input),
+        None => microfab_planner::dispatch_ready_runs(&input),
+    };
+    for decision in decisions {
         let Some(run) = runtime
             .plant
             .dispatch(decision.run_id, &decision.machine_id, now_ms())

@@ -64,6 +64,36 @@ async fn two_hundred_units_with_scrap(kind: &str) {
         .await;
     assert_eq!(status, 200, "{approved}");
 
+    // The planner plans the order; the dispatcher follows it and the order shows an ETA.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let plan = client.ok("/api/v1/plan").await;
+        let order = client.ok(&format!("/api/v1/orders/{id}")).await;
+        if plan["rows"].as_array().is_some_and(|r| !r.is_empty())
+            && (order["eta"].is_string() || order["state"] == "completed")
+        {
+            assert!(
+                plan["rows"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .all(|r| r["order_id"] == id.as_str()),
+                "{plan}"
+            );
+            assert!(
+                plan["orders"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|o| o["order_id"] == id.as_str()),
+                "{plan}"
+            );
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no plan: {plan}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
     let done = wait_for_state(&client, &id, "completed", Duration::from_secs(120)).await;
     assert_eq!(done["good"], 200);
     assert_eq!(done["remaining"], 0);
@@ -121,6 +151,12 @@ async fn two_hundred_units_with_scrap(kind: &str) {
 
     let report = client.ok("/api/v1/verify").await;
     assert_eq!(report["consistent"], true, "{report}");
+    let plan = client.ok("/api/v1/plan").await;
+    assert!(plan["plans_made"].as_u64().unwrap() >= 1, "{plan}");
+    assert_eq!(
+        plan["plans_refused"], 0,
+        "every plan passed the schedule checker"
+    );
     shutdown.cancel();
     drop(running);
     db.drop_database().await;

@@ -258,36 +258,52 @@ impl Plant {
         Ok(())
     }
 
-    /// What the planner needs: idle machines, open orders, planned runs with readiness.
+    /// What the planner needs: machines (idle, busy until when, or out of service), open
+    /// orders, runs still to dispatch with readiness and run-level predecessors, and the runs
+    /// on machines now (frozen).
     pub async fn plan_input(&self, now_ms: i64) -> Result<PlanInput> {
         let mut tx = self.store.pool.begin().await?;
-        let machines = sqlx::query(
-            "SELECT id, capabilities_json, state, maintenance, current_job, speed_factor, setup_family FROM machines ORDER BY id",
+        let machine_rows = sqlx::query(
+            "SELECT id, capabilities_json, envelope_json, state, maintenance, current_job, speed_factor, setup_family \
+             FROM machines ORDER BY id",
         )
         .fetch_all(&mut *tx)
-        .await?
-        .iter()
-        .map(|r| {
+        .await?;
+        let mut machines = Vec::new();
+        let mut envelopes: HashMap<String, [f64; 3]> = HashMap::new();
+        for r in &machine_rows {
+            let id: String = r.try_get("id")?;
             let state: String = r.try_get("state")?;
-            let maintenance: i64 = r.try_get("maintenance")?;
+            let maintenance = r.try_get::<i64, _>("maintenance")? == 1;
             let current: Option<i64> = r.try_get("current_job")?;
-            Ok(PlanMachine {
-                id: r.try_get("id")?,
-                capabilities: serde_json::from_str(&r.try_get::<String, _>("capabilities_json")?).unwrap_or_default(),
-                idle: state == "idle" && maintenance == 0 && current.is_none(),
+            let working = current.is_some() && matches!(state.as_str(), "idle" | "busy" | "paused");
+            envelopes.insert(
+                id.clone(),
+                serde_json::from_str(&r.try_get::<String, _>("envelope_json")?).unwrap_or_default(),
+            );
+            machines.push(PlanMachine {
+                id,
+                capabilities: serde_json::from_str(&r.try_get::<String, _>("capabilities_json")?)
+                    .unwrap_or_default(),
+                idle: state == "idle" && !maintenance && current.is_none(),
                 speed_factor: r.try_get("speed_factor")?,
                 current_setup: r.try_get("setup_family")?,
+                out_of_service: maintenance || !(state == "idle" || working),
                 ..PlanMachine::default()
-            })
-        })
-        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+            });
+        }
+        let speed: HashMap<String, f64> = machines
+            .iter()
+            .map(|m| (m.id.clone(), m.speed_factor))
+            .collect();
         let orders = sqlx::query(
-            "SELECT id, priority, due_ms, seq, quantity FROM orders WHERE state IN ('approved', 'in_progress') ORDER BY seq",
+            "SELECT id, priority, due_ms, seq FROM orders WHERE state IN ('approved', 'in_progress') ORDER BY seq",
         )
         .fetch_all(&mut *tx)
         .await?;
         let mut plan_orders = Vec::new();
         let mut runs = Vec::new();
+        let mut frozen = Vec::new();
         for o in &orders {
             let order_id: String = o.try_get("id")?;
             plan_orders.push(PlanOrder {
@@ -302,39 +318,95 @@ impl Plant {
                 ..PlanOrder::default()
             });
             let steps = step_counts(&mut tx, &order_id).await?;
-            let step_info: HashMap<i64, (String, String, f64, f64, String)> = sqlx::query(
-                "SELECT step_index, step_id, capability, run_seconds, setup_seconds, setup_family FROM steps WHERE order_id = $1",
-            )
-            .bind(&order_id)
-            .fetch_all(&mut *tx)
-            .await?
-            .iter()
-            .map(|r| {
-                Ok((
-                    r.try_get("step_index")?,
-                    (
-                        r.try_get("step_id")?,
-                        r.try_get("capability")?,
-                        r.try_get("run_seconds")?,
-                        r.try_get("setup_seconds")?,
-                        r.try_get("setup_family")?,
-                    ),
-                ))
-            })
-            .collect::<Result<_, sqlx::Error>>()?;
-            let planned = sqlx::query(
-                "SELECT id, step_index, units, material_reserved FROM jobs WHERE order_id = $1 AND state = 'planned' ORDER BY id",
+            let step_rows = sqlx::query(
+                "SELECT step_index, step_id, capability, run_seconds, setup_seconds, setup_family, bbox_json \
+                 FROM steps WHERE order_id = $1",
             )
             .bind(&order_id)
             .fetch_all(&mut *tx)
             .await?;
+            let mut step_info: HashMap<i64, PlanRun> = HashMap::new();
+            for r in &step_rows {
+                let capability: String = r.try_get("capability")?;
+                let bbox: Option<String> = r.try_get("bbox_json")?;
+                let capable: Vec<&PlanMachine> =
+                    machines.iter().filter(|m| m.can_do(&capability)).collect();
+                let fitting: Vec<String> = capable
+                    .iter()
+                    .filter(|m| {
+                        bbox.as_deref().is_none_or(|b| {
+                            let (min, max): ([f64; 3], [f64; 3]) =
+                                serde_json::from_str(b).unwrap_or_default();
+                            super::orders::envelope_fits(
+                                envelopes[&m.id],
+                                [max[0] - min[0], max[1] - min[1], max[2] - min[2]],
+                            )
+                        })
+                    })
+                    .map(|m| m.id.clone())
+                    .collect();
+                step_info.insert(
+                    r.try_get("step_index")?,
+                    PlanRun {
+                        order_id: order_id.clone(),
+                        step_id: r.try_get("step_id")?,
+                        capability,
+                        run_seconds: r.try_get("run_seconds")?,
+                        setup_seconds: r.try_get("setup_seconds")?,
+                        setup_family: r.try_get("setup_family")?,
+                        only_on: if fitting.len() == capable.len() {
+                            Vec::new()
+                        } else {
+                            fitting
+                        },
+                        ..PlanRun::default()
+                    },
+                );
+            }
+            let jobs = sqlx::query(
+                "SELECT id, step_index, units, state, material_reserved, machine_id, dispatched_ms, started_ms \
+                 FROM jobs WHERE order_id = $1 AND state IN ('planned', 'dispatched', 'running') ORDER BY id",
+            )
+            .bind(&order_id)
+            .fetch_all(&mut *tx)
+            .await?;
+            // Open runs per step in id order, for run-level predecessors.
+            let mut open: BTreeMap<i64, Vec<(i64, i64)>> = BTreeMap::new();
+            for job in &jobs {
+                open.entry(job.try_get("step_index")?)
+                    .or_default()
+                    .push((job.try_get("id")?, job.try_get("units")?));
+            }
             // Inputs are counted, not tracked piece by piece: a step may start as many units
             // as every predecessor step has made good.
             let mut started: BTreeMap<i64, i64> =
                 steps.iter().map(|s| (s.index, s.started)).collect();
-            for job in planned {
+            let mut wanted: BTreeMap<i64, i64> = started.clone();
+            for job in &jobs {
+                let job_id: i64 = job.try_get("id")?;
                 let step_index: i64 = job.try_get("step_index")?;
                 let units: i64 = job.try_get("units")?;
+                let state: String = job.try_get("state")?;
+                let template = step_info.get(&step_index).cloned().unwrap_or_default();
+                if state != job_state::PLANNED {
+                    let machine_id: Option<String> = job.try_get("machine_id")?;
+                    let machine_id = machine_id.unwrap_or_default();
+                    let began: Option<i64> = job.try_get("started_ms")?;
+                    let dispatched: Option<i64> = job.try_get("dispatched_ms")?;
+                    let start = began.or(dispatched).unwrap_or(now_ms);
+                    let length = (template.run_seconds
+                        * speed.get(&machine_id).copied().unwrap_or(1.0)
+                        * 1000.0) as i64;
+                    frozen.push(microfab_planner::FrozenRun {
+                        run_id: job_id,
+                        order_id: order_id.clone(),
+                        machine_id,
+                        setup_family: template.setup_family,
+                        start,
+                        end: (start + length).max(now_ms + 1),
+                    });
+                    continue;
+                }
                 let step = steps.iter().find(|s| s.index == step_index);
                 let inputs = step.map_or(0, |s| {
                     s.predecessors
@@ -349,27 +421,41 @@ impl Plant {
                 if ready {
                     started.insert(step_index, already + units);
                 }
-                let (step_id, capability, run_seconds, setup_seconds, setup_family) =
-                    step_info.get(&step_index).cloned().unwrap_or_default();
+                let need = wanted.get(&step_index).copied().unwrap_or(0) + units;
+                wanted.insert(step_index, need);
+                let mut predecessors = Vec::new();
+                for p in step.map(|s| s.predecessors.as_slice()).unwrap_or_default() {
+                    let mut covered = steps.iter().find(|x| x.index == *p).map_or(0, |x| x.good);
+                    for (id, u) in open.get(p).map(Vec::as_slice).unwrap_or_default() {
+                        if covered >= need {
+                            break;
+                        }
+                        predecessors.push(*id);
+                        covered += u;
+                    }
+                }
                 runs.push(PlanRun {
-                    id: job.try_get("id")?,
-                    order_id: order_id.clone(),
-                    step_id,
-                    capability,
-                    run_seconds,
-                    setup_seconds,
-                    setup_family,
+                    id: job_id,
                     ready,
-                    ..PlanRun::default()
+                    predecessors,
+                    ..template
                 });
             }
         }
         tx.commit().await?;
+        for machine in &mut machines {
+            machine.available_from = frozen
+                .iter()
+                .filter(|f| f.machine_id == machine.id)
+                .map(|f| f.end)
+                .max();
+        }
         Ok(PlanInput {
             now: now_ms,
             machines,
             orders: plan_orders,
             runs,
+            frozen,
             ..PlanInput::default()
         })
     }

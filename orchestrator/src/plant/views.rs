@@ -42,6 +42,8 @@ pub struct OrderView {
     pub prescreen: Vec<String>,
     pub source_name: String,
     pub steps: Vec<StepView>,
+    /// When the current plan expects the order's last run to end (absent without a plan).
+    pub eta: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -117,6 +119,7 @@ fn order_view(row: &AnyRow, steps: Vec<StepView>) -> Result<OrderView, sqlx::Err
             .unwrap_or_default(),
         source_name: row.try_get("source_name")?,
         steps,
+        eta: None,
     })
 }
 
