@@ -12,13 +12,13 @@ use std::fmt;
 const WORD_LETTERS: &str = "FGIJKLMNPRSTXYZ";
 
 /// G-codes GRBL 1.1 supports, in tenths (`G38.2` is 382).
-const G_CODES: &[u16] = &[
+pub const G_CODES: &[u16] = &[
     0, 10, 20, 30, 40, 100, 170, 180, 190, 200, 210, 280, 281, 300, 301, 382, 383, 384, 385, 400,
     431, 490, 530, 540, 550, 560, 570, 580, 590, 610, 800, 900, 910, 911, 920, 921, 930, 940,
 ];
 
 /// M-codes GRBL 1.1 supports (M56 only with parking override compiled in; kept: harmless).
-const M_CODES: &[u16] = &[0, 10, 20, 300, 30, 40, 50, 70, 80, 90, 560];
+pub const M_CODES: &[u16] = &[0, 10, 20, 300, 30, 40, 50, 70, 80, 90, 560];
 
 /// Characters GRBL takes out of the stream as real-time commands wherever they appear: inside a
 /// program they would pause, resume or query the machine instead of being part of a line.
@@ -91,7 +91,7 @@ pub fn words(line: &str) -> Result<Vec<Word>, WordError> {
 }
 
 /// A code's value in tenths (`38.2` → 382), or `None` if it has finer digits.
-fn tenths(value: f64) -> Option<u16> {
+pub fn tenths(value: f64) -> Option<u16> {
     let scaled = (value * 10.0).round();
     ((value * 10.0 - scaled).abs() < 1e-6 && (0.0..=10_000.0).contains(&scaled))
         .then_some(scaled as u16)

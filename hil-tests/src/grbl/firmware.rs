@@ -14,18 +14,13 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use microfab_drivers::grbl::gcode::{Word, WordError, words};
+use microfab_drivers::grbl::gcode::{G_CODES, M_CODES, Word, WordError, tenths, words};
 use tokio::time::Instant;
 
 use super::fault::{Fault, FaultKind, Trigger};
 
 pub const BANNER: &str = "\r\nGrbl 1.1h ['$' for help]\r\n";
 const UNLOCK_HINT: &str = "[MSG:'$H'|'$X' to unlock]\r\n";
-const SUPPORTED_G: &[u16] = &[
-    0, 10, 20, 30, 40, 100, 170, 180, 190, 200, 210, 280, 281, 300, 301, 382, 383, 384, 385, 400,
-    431, 490, 530, 540, 550, 560, 570, 580, 590, 610, 800, 900, 910, 911, 920, 921, 930, 940,
-];
-const SUPPORTED_M: &[u16] = &[0, 10, 20, 300, 30, 40, 50, 70, 80, 90, 560];
 
 #[derive(Debug, Clone)]
 pub struct FirmwareConfig {
@@ -603,10 +598,7 @@ impl Firmware {
         let mut dwell = None;
         let mut p_word = None;
         for &Word { letter, value } in &words {
-            let code = || {
-                let tenths = (value * 10.0).round();
-                ((value * 10.0 - tenths).abs() < 1e-6 && tenths >= 0.0).then_some(tenths as u16)
-            };
+            let code = || tenths(value);
             match letter {
                 'G' => match code() {
                     Some(c @ (0 | 10 | 20 | 30)) => modal.motion = c / 10,
@@ -615,11 +607,11 @@ impl Firmware {
                     Some(210) => modal.inches = false,
                     Some(900) => modal.absolute = true,
                     Some(910) => modal.absolute = false,
-                    Some(c) if SUPPORTED_G.contains(&c) => {}
+                    Some(c) if G_CODES.contains(&c) => {}
                     _ => return Err(20),
                 },
                 'M' => match code() {
-                    Some(c) if SUPPORTED_M.contains(&c) => {}
+                    Some(c) if M_CODES.contains(&c) => {}
                     _ => return Err(20),
                 },
                 'F' if value <= 0.0 => return Err(4),
