@@ -3,13 +3,27 @@
 //! [`GrblDriver`] owns a [`crate::link::SerialLink`] and a [`protocol::GrblProtocol`] (the sans-IO
 //! core: character-counting streaming, status polling, replies, alarms). It connects inside
 //! [`Driver::next_event`], never blocks in [`GrblDriver::new`], reports
-//! [`Condition::Unavailable`] until the controller answered a status request, and reconnects
+//! [`crate::Condition::Unavailable`] until the controller answered a status request, and reconnects
 //! with backoff when the port fails or goes silent.
 //!
 //! Programs are checked by [`gcode::preflight`] before a byte is sent (line length against
 //! GRBL's line buffer, GRBL's G/M-code set, real-time characters, `$` commands).
 //!
 //! `$X` (unlock) and `$H` (homing) are operator actions only: [`GrblDriver::operator`].
+//!
+//! # One job through the code
+//! 1. `command(Run)`: [`gcode::preflight`] strips comments and spaces and checks every line;
+//!    a bad line fails the command with `DriverError::Preflight` naming its line number.
+//! 2. [`protocol::GrblProtocol::start_job`] (machine must be `Idle`) emits `JobStarted` and
+//!    queues as many lines as fit in the controller's 128-byte receive buffer.
+//! 3. `next_event` writes them ([`crate::link::SerialLink::transfer`]); each `ok` frees its
+//!    line's bytes and the next lines go out; `JobProgress` follows the acknowledgements;
+//!    a `?` goes out every `status_interval_ms` and its report updates [`MachineStatus`].
+//! 4. After the last `ok`, the next status report that says `Idle` ends the job: `JobFinished`.
+//! 5. On `error:N`, `ALARM:N`, a reset banner, a lost `ok` or a lost link the job ends as
+//!    `JobInterrupted` with GRBL's own meaning; on an error the driver holds (`!`) and, once the
+//!    machine stands still, resets (Ctrl-X) to flush what was buffered. Nothing resumes by
+//!    itself.
 
 pub mod codes;
 pub mod gcode;
