@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use microfab_drivers::{Condition, DriverEvent};
-use microfab_hil::marlin::fault::Fault;
+use microfab_drivers::{Condition, Driver, DriverCommand, DriverEvent};
+use microfab_hil::marlin::fault::{Fault, FaultKind};
 use microfab_hil::marlin::firmware::FirmwareConfig;
 use microfab_hil::marlin::harness::{Comparison, Rig, stripped};
 
@@ -73,4 +73,254 @@ async fn a_print_completes_and_the_firmware_ran_exactly_the_program() {
         rig.driver.firmware(),
         Some("Marlin 2.1.2 (microfab simulator)")
     );
+}
+
+fn commands(rig: &Rig) -> Vec<String> {
+    rig.sim
+        .execution_log()
+        .into_iter()
+        .map(|e| e.command)
+        .filter(|c| !["M110", "M105", "M115", "M400"].contains(&c.split(' ').next().unwrap_or("")))
+        .collect()
+}
+
+async fn finished(rig: &mut Rig, job_id: i64, timeout_s: u64) {
+    let end = rig
+        .job_end(job_id, Duration::from_secs(timeout_s))
+        .await
+        .unwrap();
+    assert!(
+        matches!(end, DriverEvent::JobFinished { .. }),
+        "{end:?}; events: {:?}",
+        rig.events
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn line_noise_is_caught_by_the_checksums_and_resent() {
+    let text = print_program(300);
+    let program = stripped(&text).unwrap();
+    let noise = Fault::at_time(FaultKind::Noise { probability: 0.05 }, 0.0);
+    let mut rig = Rig::start(BAUD, fast_firmware(vec![noise]), |_| {})
+        .await
+        .unwrap();
+    rig.run(1, &text).await.unwrap();
+    finished(&mut rig, 1, 60).await;
+    let log = comparison(&rig, &program);
+    assert!(log.is_exact(&program), "{log:?}");
+    let counters = &rig.driver.traffic().unwrap().counters;
+    assert!(counters.resends > 0 && counters.errors > 0, "{counters:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_swallowed_ok_is_recovered_by_a_probe() {
+    let text = print_program(60);
+    let program = stripped(&text).unwrap();
+    let swallow = Fault::at_line(FaultKind::SwallowOk, 30);
+    let mut rig = Rig::start(BAUD, fast_firmware(vec![swallow]), |config| {
+        config.command_timeout_ms = 500;
+    })
+    .await
+    .unwrap();
+    let started = tokio::time::Instant::now();
+    rig.run(1, &text).await.unwrap();
+    finished(&mut rig, 1, 20).await;
+    assert!(
+        started.elapsed() >= Duration::from_millis(500),
+        "waited for the timeout"
+    );
+    let log = comparison(&rig, &program);
+    assert!(log.is_exact(&program), "{log:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn busy_keepalives_carry_a_long_command_past_the_command_timeout() {
+    // Line 12 keeps the firmware busy for 7 s. Without its keep-alives (every 2 s) the driver
+    // would probe after 3 s and give the link up after 6 s.
+    let text = print_program(20);
+    let program = stripped(&text).unwrap();
+    let busy = Fault::at_line(FaultKind::Busy { seconds: 7.0 }, 12);
+    let mut rig = Rig::start(BAUD, fast_firmware(vec![busy]), |config| {
+        config.command_timeout_ms = 3_000;
+    })
+    .await
+    .unwrap();
+    rig.run(1, &text).await.unwrap();
+    finished(&mut rig, 1, 30).await;
+    assert!(
+        !rig.events.iter().any(|e| matches!(
+            e,
+            DriverEvent::Condition(Condition::Unavailable { .. })
+        ) && rig.events.iter().position(|x| x == e) > Some(3)),
+        "{:?}",
+        rig.events
+    );
+    assert!(comparison(&rig, &program).is_exact(&program));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cable_pull_interrupts_the_job_and_the_link_comes_back() {
+    let text = print_program(200);
+    let program = stripped(&text).unwrap();
+    let pull = Fault::at_line(FaultKind::Disconnect { seconds: 1.0 }, 40);
+    let mut rig = Rig::start(BAUD, fast_firmware(vec![pull]), |_| {})
+        .await
+        .unwrap();
+    rig.run(1, &text).await.unwrap();
+    let end = rig.job_end(1, Duration::from_secs(20)).await.unwrap();
+    let DriverEvent::JobInterrupted { reason, .. } = &end else {
+        panic!("{end:?}");
+    };
+    assert!(reason.contains("lost"), "{reason}");
+    rig.wait_for(Duration::from_secs(2), |e| {
+        matches!(e, DriverEvent::Condition(Condition::Unavailable { .. }))
+    })
+    .await
+    .unwrap();
+    let executed = comparison(&rig, &program);
+    assert!(executed.is_prefix(&program), "{executed:?}");
+    assert!(executed.executed.len() < program.len());
+    rig.wait_for(Duration::from_secs(10), |e| {
+        *e == DriverEvent::Condition(Condition::Idle)
+    })
+    .await
+    .unwrap();
+    assert!(rig.driver.traffic().unwrap().counters.reconnects >= 1);
+    // The printer works again: a second job runs to the end.
+    let before = commands(&rig).len();
+    rig.run(2, &text).await.unwrap();
+    finished(&mut rig, 2, 30).await;
+    assert_eq!(commands(&rig)[before..], program[..]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_firmware_reset_mid_job_interrupts_it_and_is_never_continued() {
+    let text = print_program(200);
+    let program = stripped(&text).unwrap();
+    let reset = Fault::at_line(FaultKind::Reset, 40);
+    let mut rig = Rig::start(BAUD, fast_firmware(vec![reset]), |_| {})
+        .await
+        .unwrap();
+    rig.run(1, &text).await.unwrap();
+    let end = rig.job_end(1, Duration::from_secs(20)).await.unwrap();
+    let DriverEvent::JobInterrupted { reason, .. } = &end else {
+        panic!("{end:?}");
+    };
+    assert!(reason.contains("restarted"), "{reason}");
+    rig.wait_for(Duration::from_secs(10), |e| {
+        *e == DriverEvent::Condition(Condition::Idle)
+    })
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let executed = comparison(&rig, &program);
+    assert!(executed.is_prefix(&program), "{executed:?}");
+    assert!(executed.executed.len() < 40, "{}", executed.executed.len());
+    assert_eq!(rig.sim.resets(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_error_reply_fails_the_job_and_runs_the_cancel_script() {
+    let text = print_program(100);
+    let program = stripped(&text).unwrap();
+    let error = Fault::at_line(FaultKind::Error, 20);
+    let mut rig = Rig::start(BAUD, fast_firmware(vec![error]), |_| {})
+        .await
+        .unwrap();
+    rig.run(1, &text).await.unwrap();
+    let end = rig.job_end(1, Duration::from_secs(20)).await.unwrap();
+    let DriverEvent::JobFailed { reason, .. } = &end else {
+        panic!("{end:?}");
+    };
+    assert!(reason.contains("Probing Failed"), "{reason}");
+    rig.wait_for(Duration::from_secs(10), |e| {
+        *e == DriverEvent::Condition(Condition::Idle)
+    })
+    .await
+    .unwrap();
+    // The program up to the failed line 20, then the cancel script.
+    let failed = rig
+        .sim
+        .execution_log()
+        .into_iter()
+        .find(|e| e.line_number == Some(20));
+    let script = microfab_drivers::marlin::protocol::default_cancel_script();
+    let executed = commands(&rig);
+    let (ran, cancel) = executed.split_at(executed.len() - script.len());
+    assert_eq!(cancel, &script[..]);
+    assert!(program.starts_with(ran), "{ran:?}");
+    assert_eq!(ran.last(), failed.map(|e| e.command).as_ref());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_halted_printer_raises_an_alarm() {
+    let text = print_program(100);
+    let kill = Fault::at_line(FaultKind::Kill, 20);
+    let mut rig = Rig::start(BAUD, fast_firmware(vec![kill]), |_| {})
+        .await
+        .unwrap();
+    rig.run(1, &text).await.unwrap();
+    let end = rig.job_end(1, Duration::from_secs(20)).await.unwrap();
+    assert!(
+        matches!(&end, DriverEvent::JobInterrupted { reason, .. } if reason.contains("halted")),
+        "{end:?}"
+    );
+    rig.wait_for(Duration::from_secs(2), |e| {
+        matches!(e, DriverEvent::Condition(Condition::Alarm { .. }))
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_abort_stops_the_stream_and_runs_the_cancel_script() {
+    let text = print_program(2000);
+    let program = stripped(&text).unwrap();
+    let mut rig = Rig::start(BAUD, fast_firmware(vec![]), |_| {})
+        .await
+        .unwrap();
+    rig.run(1, &text).await.unwrap();
+    rig.wait_for(
+        Duration::from_secs(10),
+        |e| matches!(e, DriverEvent::JobProgress { done, .. } if *done >= 100),
+    )
+    .await
+    .unwrap();
+    rig.driver.command(DriverCommand::Abort).await.unwrap();
+    let end = rig.job_end(1, Duration::from_secs(5)).await.unwrap();
+    assert!(matches!(end, DriverEvent::JobInterrupted { .. }), "{end:?}");
+    rig.wait_for(Duration::from_secs(10), |e| {
+        *e == DriverEvent::Condition(Condition::Idle)
+    })
+    .await
+    .unwrap();
+    let script = microfab_drivers::marlin::protocol::default_cancel_script();
+    let executed = commands(&rig);
+    let (ran, cancel) = executed.split_at(executed.len() - script.len());
+    assert_eq!(cancel, &script[..]);
+    assert!(
+        program.starts_with(ran) && ran.len() < program.len(),
+        "{}",
+        ran.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_window_of_four_under_noise_loses_no_line() {
+    // A window keeps the wire busy, but each line error makes Marlin empty its receive buffer,
+    // and the tail of a cut line can run unchecked: lines may run twice (see the protocol
+    // documentation), but none may be lost.
+    let text = print_program(400);
+    let program = stripped(&text).unwrap();
+    let noise = Fault::at_time(FaultKind::Noise { probability: 0.03 }, 0.0);
+    let mut rig = Rig::start(BAUD, fast_firmware(vec![noise]), |config| {
+        config.in_flight = 4;
+    })
+    .await
+    .unwrap();
+    rig.run(1, &text).await.unwrap();
+    finished(&mut rig, 1, 60).await;
+    let log = comparison(&rig, &program);
+    assert_eq!(log.lost, 0, "{log:?}");
+    assert!(rig.driver.traffic().unwrap().counters.resends > 0);
 }

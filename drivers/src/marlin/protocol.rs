@@ -734,7 +734,12 @@ impl Protocol {
             (stream.acked + 1, None)
         } else {
             // Nothing in flight, or the oldest line is a probe, which only `ok T:` answers
-            // (lines after it execute after it): a stray `ok`.
+            // (lines after it execute after it): a stray `ok`. It may also be the probe itself,
+            // its `N` hit by noise and read as an unknown command; a second probe tells at
+            // once (Marlin rejects it and asks for the first) instead of after a timeout.
+            if stream.acked < stream.next && stream.probes.len() == 1 && !stream.settling {
+                self.send_probe_now(now);
+            }
             return;
         };
         stream.acked = acked;

@@ -731,11 +731,46 @@ job: G1 X1 | G1 X2 | G1 X3 | G1 X4
 ! JobProgress { done: 3, total: 4 }
 > N6 G1 X4*98
 < ok
+> N7 M105*32
 < ok T:20.0 /0.0
 ! Temperatures T:20/0
-> N7 M105*32
 < ok
 ! JobProgress { done: 4, total: 4 }
+< ok T:20.0 /0.0
+! Temperatures T:20/0
+! JobDone
+",
+    );
+}
+
+#[test]
+fn a_probe_read_as_an_unknown_command_is_caught_at_once() {
+    // Noise turned the final probe's `N` into `J`: Marlin acknowledges it as an unknown command.
+    // A second probe makes Marlin ask for the first instead of waiting for a timeout.
+    check(
+        "
+job: G1 X1
+> N0 M110 N0*125
+< ok
+! JobProgress { done: 0, total: 1 }
+> N1 M105*38
+< ok T:20.0 /0.0
+! Temperatures T:20/0
+> N2 G1 X1*99
+< ok
+! JobProgress { done: 1, total: 1 }
+> N3 M105*36
+< echo:Unknown command: \"J3 M105\"
+< ok
+> N4 M105*35
+< Error:Line Number is not Last Line Number+1, Last Line: 2
+< Resend: 3
+< ok
+@ 20
+> N3 M105*36
+< ok T:20.0 /0.0
+! Temperatures T:20/0
+> N4 M105*35
 < ok T:20.0 /0.0
 ! Temperatures T:20/0
 ! JobDone

@@ -639,14 +639,8 @@ impl Firmware {
             "M400" => running.wait = Wait::PlannerEmpty,
             "M104" => self.hotend.target = words.get('S').unwrap_or(0.0),
             "M140" => self.bed.target = words.get('S').unwrap_or(0.0),
-            "M109" => {
-                self.hotend.target = words.get('S').or(words.get('R')).unwrap_or(0.0);
-                running.wait = Wait::Hotend;
-            }
-            "M190" => {
-                self.bed.target = words.get('S').or(words.get('R')).unwrap_or(0.0);
-                running.wait = Wait::Bed;
-            }
+            "M109" => running.wait = heat_and_wait(&mut self.hotend, &words, Wait::Hotend),
+            "M190" => running.wait = heat_and_wait(&mut self.bed, &words, Wait::Bed),
             "M0" | "M1" => running.wait = Wait::User,
             "M105" => running.reply = Reply::OkWithTemperatures,
             "M110" => {
@@ -720,6 +714,23 @@ impl Firmware {
     }
 }
 
+/// M109/M190 (`Temperature::wait_for_hotend`): `S` waits only while heating up, `R` also while
+/// cooling down; without either the command does nothing.
+fn heat_and_wait(heater: &mut Heater, words: &Words, wait: Wait) -> Wait {
+    let (target, wait_for_cooling) = match (words.get('S'), words.get('R')) {
+        (Some(s), _) => (s, false),
+        (None, Some(r)) => (r, true),
+        (None, None) => return Wait::None,
+    };
+    heater.target = target;
+    let heating = heater.actual < target - 1.0;
+    if heating || (wait_for_cooling && !heater.reached()) {
+        wait
+    } else {
+        Wait::None
+    }
+}
+
 /// Faults that happen at their time; the others wait for the next command.
 fn is_immediate(kind: &FaultKind) -> bool {
     matches!(kind, FaultKind::Reset | FaultKind::Kill)
@@ -784,5 +795,176 @@ impl Words {
             .iter()
             .find(|(l, _)| *l == letter)
             .map(|(_, v)| *v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(n: i64, command: &str) -> String {
+        let body = format!("N{n} {command}");
+        let sum = body.bytes().fold(0u8, |a, b| a ^ b);
+        format!("{body}*{sum}\n")
+    }
+
+    /// Feed `(milliseconds, bytes)` steps to a booted firmware and return what it said after
+    /// its banner, and the commands it executed.
+    fn check(
+        config: FirmwareConfig,
+        steps: &[(u64, String)],
+        expected_output: &str,
+        expected_log: &[&str],
+    ) {
+        let start = Instant::now();
+        let mut firmware = Firmware::new(config, start);
+        firmware.take_output();
+        for (ms, bytes) in steps {
+            let now = start + Duration::from_millis(*ms);
+            firmware.poll(now);
+            firmware.receive(bytes.as_bytes(), now);
+        }
+        let output = String::from_utf8(firmware.take_output()).unwrap();
+        assert_eq!(output, expected_output, "steps: {steps:?}");
+        let log: Vec<&str> = firmware.log().iter().map(|e| e.command.as_str()).collect();
+        assert_eq!(log, expected_log, "steps: {steps:?}");
+    }
+
+    /// Name, input steps, expected output, expected execution log.
+    type Case = (&'static str, Vec<(u64, String)>, &'static str, Vec<&'static str>);
+
+    fn at(ms: u64, text: impl Into<String>) -> (u64, String) {
+        (ms, text.into())
+    }
+
+    #[test]
+    fn line_numbers_and_checksums_are_checked_like_marlin() {
+        let cases: Vec<Case> = vec![
+            (
+                "valid line",
+                vec![at(0, frame(1, "G1 X1"))],
+                "ok\n",
+                vec!["G1 X1"],
+            ),
+            (
+                "checksum mismatch",
+                vec![at(0, "N1 G1 X1*0\n")],
+                "Error:checksum mismatch, Last Line: 0\nResend: 1\nok\n",
+                vec![],
+            ),
+            (
+                "line number skipped",
+                vec![at(0, frame(2, "G1 X1"))],
+                "Error:Line Number is not Last Line Number+1, Last Line: 0\nResend: 1\nok\n",
+                vec![],
+            ),
+            (
+                "no checksum",
+                vec![at(0, "N1 G1 X1\n")],
+                "Error:No Checksum with line number, Last Line: 0\nResend: 1\nok\n",
+                vec![],
+            ),
+            (
+                "M110 resets the numbering while it is read",
+                vec![at(
+                    0,
+                    format!("{}{}", frame(7, "M110 N0"), frame(1, "G1 X1")),
+                )],
+                "ok\nok\n",
+                vec!["M110 N0", "G1 X1"],
+            ),
+            (
+                "unnumbered lines are not checked, comments are dropped",
+                vec![at(0, "G1 X1 ; move\n\n")],
+                "ok\n",
+                vec!["G1 X1"],
+            ),
+            (
+                "a line error empties the receive buffer",
+                vec![at(0, format!("N1 G1 X1*0\n{}", frame(2, "G1 X2")))],
+                "Error:checksum mismatch, Last Line: 0\nResend: 1\nok\n",
+                vec![],
+            ),
+            (
+                "the tail of a flushed line runs unchecked",
+                vec![at(0, "N1 G1 X1*0\nN2 "), at(5, "G1 X2*99\n")],
+                "Error:checksum mismatch, Last Line: 0\nResend: 1\nok\nok\n",
+                vec!["G1 X2"],
+            ),
+            (
+                "M105 answers on the ok line",
+                vec![at(0, "M105\n")],
+                "ok T:20.00 /0.00 B:20.00 /0.00 @:0 B@:0\n",
+                vec!["M105"],
+            ),
+            (
+                "unknown commands are acknowledged, not executed",
+                vec![at(0, "X5 Y3\n")],
+                "echo:Unknown command: \"X5 Y3\"\nok\n",
+                vec![],
+            ),
+            (
+                "M190 without S or R does not wait",
+                vec![at(0, "M190 N0\n")],
+                "ok\n",
+                vec!["M190 N0"],
+            ),
+        ];
+        for (name, steps, output, log) in cases {
+            eprintln!("case: {name}");
+            check(FirmwareConfig::default(), &steps, output, &log);
+        }
+    }
+
+    #[test]
+    fn heating_waits_with_reports_and_keepalives() {
+        // 2 °C/s from 20 °C to 30 °C: five seconds, a report each second, busy every two.
+        let steps: Vec<(u64, String)> = std::iter::once(at(0, "M109 S30\n"))
+            .chain((1..=5).map(|s| at(s * 1000, "")))
+            .collect();
+        let output = concat!(
+            " T:22.00 /30.00 B:20.00 /0.00 @:127 B@:0 W:?\n",
+            " T:24.00 /30.00 B:20.00 /0.00 @:127 B@:0 W:?\n",
+            "echo:busy: processing\n",
+            " T:26.00 /30.00 B:20.00 /0.00 @:127 B@:0 W:?\n",
+            " T:28.00 /30.00 B:20.00 /0.00 @:127 B@:0 W:?\n",
+            "echo:busy: processing\n",
+            "ok\n",
+        );
+        check(FirmwareConfig::default(), &steps, output, &["M109 S30"]);
+    }
+
+    #[test]
+    fn faults_at_a_line() {
+        let faults = vec![
+            Fault::at_line(FaultKind::SwallowOk, 1),
+            Fault::at_line(FaultKind::Error, 2),
+        ];
+        let config = FirmwareConfig {
+            faults,
+            time_scale: 1e6,
+            ..FirmwareConfig::default()
+        };
+        let steps = vec![at(0, frame(1, "G1 X1")), at(1, frame(2, "G29")), at(2, "")];
+        check(
+            config,
+            &steps,
+            "Error:Probing Failed\nok\n",
+            &["G1 X1", "G29"],
+        );
+        let config = FirmwareConfig {
+            faults: vec![Fault::at_line(FaultKind::Reset, 2)],
+            ..FirmwareConfig::default()
+        };
+        let start = Instant::now();
+        let mut firmware = Firmware::new(config, start);
+        firmware.receive(
+            format!("{}{}", frame(1, "G1 X1"), frame(2, "G1 X2")).as_bytes(),
+            start,
+        );
+        let output = String::from_utf8(firmware.take_output()).unwrap();
+        assert_eq!(output.matches("start\n").count(), 2, "{output}");
+        assert_eq!(firmware.last_line(), 0);
+        assert_eq!(firmware.resets(), 1);
     }
 }

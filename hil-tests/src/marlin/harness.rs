@@ -75,12 +75,30 @@ impl Rig {
             events: Vec::new(),
             _link: link,
         };
-        rig.wait_for(Duration::from_secs(10), |e| {
-            *e == DriverEvent::Condition(Condition::Idle)
-        })
-        .await
-        .context("waiting for the printer to become idle")?;
+        let idle = rig
+            .wait_for(Duration::from_secs(10), |e| {
+                *e == DriverEvent::Condition(Condition::Idle)
+            })
+            .await;
+        if let Err(error) = idle {
+            bail!(
+                "the printer did not become idle: {error}\ntraffic:\n{}",
+                rig.traffic_tail(40)
+            );
+        }
         Ok(rig)
+    }
+
+    /// The driver's last `lines` lines of traffic, one per line, for failure messages.
+    pub fn traffic_tail(&self, lines: usize) -> String {
+        let Some(traffic) = self.driver.traffic() else {
+            return String::new();
+        };
+        let all: Vec<_> = traffic.lines().collect();
+        all[all.len().saturating_sub(lines)..]
+            .iter()
+            .map(|l| format!("{:>7} {:?} {}\n", l.at_ms, l.direction, l.text))
+            .collect()
     }
 
     /// Collect events until one matches; it is returned (and recorded in `events`).
