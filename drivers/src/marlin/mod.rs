@@ -184,7 +184,7 @@ impl MarlinDriver {
             Duration::from_millis(config.reconnect_min_ms),
             Duration::from_millis(config.reconnect_max_ms),
         );
-        let protocol = Protocol::new(config.protocol_settings(), now());
+        let protocol = Protocol::disconnected(config.protocol_settings(), now());
         let mut driver = MarlinDriver {
             reconnector: Reconnector::new(settings, backoff),
             link: None,
@@ -416,6 +416,21 @@ mod tests {
         let typo = toml_like(r#"{"port": "/dev/ttyACM0", "in_fligth": 4}"#);
         assert!(typo.unwrap_err().contains("unknown field"));
         assert!(toml_like(r#"{"baud": 250000}"#).is_err());
+    }
+
+    #[test]
+    fn config_embeds_in_an_internally_tagged_driver_table() {
+        // How the orchestrator's `driver = { kind = "marlin", port = "..." }` reaches it.
+        #[derive(Debug, Deserialize)]
+        #[serde(tag = "kind", rename_all = "lowercase")]
+        enum DriverTable {
+            Marlin(MarlinConfig),
+        }
+        let json = r#"{"kind": "marlin", "port": "/dev/ttyUSB0", "baud": 250000}"#;
+        let DriverTable::Marlin(config) = serde_json::from_str(json).unwrap();
+        assert_eq!(config.baud, 250_000);
+        let typo = r#"{"kind": "marlin", "port": "/dev/ttyUSB0", "bud": 1}"#;
+        assert!(serde_json::from_str::<DriverTable>(typo).is_err());
     }
 
     fn toml_like(json: &str) -> Result<MarlinConfig, String> {

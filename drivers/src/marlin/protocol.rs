@@ -382,6 +382,17 @@ impl Protocol {
         protocol
     }
 
+    /// Not connected yet: nothing is sent until [`Protocol::reconnected`].
+    pub fn disconnected(settings: Settings, now: Instant) -> Protocol {
+        let mut protocol = Protocol::new(settings, now);
+        protocol.outgoing.clear();
+        protocol.traffic = TrafficLog::new(protocol.settings.traffic_capacity);
+        protocol.phase = Phase::Dead {
+            reason: "not connected".into(),
+        };
+        protocol
+    }
+
     /// Start over on a new connection, keeping the traffic log and its counters.
     pub fn reconnected(&mut self, now: Instant) {
         let traffic = std::mem::replace(&mut self.traffic, TrafficLog::new(0));

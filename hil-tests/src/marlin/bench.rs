@@ -14,6 +14,22 @@
 //!   included) per second ÷ (baud / 10).
 //! - **lost / doubled** from the simulator's execution log against the program (every line is
 //!   unique, so each must run exactly once).
+//!
+//! Measured (10,000 lines `G1 X12.50 Y34.30`, 115,200 baud, this 2-core machine):
+//!
+//! | method      | corruption | efficiency | wire | lost | doubled |
+//! |-------------|-----------:|-----------:|-----:|-----:|--------:|
+//! | ping-pong   |        0 % |      0.335 | 0.51 |    0 |       0 |
+//! | ping-pong   |        1 % |      0.322 | 0.49 |    0 |       0 |
+//! | window of 4 |        0 % |      0.660 | 1.00 |    0 |       0 |
+//! | window of 4 |        1 % |      0.546 | 0.86 |    0 |      35 |
+//!
+//! Why 0.90 is out of reach for Marlin: the framing alone caps efficiency at the ceiling (0.66
+//! for these lines), and only the window saturates the wire; but with a window, each line error
+//! makes Marlin empty its receive buffer with the next line half received, whose tail then runs
+//! unchecked (the 35 doubled lines). One line in flight cannot be hit by this and is the
+//! driver's default; its cost is a round trip per line (about 2 ms of latency on top of the
+//! line's own wire time, here and on USB-serial adapters).
 
 use std::time::Duration;
 

@@ -831,7 +831,12 @@ mod tests {
     }
 
     /// Name, input steps, expected output, expected execution log.
-    type Case = (&'static str, Vec<(u64, String)>, &'static str, Vec<&'static str>);
+    type Case = (
+        &'static str,
+        Vec<(u64, String)>,
+        &'static str,
+        Vec<&'static str>,
+    );
 
     fn at(ms: u64, text: impl Into<String>) -> (u64, String) {
         (ms, text.into())

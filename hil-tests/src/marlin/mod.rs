@@ -325,3 +325,53 @@ async fn sleep_until_some(at: Option<Instant>) {
         None => std::future::pending().await,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        sim: MarlinSimArgs,
+    }
+
+    #[test]
+    fn command_line_options_become_the_simulator_config() {
+        let cli = Cli::parse_from([
+            "sim",
+            "--link",
+            "/tmp/printer1",
+            "--baud",
+            "250000",
+            "--time-scale",
+            "60",
+            "--noise",
+            "0.01",
+            "--fault",
+            "reset@line:500",
+            "--fault",
+            "disconnect:2@time:3",
+            "--advanced-ok",
+        ]);
+        let config = cli.sim.sim_config();
+        assert_eq!(config.link, PathBuf::from("/tmp/printer1"));
+        assert_eq!(config.baud, 250_000);
+        assert_eq!(config.firmware.time_scale, 60.0);
+        assert!(config.firmware.advanced_ok);
+        let faults: Vec<String> = config
+            .firmware
+            .faults
+            .iter()
+            .map(|f| f.to_string())
+            .collect();
+        assert_eq!(
+            faults,
+            ["reset@line:500", "disconnect:2@time:3", "noise:0.01@time:0"]
+        );
+        assert!(
+            Cli::try_parse_from(["sim", "--link", "/tmp/p", "--fault", "melt@line:1"]).is_err()
+        );
+    }
+}
