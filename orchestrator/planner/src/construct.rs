@@ -22,8 +22,8 @@ pub enum Rule {
     EarliestCompletion,
     /// Shortest time to completion from the earliest possible start.
     ShortestProcessing,
-    /// The previous plan's order and machines (warm start); operations new to the plan slot in
-    /// at their earliest possible start.
+    /// The previous plan's order (warm start); operations new to the plan slot in at their
+    /// earliest possible start. (Every rule keeps an op on its previous machine when it may.)
     Previous,
     /// Most work remaining with ±15 % noise from this seed (diversity).
     NoisyWorkRemaining(u64),
@@ -101,7 +101,7 @@ pub fn construct(p: &Problem, rule: Rule, work_left: &[i64]) -> Solution {
             if stale[o] {
                 stale[o] = false;
                 (best_end[o], best_alt[o], min_start[o]) =
-                    appraise(p, rule, op, ready_at[o], &machine_free, &machine_family);
+                    appraise(p, op, ready_at[o], &machine_free, &machine_family);
             }
             c_star = c_star.min(best_end[o]);
         }
@@ -179,11 +179,10 @@ pub fn construct(p: &Problem, rule: Rule, work_left: &[i64]) -> Solution {
     Solution { alt, seqs }
 }
 
-/// The machine an op would go to now (earliest end, or its previous machine for the Previous
-/// rule) as (end, alternative), and its earliest possible start on any machine.
+/// The machine an op would go to now (its machine in the previous plan if it still may, else
+/// where it ends earliest) as (end, alternative), and its earliest possible start on any machine.
 fn appraise(
     p: &Problem,
-    rule: Rule,
     op: u32,
     ready_at: i64,
     machine_free: &[i64],
@@ -203,7 +202,7 @@ fn appraise(
         if (end, dur) < (b_end, b_dur) {
             (b_end, b_dur, b_alt) = (end, dur, a);
         }
-        if rule == Rule::Previous && machine == p.previous_machine[op as usize] {
+        if machine == p.previous_machine[op as usize] {
             on_previous = Some((end, a));
         }
     }

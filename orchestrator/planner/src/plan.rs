@@ -309,8 +309,9 @@ fn translate(input: &PlanInput, previous: Option<&Plan>) -> Translation {
     }
 }
 
-/// Rules tried for a first plan. A re-plan starts from the previous plan alone (stability: any
-/// run it moves, the search moved for a gain).
+/// Rules tried for a first plan. A re-plan keeps every run on its previous machine when it
+/// still may (stability: any other run it moves, the search moved for a gain) and tries the
+/// previous order as well as fresh urgency orders: after a failure the old order can be far off.
 const FIRST_PLAN_RULES: [Rule; 5] = [
     Rule::Urgency,
     Rule::ApparentTardinessCost,
@@ -318,7 +319,7 @@ const FIRST_PLAN_RULES: [Rule; 5] = [
     Rule::MostWorkRemaining,
     Rule::EarliestCompletion,
 ];
-const REPLAN_RULES: [Rule; 1] = [Rule::Previous];
+const REPLAN_RULES: [Rule; 3] = [Rule::Previous, Rule::Urgency, Rule::ApparentTardinessCost];
 
 /// Plans all runs of `input`. With `previous`, the search starts from it and counts runs moved
 /// to another machine as the last objective level, so the plan is only reshuffled for a gain.

@@ -356,6 +356,9 @@ pub struct Evaluator {
     indeg: Vec<u32>,
     pub(crate) topo: Vec<u32>,
     stack: Vec<u32>,
+    /// Ops a move can affect, and their membership flags (all false between calls).
+    affected: Vec<u32>,
+    in_affected: Vec<bool>,
     pub(crate) order_end: Vec<i64>,
     /// Work done so far, in operation visits: the deterministic unit of search budgets.
     pub work: u64,
@@ -373,6 +376,8 @@ impl Evaluator {
             indeg: vec![0; n],
             topo: Vec::with_capacity(n),
             stack: Vec::with_capacity(n),
+            affected: Vec::with_capacity(n),
+            in_affected: vec![false; n],
             order_end: vec![0; p.order_due.len()],
             work: 0,
         }
@@ -401,32 +406,11 @@ impl Evaluator {
         self.topo.clear();
         while let Some(op) = self.stack.pop() {
             self.topo.push(op);
-            let o = op as usize;
-            let mut ready = p.release[o];
-            for &j in p.preds(op) {
-                ready = ready.max(self.end[j as usize]);
-            }
-            let alt = s.alt[o] as usize;
-            let machine = p.alt_machine[alt];
-            let u = self.mprev[o];
-            let (free, family) = if u == NONE {
-                (
-                    p.machine_ready[machine as usize],
-                    p.machine_family[machine as usize],
-                )
-            } else {
-                (self.end[u as usize], p.family[u as usize])
-            };
-            let setup = p.setup_after(family, op);
-            let dur = p.alt_dur[alt];
-            let setup_start = p.fit(machine, free.max(ready - setup), setup + dur);
-            self.setup_time[o] = setup;
-            self.start[o] = setup_start + setup;
-            self.end[o] = self.start[o] + dur;
+            self.schedule(p, s, op);
             for &succ in p.succs(op) {
                 self.release_arc(succ);
             }
-            let w = self.mnext[o];
+            let w = self.mnext[op as usize];
             if w != NONE {
                 self.release_arc(w);
             }
@@ -435,6 +419,120 @@ impl Evaluator {
             return None;
         }
         Some(p.objective(&s.alt, &self.end, &self.setup_time, &mut self.order_end))
+    }
+
+    /// Re-evaluates after one op was moved, starting from `base`, the evaluation of the solution
+    /// before the move: only the ops downstream of the moved op and of its old machine
+    /// successor `old_next` can change, so only those are rescheduled (in topological order).
+    /// Same result as [`Evaluator::evaluate`], None on a cycle.
+    pub fn evaluate_move(
+        &mut self,
+        p: &Problem,
+        s: &Solution,
+        base: &Evaluator,
+        moved: u32,
+        old_machine: u32,
+        old_next: u32,
+    ) -> Option<Objective> {
+        let n = p.n_ops();
+        self.start.copy_from_slice(&base.start);
+        self.end.copy_from_slice(&base.end);
+        self.setup_time.copy_from_slice(&base.setup_time);
+        self.mprev.copy_from_slice(&base.mprev);
+        self.mnext.copy_from_slice(&base.mnext);
+        let new_machine = s.machine(p, moved);
+        for k in [old_machine, new_machine] {
+            let seq = &s.seqs[k as usize];
+            for (i, &op) in seq.iter().enumerate() {
+                self.mprev[op as usize] = if i == 0 { NONE } else { seq[i - 1] };
+                self.mnext[op as usize] = seq.get(i + 1).copied().unwrap_or(NONE);
+            }
+        }
+        // The affected ops: everything reachable from the moved op and its old successor.
+        self.affected.clear();
+        self.stack.clear();
+        for root in [moved, old_next] {
+            if root != NONE && !self.in_affected[root as usize] {
+                self.in_affected[root as usize] = true;
+                self.stack.push(root);
+            }
+        }
+        while let Some(op) = self.stack.pop() {
+            self.affected.push(op);
+            let next = self.mnext[op as usize];
+            for &succ in p.succs(op).iter().chain((next != NONE).then_some(&next)) {
+                if !self.in_affected[succ as usize] {
+                    self.in_affected[succ as usize] = true;
+                    self.stack.push(succ);
+                }
+            }
+        }
+        for i in 0..self.affected.len() {
+            let op = self.affected[i];
+            let prev = self.mprev[op as usize];
+            let from_affected = p.preds(op).iter().chain((prev != NONE).then_some(&prev));
+            let d = from_affected
+                .filter(|&&x| self.in_affected[x as usize])
+                .count() as u32;
+            self.indeg[op as usize] = d;
+            if d == 0 {
+                self.stack.push(op);
+            }
+        }
+        // Unaffected ops keep their relative order and precede every affected one.
+        self.topo.clear();
+        self.topo.extend(
+            base.topo
+                .iter()
+                .copied()
+                .filter(|&x| !self.in_affected[x as usize]),
+        );
+        while let Some(op) = self.stack.pop() {
+            self.topo.push(op);
+            self.schedule(p, s, op);
+            for &succ in p.succs(op) {
+                self.release_arc(succ);
+            }
+            let w = self.mnext[op as usize];
+            if w != NONE {
+                self.release_arc(w);
+            }
+        }
+        for &op in &self.affected {
+            self.in_affected[op as usize] = false;
+        }
+        self.work += (self.affected.len() + n / 4) as u64;
+        if self.topo.len() < n {
+            return None;
+        }
+        Some(p.objective(&s.alt, &self.end, &self.setup_time, &mut self.order_end))
+    }
+
+    /// Start and end of `op` once its predecessors and machine predecessor are scheduled.
+    #[inline]
+    fn schedule(&mut self, p: &Problem, s: &Solution, op: u32) {
+        let o = op as usize;
+        let mut ready = p.release[o];
+        for &j in p.preds(op) {
+            ready = ready.max(self.end[j as usize]);
+        }
+        let alt = s.alt[o] as usize;
+        let machine = p.alt_machine[alt];
+        let u = self.mprev[o];
+        let (free, family) = if u == NONE {
+            (
+                p.machine_ready[machine as usize],
+                p.machine_family[machine as usize],
+            )
+        } else {
+            (self.end[u as usize], p.family[u as usize])
+        };
+        let setup = p.setup_after(family, op);
+        let dur = p.alt_dur[alt];
+        let setup_start = p.fit(machine, free.max(ready - setup), setup + dur);
+        self.setup_time[o] = setup;
+        self.start[o] = setup_start + setup;
+        self.end[o] = self.start[o] + dur;
     }
 
     #[inline]

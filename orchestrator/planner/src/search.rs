@@ -419,8 +419,41 @@ impl Search<'_> {
                 (None, Some(c)) => (c, true),
                 (None, None) => break,
             };
+            let old_next = self.eval.mnext[c.op as usize];
+            let old_machine = self.current.machine(self.p, c.op);
             let undo = self.apply(c);
-            let result = self.trial.evaluate(self.p, &self.current);
+            let result = self.trial.evaluate_move(
+                self.p,
+                &self.current,
+                &self.eval,
+                c.op,
+                old_machine,
+                old_next,
+            );
+            #[cfg(debug_assertions)]
+            {
+                let mut full = Evaluator::new(self.p);
+                assert_eq!(result, full.evaluate(self.p, &self.current));
+                if result.is_some() {
+                    assert_eq!(
+                        (&self.trial.start, &self.trial.end),
+                        (&full.start, &full.end)
+                    );
+                    assert_eq!(
+                        (&self.trial.mprev, &self.trial.mnext),
+                        (&full.mprev, &full.mnext)
+                    );
+                    let mut seen = vec![false; self.p.n_ops()];
+                    for &op in &self.trial.topo {
+                        let mut before = self.p.preds(op).iter().chain(
+                            (self.trial.mprev[op as usize] != NONE)
+                                .then_some(&self.trial.mprev[op as usize]),
+                        );
+                        assert!(before.all(|&x| seen[x as usize]), "topological order");
+                        seen[op as usize] = true;
+                    }
+                }
+            }
             self.undo(c, undo);
             if let Some(obj) = result {
                 let allowed = !tabu || obj < best_obj;
