@@ -735,11 +735,9 @@ mod tests {
             ..first.objective
         };
         let warm = plan(&input, Some(&first), Budget::Work(0), 2);
-        assert_eq!(
-            warm.objective, unchanged,
-            "the warm start is the previous plan"
-        );
-        assert_eq!(warm.assignments, first.assignments);
+        // The previous order is among the starts, and every start keeps the machines.
+        assert!(warm.objective <= unchanged);
+        assert_eq!(warm.objective.moved, 0);
         let searched = plan(&input, Some(&first), Budget::Work(2_000_000), 2);
         assert_eq!(
             check_plan(&input, &searched, Some(&first)),
