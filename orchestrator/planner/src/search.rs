@@ -40,7 +40,7 @@ pub enum Budget {
 /// shared with other jobs), as reported by `examples/plant.rs`. It covers the search only:
 /// translation and construction come on top (about 40 ms per 1,000 runs). Only a starting point
 /// for callers converting seconds into a deterministic [`Budget::Work`].
-pub const WORK_PER_SECOND: u64 = 50_000_000;
+pub const WORK_PER_SECOND: u64 = 45_000_000;
 
 impl Budget {
     pub fn from_seconds(seconds: f64) -> Budget {
