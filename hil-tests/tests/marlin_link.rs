@@ -100,7 +100,7 @@ async fn finished(rig: &mut Rig, job_id: i64, timeout_s: u64) {
 async fn line_noise_is_caught_by_the_checksums_and_resent() {
     let text = print_program(300);
     let program = stripped(&text).unwrap();
-    let noise = Fault::at_time(FaultKind::Noise { probability: 0.05 }, 0.0);
+    let noise = Fault::at_line(FaultKind::Noise { probability: 0.05 }, 1);
     let mut rig = Rig::start(BAUD, fast_firmware(vec![noise]), |_| {})
         .await
         .unwrap();
@@ -312,7 +312,7 @@ async fn a_window_of_four_under_noise_loses_no_line() {
     // documentation), but none may be lost.
     let text = print_program(400);
     let program = stripped(&text).unwrap();
-    let noise = Fault::at_time(FaultKind::Noise { probability: 0.03 }, 0.0);
+    let noise = Fault::at_line(FaultKind::Noise { probability: 0.03 }, 1);
     let mut rig = Rig::start(BAUD, fast_firmware(vec![noise]), |config| {
         config.in_flight = 4;
     })
@@ -323,4 +323,28 @@ async fn a_window_of_four_under_noise_loses_no_line() {
     let log = comparison(&rig, &program);
     assert_eq!(log.lost, 0, "{log:?}");
     assert!(rig.driver.traffic().unwrap().counters.resends > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn advanced_ok_line_numbers_drive_a_window() {
+    let text = print_program(300);
+    let program = stripped(&text).unwrap();
+    let firmware = FirmwareConfig {
+        advanced_ok: true,
+        ..fast_firmware(vec![])
+    };
+    let mut rig = Rig::start(BAUD, firmware, |config| config.in_flight = 4)
+        .await
+        .unwrap();
+    rig.run(1, &text).await.unwrap();
+    finished(&mut rig, 1, 30).await;
+    assert!(comparison(&rig, &program).is_exact(&program));
+    let acknowledged_by_number = rig
+        .driver
+        .traffic()
+        .unwrap()
+        .lines()
+        .filter(|l| l.text.starts_with("ok N"))
+        .count();
+    assert!(acknowledged_by_number > 100, "{acknowledged_by_number}");
 }

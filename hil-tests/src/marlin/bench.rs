@@ -99,11 +99,13 @@ pub async fn bench_run(
     let firmware = FirmwareConfig {
         // Moves take no time: the wire is the bottleneck being measured.
         time_scale: 1e9,
-        faults: vec![Fault::at_time(
+        // From the job's first line on: the handshake is unnumbered, so noise there could turn
+        // it into another command (as on a real printer), which is not what is measured here.
+        faults: vec![Fault::at_line(
             FaultKind::Noise {
                 probability: corruption,
             },
-            0.0,
+            1,
         )],
         ..FirmwareConfig::default()
     };

@@ -637,8 +637,16 @@ impl Firmware {
             "G90" => self.relative = false,
             "G91" => self.relative = true,
             "M400" => running.wait = Wait::PlannerEmpty,
-            "M104" => self.hotend.target = words.get('S').unwrap_or(0.0),
-            "M140" => self.bed.target = words.get('S').unwrap_or(0.0),
+            "M104" => {
+                if let Some(target) = words.get('S') {
+                    self.hotend.target = target;
+                }
+            }
+            "M140" => {
+                if let Some(target) = words.get('S') {
+                    self.bed.target = target;
+                }
+            }
             "M109" => running.wait = heat_and_wait(&mut self.hotend, &words, Wait::Hotend),
             "M190" => running.wait = heat_and_wait(&mut self.bed, &words, Wait::Bed),
             "M0" | "M1" => running.wait = Wait::User,
