@@ -98,9 +98,10 @@ async fn finished(rig: &mut Rig, job_id: i64, timeout_s: u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn line_noise_is_caught_by_the_checksums_and_resent() {
+    // From the first byte: the handshake is checksummed too.
     let text = print_program(300);
     let program = stripped(&text).unwrap();
-    let noise = Fault::at_line(FaultKind::Noise { probability: 0.05 }, 1);
+    let noise = Fault::at_time(FaultKind::Noise { probability: 0.05 }, 0.0);
     let mut rig = Rig::start(BAUD, fast_firmware(vec![noise]), |_| {})
         .await
         .unwrap();

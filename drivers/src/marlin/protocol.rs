@@ -35,6 +35,11 @@
 //! timeout (the "tickle"), and at the end of every stream: a job is done only when its final
 //! probe is answered.
 //!
+//! Outside a job, too, every line is numbered and checksummed: the handshake is
+//! `N0 M110 N0*125` then `N1 M115`, idle polls continue the numbering (`N2 M105`, ...), and a
+//! rejected one makes the next poll an `M110 N0` again. An unchecked line could be turned into
+//! another command by noise (`M110 N0` into `M190 N0`, `M105` into `M107`).
+//!
 //! Timeouts are tiered: with a long command in flight (M109, M190, M400, G28, G29, ...) the
 //! printer may be silent for [`Settings::long_command_timeout`], otherwise
 //! [`Settings::command_timeout`]; `busy:` keep-alives count as progress. Silence past the limit
@@ -334,8 +339,11 @@ pub struct Protocol {
     outgoing: Vec<u8>,
     events: VecDeque<ProtocolEvent>,
     phase: Phase,
-    /// Unnumbered commands (handshake, idle polls) whose `ok` is still due.
-    unnumbered_pending: u32,
+    /// Commands sent outside a stream (handshake, idle polls) whose `ok` is still due.
+    outside_pending: u32,
+    /// The line number for the next command outside a stream; `None` until an `M110` resets
+    /// the numbering (after a line error, or before the first hello).
+    outside_next: Option<u64>,
     poll_sent_at: Instant,
     next_poll: Instant,
     /// Last `ok`, resend request or keep-alive.
@@ -367,7 +375,8 @@ impl Protocol {
             outgoing: Vec::new(),
             events: VecDeque::new(),
             phase: Phase::Ready,
-            unnumbered_pending: 0,
+            outside_pending: 0,
+            outside_next: None,
             poll_sent_at: now,
             next_poll: now,
             last_progress: now,
@@ -571,7 +580,7 @@ impl Protocol {
                 Some(stream) if stream.in_flight() > 0 => Some(self.stall_deadline(stream)),
                 Some(stream) if stream.paused => Some(self.next_poll),
                 Some(_) => None,
-                None if self.unnumbered_pending > 0 => {
+                None if self.outside_pending > 0 => {
                     Some(self.poll_sent_at.max(self.last_progress) + self.settings.command_timeout)
                 }
                 None => Some(self.next_poll),
@@ -596,10 +605,12 @@ impl Protocol {
                 next_try,
                 info_requested,
             } if now >= next_try => {
-                self.send_unnumbered(if info_requested { "M115" } else { "M110 N0" }, now);
+                // Whatever was sent before may be lost (the board was booting): start over.
+                self.outside_pending = 0;
+                self.send_outside("M110 N0", now);
                 self.phase = Phase::Handshake {
                     next_try: now + self.settings.handshake_retry,
-                    info_requested,
+                    info_requested: false,
                 };
             }
             Phase::Ready => self.ready_timeout(now),
@@ -609,7 +620,7 @@ impl Protocol {
 
     fn ready_timeout(&mut self, now: Instant) {
         let Some(stream) = &self.stream else {
-            if self.unnumbered_pending > 0 {
+            if self.outside_pending > 0 {
                 let deadline =
                     self.poll_sent_at.max(self.last_progress) + self.settings.command_timeout;
                 if now >= deadline {
@@ -617,7 +628,7 @@ impl Protocol {
                     self.link_dead(format!("no answer to M105 for {secs} s"));
                 }
             } else if now >= self.next_poll {
-                self.send_unnumbered("M105", now);
+                self.send_outside("M105", now);
                 self.poll_sent_at = now;
                 self.next_poll = now + self.settings.poll_interval;
             }
@@ -704,14 +715,20 @@ impl Protocol {
         self.last_progress = now;
         match self.phase {
             Phase::Handshake { info_requested, .. } => {
-                self.unnumbered_pending = self.unnumbered_pending.saturating_sub(1);
-                if !info_requested {
-                    self.send_unnumbered("M115", now);
+                self.outside_pending = self.outside_pending.saturating_sub(1);
+                if self.outside_pending > 0 {
+                    return;
+                }
+                if self.outside_next.is_none() {
+                    // The hello was rejected (noise): say it again.
+                    self.send_outside("M110 N0", now);
+                } else if !info_requested {
+                    self.send_outside("M115", now);
                     self.phase = Phase::Handshake {
                         next_try: now + self.settings.handshake_retry,
                         info_requested: true,
                     };
-                } else if self.unnumbered_pending == 0 {
+                } else {
                     self.phase = Phase::Ready;
                     self.next_poll = now + self.settings.poll_interval;
                     self.events.push_back(ProtocolEvent::Ready {
@@ -723,8 +740,8 @@ impl Protocol {
             Phase::Ready => {}
             Phase::Halted { .. } | Phase::Dead { .. } => return,
         }
-        if self.unnumbered_pending > 0 {
-            self.unnumbered_pending -= 1;
+        if self.outside_pending > 0 {
+            self.outside_pending -= 1;
             self.pump(now);
             return;
         }
@@ -790,6 +807,7 @@ impl Protocol {
         let purpose = stream.purpose;
         let total = stream.total;
         let last_reported = stream.reported_percent;
+        self.outside_next = Some(stream.lines.len() as u64);
         self.stream = None;
         self.next_poll = now + self.settings.poll_interval;
         match purpose {
@@ -807,10 +825,16 @@ impl Protocol {
     fn on_resend(&mut self, number: u64, now: Instant) {
         self.last_progress = now;
         self.tickle_at = None;
-        self.swallow_ok = self.settings.ok_after_resend;
         let Some(stream) = self.stream.as_mut() else {
+            // An idle poll or the handshake was rejected: nothing to resend, but the numbering
+            // is in doubt until the next `M110`.
+            self.outside_next = None;
+            if !self.settings.ok_after_resend {
+                self.outside_pending = self.outside_pending.saturating_sub(1);
+            }
             return;
         };
+        self.swallow_ok = self.settings.ok_after_resend;
         let requested = usize::try_from(number).unwrap_or(usize::MAX);
         let rewind_to = if stream.acked < SYNC_LINES && requested != 1 {
             // Only M110 and the sync probe are in flight, and until M110 gets through the
@@ -940,14 +964,14 @@ impl Protocol {
     }
 
     fn restart_handshake(&mut self, now: Instant) {
-        self.unnumbered_pending = 0;
+        self.outside_pending = 0;
         self.swallow_ok = false;
         self.tickle_at = None;
         self.phase = Phase::Handshake {
             next_try: now + self.settings.handshake_retry,
             info_requested: false,
         };
-        self.send_unnumbered("M110 N0", now);
+        self.send_outside("M110 N0", now);
     }
 
     /// The transport failed (I/O error, end of file): the job, if any, is interrupted.
@@ -970,7 +994,7 @@ impl Protocol {
 
     /// Send numbered lines while the window and the stream allow.
     fn pump(&mut self, now: Instant) {
-        if self.phase != Phase::Ready || self.unnumbered_pending > 0 {
+        if self.phase != Phase::Ready || self.outside_pending > 0 {
             return;
         }
         loop {
@@ -1024,9 +1048,21 @@ impl Protocol {
         self.send_raw(&framed, now);
     }
 
-    fn send_unnumbered(&mut self, command: &str, now: Instant) {
-        self.unnumbered_pending += 1;
-        self.send_raw(command, now);
+    /// A command outside a stream, numbered and checksummed like every line (noise must not turn
+    /// an idle poll into another command). Without a known numbering, `M110 N0` goes instead.
+    fn send_outside(&mut self, command: &str, now: Instant) {
+        let framed = match self.outside_next {
+            Some(number) if command_word(command) != "M110" => {
+                self.outside_next = Some(number + 1);
+                frame(number, command)
+            }
+            _ => {
+                self.outside_next = Some(1);
+                frame(0, "M110 N0")
+            }
+        };
+        self.outside_pending += 1;
+        self.send_raw(&framed, now);
     }
 
     fn send_raw(&mut self, text: &str, now: Instant) {

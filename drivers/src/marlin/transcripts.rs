@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 use super::protocol::{Protocol, ProtocolEvent, Settings};
 
 const HANDSHAKE: &str = "\
-> M110 N0
+> N0 M110 N0*125
 < ok
-> M115
+> N1 M115*39
 < FIRMWARE_NAME:Marlin 2.1.2 (Mar 1 2024) SOURCE_CODE_URL:github.com/MarlinFirmware/Marlin PROTOCOL_VERSION:1.0
 < ok
 ! Ready { firmware: Some(\"Marlin 2.1.2 (Mar 1 2024)\") }
@@ -153,9 +153,9 @@ fn advanced_ok_acknowledges_through_the_line_it_names() {
     check(
         "
 settings: in_flight=3
-> M110 N0
+> N0 M110 N0*125
 < ok
-> M115
+> N1 M115*39
 < ok
 ! Ready { firmware: None }
 job: G1 X1 | G1 X2 | G1 X3 | G1 X4
@@ -217,9 +217,9 @@ fn short_resend_form_and_firmware_without_ok_after_resend() {
     check(
         "
 settings: ok_after_resend=false
-> M110 N0
+> N0 M110 N0*125
 < ok
-> M115
+> N1 M115*39
 < ok
 ! Ready { firmware: None }
 job: G1 X1
@@ -250,9 +250,9 @@ fn stale_resend_requests_from_lines_in_flight_do_not_send_a_line_twice() {
     check(
         "
 settings: in_flight=3
-> M110 N0
+> N0 M110 N0*125
 < ok
-> M115
+> N1 M115*39
 < ok
 ! Ready { firmware: None }
 job: G1 X1 | G1 X2 | G1 X3
@@ -322,9 +322,9 @@ fn a_request_for_a_line_the_printer_executed_interrupts_the_job() {
     check(
         "
 settings: resync_interval=2
-> M110 N0
+> N0 M110 N0*125
 < ok
-> M115
+> N1 M115*39
 < ok
 ! Ready { firmware: None }
 job: G1 X1 | G1 X2 | G1 X3
@@ -350,7 +350,7 @@ job: G1 X1 | G1 X2 | G1 X3
 < Error:Line Number is not Last Line Number+1, Last Line: 0
 < Resend: 1
 ! JobInterrupted { reason: \"the printer asked for line 1, which it had executed: it lost its state\" }
-> M110 N0
+> N0 M110 N0*125
 ",
     );
 }
@@ -360,9 +360,9 @@ fn too_many_resends_in_a_row_declare_the_link_faulty() {
     check(
         "
 settings: max_consecutive_resends=2
-> M110 N0
+> N0 M110 N0*125
 < ok
-> M115
+> N1 M115*39
 < ok
 ! Ready { firmware: None }
 job: G1 X1
@@ -417,9 +417,9 @@ fn a_command_error_fails_the_job_and_runs_the_cancel_script() {
     check(
         "
 settings: cancel_script=M104_S0|M84
-> M110 N0
+> N0 M110 N0*125
 < ok
-> M115
+> N1 M115*39
 < ok
 ! Ready { firmware: None }
 job: G29 | G1 X1
@@ -531,9 +531,9 @@ fn host_actions_pause_resume_and_cancel() {
     check(
         "
 settings: cancel_script=M84
-> M110 N0
+> N0 M110 N0*125
 < ok
-> M115
+> N1 M115*39
 < ok
 ! Ready { firmware: None }
 job: G1 X1 | G1 X2 | G1 X3
@@ -573,9 +573,9 @@ fn operator_pause_holds_the_stream_and_abort_runs_the_cancel_script() {
     check(
         "
 settings: cancel_script=M108|M84
-> M110 N0
+> N0 M110 N0*125
 < ok
-> M115
+> N1 M115*39
 < ok
 ! Ready { firmware: None }
 job: G1 X1 | G1 X2
@@ -621,10 +621,10 @@ job: G1 X1 | G1 X2
 < start
 ! FirmwareReset
 ! JobInterrupted { reason: \"the firmware restarted mid-job (it printed 'start'): its state is lost\" }
-> M110 N0
+> N0 M110 N0*125
 < echo:Marlin 2.1.2
 < ok
-> M115
+> N1 M115*39
 < ok
 ! Ready { firmware: Some(\"Marlin 2.1.2 (Mar 1 2024)\") }
 ",
@@ -636,14 +636,14 @@ fn handshake_retries_and_restarts_when_the_board_boots() {
     check(
         "
 settings: in_flight=1
-> M110 N0
+> N0 M110 N0*125
 @ 2000
-> M110 N0
+> N0 M110 N0*125
 < start
-> M110 N0
+> N0 M110 N0*125
 < echo: External Reset
 < ok
-> M115
+> N1 M115*39
 < ok
 ! Ready { firmware: None }
 job: G1 X1
@@ -685,11 +685,11 @@ fn idle_link_is_polled_and_declared_dead_when_silent() {
     check(
         "
 @ 5000
-> M105
+> N2 M105*37
 < ok T:20.0 /0.0 B:20.0 /0.0 @:0 B@:0
 ! Temperatures T:20/0 B:20/0
 @ 10000
-> M105
+> N3 M105*36
 @ 19999
 @ 20000
 ! LinkDead { reason: \"no answer to M105 for 10 s\" }
@@ -707,9 +707,9 @@ fn a_stray_ok_never_acknowledges_a_probe() {
     check(
         "
 settings: in_flight=2 resync_interval=3
-> M110 N0
+> N0 M110 N0*125
 < ok
-> M115
+> N1 M115*39
 < ok
 ! Ready { firmware: None }
 job: G1 X1 | G1 X2 | G1 X3 | G1 X4
@@ -774,6 +774,36 @@ job: G1 X1
 < ok T:20.0 /0.0
 ! Temperatures T:20/0
 ! JobDone
+",
+    );
+}
+
+#[test]
+fn a_rejected_idle_poll_or_hello_restarts_the_numbering() {
+    check(
+        "
+settings: in_flight=1
+> N0 M110 N0*125
+< Error:checksum mismatch, Last Line: 17
+< Resend: 18
+< ok
+> N0 M110 N0*125
+< ok
+> N1 M115*39
+< ok
+! Ready { firmware: None }
+@ 5000
+> N2 M105*37
+< Error:checksum mismatch, Last Line: 1
+< Resend: 2
+< ok
+@ 10000
+> N0 M110 N0*125
+< ok
+@ 15000
+> N1 M105*38
+< ok T:20.0 /0.0
+! Temperatures T:20/0
 ",
     );
 }
