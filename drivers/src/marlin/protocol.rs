@@ -354,6 +354,8 @@ pub struct Protocol {
     tickle_at: Option<Instant>,
     /// The previous line was a resend request: an `ok` now belongs to it.
     swallow_ok: bool,
+    /// The previous line was `echo:Unknown command`.
+    after_unknown_command: bool,
     firmware: Option<String>,
     temperatures: Option<Temperatures>,
     stream: Option<Stream>,
@@ -383,6 +385,7 @@ impl Protocol {
             last_rx: now,
             tickle_at: None,
             swallow_ok: false,
+            after_unknown_command: false,
             firmware: None,
             temperatures: None,
             stream: None,
@@ -601,10 +604,7 @@ impl Protocol {
 
     pub fn handle_timeout(&mut self, now: Instant) {
         match self.phase {
-            Phase::Handshake {
-                next_try,
-                info_requested,
-            } if now >= next_try => {
+            Phase::Handshake { next_try, .. } if now >= next_try => {
                 // Whatever was sent before may be lost (the board was booting): start over.
                 self.outside_pending = 0;
                 self.send_outside("M110 N0", now);
@@ -677,7 +677,12 @@ impl Protocol {
             .record(self.at_ms(now), Direction::Received, line);
         self.last_rx = now;
         let after_resend = std::mem::take(&mut self.swallow_ok);
-        match reply::parse(line) {
+        let reply = reply::parse(line);
+        let follows_unknown_command = std::mem::replace(
+            &mut self.after_unknown_command,
+            matches!(&reply, Reply::Other(text) if text.starts_with("echo:Unknown command")),
+        );
+        match reply {
             Reply::Ok { .. } if after_resend => {}
             Reply::Ok {
                 line, temperatures, ..
@@ -686,7 +691,7 @@ impl Protocol {
                 if let Some(temperatures) = temperatures {
                     self.set_temperatures(temperatures);
                 }
-                self.on_ok(line, answered_m105, now);
+                self.on_ok(line, answered_m105, follows_unknown_command, now);
             }
             Reply::Resend(number) => self.on_resend(number, now),
             Reply::Error(error) => self.on_error(error, now),
@@ -711,7 +716,15 @@ impl Protocol {
         self.temperatures = Some(temperatures);
     }
 
-    fn on_ok(&mut self, advanced_line: Option<u64>, answered_m105: bool, now: Instant) {
+    /// `follows_unknown_command`: Marlin reported an unknown command just before; its `ok` is
+    /// for a line read wrongly, not executed.
+    fn on_ok(
+        &mut self,
+        advanced_line: Option<u64>,
+        answered_m105: bool,
+        follows_unknown_command: bool,
+        now: Instant,
+    ) {
         self.last_progress = now;
         match self.phase {
             Phase::Handshake { info_requested, .. } => {
@@ -765,6 +778,12 @@ impl Protocol {
             // (lines after it execute after it): a stray `ok`. It may also be the probe itself,
             // its `N` hit by noise and read as an unknown command; a second probe tells at
             // once (Marlin rejects it and asks for the first) instead of after a timeout.
+            if stream.acked >= SYNC_LINES && !follows_unknown_command {
+                tracing::warn!(
+                    "an `ok` for no line: the tail of a line cut by the printer's receive-buffer \
+                     flush may have run unchecked (a command may have run twice)"
+                );
+            }
             if stream.acked < stream.next && stream.probes.len() == 1 && !stream.settling {
                 self.send_probe_now(now);
             }
