@@ -439,6 +439,27 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_host_can_close_and_reopen_the_port() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut wire = wire(dir.path(), 115_200);
+        let settings = SerialSettings::new(wire.link().to_str().unwrap(), 115_200);
+        // Exclusive while open (TIOCEXCL), released on close.
+        let first = SerialLink::open(&settings).unwrap();
+        assert!(
+            SerialLink::open(&settings).is_err(),
+            "a second opener is refused"
+        );
+        drop(first);
+        let mut host = SerialLink::open(&settings).unwrap();
+        host.queue(b"$G\n");
+        let received = tokio::select! {
+            got = receive_at_least(&mut wire, 3) => got,
+            _ = host.transfer() => panic!("host port failed"),
+        };
+        assert_eq!(received, b"$G\n");
+    }
+
+    #[tokio::test]
     async fn noise_corrupts_about_the_requested_share_of_lines() {
         let dir = tempfile::tempdir().unwrap();
         let mut wire = wire(dir.path(), 1_000_000);
