@@ -256,6 +256,7 @@ async fn an_error_reply_fails_the_job_and_runs_the_cancel_script() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_halted_printer_raises_an_alarm() {
     let text = print_program(100);
+    let program = stripped(&text).unwrap();
     let kill = Fault::at_line(FaultKind::Kill, 20);
     let mut rig = Rig::start(BAUD, fast_firmware(vec![kill]), |_| {})
         .await
@@ -271,6 +272,9 @@ async fn a_halted_printer_raises_an_alarm() {
     })
     .await
     .unwrap();
+    let executed = comparison(&rig, &program);
+    assert!(executed.is_prefix(&program), "{executed:?}");
+    assert!(executed.executed.len() < 20);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

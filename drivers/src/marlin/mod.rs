@@ -380,7 +380,10 @@ impl Driver for MarlinDriver {
                         let bytes = bytes.to_vec();
                         self.protocol.receive(&bytes, now());
                     }
-                    Err(error) => self.link_lost(format!("link to {} lost: {error}", self.config.port)),
+                    Err(error) => {
+                        let reason = format!("link to {} lost: {error}", self.config.port);
+                        self.link_lost(reason);
+                    }
                 },
                 () = sleep_until_some(deadline) => self.protocol.handle_timeout(now()),
             }

@@ -19,10 +19,10 @@
 //!
 //! | method      | corruption | efficiency | wire | lost | doubled |
 //! |-------------|-----------:|-----------:|-----:|-----:|--------:|
-//! | ping-pong   |        0 % |      0.335 | 0.51 |    0 |       0 |
-//! | ping-pong   |        1 % |      0.322 | 0.49 |    0 |       0 |
-//! | window of 4 |        0 % |      0.660 | 1.00 |    0 |       0 |
-//! | window of 4 |        1 % |      0.546 | 0.86 |    0 |      35 |
+//! | 1 in flight |        0 % |      0.335 | 0.51 |    0 |       0 |
+//! | 1 in flight |        1 % |      0.322 | 0.49 |    0 |       0 |
+//! | 4 in flight |        0 % |      0.660 | 1.00 |    0 |       0 |
+//! | 4 in flight |        1 % |      0.546 | 0.86 |    0 |      35 |
 //!
 //! Why 0.90 is out of reach for Marlin: the framing alone caps efficiency at the ceiling (0.66
 //! for these lines), and only the window saturates the wire; but with a window, each line error
@@ -56,7 +56,7 @@ pub struct BenchRun {
 
 /// The methods measured: (name, lines in flight).
 pub const METHODS: [(&str, usize); 2] =
-    [("ping-pong (1 in flight)", 1), ("window (4 in flight)", 4)];
+    [("numbered, 1 in flight", 1), ("numbered, 4 in flight", 4)];
 
 /// 10,000 lines at 115,200 baud is the documented benchmark.
 pub async fn bench_rows(lines: usize, baud: u32) -> anyhow::Result<Vec<StreamingRow>> {

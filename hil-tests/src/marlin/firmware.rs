@@ -371,10 +371,10 @@ impl Firmware {
     fn boot(&mut self) {
         self.say("start");
         self.say("echo:Marlin 2.1.2 (microfab simulator)");
-        self.say(&format!(
-            "echo: Last Updated: 2024-03-01 | Author: (microfab)\necho:Free Memory: 4000  PlannerBufferBytes: 1232\necho:  BUFSIZE: {}",
-            self.config.bufsize
-        ));
+        self.say("echo: Last Updated: 2024-03-01 | Author: (microfab)");
+        self.say("echo:Free Memory: 4000  PlannerBufferBytes: 1232");
+        let bufsize = format!("echo:  BUFSIZE: {}", self.config.bufsize);
+        self.say(&bufsize);
     }
 
     /// Power cycle or watchdog reset: everything volatile is lost.
@@ -663,7 +663,12 @@ impl Firmware {
                 ));
             }
             "M115" => {
-                self.say("FIRMWARE_NAME:Marlin 2.1.2 (microfab simulator) SOURCE_CODE_URL:github.com/MarlinFirmware/Marlin PROTOCOL_VERSION:1.0 MACHINE_TYPE:3D Printer EXTRUDER_COUNT:1 UUID:00000000-0000-0000-0000-000000000000");
+                self.say(concat!(
+                    "FIRMWARE_NAME:Marlin 2.1.2 (microfab simulator) ",
+                    "SOURCE_CODE_URL:github.com/MarlinFirmware/Marlin PROTOCOL_VERSION:1.0 ",
+                    "MACHINE_TYPE:3D Printer EXTRUDER_COUNT:1 ",
+                    "UUID:00000000-0000-0000-0000-000000000000",
+                ));
                 self.say("Cap:AUTOREPORT_TEMP:1");
                 self.say("Cap:EMERGENCY_PARSER:1");
                 let advanced = u8::from(self.config.advanced_ok);
