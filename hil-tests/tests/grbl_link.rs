@@ -313,6 +313,32 @@ async fn unplugging_mid_job_interrupts_it_and_the_driver_reconnects() {
 }
 
 #[tokio::test]
+async fn a_hung_controller_is_unavailable_until_it_answers_again() {
+    let mut rig = Rig::start(|args| {
+        args.faults = vec![Fault::at_line(
+            FaultKind::Hang(Duration::from_millis(2_500)),
+            FAULT_LINE,
+        )];
+    })
+    .await;
+    let text = program(LINES);
+    rig.run(12, &text).await;
+    let end = rig.job_end(12).await;
+    assert!(
+        matches!(&end, DriverEvent::JobInterrupted { reason, .. } if reason.contains("no answer from the controller")),
+        "{end:?}"
+    );
+    rig.until(|e| matches!(e, DriverEvent::Condition(Condition::Unavailable { .. })))
+        .await;
+    let executed = rig.executed();
+    assert_no_line_twice_none_skipped(&executed, &prepared(&text), None);
+    assert!(executed.len() < FAULT_LINE as usize);
+    // The watchdog resets it: the driver finds it again without any operator action.
+    rig.until(|e| *e == DriverEvent::Condition(Condition::Idle))
+        .await;
+}
+
+#[tokio::test]
 async fn pause_holds_and_resume_finishes_every_line() {
     let mut rig = Rig::start(|args| args.time_scale = 5.0).await;
     let text = program(60);

@@ -8,6 +8,8 @@
 //! | `alarm:N`       | `ALARM:N`: motion stops, buffers flushed, G-code locked until `$X`  |
 //! | `reset`         | the board resets (watchdog, brown-out): banner, buffers lost        |
 //! | `disconnect:MS` | the cable is pulled for MS milliseconds, then plugged in (reboot)   |
+//! | `hang:MS`       | the controller stops answering for MS milliseconds, then its        |
+//! |                 | watchdog resets it (banner)                                         |
 //!
 //! Triggers: `line:N` (when the N-th G-code line arrives, 1-based) or `time:MS` (after MS
 //! milliseconds of wall time since the simulator started).
@@ -23,6 +25,7 @@ pub enum FaultKind {
     Alarm(u16),
     Reset,
     Disconnect(Duration),
+    Hang(Duration),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +73,7 @@ impl FromStr for Fault {
             "error" => FaultKind::ErrorReply(code(arg)?),
             "alarm" => FaultKind::Alarm(code(arg)?),
             "disconnect" => FaultKind::Disconnect(Duration::from_millis(arg.ok_or_else(bad)?)),
+            "hang" => FaultKind::Hang(Duration::from_millis(arg.ok_or_else(bad)?)),
             _ => return Err(bad()),
         };
         let (unit, value) = trigger.split_once(':').ok_or_else(bad)?;
@@ -109,6 +113,13 @@ mod tests {
                     kind: FaultKind::Disconnect(Duration::from_secs(2)),
                     trigger: Trigger::Time(Duration::from_secs(3)),
                 }),
+            ),
+            (
+                "hang:2500@line:9",
+                Ok(Fault::at_line(
+                    FaultKind::Hang(Duration::from_millis(2500)),
+                    9,
+                )),
             ),
             ("reset@line:0", Err(())),
             ("alarm@line:5", Err(())),

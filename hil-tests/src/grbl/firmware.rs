@@ -477,6 +477,12 @@ impl Firmware {
                 self.hardware_reset(now);
                 None
             }
+            FaultKind::Hang(duration) => {
+                self.hardware_reset(now);
+                // Silent until the watchdog fires: then it boots as after any reset.
+                self.booting_until = Some(now + duration + self.config.boot);
+                None
+            }
             FaultKind::Disconnect(duration) => {
                 self.hardware_reset(now);
                 self.wire_action = Some(WireAction::Disconnect(duration));
