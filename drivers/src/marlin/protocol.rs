@@ -4,8 +4,8 @@
 //! # How a job is streamed
 //! The program is stripped of comments and blank lines ([`prepare_program`]) and numbered:
 //! line 0 is `N0 M110 N0*125`, which Marlin applies while *reading* it (not when executing),
-//! so the numbering is reset even if the firmware still counts from an earlier job; program
-//! line 1 is an `M105` probe (see below); program lines follow as `N<n> <command>*<checksum>`,
+//! so the numbering is reset even if the firmware still counts from an earlier job; line 1
+//! is an `M105` probe (see below); program lines follow as `N<n> <command>*<checksum>`,
 //! then `M400` (optional) and a final `M105`. Nothing follows line 1 until the probe is
 //! answered: the `ok` count starts exact, and a resend request can never be answered by
 //! resending `M110` after later lines were accepted.
@@ -53,6 +53,9 @@
 //! as well, so the command runs twice. One line in flight (the default, as OctoPrint and
 //! Pronterface do) cannot hit this; a larger window is only safe on boards whose USB stack
 //! delivers whole lines (native USB CDC), and is measured against the simulator in the bench.
+//! No host can prevent it: the tail that starts at the command word *is* the command. A doubled
+//! absolute move (`G90`, `M82`) ends where it would have anyway; relative moves and extrusion
+//! do not. An `ok` that answers no line and follows no `Unknown command` is logged as a warning.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
