@@ -20,14 +20,14 @@
 //! | method      | corruption | efficiency | wire | lost | doubled |
 //! |-------------|-----------:|-----------:|-----:|-----:|--------:|
 //! | 1 in flight |        0 % |      0.335 | 0.51 |    0 |       0 |
-//! | 1 in flight |        1 % |      0.322 | 0.49 |    0 |       0 |
+//! | 1 in flight |        1 % |      0.327 | 0.50 |    0 |       0 |
 //! | 4 in flight |        0 % |      0.660 | 1.00 |    0 |       0 |
-//! | 4 in flight |        1 % |      0.546 | 0.86 |    0 |      35 |
+//! | 4 in flight |        1 % |      0.545 | 0.86 |    0 |   25-35 |
 //!
 //! Why 0.90 is out of reach for Marlin: the framing alone caps efficiency at the ceiling (0.66
 //! for these lines), and only the window saturates the wire; but with a window, each line error
 //! makes Marlin empty its receive buffer with the next line half received, whose tail then runs
-//! unchecked (the 35 doubled lines). One line in flight cannot be hit by this and is the
+//! unchecked (the doubled lines; 25 and 35 in two runs). One line in flight cannot be hit by this and is the
 //! driver's default; its cost is a round trip per line (about 2 ms of latency on top of the
 //! line's own wire time, here and on USB-serial adapters).
 
