@@ -27,9 +27,9 @@
 //! Why 0.90 is out of reach for Marlin: the framing alone caps efficiency at the ceiling (0.66
 //! for these lines), and only the window saturates the wire; but with a window, each line error
 //! makes Marlin empty its receive buffer with the next line half received, whose tail then runs
-//! unchecked (the doubled lines; 25 and 35 in two runs). One line in flight cannot be hit by this and is the
-//! driver's default; its cost is a round trip per line (about 2 ms of latency on top of the
-//! line's own wire time, here and on USB-serial adapters).
+//! unchecked (the doubled lines; 25 and 35 in two runs). One line in flight cannot be hit by
+//! this and is the driver's default; its cost is a round trip per line (about 2 ms of latency
+//! on top of the line's own wire time, here and on USB-serial adapters).
 
 use std::time::Duration;
 
