@@ -62,6 +62,9 @@ pub(crate) fn urgency_key(
     }
 }
 
+/// A century in ms: beyond any plan, far below overflow.
+const HORIZON: Millis = 100 * 365 * 24 * 3_600_000;
+
 struct Translation {
     problem: Problem,
     /// Index into `input.runs` per op.
@@ -136,11 +139,13 @@ fn translate(input: &PlanInput, previous: Option<&Plan>) -> Translation {
             ready = ready.max(end);
             fam = family(f);
         }
+        // Open-ended downtime (until = Millis::MAX) is clamped far out so sums cannot overflow.
+        let relative = |t: Millis| t.saturating_sub(now).clamp(-HORIZON, HORIZON);
         let down = machine
             .down
             .iter()
             .filter(|w| w.until > now)
-            .map(|w| (w.from - now, w.until - now))
+            .map(|w| (relative(w.from), relative(w.until)))
             .collect();
         b.machine(ready - now, fam, down);
     }
@@ -574,6 +579,33 @@ mod tests {
         check("nothing to plan", PlanInput::default(), |p| {
             assert_eq!(*p, Plan::default());
         });
+        check(
+            "open-ended downtime is never planned over",
+            PlanInput {
+                machines: vec![
+                    PlanMachine {
+                        down: vec![Window {
+                            from: 30 * MIN,
+                            until: Millis::MAX,
+                        }],
+                        ..machine("m1", "cnc", 1.0)
+                    },
+                    machine("m2", "cnc", 4.0),
+                ],
+                orders: vec![order("o", Priority::Standard, 0)],
+                runs: (1..=3).map(|i| run(i, "o", "cnc", 20.0, "f")).collect(),
+                ..PlanInput::default()
+            },
+            |p| {
+                assert_eq!(
+                    p.assignments
+                        .iter()
+                        .filter(|a| a.machine_id == "m1")
+                        .count(),
+                    1
+                )
+            },
+        );
         check(
             "fast machine preferred",
             PlanInput {
