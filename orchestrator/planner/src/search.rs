@@ -39,8 +39,8 @@ pub enum Budget {
 /// Work units per second of search on one core of the development machine (release build,
 /// shared with other jobs), as reported by `examples/plant.rs`. It covers the search only:
 /// translation and construction come on top (about 60–85 ms per 1,000 runs for a first plan,
-/// 30 ms for a re-plan). Only a starting point
-/// for callers converting seconds into a deterministic [`Budget::Work`].
+/// 30 ms for a re-plan). Only a starting point for callers converting seconds into a
+/// deterministic [`Budget::Work`].
 pub const WORK_PER_SECOND: u64 = 45_000_000;
 
 impl Budget {
