@@ -353,3 +353,35 @@ async fn advanced_ok_line_numbers_drive_a_window() {
         .count();
     assert!(acknowledged_by_number > 100, "{acknowledged_by_number}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_printer_is_given_up_on_and_comes_back_after_its_watchdog_reset() {
+    let text = print_program(200);
+    let program = stripped(&text).unwrap();
+    let hang = Fault::at_line(FaultKind::Hang { seconds: 3.0 }, 40);
+    let mut rig = Rig::start(BAUD, fast_firmware(vec![hang]), |config| {
+        config.command_timeout_ms = 500;
+    })
+    .await
+    .unwrap();
+    rig.run(1, &text).await.unwrap();
+    let end = rig.job_end(1, Duration::from_secs(10)).await.unwrap();
+    let DriverEvent::JobInterrupted { reason, .. } = &end else {
+        panic!("{end:?}");
+    };
+    assert!(reason.contains("stopped answering"), "{reason}");
+    rig.wait_for(Duration::from_secs(2), |e| {
+        matches!(e, DriverEvent::Condition(Condition::Unavailable { .. }))
+    })
+    .await
+    .unwrap();
+    rig.wait_for(Duration::from_secs(15), |e| {
+        *e == DriverEvent::Condition(Condition::Idle)
+    })
+    .await
+    .unwrap();
+    let executed = comparison(&rig, &program);
+    assert!(executed.is_prefix(&program), "{executed:?}");
+    assert!(executed.executed.len() < 40, "{}", executed.executed.len());
+    assert_eq!(rig.sim.resets(), 1);
+}

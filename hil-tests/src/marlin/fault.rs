@@ -2,7 +2,7 @@
 //!
 //! Syntax (`--fault`): `<kind>[:<value>]@line:<n>` or `<kind>[:<value>]@time:<seconds>`, e.g.
 //! `noise:0.01@time:0`, `swallow-ok@line:120`, `disconnect:2@line:300` (replug after 2 s),
-//! `reset@line:500`, `busy:30@line:10`, `error@line:7`, `kill@time:5`.
+//! `reset@line:500`, `busy:30@line:10`, `error@line:7`, `kill@time:5`, `hang:3@line:40`.
 
 use std::fmt;
 use std::str::FromStr;
@@ -23,6 +23,8 @@ pub enum FaultKind {
     Error,
     /// The firmware halts: `Error:Printer halted. kill() called!`.
     Kill,
+    /// The firmware locks up, silent, for `seconds` of wall time; then its watchdog resets it.
+    Hang { seconds: f64 },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -104,6 +106,9 @@ impl FromStr for Fault {
             },
             "error" => FaultKind::Error,
             "kill" => FaultKind::Kill,
+            "hang" => FaultKind::Hang {
+                seconds: needs(value)?,
+            },
             other => return Err(error(&format!("unknown fault kind '{other}'"))),
         };
         let trigger = match when.split_once(':') {
@@ -125,6 +130,7 @@ impl fmt::Display for Fault {
             FaultKind::Busy { seconds } => write!(f, "busy:{seconds}")?,
             FaultKind::Error => f.write_str("error")?,
             FaultKind::Kill => f.write_str("kill")?,
+            FaultKind::Hang { seconds } => write!(f, "hang:{seconds}")?,
         }
         match self.trigger {
             Trigger::Line(n) => write!(f, "@line:{n}"),
@@ -147,6 +153,7 @@ mod tests {
             "busy:30@line:10",
             "error@line:7",
             "kill@time:5",
+            "hang:3@line:40",
         ] {
             let fault: Fault = spec.parse().unwrap();
             assert_eq!(fault.to_string(), spec);

@@ -150,6 +150,8 @@ pub struct Firmware {
     hotend: Heater,
     bed: Heater,
     killed: bool,
+    /// Locked up (a hang fault) until then; the watchdog resets the board at that time.
+    hung_until: Option<Instant>,
     last_keepalive: Instant,
     last_wait_report: Instant,
     autoreport: Option<(Duration, Instant)>,
@@ -189,6 +191,7 @@ impl Firmware {
                 rate: 1.0,
             },
             killed: false,
+            hung_until: None,
             last_keepalive: now,
             last_wait_report: now,
             autoreport: None,
@@ -226,6 +229,10 @@ impl Firmware {
     /// Bytes from the wire. `M108`, `M112` and `M410` act at once (`EMERGENCY_PARSER`).
     pub fn receive(&mut self, bytes: &[u8], now: Instant) {
         self.advance_clock(now);
+        if self.hung_until.is_some() {
+            self.poll(now);
+            return;
+        }
         let text = String::from_utf8_lossy(bytes);
         if text.contains("M112") {
             self.kill("Killed (M112)");
@@ -251,6 +258,9 @@ impl Firmware {
 
     /// When [`Firmware::poll`] must run next, if nothing arrives before.
     pub fn next_wakeup(&self) -> Option<Instant> {
+        if let Some(until) = self.hung_until {
+            return Some(until);
+        }
         let mut wake: Vec<Instant> = Vec::new();
         if let Some(running) = &self.running {
             wake.push(self.last_keepalive + KEEPALIVE_INTERVAL);
@@ -283,6 +293,13 @@ impl Firmware {
     /// Run the firmware's main loop up to `now`.
     pub fn poll(&mut self, now: Instant) {
         self.advance_clock(now);
+        if let Some(until) = self.hung_until {
+            if now < until {
+                return;
+            }
+            self.hung_until = None;
+            self.reset();
+        }
         self.fire_time_faults();
         if self.killed {
             self.rx.clear();
@@ -343,6 +360,7 @@ impl Firmware {
             match kind {
                 FaultKind::Reset => self.reset(),
                 FaultKind::Kill => self.kill("Printer halted. kill() called!"),
+                FaultKind::Hang { seconds } => self.hang(seconds),
                 _ => {}
             }
         }
@@ -392,6 +410,12 @@ impl Firmware {
         self.autoreport = None;
         self.resets += 1;
         self.boot();
+    }
+
+    /// Locked up: input is lost, nothing is said, until the watchdog resets the board.
+    fn hang(&mut self, seconds: f64) {
+        self.hung_until = Some(self.now + Duration::from_secs_f64(seconds));
+        self.rx.clear();
     }
 
     fn kill(&mut self, why: &str) {
@@ -475,6 +499,12 @@ impl Firmware {
             .is_some()
         {
             self.reset();
+            return;
+        }
+        if let Some(FaultKind::Hang { seconds }) =
+            self.take_line_fault(number, |k| matches!(k, FaultKind::Hang { .. }))
+        {
+            self.hang(seconds);
             return;
         }
         self.ring.push_back((number, command.to_string()));
@@ -746,7 +776,10 @@ fn heat_and_wait(heater: &mut Heater, words: &Words, wait: Wait) -> Wait {
 
 /// Faults that happen at their time; the others wait for the next command.
 fn is_immediate(kind: &FaultKind) -> bool {
-    matches!(kind, FaultKind::Reset | FaultKind::Kill)
+    matches!(
+        kind,
+        FaultKind::Reset | FaultKind::Kill | FaultKind::Hang { .. }
+    )
 }
 
 /// C's `strtol(s, NULL, 10)`: optional blanks and sign, then digits; 0 if none.
