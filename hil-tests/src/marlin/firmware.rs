@@ -986,6 +986,18 @@ mod tests {
     }
 
     #[test]
+    fn m155_reports_temperatures_on_its_own() {
+        let steps = vec![at(0, "M155 S2\n"), at(1999, ""), at(2000, ""), at(4000, "")];
+        let report = "T:20.00 /0.00 B:20.00 /0.00 @:0 B@:0\n";
+        check(
+            FirmwareConfig::default(),
+            &steps,
+            &format!("ok\n{report}{report}"),
+            &["M155 S2"],
+        );
+    }
+
+    #[test]
     fn faults_at_a_line() {
         let faults = vec![
             Fault::at_line(FaultKind::SwallowOk, 1),
