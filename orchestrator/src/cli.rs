@@ -374,8 +374,19 @@ async fn demo(
             .iter()
             .filter(|m| m.state == "busy")
             .count();
+        let starved = plant
+            .jobs(None, None, Some("planned"))
+            .await?
+            .iter()
+            .filter(|j| j.waiting_for_material)
+            .count();
+        let starved = if starved > 0 {
+            format!(" | {starved} runs waiting for material")
+        } else {
+            String::new()
+        };
         println!(
-            "[{:>5.1}s] {busy:>2} busy | {}",
+            "[{:>5.1}s] {busy:>2} busy | {}{starved}",
             started.elapsed().as_secs_f64(),
             line.join(" | ")
         );

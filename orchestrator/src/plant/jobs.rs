@@ -372,10 +372,15 @@ impl Plant {
             .await?;
             // Open runs per step in id order, for run-level predecessors.
             let mut open: BTreeMap<i64, Vec<(i64, i64)>> = BTreeMap::new();
+            let mut in_flight = std::collections::BTreeSet::new();
             for job in &jobs {
-                open.entry(job.try_get("step_index")?)
+                let step_index: i64 = job.try_get("step_index")?;
+                open.entry(step_index)
                     .or_default()
                     .push((job.try_get("id")?, job.try_get("units")?));
+                if job.try_get::<String, _>("state")? != job_state::PLANNED {
+                    in_flight.insert(step_index);
+                }
             }
             // Inputs are counted, not tracked piece by piece: a step may start as many units
             // as every predecessor step has made good.
@@ -416,8 +421,13 @@ impl Plant {
                         .unwrap_or(i64::MAX)
                 });
                 let already = started.get(&step_index).copied().unwrap_or(0);
-                let ready =
-                    job.try_get::<i64, _>("material_reserved")? == 1 && already + units <= inputs;
+                // A partial run waits while other runs of its step are on machines: their scrap
+                // can still join it, instead of each replacement drawing a whole sheet or bed.
+                let partial_waits = step.is_some_and(|s| units < s.units_per_run)
+                    && in_flight.contains(&step_index);
+                let ready = job.try_get::<i64, _>("material_reserved")? == 1
+                    && already + units <= inputs
+                    && !partial_waits;
                 if ready {
                     started.insert(step_index, already + units);
                 }
