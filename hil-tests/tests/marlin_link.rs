@@ -385,3 +385,35 @@ async fn a_silent_printer_is_given_up_on_and_comes_back_after_its_watchdog_reset
     assert!(executed.executed.len() < 40, "{}", executed.executed.len());
     assert_eq!(rig.sim.resets(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_pause_holds_the_stream_and_resume_finishes_it() {
+    let text = print_program(600);
+    let program = stripped(&text).unwrap();
+    let mut rig = Rig::start(BAUD, fast_firmware(vec![]), |_| {})
+        .await
+        .unwrap();
+    rig.run(1, &text).await.unwrap();
+    rig.wait_for(
+        Duration::from_secs(10),
+        |e| matches!(e, DriverEvent::JobProgress { done, .. } if *done >= 100),
+    )
+    .await
+    .unwrap();
+    rig.driver.command(DriverCommand::Pause).await.unwrap();
+    rig.wait_for(Duration::from_secs(1), |e| {
+        *e == DriverEvent::Condition(Condition::Paused)
+    })
+    .await
+    .unwrap();
+    // Lines in flight finish; then nothing more runs while paused. (Waiting for no event keeps
+    // the driver running for that long.)
+    let _ = rig.wait_for(Duration::from_millis(300), |_| false).await;
+    let held = commands(&rig).len();
+    let _ = rig.wait_for(Duration::from_millis(500), |_| false).await;
+    assert_eq!(commands(&rig).len(), held);
+    assert!(held < program.len());
+    rig.driver.command(DriverCommand::Resume).await.unwrap();
+    finished(&mut rig, 1, 30).await;
+    assert!(comparison(&rig, &program).is_exact(&program));
+}
