@@ -131,6 +131,11 @@ pub enum Command {
         #[command(subcommand)]
         command: BenchCommand,
     },
+    /// Protocol-level machine simulators on a pseudo-terminal (point a plant's machine at --link).
+    Sim {
+        #[command(subcommand)]
+        kind: SimKind,
+    },
     /// Replay the event log and compare it with the state tables.
     Verify {
         #[arg(long)]
@@ -153,7 +158,25 @@ pub enum SpecCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum SimKind {
+    /// A GRBL 1.1 controller (CNC router, laser, PCB mill).
+    Grbl(microfab_hil::grbl::GrblSimArgs),
+    /// A Marlin printer.
+    Marlin(microfab_hil::marlin::MarlinSimArgs),
+}
+
+#[derive(Debug, Subcommand)]
 pub enum BenchCommand {
+    /// G-code streaming over an emulated serial line: payload throughput against the wire limit.
+    Streaming {
+        /// Lines in the benchmark program.
+        #[arg(long, default_value_t = 10_000)]
+        lines: usize,
+        #[arg(long, default_value_t = 115_200)]
+        baud: u32,
+        #[arg(long)]
+        json: bool,
+    },
     /// The planner on flexible job-shop instances (FJSPLIB files) against best-known bounds.
     Fjsp(crate::bench_plan::FjspArgs),
     /// The planner at plant scale: first plan, re-plan after a machine failure, vs the rule.
@@ -249,6 +272,31 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Machines { client } => show(&client, "/api/v1/machines").await,
         Command::Materials { client } => show(&client, "/api/v1/materials").await,
+        Command::Sim {
+            kind: SimKind::Grbl(args),
+        } => {
+            microfab_hil::grbl::run(args).await?;
+            Ok(0)
+        }
+        Command::Sim {
+            kind: SimKind::Marlin(args),
+        } => {
+            microfab_hil::marlin::run(args).await?;
+            Ok(0)
+        }
+        Command::Bench {
+            command: BenchCommand::Streaming { lines, baud, json },
+        } => {
+            let options = microfab_hil::bench::StreamingBenchOptions { lines, baud };
+            let rows = microfab_hil::bench::run_streaming_bench(&options).await?;
+            let mut out = std::io::stdout();
+            if json {
+                microfab_hil::bench::print_json_lines(&rows, &mut out)?;
+            } else {
+                microfab_hil::bench::print_table(&rows, &mut out)?;
+            }
+            Ok(0)
+        }
         Command::Bench {
             command: BenchCommand::Fjsp(args),
         } => {

@@ -157,6 +157,10 @@ pub enum DriverConfig {
     Sim(SimDriverConfig),
     /// A manual station: runs complete when an operator confirms them.
     Manual,
+    /// GRBL 1.1 firmware over a serial port (CNC routers, lasers, PCB mills).
+    Grbl(microfab_drivers::grbl::GrblConfig),
+    /// Marlin firmware over a serial port (3D printers).
+    Marlin(microfab_drivers::marlin::MarlinConfig),
 }
 
 impl DriverConfig {
@@ -164,6 +168,17 @@ impl DriverConfig {
         match self {
             DriverConfig::Sim(_) => "sim",
             DriverConfig::Manual => "manual",
+            DriverConfig::Grbl(_) => "grbl",
+            DriverConfig::Marlin(_) => "marlin",
+        }
+    }
+
+    /// The serial port the driver holds, so two machines on one port are caught at load time.
+    pub fn port(&self) -> Option<&str> {
+        match self {
+            DriverConfig::Grbl(c) => Some(&c.port),
+            DriverConfig::Marlin(c) => Some(&c.port),
+            DriverConfig::Sim(_) | DriverConfig::Manual => None,
         }
     }
 
@@ -171,6 +186,8 @@ impl DriverConfig {
     pub fn machine_state_survives_restart(&self) -> bool {
         match self {
             DriverConfig::Sim(_) | DriverConfig::Manual => false,
+            // The firmware keeps running while we restart; the driver re-reads its state.
+            DriverConfig::Grbl(_) | DriverConfig::Marlin(_) => true,
         }
     }
 }
@@ -399,6 +416,7 @@ impl PlantConfig {
             }
         }
         let mut machine_ids = HashSet::new();
+        let mut ports: BTreeMap<String, String> = BTreeMap::new();
         for (i, machine) in self.machines.iter().enumerate() {
             let span = machine.span();
             let m = machine.get_ref();
@@ -446,6 +464,29 @@ impl PlantConfig {
                     field("speed_factor"),
                     "speed_factor must be positive".into(),
                 );
+            }
+            if let Some(port) = m.driver.port() {
+                if let Some(other) = ports.insert(port.to_string(), m.id.clone()) {
+                    c.at(
+                        span.clone(),
+                        field("driver.port"),
+                        format!("port '{port}' is already used by machine '{other}'"),
+                    );
+                }
+            }
+            let driver_check = match &m.driver {
+                DriverConfig::Grbl(g) => g.validate(),
+                DriverConfig::Marlin(mc) if mc.port.trim().is_empty() => {
+                    Err("port is empty".into())
+                }
+                DriverConfig::Marlin(mc) if mc.in_flight == 0 => {
+                    Err("in_flight must be at least 1".into())
+                }
+                DriverConfig::Marlin(_) => Ok(()),
+                DriverConfig::Sim(_) | DriverConfig::Manual => Ok(()),
+            };
+            if let Err(message) = driver_check {
+                c.at(span.clone(), field("driver"), message);
             }
             if let DriverConfig::Sim(sim) = &m.driver {
                 for (name, rate) in [

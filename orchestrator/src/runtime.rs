@@ -10,7 +10,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use microfab_drivers::grbl::GrblDriver;
 use microfab_drivers::manual::ManualStation;
+use microfab_drivers::marlin::MarlinDriver;
 use microfab_drivers::sim::SimulatedMachine;
 use microfab_drivers::{Driver, DriverCommand, DriverError, DriverEvent};
 use microfab_planner::{Budget, Plan, PlanInput};
@@ -28,6 +30,8 @@ pub fn build_driver(machine: &MachineConfig, defaults: &SimulationDefaults) -> B
             sim.settings(defaults, machine.speed_factor),
         )),
         DriverConfig::Manual => Box::new(ManualStation::default()),
+        DriverConfig::Grbl(grbl) => Box::new(GrblDriver::new(grbl.clone())),
+        DriverConfig::Marlin(marlin) => Box::new(MarlinDriver::new(marlin.clone())),
     }
 }
 
