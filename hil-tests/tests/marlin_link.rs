@@ -417,3 +417,29 @@ async fn an_operator_pause_holds_the_stream_and_resume_finishes_it() {
     finished(&mut rig, 1, 30).await;
     assert!(comparison(&rig, &program).is_exact(&program));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_on_the_printer_interrupts_the_job_and_runs_the_cancel_script() {
+    let text = print_program(200);
+    let program = stripped(&text).unwrap();
+    let cancel = Fault::at_line(FaultKind::CancelOnPrinter, 50);
+    let mut rig = Rig::start(BAUD, fast_firmware(vec![cancel]), |_| {})
+        .await
+        .unwrap();
+    rig.run(1, &text).await.unwrap();
+    let end = rig.job_end(1, Duration::from_secs(20)).await.unwrap();
+    let DriverEvent::JobInterrupted { reason, .. } = &end else {
+        panic!("{end:?}");
+    };
+    assert!(reason.contains("cancelled on the printer"), "{reason}");
+    rig.wait_for(Duration::from_secs(10), |e| {
+        *e == DriverEvent::Condition(Condition::Idle)
+    })
+    .await
+    .unwrap();
+    let script = microfab_drivers::marlin::protocol::default_cancel_script();
+    let executed = commands(&rig);
+    let (ran, cancel) = executed.split_at(executed.len() - script.len());
+    assert_eq!(cancel, &script[..]);
+    assert!(program.starts_with(ran) && ran.len() < 60, "{}", ran.len());
+}

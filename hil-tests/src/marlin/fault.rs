@@ -2,7 +2,8 @@
 //!
 //! Syntax (`--fault`): `<kind>[:<value>]@line:<n>` or `<kind>[:<value>]@time:<seconds>`, e.g.
 //! `noise:0.01@time:0`, `swallow-ok@line:120`, `disconnect:2@line:300` (replug after 2 s),
-//! `reset@line:500`, `busy:30@line:10`, `error@line:7`, `kill@time:5`, `hang:3@line:40`.
+//! `reset@line:500`, `busy:30@line:10`, `error@line:7`, `kill@time:5`, `hang:3@line:40`,
+//! `cancel@line:50` (aborted on the printer's screen).
 
 use std::fmt;
 use std::str::FromStr;
@@ -25,6 +26,8 @@ pub enum FaultKind {
     Kill,
     /// The firmware locks up, silent, for `seconds` of wall time; then its watchdog resets it.
     Hang { seconds: f64 },
+    /// Someone aborts the print on the printer's screen: `//action:cancel`.
+    CancelOnPrinter,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -106,6 +109,7 @@ impl FromStr for Fault {
             },
             "error" => FaultKind::Error,
             "kill" => FaultKind::Kill,
+            "cancel" => FaultKind::CancelOnPrinter,
             "hang" => FaultKind::Hang {
                 seconds: needs(value)?,
             },
@@ -131,6 +135,7 @@ impl fmt::Display for Fault {
             FaultKind::Error => f.write_str("error")?,
             FaultKind::Kill => f.write_str("kill")?,
             FaultKind::Hang { seconds } => write!(f, "hang:{seconds}")?,
+            FaultKind::CancelOnPrinter => f.write_str("cancel")?,
         }
         match self.trigger {
             Trigger::Line(n) => write!(f, "@line:{n}"),
@@ -154,6 +159,7 @@ mod tests {
             "error@line:7",
             "kill@time:5",
             "hang:3@line:40",
+            "cancel@line:50",
         ] {
             let fault: Fault = spec.parse().unwrap();
             assert_eq!(fault.to_string(), spec);

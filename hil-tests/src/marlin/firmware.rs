@@ -749,6 +749,12 @@ impl Firmware {
             running.reply = Reply::ErrorThenOk("Probing Failed".into());
         }
         if self
+            .take_line_fault(number, |k| *k == FaultKind::CancelOnPrinter)
+            .is_some()
+        {
+            self.say("//action:cancel");
+        }
+        if self
             .take_line_fault(number, |k| *k == FaultKind::Kill)
             .is_some()
         {

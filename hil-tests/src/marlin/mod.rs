@@ -38,7 +38,7 @@ pub struct MarlinSimArgs {
     #[arg(long, default_value_t = 0.0)]
     pub noise: f64,
     /// Inject a fault, e.g. `swallow-ok@line:120`, `disconnect:2@line:300`, `reset@line:500`,
-    /// `busy:30@line:10`, `error@line:7`, `kill@time:5`, `hang:3@line:40`,
+    /// `busy:30@line:10`, `error@line:7`, `kill@time:5`, `hang:3@line:40`, `cancel@line:50`,
     /// `noise:0.05@time:10`. Repeatable.
     #[arg(long = "fault")]
     pub faults: Vec<Fault>,
