@@ -12,7 +12,7 @@ pub struct FjspArgs {
     /// Wall-clock seconds per instance (parsing and construction included).
     #[arg(long, default_value_t = 1.0)]
     seconds: f64,
-    /// Independent searches per instance (seeds seed, seed+1, ...); the best is kept.
+    /// Searches per instance, cooperating in epochs (each from the best so far, own seeds).
     #[arg(long, default_value_t = 1)]
     threads: usize,
     #[arg(long, default_value_t = 1)]

@@ -26,7 +26,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         for file in bench::expand_paths(&files)? {
             let instance = fjsp::parse(&std::fs::read_to_string(&file)?)?;
             let started = std::time::Instant::now();
-            let (_, makespan) = fjsp::solve(&instance, Budget::Work(work), seed);
+            let (_, makespan) = bench::solve_parallel(&instance, Budget::Work(work), threads, seed);
             println!(
                 "{} {makespan} {:.2}s",
                 file.display(),

@@ -128,7 +128,7 @@ impl FjspInstance {
         b.build()
     }
 
-    fn schedule(&self, p: &Problem, s: &Solution) -> Vec<ScheduledOp> {
+    pub(crate) fn schedule(&self, p: &Problem, s: &Solution) -> Vec<ScheduledOp> {
         let mut eval = Evaluator::new(p);
         eval.evaluate(p, s)
             .expect("solutions handed out are acyclic");
@@ -163,10 +163,20 @@ const FJSP_RULES: [Rule; 6] = [
 /// Best construction, then tabu search within the budget. Returns the schedule and makespan.
 pub fn solve(instance: &FjspInstance, budget: Budget, seed: u64) -> (Vec<ScheduledOp>, i64) {
     let p = instance.to_problem();
+    let start = best_construction(&p, seed);
+    let outcome = tabu_search(&p, start, budget, seed);
+    (
+        instance.schedule(&p, &outcome.solution),
+        outcome.objective.makespan,
+    )
+}
+
+/// The best of the construction rules (noisy ones seeded by `seed`).
+pub(crate) fn best_construction(p: &Problem, seed: u64) -> Solution {
     let topo = p.job_topological_order().expect("job chains are acyclic");
-    let work = work_remaining(&p, &topo);
-    let mut eval = Evaluator::new(&p);
-    let start = FJSP_RULES
+    let work = work_remaining(p, &topo);
+    let mut eval = Evaluator::new(p);
+    FJSP_RULES
         .iter()
         .map(|&rule| {
             let rule = match rule {
@@ -175,21 +185,16 @@ pub fn solve(instance: &FjspInstance, budget: Budget, seed: u64) -> (Vec<Schedul
                 }
                 r => r,
             };
-            let s = construct(&p, rule, &work);
+            let s = construct(p, rule, &work);
             (
-                eval.evaluate(&p, &s)
+                eval.evaluate(p, &s)
                     .expect("constructed solutions are acyclic"),
                 s,
             )
         })
         .min_by_key(|(obj, _)| *obj)
         .map(|(_, s)| s)
-        .expect("at least one rule");
-    let outcome = tabu_search(&p, start, budget, seed);
-    (
-        instance.schedule(&p, &outcome.solution),
-        outcome.objective.makespan,
-    )
+        .expect("at least one rule")
 }
 
 /// Checks a schedule against the instance with its own simple code (shares nothing with the
