@@ -173,6 +173,22 @@ impl DriverConfig {
         }
     }
 
+    /// Can this driver run this G-code program at all? The same check the driver makes before a
+    /// run, so the pre-screen can flag a program no machine will accept.
+    pub fn preflight(&self, program: &str) -> Result<(), String> {
+        match self {
+            DriverConfig::Grbl(c) => {
+                microfab_drivers::grbl::gcode::preflight(program, c.line_buffer)
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            }
+            DriverConfig::Marlin(_) => microfab_drivers::marlin::protocol::prepare_program(program)
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+            DriverConfig::Sim(_) | DriverConfig::Manual => Ok(()),
+        }
+    }
+
     /// The serial port the driver holds, so two machines on one port are caught at load time.
     pub fn port(&self) -> Option<&str> {
         match self {

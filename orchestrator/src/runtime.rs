@@ -112,6 +112,9 @@ pub struct Runtime {
     wake: Notify,
     plan: RwLock<Option<Arc<PlanSnapshot>>>,
     plan_requests: watch::Sender<Option<PlanInput>>,
+    /// Runs a machine refused before starting because its driver cannot run the program: never
+    /// offered to that machine again (the operator sees the refusal in the event log).
+    refused: std::sync::Mutex<BTreeSet<(i64, String)>>,
     /// Plans made, and plans the independent checker refused (never adopted).
     pub plans_made: AtomicU64,
     pub plans_refused: AtomicU64,
@@ -217,6 +220,7 @@ pub async fn start(
         wake: Notify::new(),
         plan: RwLock::new(None),
         plan_requests,
+        refused: std::sync::Mutex::new(BTreeSet::new()),
         plans_made: AtomicU64::new(0),
         plans_refused: AtomicU64::new(0),
     });
@@ -386,7 +390,15 @@ async fn dispatch_round(runtime: &Runtime, asked: &mut PlanTrigger) -> Result<()
         Some(snapshot) => microfab_planner::next_dispatches(&snapshot.plan, &input),
         None => microfab_planner::dispatch_ready_runs(&input),
     };
+    let refused = runtime
+        .refused
+        .lock()
+        .map(|r| r.clone())
+        .unwrap_or_default();
     for decision in decisions {
+        if refused.contains(&(decision.run_id, decision.machine_id.clone())) {
+            continue;
+        }
         let Some(run) = runtime
             .plant
             .dispatch(decision.run_id, &decision.machine_id, now_ms())
@@ -400,6 +412,11 @@ async fn dispatch_round(runtime: &Runtime, asked: &mut PlanTrigger) -> Result<()
             .await
         {
             tracing::warn!(job_id, machine_id = decision.machine_id, error = %e, "machine refused the run");
+            if matches!(e, CommandError::Driver(DriverError::Preflight(_))) {
+                if let Ok(mut refused) = runtime.refused.lock() {
+                    refused.insert((job_id, decision.machine_id.clone()));
+                }
+            }
             runtime
                 .plant
                 .requeue(job_id, &e.to_string(), now_ms())

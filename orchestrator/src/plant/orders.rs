@@ -199,6 +199,26 @@ impl Plant {
                     step.id, step.capability
                 ));
             }
+            if let (Some(ProgramRef::GCode(path)), false) = (&step.program, fitting.is_empty()) {
+                let text = &spec.programs[path].text;
+                let refusals: Vec<String> = fitting
+                    .iter()
+                    .filter_map(|m| {
+                        m.driver
+                            .preflight(text)
+                            .err()
+                            .map(|e| format!("{}: {e}", m.id))
+                    })
+                    .collect();
+                if refusals.len() == fitting.len() {
+                    flags.push(format!(
+                        "step '{}': no '{}' machine's driver accepts the program ({})",
+                        step.id,
+                        step.capability,
+                        refusals.join("; ")
+                    ));
+                }
+            }
             let lanes = fitting.len().max(1) as f64;
             let runs = spec.runs(i) as f64;
             let own = (runs / lanes).ceil() * step.run_seconds + step.setup_seconds;

@@ -4,7 +4,7 @@
 (T1: 6 mm 3-flute carbide end mill, aluminium)
 G21 G90 G17 G94
 G54
-T1 M6
+(T1 is loaded by the operator during setup: GRBL has no tool changer)
 M3 S18000
 G4 P2 (spindle up to speed)
 M8 (mist coolant)

@@ -2,7 +2,7 @@
 (Sheet 1220 x 800 on the vacuum table, zero front left, Z0 on the spoilboard)
 (T1: 6 mm 2-flute compression bit, climb cut outside the parts)
 G21 G90 G17
-T1 M6
+(T1 is loaded by the operator during setup: GRBL has no tool changer)
 M3 S18000
 G4 P3
 G0 Z25
