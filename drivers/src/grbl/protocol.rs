@@ -650,10 +650,13 @@ impl GrblProtocol {
 
     fn acknowledged(&mut self, now: Instant, error: Option<GrblError>) {
         let Some((bytes, sent)) = self.in_flight.pop_front() else {
-            tracing::warn!(
-                ?error,
-                "an answer for no line in flight (after a reset or alarm)"
-            );
+            // Expected after an alarm: lines still on the wire when GRBL flushed its buffers
+            // come back as `error:9`. Anywhere else an answer for nothing is a broken link.
+            if self.status.state == Some(MachineState::Alarm) {
+                tracing::debug!(?error, "an answer for a line flushed by the alarm");
+            } else {
+                tracing::warn!(?error, "an answer for no line in flight");
+            }
             return;
         };
         self.in_flight_bytes -= bytes;
