@@ -443,3 +443,62 @@ async fn a_cancel_on_the_printer_interrupts_the_job_and_runs_the_cancel_script()
     assert_eq!(cancel, &script[..]);
     assert!(program.starts_with(ran) && ran.len() < 60, "{}", ran.len());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_execution_log_file_records_what_the_firmware_ran() {
+    use microfab_hil::marlin::harness::{LinkPath, is_host_command};
+    use microfab_hil::marlin::{MarlinSim, SimConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("printer.log");
+    let link = LinkPath::new("log");
+    let sim = MarlinSim::start(SimConfig {
+        link: link.path().to_path_buf(),
+        baud: BAUD,
+        seed: 1,
+        execution_log: Some(log_path.clone()),
+        firmware: fast_firmware(vec![]),
+    })
+    .unwrap();
+    let mut config = microfab_drivers::marlin::MarlinConfig::new(link.path().to_string_lossy());
+    config.reconnect_min_ms = 50;
+    let mut driver = microfab_drivers::marlin::MarlinDriver::new(config);
+    let text = print_program(30);
+    let program = stripped(&text).unwrap();
+    let job = microfab_drivers::JobRun {
+        job_id: 9,
+        program: microfab_drivers::Program::GCode {
+            name: "log".into(),
+            text: text.as_str().into(),
+        },
+        units: 1,
+        expected_seconds: 1.0,
+    };
+    let mut started = false;
+    loop {
+        let event = tokio::time::timeout(Duration::from_secs(20), driver.next_event())
+            .await
+            .unwrap();
+        match event {
+            DriverEvent::Condition(Condition::Idle) if !started => {
+                driver
+                    .command(DriverCommand::Run(job.clone()))
+                    .await
+                    .unwrap();
+                started = true;
+            }
+            DriverEvent::JobFinished { job_id: 9, .. } => break,
+            DriverEvent::JobFailed { .. } | DriverEvent::JobInterrupted { .. } => {
+                panic!("{event:?}")
+            }
+            _ => {}
+        }
+    }
+    sim.stop().await;
+    let logged: Vec<String> = std::fs::read_to_string(&log_path)
+        .unwrap()
+        .lines()
+        .filter(|c| !is_host_command(c))
+        .map(String::from)
+        .collect();
+    assert_eq!(logged, program);
+}

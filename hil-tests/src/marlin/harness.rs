@@ -61,6 +61,7 @@ impl Rig {
             link: link.path().to_path_buf(),
             baud,
             seed: 7,
+            execution_log: None,
             firmware,
         })
         .context("starting the Marlin simulator")?;
@@ -206,7 +207,8 @@ impl Comparison {
     }
 }
 
-fn is_host_command(command: &str) -> bool {
+/// `M110`, `M105`, `M115`, `M400`: what the driver adds around a program.
+pub fn is_host_command(command: &str) -> bool {
     let word = command.split_whitespace().next().unwrap_or("");
     HOST_COMMANDS.contains(&word)
 }

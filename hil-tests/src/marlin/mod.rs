@@ -5,6 +5,7 @@
 //! behind a [`crate::pty::SerialWire`] (real PTY, baud rate enforced both ways) and injects the
 //! faults of [`fault`]: line noise and cable pulls on the wire, the rest in the firmware.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -54,6 +55,10 @@ pub struct MarlinSimArgs {
     /// Seed for the line noise, to replay a run.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Append every command the firmware executes to this file, one per line, without line
+    /// number and checksum (the host's own `M110`, `M105`, `M115` and `M400` included).
+    #[arg(long)]
+    pub execution_log: Option<PathBuf>,
 }
 
 impl MarlinSimArgs {
@@ -71,6 +76,7 @@ impl MarlinSimArgs {
             link: self.link.clone(),
             baud: self.baud,
             seed: self.seed,
+            execution_log: self.execution_log.clone(),
             firmware: FirmwareConfig {
                 bufsize: self.bufsize.max(1),
                 rx_buffer: self.rx_buffer.max(1),
@@ -104,6 +110,8 @@ pub struct SimConfig {
     pub link: PathBuf,
     pub baud: u32,
     pub seed: u64,
+    /// A file to append executed commands to (see [`MarlinSimArgs::execution_log`]).
+    pub execution_log: Option<PathBuf>,
     /// Faults of every kind go here; the wire's are taken out and applied to the cable.
     pub firmware: FirmwareConfig,
 }
@@ -144,6 +152,15 @@ impl MarlinSim {
             faults: firmware_faults,
             ..config.firmware
         };
+        let log_file = match &config.execution_log {
+            Some(path) => Some(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)?,
+            ),
+            None => None,
+        };
         let shared = Arc::new(Mutex::new(Shared::default()));
         let (stop, stopped) = oneshot::channel();
         let task = tokio::spawn(
@@ -154,6 +171,7 @@ impl MarlinSim {
                 wire_faults: wire_faults.into_iter().map(|f| (f, false)).collect(),
                 replug_at: None,
                 shared: shared.clone(),
+                log_file,
             }
             .run(stopped),
         );
@@ -219,6 +237,7 @@ struct SimTask {
     wire_faults: Vec<(Fault, bool)>,
     replug_at: Option<Instant>,
     shared: Arc<Mutex<Shared>>,
+    log_file: Option<std::fs::File>,
 }
 
 impl SimTask {
@@ -267,6 +286,12 @@ impl SimTask {
             .unwrap_or_else(|poison| poison.into_inner());
         if shared.log.len() < log.len() {
             let new = log[shared.log.len()..].to_vec();
+            if let Some(file) = self.log_file.as_mut() {
+                let text: String = new.iter().map(|e| format!("{}\n", e.command)).collect();
+                if let Err(error) = file.write_all(text.as_bytes()) {
+                    tracing::warn!(%error, "marlin sim: cannot write the execution log");
+                }
+            }
             shared.log.extend(new);
         }
         shared.resets = self.firmware.resets();
@@ -355,12 +380,18 @@ mod tests {
             "--fault",
             "disconnect:2@time:3",
             "--advanced-ok",
+            "--execution-log",
+            "/tmp/printer1.log",
         ]);
         let config = cli.sim.sim_config();
         assert_eq!(config.link, PathBuf::from("/tmp/printer1"));
         assert_eq!(config.baud, 250_000);
         assert_eq!(config.firmware.time_scale, 60.0);
         assert!(config.firmware.advanced_ok);
+        assert_eq!(
+            config.execution_log,
+            Some(PathBuf::from("/tmp/printer1.log"))
+        );
         let faults: Vec<String> = config
             .firmware
             .faults
