@@ -73,6 +73,15 @@ impl DriverCommand {
     }
 }
 
+/// Actions only an operator takes, never the scheduler: clearing an alarm lock, homing, a reset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OperatorAction {
+    Unlock,
+    Home,
+    Reset,
+}
+
 /// The machine's condition as the driver knows it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[serde(tag = "condition", rename_all = "snake_case")]
@@ -137,6 +146,12 @@ pub trait Driver: Send {
     /// `tokio::select!` together with its command channel, so dropping the future must lose
     /// nothing.
     async fn next_event(&mut self) -> DriverEvent;
+
+    /// Carry out an operator's explicit action. Drivers without such actions refuse.
+    async fn operator(&mut self, action: OperatorAction) -> Result<(), DriverError> {
+        let _ = action;
+        Err(DriverError::Unsupported("operator actions"))
+    }
 
     /// Recent link traffic and counters, for drivers that talk a line protocol.
     fn traffic(&self) -> Option<&traffic::TrafficLog> {

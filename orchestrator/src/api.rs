@@ -211,6 +211,8 @@ pub fn app(state: AppState) -> Router {
             "/api/v1/machines/{id}/maintenance",
             post(machine_maintenance),
         )
+        .route("/api/v1/machines/{id}/operator", post(machine_operator))
+        .route("/api/v1/machines/{id}/console", get(machine_console))
         .route("/api/v1/materials", get(list_materials))
         .route("/api/v1/materials/{id}/restock", post(restock_material))
         .route("/api/v1/materials/{id}/adjust", post(adjust_material))
@@ -249,6 +251,8 @@ pub fn app(state: AppState) -> Router {
         resume_machine,
         abort_machine,
         machine_maintenance,
+        machine_operator,
+        machine_console,
         list_materials,
         restock_material,
         adjust_material,
@@ -275,7 +279,10 @@ pub fn app(state: AppState) -> Router {
         RestockRequest,
         AdjustRequest,
         ResolveRequest,
-        VerifyReport
+        VerifyReport,
+        OperatorRequest,
+        Console,
+        ConsoleLine
     ))
 )]
 pub struct ApiDoc;
@@ -536,6 +543,80 @@ async fn machine_maintenance(
         .await?;
     rt.wake();
     Ok(Json(rt.plant.machine(&id).await?))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OperatorRequest {
+    /// `unlock` (clear an alarm lock), `home`, or `reset`. Never done by the scheduler.
+    #[schema(value_type = String)]
+    pub action: microfab_drivers::OperatorAction,
+}
+
+#[utoipa::path(post, path = "/api/v1/machines/{id}/operator", params(("id" = String, Path)), request_body = OperatorRequest,
+    responses((status = 200, body = MachineView), (status = 409, body = ErrorBody, description = "the driver refuses (busy, or no such action)")))]
+async fn machine_operator(
+    State(rt): State<AppState>,
+    At(id): At<String>,
+    Body(body): Body<OperatorRequest>,
+) -> Result<Json<MachineView>, ApiError> {
+    rt.plant.machine(&id).await?;
+    rt.operator(&id, body.action).await?;
+    Ok(Json(rt.plant.machine(&id).await?))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ConsoleLine {
+    pub at_ms: u64,
+    /// `sent` or `received`
+    pub direction: String,
+    pub text: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Console {
+    pub lines: Vec<ConsoleLine>,
+    pub lines_sent: u64,
+    pub lines_received: u64,
+    pub resends: u64,
+    pub errors: u64,
+    pub reconnects: u64,
+}
+
+/// The machine's recent serial traffic (newest last) and link counters, for support.
+#[utoipa::path(get, path = "/api/v1/machines/{id}/console", params(("id" = String, Path)),
+    responses((status = 200, body = Console), (status = 404, body = ErrorBody, description = "no such machine, or its driver keeps no console")))]
+async fn machine_console(
+    State(rt): State<AppState>,
+    At(id): At<String>,
+) -> Result<Json<Console>, ApiError> {
+    rt.plant.machine(&id).await?;
+    let log = rt.traffic(&id).await?.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("machine '{id}' has no serial console"),
+        )
+    })?;
+    let c = &log.counters;
+    Ok(Json(Console {
+        lines: log
+            .lines()
+            .map(|l| ConsoleLine {
+                at_ms: l.at_ms,
+                direction: serde_json::to_value(l.direction)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default(),
+                text: l.text.clone(),
+            })
+            .collect(),
+        lines_sent: c.lines_sent,
+        lines_received: c.lines_received,
+        resends: c.resends,
+        errors: c.errors,
+        reconnects: c.reconnects,
+    }))
 }
 
 #[utoipa::path(get, path = "/api/v1/materials", responses((status = 200, body = Vec<MaterialView>)))]

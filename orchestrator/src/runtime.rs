@@ -14,7 +14,8 @@ use microfab_drivers::grbl::GrblDriver;
 use microfab_drivers::manual::ManualStation;
 use microfab_drivers::marlin::MarlinDriver;
 use microfab_drivers::sim::SimulatedMachine;
-use microfab_drivers::{Driver, DriverCommand, DriverError, DriverEvent};
+use microfab_drivers::traffic::TrafficLog;
+use microfab_drivers::{Driver, DriverCommand, DriverError, DriverEvent, OperatorAction};
 use microfab_planner::{Budget, Plan, PlanInput};
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio::task::JoinSet;
@@ -35,9 +36,11 @@ pub fn build_driver(machine: &MachineConfig, defaults: &SimulationDefaults) -> B
     }
 }
 
-struct MachineRequest {
-    command: DriverCommand,
-    reply: oneshot::Sender<Result<(), DriverError>>,
+/// What the machine task is asked to do with its driver.
+enum MachineRequest {
+    Command(DriverCommand, oneshot::Sender<Result<(), DriverError>>),
+    Operator(OperatorAction, oneshot::Sender<Result<(), DriverError>>),
+    Traffic(oneshot::Sender<Option<TrafficLog>>),
 }
 
 /// Owns one driver: carries out commands, forwards events. Nothing else touches the driver.
@@ -50,11 +53,18 @@ async fn machine_task(
 ) {
     loop {
         tokio::select! {
-            request = requests.recv() => {
-                let Some(request) = request else { return };
-                let result = driver.command(request.command).await;
-                let _ = request.reply.send(result);
-            }
+            request = requests.recv() => match request {
+                None => return,
+                Some(MachineRequest::Command(command, reply)) => {
+                    let _ = reply.send(driver.command(command).await);
+                }
+                Some(MachineRequest::Operator(action, reply)) => {
+                    let _ = reply.send(driver.operator(action).await);
+                }
+                Some(MachineRequest::Traffic(reply)) => {
+                    let _ = reply.send(driver.traffic().cloned());
+                }
+            },
             event = driver.next_event() => {
                 if events.send((machine_id.clone(), event)).await.is_err() {
                     return;
@@ -121,23 +131,49 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    pub async fn command(
+    async fn ask<T>(
         &self,
         machine_id: &str,
-        command: DriverCommand,
-    ) -> Result<(), CommandError> {
+        request: impl FnOnce(oneshot::Sender<T>) -> MachineRequest,
+    ) -> Result<T, CommandError> {
         let sender = self
             .machines
             .get(machine_id)
             .ok_or_else(|| CommandError::UnknownMachine(machine_id.to_string()))?;
         let (reply, answer) = oneshot::channel();
         sender
-            .send(MachineRequest { command, reply })
+            .send(request(reply))
             .await
             .map_err(|_| CommandError::MachineGone(machine_id.to_string()))?;
-        Ok(answer
+        answer
             .await
-            .map_err(|_| CommandError::MachineGone(machine_id.to_string()))??)
+            .map_err(|_| CommandError::MachineGone(machine_id.to_string()))
+    }
+
+    pub async fn command(
+        &self,
+        machine_id: &str,
+        command: DriverCommand,
+    ) -> Result<(), CommandError> {
+        Ok(self
+            .ask(machine_id, |reply| MachineRequest::Command(command, reply))
+            .await??)
+    }
+
+    /// An operator's explicit action on a machine (unlock an alarm, home, reset).
+    pub async fn operator(
+        &self,
+        machine_id: &str,
+        action: OperatorAction,
+    ) -> Result<(), CommandError> {
+        Ok(self
+            .ask(machine_id, |reply| MachineRequest::Operator(action, reply))
+            .await??)
+    }
+
+    /// The machine's recent link traffic and counters (line-protocol drivers only).
+    pub async fn traffic(&self, machine_id: &str) -> Result<Option<TrafficLog>, CommandError> {
+        self.ask(machine_id, MachineRequest::Traffic).await
     }
 
     pub fn current_plan(&self) -> Option<Arc<PlanSnapshot>> {

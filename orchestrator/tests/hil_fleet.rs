@@ -278,6 +278,39 @@ async fn a_fleet_of_protocol_simulators_survives_an_alarm_and_a_firmware_reset()
             "line {i} of router-1's execution log"
         );
     }
+    // The operator reads the router's console, then clears the alarm ($X): only they may.
+    let console = client.ok("/api/v1/machines/router-2/console").await;
+    assert!(
+        console["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["text"].as_str().unwrap().starts_with("ALARM:1")),
+        "{console}"
+    );
+    assert!(console["lines_sent"].as_u64().unwrap() > 0);
+    let (status, body) = client
+        .post(
+            "/api/v1/machines/router-2/operator",
+            serde_json::json!({ "action": "unlock" }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while client.ok("/api/v1/machines/router-2").await["state"] != "idle" {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "router-2 stayed locked after $X"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (status, body) = client
+        .post(
+            "/api/v1/machines/assembly-1/operator",
+            serde_json::json!({ "action": "home" }),
+        )
+        .await;
+    assert_eq!(status, 409, "a simulated station has no homing: {body}");
     assert_eq!(client.ok("/api/v1/verify").await["consistent"], true);
     server.start_kill().unwrap();
 }

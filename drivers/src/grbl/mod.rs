@@ -39,7 +39,7 @@ pub use protocol::{GrblOperatorAction, MachineStatus, Streaming};
 
 use crate::link::{Backoff, Reconnector, SerialLink, SerialSettings};
 use crate::traffic::TrafficLog;
-use crate::{Driver, DriverCommand, DriverError, DriverEvent, Program};
+use crate::{Driver, DriverCommand, DriverError, DriverEvent, OperatorAction, Program};
 use protocol::{GrblProtocol, ProtocolConfig};
 
 /// A GRBL machine in the plant config (`driver = "grbl"`).
@@ -293,6 +293,15 @@ impl Driver for GrblDriver {
                 () = sleep_until(deadline) => {}
             }
         }
+    }
+
+    async fn operator(&mut self, action: OperatorAction) -> Result<(), DriverError> {
+        let action = match action {
+            OperatorAction::Unlock => GrblOperatorAction::Unlock,
+            OperatorAction::Home => GrblOperatorAction::Home,
+            OperatorAction::Reset => GrblOperatorAction::SoftReset,
+        };
+        GrblDriver::operator(self, action)
     }
 
     fn traffic(&self) -> Option<&TrafficLog> {
