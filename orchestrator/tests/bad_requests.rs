@@ -3,10 +3,8 @@
 
 mod common;
 
-use common::{BRACKET_SPEC, Client, TestDb, plant_config};
-use microfab::config::PlantConfig;
+use common::{BRACKET_SPEC, Client, TestDb, TestPlant, plant_config};
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
 
 async fn snapshot(client: &Client) -> Value {
     json!({
@@ -21,13 +19,11 @@ async fn snapshot(client: &Client) -> Value {
 async fn malformed_requests_are_refused_and_change_nothing() {
     let db = TestDb::sqlite().await;
     // Machines far too slow to finish anything during the test, so state only changes on request.
-    let config = PlantConfig::parse("test.toml", &plant_config(0.001, 0.0)).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let shutdown = CancellationToken::new();
-    let running = microfab::server::start(config, &db.url, listener, shutdown.clone())
-        .await
-        .unwrap();
-    let client = Client::new(format!("http://{}", running.address));
+    let TestPlant {
+        client,
+        shutdown,
+        running: _running,
+    } = TestPlant::start(&db, &plant_config(0.001, 0.0)).await;
     let submitted = client.submit_file(BRACKET_SPEC).await["id"]
         .as_str()
         .unwrap()

@@ -6,8 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{BRACKET_SPEC, Client, TestDb, bracket_draws, plant_config};
-use microfab::config::PlantConfig;
+use common::{BRACKET_SPEC, Client, TestDb, TestPlant, bracket_draws, plant_config};
 use tokio_util::sync::CancellationToken;
 
 async fn start(
@@ -15,17 +14,8 @@ async fn start(
     time_scale: f64,
     scrap_rate: f64,
 ) -> (Client, CancellationToken, microfab::server::Running) {
-    let config = PlantConfig::parse("test.toml", &plant_config(time_scale, scrap_rate)).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let shutdown = CancellationToken::new();
-    let running = microfab::server::start(config, &db.url, listener, shutdown.clone())
-        .await
-        .unwrap();
-    (
-        Client::new(format!("http://{}", running.address)),
-        shutdown,
-        running,
-    )
+    let plant = TestPlant::start(db, &plant_config(time_scale, scrap_rate)).await;
+    (plant.client, plant.shutdown, plant.running)
 }
 
 async fn wait_for_state(
@@ -260,13 +250,11 @@ async fn postgres_cancel_releases_unused_material() {
 async fn approval_is_refused_when_entitled_stock_is_short() {
     let db = TestDb::sqlite().await;
     let text = plant_config(100.0, 0.0).replace("on_hand = 80", "on_hand = 10");
-    let config = PlantConfig::parse("test.toml", &text).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let shutdown = CancellationToken::new();
-    let running = microfab::server::start(config, &db.url, listener, shutdown.clone())
-        .await
-        .unwrap();
-    let client = Client::new(format!("http://{}", running.address));
+    let TestPlant {
+        client,
+        shutdown,
+        running: _running,
+    } = TestPlant::start(&db, &text).await;
     let order = client.submit_file(BRACKET_SPEC).await;
     let flags = order["prescreen"].as_array().unwrap();
     assert!(
@@ -313,13 +301,11 @@ async fn public_service_orders_are_served_first() {
     let db = TestDb::sqlite().await;
     // Both orders wait for the lasers; whichever gets a laser first shows in the event log.
     let text = plant_config(2000.0, 0.0);
-    let config = PlantConfig::parse("test.toml", &text).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let shutdown = CancellationToken::new();
-    let running = microfab::server::start(config, &db.url, listener, shutdown.clone())
-        .await
-        .unwrap();
-    let client = Client::new(format!("http://{}", running.address));
+    let TestPlant {
+        client,
+        shutdown,
+        running: _running,
+    } = TestPlant::start(&db, &text).await;
     // Keep every laser busy so both orders queue, then approve standard before public-service.
     for m in ["laser-1", "laser-2"] {
         let (s, b) = client

@@ -143,6 +143,30 @@ pub fn write_config(dir: &Path, text: &str) -> PathBuf {
     path
 }
 
+/// A plant in this process on a free port, with a client for its API. The plant stops when
+/// the token is cancelled.
+pub struct TestPlant {
+    pub client: Client,
+    pub shutdown: tokio_util::sync::CancellationToken,
+    pub running: microfab::server::Running,
+}
+
+impl TestPlant {
+    pub async fn start(db: &TestDb, config_text: &str) -> TestPlant {
+        let config = microfab::config::PlantConfig::parse("test.toml", config_text).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let running = microfab::server::start(config, &db.url, listener, shutdown.clone())
+            .await
+            .unwrap();
+        TestPlant {
+            client: Client::new(format!("http://{}", running.address)),
+            shutdown,
+            running,
+        }
+    }
+}
+
 pub struct Client {
     pub base: String,
     http: reqwest::Client,
