@@ -30,7 +30,7 @@ async fn no_method_loses_a_line_and_the_default_doubles_none() {
             run.foreign
         );
     }
-    assert_eq!(runs.len(), 4);
+    assert_eq!(runs.len(), 6);
     for run in &runs {
         assert_eq!(run.row.lost, 0, "{run:?}");
         assert!(

@@ -37,7 +37,7 @@ use anyhow::Context;
 use microfab_drivers::DriverEvent;
 
 use super::fault::{Fault, FaultKind};
-use super::firmware::FirmwareConfig;
+use super::firmware::{FirmwareConfig, UnnumberedChecksum};
 use super::harness::{Comparison, Rig};
 use crate::bench::StreamingRow;
 
@@ -54,9 +54,32 @@ pub struct BenchRun {
     pub foreign: u64,
 }
 
-/// The methods measured: (name, lines in flight).
-pub const METHODS: [(&str, usize); 2] =
-    [("numbered, 1 in flight", 1), ("numbered, 4 in flight", 4)];
+/// One way of streaming to one kind of firmware.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Method {
+    pub name: &'static str,
+    pub in_flight: usize,
+    pub firmware: UnnumberedChecksum,
+}
+
+/// The methods measured.
+pub const METHODS: [Method; 3] = [
+    Method {
+        name: "numbered, 1 in flight",
+        in_flight: 1,
+        firmware: UnnumberedChecksum::Run,
+    },
+    Method {
+        name: "numbered, 4 in flight",
+        in_flight: 4,
+        firmware: UnnumberedChecksum::Run,
+    },
+    Method {
+        name: "4 in flight, Prusa fw",
+        in_flight: 4,
+        firmware: UnnumberedChecksum::RejectAndResend,
+    },
+];
 
 /// 10,000 lines at 115,200 baud is the documented benchmark.
 pub async fn bench_rows(lines: usize, baud: u32) -> anyhow::Result<Vec<StreamingRow>> {
@@ -69,9 +92,9 @@ pub async fn bench_rows(lines: usize, baud: u32) -> anyhow::Result<Vec<Streaming
 
 pub async fn bench_runs(lines: usize, baud: u32) -> anyhow::Result<Vec<BenchRun>> {
     let mut runs = Vec::new();
-    for (method, in_flight) in METHODS {
+    for method in METHODS {
         for corruption in [0.0, 0.01] {
-            runs.push(bench_run(method, in_flight, lines, baud, corruption).await?);
+            runs.push(bench_run(method, lines, baud, corruption).await?);
         }
     }
     Ok(runs)
@@ -89,8 +112,7 @@ pub fn bench_program(lines: usize) -> Vec<String> {
 }
 
 pub async fn bench_run(
-    method: &'static str,
-    in_flight: usize,
+    method: Method,
     lines: usize,
     baud: u32,
     corruption: f64,
@@ -107,10 +129,11 @@ pub async fn bench_run(
             },
             1,
         )],
+        unnumbered_checksum: method.firmware,
         ..FirmwareConfig::default()
     };
     let mut rig = Rig::start(baud, firmware, |config| {
-        config.in_flight = in_flight;
+        config.in_flight = method.in_flight;
         config.poll_interval_ms = 60_000;
     })
     .await?;
@@ -140,9 +163,10 @@ pub async fn bench_run(
     Ok(BenchRun {
         row: StreamingRow {
             protocol: "marlin",
-            method,
+            method: method.name,
             corruption,
             efficiency: payload as f64 / seconds / wire_bytes_per_second,
+            wire_efficiency: framed as f64 / seconds / wire_bytes_per_second,
             lost: comparison.lost,
             doubled: comparison.doubled,
             lines: lines as u64,

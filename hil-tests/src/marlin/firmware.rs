@@ -9,7 +9,9 @@
 //!   `last_N + 1` (unless it contains `M110`, whose own `N` is then taken at once) and a
 //!   matching `*` XOR checksum; a failure prints `Error:<why>, Last Line: <last_N>`, **empties
 //!   the receive buffer**, prints `Resend: <last_N + 1>` and `ok`. Lines without `N` are
-//!   accepted unchecked;
+//!   accepted unchecked, also when they carry a `*` checksum (the tail of a numbered line cut
+//!   by that flush), unless [`FirmwareConfig::unnumbered_checksum`] models an older firmware
+//!   that rejects them;
 //! - `ok` when a command finishes (a move: when it is in the planner, whose
 //!   [`FirmwareConfig::block_buffer`] blocks drain in machine time); M105 answers `ok T:...`;
 //!   `ADVANCED_OK` optional;
@@ -44,7 +46,25 @@ pub struct FirmwareConfig {
     pub advanced_ok: bool,
     /// Marlin 2.x prints `ok` after `Resend:`; some builds do not.
     pub ok_after_resend: bool,
+    pub unnumbered_checksum: UnnumberedChecksum,
     pub faults: Vec<Fault>,
+}
+
+/// What the firmware does with a line that carries a `*` checksum but no leading `N`: in
+/// practice the tail of a numbered line cut by the receive-buffer flush after a line error
+/// (`G1 X5*33` from `N124 G1 X5*33`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum UnnumberedChecksum {
+    /// Marlin 1.1 and 2.x: `get_serial_commands` checks only lines that start with `N`, and
+    /// `GCodeParser::parse` cuts the line at `*` and runs the rest.
+    #[default]
+    Run,
+    /// Marlin 1.0 and Sprinter: `Error:No Line Number with checksum, Last Line: <n>`; the line
+    /// is dropped with no resend request and no `ok`.
+    Reject,
+    /// Prusa-Firmware (`cmdqueue.cpp`): the same error, handled like any line error (receive
+    /// buffer emptied, `Resend: <n + 1>`, `ok`).
+    RejectAndResend,
 }
 
 impl Default for FirmwareConfig {
@@ -56,6 +76,7 @@ impl Default for FirmwareConfig {
             time_scale: 1.0,
             advanced_ok: false,
             ok_after_resend: true,
+            unnumbered_checksum: UnnumberedChecksum::default(),
             faults: Vec::new(),
         }
     }
@@ -493,6 +514,17 @@ impl Firmware {
             }
             self.last_n = gcode_n;
             number = Some(gcode_n);
+        } else if command.contains('*') {
+            const NO_LINE_NUMBER: &str = "No Line Number with checksum, Last Line: ";
+            match self.config.unnumbered_checksum {
+                UnnumberedChecksum::Run => {}
+                UnnumberedChecksum::Reject => {
+                    let report = format!("Error:{NO_LINE_NUMBER}{}", self.last_n);
+                    self.say(&report);
+                    return;
+                }
+                UnnumberedChecksum::RejectAndResend => return self.line_error(NO_LINE_NUMBER),
+            }
         }
         if self
             .take_line_fault(number, |k| *k == FaultKind::Reset)
@@ -970,6 +1002,42 @@ mod tests {
         for (name, steps, output, log) in cases {
             eprintln!("case: {name}");
             check(FirmwareConfig::default(), &steps, output, &log);
+        }
+    }
+
+    #[test]
+    fn a_cut_tail_with_a_checksum_runs_on_marlin_2_and_is_rejected_by_older_firmware() {
+        // `N2 ` was received before the flush; `G1 X2*99` arrives alone.
+        let steps = vec![at(0, "N1 G1 X1*0\nN2 "), at(5, "G1 X2*99\n"), at(6, "X3\n")];
+        let rejected = "Error:checksum mismatch, Last Line: 0\nResend: 1\nok\n";
+        let unknown = "echo:Unknown command: \"X3\"\nok\n";
+        let cases: [(UnnumberedChecksum, String, Vec<&str>); 3] = [
+            (
+                UnnumberedChecksum::Run,
+                format!("{rejected}ok\n{unknown}"),
+                vec!["G1 X2"],
+            ),
+            (
+                UnnumberedChecksum::Reject,
+                format!("{rejected}Error:No Line Number with checksum, Last Line: 0\n{unknown}"),
+                vec![],
+            ),
+            (
+                UnnumberedChecksum::RejectAndResend,
+                format!(
+                    "{rejected}Error:No Line Number with checksum, Last Line: 0\nResend: 1\nok\n\
+                     {unknown}"
+                ),
+                vec![],
+            ),
+        ];
+        for (unnumbered_checksum, output, log) in cases {
+            eprintln!("case: {unnumbered_checksum:?}");
+            let config = FirmwareConfig {
+                unnumbered_checksum,
+                ..FirmwareConfig::default()
+            };
+            check(config, &steps, &output, &log);
         }
     }
 

@@ -21,7 +21,7 @@ pub mod firmware;
 pub mod harness;
 
 use fault::{Fault, FaultKind, Trigger};
-use firmware::{Executed, Firmware, FirmwareConfig};
+use firmware::{Executed, Firmware, FirmwareConfig, UnnumberedChecksum};
 
 /// `microfab sim marlin`: a Marlin printer on a serial path of your choice.
 #[derive(Debug, Clone, clap::Args)]
@@ -52,6 +52,10 @@ pub struct MarlinSimArgs {
     /// Answer `ok N<line> P<planner> B<buffer>` (ADVANCED_OK).
     #[arg(long)]
     pub advanced_ok: bool,
+    /// What a line with a `*` checksum but no `N` line number does: `run` (Marlin 1.1 and
+    /// 2.x), `reject` (Marlin 1.0, Sprinter), `reject-and-resend` (Prusa-Firmware).
+    #[arg(long, value_enum, default_value_t = UnnumberedChecksum::Run)]
+    pub unnumbered_checksum: UnnumberedChecksum,
     /// Seed for the line noise, to replay a run.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -82,6 +86,7 @@ impl MarlinSimArgs {
                 rx_buffer: self.rx_buffer.max(1),
                 time_scale: self.time_scale,
                 advanced_ok: self.advanced_ok,
+                unnumbered_checksum: self.unnumbered_checksum,
                 faults,
                 ..FirmwareConfig::default()
             },
@@ -380,6 +385,8 @@ mod tests {
             "--fault",
             "disconnect:2@time:3",
             "--advanced-ok",
+            "--unnumbered-checksum",
+            "reject-and-resend",
             "--execution-log",
             "/tmp/printer1.log",
         ]);
@@ -388,6 +395,10 @@ mod tests {
         assert_eq!(config.baud, 250_000);
         assert_eq!(config.firmware.time_scale, 60.0);
         assert!(config.firmware.advanced_ok);
+        assert_eq!(
+            config.firmware.unnumbered_checksum,
+            UnnumberedChecksum::RejectAndResend
+        );
         assert_eq!(
             config.execution_log,
             Some(PathBuf::from("/tmp/printer1.log"))
