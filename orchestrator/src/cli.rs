@@ -330,7 +330,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
     }
 }
 
-fn load_config(path: &PathBuf) -> anyhow::Result<PlantConfig> {
+fn load_config(path: &std::path::Path) -> anyhow::Result<PlantConfig> {
     PlantConfig::load(path).map_err(|e| anyhow::anyhow!("{e}"))
 }
 

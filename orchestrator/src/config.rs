@@ -481,14 +481,14 @@ impl PlantConfig {
                     "speed_factor must be positive".into(),
                 );
             }
-            if let Some(port) = m.driver.port() {
-                if let Some(other) = ports.insert(port.to_string(), m.id.clone()) {
-                    c.at(
-                        span.clone(),
-                        field("driver.port"),
-                        format!("port '{port}' is already used by machine '{other}'"),
-                    );
-                }
+            if let Some(port) = m.driver.port()
+                && let Some(other) = ports.insert(port.to_string(), m.id.clone())
+            {
+                c.at(
+                    span.clone(),
+                    field("driver.port"),
+                    format!("port '{port}' is already used by machine '{other}'"),
+                );
             }
             let driver_check = match &m.driver {
                 DriverConfig::Grbl(g) => g.validate(),
@@ -547,17 +547,17 @@ impl PlantConfig {
                     format!("stock account '{}' is listed twice", m.id),
                 );
             }
-            if let Some(previous) = units.insert(&m.material, &m.unit) {
-                if previous != m.unit {
-                    c.at(
-                        span.clone(),
-                        field("unit"),
-                        format!(
-                            "material '{}' is counted in '{previous}' elsewhere, not '{}'",
-                            m.material, m.unit
-                        ),
-                    );
-                }
+            if let Some(previous) = units.insert(&m.material, &m.unit)
+                && previous != m.unit
+            {
+                c.at(
+                    span.clone(),
+                    field("unit"),
+                    format!(
+                        "material '{}' is counted in '{previous}' elsewhere, not '{}'",
+                        m.material, m.unit
+                    ),
+                );
             }
             if m.owner.trim().is_empty() {
                 c.at(

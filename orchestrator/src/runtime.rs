@@ -448,10 +448,10 @@ async fn dispatch_round(runtime: &Runtime, asked: &mut PlanTrigger) -> Result<()
             .await
         {
             tracing::warn!(job_id, machine_id = decision.machine_id, error = %e, "machine refused the run");
-            if matches!(e, CommandError::Driver(DriverError::Preflight(_))) {
-                if let Ok(mut refused) = runtime.refused.lock() {
-                    refused.insert((job_id, decision.machine_id.clone()));
-                }
+            if matches!(e, CommandError::Driver(DriverError::Preflight(_)))
+                && let Ok(mut refused) = runtime.refused.lock()
+            {
+                refused.insert((job_id, decision.machine_id.clone()));
             }
             runtime
                 .plant

@@ -250,9 +250,7 @@ async fn a_fleet_of_protocol_simulators_survives_an_alarm_and_a_firmware_reset()
         "{interruptions:?}"
     );
     // The rest of the fleet kept working: router-1 ran every bar run after the alarm, line for line.
-    let jobs = client
-        .ok(&format!("/api/v1/jobs?machine=router-1&state=done"))
-        .await;
+    let jobs = client.ok("/api/v1/jobs?machine=router-1&state=done").await;
     let runs = jobs.as_array().unwrap().len();
     assert!(runs > 0);
     let program = std::fs::read_to_string(

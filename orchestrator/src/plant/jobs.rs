@@ -809,9 +809,7 @@ impl Plant {
             .max()
             .unwrap_or(0);
         if !step.is_final && step.good - used_downstream < 1 {
-            return Err(PlantError::Conflict(format!(
-                "every good unit of this step is already in a later step's work: scrap that unit instead"
-            )));
+            return Err(PlantError::Conflict("every good unit of this step is already in a later step's work: scrap that unit instead".to_string()));
         }
         sqlx::query("UPDATE units SET result = 'scrapped', reason = $1, at_ms = $2 WHERE id = $3")
             .bind(reason)

@@ -182,7 +182,7 @@ impl Plant {
                 ));
             }
             let bbox = match &step.program {
-                Some(ProgramRef::GCode(path)) => spec.programs[path].bounding_box.clone(),
+                Some(ProgramRef::GCode(path)) => spec.programs[path].bounding_box,
                 _ => None,
             };
             let fitting: Vec<_> = capable
