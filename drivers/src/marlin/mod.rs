@@ -154,6 +154,7 @@ impl MarlinConfig {
             handshake_retry: ms(self.handshake_retry_ms),
             poll_interval: ms(self.poll_interval_ms),
             resend_settle: Duration::from_millis(self.resend_settle_ms),
+            byte_time: protocol::byte_time(self.baud),
             max_consecutive_resends: self.max_consecutive_resends,
             resync_interval: self.resync_interval.max(1),
             ok_after_resend: self.ok_after_resend,

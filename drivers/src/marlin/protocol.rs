@@ -159,9 +159,13 @@ pub struct Settings {
     pub handshake_retry: Duration,
     /// Temperature poll (`M105`) while idle or paused; also proves the link alive.
     pub poll_interval: Duration,
-    /// After a resend request with later lines in flight, wait until the printer has been quiet
-    /// this long (their stale error replies have drained) before resending.
+    /// After a resend request with later lines in flight, wait until no byte has arrived for
+    /// this long plus the wire time of the longest of those lines (a shorter gap can be the
+    /// firmware still receiving one) before resending: their stale error replies have drained.
     pub resend_settle: Duration,
+    /// One byte's time on the wire: 10 bits at the configured baud rate. Native USB is faster,
+    /// which only makes the resend wait a little longer than needed.
+    pub byte_time: Duration,
     /// Resend requests in a row for the same line before the link is declared faulty.
     pub max_consecutive_resends: u32,
     /// A numbered `M105` probe after this many lines, to resynchronise the `ok` count.
@@ -184,7 +188,8 @@ impl Default for Settings {
             long_command_timeout: Duration::from_secs(900),
             handshake_retry: Duration::from_secs(2),
             poll_interval: Duration::from_secs(5),
-            resend_settle: Duration::from_millis(20),
+            resend_settle: Duration::from_millis(3),
+            byte_time: byte_time(115_200),
             max_consecutive_resends: 10,
             resync_interval: 200,
             ok_after_resend: true,
@@ -193,6 +198,11 @@ impl Default for Settings {
             traffic_capacity: 500,
         }
     }
+}
+
+/// 10 bits (start, 8 data, stop) per byte.
+pub fn byte_time(baud: u32) -> Duration {
+    Duration::from_secs(10) / baud.max(1)
 }
 
 pub fn default_cancel_script() -> Vec<String> {
@@ -306,8 +316,9 @@ struct Stream {
     /// Probes sent and not yet answered, oldest first.
     probes: VecDeque<usize>,
     since_probe: usize,
-    /// After a resend request, waiting for the lines sent after the rejected one to drain.
-    settling: bool,
+    /// After a resend request, waiting for the lines sent after the rejected one to drain:
+    /// the quiet time that ends the wait.
+    settle_quiet: Option<Duration>,
     /// The last line the firmware certainly executed (answered probe, `ADVANCED_OK`).
     confirmed: Option<usize>,
     /// Fresh requests for `last_resend` in a row.
@@ -351,7 +362,7 @@ pub struct Protocol {
     next_poll: Instant,
     /// Last `ok`, resend request or keep-alive.
     last_progress: Instant,
-    /// Last line received.
+    /// Last byte received.
     last_rx: Instant,
     /// When a probe was sent because the printer went silent.
     tickle_at: Option<Instant>,
@@ -504,7 +515,7 @@ impl Protocol {
             reported_percent: None,
             probes: VecDeque::new(),
             since_probe: 0,
-            settling: false,
+            settle_quiet: None,
             confirmed: None,
             consecutive_resends: 0,
             last_resend: None,
@@ -560,6 +571,9 @@ impl Protocol {
 
     /// Feed bytes received from the printer.
     pub fn receive(&mut self, bytes: &[u8], now: Instant) {
+        if !bytes.is_empty() {
+            self.last_rx = now;
+        }
         for &byte in bytes {
             if byte == b'\n' || byte == b'\r' {
                 if !self.partial.is_empty() {
@@ -579,9 +593,12 @@ impl Protocol {
             Phase::Handshake { next_try, .. } => Some(*next_try),
             Phase::Halted { .. } | Phase::Dead { .. } => None,
             Phase::Ready => match &self.stream {
-                Some(stream) if stream.settling => {
-                    let settled = self.last_rx + self.settings.resend_settle;
-                    Some(settled.min(self.stall_deadline(stream)))
+                Some(Stream {
+                    settle_quiet: Some(quiet),
+                    ..
+                }) => {
+                    let settled = self.last_rx + *quiet;
+                    Some(settled.min(self.stall_deadline(self.stream.as_ref()?)))
                 }
                 Some(stream) if stream.in_flight() > 0 => Some(self.stall_deadline(stream)),
                 Some(stream) if stream.paused => Some(self.next_poll),
@@ -637,9 +654,12 @@ impl Protocol {
             }
             return;
         };
-        if stream.settling && now >= self.last_rx + self.settings.resend_settle {
+        if stream
+            .settle_quiet
+            .is_some_and(|quiet| now >= self.last_rx + quiet)
+        {
             if let Some(stream) = self.stream.as_mut() {
-                stream.settling = false;
+                stream.settle_quiet = None;
             }
             self.pump(now);
             return;
@@ -678,7 +698,6 @@ impl Protocol {
     fn handle_line(&mut self, line: &str, now: Instant) {
         self.traffic
             .record(self.at_ms(now), Direction::Received, line);
-        self.last_rx = now;
         let after_resend = std::mem::take(&mut self.swallow_ok);
         let reply = reply::parse(line);
         let follows_unknown_command = std::mem::replace(
@@ -787,7 +806,10 @@ impl Protocol {
                      flush may have run unchecked (a command may have run twice)"
                 );
             }
-            if stream.acked < stream.next && stream.probes.len() == 1 && !stream.settling {
+            if stream.acked < stream.next
+                && stream.probes.len() == 1
+                && stream.settle_quiet.is_none()
+            {
                 self.send_probe_now(now);
             }
             return;
@@ -863,7 +885,12 @@ impl Protocol {
             // firmware counts from its old numbering: start over from M110.
             0
         } else if requested >= stream.next {
-            // A line not sent since the rewind: a stale request from lines sent before it.
+            // A line not sent since the rewind: a stale request from lines sent before it, or
+            // the firmware accepted every line in flight and their `ok`s were miscounted (a
+            // second rewind from a late stale request). A probe tells at once.
+            if requested == stream.next && stream.in_flight() > 0 && stream.probes.is_empty() {
+                self.send_probe_now(now);
+            }
             return;
         } else if stream
             .confirmed
@@ -879,7 +906,7 @@ impl Protocol {
         } else {
             requested
         };
-        if stream.settling && rewind_to == stream.next {
+        if stream.settle_quiet.is_some() && rewind_to == stream.next {
             return;
         }
         if stream.last_resend != Some(rewind_to) {
@@ -898,7 +925,11 @@ impl Protocol {
         }
         // Lines sent after the rejected one are still arriving; each line error also empties
         // Marlin's receive buffer, so resending now could be thrown away with them.
-        stream.settling = stream.next > rewind_to + 1;
+        let longest_stale = (rewind_to + 1..stream.next)
+            .map(|number| frame(number as u64, &stream.lines[number].text).len() + 1)
+            .max();
+        stream.settle_quiet = longest_stale
+            .map(|bytes| self.settings.resend_settle + self.settings.byte_time * bytes as u32);
         stream.next = rewind_to;
         stream.acked = stream.acked.min(rewind_to);
         stream.probes.retain(|&probe| probe < rewind_to);
@@ -1024,7 +1055,8 @@ impl Protocol {
                 return;
             };
             let m110_unconfirmed = stream.acked < SYNC_LINES && stream.next >= SYNC_LINES;
-            let held = (stream.paused && stream.purpose == Purpose::Job) || stream.settling;
+            let held =
+                (stream.paused && stream.purpose == Purpose::Job) || stream.settle_quiet.is_some();
             // One line at a time until the sync probe is answered: a line error empties Marlin's
             // receive buffer, and the tail of the probe must not answer for it.
             let window = if stream.acked < SYNC_LINES {

@@ -246,7 +246,8 @@ job: G1 X1
 fn stale_resend_requests_from_lines_in_flight_do_not_send_a_line_twice() {
     // Lines 2-4 are in flight when line 2 is corrupted: Marlin rejects 2 (checksum) and empties
     // its receive buffer (line 3 is lost with it), then rejects 4 (line number) with another
-    // `Resend: 2`. The host resends once, when the printer has been quiet for 20 ms.
+    // `Resend: 2`. The host resends once, when the printer has been quiet for 3 ms plus the
+    // wire time of the longest stale line (16 bytes at 115,200 baud: 1.4 ms).
     check(
         "
 settings: in_flight=3
@@ -268,12 +269,12 @@ job: G1 X1 | G1 X2 | G1 X3
 < Error:checksum mismatch, Last Line: 1
 < Resend: 2
 < ok
-@ 5
+@ 3
 < Error:Line Number is not Last Line Number+1, Last Line: 1
 < Resend: 2
 < ok
-@ 24
-@ 25
+@ 7
+@ 8
 > N2 G1 X1*99
 > N3 G1 X2*97
 > N4 G1 X3*103
@@ -804,6 +805,114 @@ settings: in_flight=1
 > N1 M105*38
 < ok T:20.0 /0.0
 ! Temperatures T:20/0
+",
+    );
+}
+
+#[test]
+fn a_cut_tail_rejected_for_its_checksum_without_line_number_is_a_communication_error() {
+    // Line 2 is corrupted; Marlin empties its receive buffer with line 3 half received, and
+    // line 3's tail (`G1 X2*97`) arrives alone. Marlin 1.0 and Sprinter reject it with no resend
+    // request and no `ok`; Prusa-Firmware rejects it like any line error (`Resend:`, `ok`).
+    // Either way the job goes on, and line 2 is resent once, after the stale replies.
+    let stale_replies = [
+        "\
+@ 2
+< Error:No Line Number with checksum, Last Line: 1
+@ 3
+< Error:Line Number is not Last Line Number+1, Last Line: 1
+< Resend: 2
+< ok
+@ 7
+@ 8
+",
+        "\
+@ 2
+< Error:No Line Number with checksum, Last Line: 1
+< Resend: 2
+< ok
+@ 6
+@ 7
+",
+    ];
+    for replies in stale_replies {
+        check(&format!(
+            "
+settings: in_flight=3
+> N0 M110 N0*125
+< ok
+> N1 M115*39
+< ok
+! Ready {{ firmware: None }}
+job: G1 X1 | G1 X2 | G1 X3
+> N0 M110 N0*125
+< ok
+! JobProgress {{ done: 0, total: 3 }}
+> N1 M105*38
+< ok T:20.0 /0.0
+! Temperatures T:20/0
+> N2 G1 X1*99
+> N3 G1 X2*97
+> N4 G1 X3*103
+< Error:checksum mismatch, Last Line: 1
+< Resend: 2
+< ok
+{replies}> N2 G1 X1*99
+> N3 G1 X2*97
+> N4 G1 X3*103
+< ok
+! JobProgress {{ done: 1, total: 3 }}
+> N5 M105*34
+< ok
+! JobProgress {{ done: 2, total: 3 }}
+< ok
+! JobProgress {{ done: 3, total: 3 }}
+< ok T:20.0 /0.0
+! Temperatures T:20/0
+! JobDone
+"
+        ));
+    }
+}
+
+#[test]
+fn a_resend_request_for_the_next_line_while_lines_are_in_flight_sends_a_probe() {
+    // A late stale `Resend: 2` made the host rewind a second time; the firmware had accepted
+    // the first resend, so the duplicates draw `Resend: 5`: every line in flight was accepted
+    // and their `ok`s were miscounted. A probe resynchronises at once instead of after the
+    // command timeout.
+    check(
+        "
+settings: in_flight=3
+> N0 M110 N0*125
+< ok
+> N1 M115*39
+< ok
+! Ready { firmware: None }
+job: G1 X1 | G1 X2 | G1 X3 | G1 X4
+> N0 M110 N0*125
+< ok
+! JobProgress { done: 0, total: 4 }
+> N1 M105*38
+< ok T:20.0 /0.0
+! Temperatures T:20/0
+> N2 G1 X1*99
+> N3 G1 X2*97
+> N4 G1 X3*103
+< Error:Line Number is not Last Line Number+1, Last Line: 4
+< Resend: 5
+> N5 M105*34
+< ok
+< ok T:20.0 /0.0
+! Temperatures T:20/0
+! JobProgress { done: 3, total: 4 }
+> N6 G1 X4*98
+> N7 M105*32
+< ok
+! JobProgress { done: 4, total: 4 }
+< ok T:20.0 /0.0
+! Temperatures T:20/0
+! JobDone
 ",
     );
 }
