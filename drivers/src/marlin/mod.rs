@@ -39,7 +39,9 @@ pub struct MarlinConfig {
     pub baud: u32,
     /// Lines sent ahead of the acknowledgements. 1 (the default) is safe on every board; see
     /// [`protocol`] for why a larger window can run a command twice after a checksum error on
-    /// UART-bridged boards.
+    /// Marlin 1.1/2.x boards with a UART bridge. On firmware that rejects a line with `*` and no
+    /// `N` (Marlin 1.0, Sprinter, Prusa-Firmware) a window is safe, and 2 is the best value
+    /// measured: about 0.9 of the wire under 1 % line corruption, against 0.5 for 1.
     #[serde(default = "defaults::in_flight")]
     pub in_flight: usize,
     #[serde(default = "defaults::command_timeout_ms")]
@@ -53,7 +55,8 @@ pub struct MarlinConfig {
     /// Temperature poll while idle or paused.
     #[serde(default = "defaults::poll_interval_ms")]
     pub poll_interval_ms: u64,
-    /// Quiet time before resending when later lines were in flight (see [`protocol`]).
+    /// Quiet time before resending when later lines were in flight, on top of the longest of
+    /// those lines' wire time at `baud` (see [`protocol`]).
     #[serde(default = "defaults::resend_settle_ms")]
     pub resend_settle_ms: u64,
     #[serde(default = "defaults::max_consecutive_resends")]

@@ -19,9 +19,15 @@
 //! from `R` on; we rewind to `R` and send again from the history. Lines already sent after `R`
 //! are stale: each draws its own `Error:Line Number is not Last Line Number+1` and `Resend: R`
 //! (or is silently dropped, because every line error also empties Marlin's receive buffer). So
-//! with such lines in flight we wait until the printer has been quiet for
-//! [`Settings::resend_settle`] before resending, and ignore requests for `R` meanwhile: no line
-//! goes out twice for one fault, and the resent lines are not thrown away with the stale ones.
+//! with such lines in flight we wait until no byte has arrived for [`Settings::resend_settle`]
+//! plus the wire time of the longest stale line (the firmware may still be receiving it) before
+//! resending, and ignore requests for `R` meanwhile: no line goes out twice for one fault, and
+//! the resent lines are not thrown away with the stale ones. Each stale line asks at most once
+//! (the whole line, or its tail after a flush), so once every one has asked, we resend at once. That quiet time, not a fixed
+//! delay, is what a line error costs a window (about 5 ms at 115,200 baud for short lines, on
+//! top of the stale replies themselves). A request for the very line about to be sent while
+//! lines are in flight means the firmware accepted all of them and their `ok`s were miscounted
+//! (a late stale request made us rewind twice): a probe resynchronises at once.
 //! The `ok` Marlin 2.x prints right after `Resend:` belongs to the rejected line and is
 //! swallowed ([`Settings::ok_after_resend`]).
 //!
@@ -48,14 +54,23 @@
 //! # Windowing and Marlin's receive-buffer flush
 //! On a line error Marlin empties its receive buffer (`gcode_line_error` in `queue.cpp`). With
 //! more than one line in flight, the buffer may hold the *start* of the next line: its tail then
-//! arrives alone, carries no line number and is executed unchecked if it happens to begin with
-//! a command (`G1 X5*33` after the cut `N124 |G1 X5*33`). Marlin then accepts the resent line
-//! as well, so the command runs twice. One line in flight (the default, as OctoPrint and
-//! Pronterface do) cannot hit this; a larger window is only safe on boards whose USB stack
-//! delivers whole lines (native USB CDC), and is measured against the simulator in the bench.
-//! No host can prevent it: the tail that starts at the command word *is* the command. A doubled
-//! absolute move (`G90`, `M82`) ends where it would have anyway; relative moves and extrusion
-//! do not. An `ok` that answers no line and follows no `Unknown command` is logged as a warning.
+//! arrives alone, carries no line number (`G1 X5*33` after the cut `N124 |G1 X5*33`). What
+//! happens next depends on the firmware:
+//! - Marlin 1.1 and 2.x check only lines that start with `N` (`get_serial_commands`), and
+//!   `GCodeParser::parse` cuts the line at `*` and runs the rest: the tail runs unchecked, out
+//!   of order (before the rejected line is resent), and again when it is resent. A user report of
+//!   exactly this is MarlinFirmware/Marlin#11216 (`G1 Z0.24*20` running).
+//! - Marlin 1.0, Sprinter and Prusa-Firmware reject a line with `*` and no `N`
+//!   (`Error:No Line Number with checksum, Last Line: <n>`; Prusa-Firmware also empties the
+//!   buffer and asks for `<n + 1>`). That error is a transmission error like the others: it never
+//!   fails the job, and the stale-request handling above covers its `Resend:`.
+//!
+//! One line in flight (the default, as OctoPrint and Pronterface do) cannot be cut: nothing
+//! follows a line until it is answered. A window is safe on firmware that rejects the tails,
+//! and on boards whose USB stack delivers whole lines, but not on Marlin 2.x over a UART
+//! bridge, hence not the default. No host can prevent it there: the tail that starts at the
+//! command word *is* the command. An `ok` that answers no line and follows no `Unknown command`
+//! is logged as a warning.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -149,7 +164,9 @@ pub fn prepare_program(text: &str) -> Result<Vec<String>, ProgramError> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
     /// Numbered lines sent but not yet acknowledged. 1 is safe on every board (see the module
-    /// documentation); more keeps the wire busy.
+    /// documentation); more keeps the wire busy but lets Marlin 1.1/2.x run the tail of a line
+    /// cut by its receive-buffer flush. With 1 % of lines corrupted, 2 uses the wire best: each
+    /// line error costs the stale replies of every line in flight behind it.
     pub in_flight: usize,
     /// Silence allowed while ordinary commands are in flight.
     pub command_timeout: Duration,
@@ -319,6 +336,9 @@ struct Stream {
     /// After a resend request, waiting for the lines sent after the rejected one to drain:
     /// the quiet time that ends the wait.
     settle_quiet: Option<Duration>,
+    /// Stale lines that may still answer while settling: each answers at most once (the whole
+    /// line, or its tail after a flush), so when all have, the wait is over.
+    stale_unanswered: usize,
     /// The last line the firmware certainly executed (answered probe, `ADVANCED_OK`).
     confirmed: Option<usize>,
     /// Fresh requests for `last_resend` in a row.
@@ -516,6 +536,7 @@ impl Protocol {
             probes: VecDeque::new(),
             since_probe: 0,
             settle_quiet: None,
+            stale_unanswered: 0,
             confirmed: None,
             consecutive_resends: 0,
             last_resend: None,
@@ -888,7 +909,16 @@ impl Protocol {
             // A line not sent since the rewind: a stale request from lines sent before it, or
             // the firmware accepted every line in flight and their `ok`s were miscounted (a
             // second rewind from a late stale request). A probe tells at once.
-            if requested == stream.next && stream.in_flight() > 0 && stream.probes.is_empty() {
+            if requested != stream.next {
+                return;
+            }
+            if stream.settle_quiet.is_some() {
+                stream.stale_unanswered = stream.stale_unanswered.saturating_sub(1);
+                if stream.stale_unanswered == 0 {
+                    stream.settle_quiet = None;
+                    self.pump(now);
+                }
+            } else if stream.in_flight() > 0 && stream.probes.is_empty() {
                 self.send_probe_now(now);
             }
             return;
@@ -930,6 +960,7 @@ impl Protocol {
             .max();
         stream.settle_quiet = longest_stale
             .map(|bytes| self.settings.resend_settle + self.settings.byte_time * bytes as u32);
+        stream.stale_unanswered = stream.next.saturating_sub(rewind_to + 1);
         stream.next = rewind_to;
         stream.acked = stream.acked.min(rewind_to);
         stream.probes.retain(|&probe| probe < rewind_to);

@@ -916,3 +916,43 @@ job: G1 X1 | G1 X2 | G1 X3 | G1 X4
 ",
     );
 }
+
+#[test]
+fn once_every_stale_line_has_asked_for_the_resend_it_goes_out_at_once() {
+    check(
+        "
+settings: in_flight=2
+> N0 M110 N0*125
+< ok
+> N1 M115*39
+< ok
+! Ready { firmware: None }
+job: G1 X1 | G1 X2
+> N0 M110 N0*125
+< ok
+! JobProgress { done: 0, total: 2 }
+> N1 M105*38
+< ok T:20.0 /0.0
+! Temperatures T:20/0
+> N2 G1 X1*99
+> N3 G1 X2*97
+< Error:checksum mismatch, Last Line: 1
+< Resend: 2
+< ok
+@ 2
+< Error:Line Number is not Last Line Number+1, Last Line: 1
+< Resend: 2
+> N2 G1 X1*99
+> N3 G1 X2*97
+< ok
+< ok
+! JobProgress { done: 1, total: 2 }
+> N4 M105*35
+< ok
+! JobProgress { done: 2, total: 2 }
+< ok T:20.0 /0.0
+! Temperatures T:20/0
+! JobDone
+",
+    );
+}
