@@ -27,6 +27,8 @@ fn small_bracket(dir: &std::path::Path, quantity: u32) -> String {
 /// Confirm every run at a manual station until the order is complete.
 async fn confirm_until_complete(client: &Client, order_id: &str) -> serde_json::Value {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    // A confirmed run shows `running` until the station's report is recorded: confirm it once.
+    let mut confirmed = std::collections::HashSet::new();
     loop {
         let order = client.ok(&format!("/api/v1/orders/{order_id}")).await;
         if order["state"] == "completed" {
@@ -38,7 +40,9 @@ async fn confirm_until_complete(client: &Client, order_id: &str) -> serde_json::
             .as_array()
             .unwrap()
         {
-            if job["machine_id"].as_str().unwrap().starts_with("assembly") {
+            if job["machine_id"].as_str().unwrap().starts_with("assembly")
+                && confirmed.insert(job["id"].as_i64().unwrap())
+            {
                 let (status, body) = client
                     .post(
                         &format!("/api/v1/jobs/{}/confirm", job["id"]),
@@ -149,7 +153,9 @@ async fn manual_confirmation_unit_scrap_and_the_event_stream() {
             .unwrap()
             .unwrap();
         text.push_str(&String::from_utf8_lossy(&chunk));
-        ids = text
+        // Only whole lines: a chunk may end in the middle of one.
+        let complete = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
+        ids = complete
             .lines()
             .filter_map(|l| l.strip_prefix("id: ").or_else(|| l.strip_prefix("id:")))
             .map(|v| v.trim().parse().unwrap())
