@@ -8,7 +8,7 @@ mod common;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{BRACKET_SPEC, Client, TestDb, bracket_draws, plant_config, write_config};
+use common::{BRACKET_SPEC, Client, TestDb, assert_stock_exact, plant_config, write_config};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
@@ -120,20 +120,10 @@ async fn killed_and_restarted(kind: &str) {
         };
         assert_eq!(recorded, expected, "units recorded for job {job}");
     }
-    let after = client.stock().await;
-    for (step, account, per_run) in bracket_draws() {
-        let runs = jobs
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|j| j["step"] == step && (j["state"] == "done" || j["state"] == "failed"))
-            .count() as i64;
-        assert_eq!(
-            before[account] - after[account],
-            runs * per_run,
-            "stock of {account} is exact"
-        );
-    }
+    assert_stock_exact(&client, &before, &jobs, |j| {
+        j["state"] == "done" || j["state"] == "failed"
+    })
+    .await;
     let report = client.ok("/api/v1/verify").await;
     assert_eq!(report["consistent"], true, "{report}");
     eprintln!(

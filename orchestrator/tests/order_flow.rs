@@ -6,7 +6,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{BRACKET_SPEC, Client, TestDb, TestPlant, bracket_draws, plant_config};
+use common::{
+    BRACKET_SPEC, Client, TestDb, TestPlant, assert_stock_exact, bracket_draws, plant_config,
+};
 use tokio_util::sync::CancellationToken;
 
 async fn start(
@@ -115,29 +117,10 @@ async fn two_hundred_units_with_scrap(kind: &str) {
 
     // Stock dropped by exactly the runs that drew material.
     let jobs = client.ok(&format!("/api/v1/jobs?order={id}")).await;
-    let after = client.stock().await;
-    for (step, account, per_run) in bracket_draws() {
-        let runs = jobs
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|j| j["step"] == step && (j["state"] == "done" || j["state"] == "failed"))
-            .count() as i64;
-        assert_eq!(
-            before[account] - after[account],
-            runs * per_run,
-            "stock of {account} for step {step}"
-        );
-    }
-    let materials = client.ok("/api/v1/materials").await;
-    assert!(
-        materials
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|m| m["reserved"] == 0.0),
-        "nothing stays reserved: {materials}"
-    );
+    assert_stock_exact(&client, &before, &jobs, |j| {
+        j["state"] == "done" || j["state"] == "failed"
+    })
+    .await;
 
     let report = client.ok("/api/v1/verify").await;
     assert_eq!(report["consistent"], true, "{report}");
@@ -207,29 +190,11 @@ async fn cancel_releases_unused_material(kind: &str) {
         })
         .sum();
     assert!(drawn > 0, "some runs started before the cancel");
-    let after = client.stock().await;
-    for (step, account, per_run) in bracket_draws() {
-        let runs = jobs
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|j| j["step"] == step && j["state"] != "cancelled" && j["state"] != "planned")
-            .count() as i64;
-        assert_eq!(
-            before[account] - after[account],
-            runs * per_run,
-            "{account}"
-        );
-    }
-    let materials = client.ok("/api/v1/materials").await;
-    assert!(
-        materials
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|m| m["reserved"] == 0.0),
-        "cancel released every reservation: {materials}"
-    );
+    // Cancel released every reservation; runs that started keep their draw.
+    assert_stock_exact(&client, &before, &jobs, |j| {
+        j["state"] != "cancelled" && j["state"] != "planned"
+    })
+    .await;
     let report = client.ok("/api/v1/verify").await;
     assert_eq!(report["consistent"], true, "{report}");
     shutdown.cancel();

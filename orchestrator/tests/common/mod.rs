@@ -257,6 +257,39 @@ impl Client {
     }
 }
 
+/// Stock dropped by exactly one draw per run that took material (`drew` says which jobs did),
+/// and nothing is left reserved.
+pub async fn assert_stock_exact(
+    client: &Client,
+    before: &std::collections::BTreeMap<String, i64>,
+    jobs: &Value,
+    drew: impl Fn(&Value) -> bool,
+) {
+    let after = client.stock().await;
+    for (step, account, per_run) in bracket_draws() {
+        let runs = jobs
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|j| j["step"] == step && drew(j))
+            .count() as i64;
+        assert_eq!(
+            before[account] - after[account],
+            runs * per_run,
+            "stock of {account} for step {step}"
+        );
+    }
+    let materials = client.ok("/api/v1/materials").await;
+    assert!(
+        materials
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["reserved"] == 0.0),
+        "nothing stays reserved: {materials}"
+    );
+}
+
 /// Per-run material of the bracket spec, in thousandths, by step id.
 pub fn bracket_draws() -> Vec<(&'static str, &'static str, i64)> {
     vec![
