@@ -13,7 +13,7 @@
 //!   in-service machine can do, or whose predecessors cannot be planned are returned as
 //!   `unplanned`.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 
@@ -384,22 +384,7 @@ pub fn plan(input: &PlanInput, previous: Option<&Plan>, budget: Budget, seed: u6
     assignments.sort_by(|a, b| {
         (&a.machine_id, a.start, a.run_id).cmp(&(&b.machine_id, b.start, b.run_id))
     });
-    let order_of_run: HashMap<i64, &str> = input
-        .runs
-        .iter()
-        .map(|r| (r.id, r.order_id.as_str()))
-        .chain(input.frozen.iter().map(|f| (f.run_id, f.order_id.as_str())))
-        .collect();
-    let mut eta: BTreeMap<&str, Millis> = BTreeMap::new();
-    for a in &assignments {
-        let e = eta.entry(order_of_run[&a.run_id]).or_insert(Millis::MIN);
-        *e = (*e).max(a.end);
-    }
-    let order_eta = input
-        .orders
-        .iter()
-        .filter_map(|o| eta.get(o.id.as_str()).map(|&e| (o.id.clone(), e)))
-        .collect();
+    let order_eta = order_etas(input, &assignments);
     Plan {
         assignments,
         order_eta,
@@ -408,6 +393,26 @@ pub fn plan(input: &PlanInput, previous: Option<&Plan>, budget: Budget, seed: u6
         iterations: outcome.iterations,
         work: outcome.work,
     }
+}
+
+/// Expected completion per order (its last planned or frozen run's end), in input order.
+pub(crate) fn order_etas(input: &PlanInput, assignments: &[Planned]) -> Vec<(String, Millis)> {
+    let order_of_run: HashMap<i64, &str> = input
+        .runs
+        .iter()
+        .map(|r| (r.id, r.order_id.as_str()))
+        .chain(input.frozen.iter().map(|f| (f.run_id, f.order_id.as_str())))
+        .collect();
+    let mut eta: HashMap<&str, Millis> = HashMap::new();
+    for a in assignments {
+        let e = eta.entry(order_of_run[&a.run_id]).or_insert(Millis::MIN);
+        *e = (*e).max(a.end);
+    }
+    input
+        .orders
+        .iter()
+        .filter_map(|o| eta.get(o.id.as_str()).map(|&e| (o.id.clone(), e)))
+        .collect()
 }
 
 /// What to start now, following the plan: each idle machine starts the first run of its

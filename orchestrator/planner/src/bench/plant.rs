@@ -345,22 +345,7 @@ pub fn simulate_rule(input: &PlanInput) -> Plan {
         end: f.end,
     });
     assignments.extend(frozen);
-    let order_of: HashMap<i64, &str> = input
-        .runs
-        .iter()
-        .map(|r| (r.id, r.order_id.as_str()))
-        .chain(input.frozen.iter().map(|f| (f.run_id, f.order_id.as_str())))
-        .collect();
-    let mut eta: HashMap<&str, Millis> = HashMap::new();
-    for a in &assignments {
-        let e = eta.entry(order_of[&a.run_id]).or_insert(Millis::MIN);
-        *e = (*e).max(a.end);
-    }
-    let order_eta = input
-        .orders
-        .iter()
-        .filter_map(|o| eta.get(o.id.as_str()).map(|&e| (o.id.clone(), e)))
-        .collect();
+    let order_eta = crate::plan::order_etas(input, &assignments);
     Plan {
         assignments,
         order_eta,
