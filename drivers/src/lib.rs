@@ -51,6 +51,13 @@ pub struct JobRun {
 #[derive(Debug, Clone, PartialEq)]
 pub enum DriverCommand {
     Run(JobRun),
+    /// Go on with an interrupted run from line `from_line` of its program (1-based, as in the
+    /// submitted file), on the machine that ran it: an operator's decision, never the
+    /// scheduler's. The driver refuses unless it can tell the machine kept its state.
+    ResumeRun {
+        run: JobRun,
+        from_line: u32,
+    },
     Pause,
     Resume,
     /// Stop the current run now. The run ends as interrupted; its pieces are the operator's call.
@@ -65,6 +72,7 @@ impl DriverCommand {
     pub fn name(&self) -> &'static str {
         match self {
             DriverCommand::Run(_) => "run",
+            DriverCommand::ResumeRun { .. } => "resume run",
             DriverCommand::Pause => "pause",
             DriverCommand::Resume => "resume",
             DriverCommand::Abort => "abort",
@@ -116,8 +124,32 @@ pub enum DriverEvent {
     /// The run ended in a known failure (failed print, error reply): its pieces are scrap.
     JobFailed { job_id: i64, reason: String },
     /// The run stopped and its outcome is unknown (link lost, alarm, firmware reset, abort).
-    /// It is never resumed without an operator's decision.
-    JobInterrupted { job_id: i64, reason: String },
+    /// It is never resumed without an operator's decision; `resume` says from where it could
+    /// go on, when the driver knows (a streamed program whose machine may have kept its state).
+    JobInterrupted {
+        job_id: i64,
+        reason: String,
+        resume: Option<ResumePoint>,
+    },
+}
+
+/// Where an interrupted run stopped, in lines of its program as submitted (1-based): every
+/// command before `next_line` was acknowledged by the machine; the commands on the `in_doubt`
+/// lines were sent but not acknowledged, so they may or may not have run.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ResumePoint {
+    pub next_line: u32,
+    pub in_doubt: Vec<u32>,
+}
+
+impl ResumePoint {
+    /// The latest line a resume may start from: after it, a command that never ran would be
+    /// skipped. Starting earlier runs acknowledged lines again, which is the operator's call.
+    pub fn latest_start(&self) -> u32 {
+        self.in_doubt
+            .last()
+            .map_or(self.next_line, |&line| line + 1)
+    }
 }
 
 #[derive(Debug, thiserror::Error, Clone, PartialEq)]

@@ -39,6 +39,9 @@ impl Driver for ManualStation {
                 self.pending
                     .push_back(DriverEvent::JobStarted { job_id: job.job_id });
             }
+            DriverCommand::ResumeRun { .. } => {
+                return Err(DriverError::Unsupported("resume from a line"));
+            }
             DriverCommand::ConfirmManual { job_id } => {
                 if self.active_job != Some(job_id) {
                     return Err(DriverError::Refused(format!(
@@ -75,6 +78,7 @@ impl Driver for ManualStation {
                 self.pending.push_back(DriverEvent::JobInterrupted {
                     job_id,
                     reason: "aborted by operator".into(),
+                    resume: None,
                 });
                 self.pending
                     .push_back(DriverEvent::Condition(Condition::Idle));

@@ -170,11 +170,13 @@ impl Driver for SimulatedMachine {
                 self.pending.push_back(DriverEvent::JobInterrupted {
                     job_id: run.job.job_id,
                     reason: "aborted by operator".into(),
+                    resume: None,
                 });
                 self.pending
                     .push_back(DriverEvent::Condition(Condition::Idle));
                 Ok(())
             }
+            DriverCommand::ResumeRun { .. } => Err(DriverError::Unsupported("resume from a line")),
             DriverCommand::ConfirmManual { .. } => Err(DriverError::Unsupported("confirm")),
         }
     }

@@ -375,7 +375,8 @@ async fn abort_holds_then_resets_without_an_alarm() {
         end,
         DriverEvent::JobInterrupted {
             job_id: 6,
-            reason: "aborted by operator".into()
+            reason: "aborted by operator".into(),
+            resume: None,
         }
     );
     rig.until(|e| *e == DriverEvent::Condition(Condition::Idle))

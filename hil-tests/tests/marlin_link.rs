@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use microfab_drivers::{Condition, Driver, DriverCommand, DriverEvent};
 use microfab_hil::marlin::fault::{Fault, FaultKind};
-use microfab_hil::marlin::firmware::FirmwareConfig;
+use microfab_hil::marlin::firmware::{FirmwareConfig, UnnumberedChecksum};
 use microfab_hil::marlin::harness::{Comparison, Rig, stripped};
 
 const BAUD: u32 = 115_200;
@@ -311,22 +311,28 @@ async fn an_operator_abort_stops_the_stream_and_runs_the_cancel_script() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_window_of_four_under_noise_loses_no_line() {
-    // A window keeps the wire busy, but each line error makes Marlin empty its receive buffer,
-    // and the tail of a cut line can run unchecked: lines may run twice (see the protocol
-    // documentation), but none may be lost.
+async fn a_window_under_noise_runs_every_line_once_on_firmware_that_rejects_cut_tails() {
+    // A window keeps the wire busy, and each line error makes the firmware empty its receive
+    // buffer. Prusa-Firmware (like Marlin 1.0) rejects the unnumbered tail of a line cut by
+    // that flush, so nothing runs twice and nothing is lost. (Marlin 1.1/2.x runs such tails,
+    // garbage included, which is why the driver keeps one line in flight there: see the
+    // protocol documentation and `microfab bench streaming`.)
     let text = print_program(400);
     let program = stripped(&text).unwrap();
     let noise = Fault::at_line(FaultKind::Noise { probability: 0.03 }, 1);
-    let mut rig = Rig::start(BAUD, fast_firmware(vec![noise]), |config| {
-        config.in_flight = 4;
+    let firmware = FirmwareConfig {
+        unnumbered_checksum: UnnumberedChecksum::RejectAndResend,
+        ..fast_firmware(vec![noise])
+    };
+    let mut rig = Rig::start(BAUD, firmware, |config| {
+        config.in_flight = 2;
     })
     .await
     .unwrap();
     rig.run(1, &text).await.unwrap();
     finished(&mut rig, 1, 60).await;
     let log = comparison(&rig, &program);
-    assert_eq!(log.lost, 0, "{log:?}");
+    assert!(log.is_exact(&program), "{log:?}");
     assert!(rig.driver.traffic().unwrap().counters.resends > 0);
 }
 

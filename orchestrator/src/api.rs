@@ -21,7 +21,7 @@ use utoipa::{OpenApi, ToSchema};
 
 use crate::amount::Amount;
 use crate::plant::PlantError;
-use crate::plant::views::{JobView, MachineView, MaterialView, OrderView, UnitView};
+use crate::plant::views::{JobView, MachineView, MaterialView, OrderView, ResumeView, UnitView};
 use crate::runtime::{CommandError, Runtime};
 use crate::store::events::{self, EventRecord};
 use crate::store::{format_ms, now_ms};
@@ -218,6 +218,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/materials/{id}/adjust", post(adjust_material))
         .route("/api/v1/jobs", get(list_jobs))
         .route("/api/v1/jobs/{id}/resolve", post(resolve_job))
+        .route("/api/v1/jobs/{id}/resume", post(resume_job))
         .route("/api/v1/jobs/{id}/confirm", post(confirm_job))
         .route("/api/v1/units/{id}/scrap", post(scrap_unit))
         .route("/api/v1/plan", get(current_plan))
@@ -258,6 +259,7 @@ pub fn app(state: AppState) -> Router {
         adjust_material,
         list_jobs,
         resolve_job,
+        resume_job,
         confirm_job,
         scrap_unit,
         event_stream,
@@ -268,6 +270,7 @@ pub fn app(state: AppState) -> Router {
         ErrorBody,
         OrderView,
         JobView,
+        ResumeView,
         MachineView,
         MaterialView,
         UnitView,
@@ -279,6 +282,7 @@ pub fn app(state: AppState) -> Router {
         RestockRequest,
         AdjustRequest,
         ResolveRequest,
+        ResumeRequest,
         VerifyReport,
         OperatorRequest,
         Console,
@@ -726,6 +730,33 @@ async fn resolve_job(
         .resolve(id, body.good, &body.reason, &actor(&headers), now_ms())
         .await?;
     rt.wake();
+    job_view(&rt, id).await
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResumeRequest {
+    /// Line of the program file to go on from; by default the job's `resume.next_line`.
+    /// Earlier runs acknowledged lines again; later than `resume.latest_start` is refused.
+    #[serde(default)]
+    pub from_line: Option<u32>,
+    /// What the operator checked (the part is still in place, the nozzle is clean, ...).
+    pub reason: String,
+}
+
+/// Send an interrupted run back to the machine that ran it, from a line of its program. Only
+/// where the machine's config allows it (Marlin printers by default, never CNC unless set) and
+/// the driver still trusts the machine's state; otherwise 409 says why and nothing changes.
+#[utoipa::path(post, path = "/api/v1/jobs/{id}/resume", params(("id" = i64, Path)), request_body = ResumeRequest,
+    responses((status = 200, body = JobView), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn resume_job(
+    State(rt): State<AppState>,
+    headers: HeaderMap,
+    At(id): At<i64>,
+    Body(body): Body<ResumeRequest>,
+) -> Result<Json<JobView>, ApiError> {
+    rt.resume_job(id, body.from_line, &body.reason, &actor(&headers))
+        .await?;
     job_view(&rt, id).await
 }
 

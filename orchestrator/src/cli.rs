@@ -116,6 +116,39 @@ pub enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// List jobs (runs), e.g. `--state interrupted` for what waits on an operator.
+    Jobs {
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(long)]
+        machine: Option<String>,
+        #[arg(long)]
+        order: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Settle an interrupted run: how many of its units are good (the rest are scrapped).
+    Resolve {
+        job: i64,
+        #[arg(long)]
+        good: i64,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Send an interrupted run back to its machine from a line of its program (printers whose
+    /// link dropped; see the job's `resume`).
+    Resume {
+        job: i64,
+        /// Line of the program file; by default the first one the machine did not acknowledge.
+        #[arg(long)]
+        from_line: Option<u32>,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// List machines.
     Machines {
         #[command(flatten)]
@@ -267,6 +300,44 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                 &client,
                 &format!("/api/v1/orders/{id}/cancel"),
                 serde_json::json!({ "reason": reason }),
+            )
+            .await
+        }
+        Command::Jobs {
+            state,
+            machine,
+            order,
+            client,
+        } => {
+            let filters: Vec<String> = [("state", state), ("machine", machine), ("order", order)]
+                .into_iter()
+                .filter_map(|(key, value)| Some(format!("{key}={}", value?)))
+                .collect();
+            show(&client, &format!("/api/v1/jobs?{}", filters.join("&"))).await
+        }
+        Command::Resolve {
+            job,
+            good,
+            reason,
+            client,
+        } => {
+            post_show(
+                &client,
+                &format!("/api/v1/jobs/{job}/resolve"),
+                serde_json::json!({ "good": good, "reason": reason }),
+            )
+            .await
+        }
+        Command::Resume {
+            job,
+            from_line,
+            reason,
+            client,
+        } => {
+            post_show(
+                &client,
+                &format!("/api/v1/jobs/{job}/resume"),
+                serde_json::json!({ "from_line": from_line, "reason": reason }),
             )
             .await
         }

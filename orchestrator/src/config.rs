@@ -144,6 +144,18 @@ pub struct MachineConfig {
     #[serde(default = "default_speed_factor")]
     pub speed_factor: f64,
     pub driver: DriverConfig,
+    /// May an operator resume an interrupted run from a line on this machine? Default: yes
+    /// on 3D printers (Marlin), no elsewhere: on a CNC machine a resume after a lost link
+    /// trusts a position nobody has checked. Only the Marlin driver can resume so far.
+    #[serde(default)]
+    pub resume_interrupted: Option<bool>,
+}
+
+impl MachineConfig {
+    pub fn resumes_interrupted(&self) -> bool {
+        self.resume_interrupted
+            .unwrap_or(matches!(self.driver, DriverConfig::Marlin(_)))
+    }
 }
 
 fn default_speed_factor() -> f64 {
@@ -187,6 +199,11 @@ impl DriverConfig {
                 .map_err(|e| e.to_string()),
             DriverConfig::Sim(_) | DriverConfig::Manual => Ok(()),
         }
+    }
+
+    /// Whether the driver can go on with an interrupted run from a line of its program.
+    pub fn can_resume(&self) -> bool {
+        matches!(self, DriverConfig::Marlin(_))
     }
 
     /// The serial port the driver holds, so two machines on one port are caught at load time.
@@ -359,6 +376,13 @@ impl Collector<'_> {
 }
 
 impl PlantConfig {
+    pub fn machine(&self, id: &str) -> Option<&MachineConfig> {
+        self.machines
+            .iter()
+            .map(|m| m.get_ref())
+            .find(|m| m.id == id)
+    }
+
     pub fn load(path: &Path) -> Result<PlantConfig, ConfigErrors> {
         let text = std::fs::read_to_string(path).map_err(|e| {
             ConfigErrors(vec![ConfigError {
@@ -449,6 +473,16 @@ impl PlantConfig {
                     span.clone(),
                     field("id"),
                     format!("machine id '{}' is used twice", m.id),
+                );
+            }
+            if m.resume_interrupted == Some(true) && !m.driver.can_resume() {
+                c.at(
+                    span.clone(),
+                    field("resume_interrupted"),
+                    format!(
+                        "the {} driver cannot resume a run from a line; only marlin can",
+                        m.driver.kind()
+                    ),
                 );
             }
             if m.capabilities.is_empty() {

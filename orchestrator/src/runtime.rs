@@ -185,6 +185,31 @@ impl Runtime {
         self.wake.notify_one();
     }
 
+    /// An operator sends an interrupted run back to its machine from a line of its program.
+    /// The driver has the last word: if it refuses (the machine lost its state), the run is
+    /// interrupted again and the refusal is the error. Returns the line it went on from.
+    pub async fn resume_job(
+        &self,
+        job_id: i64,
+        from_line: Option<u32>,
+        reason: &str,
+        actor: &str,
+    ) -> Result<u32, PlantError> {
+        let (machine_id, run, from_line) = self
+            .plant
+            .resume(job_id, from_line, reason, actor, now_ms())
+            .await?;
+        let command = DriverCommand::ResumeRun { run, from_line };
+        if let Err(e) = self.command(&machine_id, command).await {
+            let why = e.to_string();
+            self.plant.resume_refused(job_id, &why, now_ms()).await?;
+            return Err(PlantError::Conflict(format!(
+                "machine '{machine_id}' refused to resume job {job_id}: {why}"
+            )));
+        }
+        Ok(from_line)
+    }
+
     /// Cancel an order and abort its runs still on machines.
     pub async fn cancel_order(
         &self,
@@ -310,9 +335,11 @@ async fn record(plant: &Plant, machine_id: &str, event: DriverEvent) -> Result<(
         DriverEvent::JobFailed { job_id, reason } => {
             plant.job_finished(job_id, 0, true, Some(reason), at).await
         }
-        DriverEvent::JobInterrupted { job_id, reason } => {
-            plant.job_interrupted(job_id, &reason, at).await
-        }
+        DriverEvent::JobInterrupted {
+            job_id,
+            reason,
+            resume,
+        } => plant.job_interrupted(job_id, &reason, resume, at).await,
     }
 }
 

@@ -66,6 +66,28 @@ fn small_spec(dir: &Path, example: &str, quantity: u32) -> PathBuf {
     spec_path
 }
 
+/// `microfab serve` on `config`, and a client for it.
+async fn serve(dir: &Path, config: &str, db: &TestDb) -> (Child, Client) {
+    let config_path = common::write_config(dir, config);
+    let mut server = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&config_path)
+        .args(["--database", &db.url, "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
+    let line = lines.next_line().await.unwrap().unwrap();
+    let client = Client::new(
+        line.split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap()
+            .to_string(),
+    );
+    (server, client)
+}
+
 fn machine(id: &str, capability: &str, envelope: &str, driver: &str) -> String {
     format!(
         "\n[[machines]]\nid = \"{id}\"\nname = \"{id}\"\ncapabilities = [\"{capability}\"]\nenvelope_mm = {envelope}\ndriver = {driver}\n"
@@ -144,24 +166,8 @@ async fn a_fleet_of_protocol_simulators_survives_an_alarm_and_a_firmware_reset()
             "\n[[materials]]\nid = \"{id}\"\nmaterial = \"{material}\"\nunit = \"{unit}\"\nowner = \"common\"\norigin = \"local\"\non_hand = {on_hand}\n"
         );
     }
-    let config_path = common::write_config(dir.path(), &config);
     let db = TestDb::sqlite().await;
-    let mut server = Command::new(BIN)
-        .args(["serve", "--config"])
-        .arg(&config_path)
-        .args(["--database", &db.url, "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
-    let line = lines.next_line().await.unwrap().unwrap();
-    let client = Client::new(
-        line.split_whitespace()
-            .find(|w| w.starts_with("http://"))
-            .unwrap()
-            .to_string(),
-    );
+    let (mut server, client) = serve(dir.path(), &config, &db).await;
 
     let bracket = client
         .submit_file(
@@ -311,4 +317,201 @@ async fn a_fleet_of_protocol_simulators_survives_an_alarm_and_a_firmware_reset()
     assert_eq!(status, 409, "a simulated station has no homing: {body}");
     assert_eq!(client.ok("/api/v1/verify").await["consistent"], true);
     server.start_kill().unwrap();
+}
+
+/// A printer's USB cable is pulled mid-print and plugged back 2 s later. The run is
+/// interrupted with where it stopped; the printer takes no other run while its bed holds that
+/// print; the operator resumes it from the first unacknowledged line, and the firmware's
+/// execution log shows every command of the program ran, none skipped, and none twice except
+/// the lines the API reported as in doubt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_resumes_a_print_after_the_cable_was_pulled() {
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("printer-1");
+    let log_path = dir.path().join("printer-1.log");
+    let _printer = simulator(
+        "marlin",
+        &link,
+        &[
+            "--fault".into(),
+            "disconnect:2@line:700".into(),
+            "--execution-log".into(),
+            log_path.display().to_string(),
+        ],
+    )
+    .await;
+    let marlin = format!("{{ kind = \"marlin\", port = \"{}\" }}", link.display());
+    let station = "{ kind = \"sim\", seed = 5, time_scale = 5000 }";
+    let mut config = String::from("[plant]\nname = \"resume\"\n");
+    config += &machine("printer-1", "fdm", "[220, 220, 250]", &marlin);
+    config += &machine(
+        "inspection-1",
+        "manual:inspection",
+        "[2000, 1000, 1000]",
+        station,
+    );
+    config += "\n[[materials]]\nid = \"petg\"\nmaterial = \"petg-black\"\nunit = \"g\"\nowner = \"common\"\norigin = \"local\"\non_hand = 5000\n";
+    let db = TestDb::sqlite().await;
+    let (mut server, client) = serve(dir.path(), &config, &db).await;
+    let order = client
+        .submit_file(
+            small_spec(dir.path(), "bike-light-mount", 24)
+                .to_str()
+                .unwrap(),
+        )
+        .await;
+    let order_id = order["id"].as_str().unwrap();
+    let (status, body) = client
+        .post(
+            &format!("/api/v1/orders/{order_id}/approve"),
+            serde_json::Value::Null,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    let interrupted = wait_for(
+        &client,
+        120,
+        "the print to be interrupted",
+        async |client| {
+            let jobs = client.ok("/api/v1/jobs?state=interrupted").await;
+            jobs.as_array().unwrap().first().cloned()
+        },
+    )
+    .await;
+    let job_id = interrupted["id"].as_i64().unwrap();
+    assert!(
+        interrupted["reason"].as_str().unwrap().contains("lost"),
+        "{interrupted}"
+    );
+    let resume = interrupted["resume"].clone();
+    let next_line = resume["next_line"].as_u64().unwrap() as u32;
+    let in_doubt: Vec<u32> = serde_json::from_value(resume["in_doubt"].clone()).unwrap();
+    assert!(in_doubt.len() <= 1, "one line in flight: {resume}");
+
+    // Back on line, the printer is idle but holds the interrupted print: no other run starts.
+    wait_for(&client, 30, "the printer to reconnect", async |client| {
+        (client.ok("/api/v1/machines/printer-1").await["state"] == "idle").then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let on_printer = client.ok("/api/v1/jobs?machine=printer-1").await;
+    assert!(
+        on_printer
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|j| j["id"] == job_id || j["state"] == "planned"),
+        "{on_printer}"
+    );
+
+    // Resuming past a line that may never have run is refused, and changes nothing.
+    let (status, body) = client
+        .post(
+            &format!("/api/v1/jobs/{job_id}/resume"),
+            serde_json::json!({ "from_line": resume["latest_start"].as_u64().unwrap() + 1, "reason": "skip" }),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    let resumed = wait_for(
+        &client,
+        20,
+        "the printer to accept the resume",
+        async |client| {
+            let (status, body) = client
+            .post(
+                &format!("/api/v1/jobs/{job_id}/resume"),
+                serde_json::json!({ "reason": "operator: print still on the bed, nozzle clean" }),
+            )
+            .await;
+            // Right after reconnecting the printer may not have reported its heaters yet.
+            if status == 409
+                && body["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("temperature report")
+            {
+                return None;
+            }
+            assert_eq!(status, 200, "{body}");
+            Some(body)
+        },
+    )
+    .await;
+    assert!(resumed["resume"].is_null(), "{resumed}");
+
+    wait_for(&client, 240, "the order to complete", async |client| {
+        let order = client.ok(&format!("/api/v1/orders/{order_id}")).await;
+        (order["state"] == "completed").then_some(order)
+    })
+    .await;
+    let order = client.ok(&format!("/api/v1/orders/{order_id}")).await;
+    assert_eq!(order["good"], 24, "{order}");
+
+    // The firmware ran run 1 up to the cut, then from the resume line on, then run 2 whole.
+    let source = std::fs::read_to_string(
+        dir.path()
+            .join("bike-light-mount/programs/mount-12up.gcode"),
+    )
+    .unwrap();
+    let program = microfab_drivers::marlin::protocol::prepare_program(&source).unwrap();
+    let is_program = |command: &str| {
+        !["M110", "M105", "M115", "M400"].contains(&command.split_whitespace().next().unwrap_or(""))
+    };
+    let executed: Vec<String> = std::fs::read_to_string(&log_path)
+        .unwrap()
+        .lines()
+        .filter(|c| is_program(c))
+        .map(str::to_string)
+        .collect();
+    let texts =
+        |range: &mut dyn Iterator<Item = &microfab_drivers::marlin::protocol::ProgramLine>| {
+            range
+                .map(|l| l.text.clone())
+                .filter(|t| is_program(t))
+                .collect::<Vec<_>>()
+        };
+    let after_resume = texts(&mut program.iter().filter(|l| l.line >= next_line));
+    let whole = texts(&mut program.iter());
+    let matches = (0..=in_doubt.len()).any(|ran| {
+        let mut expected = texts(
+            &mut program
+                .iter()
+                .filter(|l| l.line < next_line || in_doubt[..ran].contains(&l.line)),
+        );
+        expected.extend(after_resume.iter().cloned());
+        expected.extend(whole.iter().cloned());
+        expected == executed
+    });
+    assert!(
+        matches,
+        "execution log ({} commands) is not run 1 to line {next_line} (in doubt {in_doubt:?}), \
+         run 1 from line {next_line}, then run 2 ({} commands each)",
+        executed.len(),
+        whole.len()
+    );
+    assert_eq!(client.ok("/api/v1/verify").await["consistent"], true);
+    server.start_kill().unwrap();
+}
+
+/// Poll `probe` every 200 ms until it yields, for at most `seconds`.
+async fn wait_for<T>(
+    client: &Client,
+    seconds: u64,
+    what: &str,
+    probe: impl AsyncFn(&Client) -> Option<T>,
+) -> T {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(seconds);
+    loop {
+        if let Some(value) = probe(client).await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}; machines: {}; jobs: {}",
+            client.ok("/api/v1/machines").await,
+            client.ok("/api/v1/jobs").await
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }

@@ -253,6 +253,7 @@ impl Driver for GrblDriver {
             DriverCommand::Pause => self.protocol.pause(now()),
             DriverCommand::Resume => self.protocol.resume(now()),
             DriverCommand::Abort => self.protocol.abort(now()),
+            DriverCommand::ResumeRun { .. } => Err(DriverError::Unsupported("resume from a line")),
             DriverCommand::ConfirmManual { .. } => Err(DriverError::Unsupported("confirm")),
         };
         self.hand_output_to_link();

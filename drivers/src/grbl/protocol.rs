@@ -546,6 +546,7 @@ impl GrblProtocol {
             self.events.push_back(DriverEvent::JobInterrupted {
                 job_id: job.job_id,
                 reason: reason.to_string(),
+                resume: None,
             });
         }
     }
@@ -1107,7 +1108,8 @@ mod tests {
                 job_id: 5,
                 reason: "error:22 (Undefined feed rate: Feed rate has not yet been set or is \
                      undefined.) at line 2: G1X1F100"
-                    .into()
+                    .into(),
+                resume: None,
             })
         );
         assert_eq!(t.sent(), "!", "feed hold at once, no further job line");
@@ -1141,7 +1143,8 @@ mod tests {
             [
                 DriverEvent::JobInterrupted {
                     job_id: 9,
-                    reason: reason.into()
+                    reason: reason.into(),
+                    resume: None,
                 },
                 DriverEvent::Condition(Condition::Alarm {
                     reason: reason.into()
@@ -1171,7 +1174,8 @@ mod tests {
         let events = t.events();
         assert!(events.contains(&DriverEvent::JobInterrupted {
             job_id: 4,
-            reason: "the controller reset (welcome banner mid-job)".into()
+            reason: "the controller reset (welcome banner mid-job)".into(),
+            resume: None,
         }));
         assert_eq!(t.protocol.in_flight_bytes(), 0);
         assert_eq!(
@@ -1195,7 +1199,8 @@ mod tests {
         assert_eq!(t.sent(), "!?");
         assert!(t.events().contains(&DriverEvent::JobInterrupted {
             job_id: 2,
-            reason: "aborted by operator".into()
+            reason: "aborted by operator".into(),
+            resume: None,
         }));
         t.recv("<Hold:0>\r\n");
         assert_eq!(t.sent(), "\u{18}");
@@ -1307,7 +1312,7 @@ mod tests {
         t.recv("<Idle>\r\n");
         let events = t.events();
         assert!(
-            matches!(&events[..], [DriverEvent::JobInterrupted { job_id: 8, reason }, DriverEvent::Condition(Condition::Idle)]
+            matches!(&events[..], [DriverEvent::JobInterrupted { job_id: 8, reason, .. }, DriverEvent::Condition(Condition::Idle)]
                 if reason.contains("never answered")),
             "{events:?}"
         );
@@ -1348,7 +1353,8 @@ mod tests {
         let events = t.events();
         assert!(events.contains(&DriverEvent::JobInterrupted {
             job_id: 6,
-            reason: "link lost: serial I/O error: EIO".into()
+            reason: "link lost: serial I/O error: EIO".into(),
+            resume: None,
         }));
         assert_eq!(t.protocol.in_flight_bytes(), 0);
         let refused = t

@@ -20,12 +20,12 @@ use tokio::time::Instant;
 
 use crate::link::{Backoff, Reconnector, SerialLink, SerialSettings};
 use crate::traffic::TrafficLog;
-use crate::{Condition, Driver, DriverCommand, DriverError, DriverEvent, Program};
+use crate::{Condition, Driver, DriverCommand, DriverError, DriverEvent, Program, ResumePoint};
 
 pub mod protocol;
 pub mod reply;
 
-use protocol::{Protocol, ProtocolEvent, Settings};
+use protocol::{ProgramLine, Protocol, ProtocolEvent, Settings};
 use reply::Temperatures;
 
 /// One printer's `[machines.*.marlin]` table. Only `port` is required.
@@ -176,8 +176,59 @@ pub struct MarlinDriver {
     connected_before: bool,
     protocol: Protocol,
     job_id: Option<i64>,
+    resumable: Option<ResumableJob>,
     condition: Option<Condition>,
     pending: VecDeque<DriverEvent>,
+}
+
+/// A job the link dropped under, while nothing has said the printer lost its state since.
+#[derive(Debug)]
+struct ResumableJob {
+    job_id: i64,
+    point: ResumePoint,
+    /// Heaters that had a target when the link dropped: if one is off now, the printer
+    /// restarted (or gave up) while we could not hear it.
+    heated: Vec<(String, f64)>,
+}
+
+impl ResumableJob {
+    /// Why the printer cannot go on with this job from `from_line`, if it cannot.
+    fn refusal(&self, from_line: u32, now: Option<&Temperatures>) -> Option<String> {
+        let latest = self.point.latest_start();
+        if from_line == 0 || from_line > latest {
+            return Some(format!(
+                "resume from a line between 1 and {latest}: later would skip a command that may \
+                 never have run"
+            ));
+        }
+        for (sensor, target) in &self.heated {
+            let Some(now) = now else {
+                return Some("no temperature report since the printer reconnected yet".into());
+            };
+            match now.get(sensor).and_then(|r| r.target) {
+                Some(now) if now > 0.0 => {}
+                _ => {
+                    return Some(format!(
+                        "heater {sensor} is off (it was set to {target} °C when the link \
+                         dropped): the printer restarted or gave up, so its state is lost"
+                    ));
+                }
+            }
+        }
+        None
+    }
+}
+
+/// Sensors with a target above 0 °C.
+fn heated(temperatures: Option<&Temperatures>) -> Vec<(String, f64)> {
+    temperatures
+        .map(|t| {
+            t.readings
+                .iter()
+                .filter_map(|r| Some((r.sensor.clone(), r.target.filter(|&t| t > 0.0)?)))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 impl MarlinDriver {
@@ -195,6 +246,7 @@ impl MarlinDriver {
             connected_before: false,
             protocol,
             job_id: None,
+            resumable: None,
             condition: None,
             pending: VecDeque::new(),
             config,
@@ -265,10 +317,18 @@ impl MarlinDriver {
                             .push_back(DriverEvent::JobFailed { job_id, reason });
                     }
                 }
-                ProtocolEvent::JobInterrupted { reason } => {
+                ProtocolEvent::JobInterrupted { reason, resume } => {
                     if let Some(job_id) = self.job_id.take() {
-                        self.pending
-                            .push_back(DriverEvent::JobInterrupted { job_id, reason });
+                        self.resumable = resume.clone().map(|point| ResumableJob {
+                            job_id,
+                            point,
+                            heated: heated(self.protocol.temperatures()),
+                        });
+                        self.pending.push_back(DriverEvent::JobInterrupted {
+                            job_id,
+                            reason,
+                            resume,
+                        });
                     }
                     if self.protocol.busy() {
                         // The cancel script is running.
@@ -279,9 +339,12 @@ impl MarlinDriver {
                 ProtocolEvent::PausedByPrinter { .. } => self.set_condition(Condition::Paused),
                 ProtocolEvent::ResumedByPrinter => self.set_condition(Condition::Busy),
                 ProtocolEvent::Halted { reason } => {
+                    self.resumable = None;
                     self.set_condition(Condition::Alarm { reason });
                 }
+                ProtocolEvent::Booted => self.resumable = None,
                 ProtocolEvent::FirmwareReset => {
+                    self.resumable = None;
                     let reason = "the firmware restarted; waiting for it to answer".to_string();
                     self.set_condition(Condition::Unavailable { reason });
                 }
@@ -318,6 +381,30 @@ impl MarlinDriver {
             }
         }
     }
+
+    fn start(&mut self, job_id: i64, program: Vec<ProgramLine>) -> Result<(), DriverError> {
+        if self.link.is_none() || !self.protocol.is_ready() {
+            let reason = self
+                .protocol
+                .unavailable_reason()
+                .unwrap_or_else(|| "not connected".into());
+            return Err(DriverError::LinkDown(reason));
+        }
+        self.protocol
+            .start_job(program, now())
+            .map_err(|error| DriverError::Refused(error.to_string()))?;
+        self.job_id = Some(job_id);
+        self.set_condition(Condition::Busy);
+        self.pending.push_back(DriverEvent::JobStarted { job_id });
+        Ok(())
+    }
+}
+
+fn program_lines(program: &Program) -> Result<Vec<ProgramLine>, DriverError> {
+    let Program::GCode { text, .. } = program else {
+        return Err(DriverError::Unsupported("run of a named program"));
+    };
+    protocol::prepare_program(text).map_err(|error| DriverError::Preflight(error.to_string()))
 }
 
 /// The protocol's clock: tokio's, so tests with a paused clock drive the timeouts.
@@ -334,25 +421,36 @@ impl Driver for MarlinDriver {
     async fn command(&mut self, command: DriverCommand) -> Result<(), DriverError> {
         let result = match command {
             DriverCommand::Run(job) => {
-                let Program::GCode { text, .. } = &job.program else {
-                    return Err(DriverError::Unsupported("run of a named program"));
-                };
-                let program = protocol::prepare_program(text)
-                    .map_err(|error| DriverError::Preflight(error.to_string()))?;
-                if self.link.is_none() || !self.protocol.is_ready() {
-                    let reason = self
-                        .protocol
-                        .unavailable_reason()
-                        .unwrap_or_else(|| "not connected".into());
-                    return Err(DriverError::LinkDown(reason));
+                let program = program_lines(&job.program)?;
+                self.start(job.job_id, program)?;
+                // Whatever was left of an interrupted job is gone with a new one.
+                self.resumable = None;
+                Ok(())
+            }
+            DriverCommand::ResumeRun { run, from_line } => {
+                let resumable = self
+                    .resumable
+                    .as_ref()
+                    .filter(|r| r.job_id == run.job_id)
+                    .ok_or_else(|| {
+                        DriverError::Refused(format!(
+                            "job {} cannot go on here: since it stopped, the printer restarted, \
+                             halted or took another job, or this driver was restarted",
+                            run.job_id
+                        ))
+                    })?;
+                if let Some(reason) = resumable.refusal(from_line, self.protocol.temperatures()) {
+                    return Err(DriverError::Refused(reason));
                 }
-                self.protocol
-                    .start_job(program, now())
-                    .map_err(|error| DriverError::Refused(error.to_string()))?;
-                self.job_id = Some(job.job_id);
-                self.set_condition(Condition::Busy);
-                self.pending
-                    .push_back(DriverEvent::JobStarted { job_id: job.job_id });
+                let mut program = program_lines(&run.program)?;
+                program.retain(|line| line.line >= from_line);
+                if program.is_empty() {
+                    return Err(DriverError::Refused(format!(
+                        "the program has no command on line {from_line} or after"
+                    )));
+                }
+                self.start(run.job_id, program)?;
+                self.resumable = None;
                 Ok(())
             }
             DriverCommand::Pause => self.protocol.pause().map(|()| {
@@ -438,6 +536,44 @@ mod tests {
         assert_eq!(config.baud, 250_000);
         let typo = r#"{"kind": "marlin", "port": "/dev/ttyUSB0", "bud": 1}"#;
         assert!(serde_json::from_str::<DriverTable>(typo).is_err());
+    }
+
+    #[test]
+    fn a_resume_is_refused_when_it_would_skip_a_line_or_the_heaters_went_off() {
+        use reply::TemperatureReading;
+        let report = |target: f64| Temperatures {
+            readings: vec![TemperatureReading {
+                sensor: "T".into(),
+                actual: 200.0,
+                target: Some(target),
+            }],
+        };
+        let job = ResumableJob {
+            job_id: 1,
+            point: ResumePoint {
+                next_line: 40,
+                in_doubt: vec![40, 42],
+            },
+            heated: heated(Some(&report(215.0))),
+        };
+        assert_eq!(job.refusal(40, Some(&report(215.0))), None);
+        assert_eq!(job.refusal(43, Some(&report(215.0))), None);
+        assert_eq!(job.refusal(1, Some(&report(215.0))), None);
+        let cases = [
+            (44, Some(report(215.0)), "between 1 and 43"),
+            (0, Some(report(215.0)), "between 1 and 43"),
+            (40, Some(report(0.0)), "heater T is off"),
+            (40, None, "no temperature report"),
+        ];
+        for (from_line, now, expected) in cases {
+            let refusal = job.refusal(from_line, now.as_ref()).unwrap();
+            assert!(refusal.contains(expected), "{from_line}: {refusal}");
+        }
+        let cold = ResumableJob {
+            heated: heated(Some(&report(0.0))),
+            ..job
+        };
+        assert_eq!(cold.refusal(40, None), None, "nothing was heated");
     }
 
     fn toml_like(json: &str) -> Result<MarlinConfig, String> {

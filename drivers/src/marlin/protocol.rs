@@ -71,11 +71,20 @@
 //! bridge, hence not the default. No host can prevent it there: the tail that starts at the
 //! command word *is* the command. An `ok` that answers no line and follows no `Unknown command`
 //! is logged as a warning.
+//!
+//! # Where an interrupted job can go on
+//! When the link dies under a job (I/O error, end of file, silence), `JobInterrupted` carries a
+//! [`ResumePoint`] in lines of the program file: everything before the first unacknowledged
+//! line ran; the lines in flight may or may not have. After an `ok` that answered no line the
+//! count may have run ahead, so the point goes back to the last line a probe proved. A halt, a
+//! firmware restart, a cancel or an abort leave no point: the printer's state is gone, or was
+//! meant to be.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use super::reply::{self, ErrorReply, HostAction, Reply, Temperatures};
+use crate::ResumePoint;
 use crate::traffic::{Direction, TrafficLog};
 
 /// Marlin's `MAX_CMD_SIZE`: a line longer than this, framing included, is cut by the firmware.
@@ -129,8 +138,16 @@ pub enum ProgramError {
     BadLine { line: usize, reason: String },
 }
 
+/// One command of a prepared program, with the line of the submitted file it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProgramLine {
+    /// 1-based line in the program file.
+    pub line: u32,
+    pub text: String,
+}
+
 /// Strip comments and blank lines and check that each line can be framed for Marlin.
-pub fn prepare_program(text: &str) -> Result<Vec<String>, ProgramError> {
+pub fn prepare_program(text: &str) -> Result<Vec<ProgramLine>, ProgramError> {
     let mut lines = Vec::new();
     for (index, raw) in text.lines().enumerate() {
         let Some(code) = strip(raw) else { continue };
@@ -153,7 +170,10 @@ pub fn prepare_program(text: &str) -> Result<Vec<String>, ProgramError> {
                 MAX_CMD_SIZE - 1
             )));
         }
-        lines.push(code.to_string());
+        lines.push(ProgramLine {
+            line: (index + 1) as u32,
+            text: code.to_string(),
+        });
     }
     if lines.is_empty() {
         return Err(ProgramError::Empty);
@@ -246,8 +266,11 @@ pub enum ProtocolEvent {
         reason: String,
     },
     /// The job stopped with an unknown outcome; if the link is up the cancel script runs.
+    /// `resume` is where it could go on, when the printer may have kept its state (the link
+    /// dropped; nothing said the firmware restarted or stopped).
     JobInterrupted {
         reason: String,
+        resume: Option<ResumePoint>,
     },
     /// The cancel script was executed.
     CancelDone,
@@ -261,6 +284,9 @@ pub enum ProtocolEvent {
     },
     /// The firmware restarted (`start`) after the handshake; a handshake follows.
     FirmwareReset,
+    /// The firmware printed `start` while we were connecting: it has just booted (many boards
+    /// reset when the port opens), so whatever it was doing before is gone.
+    Booted,
     /// The printer stopped answering, or the link keeps corrupting lines. Reconnect.
     LinkDead {
         reason: String,
@@ -303,6 +329,8 @@ struct StreamLine {
     text: String,
     /// 1-based position in the program, for progress; `None` for lines the host added.
     program_index: Option<u64>,
+    /// The line of the program file it came from; `None` for lines the host added.
+    source_line: Option<u32>,
     probe: bool,
     long: bool,
 }
@@ -312,6 +340,7 @@ impl StreamLine {
         StreamLine {
             text: text.to_string(),
             program_index: None,
+            source_line: None,
             probe: command_word(text) == "M105",
             long: is_long_command(text),
         }
@@ -341,6 +370,9 @@ struct Stream {
     stale_unanswered: usize,
     /// The last line the firmware certainly executed (answered probe, `ADVANCED_OK`).
     confirmed: Option<usize>,
+    /// An `ok` for no line arrived since `confirmed`: `acked` may have run ahead of what the
+    /// firmware executed.
+    stray_ok_since_confirmed: bool,
     /// Fresh requests for `last_resend` in a row.
     consecutive_resends: u32,
     last_resend: Option<usize>,
@@ -361,6 +393,28 @@ impl Stream {
 
     fn long_in_flight(&self) -> bool {
         self.lines[self.acked..self.next].iter().any(|l| l.long)
+    }
+
+    /// Where the job could go on: program lines from the first one not certainly executed.
+    /// `None` for the cancel script, or when every program line was acknowledged.
+    fn resume_point(&self) -> Option<ResumePoint> {
+        if self.purpose != Purpose::Job {
+            return None;
+        }
+        let certain = if self.stray_ok_since_confirmed {
+            self.confirmed.map_or(0, |line| line + 1)
+        } else {
+            self.acked
+        };
+        let next_line = self.lines[certain..].iter().find_map(|l| l.source_line)?;
+        let in_doubt = self.lines[certain..self.next.max(certain)]
+            .iter()
+            .filter_map(|l| l.source_line)
+            .collect();
+        Some(ResumePoint {
+            next_line,
+            in_doubt,
+        })
     }
 }
 
@@ -507,7 +561,11 @@ impl Protocol {
     }
 
     /// Stream a prepared program ([`prepare_program`]).
-    pub fn start_job(&mut self, program: Vec<String>, now: Instant) -> Result<(), CommandError> {
+    pub fn start_job(
+        &mut self,
+        program: Vec<ProgramLine>,
+        now: Instant,
+    ) -> Result<(), CommandError> {
         if let Some(reason) = self.unavailable_reason() {
             return Err(CommandError::NotReady(reason));
         }
@@ -516,11 +574,12 @@ impl Protocol {
         }
         let total = program.len() as u64;
         let mut lines = vec![StreamLine::added("M110 N0"), StreamLine::added("M105")];
-        lines.extend(program.into_iter().enumerate().map(|(i, text)| StreamLine {
-            probe: command_word(&text) == "M105",
-            long: is_long_command(&text),
-            text,
+        lines.extend(program.into_iter().enumerate().map(|(i, line)| StreamLine {
+            probe: command_word(&line.text) == "M105",
+            long: is_long_command(&line.text),
+            text: line.text,
             program_index: Some(i as u64 + 1),
+            source_line: Some(line.line),
         }));
         if self.settings.finish_with_m400 {
             lines.push(StreamLine::added("M400"));
@@ -538,6 +597,7 @@ impl Protocol {
             settle_quiet: None,
             stale_unanswered: 0,
             confirmed: None,
+            stray_ok_since_confirmed: false,
             consecutive_resends: 0,
             last_resend: None,
         });
@@ -564,6 +624,7 @@ impl Protocol {
         self.job_mut()?;
         self.events.push_back(ProtocolEvent::JobInterrupted {
             reason: reason.to_string(),
+            resume: None,
         });
         self.switch_to_cancel_script(now);
         Ok(())
@@ -623,7 +684,9 @@ impl Protocol {
                 }
                 Some(stream) if stream.in_flight() > 0 => Some(self.stall_deadline(stream)),
                 Some(stream) if stream.paused => Some(self.next_poll),
-                Some(_) => None,
+                // Nothing in flight and nothing held: the next line should already be out. A
+                // watchdog, so a miscount can cost a timeout but never hang the job.
+                Some(_) => Some(self.last_progress + self.settings.command_timeout),
                 None if self.outside_pending > 0 => {
                     Some(self.poll_sent_at.max(self.last_progress) + self.settings.command_timeout)
                 }
@@ -699,10 +762,22 @@ impl Protocol {
             }
             self.tickle_at = Some(now);
             self.send_probe_now(now);
-        } else if stream.paused && now >= self.next_poll {
-            self.next_poll = now + self.settings.poll_interval;
+        } else if stream.paused {
+            if now >= self.next_poll {
+                self.next_poll = now + self.settings.poll_interval;
+                self.last_progress = now;
+                self.send_probe_now(now);
+            }
+        } else if now >= self.last_progress + self.settings.command_timeout {
+            // Nothing in flight, nothing held, yet nothing sent: an answer went missing. Send
+            // again (the stream opens with `M110`); a probe resynchronises the count.
+            tracing::warn!("marlin stream stalled with nothing in flight; probing");
             self.last_progress = now;
-            self.send_probe_now(now);
+            self.outside_pending = 0;
+            self.pump(now);
+            if self.stream.as_ref().is_some_and(|s| s.in_flight() == 0) {
+                self.send_probe_now(now);
+            }
         }
     }
 
@@ -786,7 +861,9 @@ impl Protocol {
                     };
                 } else {
                     self.phase = Phase::Ready;
-                    self.next_poll = now + self.settings.poll_interval;
+                    // Read the temperatures at once: they tell whether a printer kept its
+                    // state across a reconnect (heaters still on) before anyone resumes a job.
+                    self.next_poll = now;
                     self.events.push_back(ProtocolEvent::Ready {
                         firmware: self.firmware.clone(),
                     });
@@ -821,6 +898,7 @@ impl Protocol {
             // (lines after it execute after it): a stray `ok`. It may also be the probe itself,
             // its `N` hit by noise and read as an unknown command; a second probe tells at
             // once (Marlin rejects it and asks for the first) instead of after a timeout.
+            stream.stray_ok_since_confirmed = true;
             if stream.acked >= SYNC_LINES && !follows_unknown_command {
                 tracing::warn!(
                     "an `ok` for no line: the tail of a line cut by the printer's receive-buffer \
@@ -838,6 +916,7 @@ impl Protocol {
         stream.acked = acked;
         if confirmed.is_some() {
             stream.confirmed = confirmed;
+            stream.stray_ok_since_confirmed = false;
         }
         self.report_progress();
         self.finish_stream_if_done(now);
@@ -890,14 +969,20 @@ impl Protocol {
     fn on_resend(&mut self, number: u64, now: Instant) {
         self.last_progress = now;
         self.tickle_at = None;
-        let Some(stream) = self.stream.as_mut() else {
-            // An idle poll or the handshake was rejected: nothing to resend, but the numbering
-            // is in doubt until the next `M110`.
-            self.outside_next = None;
-            if !self.settings.ok_after_resend {
-                self.outside_pending = self.outside_pending.saturating_sub(1);
+        // Outside lines are answered before a stream sends anything (`pump` waits for them),
+        // so while one is pending the request is about it, even if a job has just started.
+        let stream = match self.stream.as_mut() {
+            Some(stream) if self.outside_pending == 0 => stream,
+            _ => {
+                // An idle poll or the handshake was rejected: nothing to resend, but the
+                // numbering is in doubt until the next `M110` (every stream starts with one).
+                self.outside_next = None;
+                if !self.settings.ok_after_resend {
+                    self.outside_pending = self.outside_pending.saturating_sub(1);
+                    self.pump(now);
+                }
+                return;
             }
-            return;
         };
         self.swallow_ok = self.settings.ok_after_resend;
         let requested = usize::try_from(number).unwrap_or(usize::MAX);
@@ -909,18 +994,18 @@ impl Protocol {
             // A line not sent since the rewind: a stale request from lines sent before it, or
             // the firmware accepted every line in flight and their `ok`s were miscounted (a
             // second rewind from a late stale request). A probe tells at once.
-            if requested != stream.next {
-                return;
-            }
-            if stream.settle_quiet.is_some() {
-                stream.stale_unanswered = stream.stale_unanswered.saturating_sub(1);
-                if stream.stale_unanswered == 0 {
-                    stream.settle_quiet = None;
-                    self.pump(now);
+            if requested == stream.next {
+                if stream.settle_quiet.is_some() {
+                    stream.stale_unanswered = stream.stale_unanswered.saturating_sub(1);
+                    if stream.stale_unanswered == 0 {
+                        stream.settle_quiet = None;
+                    }
+                } else if stream.in_flight() > 0 && stream.probes.is_empty() {
+                    self.send_probe_now(now);
                 }
-            } else if stream.in_flight() > 0 && stream.probes.is_empty() {
-                self.send_probe_now(now);
             }
+            // With nothing in flight, nothing else would send the next line.
+            self.pump(now);
             return;
         } else if stream
             .confirmed
@@ -978,6 +1063,7 @@ impl Protocol {
                 if self.job_active() {
                     self.events.push_back(ProtocolEvent::JobInterrupted {
                         reason: format!("the printer halted: {reason}"),
+                        resume: None,
                     });
                 }
                 self.stream = None;
@@ -1000,6 +1086,7 @@ impl Protocol {
     fn on_start(&mut self, now: Instant) {
         if matches!(self.phase, Phase::Handshake { .. }) {
             // The board rebooted as the port opened (DTR); earlier hellos are lost.
+            self.events.push_back(ProtocolEvent::Booted);
             self.restart_handshake(now);
             return;
         }
@@ -1012,8 +1099,10 @@ impl Protocol {
 
     fn interrupt_and_rehandshake(&mut self, reason: String, now: Instant) {
         if self.job_active() {
-            self.events
-                .push_back(ProtocolEvent::JobInterrupted { reason });
+            self.events.push_back(ProtocolEvent::JobInterrupted {
+                reason,
+                resume: None,
+            });
         }
         self.stream = None;
         self.restart_handshake(now);
@@ -1065,8 +1154,10 @@ impl Protocol {
 
     fn link_dead(&mut self, reason: String) {
         if self.job_active() {
+            let resume = self.stream.as_ref().and_then(Stream::resume_point);
             self.events.push_back(ProtocolEvent::JobInterrupted {
                 reason: reason.clone(),
+                resume,
             });
         }
         self.stream = None;

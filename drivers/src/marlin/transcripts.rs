@@ -96,7 +96,13 @@ fn check(case: &str) {
             now = start + Duration::from_millis(ms.parse().unwrap());
             protocol.handle_timeout(now);
         } else if let Some(program) = input.strip_prefix("job: ") {
-            let lines = program.split(" | ").map(String::from).collect();
+            let lines = (1..)
+                .zip(program.split(" | "))
+                .map(|(line, text)| super::protocol::ProgramLine {
+                    line,
+                    text: text.to_string(),
+                })
+                .collect();
             if let Err(error) = protocol.start_job(lines, now) {
                 actual.push_str(&format!("! refused: {error}\n"));
             }
@@ -350,7 +356,7 @@ job: G1 X1 | G1 X2 | G1 X3
 > N6 M105*33
 < Error:Line Number is not Last Line Number+1, Last Line: 0
 < Resend: 1
-! JobInterrupted { reason: \"the printer asked for line 1, which it had executed: it lost its state\" }
+! JobInterrupted { reason: \"the printer asked for line 1, which it had executed: it lost its state\", resume: None }
 > N0 M110 N0*125
 ",
     );
@@ -384,7 +390,7 @@ job: G1 X1
 < ok
 < Error:checksum mismatch, Last Line: 1
 < Resend: 2
-! JobInterrupted { reason: \"3 resend requests in a row for line 2: the link is faulty\" }
+! JobInterrupted { reason: \"3 resend requests in a row for line 2: the link is faulty\", resume: Some(ResumePoint { next_line: 1, in_doubt: [1] }) }
 ! LinkDead { reason: \"3 resend requests in a row for line 2: the link is faulty\" }
 < ok
 ",
@@ -404,7 +410,7 @@ job: M109 S210 | G1 X1
 ! Temperatures T:20/0
 > N2 M109 S210*105
 < Error:Thermal Runaway, system stopped! Heater_ID: 0
-! JobInterrupted { reason: \"the printer halted: Thermal Runaway, system stopped! Heater_ID: 0\" }
+! JobInterrupted { reason: \"the printer halted: Thermal Runaway, system stopped! Heater_ID: 0\", resume: None }
 ! Halted { reason: \"Thermal Runaway, system stopped! Heater_ID: 0\" }
 < Error:Printer halted. kill() called!
 < ok
@@ -521,8 +527,123 @@ job: G1 X1
 > N3 M105*36
 @ 19999
 @ 20000
-! JobInterrupted { reason: \"the printer stopped answering (command timeout, and no answer to M105)\" }
+! JobInterrupted { reason: \"the printer stopped answering (command timeout, and no answer to M105)\", resume: Some(ResumePoint { next_line: 1, in_doubt: [1] }) }
 ! LinkDead { reason: \"the printer stopped answering (command timeout, and no answer to M105)\" }
+",
+    );
+}
+
+#[test]
+fn a_lost_link_leaves_the_resume_point_after_the_last_acknowledged_line() {
+    // Two lines in flight when the link goes: both are in doubt, the next line is the first.
+    check(
+        "
+settings: in_flight=2
+> N0 M110 N0*125
+< ok
+> N1 M115*39
+< ok
+! Ready { firmware: None }
+job: G1 X1 | G1 X2 | G1 X3 | G1 X4
+> N0 M110 N0*125
+< ok
+! JobProgress { done: 0, total: 4 }
+> N1 M105*38
+< ok T:20.0 /0.0
+! Temperatures T:20/0
+> N2 G1 X1*99
+> N3 G1 X2*97
+< ok
+! JobProgress { done: 1, total: 4 }
+> N4 G1 X3*103
+@ 10000
+> N5 M105*34
+@ 20000
+! JobInterrupted { reason: \"the printer stopped answering (command timeout, and no answer to M105)\", resume: Some(ResumePoint { next_line: 2, in_doubt: [2, 3] }) }
+! LinkDead { reason: \"the printer stopped answering (command timeout, and no answer to M105)\" }
+",
+    );
+}
+
+#[test]
+fn after_a_stray_ok_the_resume_point_goes_back_to_the_last_certain_line() {
+    // An `ok` for no line may have moved the count ahead of the firmware: only what the last
+    // answered probe proves counts as done.
+    check(
+        "
+settings: in_flight=1
+> N0 M110 N0*125
+< ok
+> N1 M115*39
+< ok
+! Ready { firmware: None }
+job: G1 X1 | G1 X2 | G1 X3
+> N0 M110 N0*125
+< ok
+! JobProgress { done: 0, total: 3 }
+> N1 M105*38
+< ok T:20.0 /0.0
+! Temperatures T:20/0
+> N2 G1 X1*99
+< ok
+! JobProgress { done: 1, total: 3 }
+> N3 G1 X2*97
+< ok
+! JobProgress { done: 2, total: 3 }
+> N4 G1 X3*103
+< ok
+! JobProgress { done: 3, total: 3 }
+> N5 M105*34
+< ok
+> N6 M105*33
+< ok
+@ 10000
+> N7 M105*32
+@ 20000
+! JobInterrupted { reason: \"the printer stopped answering (command timeout, and no answer to M105)\", resume: Some(ResumePoint { next_line: 1, in_doubt: [1, 2, 3] }) }
+! LinkDead { reason: \"the printer stopped answering (command timeout, and no answer to M105)\" }
+",
+    );
+}
+
+#[test]
+fn a_job_started_during_an_idle_poll_waits_for_its_answer() {
+    check(
+        "
+settings: in_flight=4
+> N0 M110 N0*125
+< ok
+> N1 M115*39
+< ok
+! Ready { firmware: None }
+@ 0
+> N2 M105*37
+job: G1 X1 | G1 X2
+< ok T:20.0 /0.0
+! Temperatures T:20/0
+> N0 M110 N0*125
+",
+    );
+}
+
+#[test]
+fn a_job_started_during_a_rejected_idle_poll_starts_once_the_poll_is_answered() {
+    // The poll's resend request is about the poll, not the job that has sent nothing yet.
+    check(
+        "
+settings: in_flight=4
+> N0 M110 N0*125
+< ok
+> N1 M115*39
+< ok
+! Ready { firmware: None }
+@ 0
+> N2 M105*37
+job: G1 X1 | G1 X2
+< Error:checksum mismatch, Last Line: 1
+< Resend: 2
+< ok
+> N0 M110 N0*125
 ",
     );
 }
@@ -557,7 +678,7 @@ job: G1 X1 | G1 X2 | G1 X3
 ! ResumedByPrinter
 > N4 G1 X2*102
 < //action:cancel
-! JobInterrupted { reason: \"cancelled on the printer (//action:cancel)\" }
+! JobInterrupted { reason: \"cancelled on the printer (//action:cancel)\", resume: None }
 < ok
 > N5 M84*26
 < ok
@@ -593,7 +714,7 @@ pause
 resume
 > N3 G1 X2*97
 cancel
-! JobInterrupted { reason: \"aborted by operator\" }
+! JobInterrupted { reason: \"aborted by operator\", resume: None }
 < ok
 > N4 M108*46
 < ok
@@ -621,7 +742,7 @@ job: G1 X1 | G1 X2
 > N2 G1 X1*99
 < start
 ! FirmwareReset
-! JobInterrupted { reason: \"the firmware restarted mid-job (it printed 'start'): its state is lost\" }
+! JobInterrupted { reason: \"the firmware restarted mid-job (it printed 'start'): its state is lost\", resume: None }
 > N0 M110 N0*125
 < echo:Marlin 2.1.2
 < ok
@@ -641,6 +762,7 @@ settings: in_flight=1
 @ 2000
 > N0 M110 N0*125
 < start
+! Booted
 > N0 M110 N0*125
 < echo: External Reset
 < ok

@@ -686,6 +686,23 @@ impl Firmware {
                 running.pending_move = Some(self.machine_time(distance / (self.feedrate / 60.0)));
                 running.wait = Wait::PlannerSpace;
             }
+            "G2" | "G3" => {
+                // Arcs (`ARC_SUPPORT`, on by default): end at X/Y(/Z), centre at I/J from the start.
+                let mut target = self.position;
+                for (axis, letter) in ['X', 'Y', 'Z'].into_iter().enumerate() {
+                    if let Some(v) = words.get(letter) {
+                        target[axis] = if self.relative { target[axis] + v } else { v };
+                    }
+                }
+                if let Some(f) = words.get('F').filter(|f| *f > 0.0) {
+                    self.feedrate = f;
+                }
+                let offset = [words.get('I').unwrap_or(0.0), words.get('J').unwrap_or(0.0)];
+                let length = arc_length(self.position, target, offset, words.code == "G2");
+                self.position = target;
+                running.pending_move = Some(self.machine_time(length / (self.feedrate / 60.0)));
+                running.wait = Wait::PlannerSpace;
+            }
             "G4" => {
                 let seconds =
                     words.get('S').unwrap_or(0.0) + words.get('P').unwrap_or(0.0) / 1000.0;
@@ -882,9 +899,40 @@ impl Words {
     }
 }
 
+/// Path length of an arc from `start` to `end` around `start + centre_offset` (XY plane, with
+/// any Z change as a helix); the same start and end make a full circle, as in Marlin.
+fn arc_length(start: [f64; 3], end: [f64; 3], centre_offset: [f64; 2], clockwise: bool) -> f64 {
+    let centre = [start[0] + centre_offset[0], start[1] + centre_offset[1]];
+    let radius = centre_offset[0].hypot(centre_offset[1]);
+    let angle_of = |p: [f64; 3]| (p[1] - centre[1]).atan2(p[0] - centre[0]);
+    let mut sweep = angle_of(end) - angle_of(start);
+    if clockwise {
+        sweep = -sweep;
+    }
+    let sweep = sweep.rem_euclid(std::f64::consts::TAU);
+    let sweep = if sweep < 1e-9 {
+        std::f64::consts::TAU
+    } else {
+        sweep
+    };
+    (radius * sweep).hypot(end[2] - start[2])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn arcs_run_the_way_they_turn() {
+        let quarter = std::f64::consts::FRAC_PI_2 * 10.0;
+        let (start, end) = ([10.0, 0.0, 0.0], [0.0, 10.0, 0.0]);
+        let counter_clockwise = arc_length(start, end, [-10.0, 0.0], false);
+        assert!((counter_clockwise - quarter).abs() < 1e-9);
+        let clockwise = arc_length(start, end, [-10.0, 0.0], true);
+        assert!((clockwise - 3.0 * quarter).abs() < 1e-9);
+        let full = arc_length(start, start, [-10.0, 0.0], true);
+        assert!((full - 4.0 * quarter).abs() < 1e-9);
+    }
 
     fn frame(n: i64, command: &str) -> String {
         let body = format!("N{n} {command}");

@@ -216,7 +216,7 @@ pub fn is_host_command(command: &str) -> bool {
 /// The program as the driver sends it: comments and blank lines stripped.
 pub fn stripped(program: &str) -> anyhow::Result<Vec<String>> {
     match microfab_drivers::marlin::protocol::prepare_program(program) {
-        Ok(lines) => Ok(lines),
+        Ok(lines) => Ok(lines.into_iter().map(|line| line.text).collect()),
         Err(error) => bail!("bad program: {error}"),
     }
 }

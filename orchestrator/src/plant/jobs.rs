@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use microfab_drivers::{JobRun, Program};
+use microfab_drivers::{JobRun, Program, ResumePoint};
 use microfab_planner::{PlanInput, PlanMachine, PlanOrder, PlanRun, Priority};
 use sqlx::{Any, Row, Transaction};
 
@@ -264,7 +264,8 @@ impl Plant {
     pub async fn plan_input(&self, now_ms: i64) -> Result<PlanInput> {
         let mut tx = self.store.pool.begin().await?;
         let machine_rows = sqlx::query(
-            "SELECT id, capabilities_json, envelope_json, state, maintenance, current_job, speed_factor, setup_family \
+            "SELECT id, capabilities_json, envelope_json, state, maintenance, current_job, speed_factor, setup_family, \
+             (SELECT COUNT(*) FROM jobs j WHERE j.machine_id = machines.id AND j.state = 'interrupted') AS holding \
              FROM machines ORDER BY id",
         )
         .fetch_all(&mut *tx)
@@ -274,7 +275,10 @@ impl Plant {
         for r in &machine_rows {
             let id: String = r.try_get("id")?;
             let state: String = r.try_get("state")?;
-            let maintenance = r.try_get::<i64, _>("maintenance")? == 1;
+            // A machine holding an interrupted run waits for the operator: its bed or fixture
+            // still has that run's pieces on it.
+            let maintenance =
+                r.try_get::<i64, _>("maintenance")? == 1 || r.try_get::<i64, _>("holding")? > 0;
             let current: Option<i64> = r.try_get("current_job")?;
             let working = current.is_some() && matches!(state.as_str(), "idle" | "busy" | "paused");
             envelopes.insert(
@@ -481,34 +485,21 @@ impl Plant {
     ) -> Result<Option<JobRun>> {
         let mut w = self.store.writer("dispatcher", at_ms).await?;
         let job = sqlx::query(
-            "SELECT j.order_id AS order_id, j.state AS state, j.units AS units, s.materials_json AS materials_json, \
-             s.program_kind AS program_kind, s.program_name AS program_name, s.bbox_json AS bbox_json, \
-             s.run_seconds AS run_seconds, s.setup_family AS setup_family, p.text AS program_text \
-             FROM jobs j JOIN steps s ON s.order_id = j.order_id AND s.step_index = j.step_index \
-             LEFT JOIN programs p ON p.sha256 = s.program_sha256 WHERE j.id = $1",
+            "SELECT j.order_id AS order_id, j.state AS state, s.materials_json AS materials_json, \
+             s.bbox_json AS bbox_json, s.setup_family AS setup_family \
+             FROM jobs j JOIN steps s ON s.order_id = j.order_id AND s.step_index = j.step_index WHERE j.id = $1",
         )
         .bind(job_id)
         .fetch_optional(&mut *w.tx)
         .await?
         .ok_or_else(|| PlantError::NotFound(format!("job {job_id}")))?;
-        let machine = sqlx::query(
-            "SELECT state, maintenance, current_job, envelope_json FROM machines WHERE id = $1",
-        )
-        .bind(machine_id)
-        .fetch_optional(&mut *w.tx)
-        .await?
-        .ok_or_else(|| PlantError::NotFound(format!("machine '{machine_id}'")))?;
-        let machine_free = machine.try_get::<String, _>("state")? == "idle"
-            && machine.try_get::<i64, _>("maintenance")? == 0
-            && machine.try_get::<Option<i64>, _>("current_job")?.is_none();
+        let (machine_free, envelope_json) = machine_free(&mut w.tx, machine_id).await?;
         if job.try_get::<String, _>("state")? != job_state::PLANNED || !machine_free {
             return Ok(None);
         }
         let bbox: Option<String> = job.try_get("bbox_json")?;
         if let Some(bbox) = bbox {
-            let envelope: [f64; 3] =
-                serde_json::from_str(&machine.try_get::<String, _>("envelope_json")?)
-                    .unwrap_or_default();
+            let envelope: [f64; 3] = serde_json::from_str(&envelope_json).unwrap_or_default();
             let (min, max): ([f64; 3], [f64; 3]) = serde_json::from_str(&bbox).unwrap_or_default();
             let size = [max[0] - min[0], max[1] - min[1], max[2] - min[2]];
             if !super::orders::envelope_fits(envelope, size) {
@@ -543,22 +534,7 @@ impl Plant {
             consumed,
         })
         .await?;
-        let name: Option<String> = job.try_get("program_name")?;
-        let name = name.unwrap_or_else(|| "manual step".into());
-        let text: Option<String> = job.try_get("program_text")?;
-        let program = match (job.try_get::<String, _>("program_kind")?.as_str(), text) {
-            ("gcode", Some(text)) => Program::GCode {
-                name,
-                text: text.into(),
-            },
-            _ => Program::Named { name },
-        };
-        let run = JobRun {
-            job_id,
-            program,
-            units: job.try_get::<i64, _>("units")? as u32,
-            expected_seconds: job.try_get("run_seconds")?,
-        };
+        let run = job_run(&mut w.tx, job_id).await?;
         w.commit().await?;
         Ok(Some(run))
     }
@@ -666,14 +642,26 @@ impl Plant {
         Ok(())
     }
 
-    /// The run stopped and nobody knows what came out: an operator decides.
-    pub async fn job_interrupted(&self, job_id: i64, reason: &str, at_ms: i64) -> Result<()> {
+    /// The run stopped and nobody knows what came out: an operator decides (resolves it, or
+    /// resumes it from `resume` where the driver offers that). Its machine takes no other work
+    /// meanwhile.
+    pub async fn job_interrupted(
+        &self,
+        job_id: i64,
+        reason: &str,
+        resume: Option<ResumePoint>,
+        at_ms: i64,
+    ) -> Result<()> {
         let mut w = self.store.writer("machine", at_ms).await?;
         let (order_id, machine_id) = job_on_machine(&mut w.tx, job_id).await?;
+        let resume_json = resume
+            .as_ref()
+            .map(|point| serde_json::to_string(point).expect("a resume point serializes"));
         let changed = sqlx::query(
-            "UPDATE jobs SET state = 'interrupted', reason = $1 WHERE id = $2 AND state IN ('dispatched', 'running')",
+            "UPDATE jobs SET state = 'interrupted', reason = $1, resume_json = $2 WHERE id = $3 AND state IN ('dispatched', 'running')",
         )
         .bind(reason)
+        .bind(resume_json)
         .bind(job_id)
         .execute(&mut *w.tx)
         .await?
@@ -685,11 +673,120 @@ impl Plant {
                 job_id,
                 machine_id,
                 reason: reason.to_string(),
+                resume,
             })
             .await?;
         }
         w.commit().await?;
         Ok(())
+    }
+
+    /// An operator sends an interrupted run back to the machine that ran it, from `from_line`
+    /// of its program (by default the first line not acknowledged). Returns what to send; the
+    /// driver has the last word (it refuses if the machine lost its state), see
+    /// [`Plant::resume_refused`].
+    pub async fn resume(
+        &self,
+        job_id: i64,
+        from_line: Option<u32>,
+        reason: &str,
+        actor: &str,
+        at_ms: i64,
+    ) -> Result<(String, JobRun, u32)> {
+        if reason.trim().is_empty() {
+            return Err(invalid("reason", "say why (what the operator checked)"));
+        }
+        let mut w = self.store.writer(actor, at_ms).await?;
+        let row =
+            sqlx::query("SELECT order_id, state, machine_id, resume_json FROM jobs WHERE id = $1")
+                .bind(job_id)
+                .fetch_optional(&mut *w.tx)
+                .await?
+                .ok_or_else(|| PlantError::NotFound(format!("job {job_id}")))?;
+        let state: String = row.try_get("state")?;
+        if state != job_state::INTERRUPTED {
+            return Err(PlantError::Conflict(format!(
+                "job {job_id} is {state}: only an interrupted job is resumed"
+            )));
+        }
+        let order_id: String = row.try_get("order_id")?;
+        let machine_id: String = row
+            .try_get::<Option<String>, _>("machine_id")?
+            .ok_or_else(|| PlantError::Conflict(format!("job {job_id} never reached a machine")))?;
+        let machine = self.config.machine(&machine_id).ok_or_else(|| {
+            PlantError::Conflict(format!("machine '{machine_id}' is no longer configured"))
+        })?;
+        if !machine.resumes_interrupted() {
+            return Err(PlantError::Conflict(format!(
+                "machine '{machine_id}' does not resume interrupted runs ({} driver{}): resolve the run instead",
+                machine.driver.kind(),
+                if machine.driver.can_resume() {
+                    ", resume_interrupted = false"
+                } else {
+                    ""
+                },
+            )));
+        }
+        let point: ResumePoint = match row.try_get::<Option<String>, _>("resume_json")? {
+            Some(json) => serde_json::from_str(&json).map_err(|e| {
+                PlantError::Conflict(format!("job {job_id}: bad resume point: {e}"))
+            })?,
+            None => {
+                return Err(PlantError::Conflict(format!(
+                    "job {job_id}: the driver could not tell where it stopped (it reported a \
+                     restart, an alarm or an abort): resolve the run instead"
+                )));
+            }
+        };
+        let from_line = from_line.unwrap_or(point.next_line);
+        let latest = point.latest_start();
+        if from_line == 0 || from_line > latest {
+            return Err(invalid(
+                "from_line",
+                format!(
+                    "resume from a line between 1 and {latest}: later would skip a command that may never have run"
+                ),
+            ));
+        }
+        // Off the machine's hold first: the machine must be free but for this very run.
+        sqlx::query("UPDATE jobs SET state = 'dispatched', reason = NULL WHERE id = $1")
+            .bind(job_id)
+            .execute(&mut *w.tx)
+            .await?;
+        if !machine_free(&mut w.tx, &machine_id).await?.0 {
+            return Err(PlantError::Conflict(format!(
+                "machine '{machine_id}' cannot take the run now: it must be connected, idle, out of maintenance and hold no other interrupted run"
+            )));
+        }
+        sqlx::query("UPDATE machines SET current_job = $1, updated_ms = $2 WHERE id = $3")
+            .bind(job_id)
+            .bind(at_ms)
+            .bind(&machine_id)
+            .execute(&mut *w.tx)
+            .await?;
+        w.emit(Event::JobResumed {
+            order_id,
+            job_id,
+            machine_id: machine_id.clone(),
+            from_line,
+            reason: reason.to_string(),
+        })
+        .await?;
+        let run = job_run(&mut w.tx, job_id).await?;
+        w.commit().await?;
+        Ok((machine_id, run, from_line))
+    }
+
+    /// The driver refused to resume: the run is interrupted again, as it was.
+    pub async fn resume_refused(&self, job_id: i64, why: &str, at_ms: i64) -> Result<()> {
+        let resume_json: Option<String> =
+            sqlx::query_scalar("SELECT resume_json FROM jobs WHERE id = $1")
+                .bind(job_id)
+                .fetch_one(&self.store.pool)
+                .await?;
+        let resume = resume_json.and_then(|json| serde_json::from_str(&json).ok());
+        self.job_interrupted(job_id, &format!("resume refused: {why}"), resume, at_ms)
+            .await
     }
 
     /// An operator settles an interrupted run: how many of its units are good, the rest scrap.
@@ -879,6 +976,7 @@ impl Plant {
                 self.job_interrupted(
                     job_id,
                     "the orchestrator restarted while this job was on the machine; what it made is unknown",
+                    None,
                     at_ms,
                 )
                 .await?;
@@ -985,6 +1083,54 @@ async fn dispatched_draws(tx: &mut Tx, job_id: i64) -> Result<Vec<Draw>> {
             "job {job_id} has no dispatch record"
         ))),
     }
+}
+
+/// Whether the machine can take a run now (idle, in service, empty, holding no interrupted
+/// run), and its envelope.
+async fn machine_free(tx: &mut Tx, machine_id: &str) -> Result<(bool, String)> {
+    let machine = sqlx::query(
+        "SELECT state, maintenance, current_job, envelope_json, \
+         (SELECT COUNT(*) FROM jobs j WHERE j.machine_id = machines.id AND j.state = 'interrupted') AS holding \
+         FROM machines WHERE id = $1",
+    )
+    .bind(machine_id)
+    .fetch_optional(&mut **tx)
+    .await?
+    .ok_or_else(|| PlantError::NotFound(format!("machine '{machine_id}'")))?;
+    let free = machine.try_get::<String, _>("state")? == "idle"
+        && machine.try_get::<i64, _>("maintenance")? == 0
+        && machine.try_get::<Option<i64>, _>("current_job")?.is_none()
+        && machine.try_get::<i64, _>("holding")? == 0;
+    Ok((free, machine.try_get("envelope_json")?))
+}
+
+/// What the driver is sent for a job: its step's program and run.
+async fn job_run(tx: &mut Tx, job_id: i64) -> Result<JobRun> {
+    let job = sqlx::query(
+        "SELECT j.units AS units, s.program_kind AS program_kind, s.program_name AS program_name, \
+         s.run_seconds AS run_seconds, p.text AS program_text \
+         FROM jobs j JOIN steps s ON s.order_id = j.order_id AND s.step_index = j.step_index \
+         LEFT JOIN programs p ON p.sha256 = s.program_sha256 WHERE j.id = $1",
+    )
+    .bind(job_id)
+    .fetch_one(&mut **tx)
+    .await?;
+    let name: Option<String> = job.try_get("program_name")?;
+    let name = name.unwrap_or_else(|| "manual step".into());
+    let text: Option<String> = job.try_get("program_text")?;
+    let program = match (job.try_get::<String, _>("program_kind")?.as_str(), text) {
+        ("gcode", Some(text)) => Program::GCode {
+            name,
+            text: text.into(),
+        },
+        _ => Program::Named { name },
+    };
+    Ok(JobRun {
+        job_id,
+        program,
+        units: job.try_get::<i64, _>("units")? as u32,
+        expected_seconds: job.try_get("run_seconds")?,
+    })
 }
 
 async fn free_machine(tx: &mut Tx, machine_id: &str, at_ms: i64) -> Result<()> {

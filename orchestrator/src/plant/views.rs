@@ -1,6 +1,7 @@
 //! Read models for the API and CLI: what an order, job, machine or stock account looks like
 //! from outside. Reads go straight to the pool; they never wait on the writer.
 
+use microfab_drivers::ResumePoint;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -58,6 +59,23 @@ pub struct JobView {
     pub scrapped: i64,
     pub reason: Option<String>,
     pub waiting_for_material: bool,
+    /// For an interrupted run the driver could place: where it could go on from
+    /// (`POST /api/v1/jobs/{id}/resume`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resume: Option<ResumeView>,
+}
+
+/// Where an interrupted run stopped, in lines of its program file (1-based).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ResumeView {
+    /// The first line whose command the machine did not acknowledge: the default place to
+    /// go on from.
+    pub next_line: u32,
+    /// Lines sent but not acknowledged: they may or may not have run.
+    pub in_doubt: Vec<u32>,
+    /// The latest line a resume may start from without skipping a command that may never
+    /// have run.
+    pub latest_start: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -192,7 +210,7 @@ impl Plant {
         let rows = sqlx::query(
             "SELECT j.id AS id, j.order_id AS order_id, s.step_id AS step_id, j.units AS units, j.state AS state, \
              j.machine_id AS machine_id, j.good AS good, j.scrapped AS scrapped, j.reason AS reason, \
-             j.material_reserved AS material_reserved \
+             j.material_reserved AS material_reserved, j.resume_json AS resume_json \
              FROM jobs j JOIN steps s ON s.order_id = j.order_id AND s.step_index = j.step_index \
              WHERE ($1 = '' OR j.order_id = $1) AND ($2 = '' OR j.machine_id = $2) AND ($3 = '' OR j.state = $3) ORDER BY j.id",
         )
@@ -204,7 +222,18 @@ impl Plant {
         rows.iter()
             .map(|r| {
                 let state: String = r.try_get("state")?;
+                let resume = (state == "interrupted")
+                    .then(|| r.try_get::<Option<String>, _>("resume_json"))
+                    .transpose()?
+                    .flatten()
+                    .and_then(|json| serde_json::from_str::<ResumePoint>(&json).ok())
+                    .map(|point| ResumeView {
+                        latest_start: point.latest_start(),
+                        next_line: point.next_line,
+                        in_doubt: point.in_doubt,
+                    });
                 Ok(JobView {
+                    resume,
                     id: r.try_get("id")?,
                     order_id: r.try_get("order_id")?,
                     step: r.try_get("step_id")?,

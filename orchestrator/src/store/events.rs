@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use sqlx::{Any, Row, Transaction};
 
+use microfab_drivers::ResumePoint;
+
 use crate::amount::Amount;
 
 use super::StoreError;
@@ -133,6 +135,18 @@ pub enum Event {
         job_id: i64,
         machine_id: String,
         reason: String,
+        /// Where the run could go on from, when the driver knows.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schema(value_type = Option<Object>)]
+        resume: Option<ResumePoint>,
+    },
+    /// An operator sent an interrupted run back to its machine, from a line of its program.
+    JobResumed {
+        order_id: String,
+        job_id: i64,
+        machine_id: String,
+        from_line: u32,
+        reason: String,
     },
     JobResolved {
         order_id: String,
@@ -185,6 +199,7 @@ impl Event {
             Event::JobStarted { .. } => "job_started",
             Event::JobFinished { .. } => "job_finished",
             Event::JobInterrupted { .. } => "job_interrupted",
+            Event::JobResumed { .. } => "job_resumed",
             Event::JobResolved { .. } => "job_resolved",
             Event::UnitScrapped { .. } => "unit_scrapped",
             Event::MachineState { .. } => "machine_state",
@@ -209,6 +224,7 @@ impl Event {
             | Event::JobStarted { order_id, .. }
             | Event::JobFinished { order_id, .. }
             | Event::JobInterrupted { order_id, .. }
+            | Event::JobResumed { order_id, .. }
             | Event::JobResolved { order_id, .. }
             | Event::UnitScrapped { order_id, .. } => Some(order_id),
             _ => None,
@@ -224,6 +240,7 @@ impl Event {
             | Event::JobStarted { job_id, .. }
             | Event::JobFinished { job_id, .. }
             | Event::JobInterrupted { job_id, .. }
+            | Event::JobResumed { job_id, .. }
             | Event::JobResolved { job_id, .. }
             | Event::UnitScrapped { job_id, .. } => Some(*job_id),
             _ => None,
@@ -237,6 +254,7 @@ impl Event {
             | Event::JobStarted { machine_id, .. }
             | Event::JobFinished { machine_id, .. }
             | Event::JobInterrupted { machine_id, .. }
+            | Event::JobResumed { machine_id, .. }
             | Event::MachineState { machine_id, .. }
             | Event::MachineMaintenance { machine_id, .. } => Some(machine_id),
             _ => None,
@@ -424,6 +442,7 @@ pub fn replay<'a>(records: impl IntoIterator<Item = &'a EventRecord>) -> Replaye
                 count_units(&mut r, order_id, *good, *scrapped, *final_step);
             }
             Event::JobInterrupted { job_id, .. } => set_job(&mut r, *job_id, "interrupted"),
+            Event::JobResumed { job_id, .. } => set_job(&mut r, *job_id, "dispatched"),
             Event::JobResolved {
                 order_id,
                 job_id,
