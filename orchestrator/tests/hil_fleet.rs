@@ -405,14 +405,22 @@ async fn an_operator_resumes_a_print_after_the_cable_was_pulled() {
         "{on_printer}"
     );
 
-    // Resuming past a line that may never have run is refused, and changes nothing.
-    let (status, body) = client
-        .post(
-            &format!("/api/v1/jobs/{job_id}/resume"),
-            serde_json::json!({ "from_line": resume["latest_start"].as_u64().unwrap() + 1, "reason": "skip" }),
-        )
+    // Resuming past a line that may never have run is refused (here from the CLI), and
+    // changes nothing.
+    let past = (resume["latest_start"].as_u64().unwrap() + 1).to_string();
+    let refused = Command::new(BIN)
+        .args(["resume", &job_id.to_string(), "--from-line", &past])
+        .args(["--reason", "skip ahead", "--server", &client.base])
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{stderr}");
+    assert!(stderr.contains("from_line"), "{stderr}");
+    let still = client
+        .ok("/api/v1/jobs?machine=printer-1&state=interrupted")
         .await;
-    assert_eq!(status, 422, "{body}");
+    assert_eq!(still.as_array().unwrap().len(), 1, "{still}");
     let resumed = wait_for(
         &client,
         20,
