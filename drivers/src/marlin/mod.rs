@@ -336,7 +336,10 @@ impl MarlinDriver {
                     }
                 }
                 ProtocolEvent::CancelDone => self.set_condition(Condition::Idle),
-                ProtocolEvent::PausedByPrinter { .. } => self.set_condition(Condition::Paused),
+                ProtocolEvent::PausedByPrinter { reason } => {
+                    tracing::info!(port = %self.config.port, %reason, "marlin printer paused");
+                    self.set_condition(Condition::Paused);
+                }
                 ProtocolEvent::ResumedByPrinter => self.set_condition(Condition::Busy),
                 ProtocolEvent::Halted { reason } => {
                     self.resumable = None;

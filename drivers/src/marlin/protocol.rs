@@ -429,6 +429,8 @@ pub struct Protocol {
     phase: Phase,
     /// Commands sent outside a stream (handshake, idle polls) whose `ok` is still due.
     outside_pending: u32,
+    /// The printer said `busy: paused for user`; the operator was told.
+    waiting_for_user: bool,
     /// The line number for the next command outside a stream; `None` until an `M110` resets
     /// the numbering (after a line error, or before the first hello).
     outside_next: Option<u64>,
@@ -466,6 +468,7 @@ impl Protocol {
             events: VecDeque::new(),
             phase: Phase::Ready,
             outside_pending: 0,
+            waiting_for_user: false,
             outside_next: None,
             poll_sent_at: now,
             next_poll: now,
@@ -805,6 +808,7 @@ impl Protocol {
             Reply::Ok {
                 line, temperatures, ..
             } => {
+                self.end_wait_for_user();
                 let answered_m105 = temperatures.is_some();
                 if let Some(temperatures) = temperatures {
                     self.set_temperatures(temperatures);
@@ -813,7 +817,10 @@ impl Protocol {
             }
             Reply::Resend(number) => self.on_resend(number, now),
             Reply::Error(error) => self.on_error(error, now),
-            Reply::Busy(_) => self.last_progress = now,
+            Reply::Busy(what) => {
+                self.last_progress = now;
+                self.on_busy(&what);
+            }
             Reply::Start => self.on_start(now),
             Reply::Action(action) => self.on_action(action, now),
             Reply::Temperatures(temperatures) => {
@@ -1106,6 +1113,26 @@ impl Protocol {
         }
         self.stream = None;
         self.restart_handshake(now);
+    }
+
+    /// `busy: paused for user` (M0/M1, a filament change): the job waits for someone at the
+    /// printer's screen, which the operator must hear about; any other answer ends the wait.
+    fn on_busy(&mut self, what: &str) {
+        let waits_for_user = what.starts_with("paused for");
+        if waits_for_user && !self.waiting_for_user && self.job_active() {
+            self.events.push_back(ProtocolEvent::PausedByPrinter {
+                reason: format!("the printer waits for someone at its screen (busy: {what})"),
+            });
+        } else if !waits_for_user {
+            self.end_wait_for_user();
+        }
+        self.waiting_for_user = waits_for_user && self.job_active();
+    }
+
+    fn end_wait_for_user(&mut self) {
+        if std::mem::take(&mut self.waiting_for_user) && self.job_active() {
+            self.events.push_back(ProtocolEvent::ResumedByPrinter);
+        }
     }
 
     fn on_action(&mut self, action: HostAction, now: Instant) {

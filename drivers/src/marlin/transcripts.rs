@@ -649,6 +649,30 @@ job: G1 X1 | G1 X2
 }
 
 #[test]
+fn a_printer_waiting_for_its_user_is_reported_until_it_goes_on() {
+    check(
+        "
+job: M0 Insert the magnets | G1 X1
+> N0 M110 N0*125
+< ok
+! JobProgress { done: 0, total: 2 }
+> N1 M105*38
+< ok T:20.0 /0.0
+! Temperatures T:20/0
+> N2 M0 Insert the magnets*40
+< echo:busy: paused for user
+! PausedByPrinter { reason: \"the printer waits for someone at its screen (busy: paused for user)\" }
+@ 2000
+< echo:busy: paused for user
+< ok
+! ResumedByPrinter
+! JobProgress { done: 1, total: 2 }
+> N3 G1 X1*98
+",
+    );
+}
+
+#[test]
 fn host_actions_pause_resume_and_cancel() {
     check(
         "
