@@ -215,16 +215,14 @@ mod tests {
 
     async fn run_to_end(machine: &mut SimulatedMachine, job_id: i64) -> DriverEvent {
         loop {
-            match machine.next_event().await {
-                e @ (DriverEvent::JobFinished { .. }
-                | DriverEvent::JobFailed { .. }
-                | DriverEvent::JobInterrupted { .. }) => {
-                    assert!(matches!(&e, DriverEvent::JobFinished { job_id: j, .. }
-                        | DriverEvent::JobFailed { job_id: j, .. }
-                        | DriverEvent::JobInterrupted { job_id: j, .. } if *j == job_id));
-                    return e;
-                }
-                _ => {}
+            if let e @ (DriverEvent::JobFinished { .. }
+            | DriverEvent::JobFailed { .. }
+            | DriverEvent::JobInterrupted { .. }) = machine.next_event().await
+            {
+                assert!(matches!(&e, DriverEvent::JobFinished { job_id: j, .. }
+                    | DriverEvent::JobFailed { job_id: j, .. }
+                    | DriverEvent::JobInterrupted { job_id: j, .. } if *j == job_id));
+                return e;
             }
         }
     }
