@@ -100,6 +100,9 @@ pub enum Condition {
     Busy,
     /// Job held (feed hold, pause).
     Paused,
+    /// The job waits for a person at the machine (a tool change, the printer's own prompt):
+    /// `reason` says what to do.
+    WaitingForOperator { reason: String },
     /// The machine reported an alarm; it needs an operator.
     Alarm { reason: String },
     /// We do not know the machine's state (link lost, unknown reply). Never treated as idle.

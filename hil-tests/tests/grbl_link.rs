@@ -435,13 +435,47 @@ async fn a_locked_controller_waits_for_the_operator_to_unlock() {
 }
 
 #[tokio::test]
+async fn a_tool_change_pauses_the_job_until_the_operator_confirms() {
+    let mut rig = Rig::start(|_| {}).await;
+    let text = "G21 G90\nG1 X5 F3000\nG0 Z5\nT2 M6 (2 mm end mill)\nG1 X10 F3000\nG0 Z5\n";
+    rig.run(6, text).await;
+    let waiting = rig
+        .until(|e| {
+            matches!(
+                e,
+                DriverEvent::Condition(Condition::WaitingForOperator { .. })
+            )
+        })
+        .await;
+    assert_eq!(
+        waiting,
+        DriverEvent::Condition(Condition::WaitingForOperator {
+            reason: "change to tool 2 (M6 on program line 4), set its length, then confirm job 6"
+                .into()
+        })
+    );
+    // Everything before the change ran; nothing after it, and GRBL never saw the M6.
+    assert_eq!(rig.executed(), ["G21G90", "G1X5F3000", "G0Z5"]);
+    rig.driver
+        .command(DriverCommand::ConfirmManual { job_id: 6 })
+        .await
+        .unwrap();
+    assert!(matches!(
+        rig.job_end(6).await,
+        DriverEvent::JobFinished { .. }
+    ));
+    assert_eq!(rig.executed(), prepared(text));
+    assert!(!rig.executed().iter().any(|line| line.contains("M6")));
+}
+
+#[tokio::test]
 async fn preflight_rejects_a_program_before_anything_is_sent() {
     let mut rig = Rig::start(|_| {}).await;
     let job = JobRun {
         job_id: 9,
         program: Program::GCode {
             name: "bad.nc".into(),
-            text: "G21\nM6 T1\nG1 X1 F100\n".into(),
+            text: "G21\nG41 D1\nG1 X1 F100\n".into(),
         },
         units: 1,
         expected_seconds: 1.0,
@@ -453,7 +487,7 @@ async fn preflight_rejects_a_program_before_anything_is_sent() {
         .unwrap_err();
     assert_eq!(
         error.to_string(),
-        "the program was rejected before it started: bad.nc: line 2: M6 is not supported by GRBL"
+        "the program was rejected before it started: bad.nc: line 2: G41 is not supported by GRBL"
     );
     let sent: Vec<_> = rig
         .driver

@@ -771,7 +771,7 @@ async fn job_view(rt: &Runtime, id: i64) -> Result<Json<JobView>, ApiError> {
 }
 
 #[utoipa::path(post, path = "/api/v1/jobs/{id}/confirm", params(("id" = i64, Path)),
-    responses((status = 200, body = JobView), (status = 409, body = ErrorBody, description = "the job is not at a manual station")))]
+    responses((status = 200, body = JobView), (status = 409, body = ErrorBody, description = "the job is not waiting for a person (a manual station's run, a GRBL tool change)")))]
 async fn confirm_job(
     State(rt): State<AppState>,
     At(id): At<i64>,

@@ -161,11 +161,55 @@ impl fmt::Display for PreflightError {
     }
 }
 
-/// A program ready to stream: normalised lines with their line numbers in the original text.
+/// A program ready to stream: normalised lines with their line numbers in the original text,
+/// and the tool changes between them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PreparedProgram {
     pub lines: Vec<String>,
     pub source_lines: Vec<usize>,
+    pub tool_changes: Vec<ToolChange>,
+}
+
+/// An `M6` in the program. GRBL 1.1 has no tool changer (`M6` is `error:20`), so, like bCNC
+/// and CNCjs, the sender takes it out of the stream: it lets every line before it finish, then
+/// waits for the operator to change the tool (and set its length) before sending the rest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolChange {
+    /// Index in [`PreparedProgram::lines`] of the first line sent after the change.
+    pub before: usize,
+    /// The last `T` word up to the `M6`, if any.
+    pub tool: Option<u32>,
+    pub source_line: usize,
+}
+
+/// Take an `M6` word out of a normalised line: the rest of the line, or `None` without one.
+fn without_tool_change(line: &str) -> Option<String> {
+    let bytes = line.as_bytes();
+    let mut start = 0;
+    while start < bytes.len() {
+        let mut end = start + 1;
+        while end < bytes.len() && !bytes[end].is_ascii_uppercase() {
+            end += 1;
+        }
+        let word = &line[start..end];
+        let is_m6 =
+            word.starts_with('M') && word[1..].parse::<f64>().ok().and_then(tenths) == Some(60);
+        if is_m6 {
+            return Some(format!("{}{}", &line[..start], &line[end..]));
+        }
+        start = end;
+    }
+    None
+}
+
+/// The value of the last `T` word in a normalised line.
+fn tool_word(line: &str) -> Option<u32> {
+    words(line)
+        .ok()?
+        .iter()
+        .rev()
+        .find(|w| w.letter == 'T')
+        .map(|w| w.value as u32)
 }
 
 /// Normalise a program and check every line; all problems are reported, not just the first.
@@ -174,7 +218,9 @@ pub fn preflight(text: &str, line_buffer: usize) -> Result<PreparedProgram, Pref
     let mut program = PreparedProgram {
         lines: Vec::new(),
         source_lines: Vec::new(),
+        tool_changes: Vec::new(),
     };
+    let mut tool = None;
     let mut problems = Vec::new();
     let max_len = line_buffer.saturating_sub(1);
     for (index, raw) in text.lines().enumerate() {
@@ -185,6 +231,18 @@ pub fn preflight(text: &str, line_buffer: usize) -> Result<PreparedProgram, Pref
                 problems.push((number, problem.to_string()));
                 continue;
             }
+        };
+        tool = tool_word(&line).or(tool);
+        let line = match without_tool_change(&line) {
+            Some(rest) => {
+                program.tool_changes.push(ToolChange {
+                    before: program.lines.len(),
+                    tool,
+                    source_line: number,
+                });
+                rest
+            }
+            None => line,
         };
         if line.is_empty() {
             continue;
@@ -203,6 +261,9 @@ pub fn preflight(text: &str, line_buffer: usize) -> Result<PreparedProgram, Pref
         program.lines.push(line);
         program.source_lines.push(number);
     }
+    // A tool change after the last line changes nothing.
+    let lines = program.lines.len();
+    program.tool_changes.retain(|change| change.before < lines);
     if problems.is_empty() {
         Ok(program)
     } else {
@@ -263,14 +324,14 @@ mod tests {
     #[test]
     fn preflight_reports_every_bad_line_with_its_number() {
         let long = format!("G1X{}", "1".repeat(80));
-        let text = format!("G21\n\nG1 X1 F100 ; ok\nM6 T2\n{long}\n(unclosed\nG0 X0\n");
+        let text = format!("G21\n\nG1 X1 F100 ; ok\nG41 D2\n{long}\n(unclosed\nG0 X0\n");
         let error = preflight(&text, 80).unwrap_err();
         let lines: Vec<usize> = error.problems.iter().map(|(line, _)| *line).collect();
         assert_eq!(lines, [4, 5, 6]);
         assert!(
             error
                 .to_string()
-                .starts_with("line 4: M6 is not supported by GRBL")
+                .starts_with("line 4: G41 is not supported by GRBL")
         );
     }
 
@@ -279,6 +340,25 @@ mod tests {
         let program = preflight("G21\n; setup\nG0 X1\n\nG1 X2 F300\n", 80).unwrap();
         assert_eq!(program.lines, ["G21", "G0X1", "G1X2F300"]);
         assert_eq!(program.source_lines, [1, 3, 5]);
+    }
+
+    #[test]
+    fn tool_changes_leave_the_stream_and_remember_the_tool() {
+        let text = "T1 M6\nG0 X1\nT2\nG0 Z5\nM06\nG1 X2 F100\nG0 Z5 M6 T3\nG0 X0\nM6\n";
+        let program = preflight(text, 80).unwrap();
+        assert_eq!(
+            program.lines,
+            ["T1", "G0X1", "T2", "G0Z5", "G1X2F100", "G0Z5T3", "G0X0"]
+        );
+        let changes: Vec<_> = program
+            .tool_changes
+            .iter()
+            .map(|c| (c.before, c.tool, c.source_line))
+            .collect();
+        // The trailing M6 has nothing after it: dropped.
+        assert_eq!(changes, [(0, Some(1), 1), (4, Some(2), 5), (5, Some(3), 7)]);
+        assert_eq!(without_tool_change("M60X1"), None, "M60 is not M6");
+        assert_eq!(without_tool_change("M6.0T4").as_deref(), Some("T4"));
     }
 
     #[test]

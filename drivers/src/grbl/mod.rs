@@ -19,8 +19,12 @@
 //! 3. `next_event` writes them ([`crate::link::SerialLink::transfer`]); each `ok` frees its
 //!    line's bytes and the next lines go out; `JobProgress` follows the acknowledgements;
 //!    a `?` goes out every `status_interval_ms` and its report updates [`MachineStatus`].
-//! 4. After the last `ok`, the next status report that says `Idle` ends the job: `JobFinished`.
-//! 5. On `error:N`, `ALARM:N`, a reset banner, a lost `ok` or a lost link the job ends as
+//! 4. An `M6` (GRBL has no tool changer) is taken out of the stream by preflight: lines up to
+//!    it finish, and once a status report requested after their last `ok` says `Idle` the
+//!    machine shows `WaitingForOperator` ("change to tool 2 ..."). The operator's confirm
+//!    (`DriverCommand::ConfirmManual`, `POST /api/v1/jobs/{id}/confirm`) sends the rest.
+//! 5. After the last `ok`, the next status report that says `Idle` ends the job: `JobFinished`.
+//! 6. On `error:N`, `ALARM:N`, a reset banner, a lost `ok` or a lost link the job ends as
 //!    `JobInterrupted` with GRBL's own meaning; on an error the driver holds (`!`) and, once the
 //!    machine stands still, resets (Ctrl-X) to flush what was buffered. Nothing resumes by
 //!    itself.
@@ -254,7 +258,7 @@ impl Driver for GrblDriver {
             DriverCommand::Resume => self.protocol.resume(now()),
             DriverCommand::Abort => self.protocol.abort(now()),
             DriverCommand::ResumeRun { .. } => Err(DriverError::Unsupported("resume from a line")),
-            DriverCommand::ConfirmManual { .. } => Err(DriverError::Unsupported("confirm")),
+            DriverCommand::ConfirmManual { job_id } => self.protocol.tool_changed(now(), job_id),
         };
         self.hand_output_to_link();
         result

@@ -173,6 +173,26 @@ struct ActiveJob {
     progress_percent: u64,
     /// Once every line is acknowledged: the first status request whose answer may finish the job.
     finish_after_poll: Option<u64>,
+    /// The next tool change is reached: lines before it are draining, or the operator is at it.
+    tool_change: Option<ToolChangeStop>,
+}
+
+impl ActiveJob {
+    fn at_tool_change(&self) -> bool {
+        self.program
+            .tool_changes
+            .first()
+            .is_some_and(|change| change.before == self.next_to_send)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ToolChangeStop {
+    /// Every line before it is acknowledged; an Idle report requested after that means the
+    /// spindle has stopped moving.
+    Draining { after_poll: u64 },
+    /// The operator is changing the tool; streaming goes on when they confirm.
+    Waiting,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -383,6 +403,7 @@ impl GrblProtocol {
             acknowledged: 0,
             progress_percent: 0,
             finish_after_poll: None,
+            tool_change: None,
         });
         self.events.push_back(DriverEvent::JobStarted { job_id });
         self.events.push_back(DriverEvent::JobProgress {
@@ -390,6 +411,26 @@ impl GrblProtocol {
             done: 0,
             total,
         });
+        self.check_all_acknowledged(now);
+        self.stream(now);
+        self.update_condition();
+        Ok(())
+    }
+
+    /// The operator changed the tool the job is waiting for: send the rest.
+    pub fn tool_changed(&mut self, now: Instant, job_id: i64) -> Result<(), DriverError> {
+        let Some(job) = self.job.as_mut().filter(|job| job.job_id == job_id) else {
+            return Err(DriverError::Refused(format!(
+                "job {job_id} is not the one on this machine"
+            )));
+        };
+        if job.tool_change != Some(ToolChangeStop::Waiting) {
+            return Err(DriverError::Refused(format!(
+                "job {job_id} is not waiting for a tool change"
+            )));
+        }
+        job.tool_change = None;
+        job.program.tool_changes.remove(0);
         self.check_all_acknowledged(now);
         self.stream(now);
         self.update_condition();
@@ -571,6 +612,9 @@ impl GrblProtocol {
                 } else if let Some(&(action, text)) = self.operator_queue.front() {
                     (text.into(), Sent::Operator(action))
                 } else if let Some(job) = &self.job {
+                    if job.at_tool_change() {
+                        return;
+                    }
                     match job.program.lines.get(job.next_to_send) {
                         Some(line) => (line.clone(), Sent::JobLine(job.next_to_send)),
                         None => return,
@@ -708,6 +752,13 @@ impl GrblProtocol {
         let Some(job) = &mut self.job else {
             return;
         };
+        if job.at_tool_change() && job.acknowledged == job.next_to_send && job.tool_change.is_none()
+        {
+            job.tool_change = Some(ToolChangeStop::Draining {
+                after_poll: self.poll.sent + 1,
+            });
+            self.poll.due = now;
+        }
         if job.acknowledged == job.program.lines.len() && job.finish_after_poll.is_none() {
             // Only a report requested from now on can say the last move has finished.
             job.finish_after_poll = Some(self.poll.sent + 1);
@@ -748,6 +799,13 @@ impl GrblProtocol {
             self.stream(now);
         }
         self.detect_lost_answers(now);
+        if let Some(job) = &mut self.job
+            && let Some(ToolChangeStop::Draining { after_poll }) = job.tool_change
+            && answered >= after_poll
+            && state == Some(MachineState::Idle)
+        {
+            job.tool_change = Some(ToolChangeStop::Waiting);
+        }
         let finished = self.job.as_ref().is_some_and(|job| {
             job.finish_after_poll.is_some_and(|after| answered >= after)
                 && state == Some(MachineState::Idle)
@@ -818,10 +876,23 @@ impl GrblProtocol {
             },
             Some(MachineState::Hold(_) | MachineState::Door(_)) => Condition::Paused,
             Some(MachineState::Run | MachineState::Jog | MachineState::Home) => Condition::Busy,
-            Some(MachineState::Idle) if busy_with_job || !self.operator_queue.is_empty() => {
-                Condition::Busy
-            }
-            Some(MachineState::Idle) => Condition::Idle,
+            Some(MachineState::Idle) => match &self.job {
+                Some(job) if job.tool_change == Some(ToolChangeStop::Waiting) => {
+                    let change = &job.program.tool_changes[0];
+                    let tool = change
+                        .tool
+                        .map_or("the next tool".into(), |t| format!("tool {t}"));
+                    Condition::WaitingForOperator {
+                        reason: format!(
+                            "change to {tool} (M6 on program line {}), set its length, then \
+                             confirm job {}",
+                            change.source_line, job.job_id
+                        ),
+                    }
+                }
+                _ if busy_with_job || !self.operator_queue.is_empty() => Condition::Busy,
+                _ => Condition::Idle,
+            },
         }
     }
 
@@ -1093,6 +1164,38 @@ mod tests {
                 },
                 DriverEvent::Condition(Condition::Idle)
             ]
+        );
+    }
+
+    #[test]
+    fn a_tool_change_waits_for_the_spindle_to_stop_and_for_the_operator() {
+        let mut t = Transcript::idle(128);
+        t.start(4, "G0X1\nT2 M6 (end mill 2 mm)\nG1X2F100\n");
+        assert_eq!(t.sent(), "G0X1\n", "nothing from the M6 on goes out");
+        t.recv("ok\r\n");
+        t.advance(0).unwrap();
+        assert_eq!(t.sent(), "?");
+        t.recv("<Run|MPos:0.5,0,0>\r\n");
+        t.advance(200).unwrap();
+        assert_eq!(t.sent(), "?");
+        assert!(t.protocol.tool_changed(t.now, 4).is_err(), "still moving");
+        t.recv("<Idle|MPos:1,0,0>\r\n");
+        let reason = "change to tool 2 (M6 on program line 2), set its length, then confirm job 4";
+        assert!(
+            t.events()
+                .contains(&DriverEvent::Condition(Condition::WaitingForOperator {
+                    reason: reason.into()
+                }))
+        );
+        t.advance(200).unwrap();
+        assert_eq!(t.sent(), "?", "it waits, polling");
+        assert!(t.protocol.tool_changed(t.now, 5).is_err(), "another job");
+        t.protocol.tool_changed(t.now, 4).unwrap();
+        t.collect();
+        assert_eq!(t.sent(), "T2\nG1X2F100\n");
+        assert!(
+            t.events()
+                .contains(&DriverEvent::Condition(Condition::Busy))
         );
     }
 

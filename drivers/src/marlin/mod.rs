@@ -338,7 +338,7 @@ impl MarlinDriver {
                 ProtocolEvent::CancelDone => self.set_condition(Condition::Idle),
                 ProtocolEvent::PausedByPrinter { reason } => {
                     tracing::info!(port = %self.config.port, %reason, "marlin printer paused");
-                    self.set_condition(Condition::Paused);
+                    self.set_condition(Condition::WaitingForOperator { reason });
                 }
                 ProtocolEvent::ResumedByPrinter => self.set_condition(Condition::Busy),
                 ProtocolEvent::Halted { reason } => {
