@@ -502,12 +502,117 @@ async fn an_operator_resumes_a_print_after_the_cable_was_pulled() {
     server.start_kill().unwrap();
 }
 
+/// A 3-tool PCB program on a GRBL mill: the job stops at each `M6`, the machine shows what to
+/// change, and the operator's confirm (`POST /api/v1/jobs/{id}/confirm`) lets it go on. The
+/// mill's execution log is the program without its `M6` lines, once per run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_changes_tools_on_a_grbl_pcb_mill() {
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("pcb-1");
+    let log_path = dir.path().join("pcb-1.log");
+    let _mill = simulator(
+        "grbl",
+        &link,
+        &["--execution-log".into(), log_path.display().to_string()],
+    )
+    .await;
+    let grbl = format!("{{ kind = \"grbl\", port = \"{}\" }}", link.display());
+    let station =
+        "{ kind = \"sim\", seed = 5, time_scale = 5000, scrap_rate = 0.0, failure_rate = 0.0 }";
+    let mut config = String::from("[plant]\nname = \"tool change\"\n");
+    config += &machine("pcb-1", "pcb-mill", "[300, 200, 40]", &grbl);
+    config += &machine("printer-1", "fdm", "[250, 250, 250]", station);
+    config += &machine("laser-1", "laser", "[600, 400, 20]", station);
+    config += &machine(
+        "assembly-1",
+        "manual:assembly",
+        "[2000, 1000, 1000]",
+        station,
+    );
+    for (id, material, unit) in [
+        ("pla", "pla-recycled", "g"),
+        ("fr4", "fr4-copper-clad", "sheet"),
+        ("acrylic", "acrylic-clear-3mm", "sheet"),
+        ("m4", "fasteners-m4", "piece"),
+    ] {
+        config += &format!(
+            "\n[[materials]]\nid = \"{id}\"\nmaterial = \"{material}\"\nunit = \"{unit}\"\nowner = \"common\"\norigin = \"local\"\non_hand = 5000\n"
+        );
+    }
+    let db = TestDb::sqlite().await;
+    let (mut server, client) = serve(dir.path(), &config, &db).await;
+    let order = client
+        .submit_file(
+            small_spec(dir.path(), "air-quality-sensor-enclosure", 12)
+                .to_str()
+                .unwrap(),
+        )
+        .await;
+    let order_id = order["id"].as_str().unwrap();
+    let (status, body) = client
+        .post(
+            &format!("/api/v1/orders/{order_id}/approve"),
+            serde_json::Value::Null,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    let mut tool_changes = Vec::new();
+    wait_for(&client, 180, "the order to complete", async |client| {
+        let mill = client.ok("/api/v1/machines/pcb-1").await;
+        if mill["state"] == "paused"
+            && let Some(reason) = mill["reason"].as_str()
+        {
+            let job = mill["current_job"].as_i64().unwrap();
+            let (status, body) = client
+                .post(
+                    &format!("/api/v1/jobs/{job}/confirm"),
+                    serde_json::Value::Null,
+                )
+                .await;
+            assert_eq!(status, 200, "{body}");
+            tool_changes.push(reason.to_string());
+        }
+        let order = client.ok(&format!("/api/v1/orders/{order_id}")).await;
+        (order["state"] == "completed").then_some(())
+    })
+    .await;
+    let order = client.ok(&format!("/api/v1/orders/{order_id}")).await;
+    assert_eq!(order["good"], 12, "{order}");
+    let runs = client.ok("/api/v1/jobs?machine=pcb-1&state=done").await;
+    let runs = runs.as_array().unwrap().len();
+    assert_eq!(runs, 2, "12 boards, 6 per panel");
+    let expected_tools: Vec<String> = (1..=3).map(|t| format!("change to tool {t} ")).collect();
+    assert_eq!(tool_changes.len(), 3 * runs, "{tool_changes:#?}");
+    for (i, reason) in tool_changes.iter().enumerate() {
+        assert!(reason.starts_with(&expected_tools[i % 3]), "{reason}");
+    }
+    let program = std::fs::read_to_string(
+        dir.path()
+            .join("air-quality-sensor-enclosure/programs/sensor-pcb-6up.nc"),
+    )
+    .unwrap();
+    let prepared = microfab_drivers::grbl::gcode::preflight(&program, 80).unwrap();
+    let executed: Vec<String> = std::fs::read_to_string(&log_path)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let expected: Vec<String> = (0..runs).flat_map(|_| prepared.lines.clone()).collect();
+    assert_eq!(
+        executed, expected,
+        "the mill ran each line once per run, and never an M6"
+    );
+    assert_eq!(client.ok("/api/v1/verify").await["consistent"], true);
+    server.start_kill().unwrap();
+}
+
 /// Poll `probe` every 200 ms until it yields, for at most `seconds`.
 async fn wait_for<T>(
     client: &Client,
     seconds: u64,
     what: &str,
-    probe: impl AsyncFn(&Client) -> Option<T>,
+    mut probe: impl AsyncFnMut(&Client) -> Option<T>,
 ) -> T {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(seconds);
     loop {
