@@ -66,6 +66,20 @@ fn small_spec(dir: &Path, example: &str, quantity: u32) -> PathBuf {
     spec_path
 }
 
+/// Submit a spec and approve it; the order's id.
+async fn submit_and_approve(client: &Client, spec: &Path) -> String {
+    let order = client.submit_file(spec.to_str().unwrap()).await;
+    let order_id = order["id"].as_str().unwrap().to_string();
+    let (status, body) = client
+        .post(
+            &format!("/api/v1/orders/{order_id}/approve"),
+            serde_json::Value::Null,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    order_id
+}
+
 /// `microfab serve` on `config`, and a client for it.
 async fn serve(dir: &Path, config: &str, db: &TestDb) -> (Child, Client) {
     let config_path = common::write_config(dir, config);
@@ -353,21 +367,8 @@ async fn an_operator_resumes_a_print_after_the_cable_was_pulled() {
     config += "\n[[materials]]\nid = \"petg\"\nmaterial = \"petg-black\"\nunit = \"g\"\nowner = \"common\"\norigin = \"local\"\non_hand = 5000\n";
     let db = TestDb::sqlite().await;
     let (mut server, client) = serve(dir.path(), &config, &db).await;
-    let order = client
-        .submit_file(
-            small_spec(dir.path(), "bike-light-mount", 24)
-                .to_str()
-                .unwrap(),
-        )
-        .await;
-    let order_id = order["id"].as_str().unwrap();
-    let (status, body) = client
-        .post(
-            &format!("/api/v1/orders/{order_id}/approve"),
-            serde_json::Value::Null,
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    let order_id =
+        &submit_and_approve(&client, &small_spec(dir.path(), "bike-light-mount", 24)).await;
 
     let interrupted = wait_for(
         &client,
@@ -541,21 +542,11 @@ async fn an_operator_changes_tools_on_a_grbl_pcb_mill() {
     }
     let db = TestDb::sqlite().await;
     let (mut server, client) = serve(dir.path(), &config, &db).await;
-    let order = client
-        .submit_file(
-            small_spec(dir.path(), "air-quality-sensor-enclosure", 12)
-                .to_str()
-                .unwrap(),
-        )
-        .await;
-    let order_id = order["id"].as_str().unwrap();
-    let (status, body) = client
-        .post(
-            &format!("/api/v1/orders/{order_id}/approve"),
-            serde_json::Value::Null,
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    let order_id = &submit_and_approve(
+        &client,
+        &small_spec(dir.path(), "air-quality-sensor-enclosure", 12),
+    )
+    .await;
 
     let mut tool_changes = Vec::new();
     wait_for(&client, 180, "the order to complete", async |client| {

@@ -667,15 +667,7 @@ impl Firmware {
         };
         match words.code.as_str() {
             "G0" | "G1" => {
-                let mut target = self.position;
-                for (axis, letter) in ['X', 'Y', 'Z'].into_iter().enumerate() {
-                    if let Some(v) = words.get(letter) {
-                        target[axis] = if self.relative { target[axis] + v } else { v };
-                    }
-                }
-                if let Some(f) = words.get('F').filter(|f| *f > 0.0) {
-                    self.feedrate = f;
-                }
+                let target = self.move_target(&words);
                 let distance = target
                     .iter()
                     .zip(self.position)
@@ -688,15 +680,7 @@ impl Firmware {
             }
             "G2" | "G3" => {
                 // Arcs (`ARC_SUPPORT`, on by default): end at X/Y(/Z), centre at I/J from the start.
-                let mut target = self.position;
-                for (axis, letter) in ['X', 'Y', 'Z'].into_iter().enumerate() {
-                    if let Some(v) = words.get(letter) {
-                        target[axis] = if self.relative { target[axis] + v } else { v };
-                    }
-                }
-                if let Some(f) = words.get('F').filter(|f| *f > 0.0) {
-                    self.feedrate = f;
-                }
+                let target = self.move_target(&words);
                 let offset = [words.get('I').unwrap_or(0.0), words.get('J').unwrap_or(0.0)];
                 let length = arc_length(self.position, target, offset, words.code == "G2");
                 self.position = target;
@@ -767,6 +751,20 @@ impl Firmware {
         }
         self.apply_line_faults(number, &mut running);
         running
+    }
+
+    /// Where a move's X/Y/Z words lead (absolute or relative), taking its feed rate.
+    fn move_target(&mut self, words: &Words) -> [f64; 3] {
+        let mut target = self.position;
+        for (axis, letter) in ['X', 'Y', 'Z'].into_iter().enumerate() {
+            if let Some(v) = words.get(letter) {
+                target[axis] = if self.relative { target[axis] + v } else { v };
+            }
+        }
+        if let Some(f) = words.get('F').filter(|f| *f > 0.0) {
+            self.feedrate = f;
+        }
+        target
     }
 
     fn after_moves(&self, machine_seconds: f64) -> Wait {
