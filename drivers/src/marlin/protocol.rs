@@ -390,6 +390,9 @@ pub struct Protocol {
     swallow_ok: bool,
     /// The previous line was `echo:Unknown command`.
     after_unknown_command: bool,
+    /// Hellos sent before the handshake last started over: a board that did not lose them
+    /// (it printed `start` without resetting) may still answer them.
+    late_hello_oks: u32,
     firmware: Option<String>,
     temperatures: Option<Temperatures>,
     stream: Option<Stream>,
@@ -420,6 +423,7 @@ impl Protocol {
             tickle_at: None,
             swallow_ok: false,
             after_unknown_command: false,
+            late_hello_oks: 0,
             firmware: None,
             temperatures: None,
             stream: None,
@@ -647,6 +651,7 @@ impl Protocol {
         match self.phase {
             Phase::Handshake { next_try, .. } if now >= next_try => {
                 // Whatever was sent before may be lost (the board was booting): start over.
+                self.late_hello_oks = self.outside_pending;
                 self.outside_pending = 0;
                 self.send_outside("M110 N0", now);
                 self.phase = Phase::Handshake {
@@ -771,13 +776,24 @@ impl Protocol {
         self.last_progress = now;
         match self.phase {
             Phase::Handshake { info_requested, .. } => {
+                if info_requested && self.firmware.is_none() && self.late_hello_oks > 0 {
+                    // M115 names the firmware before its `ok`: this one answers an earlier
+                    // hello. Taken for M115's, the handshake would end before the firmware is
+                    // known, and M115's own `ok` would then run the job's count ahead.
+                    self.late_hello_oks -= 1;
+                    return;
+                }
                 self.outside_pending = self.outside_pending.saturating_sub(1);
                 if self.outside_pending > 0 {
                     return;
                 }
                 if self.outside_next.is_none() {
-                    // The hello was rejected (noise): say it again.
+                    // The hello or M115 was rejected (noise): start again, M115 included.
                     self.send_outside("M110 N0", now);
+                    self.phase = Phase::Handshake {
+                        next_try: now + self.settings.handshake_retry,
+                        info_requested: false,
+                    };
                 } else if !info_requested {
                     self.send_outside("M115", now);
                     self.phase = Phase::Handshake {
@@ -1048,6 +1064,7 @@ impl Protocol {
     }
 
     fn restart_handshake(&mut self, now: Instant) {
+        self.late_hello_oks = self.outside_pending;
         self.outside_pending = 0;
         self.swallow_ok = false;
         self.tickle_at = None;

@@ -645,10 +645,54 @@ settings: in_flight=1
 < echo: External Reset
 < ok
 > N1 M115*39
+# Perhaps an earlier hello's: M115 names the firmware before its own `ok`.
+< ok
 < ok
 ! Ready { firmware: None }
 job: G1 X1
 > N0 M110 N0*125
+",
+    );
+}
+
+#[test]
+fn an_ok_for_a_hello_from_before_start_is_not_taken_for_m115s() {
+    // The board printed `start` but kept the first hello, and answers both: the second `ok`
+    // arrives after M115 went out, before M115's answer.
+    check(
+        "
+settings:
+> N0 M110 N0*125
+< start
+> N0 M110 N0*125
+< ok
+> N1 M115*39
+< ok
+< FIRMWARE_NAME:Prusa-Firmware 3.13.3 based on Marlin FIRMWARE_URL:https://github.com/prusa3d/Prusa-Firmware PROTOCOL_VERSION:1.0
+< ok
+! Ready { firmware: Some(\"Prusa-Firmware 3.13.3 based on Marlin\") }
+",
+    );
+}
+
+#[test]
+fn a_rejected_m115_is_asked_again_after_the_hello() {
+    // Without M115's answer the firmware would stay unknown.
+    check(
+        "
+settings:
+> N0 M110 N0*125
+< ok
+> N1 M115*39
+< Error:checksum mismatch, Last Line: 0
+< Resend: 1
+< ok
+> N0 M110 N0*125
+< ok
+> N1 M115*39
+< FIRMWARE_NAME:Prusa-Firmware 3.13.3 based on Marlin FIRMWARE_URL:https://github.com/prusa3d/Prusa-Firmware PROTOCOL_VERSION:1.0
+< ok
+! Ready { firmware: Some(\"Prusa-Firmware 3.13.3 based on Marlin\") }
 ",
     );
 }
