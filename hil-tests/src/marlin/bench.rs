@@ -148,7 +148,7 @@ pub async fn bench_run(
         ..FirmwareConfig::default()
     };
     let mut rig = Rig::start(baud, firmware, |config| {
-        config.in_flight = method.in_flight;
+        config.in_flight = Some(method.in_flight);
         config.poll_interval_ms = 60_000;
     })
     .await?;
