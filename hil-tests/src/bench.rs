@@ -28,7 +28,7 @@ pub struct StreamingRow {
 pub fn print_table(rows: &[StreamingRow], out: &mut dyn std::io::Write) -> std::io::Result<()> {
     writeln!(
         out,
-        "{:<8} {:<22} {:>10} {:>10} {:>9} {:>6} {:>8} {:>8} {:>9}",
+        "{:<8} {:<23} {:>10} {:>10} {:>9} {:>6} {:>8} {:>8} {:>9}",
         "protocol",
         "method",
         "corruption",
@@ -42,7 +42,7 @@ pub fn print_table(rows: &[StreamingRow], out: &mut dyn std::io::Write) -> std::
     for r in rows {
         writeln!(
             out,
-            "{:<8} {:<22} {:>9.1}% {:>10.3} {:>9.3} {:>6} {:>8} {:>8} {:>9.2}",
+            "{:<8} {:<23} {:>9.1}% {:>10.3} {:>9.3} {:>6} {:>8} {:>8} {:>9.2}",
             r.protocol,
             r.method,
             r.corruption * 100.0,

@@ -1,13 +1,15 @@
 //! The Marlin rows of the streaming bench, at a reduced size (MARLIN_BENCH_LINES=10000 for the
-//! documented one): nothing is lost by any method, the default (one line in flight) doubles
-//! nothing under 1 % corruption, a window keeps the wire busier, and against firmware that
-//! rejects a cut line's tail (Prusa-Firmware) a window doubles nothing either.
+//! documented one): nothing is lost by any method, one line in flight doubles nothing under 1 %
+//! corruption, a window keeps the wire busier, against firmware that rejects a cut line's tail
+//! (Prusa-Firmware, Marlin 1.0) a window doubles nothing either, and the driver's default picks
+//! a window of 2 for those families and 1 for Marlin 2.x.
 //!
 //! `MARLIN_BENCH_LINES=10000 cargo test --release -p microfab-hil --test marlin_bench -- --nocapture`
 //! prints the table.
 
 use microfab_hil::bench::print_table;
-use microfab_hil::marlin::bench::bench_runs;
+use microfab_hil::marlin::bench::{METHODS, bench_runs};
+use microfab_hil::marlin::firmware::UnnumberedChecksum;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_method_loses_a_line_and_the_default_doubles_none() {
@@ -31,25 +33,31 @@ async fn no_method_loses_a_line_and_the_default_doubles_none() {
             run.foreign
         );
     }
-    assert_eq!(runs.len(), 8);
-    for run in &runs {
+    let methods = METHODS.iter().flat_map(|method| [method, method]);
+    assert_eq!(runs.len(), 2 * METHODS.len());
+    for (method, run) in methods.zip(&runs) {
+        assert_eq!(run.row.method, method.name);
         assert_eq!(run.row.lost, 0, "{run:?}");
         assert!(
             run.row.efficiency > 0.0 && run.row.efficiency <= run.ceiling,
             "{run:?}"
         );
         assert_eq!(run.resends > 0, run.row.corruption > 0.0, "{run:?}");
+        // Only Marlin 1.1/2.x runs the tail of a cut line, and only a window cuts lines.
+        let runs_cut_tails = method.firmware == UnnumberedChecksum::Run;
+        if !runs_cut_tails || run.line_window == 1 {
+            assert_eq!((run.row.doubled, run.foreign), (0, 0), "{run:?}");
+        }
+        if method.in_flight.is_none() {
+            // The default: a window only where cut tails are rejected.
+            assert_eq!(
+                run.line_window,
+                if runs_cut_tails { 1 } else { 2 },
+                "{run:?}"
+            );
+        }
     }
-    let (one_clean, one_noisy, window_clean) = (&runs[0], &runs[1], &runs[2]);
-    assert_eq!(
-        (one_noisy.row.doubled, one_noisy.foreign),
-        (0, 0),
-        "{one_noisy:?}"
-    );
-    assert_eq!((one_clean.row.doubled, window_clean.row.doubled), (0, 0));
+    let (one_clean, window_clean) = (&runs[0], &runs[2]);
+    assert_eq!(window_clean.row.doubled, 0);
     assert!(window_clean.wire_utilisation > one_clean.wire_utilisation);
-    // Firmware that rejects a cut tail (`*` without `N`) runs nothing twice under any window.
-    for run in &runs[4..] {
-        assert_eq!((run.row.doubled, run.foreign), (0, 0), "{run:?}");
-    }
 }

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use microfab_drivers::traffic::Direction;
 use microfab_drivers::{Condition, Driver, DriverCommand, DriverEvent};
 use microfab_hil::marlin::fault::{Fault, FaultKind};
 use microfab_hil::marlin::firmware::{FirmwareConfig, UnnumberedChecksum};
@@ -96,21 +97,89 @@ async fn finished(rig: &mut Rig, job_id: i64, timeout_s: u64) {
     );
 }
 
+/// The firmware family the simulator emulates, with the window the driver's default
+/// configuration should choose for it.
+const FAMILIES: [(UnnumberedChecksum, usize); 3] = [
+    (UnnumberedChecksum::Run, 1),
+    (UnnumberedChecksum::Reject, 2),
+    (UnnumberedChecksum::RejectAndResend, 2),
+];
+
+fn family_firmware(family: UnnumberedChecksum, faults: Vec<Fault>) -> FirmwareConfig {
+    FirmwareConfig {
+        unnumbered_checksum: family,
+        ..fast_firmware(faults)
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn line_noise_is_caught_by_the_checksums_and_resent() {
-    // From the first byte: the handshake is checksummed too.
+    // From the first byte: the handshake is checksummed too. With the default configuration,
+    // so with the window each firmware family gets. The windows see 2 % of lines corrupted, not
+    // 5 %: at 5 % a window can end up waiting out the command timeout for every line (a stale
+    // resend request drops a probe the firmware accepted; its copy is rejected as a duplicate).
     let text = print_program(300);
     let program = stripped(&text).unwrap();
-    let noise = Fault::at_time(FaultKind::Noise { probability: 0.05 }, 0.0);
-    let mut rig = Rig::start(BAUD, fast_firmware(vec![noise]), |_| {})
+    let cases = FAMILIES.map(|(family, window)| {
+        let probability = if window == 1 { 0.05 } else { 0.02 };
+        (family, window, probability)
+    });
+    for (family, window, probability) in cases {
+        let noise = Fault::at_time(FaultKind::Noise { probability }, 0.0);
+        let mut rig = Rig::start(BAUD, family_firmware(family, vec![noise]), |_| {})
+            .await
+            .unwrap();
+        rig.run(1, &text).await.unwrap();
+        finished(&mut rig, 1, 60).await;
+        assert_eq!(rig.driver.line_window(), window, "{family:?}");
+        let log = comparison(&rig, &program);
+        assert!(log.is_exact(&program), "{family:?}: {log:?}");
+        let counters = &rig.driver.traffic().unwrap().counters;
+        assert!(counters.resends > 0 && counters.errors > 0, "{counters:?}");
+    }
+}
+
+/// The most lines the driver sent with no reply in between: in a clean run, its window.
+fn most_lines_sent_in_a_row(rig: &Rig) -> usize {
+    let mut most = 0;
+    let mut run = 0;
+    for line in rig.driver.traffic().unwrap().lines() {
+        run = match line.direction {
+            Direction::Sent => run + 1,
+            Direction::Received => 0,
+        };
+        most = most.max(run);
+    }
+    most
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_window_follows_the_firmware_family_and_a_configured_one_wins() {
+    let text = print_program(50);
+    let program = stripped(&text).unwrap();
+    let configured = [
+        (UnnumberedChecksum::RejectAndResend, Some(1), 1),
+        (UnnumberedChecksum::Run, Some(2), 2),
+    ];
+    let defaults = FAMILIES.map(|(family, window)| (family, None, window));
+    for (family, in_flight, window) in defaults.into_iter().chain(configured) {
+        let case = format!("{family:?}, in_flight {in_flight:?}");
+        let mut rig = Rig::start(BAUD, family_firmware(family, vec![]), |config| {
+            config.in_flight = in_flight;
+        })
         .await
         .unwrap();
-    rig.run(1, &text).await.unwrap();
-    finished(&mut rig, 1, 60).await;
-    let log = comparison(&rig, &program);
-    assert!(log.is_exact(&program), "{log:?}");
-    let counters = &rig.driver.traffic().unwrap().counters;
-    assert!(counters.resends > 0 && counters.errors > 0, "{counters:?}");
+        rig.run(1, &text).await.unwrap();
+        finished(&mut rig, 1, 30).await;
+        assert_eq!(rig.driver.line_window(), window, "{case}");
+        assert!(comparison(&rig, &program).is_exact(&program), "{case}");
+        assert_eq!(
+            most_lines_sent_in_a_row(&rig),
+            window,
+            "{case}\n{}",
+            rig.traffic_tail(60)
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -325,7 +394,7 @@ async fn a_window_under_noise_runs_every_line_once_on_firmware_that_rejects_cut_
         ..fast_firmware(vec![noise])
     };
     let mut rig = Rig::start(BAUD, firmware, |config| {
-        config.in_flight = 2;
+        config.in_flight = Some(2);
     })
     .await
     .unwrap();
@@ -344,7 +413,7 @@ async fn advanced_ok_line_numbers_drive_a_window() {
         advanced_ok: true,
         ..fast_firmware(vec![])
     };
-    let mut rig = Rig::start(BAUD, firmware, |config| config.in_flight = 4)
+    let mut rig = Rig::start(BAUD, firmware, |config| config.in_flight = Some(4))
         .await
         .unwrap();
     rig.run(1, &text).await.unwrap();

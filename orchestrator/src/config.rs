@@ -529,7 +529,7 @@ impl PlantConfig {
                 DriverConfig::Marlin(mc) if mc.port.trim().is_empty() => {
                     Err("port is empty".into())
                 }
-                DriverConfig::Marlin(mc) if mc.in_flight == 0 => {
+                DriverConfig::Marlin(mc) if mc.in_flight == Some(0) => {
                     Err("in_flight must be at least 1".into())
                 }
                 DriverConfig::Marlin(_) => Ok(()),

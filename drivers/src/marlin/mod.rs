@@ -37,13 +37,15 @@ pub struct MarlinConfig {
     /// 115200 or 250000 on most boards; irrelevant on native USB, where any value works.
     #[serde(default = "defaults::baud")]
     pub baud: u32,
-    /// Lines sent ahead of the acknowledgements. 1 (the default) is safe on every board; see
+    /// Lines sent ahead of the acknowledgements. Unset (the default), the driver chooses from
+    /// the firmware's M115 answer ([`protocol::auto_line_window`]): 2 for firmware that rejects
+    /// a line with `*` and no `N` (Prusa-Firmware 3.x, Marlin 1.0, Sprinter), where 2 is the best
+    /// value measured (about 0.9 of the wire under 1 % line corruption, against 0.5 for 1), and
+    /// 1, safe on every board, for Marlin 1.1/2.x, Klipper and anything unrecognised; see
     /// [`protocol`] for why a larger window can run a command twice after a checksum error on
-    /// Marlin 1.1/2.x boards with a UART bridge. On firmware that rejects a line with `*` and no
-    /// `N` (Marlin 1.0, Sprinter, Prusa-Firmware) a window is safe, and 2 is the best value
-    /// measured: about 0.9 of the wire under 1 % line corruption, against 0.5 for 1.
-    #[serde(default = "defaults::in_flight")]
-    pub in_flight: usize,
+    /// Marlin 1.1/2.x boards with a UART bridge. A number here is used whatever the firmware.
+    #[serde(default)]
+    pub in_flight: Option<usize>,
     #[serde(default = "defaults::command_timeout_ms")]
     pub command_timeout_ms: u64,
     /// Silence allowed while M109/M190/M400/G28/G29 and the like run; `busy:` keep-alives and
@@ -86,9 +88,6 @@ mod defaults {
     pub fn baud() -> u32 {
         115_200
     }
-    pub fn in_flight() -> usize {
-        Settings::default().in_flight
-    }
     pub fn command_timeout_ms() -> u64 {
         Settings::default().command_timeout.as_millis() as u64
     }
@@ -130,7 +129,7 @@ impl MarlinConfig {
         MarlinConfig {
             port: port.into(),
             baud: defaults::baud(),
-            in_flight: defaults::in_flight(),
+            in_flight: None,
             command_timeout_ms: defaults::command_timeout_ms(),
             long_command_timeout_ms: defaults::long_command_timeout_ms(),
             handshake_retry_ms: defaults::handshake_retry_ms(),
@@ -151,7 +150,7 @@ impl MarlinConfig {
         // Zero durations would make the protocol's timers fire in a loop.
         let ms = |ms: u64| Duration::from_millis(ms.max(10));
         Settings {
-            in_flight: self.in_flight.max(1),
+            in_flight: self.in_flight.map(|lines| lines.max(1)),
             command_timeout: ms(self.command_timeout_ms),
             long_command_timeout: ms(self.long_command_timeout_ms),
             handshake_retry: ms(self.handshake_retry_ms),
@@ -270,6 +269,12 @@ impl MarlinDriver {
         self.protocol.firmware()
     }
 
+    /// Lines a job keeps in flight: [`MarlinConfig::in_flight`], or chosen from the firmware
+    /// once connected (1 until then).
+    pub fn line_window(&self) -> usize {
+        self.protocol.line_window()
+    }
+
     fn set_condition(&mut self, condition: Condition) {
         if self.condition.as_ref() != Some(&condition) {
             self.condition = Some(condition.clone());
@@ -287,8 +292,17 @@ impl MarlinDriver {
     fn drain_protocol(&mut self) {
         while let Some(event) = self.protocol.poll_event() {
             match event {
-                ProtocolEvent::Ready { firmware } => {
-                    tracing::info!(port = %self.config.port, ?firmware, "marlin printer ready");
+                ProtocolEvent::Ready {
+                    firmware,
+                    line_window,
+                } => {
+                    tracing::info!(
+                        port = %self.config.port,
+                        ?firmware,
+                        line_window,
+                        configured_window = self.config.in_flight.is_some(),
+                        "marlin printer ready"
+                    );
                     self.set_condition(Condition::Idle);
                 }
                 ProtocolEvent::Temperatures(_) => {}
@@ -519,7 +533,9 @@ mod tests {
     fn config_needs_only_a_port_and_rejects_unknown_keys() {
         let config: MarlinConfig = toml_like(r#"{"port": "/dev/ttyACM0"}"#).unwrap();
         assert_eq!(config, MarlinConfig::new("/dev/ttyACM0"));
-        assert_eq!(config.in_flight, 1);
+        assert_eq!(config.in_flight, None, "chosen from the firmware");
+        let explicit = toml_like(r#"{"port": "/dev/ttyACM0", "in_flight": 2}"#).unwrap();
+        assert_eq!(explicit.protocol_settings().in_flight, Some(2));
         assert_eq!(config.baud, 115_200);
         let typo = toml_like(r#"{"port": "/dev/ttyACM0", "in_fligth": 4}"#);
         assert!(typo.unwrap_err().contains("unknown field"));

@@ -12,8 +12,8 @@
 //!
 //! Acknowledgements: every line Marlin reads produces exactly one `ok` (after executing it, or
 //! right after a `Resend:` when the line was rejected), in order. Up to
-//! [`Settings::in_flight`] lines are outstanding. An `ok N<n>` (`ADVANCED_OK`) acknowledges
-//! through line `n` exactly.
+//! [`Protocol::line_window`] lines are outstanding (see the last section). An `ok N<n>`
+//! (`ADVANCED_OK`) acknowledges through line `n` exactly.
 //!
 //! Resends: `Resend: R` (or `rs R`) means Marlin accepted everything before `R` and nothing
 //! from `R` on; we rewind to `R` and send again from the history. Lines already sent after `R`
@@ -65,12 +65,20 @@
 //!   buffer and asks for `<n + 1>`). That error is a transmission error like the others: it never
 //!   fails the job, and the stale-request handling above covers its `Resend:`.
 //!
-//! One line in flight (the default, as OctoPrint and Pronterface do) cannot be cut: nothing
-//! follows a line until it is answered. A window is safe on firmware that rejects the tails,
-//! and on boards whose USB stack delivers whole lines, but not on Marlin 2.x over a UART
-//! bridge, hence not the default. No host can prevent it there: the tail that starts at the
-//! command word *is* the command. An `ok` that answers no line and follows no `Unknown command`
-//! is logged as a warning.
+//! One line in flight (as OctoPrint and Pronterface do) cannot be cut: nothing follows a line
+//! until it is answered. A window is safe on firmware that rejects the tails, and on boards
+//! whose USB stack delivers whole lines, but not on Marlin 2.x over a UART bridge. No host can
+//! prevent it there: the tail that starts at the command word *is* the command. An `ok` that
+//! answers no line and follows no `Unknown command` is logged as a warning.
+//!
+//! So unless [`Settings::in_flight`] fixes it, the window follows the firmware M115 names
+//! ([`auto_line_window`]): 2 for Prusa-Firmware 3.x, Marlin 1.0 and Sprinter (with 1 % of lines
+//! corrupted, 2 uses the wire best: each line error costs the stale replies of every line in
+//! flight behind it), 1 for Marlin 1.1/2.x, Prusa-Firmware-Buddy (Marlin 2), Klipper and
+//! anything not recognised. Marlin is told apart by its 1.0 report (`Marlin V1; Sprinter/grbl
+//! mashup for gen6`), not by a version number: vendors' builds of Marlin 1.1/2.x print any
+//! version (`Marlin 1.0.0 (Github)`). Until the handshake has identified the firmware the
+//! window is 1, and a restarted board is identified again.
 //!
 //! # Where an interrupted job can go on
 //! When the link dies under a job (I/O error, end of file, silence), `JobInterrupted` carries a
@@ -183,11 +191,11 @@ pub fn prepare_program(text: &str) -> Result<Vec<ProgramLine>, ProgramError> {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
-    /// Numbered lines sent but not yet acknowledged. 1 is safe on every board (see the module
-    /// documentation); more keeps the wire busy but lets Marlin 1.1/2.x run the tail of a line
-    /// cut by its receive-buffer flush. With 1 % of lines corrupted, 2 uses the wire best: each
-    /// line error costs the stale replies of every line in flight behind it.
-    pub in_flight: usize,
+    /// Numbered lines sent but not yet acknowledged; `None` chooses from the firmware's family
+    /// once the handshake has identified it ([`auto_line_window`]), 1 until then. 1 is safe on
+    /// every board (see the module documentation); more keeps the wire busy but lets Marlin
+    /// 1.1/2.x run the tail of a line cut by its receive-buffer flush.
+    pub in_flight: Option<usize>,
     /// Silence allowed while ordinary commands are in flight.
     pub command_timeout: Duration,
     /// Silence allowed while a long command (M109, M190, M400, G28, G29, ...) is in flight.
@@ -220,7 +228,7 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Settings {
-            in_flight: 1,
+            in_flight: None,
             command_timeout: Duration::from_secs(10),
             long_command_timeout: Duration::from_secs(900),
             handshake_retry: Duration::from_secs(2),
@@ -250,9 +258,11 @@ pub fn default_cancel_script() -> Vec<String> {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum ProtocolEvent {
-    /// The firmware answered the handshake; `firmware` is M115's `FIRMWARE_NAME`.
+    /// The firmware answered the handshake; `firmware` is M115's `FIRMWARE_NAME`, and jobs
+    /// keep up to `line_window` lines in flight ([`Protocol::line_window`]).
     Ready {
         firmware: Option<String>,
+        line_window: usize,
     },
     Temperatures(Temperatures),
     JobProgress {
@@ -446,6 +456,9 @@ pub struct Protocol {
     swallow_ok: bool,
     /// The previous line was `echo:Unknown command`.
     after_unknown_command: bool,
+    /// Hellos sent before the handshake last started over: a board that did not lose them
+    /// (it printed `start` without resetting) may still answer them.
+    late_hello_oks: u32,
     firmware: Option<String>,
     temperatures: Option<Temperatures>,
     stream: Option<Stream>,
@@ -477,6 +490,7 @@ impl Protocol {
             tickle_at: None,
             swallow_ok: false,
             after_unknown_command: false,
+            late_hello_oks: 0,
             firmware: None,
             temperatures: None,
             stream: None,
@@ -540,6 +554,16 @@ impl Protocol {
 
     pub fn firmware(&self) -> Option<&str> {
         self.firmware.as_deref()
+    }
+
+    /// Lines a job keeps in flight: [`Settings::in_flight`] if set; otherwise 1 until the
+    /// handshake has identified the firmware, then its family's window ([`auto_line_window`]).
+    pub fn line_window(&self) -> usize {
+        match (self.settings.in_flight, &self.phase) {
+            (Some(configured), _) => configured,
+            (None, Phase::Ready) => auto_line_window(self.firmware.as_deref()),
+            (None, _) => 1,
+        }
     }
 
     pub fn temperatures(&self) -> Option<&Temperatures> {
@@ -713,6 +737,7 @@ impl Protocol {
         match self.phase {
             Phase::Handshake { next_try, .. } if now >= next_try => {
                 // Whatever was sent before may be lost (the board was booting): start over.
+                self.late_hello_oks = self.outside_pending;
                 self.outside_pending = 0;
                 self.send_outside("M110 N0", now);
                 self.phase = Phase::Handshake {
@@ -853,13 +878,25 @@ impl Protocol {
         self.last_progress = now;
         match self.phase {
             Phase::Handshake { info_requested, .. } => {
+                if info_requested && self.firmware.is_none() && self.late_hello_oks > 0 {
+                    // M115 names the firmware before its `ok`: this one answers an earlier
+                    // hello. Taken for M115's, the handshake would end before the firmware is
+                    // known, and M115's own `ok` would then run the job's count ahead.
+                    self.late_hello_oks -= 1;
+                    return;
+                }
                 self.outside_pending = self.outside_pending.saturating_sub(1);
                 if self.outside_pending > 0 {
                     return;
                 }
                 if self.outside_next.is_none() {
-                    // The hello was rejected (noise): say it again.
+                    // The hello or M115 was rejected (noise): start again, M115 included (the
+                    // window depends on its answer).
                     self.send_outside("M110 N0", now);
+                    self.phase = Phase::Handshake {
+                        next_try: now + self.settings.handshake_retry,
+                        info_requested: false,
+                    };
                 } else if !info_requested {
                     self.send_outside("M115", now);
                     self.phase = Phase::Handshake {
@@ -873,6 +910,7 @@ impl Protocol {
                     self.next_poll = now;
                     self.events.push_back(ProtocolEvent::Ready {
                         firmware: self.firmware.clone(),
+                        line_window: self.line_window(),
                     });
                 }
                 return;
@@ -976,6 +1014,7 @@ impl Protocol {
     fn on_resend(&mut self, number: u64, now: Instant) {
         self.last_progress = now;
         self.tickle_at = None;
+        let line_window = self.line_window();
         // Outside lines are answered before a stream sends anything (`pump` waits for them),
         // so while one is pending the request is about it, even if a job has just started.
         let stream = match self.stream.as_mut() {
@@ -1016,7 +1055,7 @@ impl Protocol {
             return;
         } else if stream
             .confirmed
-            .is_some_and(|confirmed| requested + self.settings.in_flight < confirmed)
+            .is_some_and(|confirmed| requested + line_window < confirmed)
         {
             // (Slack of one window: the tail of a probe cut by Marlin's receive-buffer flush
             // can answer for the probe.)
@@ -1164,6 +1203,10 @@ impl Protocol {
     }
 
     fn restart_handshake(&mut self, now: Instant) {
+        // The board may have been flashed with other firmware: a name from before must not
+        // choose the window.
+        self.firmware = None;
+        self.late_hello_oks = self.outside_pending;
         self.outside_pending = 0;
         self.swallow_ok = false;
         self.tickle_at = None;
@@ -1199,6 +1242,7 @@ impl Protocol {
         if self.phase != Phase::Ready || self.outside_pending > 0 {
             return;
         }
+        let line_window = self.line_window();
         loop {
             let Some(stream) = self.stream.as_mut() else {
                 return;
@@ -1211,7 +1255,7 @@ impl Protocol {
             let window = if stream.acked < SYNC_LINES {
                 1
             } else {
-                self.settings.in_flight
+                line_window
             };
             if m110_unconfirmed || held || stream.in_flight() >= window {
                 return;
@@ -1293,4 +1337,125 @@ fn firmware_name(info: &str) -> String {
         name.push(token);
     }
     name.join(" ")
+}
+
+/// The line window for a firmware identified by its `FIRMWARE_NAME` ([`Protocol::firmware`]):
+/// 2 for the families that reject the unnumbered tail of a line cut by their receive-buffer flush
+/// (see the module documentation), 1 for Marlin 1.1/2.x, which runs it, and for anything else.
+pub fn auto_line_window(firmware: Option<&str>) -> usize {
+    let name = firmware.unwrap_or("");
+    // Not `Prusa-Firmware-Buddy` (MK4, XL, MINI): that is Marlin 2.
+    let prusa_firmware = name.starts_with("Prusa-Firmware ");
+    // Early Marlin still called itself `Sprinter/grbl mashup for gen6`.
+    let sprinter = name.starts_with("Sprinter");
+    // Marlin 1.0.x reports `Marlin V1; Sprinter/grbl mashup for gen6`. From 1.1 on the name is
+    // `Marlin <version>`, and vendors' builds of Marlin 1.1/2.x print any version there
+    // (`Marlin 1.0.0 (Github)`, `Marlin V1.1.4 (...)`): the version number proves nothing.
+    let marlin_1_0 = name.starts_with("Marlin V1") && name.contains("Sprinter/grbl mashup");
+    if prusa_firmware || sprinter || marlin_1_0 {
+        2
+    } else {
+        1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_auto_window_is_2_only_for_firmware_that_rejects_a_cut_tail() {
+        let cases = [
+            (
+                "FIRMWARE_NAME:Prusa-Firmware 3.13.3 based on Marlin \
+                 FIRMWARE_URL:https://github.com/prusa3d/Prusa-Firmware PROTOCOL_VERSION:1.0 \
+                 MACHINE_TYPE:Prusa i3 MK3S EXTRUDER_COUNT:1 UUID:00000000-0000-0000-0000-000000000000",
+                2,
+            ),
+            (
+                "FIRMWARE_NAME:Prusa-Firmware 3.14.1+8237_abcdef0 based on Marlin \
+                 FIRMWARE_URL:https://github.com/prusa3d/Prusa-Firmware PROTOCOL_VERSION:1.0",
+                2,
+            ),
+            (
+                "FIRMWARE_NAME:Marlin V1.0.2; Sprinter/grbl mashup for gen6 \
+                 FIRMWARE_URL:https://github.com/prusa3d/Prusa-i3-Plus/ PROTOCOL_VERSION:1.0 \
+                 MACHINE_TYPE:Prusa i3 EXTRUDER_COUNT:1 UUID:00000000-0000-0000-0000-000000000000",
+                2,
+            ),
+            (
+                "FIRMWARE_NAME:Marlin V1; Sprinter/grbl mashup for gen6 \
+                 FIRMWARE_URL:https://www.github.com/tenlog PROTOCOL_VERSION:1.0.0 \
+                 MACHINE_TYPE:TL 3D Printer EXTRUDER_COUNT:2",
+                2,
+            ),
+            (
+                "FIRMWARE_NAME:Sprinter FIRMWARE_URL:http%%3A/github.com/kliment/Sprinter/ \
+                 PROTOCOL_VERSION:1.0 MACHINE_TYPE:Mendel EXTRUDER_COUNT:1",
+                2,
+            ),
+            (
+                "FIRMWARE_NAME:Sprinter/grbl mashup for gen6 FIRMWARE_URL:http://www.mendel-parts.com \
+                 PROTOCOL_VERSION:1.0 MACHINE_TYPE:Mendel EXTRUDER_COUNT:1",
+                2,
+            ),
+            (
+                "FIRMWARE_NAME:Marlin bugfix-2.1.x (Jun 12 2023 12:00:00) \
+                 SOURCE_CODE_URL:github.com/MarlinFirmware/Marlin PROTOCOL_VERSION:1.0 \
+                 MACHINE_TYPE:3D Printer EXTRUDER_COUNT:1 UUID:cede2a2f-41a2-4748-9b12-c55c62f367ff",
+                1,
+            ),
+            (
+                "FIRMWARE_NAME:Marlin 2.1.2 (microfab simulator) \
+                 SOURCE_CODE_URL:github.com/MarlinFirmware/Marlin PROTOCOL_VERSION:1.0",
+                1,
+            ),
+            (
+                "FIRMWARE_NAME:Marlin 1.1.9.1 (Github) SOURCE_CODE_URL:https://github.com/MarlinFirmware/Marlin \
+                 PROTOCOL_VERSION:1.0 MACHINE_TYPE:3D Printer EXTRUDER_COUNT:1",
+                1,
+            ),
+            (
+                "FIRMWARE_NAME:Marlin 1.1.0-RC8 (Github) SOURCE_CODE_URL:https://github.com/MarlinFirmware/Marlin \
+                 PROTOCOL_VERSION:1.0 MACHINE_TYPE:ANYCUBIC EXTRUDER_COUNT:1",
+                1,
+            ),
+            // A vendor's Marlin 1.1/2.x (Kingroon KP3S stock) claiming 1.0.0.
+            (
+                "FIRMWARE_NAME:Marlin 1.0.0 (Github) SOURCE_CODE_URL:https://github.com/MarlinFirmware/Marlin \
+                 PROTOCOL_VERSION:1.0 MACHINE_TYPE:3D Printer EXTRUDER_COUNT:2",
+                1,
+            ),
+            (
+                "FIRMWARE_NAME:Marlin V1.1.4 (Jun 28 2022 14:16:31) \
+                 SOURCE_CODE_URL:github.com/MarlinFirmware/Marlin PROTOCOL_VERSION:1.0 \
+                 MACHINE_TYPE:Ender-3 V2 Neo EXTRUDER_COUNT:1",
+                1,
+            ),
+            (
+                "FIRMWARE_NAME:Prusa-Firmware-Buddy 5.1.0 (Github) \
+                 SOURCE_CODE_URL:https://github.com/prusa3d/Prusa-Firmware-Buddy PROTOCOL_VERSION:1.0 \
+                 MACHINE_TYPE:Prusa-MK4 EXTRUDER_COUNT:1",
+                1,
+            ),
+            (
+                "FIRMWARE_NAME:Klipper FIRMWARE_VERSION:v0.12.0-60-g0665dc89",
+                1,
+            ),
+            ("FIRMWARE_NAME:", 1),
+            (
+                "FIRMWARE_NAME:Pr\u{fffd}sa-Firmware 3.13.3 based on Marlin",
+                1,
+            ),
+            (
+                "FIRMWARE_NAME:Marlin V\u{fffd}; Sprinter/grbl mashup for gen6",
+                1,
+            ),
+        ];
+        for (line, window) in cases {
+            let name = firmware_name(line);
+            assert_eq!(auto_line_window(Some(&name)), window, "{name}");
+        }
+        assert_eq!(auto_line_window(None), 1, "no answer to M115");
+    }
 }

@@ -1,9 +1,10 @@
 //! Marlin rows of `microfab bench streaming`: the driver streams short G-code lines to the
 //! simulator over a real PTY at the given baud rate, with 0 % and 1 % of the host's lines
 //! corrupted on the wire (one flipped bit; the firmware's checksum catches it and asks for a
-//! resend), for one line in flight (the driver's default) and for windows, against Marlin 2.x
-//! (which runs the tail of a line cut by its receive-buffer flush) and Prusa-Firmware (which
-//! rejects it: `*` without `N`; see [`microfab_drivers::marlin::protocol`]).
+//! resend), for one line in flight and for windows, against Marlin 2.x (which runs the tail of
+//! a line cut by its receive-buffer flush), Marlin 1.0 and Prusa-Firmware (which reject it: `*`
+//! without `N`; see [`microfab_drivers::marlin::protocol`]), and for the driver's default, the
+//! auto window, which the firmware's M115 answer sets (1 on Marlin 2.x, 2 on the others).
 //!
 //! Definitions:
 //! - **payload** = the program's stripped lines, each with its newline: the bytes a host would
@@ -21,25 +22,37 @@
 //!   unique, so each must run exactly once).
 //!
 //! Measured (10,000 lines `G1 X12.50 Y34.30`, 115,200 baud, this 2-core machine, 108-109
-//! resends at 1 %):
+//! resends at 1 %; the fixed windows before the auto window existed, the auto rows with it):
 //!
 //! | method                | firmware   | corruption | efficiency | wire eff. | lost | doubled |
 //! |-----------------------|------------|-----------:|-----------:|----------:|-----:|--------:|
-//! | 1 in flight (default) | Marlin 2.x |        0 % |      0.327 |     0.493 |    0 |       0 |
-//! | 1 in flight (default) | Marlin 2.x |        1 % |      0.325 |     0.489 |    0 |       0 |
+//! | 1 in flight           | Marlin 2.x |        0 % |      0.327 |     0.493 |    0 |       0 |
+//! | 1 in flight           | Marlin 2.x |        1 % |      0.325 |     0.489 |    0 |       0 |
 //! | 4 in flight           | Marlin 2.x |        0 % |      0.661 |     0.995 |    0 |       0 |
 //! | 4 in flight           | Marlin 2.x |        1 % |      0.578 |     0.871 |    0 |      35 |
 //! | 4 in flight           | Prusa      |        0 % |      0.661 |     0.995 |    0 |       0 |
 //! | 4 in flight           | Prusa      |        1 % |      0.585 |     0.882 |    0 |       0 |
 //! | 2 in flight           | Prusa      |        0 % |      0.647 |     0.974 |    0 |       0 |
 //! | 2 in flight           | Prusa      |        1 % |      0.607 |     0.914 |    0 |       0 |
+//! | auto (default): 1     | Marlin 2.x |        0 % |      0.322 |     0.486 |    0 |       0 |
+//! | auto (default): 1     | Marlin 2.x |        1 % |      0.318 |     0.478 |    0 |       0 |
+//! | auto (default): 2     | Marlin 1.0 |        0 % |      0.611 |     0.920 |    0 |       0 |
+//! | auto (default): 2     | Marlin 1.0 |        1 % |      0.545 |     0.822 |    0 |       0 |
+//! | auto (default): 2     | Prusa      |        0 % |      0.618 |     0.932 |    0 |       0 |
+//! | auto (default): 2     | Prusa      |        1 % | did not finish (stalled, see below)     |
 //!
 //! A window saturates the wire; a line error then costs the wire time until the stale lines
 //! behind the rejected one have answered (or the printer has been quiet for 3 ms plus a line's
 //! wire time), so two in flight use the wire best under noise. On Marlin 2.x the window's
 //! doubled lines are tails of lines cut by the receive-buffer flush, run unchecked (and out of
-//! order); no host can prevent that, so one line in flight stays the default. One line in
-//! flight pays a round trip per line (about 2 ms on top of the line's own wire time).
+//! order); no host can prevent that, so the auto window stays at one line in flight there. One
+//! line in flight pays a round trip per line (about 2 ms on top of the line's own wire time).
+//!
+//! Windows under noise can also stall: a stale resend request drops a probe the firmware had
+//! accepted, its resent copy is rejected as a duplicate, and every later line then waits out
+//! the command timeout (10 s). Re-measuring, 4 in flight at 1 % did not finish in 1 of 2 runs
+//! on Marlin 2.x (also before the auto window), 3 of 3 on Prusa, and 2 in flight on Prusa
+//! (fixed or auto) in 2 of 2.
 
 use std::time::Duration;
 
@@ -62,36 +75,55 @@ pub struct BenchRun {
     /// Commands executed that were not in the program (tails of lines cut by Marlin's
     /// receive-buffer flush).
     pub foreign: u64,
+    /// The lines the driver kept in flight ([`microfab_drivers::marlin::MarlinDriver::line_window`]).
+    pub line_window: usize,
 }
 
 /// One way of streaming to one kind of firmware.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Method {
     pub name: &'static str,
-    pub in_flight: usize,
+    /// [`microfab_drivers::marlin::MarlinConfig::in_flight`]: `None` is the driver's default,
+    /// the window chosen from the firmware's M115 answer.
+    pub in_flight: Option<usize>,
     pub firmware: UnnumberedChecksum,
 }
 
 /// The methods measured.
-pub const METHODS: [Method; 4] = [
+pub const METHODS: [Method; 7] = [
     Method {
         name: "numbered, 1 in flight",
-        in_flight: 1,
+        in_flight: Some(1),
         firmware: UnnumberedChecksum::Run,
     },
     Method {
         name: "numbered, 4 in flight",
-        in_flight: 4,
+        in_flight: Some(4),
         firmware: UnnumberedChecksum::Run,
     },
     Method {
         name: "4 in flight, Prusa fw",
-        in_flight: 4,
+        in_flight: Some(4),
         firmware: UnnumberedChecksum::RejectAndResend,
     },
     Method {
         name: "2 in flight, Prusa fw",
-        in_flight: 2,
+        in_flight: Some(2),
+        firmware: UnnumberedChecksum::RejectAndResend,
+    },
+    Method {
+        name: "auto window, Marlin 2.x",
+        in_flight: None,
+        firmware: UnnumberedChecksum::Run,
+    },
+    Method {
+        name: "auto window, Marlin 1.0",
+        in_flight: None,
+        firmware: UnnumberedChecksum::Reject,
+    },
+    Method {
+        name: "auto window, Prusa fw",
+        in_flight: None,
         firmware: UnnumberedChecksum::RejectAndResend,
     },
 ];
@@ -191,5 +223,6 @@ pub async fn bench_run(
         ceiling: payload as f64 / framed as f64,
         resends,
         foreign: comparison.foreign.len() as u64,
+        line_window: rig.driver.line_window(),
     })
 }

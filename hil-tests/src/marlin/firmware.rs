@@ -11,7 +11,7 @@
 //!   the receive buffer**, prints `Resend: <last_N + 1>` and `ok`. Lines without `N` are
 //!   accepted unchecked, also when they carry a `*` checksum (the tail of a numbered line cut
 //!   by that flush), unless [`FirmwareConfig::unnumbered_checksum`] models an older firmware
-//!   that rejects them;
+//!   that rejects them (M115 then names that firmware, so a host can choose its line window);
 //! - `ok` when a command finishes (a move: when it is in the planner, whose
 //!   [`FirmwareConfig::block_buffer`] blocks drain in machine time); M105 answers `ok T:...`;
 //!   `ADVANCED_OK` optional;
@@ -65,6 +65,26 @@ pub enum UnnumberedChecksum {
     /// Prusa-Firmware (`cmdqueue.cpp`): the same error, handled like any line error (receive
     /// buffer emptied, `Resend: <n + 1>`, `ok`).
     RejectAndResend,
+}
+
+impl UnnumberedChecksum {
+    /// The start of M115's report for the family that handles a cut tail this way, so that a
+    /// host can tell the families apart: name, version and source URL.
+    pub fn firmware_report(self) -> &'static str {
+        match self {
+            UnnumberedChecksum::Run => {
+                "Marlin 2.1.2 (microfab simulator) SOURCE_CODE_URL:github.com/MarlinFirmware/Marlin"
+            }
+            UnnumberedChecksum::Reject => {
+                "Marlin V1.0.2; Sprinter/grbl mashup for gen6 \
+                 FIRMWARE_URL:https://github.com/MarlinFirmware/Marlin"
+            }
+            UnnumberedChecksum::RejectAndResend => {
+                "Prusa-Firmware 3.13.3 based on Marlin \
+                 FIRMWARE_URL:https://github.com/prusa3d/Prusa-Firmware"
+            }
+        }
+    }
 }
 
 impl Default for FirmwareConfig {
@@ -726,11 +746,10 @@ impl Firmware {
                 ));
             }
             "M115" => {
-                self.say(concat!(
-                    "FIRMWARE_NAME:Marlin 2.1.2 (microfab simulator) ",
-                    "SOURCE_CODE_URL:github.com/MarlinFirmware/Marlin PROTOCOL_VERSION:1.0 ",
-                    "MACHINE_TYPE:3D Printer EXTRUDER_COUNT:1 ",
-                    "UUID:00000000-0000-0000-0000-000000000000",
+                let firmware = self.config.unnumbered_checksum.firmware_report();
+                self.say(&format!(
+                    "FIRMWARE_NAME:{firmware} PROTOCOL_VERSION:1.0 MACHINE_TYPE:3D Printer \
+                     EXTRUDER_COUNT:1 UUID:00000000-0000-0000-0000-000000000000"
                 ));
                 self.say("Cap:AUTOREPORT_TEMP:1");
                 self.say("Cap:EMERGENCY_PARSER:1");
