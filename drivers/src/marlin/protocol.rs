@@ -383,6 +383,9 @@ struct Stream {
     /// An `ok` for no line arrived since `confirmed`: `acked` may have run ahead of what the
     /// firmware executed.
     stray_ok_since_confirmed: bool,
+    /// Plain `ok`s (not after `Unknown command`) that came while the oldest line in flight was
+    /// a probe, since `acked` last moved. See [`Protocol::answered_probe`].
+    oks_behind_probe: usize,
     /// Fresh requests for `last_resend` in a row.
     consecutive_resends: u32,
     last_resend: Option<usize>,
@@ -625,6 +628,7 @@ impl Protocol {
             stale_unanswered: 0,
             confirmed: None,
             stray_ok_since_confirmed: false,
+            oks_behind_probe: 0,
             consecutive_resends: 0,
             last_resend: None,
         });
@@ -923,12 +927,18 @@ impl Protocol {
             self.pump(now);
             return;
         }
+        // Only the tail of a line cut by Marlin 1.1/2.x's receive-buffer flush makes an `ok`
+        // for no line; it needs a window, and firmware whose auto window is 1.
+        let tails_run =
+            self.line_window() > 1 && auto_line_window(self.firmware.as_deref()) == 1;
         let Some(stream) = self.stream.as_mut() else {
             return;
         };
         self.tickle_at = None;
         // `confirmed`: a line the firmware has certainly executed (a plain `ok` may be stray).
-        let (acked, confirmed) = if answered_m105 && let Some(probe) = stream.probes.pop_front() {
+        let (acked, confirmed) = if answered_m105
+            && let Some(probe) = Self::answered_probe(stream, tails_run)
+        {
             // Marlin executes in order: everything up to the probe was accepted and executed.
             (probe + 1, Some(probe))
         } else if let Some(n) = advanced_line.map(|n| n as usize)
@@ -944,6 +954,9 @@ impl Protocol {
             // its `N` hit by noise and read as an unknown command; a second probe tells at
             // once (Marlin rejects it and asks for the first) instead of after a timeout.
             stream.stray_ok_since_confirmed = true;
+            if !follows_unknown_command {
+                stream.oks_behind_probe += 1;
+            }
             if stream.acked >= SYNC_LINES && !follows_unknown_command {
                 tracing::warn!(
                     "an `ok` for no line: the tail of a line cut by the printer's receive-buffer \
@@ -959,6 +972,7 @@ impl Protocol {
             return;
         };
         stream.acked = acked;
+        stream.oks_behind_probe = 0;
         if confirmed.is_some() {
             stream.confirmed = confirmed;
             stream.stray_ok_since_confirmed = false;
@@ -966,6 +980,29 @@ impl Protocol {
         self.report_progress();
         self.finish_stream_if_done(now);
         self.pump(now);
+    }
+
+    /// The probe an `ok T:` answers: the oldest one outstanding, unless the plain `ok`s that
+    /// came while it was the oldest line in flight cover every command between it and the next
+    /// probe. Marlin answers in order and a probe only with `ok T:`, so those `ok`s prove its
+    /// answer was taken earlier for another (a stale resend request made us drop and resend a
+    /// probe the firmware had accepted): this answer is the next probe's. Without that, the
+    /// count stays one answer behind and every window waits out a timeout. Not where cut tails
+    /// run ([`Settings::in_flight`] forced above the family's window on Marlin 1.1/2.x): there a
+    /// plain `ok` may answer no line at all.
+    fn answered_probe(stream: &mut Stream, tails_run: bool) -> Option<usize> {
+        let oldest = *stream.probes.front()?;
+        if let Some(&next) = stream.probes.get(1)
+            && !tails_run
+        {
+            let commands = (oldest + 1..next)
+                .filter(|&line| !stream.lines[line].probe)
+                .count();
+            if commands > 0 && stream.oks_behind_probe >= commands {
+                stream.probes.pop_front();
+            }
+        }
+        stream.probes.pop_front()
     }
 
     fn report_progress(&mut self) {

@@ -823,6 +823,52 @@ settings:
 }
 
 #[test]
+fn a_lost_probe_answer_is_caught_up_without_waiting_for_a_timeout() {
+    // Prusa-Firmware (window 2, tails rejected): the answer to probe N4 is lost on the wire. The
+    // plain `ok`s for N5 and N6 prove it was answered (Marlin answers in order, a probe only
+    // with `ok T:`), so the next `ok T:` is the second probe's and the count is exact again.
+    check(
+        "
+settings: resync_interval=2
+> N0 M110 N0*125
+< ok
+> N1 M115*39
+< FIRMWARE_NAME:Prusa-Firmware 3.13.3 based on Marlin
+< ok
+! Ready { firmware: Some(\"Prusa-Firmware 3.13.3 based on Marlin\"), line_window: 2 }
+job: G1 X1 | G1 X2 | G1 X3 | G1 X4
+> N0 M110 N0*125
+< ok
+! JobProgress { done: 0, total: 4 }
+> N1 M105*38
+< ok T:20.0 /0.0
+! Temperatures T:20/0
+> N2 G1 X1*99
+> N3 G1 X2*97
+< ok
+! JobProgress { done: 1, total: 4 }
+> N4 M105*35
+< ok
+! JobProgress { done: 2, total: 4 }
+> N5 G1 X3*102
+# N4's `ok T:` is lost; this `ok` is N5's.
+< ok
+> N6 M105*33
+< ok T:20.0 /0.0
+! Temperatures T:20/0
+! JobProgress { done: 3, total: 4 }
+> N7 G1 X4*99
+> N8 M105*47
+< ok
+! JobProgress { done: 4, total: 4 }
+< ok T:20.0 /0.0
+! Temperatures T:20/0
+! JobDone
+",
+    );
+}
+
+#[test]
 fn a_rejected_m115_is_asked_again_after_the_hello() {
     // Without M115's answer the firmware is unknown and the window would be 1.
     check(

@@ -182,6 +182,10 @@ pub async fn bench_run(
     let mut rig = Rig::start(baud, firmware, |config| {
         config.in_flight = method.in_flight;
         config.poll_interval_ms = 60_000;
+        // The simulated printer answers within milliseconds (moves take no time), so a second
+        // of silence is already a lost answer; a real printer's 10 s would only stretch the
+        // wait that recovers from it.
+        config.command_timeout_ms = 1_000;
     })
     .await?;
     let bytes_before = rig.sim.bytes_received();
