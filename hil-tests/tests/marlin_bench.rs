@@ -2,7 +2,7 @@
 //! documented one): nothing is lost by any method, one line in flight doubles nothing under 1 %
 //! corruption, a window keeps the wire busier, against firmware that rejects a cut line's tail
 //! (Prusa-Firmware, Marlin 1.0) a window doubles nothing either, and the driver's default picks
-//! a window of 2 for those families and 1 for Marlin 2.x.
+//! a window of 3 for those families and 1 for Marlin 2.x.
 //!
 //! `MARLIN_BENCH_LINES=10000 cargo test --release -p microfab-hil --test marlin_bench -- --nocapture`
 //! prints the table.

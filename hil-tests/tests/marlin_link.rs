@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use microfab_drivers::marlin::protocol::TAIL_REJECTING_WINDOW;
 use microfab_drivers::traffic::Direction;
 use microfab_drivers::{Condition, Driver, DriverCommand, DriverEvent};
 use microfab_hil::marlin::fault::{Fault, FaultKind};
@@ -101,8 +102,8 @@ async fn finished(rig: &mut Rig, job_id: i64, timeout_s: u64) {
 /// configuration should choose for it.
 const FAMILIES: [(UnnumberedChecksum, usize); 3] = [
     (UnnumberedChecksum::Run, 1),
-    (UnnumberedChecksum::Reject, 2),
-    (UnnumberedChecksum::RejectAndResend, 2),
+    (UnnumberedChecksum::Reject, TAIL_REJECTING_WINDOW),
+    (UnnumberedChecksum::RejectAndResend, TAIL_REJECTING_WINDOW),
 ];
 
 fn family_firmware(family: UnnumberedChecksum, faults: Vec<Fault>) -> FirmwareConfig {

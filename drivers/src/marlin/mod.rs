@@ -38,10 +38,10 @@ pub struct MarlinConfig {
     #[serde(default = "defaults::baud")]
     pub baud: u32,
     /// Lines sent ahead of the acknowledgements. Unset (the default), the driver chooses from
-    /// the firmware's M115 answer ([`protocol::auto_line_window`]): 2 for firmware that rejects
-    /// a line with `*` and no `N` (Prusa-Firmware 3.x, Marlin 1.0, Sprinter), where 2 is the best
-    /// value measured (about 0.9 of the wire under 1 % line corruption, against 0.5 for 1), and
-    /// 1, safe on every board, for Marlin 1.1/2.x, Klipper and anything unrecognised; see
+    /// the firmware's M115 answer ([`protocol::auto_line_window`]): 3 for firmware that rejects
+    /// a line with `*` and no `N` (Prusa-Firmware 3.x, Marlin 1.0, Sprinter), where 3 is the best
+    /// value measured ([`protocol::TAIL_REJECTING_WINDOW`]: 0.9 of the wire under 1 % line
+    /// corruption, against under 0.5 for 1), and 1, safe on every board, for Marlin 1.1/2.x, Klipper and anything unrecognised; see
     /// [`protocol`] for why a larger window can run a command twice after a checksum error on
     /// Marlin 1.1/2.x boards with a UART bridge. A number here is used whatever the firmware.
     #[serde(default)]

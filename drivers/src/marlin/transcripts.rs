@@ -817,19 +817,19 @@ settings:
 < ok
 < FIRMWARE_NAME:Prusa-Firmware 3.13.3 based on Marlin FIRMWARE_URL:https://github.com/prusa3d/Prusa-Firmware PROTOCOL_VERSION:1.0
 < ok
-! Ready { firmware: Some(\"Prusa-Firmware 3.13.3 based on Marlin\"), line_window: 2 }
+! Ready { firmware: Some(\"Prusa-Firmware 3.13.3 based on Marlin\"), line_window: 3 }
 ",
     );
 }
 
 #[test]
 fn a_lost_probe_answer_is_caught_up_without_waiting_for_a_timeout() {
-    // Prusa-Firmware (window 2, tails rejected): the answer to probe N4 is lost on the wire. The
+    // Prusa-Firmware (tails rejected), 2 lines in flight: the answer to probe N4 is lost on the wire. The
     // plain `ok`s for N5 and N6 prove it was answered (Marlin answers in order, a probe only
     // with `ok T:`), so the next `ok T:` is the second probe's and the count is exact again.
     check(
         "
-settings: resync_interval=2
+settings: in_flight=2 resync_interval=2
 > N0 M110 N0*125
 < ok
 > N1 M115*39
@@ -885,7 +885,7 @@ settings:
 > N1 M115*39
 < FIRMWARE_NAME:Prusa-Firmware 3.13.3 based on Marlin FIRMWARE_URL:https://github.com/prusa3d/Prusa-Firmware PROTOCOL_VERSION:1.0
 < ok
-! Ready { firmware: Some(\"Prusa-Firmware 3.13.3 based on Marlin\"), line_window: 2 }
+! Ready { firmware: Some(\"Prusa-Firmware 3.13.3 based on Marlin\"), line_window: 3 }
 ",
     );
 }
@@ -1195,9 +1195,9 @@ job: G1 X1 | G1 X2
 }
 
 #[test]
-fn prusa_firmware_gets_two_lines_in_flight_unless_configured() {
+fn prusa_firmware_gets_three_lines_in_flight_unless_configured() {
     // Prusa-Firmware rejects the tail of a line cut by its receive-buffer flush, so the default
-    // window is 2 against it; only after the sync probe, as always.
+    // window is 3 against it; only after the sync probe, as always.
     check(
         "
 settings:
@@ -1206,7 +1206,7 @@ settings:
 > N1 M115*39
 < FIRMWARE_NAME:Prusa-Firmware 3.13.3 based on Marlin FIRMWARE_URL:https://github.com/prusa3d/Prusa-Firmware PROTOCOL_VERSION:1.0
 < ok
-! Ready { firmware: Some(\"Prusa-Firmware 3.13.3 based on Marlin\"), line_window: 2 }
+! Ready { firmware: Some(\"Prusa-Firmware 3.13.3 based on Marlin\"), line_window: 3 }
 job: G1 X1 | G1 X2 | G1 X3
 > N0 M110 N0*125
 < ok
@@ -1216,9 +1216,10 @@ job: G1 X1 | G1 X2 | G1 X3
 ! Temperatures T:20/0
 > N2 G1 X1*99
 > N3 G1 X2*97
+> N4 G1 X3*103
 < ok
 ! JobProgress { done: 1, total: 3 }
-> N4 G1 X3*103
+> N5 M105*34
 ",
     );
     check(
