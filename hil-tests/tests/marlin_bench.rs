@@ -7,6 +7,7 @@
 //! `MARLIN_BENCH_LINES=10000 cargo test --release -p microfab-hil --test marlin_bench -- --nocapture`
 //! prints the table.
 
+use microfab_drivers::marlin::protocol::TAIL_REJECTING_WINDOW;
 use microfab_hil::bench::print_table;
 use microfab_hil::marlin::bench::{METHODS, bench_runs};
 use microfab_hil::marlin::firmware::UnnumberedChecksum;
@@ -52,7 +53,11 @@ async fn no_method_loses_a_line_and_the_default_doubles_none() {
             // The default: a window only where cut tails are rejected.
             assert_eq!(
                 run.line_window,
-                if runs_cut_tails { 1 } else { 2 },
+                if runs_cut_tails {
+                    1
+                } else {
+                    TAIL_REJECTING_WINDOW
+                },
                 "{run:?}"
             );
         }

@@ -21,38 +21,43 @@
 //! - **lost / doubled** from the simulator's execution log against the program (every line is
 //!   unique, so each must run exactly once).
 //!
-//! Measured (10,000 lines `G1 X12.50 Y34.30`, 115,200 baud, this 2-core machine, 108-109
-//! resends at 1 %; the fixed windows before the auto window existed, the auto rows with it):
+//! Measured (10,000 lines `G1 X12.50 Y34.30`, 115,200 baud, this 2-core machine, 108-112
+//! resends at 1 %, `MARLIN_BENCH_LINES=10000 cargo test --release -p microfab-hil --test
+//! marlin_bench -- --nocapture`). Figures move by about 0.05 from run to run here, most for the
+//! small windows, whose round trips compete with the simulator for the two cores:
 //!
 //! | method                | firmware   | corruption | efficiency | wire eff. | lost | doubled |
 //! |-----------------------|------------|-----------:|-----------:|----------:|-----:|--------:|
-//! | 1 in flight           | Marlin 2.x |        0 % |      0.327 |     0.493 |    0 |       0 |
-//! | 1 in flight           | Marlin 2.x |        1 % |      0.325 |     0.489 |    0 |       0 |
-//! | 4 in flight           | Marlin 2.x |        0 % |      0.661 |     0.995 |    0 |       0 |
-//! | 4 in flight           | Marlin 2.x |        1 % |      0.578 |     0.871 |    0 |      35 |
-//! | 4 in flight           | Prusa      |        0 % |      0.661 |     0.995 |    0 |       0 |
-//! | 4 in flight           | Prusa      |        1 % |      0.585 |     0.882 |    0 |       0 |
-//! | 2 in flight           | Prusa      |        0 % |      0.647 |     0.974 |    0 |       0 |
-//! | 2 in flight           | Prusa      |        1 % |      0.607 |     0.914 |    0 |       0 |
-//! | auto (default): 1     | Marlin 2.x |        0 % |      0.322 |     0.486 |    0 |       0 |
-//! | auto (default): 1     | Marlin 2.x |        1 % |      0.318 |     0.478 |    0 |       0 |
-//! | auto (default): 2     | Marlin 1.0 |        0 % |      0.611 |     0.920 |    0 |       0 |
-//! | auto (default): 2     | Marlin 1.0 |        1 % |      0.545 |     0.822 |    0 |       0 |
-//! | auto (default): 2     | Prusa      |        0 % |      0.618 |     0.932 |    0 |       0 |
-//! | auto (default): 2     | Prusa      |        1 % | did not finish (stalled, see below)     |
+//! | 1 in flight           | Marlin 2.x |        0 % |      0.322 |     0.486 |    0 |       0 |
+//! | 1 in flight           | Marlin 2.x |        1 % |      0.309 |     0.466 |    0 |       0 |
+//! | 4 in flight           | Marlin 2.x |        0 % |      0.629 |     0.948 |    0 |       0 |
+//! | 4 in flight           | Marlin 2.x |        1 % |      0.573 |     0.863 |    0 |      25 |
+//! | 4 in flight           | Prusa      |        0 % |      0.658 |     0.991 |    0 |       0 |
+//! | 4 in flight           | Prusa      |        1 % |      0.553 |     0.833 |    0 |       0 |
+//! | 2 in flight           | Prusa      |        0 % |      0.632 |     0.953 |    0 |       0 |
+//! | 2 in flight           | Prusa      |        1 % |      0.567 |     0.855 |    0 |       0 |
+//! | auto (default): 1     | Marlin 2.x |        0 % |      0.333 |     0.501 |    0 |       0 |
+//! | auto (default): 1     | Marlin 2.x |        1 % |      0.312 |     0.471 |    0 |       0 |
+//! | auto (default): 3     | Marlin 1.0 |        0 % |      0.646 |     0.973 |    0 |       0 |
+//! | auto (default): 3     | Marlin 1.0 |        1 % |      0.574 |     0.865 |    0 |       0 |
+//! | auto (default): 3     | Prusa      |        0 % |      0.644 |     0.971 |    0 |       0 |
+//! | auto (default): 3     | Prusa      |        1 % |      0.567 |     0.853 |    0 |       0 |
+//!
+//! Two more runs of 3 in flight on Prusa at 1 % gave 0.901 and 0.899 of the wire (2: 0.851 and
+//! 0.788; 4: 0.840 and 0.841), hence [`microfab_drivers::marlin::protocol::TAIL_REJECTING_WINDOW`].
 //!
 //! A window saturates the wire; a line error then costs the wire time until the stale lines
-//! behind the rejected one have answered (or the printer has been quiet for 3 ms plus a line's
-//! wire time), so two in flight use the wire best under noise. On Marlin 2.x the window's
-//! doubled lines are tails of lines cut by the receive-buffer flush, run unchecked (and out of
-//! order); no host can prevent that, so the auto window stays at one line in flight there. One
-//! line in flight pays a round trip per line (about 2 ms on top of the line's own wire time).
+//! behind the rejected one have answered (each one cut by the firmware's flush and rejected in
+//! turn, about 20 ms in all for 3 in flight), so the window that uses the wire best under noise
+//! is small. On Marlin 2.x the window's doubled lines are tails of lines cut by the
+//! receive-buffer flush, run unchecked (and out of order); no host can prevent that, so the auto
+//! window stays at one line in flight there. One line in flight pays a round trip per line
+//! (about 2 ms on top of the line's own wire time).
 //!
-//! Windows under noise can also stall: a stale resend request drops a probe the firmware had
-//! accepted, its resent copy is rejected as a duplicate, and every later line then waits out
-//! the command timeout (10 s). Re-measuring, 4 in flight at 1 % did not finish in 1 of 2 runs
-//! on Marlin 2.x (also before the auto window), 3 of 3 on Prusa, and 2 in flight on Prusa
-//! (fixed or auto) in 2 of 2.
+//! Windows under noise used to stall (a stale resend request dropped a probe the firmware had
+//! accepted, and every later window waited out the command timeout); plain `ok`s behind a probe
+//! now prove it answered (see `Protocol::answered_probe`), and no run stalls. The bench's
+//! printer has a 1 s command timeout: it answers within milliseconds.
 
 use std::time::Duration;
 
