@@ -17,17 +17,23 @@
 //!
 //! Resends: `Resend: R` (or `rs R`) means Marlin accepted everything before `R` and nothing
 //! from `R` on; we rewind to `R` and send again from the history. Lines already sent after `R`
-//! are stale: each draws its own `Error:Line Number is not Last Line Number+1` and `Resend: R`
-//! (or is silently dropped, because every line error also empties Marlin's receive buffer). So
-//! with such lines in flight we wait until no byte has arrived for [`Settings::resend_settle`]
-//! plus the wire time of the longest stale line (the firmware may still be receiving it) before
-//! resending, and ignore requests for `R` meanwhile: no line goes out twice for one fault, and
-//! the resent lines are not thrown away with the stale ones. Each stale line asks at most once
-//! (the whole line, or its tail after a flush), so once every one has asked, we resend at once. That quiet time, not a fixed
-//! delay, is what a line error costs a window (about 5 ms at 115,200 baud for short lines, on
-//! top of the stale replies themselves). A request for the very line about to be sent while
-//! lines are in flight means the firmware accepted all of them and their `ok`s were miscounted
-//! (a late stale request made us rewind twice): a probe resynchronises at once.
+//! are stale. Each is rejected once, whole (`Error:Line Number is not Last Line Number+1`) or
+//! as the tail left by the flush of Marlin's receive buffer that comes with every line error,
+//! or is swallowed whole by such a flush and never answers. Marlin empties the buffer right
+//! after printing the `Error:` line, so the resend waits until the last stale line's `Error:`
+//! has arrived: then nothing can throw the resent line away. If one was swallowed, it waits
+//! until no byte has arrived for [`Settings::resend_settle`] plus the wire time of the longest
+//! stale line instead. Meanwhile, and for the `Resend:` that directly follows a counted
+//! `Error:`, requests for `R` are the stale lines': no line goes out twice for one fault. The
+//! stale replies are what a line error costs a window (about 6 ms of the printer's answer per
+//! stale line at 115,200 baud).
+//!
+//! A line number keeps its text within a stream (no probe is inserted below the highest line
+//! sent): when a late stale request made us rewind although Marlin had accepted the resent
+//! lines, it rejects the copies instead of running a line again. Their requests ask for the
+//! line after the last one sent (or further): the count jumps there, and the next line waits
+//! for the copies' rejections.
+//!
 //! The `ok` Marlin 2.x prints right after `Resend:` belongs to the rejected line and is
 //! swallowed ([`Settings::ok_after_resend`]).
 //!
@@ -371,12 +377,12 @@ struct Stream {
     /// Probes sent and not yet answered, oldest first.
     probes: VecDeque<usize>,
     since_probe: usize,
-    /// After a resend request, waiting for the lines sent after the rejected one to drain:
-    /// the quiet time that ends the wait.
-    settle_quiet: Option<Duration>,
-    /// Stale lines that may still answer while settling: each answers at most once (the whole
-    /// line, or its tail after a flush), so when all have, the wait is over.
-    stale_unanswered: usize,
+    /// After a resend request, waiting for the lines sent after the rejected one to drain.
+    settle: Option<Settle>,
+    /// Numbers below this have been sent, each with its text: a number never changes its text
+    /// within a stream (after a rewind the firmware may have accepted it already; see
+    /// [`Protocol::send_probe_now`]).
+    sent_high: usize,
     /// The last line the firmware certainly executed (answered probe, `ADVANCED_OK`).
     confirmed: Option<usize>,
     /// An `ok` for no line arrived since `confirmed`: `acked` may have run ahead of what the
@@ -388,6 +394,21 @@ struct Stream {
     /// Fresh requests for `last_resend` in a row.
     consecutive_resends: u32,
     last_resend: Option<usize>,
+}
+
+/// The wait before a resend while the lines sent after the rejected one (stale) are still
+/// arriving: each line error also empties Marlin's receive buffer, so a line resent now could
+/// be thrown away with them.
+#[derive(Debug, Clone, Copy)]
+struct Settle {
+    /// The line the firmware asked for.
+    from: usize,
+    /// Silence that ends the wait: stale lines swallowed whole by a flush never answer.
+    quiet: Duration,
+    /// Stale lines not yet rejected. Each is rejected at most once (the whole line, or its tail
+    /// after a flush), and its receive-buffer flush comes with its `Error:` line, so when all
+    /// have answered the resend goes out at once.
+    unanswered: usize,
 }
 
 impl Stream {
@@ -456,6 +477,12 @@ pub struct Protocol {
     tickle_at: Option<Instant>,
     /// The previous line was a resend request: an `ok` now belongs to it.
     swallow_ok: bool,
+    /// The previous line was a stale line's `Error:`, counted as its answer: a `Resend:` for
+    /// this line now is its request.
+    stale_request: Option<usize>,
+    /// Transmission errors in a row that named the same last accepted line, until the resend
+    /// request they lead to: lines already rejected when it comes.
+    line_errors: Option<(Option<u64>, usize)>,
     /// The previous line was `echo:Unknown command`.
     after_unknown_command: bool,
     /// Hellos sent before the handshake last started over: a board that did not lose them
@@ -491,6 +518,8 @@ impl Protocol {
             last_rx: now,
             tickle_at: None,
             swallow_ok: false,
+            stale_request: None,
+            line_errors: None,
             after_unknown_command: false,
             late_hello_oks: 0,
             firmware: None,
@@ -613,6 +642,7 @@ impl Protocol {
         if self.settings.finish_with_m400 {
             lines.push(StreamLine::added("M400"));
         }
+        self.line_errors = None;
         self.stream = Some(Stream {
             purpose: Purpose::Job,
             lines,
@@ -623,8 +653,8 @@ impl Protocol {
             reported_percent: None,
             probes: VecDeque::new(),
             since_probe: 0,
-            settle_quiet: None,
-            stale_unanswered: 0,
+            settle: None,
+            sent_high: 0,
             confirmed: None,
             stray_ok_since_confirmed: false,
             oks_behind_probe: 0,
@@ -706,10 +736,10 @@ impl Protocol {
             Phase::Halted { .. } | Phase::Dead { .. } => None,
             Phase::Ready => match &self.stream {
                 Some(Stream {
-                    settle_quiet: Some(quiet),
+                    settle: Some(settle),
                     ..
                 }) => {
-                    let settled = self.last_rx + *quiet;
+                    let settled = self.last_rx + settle.quiet;
                     Some(settled.min(self.stall_deadline(self.stream.as_ref()?)))
                 }
                 Some(stream) if stream.in_flight() > 0 => Some(self.stall_deadline(stream)),
@@ -770,11 +800,11 @@ impl Protocol {
             return;
         };
         if stream
-            .settle_quiet
-            .is_some_and(|quiet| now >= self.last_rx + quiet)
+            .settle
+            .is_some_and(|settle| now >= self.last_rx + settle.quiet)
         {
             if let Some(stream) = self.stream.as_mut() {
-                stream.settle_quiet = None;
+                stream.settle = None;
             }
             self.pump(now);
             return;
@@ -792,6 +822,12 @@ impl Protocol {
                 return;
             }
             self.tickle_at = Some(now);
+            // Nothing came for a whole timeout: an answer the count still waits for came
+            // already, taken for another line's after a late stale request, or was lost. Only
+            // the tickle's own answer proves anything now.
+            if let Some(stream) = self.stream.as_mut() {
+                stream.probes.clear();
+            }
             self.send_probe_now(now);
         } else if stream.paused {
             if now >= self.next_poll {
@@ -812,13 +848,21 @@ impl Protocol {
         }
     }
 
-    /// Insert a numbered M105 at the send position and send it regardless of the window.
+    /// Insert a numbered M105 at the send position and send it regardless of the window. Below
+    /// [`Stream::sent_high`] (after a rewind) the line there goes instead: inserting would give
+    /// later lines new numbers, and after a rewind from a late stale request the firmware may
+    /// have accepted them under the old ones: it would run them again. Either line draws an
+    /// answer.
     fn send_probe_now(&mut self, now: Instant) {
         let Some(stream) = self.stream.as_mut() else {
             return;
         };
-        let at = stream.next;
-        stream.lines.insert(at, StreamLine::added("M105"));
+        if stream.next >= stream.sent_high {
+            let at = stream.next;
+            stream.lines.insert(at, StreamLine::added("M105"));
+        } else if stream.next == stream.lines.len() {
+            return;
+        }
         self.send_numbered(now);
     }
 
@@ -826,6 +870,7 @@ impl Protocol {
         self.traffic
             .record(self.at_ms(now), Direction::Received, line);
         let after_resend = std::mem::take(&mut self.swallow_ok);
+        let stale_request = self.stale_request.take();
         let reply = reply::parse(line);
         let follows_unknown_command = std::mem::replace(
             &mut self.after_unknown_command,
@@ -843,7 +888,7 @@ impl Protocol {
                 }
                 self.on_ok(line, answered_m105, follows_unknown_command, now);
             }
-            Reply::Resend(number) => self.on_resend(number, now),
+            Reply::Resend(number) => self.on_resend(number, stale_request, now),
             Reply::Error(error) => self.on_error(error, now),
             Reply::Busy(what) => {
                 self.last_progress = now;
@@ -963,7 +1008,8 @@ impl Protocol {
             }
             if stream.acked < stream.next
                 && stream.probes.len() == 1
-                && stream.settle_quiet.is_none()
+                && stream.settle.is_none()
+                && stream.next >= stream.sent_high
             {
                 self.send_probe_now(now);
             }
@@ -1046,7 +1092,9 @@ impl Protocol {
         }
     }
 
-    fn on_resend(&mut self, number: u64, now: Instant) {
+    /// `stale_request`: the line before was the `Error:` of a stale line already counted as
+    /// answered; this is its request.
+    fn on_resend(&mut self, number: u64, stale_request: Option<usize>, now: Instant) {
         self.last_progress = now;
         self.tickle_at = None;
         let line_window = self.line_window();
@@ -1067,23 +1115,45 @@ impl Protocol {
         };
         self.swallow_ok = self.settings.ok_after_resend;
         let requested = usize::try_from(number).unwrap_or(usize::MAX);
+        if stale_request == Some(requested) {
+            return;
+        }
         let rewind_to = if stream.acked < SYNC_LINES && requested != 1 {
             // Only M110 and the sync probe are in flight, and until M110 gets through the
             // firmware counts from its old numbering: start over from M110.
             0
+        } else if let Some(settle) = stream.settle.as_mut()
+            && requested == settle.from
+        {
+            // A stale line's request whose `Error:` did not come as a line error: it answered.
+            settle.unanswered = settle.unanswered.saturating_sub(1);
+            if settle.unanswered == 0 {
+                stream.settle = None;
+                self.pump(now);
+            }
+            return;
         } else if requested >= stream.next {
-            // A line not sent since the rewind: a stale request from lines sent before it, or
-            // the firmware accepted every line in flight and their `ok`s were miscounted (a
-            // second rewind from a late stale request). A probe tells at once.
-            if requested == stream.next {
-                if stream.settle_quiet.is_some() {
-                    stream.stale_unanswered = stream.stale_unanswered.saturating_sub(1);
-                    if stream.stale_unanswered == 0 {
-                        stream.settle_quiet = None;
-                    }
-                } else if stream.in_flight() > 0 && stream.probes.is_empty() {
-                    self.send_probe_now(now);
+            if requested <= stream.sent_high {
+                // Marlin asks for the line after the last one it accepted, so it accepted every
+                // line before, whatever the count says: after a rewind from a late stale
+                // request their `ok`s were taken for no line, and the lines counted in flight
+                // are copies it rejects, each with this same request.
+                let rejected = rejected_before(&mut self.line_errors, requested);
+                let copies = stream.in_flight().saturating_sub(rejected.max(1));
+                stream.settle = (copies > 0).then(|| Settle {
+                    from: requested,
+                    quiet: self.settings.resend_settle
+                        + self.settings.byte_time * MAX_CMD_SIZE as u32,
+                    unanswered: copies,
+                });
+                stream.next = requested;
+                if stream.acked < requested {
+                    stream.acked = requested;
+                    // Accepted is not executed: a resume goes back to the last probe.
+                    stream.stray_ok_since_confirmed = true;
                 }
+                stream.probes.retain(|&probe| probe >= requested);
+                self.report_progress();
             }
             // With nothing in flight, nothing else would send the next line.
             self.pump(now);
@@ -1102,9 +1172,6 @@ impl Protocol {
         } else {
             requested
         };
-        if stream.settle_quiet.is_some() && rewind_to == stream.next {
-            return;
-        }
         if stream.last_resend != Some(rewind_to) {
             stream.consecutive_resends = 0;
         }
@@ -1119,24 +1186,53 @@ impl Protocol {
             self.link_dead(reason);
             return;
         }
-        // Lines sent after the rejected one are still arriving; each line error also empties
-        // Marlin's receive buffer, so resending now could be thrown away with them.
+        // Every line sent from the rejected one on is rejected once; those whose `Error:` has
+        // come (the rejected line's own, and stale ones ahead of this request) are done.
+        let rejected = rejected_before(&mut self.line_errors, rewind_to);
+        let unanswered = stream.next.saturating_sub(rewind_to + rejected.max(1));
         let longest_stale = (rewind_to + 1..stream.next)
             .map(|number| frame(number as u64, &stream.lines[number].text).len() + 1)
             .max();
-        stream.settle_quiet = longest_stale
-            .map(|bytes| self.settings.resend_settle + self.settings.byte_time * bytes as u32);
-        stream.stale_unanswered = stream.next.saturating_sub(rewind_to + 1);
+        stream.settle = longest_stale.filter(|_| unanswered > 0).map(|bytes| Settle {
+            from: rewind_to,
+            quiet: self.settings.resend_settle + self.settings.byte_time * bytes as u32,
+            unanswered,
+        });
         stream.next = rewind_to;
         stream.acked = stream.acked.min(rewind_to);
         stream.probes.retain(|&probe| probe < rewind_to);
         self.pump(now);
     }
 
+    /// A transmission error (`Error:checksum mismatch, Last Line: 11`): a stale line answering
+    /// while a resend waits, or the first rejection, whose `Resend:` follows (or not, on Marlin
+    /// 1.0 for a line without a number).
+    fn on_line_error(&mut self, last_line: Option<u64>, now: Instant) {
+        if self.outside_pending == 0
+            && let Some(stream) = self.stream.as_mut()
+            && let Some(settle) = stream.settle.as_mut()
+            && last_line.is_none_or(|line| line + 1 == settle.from as u64)
+        {
+            // Marlin empties its receive buffer right after this line: once every stale line
+            // has been rejected, nothing can throw the resent line away.
+            settle.unanswered = settle.unanswered.saturating_sub(1);
+            self.stale_request = Some(settle.from);
+            if settle.unanswered == 0 {
+                stream.settle = None;
+                self.pump(now);
+            }
+            return;
+        }
+        self.line_errors = match self.line_errors {
+            Some((line, count)) if line == last_line => Some((line, count + 1)),
+            _ => Some((last_line, 1)),
+        };
+    }
+
     fn on_error(&mut self, error: ErrorReply, now: Instant) {
         self.traffic.counters.errors += 1;
         match error {
-            ErrorReply::Line { .. } => {}
+            ErrorReply::Line { last_line, .. } => self.on_line_error(last_line, now),
             ErrorReply::Fatal(reason) => {
                 if matches!(self.phase, Phase::Halted { .. }) {
                     return;
@@ -1244,6 +1340,8 @@ impl Protocol {
         self.late_hello_oks = self.outside_pending;
         self.outside_pending = 0;
         self.swallow_ok = false;
+        self.stale_request = None;
+        self.line_errors = None;
         self.tickle_at = None;
         self.phase = Phase::Handshake {
             next_try: now + self.settings.handshake_retry,
@@ -1284,7 +1382,7 @@ impl Protocol {
             };
             let m110_unconfirmed = stream.acked < SYNC_LINES && stream.next >= SYNC_LINES;
             let held =
-                (stream.paused && stream.purpose == Purpose::Job) || stream.settle_quiet.is_some();
+                (stream.paused && stream.purpose == Purpose::Job) || stream.settle.is_some();
             // One line at a time until the sync probe is answered: a line error empties Marlin's
             // receive buffer, and the tail of the probe must not answer for it.
             let window = if stream.acked < SYNC_LINES {
@@ -1302,6 +1400,7 @@ impl Protocol {
                 stream.lines.push(StreamLine::added("M105"));
             } else if stream.since_probe >= self.settings.resync_interval
                 && !stream.lines[stream.next].probe
+                && stream.next >= stream.sent_high
             {
                 let at = stream.next;
                 stream.lines.insert(at, StreamLine::added("M105"));
@@ -1326,6 +1425,7 @@ impl Protocol {
             stream.since_probe += 1;
         }
         stream.next += 1;
+        stream.sent_high = stream.sent_high.max(stream.next);
         let framed = frame(number as u64, &line.text);
         self.send_raw(&framed, now);
     }
@@ -1359,6 +1459,16 @@ impl Protocol {
 }
 
 /// `FIRMWARE_NAME:Marlin 2.1.2 (Jun 1 2023) SOURCE_CODE_URL:...` → `Marlin 2.1.2 (Jun 1 2023)`.
+/// The line errors counted since the last resend request (see [`Protocol::line_errors`]) that
+/// named `line - 1` as the last line accepted: lines already rejected when Marlin asks for
+/// `line`.
+fn rejected_before(line_errors: &mut Option<(Option<u64>, usize)>, line: usize) -> usize {
+    match line_errors.take() {
+        Some((last_line, count)) if last_line.is_none_or(|l| l + 1 == line as u64) => count,
+        _ => 0,
+    }
+}
+
 fn firmware_name(info: &str) -> String {
     let rest = info.trim_start_matches("FIRMWARE_NAME:");
     let mut name = Vec::new();

@@ -127,6 +127,23 @@ fn check(case: &str) {
     if actual != expected {
         panic!("transcript differs.\n--- expected\n{expected}--- actual\n{actual}");
     }
+    assert_numbers_keep_their_text(&actual);
+}
+
+/// Marlin accepts a line number once: a number sent again with another text would make the
+/// firmware run that text even if it had already run it under its old number. So within a
+/// numbering (from one `M110 N0` to the next) each number is always sent with the same text.
+fn assert_numbers_keep_their_text(transcript: &str) {
+    let mut texts = std::collections::HashMap::new();
+    for line in transcript.lines().filter_map(|l| l.strip_prefix("> N")) {
+        let (number, text) = line.split_once(' ').expect("N<n> <command>");
+        if text.starts_with("M110 N0") {
+            texts.clear();
+        }
+        if let Some(earlier) = texts.insert(number.to_string(), text.to_string()) {
+            assert_eq!(earlier, text, "N{number} sent with two texts");
+        }
+    }
 }
 
 #[test]
@@ -1051,26 +1068,31 @@ fn a_cut_tail_rejected_for_its_checksum_without_line_number_is_a_communication_e
     // Line 2 is corrupted; Marlin empties its receive buffer with line 3 half received, and
     // line 3's tail (`G1 X2*97`) arrives alone. Marlin 1.0 and Sprinter reject it with no resend
     // request and no `ok`; Prusa-Firmware rejects it like any line error (`Resend:`, `ok`).
-    // Either way the job goes on, and line 2 is resent once, after the stale replies.
+    // Either way the job goes on, and line 2 is resent once: as soon as every stale line has
+    // been rejected (Marlin 1.0), or when the printer has been quiet long enough for a stale
+    // line swallowed whole by the flush (Prusa-Firmware here: line 4 never answers).
+    let resent = "> N2 G1 X1*99\n> N3 G1 X2*97\n> N4 G1 X3*103\n";
     let stale_replies = [
-        "\
+        format!(
+            "\
 @ 2
 < Error:No Line Number with checksum, Last Line: 1
 @ 3
 < Error:Line Number is not Last Line Number+1, Last Line: 1
-< Resend: 2
+{resent}< Resend: 2
 < ok
-@ 7
-@ 8
-",
-        "\
+"
+        ),
+        format!(
+            "\
 @ 2
 < Error:No Line Number with checksum, Last Line: 1
 < Resend: 2
 < ok
 @ 6
 @ 7
-",
+{resent}"
+        ),
     ];
     for replies in stale_replies {
         check(&format!(
@@ -1094,10 +1116,7 @@ job: G1 X1 | G1 X2 | G1 X3
 < Error:checksum mismatch, Last Line: 1
 < Resend: 2
 < ok
-{replies}> N2 G1 X1*99
-> N3 G1 X2*97
-> N4 G1 X3*103
-< ok
+{replies}< ok
 ! JobProgress {{ done: 1, total: 3 }}
 > N5 M105*34
 < ok
@@ -1113,11 +1132,12 @@ job: G1 X1 | G1 X2 | G1 X3
 }
 
 #[test]
-fn a_resend_request_for_the_next_line_while_lines_are_in_flight_sends_a_probe() {
+fn a_request_for_the_line_after_those_in_flight_means_they_are_copies_of_accepted_lines() {
     // A late stale `Resend: 2` made the host rewind a second time; the firmware had accepted
-    // the first resend, so the duplicates draw `Resend: 5`: every line in flight was accepted
-    // and their `ok`s were miscounted. A probe resynchronises at once instead of after the
-    // command timeout.
+    // the first resend, so it rejects the copies, each with `Resend: 5`: it accepted every line
+    // before 5. The count jumps there, the copies' requests are not taken for new ones, and
+    // line 5 goes out once they have all been rejected (each rejection empties Marlin's
+    // receive buffer).
     check(
         "
 settings: in_flight=3
@@ -1138,13 +1158,16 @@ job: G1 X1 | G1 X2 | G1 X3 | G1 X4
 > N4 G1 X3*103
 < Error:Line Number is not Last Line Number+1, Last Line: 4
 < Resend: 5
-> N5 M105*34
-< ok
-< ok T:20.0 /0.0
-! Temperatures T:20/0
 ! JobProgress { done: 3, total: 4 }
-> N6 G1 X4*98
-> N7 M105*32
+< ok
+< Error:Line Number is not Last Line Number+1, Last Line: 4
+< Resend: 5
+< ok
+< Error:Line Number is not Last Line Number+1, Last Line: 4
+> N5 G1 X4*97
+> N6 M105*33
+< Resend: 5
+< ok
 < ok
 ! JobProgress { done: 4, total: 4 }
 < ok T:20.0 /0.0
@@ -1155,7 +1178,10 @@ job: G1 X1 | G1 X2 | G1 X3 | G1 X4
 }
 
 #[test]
-fn once_every_stale_line_has_asked_for_the_resend_it_goes_out_at_once() {
+fn once_every_stale_line_has_been_rejected_the_resend_goes_out_at_once() {
+    // Marlin empties its receive buffer right after the `Error:` line, before `Resend:`: the
+    // resent line cannot be thrown away any more, and the stale line's own request and `ok`
+    // that follow are not taken for new ones.
     check(
         "
 settings: in_flight=2
@@ -1178,9 +1204,9 @@ job: G1 X1 | G1 X2
 < ok
 @ 2
 < Error:Line Number is not Last Line Number+1, Last Line: 1
-< Resend: 2
 > N2 G1 X1*99
 > N3 G1 X2*97
+< Resend: 2
 < ok
 < ok
 ! JobProgress { done: 1, total: 2 }
@@ -1242,6 +1268,78 @@ job: G1 X1 | G1 X2 | G1 X3
 < ok
 ! JobProgress { done: 1, total: 3 }
 > N3 G1 X2*97
+",
+    );
+}
+
+#[test]
+fn a_rewind_from_a_late_stale_request_resends_every_line_under_its_own_number() {
+    // Line 2 is corrupted; the stale lines' replies are late (the printer's USB bridge held
+    // them), so the host resends at the quiet time, and then takes the late `Resend: 2` for a
+    // new one although the firmware has accepted lines 2-4 by then. The resync probe falls due
+    // during that second resend: inserted there, it would have moved `G1 X3` to N5, which the
+    // firmware would accept and run a second time. Lines below the highest number sent keep
+    // their numbers, so the firmware rejects each duplicate. The duplicates' requests rewind
+    // again, until the count waits for a probe answer that came already: the tickle after the
+    // command timeout clears the probes it was waiting for, and its own answer ends the job.
+    check(
+        "
+settings: in_flight=3 resync_interval=3
+> N0 M110 N0*125
+< ok
+> N1 M115*39
+< ok
+! Ready { firmware: None, line_window: 3 }
+job: G1 X1 | G1 X2 | G1 X3 | G1 X4
+> N0 M110 N0*125
+< ok
+! JobProgress { done: 0, total: 4 }
+> N1 M105*38
+< ok T:20.0 /0.0
+! Temperatures T:20/0
+> N2 G1 X1*99
+> N3 G1 X2*97
+> N4 G1 X3*103
+< Error:checksum mismatch, Last Line: 1
+< Resend: 2
+< ok
+@ 20
+> N2 G1 X1*99
+> N3 G1 X2*97
+> N4 G1 X3*103
+< Error:Line Number is not Last Line Number+1, Last Line: 1
+< Resend: 2
+< ok
+< Error:Line Number is not Last Line Number+1, Last Line: 1
+< Resend: 2
+< ok
+< ok
+< ok
+< ok
+@ 40
+> N2 G1 X1*99
+> N3 G1 X2*97
+> N4 G1 X3*103
+< Error:Line Number is not Last Line Number+1, Last Line: 4
+< Resend: 5
+! JobProgress { done: 3, total: 4 }
+< ok
+< Error:Line Number is not Last Line Number+1, Last Line: 4
+< Resend: 5
+< ok
+< Error:Line Number is not Last Line Number+1, Last Line: 4
+> N5 M105*34
+> N6 G1 X4*98
+> N7 M105*32
+< Resend: 5
+< ok
+< ok T:20.0 /0.0
+! Temperatures T:20/0
+< ok
+! JobProgress { done: 4, total: 4 }
+< ok T:20.0 /0.0
+! Temperatures T:20/0
+! JobDone
 ",
     );
 }
