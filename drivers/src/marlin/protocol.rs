@@ -17,16 +17,17 @@
 //!
 //! Resends: `Resend: R` (or `rs R`) means Marlin accepted everything before `R` and nothing
 //! from `R` on; we rewind to `R` and send again from the history. Lines already sent after `R`
-//! are stale. Each is rejected once, whole (`Error:Line Number is not Last Line Number+1`) or
-//! as the tail left by the flush of Marlin's receive buffer that comes with every line error,
-//! or is swallowed whole by such a flush and never answers. Marlin empties the buffer right
-//! after printing the `Error:` line, so the resend waits until the last stale line's `Error:`
-//! has arrived: then nothing can throw the resent line away. If one was swallowed, it waits
-//! until no byte has arrived for [`Settings::resend_settle`] plus the wire time of the longest
-//! stale line instead. Meanwhile, and for the `Resend:` that directly follows a counted
-//! `Error:`, requests for `R` are the stale lines': no line goes out twice for one fault. The
-//! stale replies are what a line error costs a window (about 6 ms of the printer's answer per
-//! stale line at 115,200 baud).
+//! are stale. Each answers at most once: rejected whole (`Error:Line Number is not Last Line
+//! Number+1`), or as the tail left by the flush of Marlin's receive buffer that comes with
+//! every line error (`Error:No Line Number with checksum`; a tail cut after its `*` runs as an
+//! unknown command instead), or not at all when such a flush swallowed it whole. Marlin empties
+//! the buffer right after printing the `Error:` line, so the resend waits until every stale
+//! line has answered: then nothing can throw the resent line away. If one was swallowed, it
+//! waits until no byte has arrived for [`Settings::resend_settle`], and as long after every
+//! stale byte has reached the printer, instead. Meanwhile, and for the `Resend:` that directly
+//! follows a counted `Error:`, requests for `R` are the stale lines': no line goes out twice
+//! for one fault. The stale answers are what a line error costs a window (about 6 ms of the
+//! printer's answer per stale line at 115,200 baud).
 //!
 //! A line number keeps its text within a stream (no probe is inserted below the highest line
 //! sent): when a late stale request made us rewind although Marlin had accepted the resent
@@ -209,9 +210,10 @@ pub struct Settings {
     pub handshake_retry: Duration,
     /// Temperature poll (`M105`) while idle or paused; also proves the link alive.
     pub poll_interval: Duration,
-    /// After a resend request with later lines in flight, wait until no byte has arrived for
-    /// this long plus the wire time of the longest of those lines (a shorter gap can be the
-    /// firmware still receiving one) before resending: their stale error replies have drained.
+    /// After a resend request with later lines in flight that have not all been rejected yet,
+    /// wait until no byte has arrived for this long, and as long after every one of them has
+    /// reached the printer (the wire time of what was in flight when the last was sent),
+    /// before resending: the rest were swallowed by a flush.
     pub resend_settle: Duration,
     /// One byte's time on the wire: 10 bits at the configured baud rate. Native USB is faster,
     /// which only makes the resend wait a little longer than needed.
@@ -403,17 +405,33 @@ struct Stream {
 struct Settle {
     /// The line the firmware asked for.
     from: usize,
-    /// Silence that ends the wait: stale lines swallowed whole by a flush never answer.
-    quiet: Duration,
+    /// By then every stale byte has reached the printer, even behind everything else that was
+    /// in flight when the last one was sent. Stale lines swallowed whole by a flush never
+    /// answer: the wait also ends [`Settings::resend_settle`] after this and after the last
+    /// byte received, whichever is later.
+    delivered_by: Instant,
     /// Stale lines not yet rejected. Each is rejected at most once (the whole line, or its tail
     /// after a flush), and its receive-buffer flush comes with its `Error:` line, so when all
     /// have answered the resend goes out at once.
     unanswered: usize,
 }
 
+impl Settle {
+    fn ends_at(&self, last_rx: Instant, settings: &Settings) -> Instant {
+        last_rx.max(self.delivered_by) + settings.resend_settle
+    }
+}
+
 impl Stream {
     fn in_flight(&self) -> usize {
         self.next - self.acked
+    }
+
+    /// Lines sent and not acknowledged, as framed on the wire.
+    fn bytes_in_flight(&self) -> usize {
+        (self.acked..self.next)
+            .map(|number| frame(number as u64, &self.lines[number].text).len() + 1)
+            .sum()
     }
 
     fn done(&self) -> u64 {
@@ -473,6 +491,8 @@ pub struct Protocol {
     last_progress: Instant,
     /// Last byte received.
     last_rx: Instant,
+    /// Last line sent.
+    last_tx: Instant,
     /// When a probe was sent because the printer went silent.
     tickle_at: Option<Instant>,
     /// The previous line was a resend request: an `ok` now belongs to it.
@@ -516,6 +536,7 @@ impl Protocol {
             next_poll: now,
             last_progress: now,
             last_rx: now,
+            last_tx: now,
             tickle_at: None,
             swallow_ok: false,
             stale_request: None,
@@ -739,7 +760,7 @@ impl Protocol {
                     settle: Some(settle),
                     ..
                 }) => {
-                    let settled = self.last_rx + settle.quiet;
+                    let settled = settle.ends_at(self.last_rx, &self.settings);
                     Some(settled.min(self.stall_deadline(self.stream.as_ref()?)))
                 }
                 Some(stream) if stream.in_flight() > 0 => Some(self.stall_deadline(stream)),
@@ -801,7 +822,7 @@ impl Protocol {
         };
         if stream
             .settle
-            .is_some_and(|settle| now >= self.last_rx + settle.quiet)
+            .is_some_and(|settle| now >= settle.ends_at(self.last_rx, &self.settings))
         {
             if let Some(stream) = self.stream.as_mut() {
                 stream.settle = None;
@@ -978,6 +999,16 @@ impl Protocol {
             return;
         };
         self.tickle_at = None;
+        if follows_unknown_command && let Some(settle) = stream.settle.as_mut() {
+            // The tail of a stale line cut after its `*` (`17`), read as a command: that line
+            // has answered, without a line error (no flush).
+            settle.unanswered = settle.unanswered.saturating_sub(1);
+            if settle.unanswered == 0 {
+                stream.settle = None;
+                self.pump(now);
+            }
+            return;
+        }
         // `confirmed`: a line the firmware has certainly executed (a plain `ok` may be stray).
         let (acked, confirmed) = if answered_m105
             && let Some(probe) = Self::answered_probe(stream, tails_run)
@@ -1140,10 +1171,11 @@ impl Protocol {
                 // are copies it rejects, each with this same request.
                 let rejected = rejected_before(&mut self.line_errors, requested);
                 let copies = stream.in_flight().saturating_sub(rejected.max(1));
-                stream.settle = (copies > 0).then(|| Settle {
+                let delivered_by =
+                    self.last_tx + self.settings.byte_time * stream.bytes_in_flight() as u32;
+                stream.settle = (copies > 0).then_some(Settle {
                     from: requested,
-                    quiet: self.settings.resend_settle
-                        + self.settings.byte_time * MAX_CMD_SIZE as u32,
+                    delivered_by,
                     unanswered: copies,
                 });
                 stream.next = requested;
@@ -1190,12 +1222,10 @@ impl Protocol {
         // come (the rejected line's own, and stale ones ahead of this request) are done.
         let rejected = rejected_before(&mut self.line_errors, rewind_to);
         let unanswered = stream.next.saturating_sub(rewind_to + rejected.max(1));
-        let longest_stale = (rewind_to + 1..stream.next)
-            .map(|number| frame(number as u64, &stream.lines[number].text).len() + 1)
-            .max();
-        stream.settle = longest_stale.filter(|_| unanswered > 0).map(|bytes| Settle {
+        let delivered_by = self.last_tx + self.settings.byte_time * stream.bytes_in_flight() as u32;
+        stream.settle = (unanswered > 0).then_some(Settle {
             from: rewind_to,
-            quiet: self.settings.resend_settle + self.settings.byte_time * bytes as u32,
+            delivered_by,
             unanswered,
         });
         stream.next = rewind_to;
@@ -1381,8 +1411,7 @@ impl Protocol {
                 return;
             };
             let m110_unconfirmed = stream.acked < SYNC_LINES && stream.next >= SYNC_LINES;
-            let held =
-                (stream.paused && stream.purpose == Purpose::Job) || stream.settle.is_some();
+            let held = (stream.paused && stream.purpose == Purpose::Job) || stream.settle.is_some();
             // One line at a time until the sync probe is answered: a line error empties Marlin's
             // receive buffer, and the tail of the probe must not answer for it.
             let window = if stream.acked < SYNC_LINES {
@@ -1448,6 +1477,7 @@ impl Protocol {
     }
 
     fn send_raw(&mut self, text: &str, now: Instant) {
+        self.last_tx = now;
         self.outgoing.extend_from_slice(text.as_bytes());
         self.outgoing.push(b'\n');
         self.traffic.record(self.at_ms(now), Direction::Sent, text);

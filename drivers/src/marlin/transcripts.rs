@@ -269,8 +269,9 @@ job: G1 X1
 fn stale_resend_requests_from_lines_in_flight_do_not_send_a_line_twice() {
     // Lines 2-4 are in flight when line 2 is corrupted: Marlin rejects 2 (checksum) and empties
     // its receive buffer (line 3 is lost with it), then rejects 4 (line number) with another
-    // `Resend: 2`. The host resends once, when the printer has been quiet for 3 ms plus the
-    // wire time of the longest stale line (16 bytes at 115,200 baud: 1.4 ms).
+    // `Resend: 2`. The host resends once, when the printer has been quiet for 3 ms and as long
+    // after the stale lines have reached it (the 37 bytes in flight at 0 ms, 115,200 baud: by
+    // 3.2 ms).
     check(
         "
 settings: in_flight=3
@@ -296,8 +297,8 @@ job: G1 X1 | G1 X2 | G1 X3
 < Error:Line Number is not Last Line Number+1, Last Line: 1
 < Resend: 2
 < ok
+@ 6
 @ 7
-@ 8
 > N2 G1 X1*99
 > N3 G1 X2*97
 > N4 G1 X3*103
@@ -1273,27 +1274,23 @@ job: G1 X1 | G1 X2 | G1 X3
 }
 
 #[test]
-fn a_rewind_from_a_late_stale_request_resends_every_line_under_its_own_number() {
-    // Line 2 is corrupted; the stale lines' replies are late (the printer's USB bridge held
-    // them), so the host resends at the quiet time, and then takes the late `Resend: 2` for a
-    // new one although the firmware has accepted lines 2-4 by then. The resync probe falls due
-    // during that second resend: inserted there, it would have moved `G1 X3` to N5, which the
-    // firmware would accept and run a second time. Lines below the highest number sent keep
-    // their numbers, so the firmware rejects each duplicate. The duplicates' requests rewind
-    // again, until the count waits for a probe answer that came already: the tickle after the
-    // command timeout clears the probes it was waiting for, and its own answer ends the job.
+fn a_stale_tail_read_as_an_unknown_command_has_answered() {
+    // Line 2 is corrupted. Marlin's flush cuts line 3 (its tail is rejected) and line 4 after
+    // its `*`: the tail `03` has no checksum, so Marlin runs it as a command, unknown. That is
+    // line 4's answer, and no line error came with it (no flush): the resend goes out at once
+    // instead of at the quiet time.
     check(
         "
-settings: in_flight=3 resync_interval=3
+settings: in_flight=3
 > N0 M110 N0*125
 < ok
 > N1 M115*39
 < ok
 ! Ready { firmware: None, line_window: 3 }
-job: G1 X1 | G1 X2 | G1 X3 | G1 X4
+job: G1 X1 | G1 X2 | G1 X3
 > N0 M110 N0*125
 < ok
-! JobProgress { done: 0, total: 4 }
+! JobProgress { done: 0, total: 3 }
 > N1 M105*38
 < ok T:20.0 /0.0
 ! Temperatures T:20/0
@@ -1303,40 +1300,21 @@ job: G1 X1 | G1 X2 | G1 X3 | G1 X4
 < Error:checksum mismatch, Last Line: 1
 < Resend: 2
 < ok
-@ 20
+< Error:No Line Number with checksum, Last Line: 1
+< Resend: 2
+< ok
+< echo:Unknown command: \"03\"
+< ok
 > N2 G1 X1*99
 > N3 G1 X2*97
 > N4 G1 X3*103
-< Error:Line Number is not Last Line Number+1, Last Line: 1
-< Resend: 2
 < ok
-< Error:Line Number is not Last Line Number+1, Last Line: 1
-< Resend: 2
-< ok
-< ok
-< ok
-< ok
-@ 40
-> N2 G1 X1*99
-> N3 G1 X2*97
-> N4 G1 X3*103
-< Error:Line Number is not Last Line Number+1, Last Line: 4
-< Resend: 5
-! JobProgress { done: 3, total: 4 }
-< ok
-< Error:Line Number is not Last Line Number+1, Last Line: 4
-< Resend: 5
-< ok
-< Error:Line Number is not Last Line Number+1, Last Line: 4
+! JobProgress { done: 1, total: 3 }
 > N5 M105*34
-> N6 G1 X4*98
-> N7 M105*32
-< Resend: 5
 < ok
-< ok T:20.0 /0.0
-! Temperatures T:20/0
+! JobProgress { done: 2, total: 3 }
 < ok
-! JobProgress { done: 4, total: 4 }
+! JobProgress { done: 3, total: 3 }
 < ok T:20.0 /0.0
 ! Temperatures T:20/0
 ! JobDone

@@ -18,6 +18,10 @@
 //! - blocking commands (M109, M190, M400, G4, G28, G29, a full planner) print
 //!   `echo:busy: processing` every 2 s (`HOST_KEEPALIVE_FEATURE`), and M109/M190 a temperature
 //!   line every second; M155 auto-reports;
+//! - output written byte by byte at the baud rate, as AVR boards do (`MarlinSerial::write`
+//!   waits for the UART; `TX_BUFFER_SIZE` is 0 by default): the receive buffer is emptied after
+//!   a line error's `Error:` line has gone out, so what arrives while it is written is lost too,
+//!   unless [`FirmwareConfig::tx_buffer`] models a board that buffers its output;
 //! - `M108`, `M112` and `M410` are seen as soon as they arrive (`EMERGENCY_PARSER`);
 //! - boot prints `start` and a banner.
 //!
@@ -47,6 +51,9 @@ pub struct FirmwareConfig {
     /// Marlin 2.x prints `ok` after `Resend:`; some builds do not.
     pub ok_after_resend: bool,
     pub unnumbered_checksum: UnnumberedChecksum,
+    /// The board buffers its output (`TX_BUFFER_SIZE` > 0, or native USB): writes return at
+    /// once, so a line error empties the receive buffer as soon as the line is read.
+    pub tx_buffer: bool,
     pub faults: Vec<Fault>,
 }
 
@@ -97,6 +104,7 @@ impl Default for FirmwareConfig {
             advanced_ok: false,
             ok_after_resend: true,
             unnumbered_checksum: UnnumberedChecksum::default(),
+            tx_buffer: false,
             faults: Vec::new(),
         }
     }
@@ -179,6 +187,14 @@ pub struct Firmware {
     now: Instant,
     rx: VecDeque<u8>,
     rx_overflows: u64,
+    /// One byte's time on the wire when writes block until the byte is out; zero with a TX
+    /// buffer.
+    tx_byte_time: Duration,
+    /// When everything written so far is out.
+    tx_free_at: Instant,
+    /// A line error empties the receive buffer once its `Error:` line is out: bytes arriving
+    /// before then are lost.
+    flush_until: Option<Instant>,
     line: Vec<u8>,
     in_comment: bool,
     last_n: i64,
@@ -202,10 +218,19 @@ pub struct Firmware {
 }
 
 impl Firmware {
-    /// A board that has just booted: `start` and the banner are already in its output.
-    pub fn new(config: FirmwareConfig, now: Instant) -> Firmware {
+    /// A board that has just booted, on a serial link at `baud`: `start` and the banner are
+    /// already in its output.
+    pub fn new(config: FirmwareConfig, baud: u32, now: Instant) -> Firmware {
         let faults = config.faults.iter().cloned().map(|f| (f, false)).collect();
+        let tx_byte_time = if config.tx_buffer {
+            Duration::ZERO
+        } else {
+            Duration::from_secs(10) / baud.max(1)
+        };
         let mut firmware = Firmware {
+            tx_byte_time,
+            tx_free_at: now,
+            flush_until: None,
             config,
             faults,
             started: now,
@@ -286,6 +311,10 @@ impl Firmware {
         }
         if text.contains("M410") {
             self.planner.clear();
+        }
+        if self.flush_until.is_some_and(|until| now < until) {
+            self.poll(now);
+            return;
         }
         for &byte in bytes {
             if self.rx.len() < self.config.rx_buffer {
@@ -439,6 +468,7 @@ impl Firmware {
     /// Power cycle or watchdog reset: everything volatile is lost.
     pub fn reset(&mut self) {
         self.rx.clear();
+        self.flush_until = None;
         self.line.clear();
         self.in_comment = false;
         self.last_n = 0;
@@ -478,6 +508,8 @@ impl Firmware {
     fn say(&mut self, line: &str) {
         self.output.extend_from_slice(line.as_bytes());
         self.output.push(b'\n');
+        self.tx_free_at =
+            self.tx_free_at.max(self.now) + self.tx_byte_time * (line.len() as u32 + 1);
     }
 
     /// `get_serial_commands`: read while the ring has room and nothing blocks.
@@ -565,8 +597,10 @@ impl Firmware {
     fn line_error(&mut self, message: &str) {
         let report = format!("Error:{message}{}", self.last_n);
         self.say(&report);
-        // `gcode_line_error` empties the receive buffer before asking for the resend.
+        // `gcode_line_error` empties the receive buffer before asking for the resend, once the
+        // error line is written.
         self.rx.clear();
+        self.flush_until = Some(self.tx_free_at);
         self.say(&format!("Resend: {}", self.last_n + 1));
         if self.config.ok_after_resend {
             self.say("ok");
@@ -965,9 +999,11 @@ mod tests {
         expected_output: &str,
         expected_log: &[&str],
     ) {
-        let start = Instant::now();
-        let mut firmware = Firmware::new(config, start);
+        let booted = Instant::now();
+        let mut firmware = Firmware::new(config, 115_200, booted);
         firmware.take_output();
+        // Writes block: the banner takes 13 ms to go out at 115,200 baud.
+        let start = booted + Duration::from_millis(20);
         for (ms, bytes) in steps {
             let now = start + Duration::from_millis(*ms);
             firmware.poll(now);
@@ -1073,7 +1109,11 @@ mod tests {
     #[test]
     fn a_cut_tail_with_a_checksum_runs_on_marlin_2_and_is_rejected_by_older_firmware() {
         // `N2 ` was received before the flush; `G1 X2*99` arrives alone.
-        let steps = vec![at(0, "N1 G1 X1*0\nN2 "), at(5, "G1 X2*99\n"), at(6, "X3\n")];
+        let steps = vec![
+            at(0, "N1 G1 X1*0\nN2 "),
+            at(5, "G1 X2*99\n"),
+            at(12, "X3\n"),
+        ];
         let rejected = "Error:checksum mismatch, Last Line: 0\nResend: 1\nok\n";
         let unknown = "echo:Unknown command: \"X3\"\nok\n";
         let cases: [(UnnumberedChecksum, String, Vec<&str>); 3] = [
@@ -1103,6 +1143,31 @@ mod tests {
                 ..FirmwareConfig::default()
             };
             check(config, &steps, &output, &log);
+        }
+    }
+
+    #[test]
+    fn a_line_error_loses_what_arrives_while_its_error_line_is_written() {
+        // The error line takes 3.3 ms at 115,200 baud: with blocking writes line 2, arriving at
+        // 2 ms, is lost with the flush that follows it; a board with a TX buffer has flushed
+        // already and rejects line 2 for its number.
+        let steps = vec![at(0, "N1 G1 X1*0\n"), at(2, frame(2, "G1 X2")), at(8, "")];
+        let rejected = "Error:checksum mismatch, Last Line: 0\nResend: 1\nok\n";
+        for (tx_buffer, output) in [
+            (false, rejected.to_string()),
+            (
+                true,
+                format!(
+                    "{rejected}Error:Line Number is not Last Line Number+1, Last Line: 0\n\
+                     Resend: 1\nok\n"
+                ),
+            ),
+        ] {
+            let config = FirmwareConfig {
+                tx_buffer,
+                ..FirmwareConfig::default()
+            };
+            check(config, &steps, &output, &[]);
         }
     }
 
@@ -1159,7 +1224,7 @@ mod tests {
             ..FirmwareConfig::default()
         };
         let start = Instant::now();
-        let mut firmware = Firmware::new(config, start);
+        let mut firmware = Firmware::new(config, 115_200, start);
         firmware.receive(
             format!("{}{}", frame(1, "G1 X1"), frame(2, "G1 X2")).as_bytes(),
             start,

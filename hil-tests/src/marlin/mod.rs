@@ -56,6 +56,10 @@ pub struct MarlinSimArgs {
     /// 2.x), `reject` (Marlin 1.0, Sprinter), `reject-and-resend` (Prusa-Firmware).
     #[arg(long, value_enum, default_value_t = UnnumberedChecksum::Run)]
     pub unnumbered_checksum: UnnumberedChecksum,
+    /// The board buffers its output (TX_BUFFER_SIZE > 0, or native USB). Without it, writes
+    /// block as on AVR boards, and a line error loses what arrives while its error is written.
+    #[arg(long)]
+    pub tx_buffer: bool,
     /// Seed for the line noise, to replay a run.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -87,6 +91,7 @@ impl MarlinSimArgs {
                 time_scale: self.time_scale,
                 advanced_ok: self.advanced_ok,
                 unnumbered_checksum: self.unnumbered_checksum,
+                tx_buffer: self.tx_buffer,
                 faults,
                 ..FirmwareConfig::default()
             },
@@ -171,7 +176,7 @@ impl MarlinSim {
         let task = tokio::spawn(
             SimTask {
                 wire,
-                firmware: Firmware::new(firmware_config, Instant::now().into_std()),
+                firmware: Firmware::new(firmware_config, config.baud, Instant::now().into_std()),
                 started: Instant::now(),
                 wire_faults: wire_faults.into_iter().map(|f| (f, false)).collect(),
                 replug_at: None,
