@@ -23,6 +23,41 @@ pub struct StreamingRow {
     pub doubled: u64,
     pub lines: u64,
     pub seconds: f64,
+    /// Over repeated runs ([`median_rows`]): the row is the median run's, `lost` and `doubled`
+    /// count every run.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub spread: Option<Spread>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Spread {
+    pub runs: usize,
+    pub wire_efficiency_min: f64,
+    pub wire_efficiency_max: f64,
+}
+
+/// One row per method from several rounds of the same rows: the run with the median wire
+/// efficiency (the upper one of an even count), with the spread, and every run's lost and
+/// doubled lines added up, so that a single bad run shows.
+pub fn median_rows(rounds: Vec<Vec<StreamingRow>>) -> Vec<StreamingRow> {
+    let Some(first) = rounds.first() else {
+        return Vec::new();
+    };
+    (0..first.len())
+        .map(|index| {
+            let mut runs: Vec<&StreamingRow> = rounds.iter().map(|round| &round[index]).collect();
+            runs.sort_by(|a, b| a.wire_efficiency.total_cmp(&b.wire_efficiency));
+            let mut row = runs[runs.len() / 2].clone();
+            row.lost = runs.iter().map(|r| r.lost).sum();
+            row.doubled = runs.iter().map(|r| r.doubled).sum();
+            row.spread = Some(Spread {
+                runs: runs.len(),
+                wire_efficiency_min: runs[0].wire_efficiency,
+                wire_efficiency_max: runs[runs.len() - 1].wire_efficiency,
+            });
+            row
+        })
+        .collect()
 }
 
 pub fn print_table(rows: &[StreamingRow], out: &mut dyn std::io::Write) -> std::io::Result<()> {
@@ -40,7 +75,7 @@ pub fn print_table(rows: &[StreamingRow], out: &mut dyn std::io::Write) -> std::
         "seconds"
     )?;
     for r in rows {
-        writeln!(
+        write!(
             out,
             "{:<8} {:<23} {:>9.1}% {:>10.3} {:>9.3} {:>6} {:>8} {:>8} {:>9.2}",
             r.protocol,
@@ -53,6 +88,14 @@ pub fn print_table(rows: &[StreamingRow], out: &mut dyn std::io::Write) -> std::
             r.lines,
             r.seconds
         )?;
+        match &r.spread {
+            Some(spread) => writeln!(
+                out,
+                "  median of {}, wire eff. {:.3}-{:.3}",
+                spread.runs, spread.wire_efficiency_min, spread.wire_efficiency_max
+            )?,
+            None => writeln!(out)?,
+        }
     }
     Ok(())
 }
@@ -77,6 +120,8 @@ pub struct StreamingBenchOptions {
     /// Program length; the documented benchmark is 10,000 short lines.
     pub lines: usize,
     pub baud: u32,
+    /// Rounds of every row; more than one reports each row's median ([`median_rows`]).
+    pub repeat: usize,
 }
 
 impl Default for StreamingBenchOptions {
@@ -84,6 +129,7 @@ impl Default for StreamingBenchOptions {
         StreamingBenchOptions {
             lines: 10_000,
             baud: 115_200,
+            repeat: 1,
         }
     }
 }
@@ -92,9 +138,16 @@ impl Default for StreamingBenchOptions {
 pub async fn run_streaming_bench(
     options: &StreamingBenchOptions,
 ) -> anyhow::Result<Vec<StreamingRow>> {
-    let mut rows = grbl_rows(options).await?;
-    rows.extend(crate::marlin::bench::bench_rows(options.lines, options.baud).await?);
-    Ok(rows)
+    let mut rounds = Vec::new();
+    for _ in 0..options.repeat.max(1) {
+        let mut rows = grbl_rows(options).await?;
+        rows.extend(crate::marlin::bench::bench_rows(options.lines, options.baud).await?);
+        rounds.push(rows);
+    }
+    if rounds.len() == 1 {
+        return Ok(rounds.remove(0));
+    }
+    Ok(median_rows(rounds))
 }
 
 /// GRBL's two streaming methods over a real PTY at the emulated baud rate, with motion so fast
@@ -203,6 +256,7 @@ pub async fn grbl_row(
         doubled,
         lines: program.len() as u64,
         seconds,
+        spread: None,
     })
 }
 
@@ -222,4 +276,52 @@ fn lost_and_doubled(program: &[String], executed: &[String]) -> (u64, u64) {
         .sum::<i64>();
     let doubled = counts.values().filter(|&&c| c > 0).sum::<i64>();
     (lost as u64, doubled as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(method: &'static str, wire_efficiency: f64, doubled: u64) -> StreamingRow {
+        StreamingRow {
+            protocol: "marlin",
+            method,
+            corruption: 0.01,
+            efficiency: wire_efficiency * 0.66,
+            wire_efficiency,
+            lost: 0,
+            doubled,
+            lines: 10_000,
+            seconds: 25.0,
+            spread: None,
+        }
+    }
+
+    #[test]
+    fn repeated_rows_report_the_median_run_and_every_runs_doubled_lines() {
+        let rounds = vec![
+            vec![row("a", 0.91, 0), row("b", 0.50, 0)],
+            vec![row("a", 0.80, 1), row("b", 0.48, 0)],
+            vec![row("a", 0.93, 0), row("b", 0.49, 0)],
+        ];
+        let rows = median_rows(rounds);
+        assert_eq!(rows.len(), 2);
+        assert_eq!((rows[0].method, rows[0].wire_efficiency), ("a", 0.91));
+        assert_eq!(rows[0].doubled, 1);
+        assert_eq!(
+            rows[0].spread,
+            Some(Spread {
+                runs: 3,
+                wire_efficiency_min: 0.80,
+                wire_efficiency_max: 0.93
+            })
+        );
+        assert_eq!(rows[1].wire_efficiency, 0.49);
+        let mut json = Vec::new();
+        print_json_lines(&rows[..1], &mut json).unwrap();
+        let value: serde_json::Value = serde_json::from_slice(&json).unwrap();
+        assert_eq!(value["runs"], 3);
+        assert_eq!(value["wire_efficiency_min"], 0.80);
+        assert_eq!(value["efficiency"], 0.91 * 0.66);
+    }
 }

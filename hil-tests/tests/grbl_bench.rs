@@ -8,7 +8,7 @@ use microfab_hil::bench::{StreamingBenchOptions, grbl_row, print_table};
 async fn character_counting_saturates_the_wire() {
     let options = StreamingBenchOptions {
         lines: 3_000,
-        baud: 115_200,
+        ..StreamingBenchOptions::default()
     };
     // A throughput figure on a shared two-core machine: the best of three runs, so another
     // process hogging the CPU for a moment does not fail the build.

@@ -207,6 +207,10 @@ pub enum BenchCommand {
         lines: usize,
         #[arg(long, default_value_t = 115_200)]
         baud: u32,
+        /// Run every row this many times and report each row's median run, with the spread of
+        /// its wire efficiency (lost and doubled lines add up over the runs).
+        #[arg(long, default_value_t = 1)]
+        repeat: usize,
         #[arg(long)]
         json: bool,
     },
@@ -356,9 +360,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::Bench {
-            command: BenchCommand::Streaming { lines, baud, json },
+            command:
+                BenchCommand::Streaming {
+                    lines,
+                    baud,
+                    repeat,
+                    json,
+                },
         } => {
-            let options = microfab_hil::bench::StreamingBenchOptions { lines, baud };
+            let options = microfab_hil::bench::StreamingBenchOptions {
+                lines,
+                baud,
+                repeat,
+            };
             let rows = microfab_hil::bench::run_streaming_bench(&options).await?;
             let mut out = std::io::stdout();
             if json {

@@ -240,6 +240,7 @@ pub async fn bench_run(
             doubled: comparison.doubled,
             lines: lines as u64,
             seconds,
+            spread: None,
         },
         wire_utilisation: received as f64 / seconds / wire_bytes_per_second,
         ceiling: payload as f64 / framed as f64,
