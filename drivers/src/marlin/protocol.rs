@@ -999,14 +999,10 @@ impl Protocol {
             return;
         };
         self.tickle_at = None;
-        if follows_unknown_command && let Some(settle) = stream.settle.as_mut() {
+        if follows_unknown_command && stream.settle.is_some() {
             // The tail of a stale line cut after its `*` (`17`), read as a command: that line
             // has answered, without a line error (no flush).
-            settle.unanswered = settle.unanswered.saturating_sub(1);
-            if settle.unanswered == 0 {
-                stream.settle = None;
-                self.pump(now);
-            }
+            self.stale_line_answered(now);
             return;
         }
         // `confirmed`: a line the firmware has certainly executed (a plain `ok` may be stray).
@@ -1153,15 +1149,9 @@ impl Protocol {
             // Only M110 and the sync probe are in flight, and until M110 gets through the
             // firmware counts from its old numbering: start over from M110.
             0
-        } else if let Some(settle) = stream.settle.as_mut()
-            && requested == settle.from
-        {
+        } else if stream.settle.is_some_and(|settle| requested == settle.from) {
             // A stale line's request whose `Error:` did not come as a line error: it answered.
-            settle.unanswered = settle.unanswered.saturating_sub(1);
-            if settle.unanswered == 0 {
-                stream.settle = None;
-                self.pump(now);
-            }
+            self.stale_line_answered(now);
             return;
         } else if requested >= stream.next {
             if requested <= stream.sent_high {
@@ -1238,25 +1228,40 @@ impl Protocol {
     /// while a resend waits, or the first rejection, whose `Resend:` follows (or not, on Marlin
     /// 1.0 for a line without a number).
     fn on_line_error(&mut self, last_line: Option<u64>, now: Instant) {
+        let settling_from = self
+            .stream
+            .as_ref()
+            .and_then(|stream| stream.settle)
+            .map(|settle| settle.from)
+            .filter(|&from| last_line.is_none_or(|line| line + 1 == from as u64));
         if self.outside_pending == 0
-            && let Some(stream) = self.stream.as_mut()
-            && let Some(settle) = stream.settle.as_mut()
-            && last_line.is_none_or(|line| line + 1 == settle.from as u64)
+            && let Some(from) = settling_from
         {
             // Marlin empties its receive buffer right after this line: once every stale line
             // has been rejected, nothing can throw the resent line away.
-            settle.unanswered = settle.unanswered.saturating_sub(1);
-            self.stale_request = Some(settle.from);
-            if settle.unanswered == 0 {
-                stream.settle = None;
-                self.pump(now);
-            }
+            self.stale_request = Some(from);
+            self.stale_line_answered(now);
             return;
         }
         self.line_errors = match self.line_errors {
             Some((line, count)) if line == last_line => Some((line, count + 1)),
             _ => Some((last_line, 1)),
         };
+    }
+
+    /// A stale line has answered while a resend waits: when all have, the resend goes out.
+    fn stale_line_answered(&mut self, now: Instant) {
+        let Some(stream) = self.stream.as_mut() else {
+            return;
+        };
+        let Some(settle) = stream.settle.as_mut() else {
+            return;
+        };
+        settle.unanswered = settle.unanswered.saturating_sub(1);
+        if settle.unanswered == 0 {
+            stream.settle = None;
+            self.pump(now);
+        }
     }
 
     fn on_error(&mut self, error: ErrorReply, now: Instant) {
