@@ -1006,42 +1006,47 @@ impl Protocol {
             return;
         }
         // `confirmed`: a line the firmware has certainly executed (a plain `ok` may be stray).
-        let (acked, confirmed) = if answered_m105
-            && let Some(probe) = Self::answered_probe(stream, tails_run)
-        {
-            // Marlin executes in order: everything up to the probe was accepted and executed.
-            (probe + 1, Some(probe))
-        } else if let Some(n) = advanced_line.map(|n| n as usize)
-            && n >= stream.acked
-            && n < stream.next
-        {
-            (n + 1, Some(n))
-        } else if stream.acked < stream.next && !stream.lines[stream.acked].probe {
-            (stream.acked + 1, None)
-        } else {
-            // Nothing in flight, or the oldest line is a probe, which only `ok T:` answers
-            // (lines after it execute after it): a stray `ok`. It may also be the probe itself,
-            // its `N` hit by noise and read as an unknown command; a second probe tells at
-            // once (Marlin rejects it and asks for the first) instead of after a timeout.
-            stream.stray_ok_since_confirmed = true;
-            if !follows_unknown_command {
-                stream.oks_behind_probe += 1;
-            }
-            if stream.acked >= SYNC_LINES && !follows_unknown_command {
-                tracing::warn!(
-                    "an `ok` for no line: the tail of a line cut by the printer's receive-buffer \
-                     flush may have run unchecked (a command may have run twice)"
-                );
-            }
-            if stream.acked < stream.next
-                && stream.probes.len() == 1
-                && stream.settle.is_none()
-                && stream.next >= stream.sent_high
+        let (acked, confirmed) =
+            if answered_m105 && let Some(probe) = Self::answered_probe(stream, tails_run) {
+                // Marlin executes in order: everything up to the probe was accepted and executed.
+                (probe + 1, Some(probe))
+            } else if let Some(n) = advanced_line.map(|n| n as usize)
+                && n >= stream.acked
+                && n < stream.next
             {
-                self.send_probe_now(now);
-            }
-            return;
-        };
+                (n + 1, Some(n))
+            } else if stream.acked < stream.next && !stream.lines[stream.acked].probe {
+                (stream.acked + 1, None)
+            } else {
+                // Nothing in flight, or the oldest line is a probe, which only `ok T:` answers
+                // (lines after it execute after it): a stray `ok`. It may also be the probe itself,
+                // its `N` hit by noise and read as an unknown command; a second probe tells at
+                // once (Marlin rejects it and asks for the first) instead of after a timeout.
+                stream.stray_ok_since_confirmed = true;
+                if !follows_unknown_command {
+                    stream.oks_behind_probe += 1;
+                }
+                if stream.acked >= SYNC_LINES && !follows_unknown_command {
+                    if tails_run {
+                        tracing::warn!(
+                            "an `ok` for no line: the tail of a line cut by the printer's \
+                         receive-buffer flush may have run unchecked (a command may have run twice)"
+                        );
+                    } else {
+                        // The count ran behind (a jump over copies of accepted lines, a lost
+                        // `ok`): the next probe puts it right.
+                        tracing::debug!("an `ok` for no line");
+                    }
+                }
+                if stream.acked < stream.next
+                    && stream.probes.len() == 1
+                    && stream.settle.is_none()
+                    && stream.next >= stream.sent_high
+                {
+                    self.send_probe_now(now);
+                }
+                return;
+            };
         stream.acked = acked;
         stream.oks_behind_probe = 0;
         if confirmed.is_some() {
