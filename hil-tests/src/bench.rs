@@ -63,7 +63,7 @@ pub fn median_rows(rounds: Vec<Vec<StreamingRow>>) -> Vec<StreamingRow> {
 pub fn print_table(rows: &[StreamingRow], out: &mut dyn std::io::Write) -> std::io::Result<()> {
     writeln!(
         out,
-        "{:<8} {:<23} {:>10} {:>10} {:>9} {:>6} {:>8} {:>8} {:>9}",
+        "{:<8} {:<25} {:>10} {:>10} {:>9} {:>6} {:>8} {:>8} {:>9}",
         "protocol",
         "method",
         "corruption",
@@ -77,7 +77,7 @@ pub fn print_table(rows: &[StreamingRow], out: &mut dyn std::io::Write) -> std::
     for r in rows {
         write!(
             out,
-            "{:<8} {:<23} {:>9.1}% {:>10.3} {:>9.3} {:>6} {:>8} {:>8} {:>9.2}",
+            "{:<8} {:<25} {:>9.1}% {:>10.3} {:>9.3} {:>6} {:>8} {:>8} {:>9.2}",
             r.protocol,
             r.method,
             r.corruption * 100.0,
