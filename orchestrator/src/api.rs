@@ -1028,10 +1028,16 @@ async fn current_plan(State(rt): State<AppState>) -> Json<PlanView> {
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct VerifyReport {
-    /// The event log, replayed, gives exactly the state in the tables.
+    /// The event log, replayed, gives exactly the state in the tables, and the tables keep
+    /// the plant's business invariants.
     pub consistent: bool,
     pub events: usize,
+    /// Where the replayed log and the tables disagree.
     pub differences: Vec<String>,
+    /// Business invariants the tables break: work or reservations on a closed order,
+    /// reservations that are not what open runs will draw, unit counts that are not the unit
+    /// rows, `0 <= reserved <= on_hand`.
+    pub invariants: Vec<String>,
 }
 
 #[utoipa::path(get, path = "/api/v1/verify", responses((status = 200, body = VerifyReport)))]

@@ -401,12 +401,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                 println!("{}", serde_json::to_string(&report)?);
             } else if report.consistent {
                 println!(
-                    "consistent: {} events replay to the state in the tables",
+                    "consistent: {} events replay to the state in the tables, which keep the plant's invariants",
                     report.events
                 );
             } else {
                 println!("INCONSISTENT after {} events:", report.events);
-                for d in &report.differences {
+                for d in report.differences.iter().chain(&report.invariants) {
                     println!("  {d}");
                 }
             }

@@ -147,15 +147,17 @@ pub struct Assignment {
 impl Plant {
     /// Create replacement runs for every step that now has fewer units coming than it must
     /// deliver. Tops up the last planned partial run first, so a sheet is not cut for one part.
+    /// A closed order gets nothing: a late outcome of one of its runs settles that run only.
     async fn top_up(&self, w: &mut Writer<'_>, order_id: &str) -> Result<()> {
-        let quantity: i64 = sqlx::query_scalar("SELECT quantity FROM orders WHERE id = $1")
+        let order = sqlx::query("SELECT state, quantity, maker FROM orders WHERE id = $1")
             .bind(order_id)
             .fetch_one(&mut *w.tx)
             .await?;
-        let maker: String = sqlx::query_scalar("SELECT maker FROM orders WHERE id = $1")
-            .bind(order_id)
-            .fetch_one(&mut *w.tx)
-            .await?;
+        if !order_state::is_active(&order.try_get::<String, _>("state")?) {
+            return Ok(());
+        }
+        let quantity: i64 = order.try_get("quantity")?;
+        let maker: String = order.try_get("maker")?;
         let steps = step_counts(&mut w.tx, order_id).await?;
         let mut created = NewJobs::default();
         let mut reserved_all = Vec::new();
@@ -710,6 +712,12 @@ impl Plant {
             )));
         }
         let order_id: String = row.try_get("order_id")?;
+        let order_now = super::orders::order_state_of(&mut w.tx, &order_id).await?;
+        if !order_state::is_active(&order_now) {
+            return Err(PlantError::Conflict(format!(
+                "order {order_id} is {order_now}: its run is not resumed; resolve it instead"
+            )));
+        }
         let machine_id: String = row
             .try_get::<Option<String>, _>("machine_id")?
             .ok_or_else(|| PlantError::Conflict(format!("job {job_id} never reached a machine")))?;

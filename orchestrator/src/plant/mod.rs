@@ -6,7 +6,8 @@
 //! Architecture invariants (checked by the tests and by `microfab verify`):
 //! - per order: `good + remaining == quantity`; every scrapped piece is recorded and replaced;
 //! - per step: units started never exceed the good units of each predecessor step;
-//! - per stock account: `0 <= reserved <= on_hand`.
+//! - per stock account: `0 <= reserved <= on_hand`;
+//! - only an active order (approved, in progress) gets new runs or reserved material.
 
 pub mod jobs;
 pub mod machines;
@@ -72,6 +73,14 @@ pub mod order_state {
     pub const IN_PROGRESS: &str = "in_progress";
     pub const COMPLETED: &str = "completed";
     pub const CANCELLED: &str = "cancelled";
+
+    /// The states in which an order may get work and material; every other state is closed
+    /// (not yet approved, or ended).
+    pub const ACTIVE: [&str; 2] = [APPROVED, IN_PROGRESS];
+
+    pub fn is_active(state: &str) -> bool {
+        ACTIVE.contains(&state)
+    }
 }
 
 /// Job lifecycle states.

@@ -281,12 +281,12 @@ impl Plant {
             }
             runs_per_step.push((step.try_get::<i64, _>("step_index")?, units_per_run));
         }
-        let reserved = super::stock::reserve(&mut w.tx, order_id, &maker, &needs).await?;
         sqlx::query("UPDATE orders SET state = 'approved', updated_ms = $1 WHERE id = $2")
             .bind(at_ms)
             .bind(order_id)
             .execute(&mut *w.tx)
             .await?;
+        let reserved = super::stock::reserve(&mut w.tx, order_id, &maker, &needs).await?;
         w.emit(Event::OrderApproved {
             order_id: order_id.to_string(),
             reserved,

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use sqlx::{Any, Row, Transaction};
 
-use super::{Plant, PlantError, Result, invalid};
+use super::{Plant, PlantError, Result, invalid, order_state};
 use crate::amount::Amount;
 use crate::config::MaterialConfig;
 use crate::store::{Draw, Event, Writer};
@@ -49,12 +49,19 @@ pub async fn available_to(tx: &mut Tx, material: &str, maker: &str) -> Result<Am
 }
 
 /// Reserve `needs` (material → amount) for `order_id`, or change nothing and say what is short.
+/// Only an active order reserves: material held for a closed order would never be released.
 pub async fn reserve(
     tx: &mut Tx,
     order_id: &str,
     maker: &str,
     needs: &BTreeMap<String, Amount>,
 ) -> Result<Vec<Draw>> {
+    let state = super::orders::order_state_of(tx, order_id).await?;
+    if !order_state::is_active(&state) {
+        return Err(PlantError::Conflict(format!(
+            "order {order_id} is {state}: only an approved or in-progress order reserves material"
+        )));
+    }
     let mut plan = Vec::new();
     let mut short = Vec::new();
     for (material, needed) in needs {
@@ -374,7 +381,8 @@ impl Plant {
             "SELECT j.id AS id, j.order_id AS order_id, o.maker AS maker, s.materials_json AS materials_json \
              FROM jobs j JOIN orders o ON o.id = j.order_id \
              JOIN steps s ON s.order_id = j.order_id AND s.step_index = j.step_index \
-             WHERE j.state = 'planned' AND j.material_reserved = 0 ORDER BY j.id",
+             WHERE j.state = 'planned' AND j.material_reserved = 0 AND o.state IN ('approved', 'in_progress') \
+             ORDER BY j.id",
         )
         .fetch_all(&mut *w.tx)
         .await?;
