@@ -651,13 +651,21 @@ async fn submit(file: &PathBuf, client: &ClientArgs) -> anyhow::Result<i32> {
 
 fn print_orders(orders: &[OrderView]) {
     println!(
-        "{:<11} {:<12} {:<15} {:>5} {:>5} {:>5} {:>5}  product",
-        "id", "state", "priority", "qty", "good", "scrap", "left"
+        "{:<11} {:<12} {:<15} {:>5} {:>5} {:>5} {:>5}  {:<24}  product",
+        "id", "state", "priority", "qty", "good", "scrap", "left", "eta"
     );
     for o in orders {
         println!(
-            "{:<11} {:<12} {:<15} {:>5} {:>5} {:>5} {:>5}  {}",
-            o.id, o.state, o.priority, o.quantity, o.good, o.scrapped, o.remaining, o.product
+            "{:<11} {:<12} {:<15} {:>5} {:>5} {:>5} {:>5}  {:<24}  {}",
+            o.id,
+            o.state,
+            o.priority,
+            o.quantity,
+            o.good,
+            o.scrapped,
+            o.remaining,
+            o.eta.as_deref().unwrap_or("-"),
+            o.product
         );
     }
 }

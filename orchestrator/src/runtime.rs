@@ -385,6 +385,10 @@ async fn planner_task(
             }
             Ok((snapshot, Ok(()))) => {
                 tracing::debug!(runs = snapshot.plan.assignments.len(), objective = ?snapshot.plan.objective, "new plan");
+                runtime
+                    .plant
+                    .etas
+                    .publish(snapshot.plan.order_eta.iter().cloned());
                 if let Ok(mut slot) = runtime.plan.write() {
                     *slot = Some(Arc::new(snapshot));
                 }

@@ -15,7 +15,8 @@ pub mod orders;
 pub mod stock;
 pub mod views;
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
 
 use crate::config::PlantConfig;
 use crate::store::{Store, StoreError};
@@ -57,11 +58,35 @@ pub fn invalid(field: &str, message: impl Into<String>) -> PlantError {
 pub struct Plant {
     pub store: Store,
     pub config: Arc<PlantConfig>,
+    /// When the current plan expects each order to end: the plan lives in the runtime, the
+    /// order views here.
+    pub etas: PlanEtas,
 }
 
 impl Plant {
     pub fn new(store: Store, config: Arc<PlantConfig>) -> Plant {
-        Plant { store, config }
+        Plant {
+            store,
+            config,
+            etas: PlanEtas::default(),
+        }
+    }
+}
+
+/// Each order's expected end (ms) in the plan the dispatcher follows. The planner task
+/// publishes it with every plan it adopts; readers never wait on the planner.
+#[derive(Default)]
+pub struct PlanEtas(RwLock<Arc<BTreeMap<String, i64>>>);
+
+impl PlanEtas {
+    pub fn publish(&self, etas: impl IntoIterator<Item = (String, i64)>) {
+        if let Ok(mut slot) = self.0.write() {
+            *slot = Arc::new(etas.into_iter().collect());
+        }
+    }
+
+    pub fn current(&self) -> Arc<BTreeMap<String, i64>> {
+        self.0.read().map(|e| e.clone()).unwrap_or_default()
     }
 }
 

@@ -1,13 +1,15 @@
 //! Read models for the API and CLI: what an order, job, machine or stock account looks like
 //! from outside. Reads go straight to the pool; they never wait on the writer.
 
+use std::collections::BTreeMap;
+
 use microfab_drivers::ResumePoint;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 use utoipa::ToSchema;
 
-use super::{Plant, PlantError, Result};
+use super::{Plant, PlantError, Result, order_state};
 use crate::amount::Amount;
 use crate::store::format_ms;
 
@@ -43,7 +45,8 @@ pub struct OrderView {
     pub prescreen: Vec<String>,
     pub source_name: String,
     pub steps: Vec<StepView>,
-    /// When the current plan expects the order's last run to end (absent without a plan).
+    /// When the current plan expects the order's last run to end: set for every approved or
+    /// in-progress order the plan covers, null for closed orders and before the first plan.
     pub eta: Option<String>,
 }
 
@@ -117,12 +120,22 @@ pub struct UnitView {
     pub reason: Option<String>,
 }
 
-fn order_view(row: &AnyRow, steps: Vec<StepView>) -> Result<OrderView, sqlx::Error> {
+fn order_view(
+    row: &AnyRow,
+    steps: Vec<StepView>,
+    etas: &BTreeMap<String, i64>,
+) -> Result<OrderView, sqlx::Error> {
     let quantity: i64 = row.try_get("quantity")?;
     let good: i64 = row.try_get("good")?;
+    let id: String = row.try_get("id")?;
+    let state: String = row.try_get("state")?;
+    // A plan made before the order closed may still list it: only an open order has an ETA.
+    let eta = order_state::is_active(&state)
+        .then(|| etas.get(&id).copied().map(format_ms))
+        .flatten();
     Ok(OrderView {
-        id: row.try_get("id")?,
-        state: row.try_get("state")?,
+        id,
+        state,
         state_reason: row.try_get("state_reason")?,
         product: row.try_get("product")?,
         maker: row.try_get("maker")?,
@@ -137,7 +150,7 @@ fn order_view(row: &AnyRow, steps: Vec<StepView>) -> Result<OrderView, sqlx::Err
             .unwrap_or_default(),
         source_name: row.try_get("source_name")?,
         steps,
-        eta: None,
+        eta,
     })
 }
 
@@ -151,10 +164,11 @@ impl Plant {
         .bind(state.unwrap_or(""))
         .fetch_all(&self.store.pool)
         .await?;
+        let etas = self.etas.current();
         let mut views = Vec::new();
         for row in &rows {
             let id: String = row.try_get("id")?;
-            views.push(order_view(row, self.steps(&id).await?)?);
+            views.push(order_view(row, self.steps(&id).await?, &etas)?);
         }
         Ok(views)
     }
@@ -165,7 +179,11 @@ impl Plant {
             .fetch_optional(&self.store.pool)
             .await?
             .ok_or_else(|| PlantError::NotFound(format!("order '{order_id}'")))?;
-        Ok(order_view(&row, self.steps(order_id).await?)?)
+        Ok(order_view(
+            &row,
+            self.steps(order_id).await?,
+            &self.etas.current(),
+        )?)
     }
 
     async fn steps(&self, order_id: &str) -> Result<Vec<StepView>> {
