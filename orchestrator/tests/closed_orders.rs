@@ -59,7 +59,11 @@ async fn late_outcome_of_a_cancelled_order(kind: &str) {
         )
         .await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["eta"], Value::Null, "a closed order has no ETA: {body}");
+    assert_eq!(
+        body["eta"],
+        Value::Null,
+        "a closed order has no ETA: {body}"
+    );
     wait_until("the aborted runs are interrupted", || async {
         jobs_in(client, &id, &["dispatched", "running"])
             .await
@@ -68,6 +72,68 @@ async fn late_outcome_of_a_cancelled_order(kind: &str) {
     .await;
     let interrupted = jobs_in(client, &id, &["interrupted"]).await;
     assert!(!interrupted.is_empty(), "the cancel aborted running runs");
+
+    // A machine holding an interrupted run never reads as idle: it says which run holds it,
+    // since when and why.
+    wait_until("the machines report idle after the abort", || async {
+        let machines = client.ok("/api/v1/machines").await;
+        machines
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["state"] != "busy")
+    })
+    .await;
+    for job in &interrupted {
+        let machine = client
+            .ok(&format!(
+                "/api/v1/machines/{}",
+                job["machine_id"].as_str().unwrap()
+            ))
+            .await;
+        assert_eq!(machine["state"], "held", "{machine}");
+        assert_eq!(machine["free"], false, "{machine}");
+        let hold = machine["holds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["kind"] == "interrupted_run" && h["job_id"] == job["id"])
+            .unwrap_or_else(|| panic!("no hold for job {}: {machine}", job["id"]));
+        assert!(hold["since"].is_string(), "{machine}");
+        assert_eq!(hold["reason"], job["reason"], "{machine}");
+    }
+    // And one in maintenance says why.
+    let idle = client
+        .ok("/api/v1/machines")
+        .await
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["state"] == "idle")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, machine) = client
+        .post(
+            &format!("/api/v1/machines/{idle}/maintenance"),
+            serde_json::json!({ "on": true, "reason": "spindle bearing" }),
+        )
+        .await;
+    assert_eq!(status, 200, "{machine}");
+    assert_eq!(machine["state"], "maintenance", "{machine}");
+    assert_eq!(machine["free"], false, "{machine}");
+    assert_eq!(machine["holds"][0]["kind"], "maintenance", "{machine}");
+    assert_eq!(
+        machine["holds"][0]["reason"], "spindle bearing",
+        "{machine}"
+    );
+    assert!(machine["holds"][0]["since"].is_string(), "{machine}");
+    let openapi = client.ok("/api/v1/openapi.json").await;
+    assert!(
+        openapi["components"]["schemas"]["MachineHold"].is_object(),
+        "the hold is in the API's contract"
+    );
 
     // The operator settles the aborted runs: their pieces are scrap. That settles the runs only.
     for job in &interrupted {

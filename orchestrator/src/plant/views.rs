@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 
 use super::{Plant, PlantError, Result, order_state};
 use crate::amount::Amount;
-use crate::store::format_ms;
+use crate::store::{Event, format_ms};
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct StepView {
@@ -88,11 +88,31 @@ pub struct MachineView {
     pub capabilities: Vec<String>,
     pub envelope_mm: [f64; 3],
     pub driver: String,
-    /// offline | idle | busy | paused | alarm | maintenance | unavailable
+    /// offline | idle | busy | paused | alarm | maintenance | held | unavailable. `idle` only
+    /// when nothing holds the machine; `held` is a connected machine keeping an interrupted
+    /// run's pieces until an operator resolves or resumes it.
     pub state: String,
     pub reason: Option<String>,
     pub current_job: Option<i64>,
     pub setup_family: Option<String>,
+    /// Whether the dispatcher may send it a run now: connected, idle, in service, empty and
+    /// holding nothing.
+    pub free: bool,
+    /// What keeps it from taking work and needs a person: empty when nothing does.
+    pub holds: Vec<MachineHold>,
+}
+
+/// One reason a machine takes no work until an operator acts.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct MachineHold {
+    /// interrupted_run | maintenance | waiting_for_operator | paused | alarm
+    pub kind: String,
+    /// The interrupted run it holds (`interrupted_run` only).
+    pub job_id: Option<i64>,
+    /// Since when (RFC 3339), where the log says.
+    pub since: Option<String>,
+    /// Why: the interruption, the maintenance reason, what the machine waits for, the alarm.
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -275,32 +295,118 @@ impl Plant {
         )
         .fetch_all(&self.store.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                let maintenance = r.try_get::<i64, _>("maintenance")? == 1;
-                let state: String = r.try_get("state")?;
-                Ok(MachineView {
-                    id: r.try_get("id")?,
-                    name: r.try_get("name")?,
-                    capabilities: serde_json::from_str(
-                        &r.try_get::<String, _>("capabilities_json")?,
-                    )
+        let mut views = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let id: String = r.try_get("id")?;
+            let maintenance = r.try_get::<i64, _>("maintenance")? == 1;
+            let state: String = r.try_get("state")?;
+            let reason: Option<String> = r.try_get("state_reason")?;
+            let current_job: Option<i64> = r.try_get("current_job")?;
+            let holds = self
+                .machine_holds(&id, &state, reason.as_deref(), maintenance)
+                .await?;
+            let holding_run = holds.iter().any(|h| h.kind == "interrupted_run");
+            views.push(MachineView {
+                free: state == "idle" && current_job.is_none() && holds.is_empty(),
+                // Maintenance, then a held run, show over idle or offline, never over what we
+                // do not know.
+                state: match state.as_str() {
+                    "idle" | "offline" if maintenance => "maintenance".into(),
+                    "idle" if holding_run => "held".into(),
+                    _ => state,
+                },
+                id,
+                name: r.try_get("name")?,
+                capabilities: serde_json::from_str(&r.try_get::<String, _>("capabilities_json")?)
                     .unwrap_or_default(),
-                    envelope_mm: serde_json::from_str(&r.try_get::<String, _>("envelope_json")?)
-                        .unwrap_or_default(),
-                    driver: r.try_get("driver_kind")?,
-                    // Maintenance shows over idle or offline, never over what we do not know.
-                    state: if maintenance && matches!(state.as_str(), "idle" | "offline") {
-                        "maintenance".into()
-                    } else {
-                        state
-                    },
-                    reason: r.try_get("state_reason")?,
-                    current_job: r.try_get("current_job")?,
-                    setup_family: r.try_get("setup_family")?,
-                })
-            })
-            .collect()
+                envelope_mm: serde_json::from_str(&r.try_get::<String, _>("envelope_json")?)
+                    .unwrap_or_default(),
+                driver: r.try_get("driver_kind")?,
+                reason,
+                current_job,
+                setup_family: r.try_get("setup_family")?,
+                holds,
+            });
+        }
+        Ok(views)
+    }
+
+    /// What holds a machine until a person acts: interrupted runs on it, maintenance, and a
+    /// machine stopped waiting for its operator, paused, or in alarm.
+    async fn machine_holds(
+        &self,
+        machine_id: &str,
+        state: &str,
+        state_reason: Option<&str>,
+        maintenance: bool,
+    ) -> Result<Vec<MachineHold>> {
+        let mut holds = Vec::new();
+        for r in sqlx::query(
+            "SELECT j.id AS id, j.reason AS reason, \
+             (SELECT MAX(e.at_ms) FROM events e WHERE e.job_id = j.id AND e.kind = 'job_interrupted') AS since \
+             FROM jobs j WHERE j.machine_id = $1 AND j.state = 'interrupted' ORDER BY j.id",
+        )
+        .bind(machine_id)
+        .fetch_all(&self.store.pool)
+        .await?
+        {
+            holds.push(MachineHold {
+                kind: "interrupted_run".into(),
+                job_id: Some(r.try_get("id")?),
+                since: r.try_get::<Option<i64>, _>("since")?.map(format_ms),
+                reason: r.try_get("reason")?,
+            });
+        }
+        if maintenance {
+            let last = self
+                .last_machine_event(machine_id, "machine_maintenance")
+                .await?;
+            holds.push(MachineHold {
+                kind: "maintenance".into(),
+                job_id: None,
+                since: last.as_ref().map(|(at, _)| format_ms(*at)),
+                reason: last.and_then(|(_, event)| match event {
+                    Event::MachineMaintenance { reason, .. } => Some(reason),
+                    _ => None,
+                }),
+            });
+        }
+        let kind = match (state, state_reason) {
+            ("paused", Some(_)) => Some("waiting_for_operator"),
+            ("paused", None) => Some("paused"),
+            ("alarm", _) => Some("alarm"),
+            _ => None,
+        };
+        if let Some(kind) = kind {
+            let since = self.last_machine_event(machine_id, "machine_state").await?;
+            holds.push(MachineHold {
+                kind: kind.into(),
+                job_id: None,
+                since: since.map(|(at, _)| format_ms(at)),
+                reason: state_reason.map(str::to_string),
+            });
+        }
+        Ok(holds)
+    }
+
+    async fn last_machine_event(
+        &self,
+        machine_id: &str,
+        kind: &str,
+    ) -> Result<Option<(i64, Event)>> {
+        let row = sqlx::query(
+            "SELECT at_ms, data FROM events WHERE machine_id = $1 AND kind = $2 ORDER BY seq DESC LIMIT 1",
+        )
+        .bind(machine_id)
+        .bind(kind)
+        .fetch_optional(&self.store.pool)
+        .await?;
+        row.map(|r| {
+            let event = serde_json::from_str(&r.try_get::<String, _>("data")?)
+                .map_err(|e| PlantError::Conflict(format!("stored event is unreadable: {e}")))?;
+            Ok((r.try_get("at_ms")?, event))
+        })
+        .transpose()
     }
 
     pub async fn machine(&self, machine_id: &str) -> Result<MachineView> {
