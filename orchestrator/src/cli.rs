@@ -489,6 +489,7 @@ async fn demo(
     running.runtime.wake();
     let started = std::time::Instant::now();
     let mut ticker = tokio::time::interval(Duration::from_secs_f64(demo.progress_seconds.max(0.1)));
+    let mut summarised = false;
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
@@ -497,38 +498,24 @@ async fn demo(
         resolve_interrupted_as_demo_operator(&running.runtime).await?;
         let orders: Vec<OrderView> =
             futures::future::try_join_all(order_ids.iter().map(|id| plant.order(id))).await?;
-        let line: Vec<String> = orders
-            .iter()
-            .map(|o| format!("{} {}/{} ({} scrap)", o.id, o.good, o.quantity, o.scrapped))
-            .collect();
-        let busy = plant
-            .machines()
-            .await?
-            .iter()
-            .filter(|m| m.state == "busy")
-            .count();
+        let machines = plant.machines().await?;
         let starved = plant
             .jobs(None, None, Some("planned"))
             .await?
             .iter()
             .filter(|j| j.waiting_for_material)
             .count();
-        let starved = if starved > 0 {
-            format!(" | {starved} runs waiting for material")
-        } else {
-            String::new()
-        };
-        println!(
-            "[{:>5.1}s] {busy:>2} busy | {}{starved}",
-            started.elapsed().as_secs_f64(),
-            line.join(" | ")
-        );
-        if orders.iter().all(|o| o.state == "completed") {
-            println!(
-                "all {} demo orders complete in {:.1}s",
-                orders.len(),
-                started.elapsed().as_secs_f64()
-            );
+        for line in progress_lines(started.elapsed(), &machines, starved, &orders, now_ms()) {
+            println!("{line}");
+        }
+        if orders.iter().all(|o| ENDED.contains(&o.state.as_str())) {
+            if !summarised {
+                summarised = true;
+                let consumed = plant.consumed_by(&order_ids).await?;
+                for line in summary(started.elapsed(), &orders, &consumed) {
+                    println!("{line}");
+                }
+            }
             if exit_when_done {
                 break;
             }
@@ -537,6 +524,107 @@ async fn demo(
     shutdown.cancel();
     running.join().await;
     Ok(0)
+}
+
+/// An order in one of these states has ended: nothing more will be made for it.
+const ENDED: [&str; 3] = ["completed", "cancelled", "rejected"];
+
+/// Width of the terminal the demo's progress is written for.
+const PROGRESS_WIDTH: usize = 80;
+
+/// The demo's progress: the fleet, then each order (its ETA while it is open), packed into
+/// lines that fit an 80-column terminal.
+fn progress_lines(
+    elapsed: Duration,
+    machines: &[crate::plant::views::MachineView],
+    starved_runs: usize,
+    orders: &[OrderView],
+    now: i64,
+) -> Vec<String> {
+    let busy = machines.iter().filter(|m| m.state == "busy").count();
+    let held = machines.iter().filter(|m| !m.holds.is_empty()).count();
+    let mut fleet = format!("{busy} busy, {held} held");
+    if starved_runs > 0 {
+        fleet.push_str(&format!(", {starved_runs} short"));
+    }
+    let mut segments = vec![fleet];
+    segments.extend(orders.iter().map(|o| {
+        let number = o.id.trim_start_matches("ord-").trim_start_matches('0');
+        let progress = format!("#{number} {}/{}", o.good, o.quantity);
+        if ENDED.contains(&o.state.as_str()) {
+            format!("{progress} {}", o.state)
+        } else {
+            let eta = o
+                .eta
+                .as_deref()
+                .and_then(|eta| {
+                    time::OffsetDateTime::parse(eta, &time::format_description::well_known::Rfc3339)
+                        .ok()
+                })
+                .map(|at| {
+                    let left_ms = (at.unix_timestamp_nanos() / 1_000_000) as i64 - now;
+                    duration_text(left_ms.max(0) / 1000)
+                });
+            format!("{progress} eta {}", eta.as_deref().unwrap_or("--"))
+        }
+    }));
+    let prefix = format!("[{:>6.1}s] ", elapsed.as_secs_f64());
+    let mut lines = vec![prefix.clone()];
+    let mut first_on_line = true;
+    for segment in segments {
+        let line = lines.last_mut().expect("one line at least");
+        let separator = if first_on_line { "" } else { " | " };
+        if !first_on_line && line.len() + separator.len() + segment.len() > PROGRESS_WIDTH {
+            lines.push(format!("{:width$}{segment}", "", width = prefix.len()));
+        } else {
+            line.push_str(separator);
+            line.push_str(&segment);
+        }
+        first_on_line = false;
+    }
+    lines
+}
+
+/// `m:ss`, or `h:mm:ss` from an hour on.
+fn duration_text(seconds: i64) -> String {
+    let (h, m, s) = (seconds / 3600, seconds / 60 % 60, seconds % 60);
+    if h > 0 {
+        format!("{h}:{m:02}:{s:02}")
+    } else {
+        format!("{m}:{s:02}")
+    }
+}
+
+/// What the demo made, once every order has ended.
+fn summary(
+    elapsed: Duration,
+    orders: &[OrderView],
+    consumed: &[(String, String, crate::amount::Amount)],
+) -> Vec<String> {
+    let by_state: Vec<String> = ENDED
+        .iter()
+        .map(|state| (state, orders.iter().filter(|o| o.state == *state).count()))
+        .filter(|(_, n)| *n > 0)
+        .map(|(state, n)| format!("{n} {state}"))
+        .collect();
+    let mut lines = vec![
+        format!(
+            "all {} demo orders ended in {:.1}s: {}",
+            orders.len(),
+            elapsed.as_secs_f64(),
+            by_state.join(", ")
+        ),
+        format!(
+            "units: {} good, {} scrapped",
+            orders.iter().map(|o| o.good).sum::<i64>(),
+            orders.iter().map(|o| o.scrapped).sum::<i64>()
+        ),
+        "material consumed:".to_string(),
+    ];
+    lines.extend(consumed.iter().map(|(material, unit, amount)| {
+        format!("  {material:<32} {:>10} {unit}", amount.to_string())
+    }));
+    lines
 }
 
 /// The demo has no operator at the panel: a run cut short by a restart is taken as scrap,

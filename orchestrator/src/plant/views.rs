@@ -444,6 +444,31 @@ impl Plant {
             .collect()
     }
 
+    /// Material the orders drew, per material and unit.
+    pub async fn consumed_by(&self, order_ids: &[String]) -> Result<Vec<(String, String, Amount)>> {
+        let mut total: BTreeMap<(String, String), Amount> = BTreeMap::new();
+        for order_id in order_ids {
+            for r in sqlx::query(
+                "SELECT m.material AS material, m.unit AS unit, CAST(SUM(r.consumed) AS BIGINT) AS consumed \
+                 FROM reservations r JOIN materials m ON m.id = r.account WHERE r.order_id = $1 \
+                 GROUP BY m.material, m.unit",
+            )
+            .bind(order_id)
+            .fetch_all(&self.store.pool)
+            .await?
+            {
+                let sum = total
+                    .entry((r.try_get("material")?, r.try_get("unit")?))
+                    .or_default();
+                *sum = *sum + Amount(r.try_get("consumed")?);
+            }
+        }
+        Ok(total
+            .into_iter()
+            .map(|((material, unit), amount)| (material, unit, amount))
+            .collect())
+    }
+
     pub async fn units(&self, order_id: &str) -> Result<Vec<UnitView>> {
         let rows = sqlx::query(
             "SELECT u.id AS id, u.order_id AS order_id, s.step_id AS step_id, u.job_id AS job_id, \
