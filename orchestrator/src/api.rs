@@ -20,8 +20,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 
 use crate::amount::Amount;
-use crate::plant::{JobState, OrderState, PlantError};
 use crate::plant::views::{JobView, MachineView, MaterialView, OrderView, ResumeView, UnitView};
+use crate::plant::{JobState, OrderState, PlantError};
 use crate::runtime::{CommandError, Runtime};
 use crate::store::events::{self, EventRecord};
 use crate::store::{format_ms, now_ms};

@@ -379,7 +379,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                 ("maker", maker),
             ];
             let orders: Vec<OrderView> = client.get(&["orders"], &query).await?;
-            client.print(&orders, render_orders)
+            client.print(&orders, |orders| render_orders(orders))
         }
         Command::Order { id, client } => {
             let order: OrderView = client.get(&["orders", &id], &[]).await?;
@@ -566,8 +566,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::Verify { database, json } => {
-            let store = crate::store::Store::open(&database, crate::store::Open::ExistingOnly)
-                .await?;
+            let store =
+                crate::store::Store::open(&database, crate::store::Open::ExistingOnly).await?;
             let report = crate::verify::verify(&store).await?;
             if json {
                 println!("{}", serde_json::to_string(&report)?);
@@ -793,7 +793,10 @@ fn spec_check(files: &[PathBuf], json: bool) -> anyhow::Result<i32> {
 /// The submission key of a spec and its programs: SHA-256 over each part, length-prefixed
 /// (the spec's text, then every program's path and text in path order), so the same files
 /// always give the same key and no two different sets of files share one.
-fn submission_key<'a>(spec_text: &str, programs: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+fn submission_key<'a>(
+    spec_text: &str,
+    programs: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> String {
     use sha2::Digest as _;
     let mut hash = sha2::Sha256::new();
     let mut part = |text: &str| {
@@ -1033,7 +1036,7 @@ fn or_dash(text: Option<&str>) -> String {
     text.unwrap_or("-").to_string()
 }
 
-fn render_orders(orders: &Vec<OrderView>) -> String {
+fn render_orders(orders: &[OrderView]) -> String {
     let rows: Vec<Vec<String>> = orders
         .iter()
         .map(|o| {
@@ -1050,16 +1053,15 @@ fn render_orders(orders: &Vec<OrderView>) -> String {
         })
         .collect();
     table(
-        &["id", "state", "qty", "good", "scrap", "left", "eta", "product"],
+        &[
+            "id", "state", "qty", "good", "scrap", "left", "eta", "product",
+        ],
         &rows,
     )
 }
 
 fn render_order(o: &OrderView) -> String {
-    let mut text = format!(
-        "{}  {} x {}  ({})\n",
-        o.id, o.quantity, o.product, o.state
-    );
+    let mut text = format!("{}  {} x {}  ({})\n", o.id, o.quantity, o.product, o.state);
     if let Some(reason) = &o.state_reason {
         text.push_str(&format!("  reason:    {reason}\n"));
     }
@@ -1182,7 +1184,14 @@ fn render_materials(materials: &[MaterialView]) -> String {
         })
         .collect();
     table(
-        &["account", "on hand", "reserved", "available", "unit", "note"],
+        &[
+            "account",
+            "on hand",
+            "reserved",
+            "available",
+            "unit",
+            "note",
+        ],
         &rows,
     )
 }
@@ -1314,7 +1323,9 @@ async fn follow_events(
     let mut stream = response.bytes_stream();
     let mut pending = String::new();
     while let Some(chunk) = stream.next().await {
-        pending.push_str(&String::from_utf8_lossy(&chunk.context("reading the event stream")?));
+        pending.push_str(&String::from_utf8_lossy(
+            &chunk.context("reading the event stream")?,
+        ));
         // One SSE message ends with a blank line; a keep-alive is a comment without data.
         while let Some(end) = pending.find("\n\n") {
             let message: String = pending.drain(..end + 2).collect();
@@ -1348,7 +1359,10 @@ mod tests {
             ("plant.local:8080/", "http://plant.local:8080/"),
             ("http://127.0.0.1:8080/api/v1", "http://127.0.0.1:8080/"),
             ("http://127.0.0.1:8080/api/v1/", "http://127.0.0.1:8080/"),
-            ("https://plant.example.org/microfab", "https://plant.example.org/microfab"),
+            (
+                "https://plant.example.org/microfab",
+                "https://plant.example.org/microfab",
+            ),
         ] {
             assert_eq!(server_base(given).unwrap().as_str(), base, "{given}");
         }

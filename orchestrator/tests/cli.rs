@@ -78,7 +78,13 @@ async fn every_command_prints_a_table_and_json_only_when_asked() {
         &["plan"],
         &["events"],
         &["restock", "ply6@common", "2", "--lot", "L-1"],
-        &["adjust", "ply6@common", "-1", "--reason", "count after the shift"],
+        &[
+            "adjust",
+            "ply6@common",
+            "-1",
+            "--reason",
+            "count after the shift",
+        ],
     ];
     for args in commands {
         let text = ok(&server, args).await;
@@ -179,9 +185,7 @@ async fn unknown_values_are_errors_naming_the_valid_ones() {
     }
     let (_, order) = client.get("/api/v1/orders/ord-000001").await;
     let maker = order["maker"].as_str().unwrap();
-    let mine = client
-        .ok(&format!("/api/v1/orders?maker={maker}"))
-        .await;
+    let mine = client.ok(&format!("/api/v1/orders?maker={maker}")).await;
     assert_eq!(mine.as_array().unwrap().len(), 1);
     let others = client.ok("/api/v1/orders?maker=somebody-else").await;
     assert_eq!(others, Value::Array(Vec::new()), "the maker filter filters");
@@ -238,7 +242,13 @@ async fn submitting_the_same_files_twice_makes_one_order() {
     assert_eq!(json["already_submitted"], true);
     assert_eq!(json["order"]["id"], "ord-000001");
     assert_eq!(
-        plant.client.ok("/api/v1/orders").await.as_array().unwrap().len(),
+        plant
+            .client
+            .ok("/api/v1/orders")
+            .await
+            .as_array()
+            .unwrap()
+            .len(),
         1
     );
 
@@ -255,7 +265,10 @@ async fn submitting_the_same_files_twice_makes_one_order() {
         .collect();
     let body = serde_json::json!({ "spec_toml": spec, "programs": programs, "submission_key": "second batch" });
     let (status, answer) = plant.client.post("/api/v1/orders", body).await;
-    assert_eq!((status, &answer["order"]["id"]), (200, &Value::from("ord-000002")));
+    assert_eq!(
+        (status, &answer["order"]["id"]),
+        (200, &Value::from("ord-000002"))
+    );
     plant.shutdown.cancel();
 }
 
@@ -267,10 +280,24 @@ async fn the_operator_works_the_plant_from_the_command_line() {
     let before = plant.client.stock().await["ply6@common"];
 
     ok(&server, &["restock", "ply6@common", "5", "--lot", "L-42"]).await;
-    ok(&server, &["adjust", "ply6@common", "-2", "--reason", "two warped sheets"]).await;
+    ok(
+        &server,
+        &[
+            "adjust",
+            "ply6@common",
+            "-2",
+            "--reason",
+            "two warped sheets",
+        ],
+    )
+    .await;
     assert_eq!(plant.client.stock().await["ply6@common"], before + 3000);
 
-    let on = ok(&server, &["maintenance", "mill-1", "on", "--reason", "spindle"]).await;
+    let on = ok(
+        &server,
+        &["maintenance", "mill-1", "on", "--reason", "spindle"],
+    )
+    .await;
     assert!(on.contains("maintenance"), "{on}");
     let machine = plant.client.ok("/api/v1/machines/mill-1").await;
     assert_eq!(machine["state"], "maintenance");
@@ -347,7 +374,10 @@ async fn wait_for_busy_machine(client: &common::Client) -> String {
         {
             return m["id"].as_str().unwrap().to_string();
         }
-        assert!(tokio::time::Instant::now() < deadline, "no machine got busy");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no machine got busy"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -374,7 +404,11 @@ async fn verify_never_creates_a_database() {
     let url = format!("sqlite://{}", missing.display());
     let out = microfab(&["verify", "--database", &url]).await;
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        !out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     assert!(
         stderr.contains(&missing.display().to_string()),
         "the error names the path: {stderr}"

@@ -24,7 +24,14 @@ fn with_password(url: &str) -> String {
 async fn serve_fails(dir: &std::path::Path, database: &str) -> String {
     let config = write_config(dir, &plant_config(1.0, 0.0));
     let run = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--database", database, "--config"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--database",
+            database,
+            "--config",
+        ])
         .arg(&config)
         .kill_on_drop(true)
         .output();
@@ -34,7 +41,10 @@ async fn serve_fails(dir: &std::path::Path, database: &str) -> String {
         .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(!stderr.contains(PASSWORD), "the password is printed: {stderr}");
+    assert!(
+        !stderr.contains(PASSWORD),
+        "the password is printed: {stderr}"
+    );
     assert!(stderr.contains("****"), "{stderr}");
     stderr
 }
@@ -126,7 +136,12 @@ async fn the_startup_line_hides_the_password_and_every_request_is_logged() {
         }
     }
     for (line, expected) in logged.iter().zip([
-        ["method=GET", "path=/api/v1/orders", "status=200", "actor=alice"],
+        [
+            "method=GET",
+            "path=/api/v1/orders",
+            "status=200",
+            "actor=alice",
+        ],
         [
             "method=GET",
             "path=/api/v1/orders/ord-999999",

@@ -114,9 +114,14 @@ pub fn redact_url(url: &str) -> String {
 /// `host:port` of a PostgreSQL URL, the port defaulting to 5432.
 fn postgres_address(url: &str) -> String {
     let authority = split_authority(url).map_or("", |(_, authority, _)| authority);
-    let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
     let host = if host.is_empty() { "localhost" } else { host };
-    if host.rsplit_once(':').is_some_and(|(_, port)| port.parse::<u16>().is_ok()) {
+    if host
+        .rsplit_once(':')
+        .is_some_and(|(_, port)| port.parse::<u16>().is_ok())
+    {
         host.to_string()
     } else {
         format!("{host}:5432")
@@ -287,7 +292,10 @@ mod tests {
     #[test]
     fn a_postgres_address_is_host_and_port() {
         for (url, address) in [
-            ("postgres://plant:pw@db.local:5433/microfab", "db.local:5433"),
+            (
+                "postgres://plant:pw@db.local:5433/microfab",
+                "db.local:5433",
+            ),
             ("postgres://db.local/microfab", "db.local:5432"),
             ("postgres://127.0.0.1", "127.0.0.1:5432"),
         ] {
