@@ -65,6 +65,22 @@ async fn an_unreachable_postgres_is_named_with_its_cause() {
         "{stderr}"
     );
 
+    // A port that takes the connection and never answers (a firewall, a hung server).
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let stderr = serve_fails(
+        dir.path(),
+        &format!("postgres://postgres:{PASSWORD}@127.0.0.1:{port}/microfab"),
+    )
+    .await;
+    assert!(
+        stderr.contains(&format!(
+            "PostgreSQL at 127.0.0.1:{port}: no answer within 5 s"
+        )),
+        "{stderr}"
+    );
+    drop(silent);
+
     let address = postgres_base().rsplit('@').next().unwrap().to_string();
     let stderr = serve_fails(
         dir.path(),
