@@ -98,17 +98,34 @@ fn split_authority(url: &str) -> Option<(&str, &str, &str)> {
 }
 
 /// The URL with its password, if any, shown as `****`: for logs, startup lines and errors.
+/// PostgreSQL takes a password in the user part or as a `password=` option.
 pub fn redact_url(url: &str) -> String {
     let Some((scheme, authority, tail)) = split_authority(url) else {
         return url.to_string();
     };
-    match authority.rsplit_once('@') {
+    let authority = match authority.rsplit_once('@') {
         Some((userinfo, host)) if userinfo.contains(':') => {
             let user = userinfo.split(':').next().unwrap_or_default();
-            format!("{scheme}{user}:****@{host}{tail}")
+            format!("{user}:****@{host}")
         }
-        _ => url.to_string(),
-    }
+        _ => authority.to_string(),
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, options)) => {
+            let options: Vec<String> = options
+                .split('&')
+                .map(|option| match option.split_once('=') {
+                    Some((key, _)) if key.eq_ignore_ascii_case("password") => {
+                        format!("{key}=****")
+                    }
+                    _ => option.to_string(),
+                })
+                .collect();
+            format!("{path}?{}", options.join("&"))
+        }
+        None => tail.to_string(),
+    };
+    format!("{scheme}{authority}{tail}")
 }
 
 /// `host:port` of a PostgreSQL URL, the port defaulting to 5432.
@@ -155,6 +172,8 @@ impl Store {
         Store::open(url, Open::CreateIfMissing).await
     }
 
+    /// Open the store at `url`; with [`Open::ExistingOnly`] a database that is not there is an
+    /// error naming it, never a new empty one.
     pub async fn open(url: &str, open: Open) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
         let (url, backend) = normalise_url(url, open)?;
@@ -282,6 +301,10 @@ mod tests {
             (
                 "postgres://plant@db.local/microfab",
                 "postgres://plant@db.local/microfab",
+            ),
+            (
+                "postgres://plant@db.local/microfab?sslmode=require&password=s3cret",
+                "postgres://plant@db.local/microfab?sslmode=require&password=****",
             ),
             ("sqlite://plant.db", "sqlite://plant.db"),
         ] {
