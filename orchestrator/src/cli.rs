@@ -17,6 +17,14 @@ use crate::plant::{JobState, OrderState};
 use crate::store::now_ms;
 use microfab_drivers::OperatorAction;
 
+/// `println!` that hands back a write error instead of panicking, so that a closed pipe ends
+/// the command quietly.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        emit(&format!("{}\n", format_args!($($arg)*)))
+    };
+}
+
 #[derive(Debug, Parser)]
 #[command(
     name = "microfab",
@@ -345,22 +353,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Spec {
             command: SpecCommand::Schema,
         } => {
-            println!(
+            out!(
                 "{}",
                 serde_json::to_string_pretty(&microfab_job_specs::json_schema())?
-            );
+            )?;
             Ok(0)
         }
         Command::Config {
             command: ConfigCommand::Check { file },
         } => match PlantConfig::load(&file) {
             Ok(c) => {
-                println!(
+                out!(
                     "{}: ok ({} machines, {} stock accounts)",
                     file.display(),
                     c.machines.len(),
                     c.materials.len()
-                );
+                )?;
                 Ok(0)
             }
             Err(e) => {
@@ -570,16 +578,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                 crate::store::Store::open(&database, crate::store::Open::ExistingOnly).await?;
             let report = crate::verify::verify(&store).await?;
             if json {
-                println!("{}", serde_json::to_string(&report)?);
+                out!("{}", serde_json::to_string(&report)?)?;
             } else if report.consistent {
-                println!(
+                out!(
                     "consistent: {} events replay to the state in the tables",
                     report.events
-                );
+                )?;
             } else {
-                println!("INCONSISTENT after {} events:", report.events);
+                out!("INCONSISTENT after {} events:", report.events)?;
                 for d in &report.differences {
-                    println!("  {d}");
+                    out!("  {d}")?;
                 }
             }
             Ok(if report.consistent { 0 } else { 1 })
@@ -746,21 +754,21 @@ fn spec_check(files: &[PathBuf], json: bool) -> anyhow::Result<i32> {
         match microfab_job_specs::check_file(file) {
             Ok(checked) => {
                 if json {
-                    println!(
+                    out!(
                         "{}",
                         serde_json::json!({ "file": file, "ok": true, "product": checked.spec.product })
-                    );
+                    )?;
                 } else {
-                    println!(
+                    out!(
                         "{}: ok ({} x {}, {} steps)",
                         file.display(),
                         checked.spec.quantity,
                         checked.spec.product,
                         checked.spec.steps.len()
-                    );
+                    )?;
                     for program in checked.programs.values() {
                         let size = program.bounding_box.as_ref().map(|b| b.size());
-                        println!(
+                        out!(
                             "  {}: {} lines, {:?}, ~{:.0} s{}",
                             program.path,
                             program.lines,
@@ -770,17 +778,17 @@ fn spec_check(files: &[PathBuf], json: bool) -> anyhow::Result<i32> {
                                 ", moves span {x:.1} x {y:.1} x {z:.1} mm"
                             ))
                             .unwrap_or_default()
-                        );
+                        )?;
                     }
                 }
             }
             Err(errors) => {
                 failed = true;
                 if json {
-                    println!(
+                    out!(
                         "{}",
                         serde_json::json!({ "file": file, "ok": false, "errors": errors.0 })
-                    );
+                    )?;
                 } else {
                     eprintln!("{errors}");
                 }

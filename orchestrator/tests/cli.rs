@@ -134,11 +134,16 @@ async fn a_reader_that_goes_away_ends_the_command_quietly() {
     let server = plant.client.base.clone();
     ok(&server, &["submit", BRACKET_SPEC]).await;
     ok(&server, &["approve", "ord-000001"]).await;
-    for args in [&["jobs"][..], &["events"], &["jobs", "--json"]] {
+    let server = ["--server", server.as_str()];
+    for args in [
+        [&["jobs"][..], &server].concat(),
+        [&["events"][..], &server].concat(),
+        [&["jobs", "--json"][..], &server].concat(),
+        vec!["spec", "check", BRACKET_SPEC],
+    ] {
         // The reader is gone before the command writes its first byte: `microfab jobs | head -0`.
         let mut child = Command::new(BIN)
-            .args(args)
-            .args(["--server", &server])
+            .args(&args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
