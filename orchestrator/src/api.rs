@@ -20,8 +20,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 
 use crate::amount::Amount;
-use crate::plant::PlantError;
 use crate::plant::views::{JobView, MachineView, MaterialView, OrderView, ResumeView, UnitView};
+use crate::plant::{JobState, OrderState, PlantError};
 use crate::runtime::{CommandError, Runtime};
 use crate::store::events::{self, EventRecord};
 use crate::store::{format_ms, now_ms};
@@ -183,7 +183,7 @@ pub struct At<T>(pub T);
 #[from_request(via(axum::extract::Query), rejection(ApiError))]
 pub struct Params<T>(pub T);
 
-fn actor(headers: &HeaderMap) -> String {
+pub(crate) fn actor(headers: &HeaderMap) -> String {
     headers
         .get("x-actor")
         .and_then(|v| v.to_str().ok())
@@ -268,6 +268,8 @@ pub fn app(state: AppState) -> Router {
     ),
     components(schemas(
         ErrorBody,
+        OrderState,
+        JobState,
         OrderView,
         JobView,
         ResumeView,
@@ -305,17 +307,29 @@ async fn openapi() -> Json<utoipa::openapi::OpenApi> {
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct OrderFilter {
-    pub state: Option<String>,
+    pub state: Option<OrderState>,
+    pub maker: Option<String>,
 }
 
-#[utoipa::path(get, path = "/api/v1/orders", params(("state" = Option<String>, Query, description = "only orders in this state")),
-    responses((status = 200, body = Vec<OrderView>)))]
+#[utoipa::path(get, path = "/api/v1/orders",
+    params(("state" = Option<OrderState>, Query, description = "only orders in this state"),
+        ("maker" = Option<String>, Query, description = "only this maker's orders")),
+    responses((status = 200, body = Vec<OrderView>),
+        (status = 400, body = ErrorBody, description = "an unknown filter or state; the message names the valid ones")))]
 async fn list_orders(
     State(rt): State<AppState>,
     Params(filter): Params<OrderFilter>,
 ) -> Result<Json<Vec<OrderView>>, ApiError> {
-    Ok(Json(rt.plant.orders(filter.state.as_deref()).await?))
+    Ok(Json(
+        rt.plant
+            .orders(
+                filter.state.map(OrderState::as_str),
+                filter.maker.as_deref(),
+            )
+            .await?,
+    ))
 }
 
 /// A batch spec with its G-code programs. Give the spec either as TOML text (`spec_toml`) or as
@@ -337,11 +351,16 @@ pub struct SubmitRequest {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Submitted {
     pub order: OrderView,
+    /// An order with the same `submission_key` existed: this is it, nothing new was made.
+    #[serde(default)]
+    pub already_submitted: bool,
 }
 
 #[utoipa::path(post, path = "/api/v1/orders",
     request_body(content = SubmitRequest, description = "JSON with the spec and its programs; or the spec itself as `application/toml`"),
-    responses((status = 201, body = Submitted), (status = 422, body = ErrorBody, description = "every problem in the spec, with file, line and field")))]
+    responses((status = 201, body = Submitted, description = "a new order"),
+        (status = 200, body = Submitted, description = "an order with this submission_key exists already: that order, unchanged"),
+        (status = 422, body = ErrorBody, description = "every problem in the spec, with file, line and field")))]
 async fn submit_order(
     State(rt): State<AppState>,
     headers: HeaderMap,
@@ -401,7 +420,7 @@ async fn submit_order(
         }
     }
     .map_err(PlantError::from)?;
-    let id = rt
+    let submission = rt
         .plant
         .submit(
             &checked,
@@ -410,10 +429,16 @@ async fn submit_order(
             now_ms(),
         )
         .await?;
+    let status = if submission.already_submitted {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
     Ok((
-        StatusCode::CREATED,
+        status,
         Json(Submitted {
-            order: rt.plant.order(&id).await?,
+            order: rt.plant.order(&submission.order_id).await?,
+            already_submitted: submission.already_submitted,
         }),
     ))
 }
@@ -690,11 +715,12 @@ async fn adjust_material(
 pub struct JobFilter {
     pub order: Option<String>,
     pub machine: Option<String>,
-    pub state: Option<String>,
+    pub state: Option<JobState>,
 }
 
-#[utoipa::path(get, path = "/api/v1/jobs", params(("order" = Option<String>, Query), ("machine" = Option<String>, Query), ("state" = Option<String>, Query)),
-    responses((status = 200, body = Vec<JobView>)))]
+#[utoipa::path(get, path = "/api/v1/jobs", params(("order" = Option<String>, Query), ("machine" = Option<String>, Query), ("state" = Option<JobState>, Query)),
+    responses((status = 200, body = Vec<JobView>),
+        (status = 400, body = ErrorBody, description = "an unknown filter or state; the message names the valid ones")))]
 async fn list_jobs(
     State(rt): State<AppState>,
     Params(filter): Params<JobFilter>,
@@ -704,7 +730,7 @@ async fn list_jobs(
             .jobs(
                 filter.order.as_deref(),
                 filter.machine.as_deref(),
-                filter.state.as_deref(),
+                filter.state.map(JobState::as_str),
             )
             .await?,
     ))

@@ -10,9 +10,20 @@ use clap::{Args, Parser, Subcommand};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+use crate::api::PlanView;
 use crate::config::PlantConfig;
-use crate::plant::views::OrderView;
+use crate::plant::views::{JobView, MachineView, MaterialView, OrderView};
+use crate::plant::{JobState, OrderState};
 use crate::store::now_ms;
+use microfab_drivers::OperatorAction;
+
+/// `println!` that hands back a write error instead of panicking, so that a closed pipe ends
+/// the command quietly.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        emit(&format!("{}\n", format_args!($($arg)*)))
+    };
+}
 
 #[derive(Debug, Parser)]
 #[command(
@@ -75,16 +86,22 @@ pub enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
-    /// Submit a batch spec (with its G-code programs) to the server.
+    /// Submit a batch spec (with its G-code programs) to the server. The same spec and
+    /// programs submitted again give back the first order, unless `--key` says otherwise.
     Submit {
         file: PathBuf,
+        /// Submission key; by default the SHA-256 of the spec and its programs.
+        #[arg(long)]
+        key: Option<String>,
         #[command(flatten)]
         client: ClientArgs,
     },
-    /// List orders.
+    /// List orders, with when the current plan expects each to be done.
     Orders {
+        #[arg(long, value_parser = closed_set::<OrderState>)]
+        state: Option<OrderState>,
         #[arg(long)]
-        state: Option<String>,
+        maker: Option<String>,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -118,8 +135,8 @@ pub enum Command {
     },
     /// List jobs (runs), e.g. `--state interrupted` for what waits on an operator.
     Jobs {
-        #[arg(long)]
-        state: Option<String>,
+        #[arg(long, value_parser = closed_set::<JobState>)]
+        state: Option<JobState>,
         #[arg(long)]
         machine: Option<String>,
         #[arg(long)]
@@ -159,6 +176,68 @@ pub enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Receive material into a stock account (a new lot).
+    Restock {
+        account: String,
+        /// In the account's unit (sheets, metres, pieces, ...).
+        amount: f64,
+        /// The lot code; one is made up when absent.
+        #[arg(long)]
+        lot: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Correct the amount on hand after a count (negative for less).
+    Adjust {
+        account: String,
+        #[arg(allow_negative_numbers = true)]
+        delta: f64,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Take a machine out for maintenance, or give it back to the scheduler.
+    Maintenance {
+        machine: String,
+        switch: Switch,
+        #[arg(long, default_value = "")]
+        reason: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Pause, resume or abort what a machine is doing.
+    Machine {
+        machine: String,
+        action: MachineAction,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// An action only an operator takes at a machine: unlock (clear an alarm), home, reset.
+    Operator {
+        machine: String,
+        #[arg(value_parser = closed_set::<OperatorAction>)]
+        action: OperatorAction,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// The plan the dispatcher follows: each order's ETA and each machine's runs.
+    Plan {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// The event log; `--follow` keeps printing events as they happen.
+    Events {
+        /// Only events after this sequence number (with `--follow`: replay from there first).
+        #[arg(long)]
+        after: Option<i64>,
+        #[arg(long)]
+        order: Option<String>,
+        #[arg(long)]
+        follow: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Benchmarks; each prints a table (`--json`: one JSON object per line).
     Bench {
         #[command(subcommand)]
@@ -176,6 +255,35 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Switch {
+    On,
+    Off,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum MachineAction {
+    Pause,
+    Resume,
+    Abort,
+}
+
+impl MachineAction {
+    fn path(self) -> &'static str {
+        match self {
+            MachineAction::Pause => "pause",
+            MachineAction::Resume => "resume",
+            MachineAction::Abort => "abort",
+        }
+    }
+}
+
+/// A value from a closed set the API shares (states, operator actions): an unknown one is an
+/// error naming every valid one, as the API's own answer does.
+fn closed_set<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, String> {
+    serde_json::from_value(Value::String(text.to_string())).map_err(|e| e.to_string())
 }
 
 #[derive(Debug, Subcommand)]
@@ -245,22 +353,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Spec {
             command: SpecCommand::Schema,
         } => {
-            println!(
+            out!(
                 "{}",
                 serde_json::to_string_pretty(&microfab_job_specs::json_schema())?
-            );
+            )?;
             Ok(0)
         }
         Command::Config {
             command: ConfigCommand::Check { file },
         } => match PlantConfig::load(&file) {
             Ok(c) => {
-                println!(
+                out!(
                     "{}: ok ({} machines, {} stock accounts)",
                     file.display(),
                     c.machines.len(),
                     c.materials.len()
-                );
+                )?;
                 Ok(0)
             }
             Err(e) => {
@@ -268,44 +376,36 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                 Ok(2)
             }
         },
-        Command::Submit { file, client } => submit(&file, &client).await,
-        Command::Orders { state, client } => {
-            let path = match state {
-                Some(s) => format!("/api/v1/orders?state={s}"),
-                None => "/api/v1/orders".into(),
-            };
-            let orders: Vec<OrderView> = serde_json::from_value(get(&client, &path).await?)?;
-            if client.json {
-                println!("{}", serde_json::to_string_pretty(&orders)?);
-            } else {
-                print_orders(&orders);
-            }
-            Ok(0)
+        Command::Submit { file, key, client } => submit(&file, key, &client).await,
+        Command::Orders {
+            state,
+            maker,
+            client,
+        } => {
+            let query = [
+                ("state", state.map(|s| s.as_str().to_string())),
+                ("maker", maker),
+            ];
+            let orders: Vec<OrderView> = client.get(&["orders"], &query).await?;
+            client.print(&orders, |orders| render_orders(orders))
         }
-        Command::Order { id, client } => show(&client, &format!("/api/v1/orders/{id}")).await,
+        Command::Order { id, client } => {
+            let order: OrderView = client.get(&["orders", &id], &[]).await?;
+            client.print(&order, render_order)
+        }
         Command::Approve { id, client } => {
-            post_show(
-                &client,
-                &format!("/api/v1/orders/{id}/approve"),
-                Value::Null,
-            )
-            .await
+            let order: OrderView = client.post(&["orders", &id, "approve"], None).await?;
+            client.print(&order, render_order_state)
         }
         Command::Reject { id, reason, client } => {
-            post_show(
-                &client,
-                &format!("/api/v1/orders/{id}/reject"),
-                serde_json::json!({ "reason": reason }),
-            )
-            .await
+            let body = serde_json::json!({ "reason": reason });
+            let order: OrderView = client.post(&["orders", &id, "reject"], Some(body)).await?;
+            client.print(&order, render_order_state)
         }
         Command::Cancel { id, reason, client } => {
-            post_show(
-                &client,
-                &format!("/api/v1/orders/{id}/cancel"),
-                serde_json::json!({ "reason": reason }),
-            )
-            .await
+            let body = serde_json::json!({ "reason": reason });
+            let order: OrderView = client.post(&["orders", &id, "cancel"], Some(body)).await?;
+            client.print(&order, render_order_state)
         }
         Command::Jobs {
             state,
@@ -313,11 +413,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             order,
             client,
         } => {
-            let filters: Vec<String> = [("state", state), ("machine", machine), ("order", order)]
-                .into_iter()
-                .filter_map(|(key, value)| Some(format!("{key}={}", value?)))
-                .collect();
-            show(&client, &format!("/api/v1/jobs?{}", filters.join("&"))).await
+            let query = [
+                ("state", state.map(|s| s.as_str().to_string())),
+                ("machine", machine),
+                ("order", order),
+            ];
+            let jobs: Vec<JobView> = client.get(&["jobs"], &query).await?;
+            client.print(&jobs, |jobs| render_jobs(jobs))
         }
         Command::Resolve {
             job,
@@ -325,12 +427,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             reason,
             client,
         } => {
-            post_show(
-                &client,
-                &format!("/api/v1/jobs/{job}/resolve"),
-                serde_json::json!({ "good": good, "reason": reason }),
-            )
-            .await
+            let body = serde_json::json!({ "good": good, "reason": reason });
+            let job: JobView = client
+                .post(&["jobs", &job.to_string(), "resolve"], Some(body))
+                .await?;
+            client.print(&job, |job| render_jobs(std::slice::from_ref(job)))
         }
         Command::Resume {
             job,
@@ -338,15 +439,93 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             reason,
             client,
         } => {
-            post_show(
-                &client,
-                &format!("/api/v1/jobs/{job}/resume"),
-                serde_json::json!({ "from_line": from_line, "reason": reason }),
-            )
-            .await
+            let body = serde_json::json!({ "from_line": from_line, "reason": reason });
+            let job: JobView = client
+                .post(&["jobs", &job.to_string(), "resume"], Some(body))
+                .await?;
+            client.print(&job, |job| render_jobs(std::slice::from_ref(job)))
         }
-        Command::Machines { client } => show(&client, "/api/v1/machines").await,
-        Command::Materials { client } => show(&client, "/api/v1/materials").await,
+        Command::Machines { client } => {
+            let machines: Vec<MachineView> = client.get(&["machines"], &[]).await?;
+            client.print(&machines, |machines| render_machines(machines))
+        }
+        Command::Materials { client } => {
+            let materials: Vec<MaterialView> = client.get(&["materials"], &[]).await?;
+            client.print(&materials, |materials| render_materials(materials))
+        }
+        Command::Restock {
+            account,
+            amount,
+            lot,
+            client,
+        } => {
+            let body = serde_json::json!({ "amount": amount, "lot": lot });
+            let material: MaterialView = client
+                .post(&["materials", &account, "restock"], Some(body))
+                .await?;
+            client.print(&material, |m| render_materials(std::slice::from_ref(m)))
+        }
+        Command::Adjust {
+            account,
+            delta,
+            reason,
+            client,
+        } => {
+            let body = serde_json::json!({ "delta": delta, "reason": reason });
+            let material: MaterialView = client
+                .post(&["materials", &account, "adjust"], Some(body))
+                .await?;
+            client.print(&material, |m| render_materials(std::slice::from_ref(m)))
+        }
+        Command::Maintenance {
+            machine,
+            switch,
+            reason,
+            client,
+        } => {
+            let body = serde_json::json!({ "on": matches!(switch, Switch::On), "reason": reason });
+            let machine: MachineView = client
+                .post(&["machines", &machine, "maintenance"], Some(body))
+                .await?;
+            client.print(&machine, |m| render_machines(std::slice::from_ref(m)))
+        }
+        Command::Machine {
+            machine,
+            action,
+            client,
+        } => {
+            let machine: MachineView = client
+                .post(&["machines", &machine, action.path()], None)
+                .await?;
+            client.print(&machine, |m| render_machines(std::slice::from_ref(m)))
+        }
+        Command::Operator {
+            machine,
+            action,
+            client,
+        } => {
+            let body = serde_json::json!({ "action": action });
+            let machine: MachineView = client
+                .post(&["machines", &machine, "operator"], Some(body))
+                .await?;
+            client.print(&machine, |m| render_machines(std::slice::from_ref(m)))
+        }
+        Command::Plan { client } => {
+            let plan: PlanView = client.get(&["plan"], &[]).await?;
+            client.print(&plan, render_plan)
+        }
+        Command::Events {
+            after,
+            order,
+            follow,
+            client,
+        } => {
+            if follow {
+                follow_events(&client, after, order.as_deref()).await
+            } else {
+                print_event_log(&client, after.unwrap_or(0), order.as_deref()).await
+            }
+        }
         Command::Sim {
             kind: SimKind::Grbl(args),
         } => {
@@ -395,19 +574,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::Verify { database, json } => {
-            let store = crate::store::Store::connect(&database).await?;
+            let store =
+                crate::store::Store::open(&database, crate::store::Open::ExistingOnly).await?;
             let report = crate::verify::verify(&store).await?;
             if json {
-                println!("{}", serde_json::to_string(&report)?);
+                out!("{}", serde_json::to_string(&report)?)?;
             } else if report.consistent {
-                println!(
+                out!(
                     "consistent: {} events replay to the state in the tables, which keep the plant's invariants",
                     report.events
-                );
+                )?;
             } else {
-                println!("INCONSISTENT after {} events:", report.events);
+                out!("INCONSISTENT after {} events:", report.events)?;
                 for d in report.differences.iter().chain(&report.invariants) {
-                    println!("  {d}");
+                    out!("  {d}")?;
                 }
             }
             Ok(if report.consistent { 0 } else { 1 })
@@ -433,8 +613,9 @@ async fn serve(
     let shutdown = CancellationToken::new();
     let running = crate::server::start(config, &database, listener, shutdown.clone()).await?;
     println!(
-        "microfab serving on http://{} (database {database})",
-        running.address
+        "microfab serving on http://{} (database {})",
+        running.address,
+        crate::store::redact_url(&database)
     );
     tokio::signal::ctrl_c().await?;
     shutdown.cancel();
@@ -459,15 +640,19 @@ async fn demo(
     let shutdown = CancellationToken::new();
     let running = crate::server::start(config, &database, listener, shutdown.clone()).await?;
     println!(
-        "microfab demo on http://{} (database {database})",
-        running.address
+        "microfab demo on http://{} (database {})",
+        running.address,
+        crate::store::redact_url(&database)
     );
     let plant = running.runtime.plant.clone();
     let mut order_ids = Vec::new();
     for path in demo.spec_paths(&config_path) {
         let checked = microfab_job_specs::check_file(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
         let key = format!("demo:{}", checked.source_name);
-        let id = plant.submit(&checked, Some(&key), "demo", now_ms()).await?;
+        let id = plant
+            .submit(&checked, Some(&key), "demo", now_ms())
+            .await?
+            .order_id;
         let order = plant.order(&id).await?;
         if order.state == "submitted" {
             for flag in &order.prescreen {
@@ -657,21 +842,21 @@ fn spec_check(files: &[PathBuf], json: bool) -> anyhow::Result<i32> {
         match microfab_job_specs::check_file(file) {
             Ok(checked) => {
                 if json {
-                    println!(
+                    out!(
                         "{}",
                         serde_json::json!({ "file": file, "ok": true, "product": checked.spec.product })
-                    );
+                    )?;
                 } else {
-                    println!(
+                    out!(
                         "{}: ok ({} x {}, {} steps)",
                         file.display(),
                         checked.spec.quantity,
                         checked.spec.product,
                         checked.spec.steps.len()
-                    );
+                    )?;
                     for program in checked.programs.values() {
                         let size = program.bounding_box.as_ref().map(|b| b.size());
-                        println!(
+                        out!(
                             "  {}: {} lines, {:?}, ~{:.0} s{}",
                             program.path,
                             program.lines,
@@ -681,17 +866,17 @@ fn spec_check(files: &[PathBuf], json: bool) -> anyhow::Result<i32> {
                                 ", moves span {x:.1} x {y:.1} x {z:.1} mm"
                             ))
                             .unwrap_or_default()
-                        );
+                        )?;
                     }
                 }
             }
             Err(errors) => {
                 failed = true;
                 if json {
-                    println!(
+                    out!(
                         "{}",
                         serde_json::json!({ "file": file, "ok": false, "errors": errors.0 })
-                    );
+                    )?;
                 } else {
                     eprintln!("{errors}");
                 }
@@ -701,7 +886,28 @@ fn spec_check(files: &[PathBuf], json: bool) -> anyhow::Result<i32> {
     Ok(if failed { 2 } else { 0 })
 }
 
-async fn submit(file: &PathBuf, client: &ClientArgs) -> anyhow::Result<i32> {
+/// The submission key of a spec and its programs: SHA-256 over each part, length-prefixed
+/// (the spec's text, then every program's path and text in path order), so the same files
+/// always give the same key and no two different sets of files share one.
+fn submission_key<'a>(
+    spec_text: &str,
+    programs: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> String {
+    use sha2::Digest as _;
+    let mut hash = sha2::Sha256::new();
+    let mut part = |text: &str| {
+        hash.update((text.len() as u64).to_le_bytes());
+        hash.update(text.as_bytes());
+    };
+    part(spec_text);
+    for (path, text) in programs {
+        part(path);
+        part(text);
+    }
+    format!("sha256:{:x}", hash.finalize())
+}
+
+async fn submit(file: &PathBuf, key: Option<String>, client: &ClientArgs) -> anyhow::Result<i32> {
     let checked = match microfab_job_specs::check_file(file) {
         Ok(c) => c,
         Err(errors) => {
@@ -710,60 +916,176 @@ async fn submit(file: &PathBuf, client: &ClientArgs) -> anyhow::Result<i32> {
         }
     };
     let text = std::fs::read_to_string(file)?;
+    let key = key.unwrap_or_else(|| {
+        submission_key(
+            &text,
+            checked
+                .programs
+                .iter()
+                .map(|(path, p)| (path.as_str(), p.text.as_str())),
+        )
+    });
     let programs: serde_json::Map<String, Value> = checked
         .programs
         .iter()
         .map(|(path, p)| (path.clone(), Value::String(p.text.clone())))
         .collect();
-    let is_json = file.extension().is_some_and(|e| e == "json");
-    let body = if is_json {
-        serde_json::json!({ "spec": serde_json::from_str::<Value>(&text)?, "source_name": checked.source_name, "programs": programs })
+    let spec = if file.extension().is_some_and(|e| e == "json") {
+        ("spec", serde_json::from_str::<Value>(&text)?)
     } else {
-        serde_json::json!({ "spec_toml": text, "source_name": checked.source_name, "programs": programs })
+        ("spec_toml", Value::String(text))
     };
-    let created = post(client, "/api/v1/orders", body).await?;
-    if client.json {
-        println!("{}", serde_json::to_string_pretty(&created)?);
-    } else {
-        let order: OrderView = serde_json::from_value(created["order"].clone())?;
-        println!(
-            "submitted {}: {} x {} ({})",
-            order.id, order.quantity, order.product, order.state
-        );
+    let body = serde_json::json!({
+        spec.0: spec.1,
+        "source_name": checked.source_name,
+        "programs": programs,
+        "submission_key": key,
+    });
+    let submitted: crate::api::Submitted = client.post(&["orders"], Some(body)).await?;
+    client.print(&submitted, |submitted| {
+        let order = &submitted.order;
+        let mut text = if submitted.already_submitted {
+            format!(
+                "already submitted as {}: {} x {} ({}); nothing new was made.\n  \
+                 To submit these files again as another order, give another --key (this one is {key}).\n",
+                order.id, order.quantity, order.product, order.state
+            )
+        } else {
+            format!(
+                "submitted {}: {} x {} ({})\n",
+                order.id, order.quantity, order.product, order.state
+            )
+        };
         for flag in &order.prescreen {
-            println!("  pre-screen: {flag}");
+            text.push_str(&format!("  pre-screen: {flag}\n"));
         }
-    }
-    Ok(0)
+        text
+    })
 }
 
-fn print_orders(orders: &[OrderView]) {
-    println!(
-        "{:<11} {:<12} {:<15} {:>5} {:>5} {:>5} {:>5}  {:<24}  product",
-        "id", "state", "priority", "qty", "good", "scrap", "left", "eta"
-    );
-    for o in orders {
-        println!(
-            "{:<11} {:<12} {:<15} {:>5} {:>5} {:>5} {:>5}  {:<24}  {}",
-            o.id,
-            o.state,
-            o.priority,
-            o.quantity,
-            o.good,
-            o.scrapped,
-            o.remaining,
-            o.eta.as_deref().unwrap_or("-"),
-            o.product
+/// Write to stdout. A reader that went away (`microfab jobs | head -1`) comes back as a
+/// `BrokenPipe` error, which `main` ends on quietly ([`is_closed_pipe`]).
+fn emit(text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()
+}
+
+/// The command's output went to a pipe whose reader has gone: nothing is wrong, stop quietly.
+pub fn is_closed_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+impl ClientArgs {
+    /// The API URL for these path segments, each one percent-encoded: an id such as
+    /// `x/../y` stays one segment and cannot reach another resource.
+    fn endpoint(&self, segments: &[&str]) -> anyhow::Result<reqwest::Url> {
+        let mut url = server_base(&self.server)?;
+        url.path_segments_mut()
+            .map_err(|()| anyhow::anyhow!("--server {}: not a base URL", self.server))?
+            .pop_if_empty()
+            .extend(["api", "v1"])
+            .extend(segments);
+        Ok(url)
+    }
+
+    async fn get<T: serde::de::DeserializeOwned>(
+        &self,
+        segments: &[&str],
+        query: &[(&str, Option<String>)],
+    ) -> anyhow::Result<T> {
+        let mut url = self.endpoint(segments)?;
+        for (key, value) in query {
+            if let Some(value) = value {
+                url.query_pairs_mut().append_pair(key, value);
+            }
+        }
+        let response = reqwest::Client::new()
+            .get(url.clone())
+            .send()
+            .await
+            .with_context(|| format!("GET {url}"))?;
+        Ok(serde_json::from_value(answer(response).await?)?)
+    }
+
+    async fn post<T: serde::de::DeserializeOwned>(
+        &self,
+        segments: &[&str],
+        body: Option<Value>,
+    ) -> anyhow::Result<T> {
+        let url = self.endpoint(segments)?;
+        let request = reqwest::Client::new()
+            .post(url.clone())
+            .header("x-actor", "cli");
+        let request = match body {
+            Some(body) => request.json(&body),
+            None => request,
+        };
+        let response = request
+            .send()
+            .await
+            .with_context(|| format!("POST {url}"))?;
+        Ok(serde_json::from_value(answer(response).await?)?)
+    }
+
+    /// JSON with `--json`, else what `render` makes of it for people.
+    fn print<T: serde::Serialize>(
+        &self,
+        value: &T,
+        render: impl FnOnce(&T) -> String,
+    ) -> anyhow::Result<i32> {
+        if self.json {
+            emit(&format!("{}\n", serde_json::to_string_pretty(value)?))?;
+        } else {
+            emit(&render(value))?;
+        }
+        Ok(0)
+    }
+}
+
+const SERVER_FORMS: &str = "write http://HOST:PORT, https://HOST[:PORT][/PREFIX] or HOST:PORT";
+
+/// The server's base URL from `--server`: a bare `HOST:PORT` is http, and a trailing
+/// `/api/v1` names the same server.
+fn server_base(text: &str) -> anyhow::Result<reqwest::Url> {
+    let with_scheme = if text.contains("://") {
+        text.to_string()
+    } else {
+        format!("http://{text}")
+    };
+    let mut url = reqwest::Url::parse(&with_scheme)
+        .map_err(|e| anyhow::anyhow!("--server {text}: {e}; {SERVER_FORMS}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        bail!(
+            "--server {text}: microfab speaks http or https, not {}; {SERVER_FORMS}",
+            url.scheme()
         );
     }
+    if url.query().is_some() || url.fragment().is_some() {
+        bail!("--server {text}: no query or fragment; {SERVER_FORMS}");
+    }
+    let path = url.path().trim_end_matches('/');
+    let path = path.strip_suffix("/api/v1").unwrap_or(path).to_string();
+    url.set_path(&path);
+    Ok(url)
 }
 
 async fn answer(response: reqwest::Response) -> anyhow::Result<Value> {
+    if response.status().is_success() {
+        return Ok(response.json().await.unwrap_or(Value::Null));
+    }
+    Err(refusal(response).await)
+}
+
+/// The server's JSON error, as one message with every detail on its own line.
+async fn refusal(response: reqwest::Response) -> anyhow::Error {
     let status = response.status();
     let body: Value = response.json().await.unwrap_or(Value::Null);
-    if status.is_success() {
-        return Ok(body);
-    }
     let mut message = body["error"]["message"]
         .as_str()
         .unwrap_or("request failed")
@@ -776,48 +1098,394 @@ async fn answer(response: reqwest::Response) -> anyhow::Result<Value> {
             ));
         }
     }
-    bail!("{status}: {message}")
+    anyhow::anyhow!("{status}: {message}")
 }
 
-async fn get(client: &ClientArgs, path: &str) -> anyhow::Result<Value> {
-    let url = format!("{}{path}", client.server.trim_end_matches('/'));
-    answer(
-        reqwest::get(&url)
-            .await
-            .with_context(|| format!("GET {url}"))?,
-    )
-    .await
-}
-
-async fn post(client: &ClientArgs, path: &str, body: Value) -> anyhow::Result<Value> {
-    let url = format!("{}{path}", client.server.trim_end_matches('/'));
-    let request = reqwest::Client::new().post(&url).header("x-actor", "cli");
-    let request = if body.is_null() {
-        request
-    } else {
-        request.json(&body)
+/// Rows under a header, each column as wide as its widest cell.
+fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let line = |cells: &mut dyn Iterator<Item = &str>| {
+        let padded: Vec<String> = cells
+            .zip(&widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect();
+        format!("{}\n", padded.join("  ").trim_end())
     };
-    answer(
-        request
-            .send()
-            .await
-            .with_context(|| format!("POST {url}"))?,
+    let mut text = line(&mut header.iter().copied());
+    for row in rows {
+        text.push_str(&line(&mut row.iter().map(String::as_str)));
+    }
+    text
+}
+
+/// `2026-12-04T16:01:15Z` as `2026-12-04 16:01`: what a person reads in a table.
+fn short_time(rfc3339: &str) -> String {
+    rfc3339.replacen('T', " ", 1).chars().take(16).collect()
+}
+
+fn or_dash(text: Option<&str>) -> String {
+    text.unwrap_or("-").to_string()
+}
+
+fn render_orders(orders: &[OrderView]) -> String {
+    let rows: Vec<Vec<String>> = orders
+        .iter()
+        .map(|o| {
+            vec![
+                o.id.clone(),
+                o.state.clone(),
+                o.quantity.to_string(),
+                o.good.to_string(),
+                o.scrapped.to_string(),
+                o.remaining.to_string(),
+                or_dash(o.eta.as_deref().map(short_time).as_deref()),
+                o.product.clone(),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "id", "state", "qty", "good", "scrap", "left", "eta", "product",
+        ],
+        &rows,
     )
-    .await
 }
 
-async fn show(client: &ClientArgs, path: &str) -> anyhow::Result<i32> {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&get(client, path).await?)?
+fn render_order(o: &OrderView) -> String {
+    let mut text = format!("{}  {} x {}  ({})\n", o.id, o.quantity, o.product, o.state);
+    if let Some(reason) = &o.state_reason {
+        text.push_str(&format!("  reason:    {reason}\n"));
+    }
+    text.push_str(&format!(
+        "  maker:     {}  priority {}\n  submitted: {}  due {}\n  units:     {} good, {} scrapped, {} left  eta {}\n",
+        o.maker,
+        o.priority,
+        short_time(&o.submitted),
+        short_time(&o.due),
+        o.good,
+        o.scrapped,
+        o.remaining,
+        or_dash(o.eta.as_deref().map(short_time).as_deref()),
+    ));
+    for flag in &o.prescreen {
+        text.push_str(&format!("  pre-screen: {flag}\n"));
+    }
+    let rows: Vec<Vec<String>> = o
+        .steps
+        .iter()
+        .map(|s| {
+            vec![
+                s.id.clone(),
+                s.capability.clone(),
+                format!("{}/{}", s.good, o.quantity),
+                s.scrapped.to_string(),
+                s.units_per_run.to_string(),
+                if s.after.is_empty() {
+                    "-".into()
+                } else {
+                    s.after.join(",")
+                },
+            ]
+        })
+        .collect();
+    text.push('\n');
+    text.push_str(&table(
+        &["step", "capability", "good", "scrap", "per run", "after"],
+        &rows,
+    ));
+    text
+}
+
+fn render_order_state(o: &OrderView) -> String {
+    let reason = o
+        .state_reason
+        .as_deref()
+        .map(|r| format!(" ({r})"))
+        .unwrap_or_default();
+    format!(
+        "{} is {}{reason}: {} x {}\n",
+        o.id, o.state, o.quantity, o.product
+    )
+}
+
+fn render_jobs(jobs: &[JobView]) -> String {
+    let rows: Vec<Vec<String>> = jobs
+        .iter()
+        .map(|j| {
+            let note = if j.waiting_for_material {
+                "waiting for material".to_string()
+            } else if let Some(resume) = &j.resume {
+                format!("can resume from line {}", resume.next_line)
+            } else {
+                j.reason.clone().unwrap_or_default()
+            };
+            vec![
+                j.id.to_string(),
+                j.order_id.clone(),
+                j.step.clone(),
+                j.units.to_string(),
+                j.state.clone(),
+                or_dash(j.machine_id.as_deref()),
+                j.good.to_string(),
+                j.scrapped.to_string(),
+                note,
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "id", "order", "step", "units", "state", "machine", "good", "scrap", "note",
+        ],
+        &rows,
+    )
+}
+
+fn render_machines(machines: &[MachineView]) -> String {
+    let rows: Vec<Vec<String>> = machines
+        .iter()
+        .map(|m| {
+            vec![
+                m.id.clone(),
+                m.state.clone(),
+                or_dash(m.current_job.map(|j| j.to_string()).as_deref()),
+                m.capabilities.join(","),
+                m.reason.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    table(&["id", "state", "job", "capabilities", "reason"], &rows)
+}
+
+fn render_materials(materials: &[MaterialView]) -> String {
+    let rows: Vec<Vec<String>> = materials
+        .iter()
+        .map(|m| {
+            vec![
+                m.id.clone(),
+                m.on_hand.to_string(),
+                m.reserved.to_string(),
+                m.available.to_string(),
+                m.unit.clone(),
+                if m.below_reorder_level {
+                    format!("below reorder level {}", m.reorder_level)
+                } else {
+                    String::new()
+                },
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "account",
+            "on hand",
+            "reserved",
+            "available",
+            "unit",
+            "note",
+        ],
+        &rows,
+    )
+}
+
+fn render_plan(plan: &PlanView) -> String {
+    let Some(planned_at) = &plan.planned_at else {
+        return "no plan yet: nothing to plan, or the planner has not finished its first plan\n"
+            .into();
+    };
+    let mut text = format!(
+        "plan of {}: {} runs ({} plans made, {} refused by the checker)\n",
+        short_time(planned_at),
+        plan.rows.len(),
+        plan.plans_made,
+        plan.plans_refused
     );
+    if !plan.unplanned.is_empty() {
+        let ids: Vec<String> = plan.unplanned.iter().map(i64::to_string).collect();
+        text.push_str(&format!("not placed now: runs {}\n", ids.join(", ")));
+    }
+    let etas: Vec<Vec<String>> = plan
+        .orders
+        .iter()
+        .map(|o| vec![o.order_id.clone(), short_time(&o.eta)])
+        .collect();
+    text.push('\n');
+    text.push_str(&table(&["order", "eta"], &etas));
+    let rows: Vec<Vec<String>> = plan
+        .rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.machine_id.clone(),
+                r.run_id.to_string(),
+                r.order_id.clone(),
+                or_dash(r.step.as_deref()),
+                short_time(&r.start),
+                short_time(&r.end),
+                if r.frozen { "on machine" } else { "" }.to_string(),
+            ]
+        })
+        .collect();
+    text.push('\n');
+    text.push_str(&table(
+        &["machine", "run", "order", "step", "start", "end", ""],
+        &rows,
+    ));
+    text
+}
+
+/// One event on one line: sequence number, time, actor, kind, then its fields.
+fn render_event(record: &Value) -> String {
+    let time = record["at_ms"]
+        .as_i64()
+        .map(crate::store::format_ms)
+        .unwrap_or_default();
+    let mut text = format!(
+        "{:>6}  {}  {}  {}",
+        record["seq"].as_i64().unwrap_or_default(),
+        short_time(&time),
+        record["actor"].as_str().unwrap_or_default(),
+        record["event"]["kind"].as_str().unwrap_or_default()
+    );
+    if let Some(fields) = record["event"].as_object() {
+        for (key, value) in fields.iter().filter(|(key, _)| *key != "kind") {
+            let value = match value {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            text.push_str(&format!(" {key}={value}"));
+        }
+    }
+    text.push('\n');
+    text
+}
+
+fn print_record(client: &ClientArgs, record: &Value) -> anyhow::Result<()> {
+    if client.json {
+        emit(&format!("{record}\n"))?;
+    } else {
+        emit(&render_event(record))?;
+    }
+    Ok(())
+}
+
+/// The log from `after`, page by page, until its end.
+async fn print_event_log(
+    client: &ClientArgs,
+    mut after: i64,
+    order: Option<&str>,
+) -> anyhow::Result<i32> {
+    loop {
+        let query = [
+            ("after", Some(after.to_string())),
+            ("limit", Some("1000".to_string())),
+            ("order", order.map(str::to_string)),
+        ];
+        let page: Vec<Value> = client.get(&["events", "log"], &query).await?;
+        let Some(last) = page.last().and_then(|r| r["seq"].as_i64()) else {
+            return Ok(0);
+        };
+        for record in &page {
+            print_record(client, record)?;
+        }
+        after = last;
+    }
+}
+
+/// Follow the SSE stream (from `after`, if given) until the server goes away or Ctrl-C.
+async fn follow_events(
+    client: &ClientArgs,
+    after: Option<i64>,
+    order: Option<&str>,
+) -> anyhow::Result<i32> {
+    use futures::StreamExt as _;
+    let mut url = client.endpoint(&["events"])?;
+    if let Some(after) = after {
+        url.query_pairs_mut()
+            .append_pair("after", &after.to_string());
+    }
+    let response = reqwest::Client::new()
+        .get(url.clone())
+        .send()
+        .await
+        .with_context(|| format!("GET {url}"))?;
+    if !response.status().is_success() {
+        return Err(refusal(response).await);
+    }
+    let mut stream = response.bytes_stream();
+    let mut pending = String::new();
+    while let Some(chunk) = stream.next().await {
+        pending.push_str(&String::from_utf8_lossy(
+            &chunk.context("reading the event stream")?,
+        ));
+        // One SSE message ends with a blank line; a keep-alive is a comment without data.
+        while let Some(end) = pending.find("\n\n") {
+            let message: String = pending.drain(..end + 2).collect();
+            let data: String = message
+                .lines()
+                .filter_map(|line| line.strip_prefix("data:"))
+                .map(str::trim_start)
+                .collect();
+            if data.is_empty() {
+                continue;
+            }
+            let record: Value = serde_json::from_str(&data)
+                .with_context(|| format!("an event the server sent: {data}"))?;
+            if order.is_none_or(|order| record["event"]["order_id"] == order) {
+                print_record(client, &record)?;
+            }
+        }
+    }
     Ok(0)
 }
 
-async fn post_show(client: &ClientArgs, path: &str, body: Value) -> anyhow::Result<i32> {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&post(client, path, body).await?)?
-    );
-    Ok(0)
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_server_is_named_in_any_of_the_forms_people_write() {
+        for (given, base) in [
+            ("http://127.0.0.1:8080", "http://127.0.0.1:8080/"),
+            ("127.0.0.1:8080", "http://127.0.0.1:8080/"),
+            ("plant.local:8080/", "http://plant.local:8080/"),
+            ("http://127.0.0.1:8080/api/v1", "http://127.0.0.1:8080/"),
+            ("http://127.0.0.1:8080/api/v1/", "http://127.0.0.1:8080/"),
+            (
+                "https://plant.example.org/microfab",
+                "https://plant.example.org/microfab",
+            ),
+        ] {
+            assert_eq!(server_base(given).unwrap().as_str(), base, "{given}");
+        }
+        let wrong = server_base("ftp://plant.local").unwrap_err().to_string();
+        assert!(wrong.contains("http://HOST:PORT"), "{wrong}");
+    }
+
+    #[test]
+    fn ids_stay_one_path_segment() {
+        let client = ClientArgs {
+            server: "http://127.0.0.1:8080".into(),
+            json: false,
+        };
+        let url = client.endpoint(&["orders", "x/../y", "approve"]).unwrap();
+        assert_eq!(url.path(), "/api/v1/orders/x%2F..%2Fy/approve");
+    }
+
+    #[test]
+    fn the_submission_key_changes_with_any_file() {
+        let key = |spec, program| submission_key(spec, [("a.nc", program)]);
+        assert_eq!(key("spec", "G0"), key("spec", "G0"));
+        assert_ne!(key("spec", "G0"), key("spec", "G1"));
+        assert_ne!(key("spec", "G0"), key("spec2", "G0"));
+        // Length prefixes: moving text from one part to the next is another key.
+        assert_ne!(
+            submission_key("ab", [("c", "d")]),
+            submission_key("a", [("bc", "d")])
+        );
+    }
 }

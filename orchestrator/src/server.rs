@@ -3,6 +3,9 @@
 use std::sync::Arc;
 
 use anyhow::Context;
+use axum::extract::Request;
+use axum::middleware::Next;
+use axum::response::Response;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -10,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::PlantConfig;
 use crate::plant::Plant;
 use crate::runtime::{self, Runtime};
-use crate::store::Store;
+use crate::store::{Store, redact_url};
 
 /// A running plant: its runtime (for in-process callers such as the demo) and its tasks.
 pub struct Running {
@@ -35,12 +38,12 @@ pub async fn start(
 ) -> anyhow::Result<Running> {
     let store = Store::connect(database)
         .await
-        .with_context(|| format!("opening the database {database}"))?;
+        .with_context(|| format!("opening the database {}", redact_url(database)))?;
     let plant = Arc::new(Plant::new(store, Arc::new(config)));
     let mut tasks = JoinSet::new();
     let runtime = runtime::start(plant, shutdown.clone(), &mut tasks).await?;
     let address = listener.local_addr()?;
-    let app = crate::api::app(runtime.clone());
+    let app = crate::api::app(runtime.clone()).layer(axum::middleware::from_fn(access_log));
     let stop = shutdown.clone();
     tasks.spawn(async move {
         if let Err(e) = axum::serve(listener, app)
@@ -56,4 +59,24 @@ pub async fn start(
         address,
         tasks,
     })
+}
+
+/// One line per request on the `microfab::access` target: method, path, status, time and who
+/// asked (the `X-Actor` header until there are accounts).
+async fn access_log(request: Request, next: Next) -> Response {
+    let started = std::time::Instant::now();
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let actor = crate::api::actor(request.headers());
+    let response = next.run(request).await;
+    tracing::info!(
+        target: "microfab::access",
+        %method,
+        %path,
+        status = response.status().as_u16(),
+        ms = (started.elapsed().as_secs_f64() * 10_000.0).round() / 10.0,
+        %actor,
+        "request"
+    );
+    response
 }

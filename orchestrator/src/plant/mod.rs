@@ -108,6 +108,33 @@ pub mod order_state {
     }
 }
 
+/// An order state as a closed set, for filters that must refuse a value they do not know.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderState {
+    Submitted,
+    Approved,
+    Rejected,
+    InProgress,
+    Completed,
+    Cancelled,
+}
+
+impl OrderState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderState::Submitted => order_state::SUBMITTED,
+            OrderState::Approved => order_state::APPROVED,
+            OrderState::Rejected => order_state::REJECTED,
+            OrderState::InProgress => order_state::IN_PROGRESS,
+            OrderState::Completed => order_state::COMPLETED,
+            OrderState::Cancelled => order_state::CANCELLED,
+        }
+    }
+}
+
 /// Job lifecycle states.
 pub mod job_state {
     pub const PLANNED: &str = "planned";
@@ -117,4 +144,33 @@ pub mod job_state {
     pub const FAILED: &str = "failed";
     pub const INTERRUPTED: &str = "interrupted";
     pub const CANCELLED: &str = "cancelled";
+}
+
+/// A job state as a closed set, for filters that must refuse a value they do not know.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    Planned,
+    Dispatched,
+    Running,
+    Done,
+    Failed,
+    Interrupted,
+    Cancelled,
+}
+
+impl JobState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Planned => job_state::PLANNED,
+            JobState::Dispatched => job_state::DISPATCHED,
+            JobState::Running => job_state::RUNNING,
+            JobState::Done => job_state::DONE,
+            JobState::Failed => job_state::FAILED,
+            JobState::Interrupted => job_state::INTERRUPTED,
+            JobState::Cancelled => job_state::CANCELLED,
+        }
+    }
 }

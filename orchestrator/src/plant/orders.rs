@@ -17,16 +17,24 @@ pub type Flag = String;
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct StepMaterial(pub String, pub Amount);
 
+/// The order a submission made, or the one an earlier submission with the same key made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Submission {
+    pub order_id: String,
+    pub already_submitted: bool,
+}
+
 impl Plant {
     /// Record a validated spec as a `submitted` order. With a `submission_key` already known,
-    /// returns the existing order instead (so a restarted demo never submits twice).
+    /// returns the existing order instead (so a restarted demo or a repeated `microfab submit`
+    /// never submits twice).
     pub async fn submit(
         &self,
         spec: &CheckedSpec,
         submission_key: Option<&str>,
         actor: &str,
         at_ms: i64,
-    ) -> Result<String> {
+    ) -> Result<Submission> {
         let mut w = self.store.writer(actor, at_ms).await?;
         if let Some(key) = submission_key {
             let existing: Option<String> =
@@ -34,8 +42,11 @@ impl Plant {
                     .bind(key)
                     .fetch_optional(&mut *w.tx)
                     .await?;
-            if let Some(id) = existing {
-                return Ok(id);
+            if let Some(order_id) = existing {
+                return Ok(Submission {
+                    order_id,
+                    already_submitted: true,
+                });
             }
         }
         let s = &spec.spec;
@@ -145,7 +156,10 @@ impl Plant {
         })
         .await?;
         w.commit().await?;
-        Ok(order_id)
+        Ok(Submission {
+            order_id,
+            already_submitted: false,
+        })
     }
 
     /// What an operator must look at before approving: quantity outside the plant's range,

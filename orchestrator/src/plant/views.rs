@@ -177,11 +177,12 @@ fn order_view(
 const ORDER_COLUMNS: &str = "id, state, state_reason, product, maker, priority, quantity, good, scrapped, due_ms, submitted_ms, prescreen_json, source_name";
 
 impl Plant {
-    pub async fn orders(&self, state: Option<&str>) -> Result<Vec<OrderView>> {
+    pub async fn orders(&self, state: Option<&str>, maker: Option<&str>) -> Result<Vec<OrderView>> {
         let rows = sqlx::query(&format!(
-            "SELECT {ORDER_COLUMNS} FROM orders WHERE ($1 = '' OR state = $1) ORDER BY seq"
+            "SELECT {ORDER_COLUMNS} FROM orders WHERE ($1 = '' OR state = $1) AND ($2 = '' OR maker = $2) ORDER BY seq"
         ))
         .bind(state.unwrap_or(""))
+        .bind(maker.unwrap_or(""))
         .fetch_all(&self.store.pool)
         .await?;
         let etas = self.etas.current();
