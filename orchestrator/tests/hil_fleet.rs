@@ -390,11 +390,15 @@ async fn an_operator_resumes_a_print_after_the_cable_was_pulled() {
     let in_doubt: Vec<u32> = serde_json::from_value(resume["in_doubt"].clone()).unwrap();
     assert!(in_doubt.len() <= 1, "one line in flight: {resume}");
 
-    // Back on line, the printer is idle but holds the interrupted print: no other run starts.
-    wait_for(&client, 30, "the printer to reconnect", async |client| {
-        (client.ok("/api/v1/machines/printer-1").await["state"] == "idle").then_some(())
+    // Back on line, the printer is connected but held by the interrupted print: it never reads
+    // as idle, and no other run starts.
+    let printer = wait_for(&client, 30, "the printer to reconnect", async |client| {
+        let printer = client.ok("/api/v1/machines/printer-1").await;
+        (printer["state"] == "held").then_some(printer)
     })
     .await;
+    assert_eq!(printer["free"], false, "{printer}");
+    assert_eq!(printer["holds"][0]["job_id"], job_id, "{printer}");
     tokio::time::sleep(Duration::from_secs(1)).await;
     let on_printer = client.ok("/api/v1/jobs?machine=printer-1").await;
     assert!(
