@@ -61,7 +61,7 @@ pub enum Command {
         database: String,
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: String,
-        /// Exit once every demo order is complete.
+        /// Exit once every demo order has ended (completed, cancelled or rejected).
         #[arg(long)]
         exit_when_done: bool,
     },
@@ -453,6 +453,7 @@ async fn demo(
         .demo
         .clone()
         .context("the config has no [demo] section")?;
+    let time_scale = config.simulation.time_scale;
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
         .with_context(|| format!("listening on {listen}"))?;
@@ -461,6 +462,9 @@ async fn demo(
     println!(
         "microfab demo on http://{} (database {database})",
         running.address
+    );
+    println!(
+        "the simulated machines run {time_scale}x faster than real ones; ETAs are in demo time"
     );
     let plant = running.runtime.plant.clone();
     let mut order_ids = Vec::new();
@@ -505,7 +509,15 @@ async fn demo(
             .iter()
             .filter(|j| j.waiting_for_material)
             .count();
-        for line in progress_lines(started.elapsed(), &machines, starved, &orders, now_ms()) {
+        for line in progress_lines(
+            started.elapsed(),
+            &machines,
+            starved,
+            &orders,
+            &plant.etas.current(),
+            now_ms(),
+            time_scale,
+        ) {
             println!("{line}");
         }
         if orders.iter().all(|o| ENDED.contains(&o.state.as_str())) {
@@ -532,14 +544,16 @@ const ENDED: [&str; 3] = ["completed", "cancelled", "rejected"];
 /// Width of the terminal the demo's progress is written for.
 const PROGRESS_WIDTH: usize = 80;
 
-/// The demo's progress: the fleet, then each order (its ETA while it is open), packed into
-/// lines that fit an 80-column terminal.
+/// The demo's progress: the fleet, then each order (its ETA while it is open, in demo time),
+/// packed into lines that fit an 80-column terminal.
 fn progress_lines(
     elapsed: Duration,
     machines: &[crate::plant::views::MachineView],
     starved_runs: usize,
     orders: &[OrderView],
+    etas: &std::collections::BTreeMap<String, i64>,
     now: i64,
+    time_scale: f64,
 ) -> Vec<String> {
     let busy = machines.iter().filter(|m| m.state == "busy").count();
     let held = machines.iter().filter(|m| !m.holds.is_empty()).count();
@@ -554,17 +568,10 @@ fn progress_lines(
         if ENDED.contains(&o.state.as_str()) {
             format!("{progress} {}", o.state)
         } else {
-            let eta = o
-                .eta
-                .as_deref()
-                .and_then(|eta| {
-                    time::OffsetDateTime::parse(eta, &time::format_description::well_known::Rfc3339)
-                        .ok()
-                })
-                .map(|at| {
-                    let left_ms = (at.unix_timestamp_nanos() / 1_000_000) as i64 - now;
-                    duration_text(left_ms.max(0) / 1000)
-                });
+            let eta = etas
+                .get(&o.id)
+                // The plan counts real machine time; the simulated machines run faster.
+                .map(|at| duration_text(((at - now).max(0) as f64 / 1000.0 / time_scale) as i64));
             format!("{progress} eta {}", eta.as_deref().unwrap_or("--"))
         }
     }));
