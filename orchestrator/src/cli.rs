@@ -551,7 +551,7 @@ fn progress_lines(
     machines: &[crate::plant::views::MachineView],
     starved_runs: usize,
     orders: &[OrderView],
-    etas: &std::collections::BTreeMap<String, i64>,
+    etas: &crate::plant::Etas,
     now: i64,
     time_scale: f64,
 ) -> Vec<String> {
@@ -568,10 +568,13 @@ fn progress_lines(
         if ENDED.contains(&o.state.as_str()) {
             format!("{progress} {}", o.state)
         } else {
-            let eta = etas
-                .get(&o.id)
-                // The plan counts real machine time; the simulated machines run faster.
-                .map(|at| duration_text(((at - now).max(0) as f64 / 1000.0 / time_scale) as i64));
+            // The plan counts real machine time from when it was made; the simulated
+            // machines run `time_scale` times faster.
+            let eta = etas.by_order.get(&o.id).map(|at| {
+                let at_demo_time =
+                    etas.planned_at + ((at - etas.planned_at) as f64 / time_scale) as i64;
+                duration_text((at_demo_time - now).max(0) / 1000)
+            });
             format!("{progress} eta {}", eta.as_deref().unwrap_or("--"))
         }
     }));
