@@ -72,7 +72,7 @@ pub enum Command {
         database: String,
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: String,
-        /// Exit once every demo order is complete.
+        /// Exit once every demo order has ended (completed, cancelled or rejected).
         #[arg(long)]
         exit_when_done: bool,
     },
@@ -634,6 +634,7 @@ async fn demo(
         .demo
         .clone()
         .context("the config has no [demo] section")?;
+    let time_scale = config.simulation.time_scale;
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
         .with_context(|| format!("listening on {listen}"))?;
@@ -643,6 +644,9 @@ async fn demo(
         "microfab demo on http://{} (database {})",
         running.address,
         crate::store::redact_url(&database)
+    );
+    println!(
+        "the simulated machines run {time_scale}x faster than real ones; ETAs are in demo time"
     );
     let plant = running.runtime.plant.clone();
     let mut order_ids = Vec::new();
@@ -690,7 +694,15 @@ async fn demo(
             .iter()
             .filter(|j| j.waiting_for_material)
             .count();
-        for line in progress_lines(started.elapsed(), &machines, starved, &orders, now_ms()) {
+        for line in progress_lines(
+            started.elapsed(),
+            &machines,
+            starved,
+            &orders,
+            &plant.etas.current(),
+            now_ms(),
+            time_scale,
+        ) {
             println!("{line}");
         }
         if orders.iter().all(|o| ENDED.contains(&o.state.as_str())) {
@@ -717,14 +729,16 @@ const ENDED: [&str; 3] = ["completed", "cancelled", "rejected"];
 /// Width of the terminal the demo's progress is written for.
 const PROGRESS_WIDTH: usize = 80;
 
-/// The demo's progress: the fleet, then each order (its ETA while it is open), packed into
-/// lines that fit an 80-column terminal.
+/// The demo's progress: the fleet, then each order (its ETA while it is open, in demo time),
+/// packed into lines that fit an 80-column terminal.
 fn progress_lines(
     elapsed: Duration,
     machines: &[crate::plant::views::MachineView],
     starved_runs: usize,
     orders: &[OrderView],
+    etas: &crate::plant::Etas,
     now: i64,
+    time_scale: f64,
 ) -> Vec<String> {
     let busy = machines.iter().filter(|m| m.state == "busy").count();
     let held = machines.iter().filter(|m| !m.holds.is_empty()).count();
@@ -739,17 +753,13 @@ fn progress_lines(
         if ENDED.contains(&o.state.as_str()) {
             format!("{progress} {}", o.state)
         } else {
-            let eta = o
-                .eta
-                .as_deref()
-                .and_then(|eta| {
-                    time::OffsetDateTime::parse(eta, &time::format_description::well_known::Rfc3339)
-                        .ok()
-                })
-                .map(|at| {
-                    let left_ms = (at.unix_timestamp_nanos() / 1_000_000) as i64 - now;
-                    duration_text(left_ms.max(0) / 1000)
-                });
+            // The plan counts real machine time from when it was made; the simulated
+            // machines run `time_scale` times faster.
+            let eta = etas.by_order.get(&o.id).map(|at| {
+                let at_demo_time =
+                    etas.planned_at + ((at - etas.planned_at) as f64 / time_scale) as i64;
+                duration_text((at_demo_time - now).max(0) / 1000)
+            });
             format!("{progress} eta {}", eta.as_deref().unwrap_or("--"))
         }
     }));

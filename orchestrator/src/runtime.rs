@@ -388,7 +388,7 @@ async fn planner_task(
                 runtime
                     .plant
                     .etas
-                    .publish(snapshot.plan.order_eta.iter().cloned());
+                    .publish(snapshot.input.now, snapshot.plan.order_eta.iter().cloned());
                 if let Ok(mut slot) = runtime.plan.write() {
                     *slot = Some(Arc::new(snapshot));
                 }

@@ -73,19 +73,30 @@ impl Plant {
     }
 }
 
-/// Each order's expected end (ms) in the plan the dispatcher follows. The planner task
-/// publishes it with every plan it adopts; readers never wait on the planner.
+/// Each order's expected end in the plan the dispatcher follows. The planner task publishes
+/// it with every plan it adopts; readers never wait on the planner.
 #[derive(Default)]
-pub struct PlanEtas(RwLock<Arc<BTreeMap<String, i64>>>);
+pub struct PlanEtas(RwLock<Arc<Etas>>);
+
+#[derive(Debug, Default)]
+pub struct Etas {
+    /// The instant the plan was made for (ms).
+    pub planned_at: i64,
+    /// Order id → when its last run is planned to end (ms).
+    pub by_order: BTreeMap<String, i64>,
+}
 
 impl PlanEtas {
-    pub fn publish(&self, etas: impl IntoIterator<Item = (String, i64)>) {
+    pub fn publish(&self, planned_at: i64, etas: impl IntoIterator<Item = (String, i64)>) {
         if let Ok(mut slot) = self.0.write() {
-            *slot = Arc::new(etas.into_iter().collect());
+            *slot = Arc::new(Etas {
+                planned_at,
+                by_order: etas.into_iter().collect(),
+            });
         }
     }
 
-    pub fn current(&self) -> Arc<BTreeMap<String, i64>> {
+    pub fn current(&self) -> Arc<Etas> {
         self.0.read().map(|e| e.clone()).unwrap_or_default()
     }
 }

@@ -9,7 +9,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 use utoipa::ToSchema;
 
-use super::{Plant, PlantError, Result, order_state};
+use super::{Etas, Plant, PlantError, Result, order_state};
 use crate::amount::Amount;
 use crate::store::{Event, format_ms};
 
@@ -140,18 +140,14 @@ pub struct UnitView {
     pub reason: Option<String>,
 }
 
-fn order_view(
-    row: &AnyRow,
-    steps: Vec<StepView>,
-    etas: &BTreeMap<String, i64>,
-) -> Result<OrderView, sqlx::Error> {
+fn order_view(row: &AnyRow, steps: Vec<StepView>, etas: &Etas) -> Result<OrderView, sqlx::Error> {
     let quantity: i64 = row.try_get("quantity")?;
     let good: i64 = row.try_get("good")?;
     let id: String = row.try_get("id")?;
     let state: String = row.try_get("state")?;
     // A plan made before the order closed may still list it: only an open order has an ETA.
     let eta = order_state::is_active(&state)
-        .then(|| etas.get(&id).copied().map(format_ms))
+        .then(|| etas.by_order.get(&id).copied().map(format_ms))
         .flatten();
     Ok(OrderView {
         id,
