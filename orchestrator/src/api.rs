@@ -7,16 +7,17 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::extract::{FromRequest, FromRequestParts, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use futures::Stream;
 use microfab_drivers::DriverCommand;
 use microfab_job_specs::{InMemory, SpecFormat};
 use serde::{Deserialize, Serialize};
+use tokio::sync::Semaphore;
 use utoipa::{OpenApi, ToSchema};
 
 use crate::amount::Amount;
@@ -27,6 +28,38 @@ use crate::store::events::{self, EventRecord};
 use crate::store::{format_ms, now_ms};
 
 pub type AppState = Arc<Runtime>;
+
+/// Largest body of `POST /api/v1/orders`: a spec and its programs at their limits, each byte
+/// escaped in two as JSON at worst (newline, tab, quote, backslash; a spec or program with
+/// other control characters is refused anyway). So every spec `spec check` accepts fits.
+pub const MAX_SUBMISSION_BYTES: usize = 2
+    * (microfab_job_specs::MAX_SPEC_BYTES + microfab_job_specs::MAX_PROGRAMS_TOTAL_BYTES) as usize;
+
+/// Submissions read and checked at once: each holds up to [`MAX_SUBMISSION_BYTES`] in memory
+/// (twice, while it is parsed), so this bounds what uploads can take.
+const SUBMISSIONS_AT_ONCE: usize = 2;
+
+/// How much of an oversized submission is read (and dropped) so that its sender gets the 413.
+const DRAINED_BYTES: usize = 2 * MAX_SUBMISSION_BYTES;
+
+/// Largest body of every other request: an operator's action with its reason.
+pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
+
+/// Longest reason (reject, cancel, scrap, adjust, resolve, resume, maintenance), in characters:
+/// room for what an operator found, short enough to show in every list that carries it.
+pub const MAX_REASON_CHARS: usize = 1000;
+
+/// Longest short label (lot code, actor, submission key, spec file name), in characters.
+pub const MAX_LABEL_CHARS: usize = 200;
+
+/// The answer to a body over its limit, in words the sender can act on.
+pub fn body_too_large(size: Option<usize>, limit: usize) -> String {
+    let size = size.map_or_else(String::new, |s| format!(" ({s} bytes)"));
+    format!(
+        "the request body{size} is over the limit of {limit} bytes ({} MiB)",
+        limit / (1024 * 1024)
+    )
+}
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ErrorBody {
@@ -69,6 +102,16 @@ impl ApiError {
                 },
             },
         }
+    }
+
+    fn too_large(size: Option<usize>, limit: usize) -> ApiError {
+        let mut message = body_too_large(size, limit);
+        if limit == MAX_SUBMISSION_BYTES {
+            message.push_str(
+                "; a spec's programs may be 64 MiB each and 128 MiB together (job-specs/README.md)",
+            );
+        }
+        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", message)
     }
 
     fn invalid(field: &str, message: impl Into<String>) -> ApiError {
@@ -154,6 +197,9 @@ impl From<CommandError> for ApiError {
 
 impl From<JsonRejection> for ApiError {
     fn from(r: JsonRejection) -> ApiError {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            return ApiError::too_large(None, MAX_REQUEST_BYTES);
+        }
         ApiError::new(r.status(), "invalid_body", r.body_text())
     }
 }
@@ -170,10 +216,35 @@ impl From<QueryRejection> for ApiError {
     }
 }
 
-/// `Json` whose rejections are our JSON errors.
-#[derive(FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+/// `Json` whose rejections are our JSON errors, and whose free text is within its limits.
 pub struct Body<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned + Limited> FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let Json(value) = Json::<T>::from_request(request, state).await?;
+        value.check_limits()?;
+        Ok(Body(value))
+    }
+}
+
+/// A request whose free-text fields have length limits.
+pub trait Limited {
+    fn check_limits(&self) -> Result<(), ApiError>;
+}
+
+/// `value` has at most `max_chars` characters (what JSON Schema's `maxLength` counts).
+fn within(field: &str, value: &str, max_chars: usize) -> Result<(), ApiError> {
+    let chars = value.chars().count();
+    if chars > max_chars {
+        return Err(ApiError::invalid(
+            field,
+            format!("{chars} characters; the limit is {max_chars}"),
+        ));
+    }
+    Ok(())
+}
 
 #[derive(FromRequestParts)]
 #[from_request(via(axum::extract::Path), rejection(ApiError))]
@@ -183,13 +254,14 @@ pub struct At<T>(pub T);
 #[from_request(via(axum::extract::Query), rejection(ApiError))]
 pub struct Params<T>(pub T);
 
-fn actor(headers: &HeaderMap) -> String {
-    headers
+fn actor(headers: &HeaderMap) -> Result<String, ApiError> {
+    let actor = headers
         .get("x-actor")
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.trim().is_empty())
-        .unwrap_or("operator")
-        .to_string()
+        .unwrap_or("operator");
+    within("X-Actor", actor, MAX_LABEL_CHARS)?;
+    Ok(actor.to_string())
 }
 
 pub fn app(state: AppState) -> Router {
@@ -228,6 +300,8 @@ pub fn app(state: AppState) -> Router {
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })
+        .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
+        .layer(Extension(Arc::new(Semaphore::new(SUBMISSIONS_AT_ONCE))))
         .with_state(state)
 }
 
@@ -344,9 +418,18 @@ pub struct Submitted {
     responses((status = 201, body = Submitted), (status = 422, body = ErrorBody, description = "every problem in the spec, with file, line and field")))]
 async fn submit_order(
     State(rt): State<AppState>,
+    Extension(submissions): Extension<Arc<Semaphore>>,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    body: axum::body::Body,
 ) -> Result<(StatusCode, Json<Submitted>), ApiError> {
+    let _reading = submissions.acquire().await.map_err(|_| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "shutting down",
+        )
+    })?;
+    let body = read_submission(&headers, body).await?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -361,7 +444,7 @@ async fn submit_order(
             )
         })?
     } else if content_type.starts_with("application/toml") || content_type.starts_with("text/") {
-        let text = String::from_utf8(body.to_vec()).map_err(|_| {
+        let text = String::from_utf8(body).map_err(|_| {
             ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "invalid_body",
@@ -382,6 +465,14 @@ async fn submit_order(
             "send the spec as application/toml, or as application/json with its programs",
         ));
     };
+    for (field, value) in [
+        ("source_name", &request.source_name),
+        ("submission_key", &request.submission_key),
+    ] {
+        if let Some(value) = value {
+            within(field, value, MAX_LABEL_CHARS)?;
+        }
+    }
     let programs = InMemory(request.programs);
     let checked = match (request.spec_toml, request.spec) {
         (Some(text), None) => {
@@ -406,7 +497,7 @@ async fn submit_order(
         .submit(
             &checked,
             request.submission_key.as_deref(),
-            &actor(&headers),
+            &actor(&headers)?,
             now_ms(),
         )
         .await?;
@@ -416,6 +507,45 @@ async fn submit_order(
             order: rt.plant.order(&id).await?,
         }),
     ))
+}
+
+/// The submission's body, up to [`MAX_SUBMISSION_BYTES`]. Past that, the rest is read and
+/// dropped (up to [`DRAINED_BYTES`]) before the 413: a client still sending when the
+/// connection closes sees a broken pipe, not the answer.
+async fn read_submission(headers: &HeaderMap, body: axum::body::Body) -> Result<Vec<u8>, ApiError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    let too_large = ApiError::too_large(declared, MAX_SUBMISSION_BYTES);
+    if declared.is_some_and(|size| size > DRAINED_BYTES) {
+        return Err(too_large);
+    }
+    let mut bytes = Vec::new();
+    let mut received = 0;
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_body",
+                format!("reading the request body: {e}"),
+            )
+        })?;
+        received += chunk.len();
+        if received > DRAINED_BYTES {
+            return Err(too_large);
+        }
+        if received > MAX_SUBMISSION_BYTES {
+            bytes = Vec::new();
+        } else {
+            bytes.extend_from_slice(&chunk);
+        }
+    }
+    if received > MAX_SUBMISSION_BYTES {
+        return Err(too_large);
+    }
+    Ok(bytes)
 }
 
 #[utoipa::path(get, path = "/api/v1/orders/{id}", params(("id" = String, Path)), responses((status = 200, body = OrderView), (status = 404, body = ErrorBody)))]
@@ -433,7 +563,7 @@ async fn approve_order(
     headers: HeaderMap,
     At(id): At<String>,
 ) -> Result<Json<OrderView>, ApiError> {
-    rt.plant.approve(&id, &actor(&headers), now_ms()).await?;
+    rt.plant.approve(&id, &actor(&headers)?, now_ms()).await?;
     rt.wake();
     Ok(Json(rt.plant.order(&id).await?))
 }
@@ -442,6 +572,12 @@ async fn approve_order(
 #[serde(deny_unknown_fields)]
 pub struct Reason {
     pub reason: String,
+}
+
+impl Limited for Reason {
+    fn check_limits(&self) -> Result<(), ApiError> {
+        within("reason", &self.reason, MAX_REASON_CHARS)
+    }
 }
 
 #[utoipa::path(post, path = "/api/v1/orders/{id}/reject", params(("id" = String, Path)), request_body = Reason,
@@ -453,7 +589,7 @@ async fn reject_order(
     Body(body): Body<Reason>,
 ) -> Result<Json<OrderView>, ApiError> {
     rt.plant
-        .reject(&id, &body.reason, &actor(&headers), now_ms())
+        .reject(&id, &body.reason, &actor(&headers)?, now_ms())
         .await?;
     Ok(Json(rt.plant.order(&id).await?))
 }
@@ -466,7 +602,8 @@ async fn cancel_order(
     At(id): At<String>,
     Body(body): Body<Reason>,
 ) -> Result<Json<OrderView>, ApiError> {
-    rt.cancel_order(&id, &body.reason, &actor(&headers)).await?;
+    rt.cancel_order(&id, &body.reason, &actor(&headers)?)
+        .await?;
     Ok(Json(rt.plant.order(&id).await?))
 }
 
@@ -534,6 +671,12 @@ pub struct MaintenanceRequest {
     pub reason: String,
 }
 
+impl Limited for MaintenanceRequest {
+    fn check_limits(&self) -> Result<(), ApiError> {
+        within("reason", &self.reason, MAX_REASON_CHARS)
+    }
+}
+
 #[utoipa::path(post, path = "/api/v1/machines/{id}/maintenance", params(("id" = String, Path)), request_body = MaintenanceRequest,
     responses((status = 200, body = MachineView), (status = 409, body = ErrorBody)))]
 async fn machine_maintenance(
@@ -543,7 +686,7 @@ async fn machine_maintenance(
     Body(body): Body<MaintenanceRequest>,
 ) -> Result<Json<MachineView>, ApiError> {
     rt.plant
-        .set_maintenance(&id, body.on, &body.reason, &actor(&headers), now_ms())
+        .set_maintenance(&id, body.on, &body.reason, &actor(&headers)?, now_ms())
         .await?;
     rt.wake();
     Ok(Json(rt.plant.machine(&id).await?))
@@ -555,6 +698,12 @@ pub struct OperatorRequest {
     /// `unlock` (clear an alarm lock), `home`, or `reset`. Never done by the scheduler.
     #[schema(value_type = String)]
     pub action: microfab_drivers::OperatorAction,
+}
+
+impl Limited for OperatorRequest {
+    fn check_limits(&self) -> Result<(), ApiError> {
+        Ok(())
+    }
 }
 
 #[utoipa::path(post, path = "/api/v1/machines/{id}/operator", params(("id" = String, Path)), request_body = OperatorRequest,
@@ -636,6 +785,14 @@ pub struct RestockRequest {
     pub lot: Option<String>,
 }
 
+impl Limited for RestockRequest {
+    fn check_limits(&self) -> Result<(), ApiError> {
+        self.lot
+            .as_deref()
+            .map_or(Ok(()), |lot| within("lot", lot, MAX_LABEL_CHARS))
+    }
+}
+
 async fn material_view(rt: &Runtime, id: &str) -> Result<Json<MaterialView>, ApiError> {
     rt.plant
         .materials()
@@ -655,7 +812,7 @@ async fn restock_material(
     Body(body): Body<RestockRequest>,
 ) -> Result<Json<MaterialView>, ApiError> {
     rt.plant
-        .restock(&id, body.amount, body.lot, &actor(&headers), now_ms())
+        .restock(&id, body.amount, body.lot, &actor(&headers)?, now_ms())
         .await?;
     rt.wake();
     material_view(&rt, &id).await
@@ -669,6 +826,12 @@ pub struct AdjustRequest {
     pub reason: String,
 }
 
+impl Limited for AdjustRequest {
+    fn check_limits(&self) -> Result<(), ApiError> {
+        within("reason", &self.reason, MAX_REASON_CHARS)
+    }
+}
+
 #[utoipa::path(post, path = "/api/v1/materials/{id}/adjust", params(("id" = String, Path)), request_body = AdjustRequest,
     responses((status = 200, body = MaterialView), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn adjust_material(
@@ -679,7 +842,7 @@ async fn adjust_material(
 ) -> Result<Json<MaterialView>, ApiError> {
     let delta = Amount::from_decimal(body.delta).map_err(|e| ApiError::invalid("delta", e))?;
     rt.plant
-        .adjust(&id, delta.0, &body.reason, &actor(&headers), now_ms())
+        .adjust(&id, delta.0, &body.reason, &actor(&headers)?, now_ms())
         .await?;
     rt.wake();
     material_view(&rt, &id).await
@@ -718,6 +881,12 @@ pub struct ResolveRequest {
     pub reason: String,
 }
 
+impl Limited for ResolveRequest {
+    fn check_limits(&self) -> Result<(), ApiError> {
+        within("reason", &self.reason, MAX_REASON_CHARS)
+    }
+}
+
 #[utoipa::path(post, path = "/api/v1/jobs/{id}/resolve", params(("id" = i64, Path)), request_body = ResolveRequest,
     responses((status = 200, body = JobView), (status = 409, body = ErrorBody)))]
 async fn resolve_job(
@@ -727,7 +896,7 @@ async fn resolve_job(
     Body(body): Body<ResolveRequest>,
 ) -> Result<Json<JobView>, ApiError> {
     rt.plant
-        .resolve(id, body.good, &body.reason, &actor(&headers), now_ms())
+        .resolve(id, body.good, &body.reason, &actor(&headers)?, now_ms())
         .await?;
     rt.wake();
     job_view(&rt, id).await
@@ -744,6 +913,12 @@ pub struct ResumeRequest {
     pub reason: String,
 }
 
+impl Limited for ResumeRequest {
+    fn check_limits(&self) -> Result<(), ApiError> {
+        within("reason", &self.reason, MAX_REASON_CHARS)
+    }
+}
+
 /// Send an interrupted run back to the machine that ran it, from a line of its program. Only
 /// where the machine's config allows it (Marlin printers by default, never CNC unless set) and
 /// the driver still trusts the machine's state; otherwise 409 says why and nothing changes.
@@ -755,7 +930,7 @@ async fn resume_job(
     At(id): At<i64>,
     Body(body): Body<ResumeRequest>,
 ) -> Result<Json<JobView>, ApiError> {
-    rt.resume_job(id, body.from_line, &body.reason, &actor(&headers))
+    rt.resume_job(id, body.from_line, &body.reason, &actor(&headers)?)
         .await?;
     job_view(&rt, id).await
 }
@@ -801,7 +976,7 @@ async fn scrap_unit(
     Body(body): Body<Reason>,
 ) -> Result<Json<OrderView>, ApiError> {
     rt.plant
-        .scrap_unit(id, &body.reason, &actor(&headers), now_ms())
+        .scrap_unit(id, &body.reason, &actor(&headers)?, now_ms())
         .await?;
     rt.wake();
     let order_id: String = sqlx::query_scalar("SELECT order_id FROM units WHERE id = $1")
@@ -841,25 +1016,55 @@ pub struct StreamQuery {
     pub after: Option<i64>,
 }
 
-/// Server-sent events: every committed event, in log order. `after` (or `Last-Event-ID`)
-/// replays the log from there first, so a client that reconnects misses nothing.
-#[utoipa::path(get, path = "/api/v1/events", params(("after" = Option<i64>, Query)),
-    responses((status = 200, content_type = "text/event-stream", description = "one SSE message per event; id = seq")))]
+/// Server-sent events: every committed event, in log order. `Last-Event-ID` (what a browser's
+/// EventSource sends when it reconnects) or else `after` replays the log from there first, so a
+/// client that reconnects misses nothing.
+#[utoipa::path(get, path = "/api/v1/events",
+    params(
+        ("after" = Option<i64>, Query, description = "replay the log after this event seq first"),
+        ("Last-Event-ID" = Option<String>, Header, description = "an event seq (a non-negative integer); takes precedence over `after`"),
+    ),
+    responses(
+        (status = 200, content_type = "text/event-stream", description = "one SSE message per event; id = seq"),
+        (status = 400, body = ErrorBody, description = "`Last-Event-ID` is not an event seq"),
+    ))]
 async fn event_stream(
     State(rt): State<AppState>,
     headers: HeaderMap,
     Params(q): Params<StreamQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
-    let after = q.after.or_else(|| {
-        headers
-            .get("last-event-id")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok())
-    });
+    let after = match last_event_id(&headers)? {
+        Some(seq) => Some(seq),
+        None => q.after,
+    };
     let live = rt.plant.store.subscribe();
     let pool = rt.plant.store.pool.clone();
     let stream = async_stream(after, pool, move || live.resubscribe());
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+/// The `Last-Event-ID` header as an event seq. A reconnecting client that sent garbage would
+/// otherwise silently get a live-only stream and miss what happened while it was away.
+fn last_event_id(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
+    let Some(value) = headers.get("last-event-id") else {
+        return Ok(None);
+    };
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| v.trim().parse::<i64>().ok())
+        .filter(|seq| *seq >= 0)
+        .map(Some)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_header",
+                format!(
+                    "Last-Event-ID: {:?} is not an event seq (a non-negative integer, the id of an SSE message)",
+                    String::from_utf8_lossy(value.as_bytes())
+                ),
+            )
+        })
 }
 
 fn async_stream(
