@@ -18,6 +18,8 @@ use microfab_drivers::DriverCommand;
 use microfab_job_specs::{InMemory, SpecFormat};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, OneOfBuilder, Schema, Type};
 use utoipa::{OpenApi, ToSchema};
 
 use crate::amount::Amount;
@@ -48,6 +50,22 @@ pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
 /// Longest reason (reject, cancel, scrap, adjust, resolve, resume, maintenance), in characters:
 /// room for what an operator found, short enough to show in every list that carries it.
 pub const MAX_REASON_CHARS: usize = 1000;
+
+/// Largest amount of material one restock or adjustment moves, in the account's unit.
+pub const MAX_AMOUNT_UNITS: i64 = 1_000_000_000;
+
+fn within_amount(field: &str, amount: Amount) -> Result<(), ApiError> {
+    if amount.0 > MAX_AMOUNT_UNITS * crate::amount::MILLI {
+        return Err(ApiError::invalid(
+            field,
+            format!(
+                "{} is over the limit of {MAX_AMOUNT_UNITS}",
+                amount.as_decimal()
+            ),
+        ));
+    }
+    Ok(())
+}
 
 /// Longest short label (lot code, actor, submission key, spec file name), in characters.
 pub const MAX_LABEL_CHARS: usize = 200;
@@ -336,10 +354,12 @@ pub fn app(state: AppState) -> Router {
         resume_job,
         confirm_job,
         scrap_unit,
+        current_plan,
         event_stream,
         event_log,
         verify
     ),
+    modifiers(&FrameworkResponses),
     components(schemas(
         ErrorBody,
         OrderView,
@@ -360,10 +380,94 @@ pub fn app(state: AppState) -> Router {
         VerifyReport,
         OperatorRequest,
         Console,
-        ConsoleLine
+        ConsoleLine,
+        PlanView,
+        GanttRow,
+        OrderEta
     ))
 )]
 pub struct ApiDoc;
+
+/// The answers every route of a shape can give, added to each operation so no route can forget
+/// one: a body that is not JSON, too large, of another media type or of the wrong shape; a path
+/// or query that does not parse; the store failing. Route-specific answers (404, 409, a 422 of
+/// the plant's rules) are in each handler's annotation.
+struct FrameworkResponses;
+
+impl utoipa::Modify for FrameworkResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+        use utoipa::openapi::{Content, Ref, Required, ResponseBuilder};
+
+        let error = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    Content::new(Some(Ref::from_schema_name("ErrorBody"))),
+                )
+                .build()
+        };
+        for item in openapi.paths.paths.values_mut() {
+            for operation in [item.get.as_mut(), item.post.as_mut()]
+                .into_iter()
+                .flatten()
+            {
+                let mut add = |status: &str, description: &str| {
+                    operation
+                        .responses
+                        .responses
+                        .entry(status.to_string())
+                        .or_insert_with(|| error(description).into());
+                };
+                let parameters = operation.parameters.clone().unwrap_or_default();
+                if parameters
+                    .iter()
+                    .any(|p| matches!(p.parameter_in, ParameterIn::Path | ParameterIn::Query))
+                {
+                    add("400", "a path or query parameter does not parse");
+                }
+                if parameters
+                    .iter()
+                    .any(|p| matches!(p.parameter_in, ParameterIn::Path))
+                {
+                    add("404", "nothing has that id");
+                }
+                if operation.request_body.is_some() {
+                    add("400", "the body is not valid JSON");
+                    add("413", "the body is over its limit (the message names it)");
+                    add("415", "the body is not of a media type this route takes");
+                    add(
+                        "422",
+                        "a field is missing, of the wrong type, unknown, or out of range",
+                    );
+                }
+                add("500", "the store failed; the change was not made");
+            }
+            if let Some(post) = item.post.as_mut() {
+                post.responses
+                    .responses
+                    .entry("422".to_string())
+                    .or_insert_with(|| error("the X-Actor header is over its limit").into());
+                post.parameters.get_or_insert_with(Vec::new).push(
+                    ParameterBuilder::new()
+                        .name("X-Actor")
+                        .parameter_in(ParameterIn::Header)
+                        .required(Required::False)
+                        .description(Some(
+                            "who does this, for the event log; `operator` when absent",
+                        ))
+                        .schema(Some(
+                            ObjectBuilder::new()
+                                .schema_type(Type::String)
+                                .max_length(Some(MAX_LABEL_CHARS)),
+                        ))
+                        .build(),
+                );
+            }
+        }
+    }
+}
 
 #[utoipa::path(get, path = "/healthz", responses((status = 200, description = "The process is up and the store answers")))]
 async fn healthz(State(rt): State<AppState>) -> Result<&'static str, ApiError> {
@@ -394,19 +498,85 @@ async fn list_orders(
 
 /// A batch spec with its G-code programs. Give the spec either as TOML text (`spec_toml`) or as
 /// JSON (`spec`); `programs` maps each program path the spec names to the file's text.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SubmitRequest {
     pub spec_toml: Option<String>,
-    #[schema(value_type = Option<Object>)]
     pub spec: Option<serde_json::Value>,
-    /// The spec's file name, used in error messages.
     pub source_name: Option<String>,
     #[serde(default)]
     pub programs: BTreeMap<String, String>,
-    /// Submitting twice with the same key returns the first order.
     pub submission_key: Option<String>,
 }
+
+impl ToSchema for SubmitRequest {}
+
+/// Exactly one of `spec_toml` and `spec`; what makes a spec valid (its steps form a DAG, its
+/// programs parse, ...) is beyond JSON Schema: `invalid_spec` (422) lists every problem.
+impl utoipa::PartialSchema for SubmitRequest {
+    fn schema() -> RefOr<Schema> {
+        let label = |description: &str| {
+            ObjectBuilder::new()
+                .schema_type(utoipa::openapi::schema::SchemaType::from_iter([
+                    Type::String,
+                    Type::Null,
+                ]))
+                .max_length(Some(MAX_LABEL_CHARS))
+                .description(Some(description))
+        };
+        let branch = |spec_field: &str, spec: ObjectBuilder| {
+            ObjectBuilder::new()
+                .schema_type(Type::Object)
+                .property(spec_field, spec)
+                .required(spec_field)
+                .property(
+                    "source_name",
+                    label("the spec's file name, used in error messages"),
+                )
+                .property(
+                    "programs",
+                    ObjectBuilder::new()
+                        .schema_type(Type::Object)
+                        .additional_properties(Some(ObjectBuilder::new().schema_type(Type::String)))
+                        .description(Some(
+                            "each program's text by the path the spec names it; 64 MiB each, 128 MiB together",
+                        )),
+                )
+                .property(
+                    "submission_key",
+                    label("submitting twice with the same key returns the first order"),
+                )
+                .additional_properties(Some(AdditionalProperties::<Schema>::FreeForm(false)))
+        };
+        OneOfBuilder::new()
+            .description(Some(
+                "A batch spec, as TOML text (`spec_toml`) or as JSON (`spec`), with its G-code programs.",
+            ))
+            .item(branch(
+                "spec_toml",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .description(Some("the spec as TOML text (job-specs/README.md)")),
+            ))
+            .item(branch(
+                "spec",
+                ObjectBuilder::new()
+                    .schema_type(Type::Object)
+                    .description(Some("the spec as JSON")),
+            ))
+            .examples([serde_json::json!({
+                "spec_toml": EXAMPLE_SPEC,
+                "source_name": "coaster.toml",
+                "programs": { "programs/coaster.nc": EXAMPLE_PROGRAM }
+            })])
+            .into()
+    }
+}
+
+const EXAMPLE_SPEC: &str = "spec_version = 1\nproduct = \"Plywood coaster\"\nmaker = \"example-maker\"\nquantity = 60\npriority = \"standard\"\ndue = \"2030-06-30\"\n\n[[steps]]\nid = \"cut\"\ncapability = \"laser\"\nprogram = \"programs/coaster.nc\"\nunits_per_run = 6\nrun_seconds = 120\nmaterials = [{ material = \"plywood-birch-6mm\", per_run = 1 }]\n";
+
+const EXAMPLE_PROGRAM: &str =
+    "G21\nG90\nG0 X0 Y0\nM4 S800\nG1 X90 F1200\nG1 Y90\nG1 X0\nG1 Y0\nM5\n";
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Submitted {
@@ -414,8 +584,16 @@ pub struct Submitted {
 }
 
 #[utoipa::path(post, path = "/api/v1/orders",
-    request_body(content = SubmitRequest, description = "JSON with the spec and its programs; or the spec itself as `application/toml`"),
-    responses((status = 201, body = Submitted), (status = 422, body = ErrorBody, description = "every problem in the spec, with file, line and field")))]
+    request_body(description = "JSON with the spec and its programs; or the spec itself as `application/toml` (a spec without programs)",
+        content((SubmitRequest = "application/json"), (String = "application/toml"))),
+    responses(
+        (status = 201, body = Submitted),
+        (status = 400, body = ErrorBody, description = "the body is not JSON, or the TOML is not UTF-8"),
+        (status = 413, body = ErrorBody, description = "the body is over the limit: the spec and its programs at their limits, escaped as JSON"),
+        (status = 415, body = ErrorBody, description = "neither application/json nor application/toml"),
+        (status = 422, body = ErrorBody, description = "every problem in the spec, with file, line and field"),
+        (status = 503, body = ErrorBody, description = "the server is shutting down"),
+    ))]
 async fn submit_order(
     State(rt): State<AppState>,
     Extension(submissions): Extension<Arc<Semaphore>>,
@@ -571,6 +749,8 @@ async fn approve_order(
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Reason {
+    /// Why, for the event log and whoever reads it later.
+    #[schema(min_length = 1, max_length = 1000, pattern = r"\S")]
     pub reason: String,
 }
 
@@ -663,12 +843,58 @@ async fn abort_machine(
     machine_command(&rt, &id, DriverCommand::Abort).await
 }
 
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MaintenanceRequest {
     pub on: bool,
     #[serde(default)]
     pub reason: String,
+}
+
+impl ToSchema for MaintenanceRequest {}
+
+/// Taking a machine out needs a reason; bringing it back does not.
+impl utoipa::PartialSchema for MaintenanceRequest {
+    fn schema() -> RefOr<Schema> {
+        let branch = |on: bool| {
+            let object = ObjectBuilder::new()
+                .schema_type(Type::Object)
+                .property(
+                    "on",
+                    ObjectBuilder::new()
+                        .schema_type(Type::Boolean)
+                        .enum_values(Some([on])),
+                )
+                .property("reason", reason_schema(on))
+                .required("on")
+                .additional_properties(Some(AdditionalProperties::<Schema>::FreeForm(false)));
+            if on {
+                object.required("reason")
+            } else {
+                object
+            }
+        };
+        OneOfBuilder::new()
+            .description(Some(
+                "Take a machine out of service (`on`, with the reason) or bring it back.",
+            ))
+            .item(branch(true))
+            .item(branch(false))
+            .into()
+    }
+}
+
+/// A reason as the plant takes it: some text that is not only spaces, at most
+/// [`MAX_REASON_CHARS`] long; `required` false lets it be empty.
+fn reason_schema(required: bool) -> ObjectBuilder {
+    let text = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .max_length(Some(MAX_REASON_CHARS));
+    if required {
+        text.min_length(Some(1)).pattern(Some(r"\S"))
+    } else {
+        text
+    }
 }
 
 impl Limited for MaintenanceRequest {
@@ -696,8 +922,18 @@ async fn machine_maintenance(
 #[serde(deny_unknown_fields)]
 pub struct OperatorRequest {
     /// `unlock` (clear an alarm lock), `home`, or `reset`. Never done by the scheduler.
-    #[schema(value_type = String)]
+    #[schema(value_type = String, schema_with = operator_action_schema)]
     pub action: microfab_drivers::OperatorAction,
+}
+
+fn operator_action_schema() -> Schema {
+    use microfab_drivers::OperatorAction::{Home, Reset, Unlock};
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(
+            [Unlock, Home, Reset].map(|action| serde_json::to_value(action).unwrap_or_default()),
+        ))
+        .into()
 }
 
 impl Limited for OperatorRequest {
@@ -780,16 +1016,25 @@ async fn list_materials(State(rt): State<AppState>) -> Result<Json<Vec<MaterialV
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RestockRequest {
+    /// How much arrived, in the account's unit with at most three decimals.
+    #[schema(value_type = f64, exclusive_minimum = 0, maximum = 1_000_000_000, multiple_of = 0.001)]
     pub amount: Amount,
-    /// The lot code; one is made up when absent.
+    /// The lot code; one is made up when absent. A lot is recorded once.
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub lot: Option<String>,
 }
 
 impl Limited for RestockRequest {
     fn check_limits(&self) -> Result<(), ApiError> {
-        self.lot
-            .as_deref()
-            .map_or(Ok(()), |lot| within("lot", lot, MAX_LABEL_CHARS))
+        within_amount("amount", self.amount)?;
+        match self.lot.as_deref() {
+            Some(lot) if lot.trim().is_empty() => Err(ApiError::invalid(
+                "lot",
+                "give the lot code, or leave `lot` out to have one made up",
+            )),
+            Some(lot) => within("lot", lot, MAX_LABEL_CHARS),
+            None => Ok(()),
+        }
     }
 }
 
@@ -804,7 +1049,7 @@ async fn material_view(rt: &Runtime, id: &str) -> Result<Json<MaterialView>, Api
 }
 
 #[utoipa::path(post, path = "/api/v1/materials/{id}/restock", params(("id" = String, Path)), request_body = RestockRequest,
-    responses((status = 200, body = MaterialView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = MaterialView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "the lot is already recorded"), (status = 422, body = ErrorBody)))]
 async fn restock_material(
     State(rt): State<AppState>,
     headers: HeaderMap,
@@ -821,13 +1066,38 @@ async fn restock_material(
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AdjustRequest {
-    /// Signed change of the amount on hand.
+    /// Signed change of the amount on hand, never zero, in the account's unit with at most three
+    /// decimals.
+    #[schema(schema_with = nonzero_delta_schema)]
     pub delta: f64,
+    /// Why, for the event log and whoever reads it later.
+    #[schema(min_length = 1, max_length = 1000, pattern = r"\S")]
     pub reason: String,
+}
+
+/// A signed amount that is not zero, as JSON Schema says it.
+fn nonzero_delta_schema() -> Schema {
+    let side = |positive: bool| {
+        let bound = MAX_AMOUNT_UNITS as f64;
+        let number = ObjectBuilder::new()
+            .schema_type(Type::Number)
+            .multiple_of(Some(0.001));
+        if positive {
+            number.exclusive_minimum(Some(0.0)).maximum(Some(bound))
+        } else {
+            number.exclusive_maximum(Some(0.0)).minimum(Some(-bound))
+        }
+    };
+    OneOfBuilder::new()
+        .item(side(true))
+        .item(side(false))
+        .into()
 }
 
 impl Limited for AdjustRequest {
     fn check_limits(&self) -> Result<(), ApiError> {
+        let delta = Amount::from_decimal(self.delta).map_err(|e| ApiError::invalid("delta", e))?;
+        within_amount("delta", Amount(delta.0.abs()))?;
         within("reason", &self.reason, MAX_REASON_CHARS)
     }
 }
@@ -876,8 +1146,13 @@ async fn list_jobs(
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResolveRequest {
-    /// How many of the run's units are good; the rest are scrapped and replaced.
+    /// How many of the run's units are good (at most the run's units); the rest are scrapped and
+    /// replaced.
+    #[schema(minimum = 0)]
+    #[serde(deserialize_with = "whole_number")]
     pub good: i64,
+    /// Why, for the event log and whoever reads it later.
+    #[schema(min_length = 1, max_length = 1000, pattern = r"\S")]
     pub reason: String,
 }
 
@@ -907,9 +1182,11 @@ async fn resolve_job(
 pub struct ResumeRequest {
     /// Line of the program file to go on from; by default the job's `resume.next_line`.
     /// Earlier runs acknowledged lines again; later than `resume.latest_start` is refused.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "optional_whole_number")]
+    #[schema(minimum = 1, maximum = 4_294_967_295_u32)]
     pub from_line: Option<u32>,
     /// What the operator checked (the part is still in place, the nozzle is clean, ...).
+    #[schema(min_length = 1, max_length = 1000, pattern = r"\S")]
     pub reason: String,
 }
 
@@ -933,6 +1210,35 @@ async fn resume_job(
     rt.resume_job(id, body.from_line, &body.reason, &actor(&headers)?)
         .await?;
     job_view(&rt, id).await
+}
+
+/// An integer as JSON Schema has it: `3` and `3.0` are the same number.
+fn whole_number<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<i64>,
+{
+    let value = serde_json::Number::deserialize(deserializer)?;
+    value
+        .as_i64()
+        .or_else(|| {
+            value
+                .as_f64()
+                .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
+                .map(|f| f as i64)
+        })
+        .and_then(|n| T::try_from(n).ok())
+        .ok_or_else(|| serde::de::Error::custom(format!("{value} is not a whole number in range")))
+}
+
+fn optional_whole_number<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<i64>,
+{
+    #[derive(Deserialize)]
+    struct Whole<T: TryFrom<i64>>(#[serde(deserialize_with = "whole_number")] T);
+    Ok(Option::<Whole<T>>::deserialize(deserializer)?.map(|Whole(n)| n))
 }
 
 async fn job_view(rt: &Runtime, id: i64) -> Result<Json<JobView>, ApiError> {
@@ -1022,7 +1328,7 @@ pub struct StreamQuery {
 #[utoipa::path(get, path = "/api/v1/events",
     params(
         ("after" = Option<i64>, Query, description = "replay the log after this event seq first"),
-        ("Last-Event-ID" = Option<String>, Header, description = "an event seq (a non-negative integer); takes precedence over `after`"),
+        ("Last-Event-ID" = Option<i64>, Header, nullable = false, minimum = 0, description = "the last event seq the client has (what a reconnecting EventSource sends); takes precedence over `after`"),
     ),
     responses(
         (status = 200, content_type = "text/event-stream", description = "one SSE message per event; id = seq"),
@@ -1046,7 +1352,8 @@ async fn event_stream(
 /// The `Last-Event-ID` header as an event seq. A reconnecting client that sent garbage would
 /// otherwise silently get a live-only stream and miss what happened while it was away.
 fn last_event_id(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
-    let Some(value) = headers.get("last-event-id") else {
+    // An empty one says "no event seen yet", as the EventSource spec has it.
+    let Some(value) = headers.get("last-event-id").filter(|v| !v.is_empty()) else {
         return Ok(None);
     };
     value
@@ -1157,7 +1464,7 @@ pub struct PlanView {
     pub orders: Vec<OrderEta>,
     /// Runs the planner could not place now (no machine in service, material never covered).
     pub unplanned: Vec<i64>,
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub objective: Option<serde_json::Value>,
     /// Plans made since start, and how many the independent schedule checker refused.
     pub plans_made: u64,
