@@ -234,11 +234,18 @@ async fn the_event_stream_resumes_from_last_event_id_before_after() {
     assert_eq!(response.status(), 200);
     assert_eq!(first_ids(response, 1).await[0], 3);
 
-    // Without the header, `after` says where to start.
+    // Without the header, or with an empty one (no event seen yet), `after` says where to start.
     let response = http.get(&url).send().await.unwrap();
     assert_eq!(first_ids(response, 1).await[0], 1);
+    let response = http
+        .get(&url)
+        .header("last-event-id", "")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first_ids(response, 1).await[0], 1);
 
-    for bad in ["abc", "-1", "3.5", ""] {
+    for bad in ["abc", "-1", "3.5", "7 8"] {
         let response = http
             .get(&url)
             .header("last-event-id", bad)
@@ -256,4 +263,47 @@ async fn the_event_stream_resumes_from_last_event_id_before_after() {
         );
     }
     plant.shutdown.cancel();
+}
+
+#[tokio::test]
+async fn the_cli_refuses_a_program_over_the_limit_before_sending_it() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("programs")).unwrap();
+    let program = std::fs::File::create(dir.path().join("programs/big.nc")).unwrap();
+    program
+        .set_len(microfab_job_specs::MAX_PROGRAM_BYTES + 1)
+        .unwrap();
+    let spec = std::fs::read_to_string(BRACKET_SPEC)
+        .unwrap()
+        .replace("programs/bracket-gussets.nc", "programs/big.nc");
+    std::fs::copy(
+        std::path::Path::new(BRACKET_SPEC)
+            .parent()
+            .unwrap()
+            .join("programs/bracket-bar.nc"),
+        dir.path().join("programs/bracket-bar.nc"),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("big.toml"), spec).unwrap();
+    // A listener that must see no connection: the CLI refuses before sending anything.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_microfab"))
+        .args(["submit", "--server"])
+        .arg(format!("http://{}", listener.local_addr().unwrap()))
+        .arg(dir.path().join("big.toml"))
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(
+        listener.accept().map_err(|e| e.kind()).err(),
+        Some(std::io::ErrorKind::WouldBlock),
+        "nothing was sent"
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("programs/big.nc") && stderr.contains("the limit is 67108864 bytes"),
+        "{stderr}"
+    );
 }
