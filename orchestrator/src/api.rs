@@ -272,6 +272,16 @@ pub struct At<T>(pub T);
 #[from_request(via(axum::extract::Query), rejection(ApiError))]
 pub struct Params<T>(pub T);
 
+/// Who does this, for the event log: the `X-Actor` header, `operator` when absent.
+/// (For the OpenAPI document; [`actor`] reads the header.)
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+pub struct ActorHeader {
+    /// Who does this, for the event log; `operator` when absent. Over its limit: 422.
+    #[param(rename = "X-Actor", max_length = 200)]
+    pub x_actor: Option<String>,
+}
+
 fn actor(headers: &HeaderMap) -> Result<String, ApiError> {
     let actor = headers
         .get("x-actor")
@@ -396,8 +406,8 @@ struct FrameworkResponses;
 
 impl utoipa::Modify for FrameworkResponses {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
-        use utoipa::openapi::{Content, Ref, Required, ResponseBuilder};
+        use utoipa::openapi::path::ParameterIn;
+        use utoipa::openapi::{Content, Ref, ResponseBuilder};
 
         let error = |description: &str| {
             ResponseBuilder::new()
@@ -443,27 +453,6 @@ impl utoipa::Modify for FrameworkResponses {
                     );
                 }
                 add("500", "the store failed; the change was not made");
-            }
-            if let Some(post) = item.post.as_mut() {
-                post.responses
-                    .responses
-                    .entry("422".to_string())
-                    .or_insert_with(|| error("the X-Actor header is over its limit").into());
-                post.parameters.get_or_insert_with(Vec::new).push(
-                    ParameterBuilder::new()
-                        .name("X-Actor")
-                        .parameter_in(ParameterIn::Header)
-                        .required(Required::False)
-                        .description(Some(
-                            "who does this, for the event log; `operator` when absent",
-                        ))
-                        .schema(Some(
-                            ObjectBuilder::new()
-                                .schema_type(Type::String)
-                                .max_length(Some(MAX_LABEL_CHARS)),
-                        ))
-                        .build(),
-                );
             }
         }
     }
@@ -583,7 +572,7 @@ pub struct Submitted {
     pub order: OrderView,
 }
 
-#[utoipa::path(post, path = "/api/v1/orders",
+#[utoipa::path(post, path = "/api/v1/orders", params(ActorHeader),
     request_body(description = "JSON with the spec and its programs; or the spec itself as `application/toml` (a spec without programs)",
         content((SubmitRequest = "application/json"), (String = "application/toml"))),
     responses(
@@ -592,7 +581,6 @@ pub struct Submitted {
         (status = 413, body = ErrorBody, description = "the body is over the limit: the spec and its programs at their limits, escaped as JSON"),
         (status = 415, body = ErrorBody, description = "neither application/json nor application/toml"),
         (status = 422, body = ErrorBody, description = "every problem in the spec, with file, line and field"),
-        (status = 503, body = ErrorBody, description = "the server is shutting down"),
     ))]
 async fn submit_order(
     State(rt): State<AppState>,
@@ -600,13 +588,10 @@ async fn submit_order(
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Result<(StatusCode, Json<Submitted>), ApiError> {
-    let _reading = submissions.acquire().await.map_err(|_| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "shutting down",
-        )
-    })?;
+    let _reading = submissions
+        .acquire()
+        .await
+        .expect("the submissions semaphore is never closed");
     let body = read_submission(&headers, body).await?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
@@ -734,8 +719,8 @@ async fn get_order(
     Ok(Json(rt.plant.order(&id).await?))
 }
 
-#[utoipa::path(post, path = "/api/v1/orders/{id}/approve", params(("id" = String, Path)),
-    responses((status = 200, body = OrderView), (status = 409, body = ErrorBody, description = "not submitted, or material short")))]
+#[utoipa::path(post, path = "/api/v1/orders/{id}/approve", params(("id" = String, Path), ActorHeader),
+    responses((status = 200, body = OrderView), (status = 409, body = ErrorBody, description = "not submitted, or material short"), (status = 422, body = ErrorBody, description = "X-Actor is over its limit")))]
 async fn approve_order(
     State(rt): State<AppState>,
     headers: HeaderMap,
@@ -760,7 +745,7 @@ impl Limited for Reason {
     }
 }
 
-#[utoipa::path(post, path = "/api/v1/orders/{id}/reject", params(("id" = String, Path)), request_body = Reason,
+#[utoipa::path(post, path = "/api/v1/orders/{id}/reject", params(("id" = String, Path), ActorHeader), request_body = Reason,
     responses((status = 200, body = OrderView), (status = 409, body = ErrorBody)))]
 async fn reject_order(
     State(rt): State<AppState>,
@@ -774,7 +759,7 @@ async fn reject_order(
     Ok(Json(rt.plant.order(&id).await?))
 }
 
-#[utoipa::path(post, path = "/api/v1/orders/{id}/cancel", params(("id" = String, Path)), request_body = Reason,
+#[utoipa::path(post, path = "/api/v1/orders/{id}/cancel", params(("id" = String, Path), ActorHeader), request_body = Reason,
     responses((status = 200, body = OrderView), (status = 409, body = ErrorBody)))]
 async fn cancel_order(
     State(rt): State<AppState>,
@@ -903,7 +888,7 @@ impl Limited for MaintenanceRequest {
     }
 }
 
-#[utoipa::path(post, path = "/api/v1/machines/{id}/maintenance", params(("id" = String, Path)), request_body = MaintenanceRequest,
+#[utoipa::path(post, path = "/api/v1/machines/{id}/maintenance", params(("id" = String, Path), ActorHeader), request_body = MaintenanceRequest,
     responses((status = 200, body = MachineView), (status = 409, body = ErrorBody)))]
 async fn machine_maintenance(
     State(rt): State<AppState>,
@@ -1048,7 +1033,7 @@ async fn material_view(rt: &Runtime, id: &str) -> Result<Json<MaterialView>, Api
         .ok_or_else(|| PlantError::NotFound(format!("stock account '{id}'")).into())
 }
 
-#[utoipa::path(post, path = "/api/v1/materials/{id}/restock", params(("id" = String, Path)), request_body = RestockRequest,
+#[utoipa::path(post, path = "/api/v1/materials/{id}/restock", params(("id" = String, Path), ActorHeader), request_body = RestockRequest,
     responses((status = 200, body = MaterialView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "the lot is already recorded"), (status = 422, body = ErrorBody)))]
 async fn restock_material(
     State(rt): State<AppState>,
@@ -1102,7 +1087,7 @@ impl Limited for AdjustRequest {
     }
 }
 
-#[utoipa::path(post, path = "/api/v1/materials/{id}/adjust", params(("id" = String, Path)), request_body = AdjustRequest,
+#[utoipa::path(post, path = "/api/v1/materials/{id}/adjust", params(("id" = String, Path), ActorHeader), request_body = AdjustRequest,
     responses((status = 200, body = MaterialView), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn adjust_material(
     State(rt): State<AppState>,
@@ -1162,7 +1147,7 @@ impl Limited for ResolveRequest {
     }
 }
 
-#[utoipa::path(post, path = "/api/v1/jobs/{id}/resolve", params(("id" = i64, Path)), request_body = ResolveRequest,
+#[utoipa::path(post, path = "/api/v1/jobs/{id}/resolve", params(("id" = i64, Path), ActorHeader), request_body = ResolveRequest,
     responses((status = 200, body = JobView), (status = 409, body = ErrorBody)))]
 async fn resolve_job(
     State(rt): State<AppState>,
@@ -1199,7 +1184,7 @@ impl Limited for ResumeRequest {
 /// Send an interrupted run back to the machine that ran it, from a line of its program. Only
 /// where the machine's config allows it (Marlin printers by default, never CNC unless set) and
 /// the driver still trusts the machine's state; otherwise 409 says why and nothing changes.
-#[utoipa::path(post, path = "/api/v1/jobs/{id}/resume", params(("id" = i64, Path)), request_body = ResumeRequest,
+#[utoipa::path(post, path = "/api/v1/jobs/{id}/resume", params(("id" = i64, Path), ActorHeader), request_body = ResumeRequest,
     responses((status = 200, body = JobView), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn resume_job(
     State(rt): State<AppState>,
@@ -1273,7 +1258,7 @@ async fn confirm_job(
     job_view(&rt, id).await
 }
 
-#[utoipa::path(post, path = "/api/v1/units/{id}/scrap", params(("id" = i64, Path)), request_body = Reason,
+#[utoipa::path(post, path = "/api/v1/units/{id}/scrap", params(("id" = i64, Path), ActorHeader), request_body = Reason,
     responses((status = 200, body = OrderView), (status = 409, body = ErrorBody)))]
 async fn scrap_unit(
     State(rt): State<AppState>,
@@ -1352,8 +1337,7 @@ async fn event_stream(
 /// The `Last-Event-ID` header as an event seq. A reconnecting client that sent garbage would
 /// otherwise silently get a live-only stream and miss what happened while it was away.
 fn last_event_id(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
-    // An empty one says "no event seen yet", as the EventSource spec has it.
-    let Some(value) = headers.get("last-event-id").filter(|v| !v.is_empty()) else {
+    let Some(value) = headers.get("last-event-id") else {
         return Ok(None);
     };
     value
