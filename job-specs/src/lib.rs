@@ -29,7 +29,7 @@ use document::{Finding, LineIndex, Position};
 pub use error::{ProgramReadError, SpecError, SpecErrors};
 pub use preflight::{
     BoundingBox, DEFAULT_RAPID_MM_PER_MIN, GcodeProgram, LengthUnits, MAX_PROGRAM_BYTES,
-    preflight_gcode,
+    MAX_PROGRAMS_TOTAL_BYTES, preflight_gcode,
 };
 pub use source::{Directory, InMemory, ProgramSource};
 pub use types::{
@@ -150,6 +150,7 @@ pub fn check_text(
     let mut loaded: BTreeMap<String, GcodeProgram> = BTreeMap::new();
     let mut program_errors: Vec<SpecError> = Vec::new();
     let mut attempted: Vec<&str> = Vec::new();
+    let mut total_bytes: u64 = 0;
     for (step, program) in validated.gcode_programs.iter().enumerate() {
         let Some((path, offset)) = program else {
             continue;
@@ -170,6 +171,18 @@ pub fn check_text(
                 continue;
             }
         };
+        total_bytes += text.len() as u64;
+        if total_bytes > MAX_PROGRAMS_TOTAL_BYTES {
+            // Reading on would hold even more in memory, for a spec that is refused anyway.
+            findings.push(Finding {
+                position: Position::Offset(*offset),
+                field,
+                message: format!(
+                    "the programs up to this one are {total_bytes} bytes together; the limit is {MAX_PROGRAMS_TOTAL_BYTES} bytes (128 MiB) per spec"
+                ),
+            });
+            break;
+        }
         match preflight_gcode(path, &text) {
             Ok(program) => {
                 loaded.insert(path.clone(), program);

@@ -13,8 +13,11 @@ use sha2::{Digest, Sha256};
 use crate::document::LineIndex;
 use crate::error::SpecError;
 
-/// Largest program accepted, in bytes.
-pub const MAX_PROGRAM_BYTES: u64 = 20 * 1024 * 1024;
+/// Largest program accepted, in bytes: a large print's G-code runs to 50 MB.
+pub const MAX_PROGRAM_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Largest total of one spec's programs, in bytes: what a plant holds in memory for one upload.
+pub const MAX_PROGRAMS_TOTAL_BYTES: u64 = 128 * 1024 * 1024;
 
 /// Rapid (G0) rate assumed for the time estimate, in mm/min.
 pub const DEFAULT_RAPID_MM_PER_MIN: f64 = 5000.0;
@@ -113,7 +116,7 @@ pub fn preflight_gcode(path: &str, text: &str) -> Result<GcodeProgram, Vec<SpecE
             None,
             None,
             format!(
-                "program is {} bytes; the limit is {MAX_PROGRAM_BYTES} bytes (20 MiB)",
+                "program is {} bytes; the limit is {MAX_PROGRAM_BYTES} bytes (64 MiB)",
                 text.len()
             ),
         )]);
@@ -192,7 +195,7 @@ struct Chunk<'t> {
 
 /// Splits a program into runs of about [`LINES_PER_CHUNK`] lines, never inside a parenthesised
 /// comment (which some dialects let run over several lines). The parser builds a syntax tree
-/// of about 20 times the text's size, so a 20 MiB program is parsed piece by piece.
+/// of about 20 times the text's size, so a 64 MiB program is parsed piece by piece.
 fn chunks(text: &str) -> impl Iterator<Item = Chunk<'_>> {
     let mut offset = 0;
     let mut first_line = 0;
@@ -1074,7 +1077,9 @@ mod tests {
         let huge = " ".repeat(usize::try_from(MAX_PROGRAM_BYTES).unwrap() + 1);
         let errors = preflight_gcode("big.nc", &huge).unwrap_err();
         assert!(
-            errors[0].message.contains("the limit is 20971520 bytes"),
+            errors[0]
+                .message
+                .contains("the limit is 67108864 bytes (64 MiB)"),
             "{errors:?}"
         );
     }

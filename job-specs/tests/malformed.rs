@@ -10,7 +10,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use microfab_job_specs::{
-    Directory, InMemory, MAX_PROGRAM_BYTES, SpecErrors, SpecFormat, check_file, check_text,
+    Directory, InMemory, MAX_PROGRAM_BYTES, MAX_PROGRAMS_TOTAL_BYTES, SpecErrors, SpecFormat,
+    check_file, check_text,
 };
 
 fn malformed_dir() -> PathBuf {
@@ -167,6 +168,7 @@ fn uploaded_programs_are_held_to_the_same_rules() {
 #[test]
 fn oversized_programs_are_refused_before_parsing() {
     let huge = "G1 X1 F100\n".repeat(usize::try_from(MAX_PROGRAM_BYTES).unwrap() / 11 + 1);
+    assert_eq!(MAX_PROGRAM_BYTES, 64 * 1024 * 1024, "the documented limit");
     let programs = InMemory(BTreeMap::from([(
         "programs/huge.nc".to_owned(),
         huge.clone(),
@@ -178,7 +180,10 @@ fn oversized_programs_are_refused_before_parsing() {
             SpecFormat::Toml,
             &programs,
         ),
-        "api.toml:11:11: steps[0].program: program 'programs/huge.nc' is 20971522 bytes; the limit is 20971520 bytes",
+        &format!(
+            "api.toml:11:11: steps[0].program: program 'programs/huge.nc' is {} bytes; the limit is 67108864 bytes",
+            huge.len()
+        ),
     );
 
     let folder = tempfile::tempdir().unwrap();
@@ -191,7 +196,10 @@ fn oversized_programs_are_refused_before_parsing() {
     .unwrap();
     check(
         check_file(&folder.path().join("big.toml")),
-        "big.toml:11:11: steps[0].program: program 'programs/huge.nc' is 20971522 bytes",
+        &format!(
+            "big.toml:11:11: steps[0].program: program 'programs/huge.nc' is {} bytes",
+            huge.len()
+        ),
     );
     // The directory source itself works on the folder.
     let directory = Directory::new(folder.path()).unwrap();
@@ -206,5 +214,43 @@ fn a_spec_without_a_known_extension_is_refused() {
     check(
         check_file(&path),
         "spec.yaml: unknown spec format: the file name must end in .toml or .json",
+    );
+}
+
+#[test]
+fn programs_over_the_total_limit_are_refused_without_reading_on() {
+    // Programs each under the per-program limit; the third takes the total over the per-spec one.
+    let each = usize::try_from(MAX_PROGRAMS_TOTAL_BYTES).unwrap() / 2 - 1024;
+    let program = format!("{SMALL_PROGRAM}{}", "\n".repeat(each - SMALL_PROGRAM.len()));
+    let spec = format!(
+        "{}\n[[steps]]\nid = \"engrave\"\ncapability = \"laser\"\nprogram = \"programs/b.nc\"\nunits_per_run = 10\nrun_seconds = 600\n\n[[steps]]\nid = \"mark\"\ncapability = \"laser\"\nprogram = \"programs/c.nc\"\nunits_per_run = 10\nrun_seconds = 600\n\n[[steps]]\nid = \"pack\"\ncapability = \"laser\"\nprogram = \"programs/d.nc\"\nunits_per_run = 10\nrun_seconds = 600\n",
+        one_step_spec("programs/a.nc")
+    );
+    struct Counting(InMemory, std::cell::RefCell<Vec<String>>);
+    impl microfab_job_specs::ProgramSource for Counting {
+        fn read(&self, path: &str) -> Result<String, microfab_job_specs::ProgramReadError> {
+            self.1.borrow_mut().push(path.to_owned());
+            self.0.read(path)
+        }
+    }
+    let programs = Counting(
+        InMemory(
+            ["a", "b", "c", "d"]
+                .map(|name| (format!("programs/{name}.nc"), program.clone()))
+                .into(),
+        ),
+        Default::default(),
+    );
+    let errors = check_text("api.toml", &spec, SpecFormat::Toml, &programs).unwrap_err();
+    let messages: Vec<String> = errors.0.iter().map(ToString::to_string).collect();
+    assert!(
+        messages.iter().any(|m| m.contains("steps[2].program")
+            && m.contains("the limit is 134217728 bytes (128 MiB) per spec")),
+        "{messages:?}"
+    );
+    assert_eq!(
+        *programs.1.borrow(),
+        ["programs/a.nc", "programs/b.nc", "programs/c.nc"],
+        "no program is read past the limit"
     );
 }

@@ -7,16 +7,19 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::extract::{FromRequest, FromRequestParts, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use futures::Stream;
 use microfab_drivers::DriverCommand;
 use microfab_job_specs::{InMemory, SpecFormat};
 use serde::{Deserialize, Serialize};
+use tokio::sync::Semaphore;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, OneOfBuilder, Schema, Type};
 use utoipa::{OpenApi, ToSchema};
 
 use crate::amount::Amount;
@@ -27,6 +30,54 @@ use crate::store::events::{self, EventRecord};
 use crate::store::{format_ms, now_ms};
 
 pub type AppState = Arc<Runtime>;
+
+/// Largest body of `POST /api/v1/orders`: a spec and its programs at their limits, each byte
+/// escaped in two as JSON at worst (newline, tab, quote, backslash; a spec or program with
+/// other control characters is refused anyway). So every spec `spec check` accepts fits.
+pub const MAX_SUBMISSION_BYTES: usize = 2
+    * (microfab_job_specs::MAX_SPEC_BYTES + microfab_job_specs::MAX_PROGRAMS_TOTAL_BYTES) as usize;
+
+/// Submissions read and checked at once: each holds up to [`MAX_SUBMISSION_BYTES`] in memory
+/// (twice, while it is parsed), so this bounds what uploads can take.
+const SUBMISSIONS_AT_ONCE: usize = 2;
+
+/// How much of an oversized submission is read (and dropped) so that its sender gets the 413.
+const DRAINED_BYTES: usize = 2 * MAX_SUBMISSION_BYTES;
+
+/// Largest body of every other request: an operator's action with its reason.
+pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
+
+/// Longest reason (reject, cancel, scrap, adjust, resolve, resume, maintenance), in characters:
+/// room for what an operator found, short enough to show in every list that carries it.
+pub const MAX_REASON_CHARS: usize = 1000;
+
+/// Largest amount of material one restock or adjustment moves, in the account's unit.
+pub const MAX_AMOUNT_UNITS: i64 = 1_000_000_000;
+
+fn within_amount(field: &str, amount: Amount) -> Result<(), ApiError> {
+    if amount.0 > MAX_AMOUNT_UNITS * crate::amount::MILLI {
+        return Err(ApiError::invalid(
+            field,
+            format!(
+                "{} is over the limit of {MAX_AMOUNT_UNITS}",
+                amount.as_decimal()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Longest short label (lot code, actor, submission key, spec file name), in characters.
+pub const MAX_LABEL_CHARS: usize = 200;
+
+/// The answer to a body over its limit, in words the sender can act on.
+pub fn body_too_large(size: Option<usize>, limit: usize) -> String {
+    let size = size.map_or_else(String::new, |s| format!(" ({s} bytes)"));
+    format!(
+        "the request body{size} is over the limit of {limit} bytes ({} MiB)",
+        limit / (1024 * 1024)
+    )
+}
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ErrorBody {
@@ -69,6 +120,16 @@ impl ApiError {
                 },
             },
         }
+    }
+
+    fn too_large(size: Option<usize>, limit: usize) -> ApiError {
+        let mut message = body_too_large(size, limit);
+        if limit == MAX_SUBMISSION_BYTES {
+            message.push_str(
+                "; a spec's programs may be 64 MiB each and 128 MiB together (job-specs/README.md)",
+            );
+        }
+        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", message)
     }
 
     fn invalid(field: &str, message: impl Into<String>) -> ApiError {
@@ -154,6 +215,9 @@ impl From<CommandError> for ApiError {
 
 impl From<JsonRejection> for ApiError {
     fn from(r: JsonRejection) -> ApiError {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            return ApiError::too_large(None, MAX_REQUEST_BYTES);
+        }
         ApiError::new(r.status(), "invalid_body", r.body_text())
     }
 }
@@ -170,10 +234,35 @@ impl From<QueryRejection> for ApiError {
     }
 }
 
-/// `Json` whose rejections are our JSON errors.
-#[derive(FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+/// `Json` whose rejections are our JSON errors, and whose free text is within its limits.
 pub struct Body<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned + Limited> FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let Json(value) = Json::<T>::from_request(request, state).await?;
+        value.check_limits()?;
+        Ok(Body(value))
+    }
+}
+
+/// A request whose free-text fields have length limits.
+pub trait Limited {
+    fn check_limits(&self) -> Result<(), ApiError>;
+}
+
+/// `value` has at most `max_chars` characters (what JSON Schema's `maxLength` counts).
+fn within(field: &str, value: &str, max_chars: usize) -> Result<(), ApiError> {
+    let chars = value.chars().count();
+    if chars > max_chars {
+        return Err(ApiError::invalid(
+            field,
+            format!("{chars} characters; the limit is {max_chars}"),
+        ));
+    }
+    Ok(())
+}
 
 #[derive(FromRequestParts)]
 #[from_request(via(axum::extract::Path), rejection(ApiError))]
@@ -183,13 +272,24 @@ pub struct At<T>(pub T);
 #[from_request(via(axum::extract::Query), rejection(ApiError))]
 pub struct Params<T>(pub T);
 
-pub(crate) fn actor(headers: &HeaderMap) -> String {
-    headers
+/// Who does this, for the event log: the `X-Actor` header, `operator` when absent.
+/// (For the OpenAPI document; [`actor`] reads the header.)
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+pub struct ActorHeader {
+    /// Who does this, for the event log; `operator` when absent. Over its limit: 422.
+    #[param(rename = "X-Actor", max_length = 200)]
+    pub x_actor: Option<String>,
+}
+
+pub(crate) fn actor(headers: &HeaderMap) -> Result<String, ApiError> {
+    let actor = headers
         .get("x-actor")
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.trim().is_empty())
-        .unwrap_or("operator")
-        .to_string()
+        .unwrap_or("operator");
+    within("X-Actor", actor, MAX_LABEL_CHARS)?;
+    Ok(actor.to_string())
 }
 
 pub fn app(state: AppState) -> Router {
@@ -228,6 +328,8 @@ pub fn app(state: AppState) -> Router {
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })
+        .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
+        .layer(Extension(Arc::new(Semaphore::new(SUBMISSIONS_AT_ONCE))))
         .with_state(state)
 }
 
@@ -262,10 +364,12 @@ pub fn app(state: AppState) -> Router {
         resume_job,
         confirm_job,
         scrap_unit,
+        current_plan,
         event_stream,
         event_log,
         verify
     ),
+    modifiers(&FrameworkResponses),
     components(schemas(
         ErrorBody,
         OrderState,
@@ -288,10 +392,73 @@ pub fn app(state: AppState) -> Router {
         VerifyReport,
         OperatorRequest,
         Console,
-        ConsoleLine
+        ConsoleLine,
+        PlanView,
+        GanttRow,
+        OrderEta
     ))
 )]
 pub struct ApiDoc;
+
+/// The answers every route of a shape can give, added to each operation so no route can forget
+/// one: a body that is not JSON, too large, of another media type or of the wrong shape; a path
+/// or query that does not parse; the store failing. Route-specific answers (404, 409, a 422 of
+/// the plant's rules) are in each handler's annotation.
+struct FrameworkResponses;
+
+impl utoipa::Modify for FrameworkResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::path::ParameterIn;
+        use utoipa::openapi::{Content, Ref, ResponseBuilder};
+
+        let error = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    Content::new(Some(Ref::from_schema_name("ErrorBody"))),
+                )
+                .build()
+        };
+        for item in openapi.paths.paths.values_mut() {
+            for operation in [item.get.as_mut(), item.post.as_mut()]
+                .into_iter()
+                .flatten()
+            {
+                let mut add = |status: &str, description: &str| {
+                    operation
+                        .responses
+                        .responses
+                        .entry(status.to_string())
+                        .or_insert_with(|| error(description).into());
+                };
+                let parameters = operation.parameters.clone().unwrap_or_default();
+                if parameters
+                    .iter()
+                    .any(|p| matches!(p.parameter_in, ParameterIn::Path | ParameterIn::Query))
+                {
+                    add("400", "a path or query parameter does not parse");
+                }
+                if parameters
+                    .iter()
+                    .any(|p| matches!(p.parameter_in, ParameterIn::Path))
+                {
+                    add("404", "nothing has that id");
+                }
+                if operation.request_body.is_some() {
+                    add("400", "the body is not valid JSON");
+                    add("413", "the body is over its limit (the message names it)");
+                    add("415", "the body is not of a media type this route takes");
+                    add(
+                        "422",
+                        "a field is missing, of the wrong type, unknown, or out of range",
+                    );
+                }
+                add("500", "the store failed; the change was not made");
+            }
+        }
+    }
+}
 
 #[utoipa::path(get, path = "/healthz", responses((status = 200, description = "The process is up and the store answers")))]
 async fn healthz(State(rt): State<AppState>) -> Result<&'static str, ApiError> {
@@ -334,19 +501,85 @@ async fn list_orders(
 
 /// A batch spec with its G-code programs. Give the spec either as TOML text (`spec_toml`) or as
 /// JSON (`spec`); `programs` maps each program path the spec names to the file's text.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SubmitRequest {
     pub spec_toml: Option<String>,
-    #[schema(value_type = Option<Object>)]
     pub spec: Option<serde_json::Value>,
-    /// The spec's file name, used in error messages.
     pub source_name: Option<String>,
     #[serde(default)]
     pub programs: BTreeMap<String, String>,
-    /// Submitting twice with the same key returns the first order.
     pub submission_key: Option<String>,
 }
+
+impl ToSchema for SubmitRequest {}
+
+/// Exactly one of `spec_toml` and `spec`; what makes a spec valid (its steps form a DAG, its
+/// programs parse, ...) is beyond JSON Schema: `invalid_spec` (422) lists every problem.
+impl utoipa::PartialSchema for SubmitRequest {
+    fn schema() -> RefOr<Schema> {
+        let label = |description: &str| {
+            ObjectBuilder::new()
+                .schema_type(utoipa::openapi::schema::SchemaType::from_iter([
+                    Type::String,
+                    Type::Null,
+                ]))
+                .max_length(Some(MAX_LABEL_CHARS))
+                .description(Some(description))
+        };
+        let branch = |spec_field: &str, spec: ObjectBuilder| {
+            ObjectBuilder::new()
+                .schema_type(Type::Object)
+                .property(spec_field, spec)
+                .required(spec_field)
+                .property(
+                    "source_name",
+                    label("the spec's file name, used in error messages"),
+                )
+                .property(
+                    "programs",
+                    ObjectBuilder::new()
+                        .schema_type(Type::Object)
+                        .additional_properties(Some(ObjectBuilder::new().schema_type(Type::String)))
+                        .description(Some(
+                            "each program's text by the path the spec names it; 64 MiB each, 128 MiB together",
+                        )),
+                )
+                .property(
+                    "submission_key",
+                    label("submitting twice with the same key returns the first order"),
+                )
+                .additional_properties(Some(AdditionalProperties::<Schema>::FreeForm(false)))
+        };
+        OneOfBuilder::new()
+            .description(Some(
+                "A batch spec, as TOML text (`spec_toml`) or as JSON (`spec`), with its G-code programs.",
+            ))
+            .item(branch(
+                "spec_toml",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .description(Some("the spec as TOML text (job-specs/README.md)")),
+            ))
+            .item(branch(
+                "spec",
+                ObjectBuilder::new()
+                    .schema_type(Type::Object)
+                    .description(Some("the spec as JSON")),
+            ))
+            .examples([serde_json::json!({
+                "spec_toml": EXAMPLE_SPEC,
+                "source_name": "coaster.toml",
+                "programs": { "programs/coaster.nc": EXAMPLE_PROGRAM }
+            })])
+            .into()
+    }
+}
+
+const EXAMPLE_SPEC: &str = "spec_version = 1\nproduct = \"Plywood coaster\"\nmaker = \"example-maker\"\nquantity = 60\npriority = \"standard\"\ndue = \"2030-06-30\"\n\n[[steps]]\nid = \"cut\"\ncapability = \"laser\"\nprogram = \"programs/coaster.nc\"\nunits_per_run = 6\nrun_seconds = 120\nmaterials = [{ material = \"plywood-birch-6mm\", per_run = 1 }]\n";
+
+const EXAMPLE_PROGRAM: &str =
+    "G21\nG90\nG0 X0 Y0\nM4 S800\nG1 X90 F1200\nG1 Y90\nG1 X0\nG1 Y0\nM5\n";
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Submitted {
@@ -356,16 +589,28 @@ pub struct Submitted {
     pub already_submitted: bool,
 }
 
-#[utoipa::path(post, path = "/api/v1/orders",
-    request_body(content = SubmitRequest, description = "JSON with the spec and its programs; or the spec itself as `application/toml`"),
-    responses((status = 201, body = Submitted, description = "a new order"),
+#[utoipa::path(post, path = "/api/v1/orders", params(ActorHeader),
+    request_body(description = "JSON with the spec and its programs; or the spec itself as `application/toml` (a spec without programs)",
+        content((SubmitRequest = "application/json"), (String = "application/toml"))),
+    responses(
+        (status = 201, body = Submitted, description = "a new order"),
         (status = 200, body = Submitted, description = "an order with this submission_key exists already: that order, unchanged"),
-        (status = 422, body = ErrorBody, description = "every problem in the spec, with file, line and field")))]
+        (status = 400, body = ErrorBody, description = "the body is not JSON, or the TOML is not UTF-8"),
+        (status = 413, body = ErrorBody, description = "the body is over the limit: the spec and its programs at their limits, escaped as JSON"),
+        (status = 415, body = ErrorBody, description = "neither application/json nor application/toml"),
+        (status = 422, body = ErrorBody, description = "every problem in the spec, with file, line and field"),
+    ))]
 async fn submit_order(
     State(rt): State<AppState>,
+    Extension(submissions): Extension<Arc<Semaphore>>,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    body: axum::body::Body,
 ) -> Result<(StatusCode, Json<Submitted>), ApiError> {
+    let _reading = submissions
+        .acquire()
+        .await
+        .expect("the submissions semaphore is never closed");
+    let body = read_submission(&headers, body).await?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -380,7 +625,7 @@ async fn submit_order(
             )
         })?
     } else if content_type.starts_with("application/toml") || content_type.starts_with("text/") {
-        let text = String::from_utf8(body.to_vec()).map_err(|_| {
+        let text = String::from_utf8(body).map_err(|_| {
             ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "invalid_body",
@@ -401,6 +646,14 @@ async fn submit_order(
             "send the spec as application/toml, or as application/json with its programs",
         ));
     };
+    for (field, value) in [
+        ("source_name", &request.source_name),
+        ("submission_key", &request.submission_key),
+    ] {
+        if let Some(value) = value {
+            within(field, value, MAX_LABEL_CHARS)?;
+        }
+    }
     let programs = InMemory(request.programs);
     let checked = match (request.spec_toml, request.spec) {
         (Some(text), None) => {
@@ -425,7 +678,7 @@ async fn submit_order(
         .submit(
             &checked,
             request.submission_key.as_deref(),
-            &actor(&headers),
+            &actor(&headers)?,
             now_ms(),
         )
         .await?;
@@ -443,6 +696,45 @@ async fn submit_order(
     ))
 }
 
+/// The submission's body, up to [`MAX_SUBMISSION_BYTES`]. Past that, the rest is read and
+/// dropped (up to [`DRAINED_BYTES`]) before the 413: a client still sending when the
+/// connection closes sees a broken pipe, not the answer.
+async fn read_submission(headers: &HeaderMap, body: axum::body::Body) -> Result<Vec<u8>, ApiError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    let too_large = ApiError::too_large(declared, MAX_SUBMISSION_BYTES);
+    if declared.is_some_and(|size| size > DRAINED_BYTES) {
+        return Err(too_large);
+    }
+    let mut bytes = Vec::new();
+    let mut received = 0;
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_body",
+                format!("reading the request body: {e}"),
+            )
+        })?;
+        received += chunk.len();
+        if received > DRAINED_BYTES {
+            return Err(too_large);
+        }
+        if received > MAX_SUBMISSION_BYTES {
+            bytes = Vec::new();
+        } else {
+            bytes.extend_from_slice(&chunk);
+        }
+    }
+    if received > MAX_SUBMISSION_BYTES {
+        return Err(too_large);
+    }
+    Ok(bytes)
+}
+
 #[utoipa::path(get, path = "/api/v1/orders/{id}", params(("id" = String, Path)), responses((status = 200, body = OrderView), (status = 404, body = ErrorBody)))]
 async fn get_order(
     State(rt): State<AppState>,
@@ -451,14 +743,14 @@ async fn get_order(
     Ok(Json(rt.plant.order(&id).await?))
 }
 
-#[utoipa::path(post, path = "/api/v1/orders/{id}/approve", params(("id" = String, Path)),
-    responses((status = 200, body = OrderView), (status = 409, body = ErrorBody, description = "not submitted, or material short")))]
+#[utoipa::path(post, path = "/api/v1/orders/{id}/approve", params(("id" = String, Path), ActorHeader),
+    responses((status = 200, body = OrderView), (status = 409, body = ErrorBody, description = "not submitted, or material short"), (status = 422, body = ErrorBody, description = "X-Actor is over its limit")))]
 async fn approve_order(
     State(rt): State<AppState>,
     headers: HeaderMap,
     At(id): At<String>,
 ) -> Result<Json<OrderView>, ApiError> {
-    rt.plant.approve(&id, &actor(&headers), now_ms()).await?;
+    rt.plant.approve(&id, &actor(&headers)?, now_ms()).await?;
     rt.wake();
     Ok(Json(rt.plant.order(&id).await?))
 }
@@ -466,10 +758,18 @@ async fn approve_order(
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Reason {
+    /// Why, for the event log and whoever reads it later.
+    #[schema(min_length = 1, max_length = 1000, pattern = r"\S")]
     pub reason: String,
 }
 
-#[utoipa::path(post, path = "/api/v1/orders/{id}/reject", params(("id" = String, Path)), request_body = Reason,
+impl Limited for Reason {
+    fn check_limits(&self) -> Result<(), ApiError> {
+        within("reason", &self.reason, MAX_REASON_CHARS)
+    }
+}
+
+#[utoipa::path(post, path = "/api/v1/orders/{id}/reject", params(("id" = String, Path), ActorHeader), request_body = Reason,
     responses((status = 200, body = OrderView), (status = 409, body = ErrorBody)))]
 async fn reject_order(
     State(rt): State<AppState>,
@@ -478,12 +778,12 @@ async fn reject_order(
     Body(body): Body<Reason>,
 ) -> Result<Json<OrderView>, ApiError> {
     rt.plant
-        .reject(&id, &body.reason, &actor(&headers), now_ms())
+        .reject(&id, &body.reason, &actor(&headers)?, now_ms())
         .await?;
     Ok(Json(rt.plant.order(&id).await?))
 }
 
-#[utoipa::path(post, path = "/api/v1/orders/{id}/cancel", params(("id" = String, Path)), request_body = Reason,
+#[utoipa::path(post, path = "/api/v1/orders/{id}/cancel", params(("id" = String, Path), ActorHeader), request_body = Reason,
     responses((status = 200, body = OrderView), (status = 409, body = ErrorBody)))]
 async fn cancel_order(
     State(rt): State<AppState>,
@@ -491,7 +791,8 @@ async fn cancel_order(
     At(id): At<String>,
     Body(body): Body<Reason>,
 ) -> Result<Json<OrderView>, ApiError> {
-    rt.cancel_order(&id, &body.reason, &actor(&headers)).await?;
+    rt.cancel_order(&id, &body.reason, &actor(&headers)?)
+        .await?;
     Ok(Json(rt.plant.order(&id).await?))
 }
 
@@ -551,7 +852,7 @@ async fn abort_machine(
     machine_command(&rt, &id, DriverCommand::Abort).await
 }
 
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MaintenanceRequest {
     pub on: bool,
@@ -559,7 +860,59 @@ pub struct MaintenanceRequest {
     pub reason: String,
 }
 
-#[utoipa::path(post, path = "/api/v1/machines/{id}/maintenance", params(("id" = String, Path)), request_body = MaintenanceRequest,
+impl ToSchema for MaintenanceRequest {}
+
+/// Taking a machine out needs a reason; bringing it back does not.
+impl utoipa::PartialSchema for MaintenanceRequest {
+    fn schema() -> RefOr<Schema> {
+        let branch = |on: bool| {
+            let object = ObjectBuilder::new()
+                .schema_type(Type::Object)
+                .property(
+                    "on",
+                    ObjectBuilder::new()
+                        .schema_type(Type::Boolean)
+                        .enum_values(Some([on])),
+                )
+                .property("reason", reason_schema(on))
+                .required("on")
+                .additional_properties(Some(AdditionalProperties::<Schema>::FreeForm(false)));
+            if on {
+                object.required("reason")
+            } else {
+                object
+            }
+        };
+        OneOfBuilder::new()
+            .description(Some(
+                "Take a machine out of service (`on`, with the reason) or bring it back.",
+            ))
+            .item(branch(true))
+            .item(branch(false))
+            .into()
+    }
+}
+
+/// A reason as the plant takes it: some text that is not only spaces, at most
+/// [`MAX_REASON_CHARS`] long; `required` false lets it be empty.
+fn reason_schema(required: bool) -> ObjectBuilder {
+    let text = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .max_length(Some(MAX_REASON_CHARS));
+    if required {
+        text.min_length(Some(1)).pattern(Some(r"\S"))
+    } else {
+        text
+    }
+}
+
+impl Limited for MaintenanceRequest {
+    fn check_limits(&self) -> Result<(), ApiError> {
+        within("reason", &self.reason, MAX_REASON_CHARS)
+    }
+}
+
+#[utoipa::path(post, path = "/api/v1/machines/{id}/maintenance", params(("id" = String, Path), ActorHeader), request_body = MaintenanceRequest,
     responses((status = 200, body = MachineView), (status = 409, body = ErrorBody)))]
 async fn machine_maintenance(
     State(rt): State<AppState>,
@@ -568,7 +921,7 @@ async fn machine_maintenance(
     Body(body): Body<MaintenanceRequest>,
 ) -> Result<Json<MachineView>, ApiError> {
     rt.plant
-        .set_maintenance(&id, body.on, &body.reason, &actor(&headers), now_ms())
+        .set_maintenance(&id, body.on, &body.reason, &actor(&headers)?, now_ms())
         .await?;
     rt.wake();
     Ok(Json(rt.plant.machine(&id).await?))
@@ -578,8 +931,24 @@ async fn machine_maintenance(
 #[serde(deny_unknown_fields)]
 pub struct OperatorRequest {
     /// `unlock` (clear an alarm lock), `home`, or `reset`. Never done by the scheduler.
-    #[schema(value_type = String)]
+    #[schema(value_type = String, schema_with = operator_action_schema)]
     pub action: microfab_drivers::OperatorAction,
+}
+
+fn operator_action_schema() -> Schema {
+    use microfab_drivers::OperatorAction::{Home, Reset, Unlock};
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(
+            [Unlock, Home, Reset].map(|action| serde_json::to_value(action).unwrap_or_default()),
+        ))
+        .into()
+}
+
+impl Limited for OperatorRequest {
+    fn check_limits(&self) -> Result<(), ApiError> {
+        Ok(())
+    }
 }
 
 #[utoipa::path(post, path = "/api/v1/machines/{id}/operator", params(("id" = String, Path)), request_body = OperatorRequest,
@@ -656,9 +1025,26 @@ async fn list_materials(State(rt): State<AppState>) -> Result<Json<Vec<MaterialV
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RestockRequest {
+    /// How much arrived, in the account's unit with at most three decimals.
+    #[schema(value_type = f64, exclusive_minimum = 0, maximum = 1_000_000_000, multiple_of = 0.001)]
     pub amount: Amount,
-    /// The lot code; one is made up when absent.
+    /// The lot code; one is made up when absent. A lot is recorded once.
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub lot: Option<String>,
+}
+
+impl Limited for RestockRequest {
+    fn check_limits(&self) -> Result<(), ApiError> {
+        within_amount("amount", self.amount)?;
+        match self.lot.as_deref() {
+            Some(lot) if lot.trim().is_empty() => Err(ApiError::invalid(
+                "lot",
+                "give the lot code, or leave `lot` out to have one made up",
+            )),
+            Some(lot) => within("lot", lot, MAX_LABEL_CHARS),
+            None => Ok(()),
+        }
+    }
 }
 
 async fn material_view(rt: &Runtime, id: &str) -> Result<Json<MaterialView>, ApiError> {
@@ -671,8 +1057,8 @@ async fn material_view(rt: &Runtime, id: &str) -> Result<Json<MaterialView>, Api
         .ok_or_else(|| PlantError::NotFound(format!("stock account '{id}'")).into())
 }
 
-#[utoipa::path(post, path = "/api/v1/materials/{id}/restock", params(("id" = String, Path)), request_body = RestockRequest,
-    responses((status = 200, body = MaterialView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/materials/{id}/restock", params(("id" = String, Path), ActorHeader), request_body = RestockRequest,
+    responses((status = 200, body = MaterialView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "the lot is already recorded"), (status = 422, body = ErrorBody)))]
 async fn restock_material(
     State(rt): State<AppState>,
     headers: HeaderMap,
@@ -680,7 +1066,7 @@ async fn restock_material(
     Body(body): Body<RestockRequest>,
 ) -> Result<Json<MaterialView>, ApiError> {
     rt.plant
-        .restock(&id, body.amount, body.lot, &actor(&headers), now_ms())
+        .restock(&id, body.amount, body.lot, &actor(&headers)?, now_ms())
         .await?;
     rt.wake();
     material_view(&rt, &id).await
@@ -689,12 +1075,43 @@ async fn restock_material(
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AdjustRequest {
-    /// Signed change of the amount on hand.
+    /// Signed change of the amount on hand, never zero, in the account's unit with at most three
+    /// decimals.
+    #[schema(schema_with = nonzero_delta_schema)]
     pub delta: f64,
+    /// Why, for the event log and whoever reads it later.
+    #[schema(min_length = 1, max_length = 1000, pattern = r"\S")]
     pub reason: String,
 }
 
-#[utoipa::path(post, path = "/api/v1/materials/{id}/adjust", params(("id" = String, Path)), request_body = AdjustRequest,
+/// A signed amount that is not zero, as JSON Schema says it.
+fn nonzero_delta_schema() -> Schema {
+    let side = |positive: bool| {
+        let bound = MAX_AMOUNT_UNITS as f64;
+        let number = ObjectBuilder::new()
+            .schema_type(Type::Number)
+            .multiple_of(Some(0.001));
+        if positive {
+            number.exclusive_minimum(Some(0.0)).maximum(Some(bound))
+        } else {
+            number.exclusive_maximum(Some(0.0)).minimum(Some(-bound))
+        }
+    };
+    OneOfBuilder::new()
+        .item(side(true))
+        .item(side(false))
+        .into()
+}
+
+impl Limited for AdjustRequest {
+    fn check_limits(&self) -> Result<(), ApiError> {
+        let delta = Amount::from_decimal(self.delta).map_err(|e| ApiError::invalid("delta", e))?;
+        within_amount("delta", Amount(delta.0.abs()))?;
+        within("reason", &self.reason, MAX_REASON_CHARS)
+    }
+}
+
+#[utoipa::path(post, path = "/api/v1/materials/{id}/adjust", params(("id" = String, Path), ActorHeader), request_body = AdjustRequest,
     responses((status = 200, body = MaterialView), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn adjust_material(
     State(rt): State<AppState>,
@@ -704,7 +1121,7 @@ async fn adjust_material(
 ) -> Result<Json<MaterialView>, ApiError> {
     let delta = Amount::from_decimal(body.delta).map_err(|e| ApiError::invalid("delta", e))?;
     rt.plant
-        .adjust(&id, delta.0, &body.reason, &actor(&headers), now_ms())
+        .adjust(&id, delta.0, &body.reason, &actor(&headers)?, now_ms())
         .await?;
     rt.wake();
     material_view(&rt, &id).await
@@ -739,12 +1156,23 @@ async fn list_jobs(
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResolveRequest {
-    /// How many of the run's units are good; the rest are scrapped and replaced.
+    /// How many of the run's units are good (at most the run's units); the rest are scrapped and
+    /// replaced.
+    #[schema(minimum = 0)]
+    #[serde(deserialize_with = "whole_number")]
     pub good: i64,
+    /// Why, for the event log and whoever reads it later.
+    #[schema(min_length = 1, max_length = 1000, pattern = r"\S")]
     pub reason: String,
 }
 
-#[utoipa::path(post, path = "/api/v1/jobs/{id}/resolve", params(("id" = i64, Path)), request_body = ResolveRequest,
+impl Limited for ResolveRequest {
+    fn check_limits(&self) -> Result<(), ApiError> {
+        within("reason", &self.reason, MAX_REASON_CHARS)
+    }
+}
+
+#[utoipa::path(post, path = "/api/v1/jobs/{id}/resolve", params(("id" = i64, Path), ActorHeader), request_body = ResolveRequest,
     responses((status = 200, body = JobView), (status = 409, body = ErrorBody)))]
 async fn resolve_job(
     State(rt): State<AppState>,
@@ -753,7 +1181,7 @@ async fn resolve_job(
     Body(body): Body<ResolveRequest>,
 ) -> Result<Json<JobView>, ApiError> {
     rt.plant
-        .resolve(id, body.good, &body.reason, &actor(&headers), now_ms())
+        .resolve(id, body.good, &body.reason, &actor(&headers)?, now_ms())
         .await?;
     rt.wake();
     job_view(&rt, id).await
@@ -764,16 +1192,24 @@ async fn resolve_job(
 pub struct ResumeRequest {
     /// Line of the program file to go on from; by default the job's `resume.next_line`.
     /// Earlier runs acknowledged lines again; later than `resume.latest_start` is refused.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "optional_whole_number")]
+    #[schema(minimum = 1, maximum = 4_294_967_295_u32)]
     pub from_line: Option<u32>,
     /// What the operator checked (the part is still in place, the nozzle is clean, ...).
+    #[schema(min_length = 1, max_length = 1000, pattern = r"\S")]
     pub reason: String,
+}
+
+impl Limited for ResumeRequest {
+    fn check_limits(&self) -> Result<(), ApiError> {
+        within("reason", &self.reason, MAX_REASON_CHARS)
+    }
 }
 
 /// Send an interrupted run back to the machine that ran it, from a line of its program. Only
 /// where the machine's config allows it (Marlin printers by default, never CNC unless set) and
 /// the driver still trusts the machine's state; otherwise 409 says why and nothing changes.
-#[utoipa::path(post, path = "/api/v1/jobs/{id}/resume", params(("id" = i64, Path)), request_body = ResumeRequest,
+#[utoipa::path(post, path = "/api/v1/jobs/{id}/resume", params(("id" = i64, Path), ActorHeader), request_body = ResumeRequest,
     responses((status = 200, body = JobView), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn resume_job(
     State(rt): State<AppState>,
@@ -781,9 +1217,38 @@ async fn resume_job(
     At(id): At<i64>,
     Body(body): Body<ResumeRequest>,
 ) -> Result<Json<JobView>, ApiError> {
-    rt.resume_job(id, body.from_line, &body.reason, &actor(&headers))
+    rt.resume_job(id, body.from_line, &body.reason, &actor(&headers)?)
         .await?;
     job_view(&rt, id).await
+}
+
+/// An integer as JSON Schema has it: `3` and `3.0` are the same number.
+fn whole_number<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<i64>,
+{
+    let value = serde_json::Number::deserialize(deserializer)?;
+    value
+        .as_i64()
+        .or_else(|| {
+            value
+                .as_f64()
+                .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
+                .map(|f| f as i64)
+        })
+        .and_then(|n| T::try_from(n).ok())
+        .ok_or_else(|| serde::de::Error::custom(format!("{value} is not a whole number in range")))
+}
+
+fn optional_whole_number<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<i64>,
+{
+    #[derive(Deserialize)]
+    struct Whole<T: TryFrom<i64>>(#[serde(deserialize_with = "whole_number")] T);
+    Ok(Option::<Whole<T>>::deserialize(deserializer)?.map(|Whole(n)| n))
 }
 
 async fn job_view(rt: &Runtime, id: i64) -> Result<Json<JobView>, ApiError> {
@@ -818,7 +1283,7 @@ async fn confirm_job(
     job_view(&rt, id).await
 }
 
-#[utoipa::path(post, path = "/api/v1/units/{id}/scrap", params(("id" = i64, Path)), request_body = Reason,
+#[utoipa::path(post, path = "/api/v1/units/{id}/scrap", params(("id" = i64, Path), ActorHeader), request_body = Reason,
     responses((status = 200, body = OrderView), (status = 409, body = ErrorBody)))]
 async fn scrap_unit(
     State(rt): State<AppState>,
@@ -827,7 +1292,7 @@ async fn scrap_unit(
     Body(body): Body<Reason>,
 ) -> Result<Json<OrderView>, ApiError> {
     rt.plant
-        .scrap_unit(id, &body.reason, &actor(&headers), now_ms())
+        .scrap_unit(id, &body.reason, &actor(&headers)?, now_ms())
         .await?;
     rt.wake();
     let order_id: String = sqlx::query_scalar("SELECT order_id FROM units WHERE id = $1")
@@ -867,25 +1332,55 @@ pub struct StreamQuery {
     pub after: Option<i64>,
 }
 
-/// Server-sent events: every committed event, in log order. `after` (or `Last-Event-ID`)
-/// replays the log from there first, so a client that reconnects misses nothing.
-#[utoipa::path(get, path = "/api/v1/events", params(("after" = Option<i64>, Query)),
-    responses((status = 200, content_type = "text/event-stream", description = "one SSE message per event; id = seq")))]
+/// Server-sent events: every committed event, in log order. `Last-Event-ID` (what a browser's
+/// EventSource sends when it reconnects) or else `after` replays the log from there first, so a
+/// client that reconnects misses nothing.
+#[utoipa::path(get, path = "/api/v1/events",
+    params(
+        ("after" = Option<i64>, Query, description = "replay the log after this event seq first"),
+        ("Last-Event-ID" = Option<i64>, Header, nullable = false, minimum = 0, description = "the last event seq the client has (what a reconnecting EventSource sends); takes precedence over `after`"),
+    ),
+    responses(
+        (status = 200, content_type = "text/event-stream", description = "one SSE message per event; id = seq"),
+        (status = 400, body = ErrorBody, description = "`Last-Event-ID` is not an event seq"),
+    ))]
 async fn event_stream(
     State(rt): State<AppState>,
     headers: HeaderMap,
     Params(q): Params<StreamQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
-    let after = q.after.or_else(|| {
-        headers
-            .get("last-event-id")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok())
-    });
+    let after = match last_event_id(&headers)? {
+        Some(seq) => Some(seq),
+        None => q.after,
+    };
     let live = rt.plant.store.subscribe();
     let pool = rt.plant.store.pool.clone();
     let stream = async_stream(after, pool, move || live.resubscribe());
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+/// The `Last-Event-ID` header as an event seq. A reconnecting client that sent garbage would
+/// otherwise silently get a live-only stream and miss what happened while it was away.
+fn last_event_id(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
+    let Some(value) = headers.get("last-event-id") else {
+        return Ok(None);
+    };
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| v.trim().parse::<i64>().ok())
+        .filter(|seq| *seq >= 0)
+        .map(Some)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_header",
+                format!(
+                    "Last-Event-ID: {:?} is not an event seq (a non-negative integer, the id of an SSE message)",
+                    String::from_utf8_lossy(value.as_bytes())
+                ),
+            )
+        })
 }
 
 fn async_stream(
@@ -978,7 +1473,7 @@ pub struct PlanView {
     pub orders: Vec<OrderEta>,
     /// Runs the planner could not place now (no machine in service, material never covered).
     pub unplanned: Vec<i64>,
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub objective: Option<serde_json::Value>,
     /// Plans made since start, and how many the independent schedule checker refused.
     pub plans_made: u64,

@@ -67,7 +67,8 @@ async fn access_log(request: Request, next: Next) -> Response {
     let started = std::time::Instant::now();
     let method = request.method().clone();
     let path = request.uri().path().to_string();
-    let actor = crate::api::actor(request.headers());
+    let actor = crate::api::actor(request.headers())
+        .unwrap_or_else(|_| "(X-Actor over its limit)".to_string());
     let response = next.run(request).await;
     tracing::info!(
         target: "microfab::access",

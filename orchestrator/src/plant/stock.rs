@@ -299,7 +299,9 @@ impl Plant {
             .fetch_one(&mut *w.tx)
             .await?;
         if taken > 0 {
-            return Err(invalid("lot", format!("lot '{lot}' is already recorded")));
+            return Err(PlantError::Conflict(format!(
+                "lot '{lot}' is already recorded"
+            )));
         }
         sqlx::query("UPDATE materials SET on_hand = on_hand + $1 WHERE id = $2")
             .bind(amount.0)
