@@ -11,6 +11,44 @@ use microfab_hil::grbl::fault::{Fault, FaultKind};
 use microfab_hil::grbl::{GrblSim, GrblSimArgs};
 
 const LINES: usize = 300;
+
+/// The two kinds of board GRBL runs on: every test here runs on both.
+#[derive(Debug, Clone, Copy)]
+enum Board {
+    /// The port opens without touching the controller (a native-USB board, or DTR not wired).
+    NativeUsb,
+    /// An Arduino Uno: opening the port pulls DTR, which reboots it; its bootloader eats what
+    /// arrives in the first half second.
+    ResetOnOpen,
+}
+
+impl Board {
+    fn configure(self, args: &mut GrblSimArgs) {
+        if let Board::ResetOnOpen = self {
+            args.reset_on_open = true;
+            args.boot_ms = 500;
+        }
+    }
+}
+
+/// One `#[tokio::test]` per board for each `async fn(Board)` named.
+macro_rules! on_both_boards {
+    ($($name:ident),* $(,)?) => {
+        mod native_usb {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(super::Board::NativeUsb).await
+            })*
+        }
+        mod reset_on_open {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(super::Board::ResetOnOpen).await
+            })*
+        }
+    };
+}
+
 const FAULT_LINE: u64 = 100;
 
 struct Rig {
@@ -21,11 +59,12 @@ struct Rig {
 }
 
 impl Rig {
-    async fn start(configure: impl FnOnce(&mut GrblSimArgs)) -> Rig {
+    async fn start(board: Board, configure: impl FnOnce(&mut GrblSimArgs)) -> Rig {
         let dir = tempfile::tempdir().unwrap();
         let mut args = GrblSimArgs::new(dir.path().join("mill"));
         args.time_scale = 50.0;
         args.boot_ms = 50;
+        board.configure(&mut args);
         configure(&mut args);
         let sim = GrblSim::spawn(args).unwrap();
         let mut config = GrblConfig::new(sim.link().to_str().unwrap());
@@ -132,9 +171,8 @@ fn assert_no_line_twice_none_skipped(
     }
 }
 
-#[tokio::test]
-async fn a_program_runs_to_the_end_exactly_as_written() {
-    let mut rig = Rig::start(|_| {}).await;
+async fn a_program_runs_to_the_end_exactly_as_written(board: Board) {
+    let mut rig = Rig::start(board, |_| {}).await;
     let text = program(LINES);
     rig.run(1, &text).await;
     let end = rig.job_end(1).await;
@@ -171,8 +209,8 @@ struct FaultCase {
     stops_before_fault: bool,
 }
 
-async fn check_fault(case: FaultCase) {
-    let mut rig = Rig::start(|args| {
+async fn check_fault(board: Board, case: FaultCase) {
+    let mut rig = Rig::start(board, |args| {
         args.faults = vec![Fault::at_line(case.fault, FAULT_LINE)];
     })
     .await;
@@ -213,9 +251,8 @@ async fn check_fault(case: FaultCase) {
     );
 }
 
-#[tokio::test]
-async fn an_error_reply_stops_the_job_at_that_line() {
-    check_fault(FaultCase {
+async fn an_error_reply_stops_the_job_at_that_line(board: Board) {
+    check_fault(board, FaultCase {
         fault: FaultKind::ErrorReply(20),
         reason_contains: "error:20 (Unsupported command",
         skipped: Some(FAULT_LINE as usize - 1),
@@ -224,9 +261,8 @@ async fn an_error_reply_stops_the_job_at_that_line() {
     .await;
 }
 
-#[tokio::test]
-async fn line_noise_is_caught_by_grbls_parser_and_stops_the_job() {
-    check_fault(FaultCase {
+async fn line_noise_is_caught_by_grbls_parser_and_stops_the_job(board: Board) {
+    check_fault(board, FaultCase {
         fault: FaultKind::Noise,
         reason_contains: "error:2 (Bad number format",
         skipped: Some(FAULT_LINE as usize - 1),
@@ -235,20 +271,18 @@ async fn line_noise_is_caught_by_grbls_parser_and_stops_the_job() {
     .await;
 }
 
-#[tokio::test]
-async fn an_alarm_mid_job_interrupts_with_its_meaning() {
+async fn an_alarm_mid_job_interrupts_with_its_meaning(board: Board) {
     let case = FaultCase {
         fault: FaultKind::Alarm(1),
         reason_contains: "ALARM:1 (Hard limit",
         skipped: None,
         stops_before_fault: true,
     };
-    check_fault(case).await;
+    check_fault(board, case).await;
 }
 
-#[tokio::test]
-async fn a_controller_reset_mid_job_interrupts_it() {
-    check_fault(FaultCase {
+async fn a_controller_reset_mid_job_interrupts_it(board: Board) {
+    check_fault(board, FaultCase {
         fault: FaultKind::Reset,
         reason_contains: "the controller reset",
         skipped: None,
@@ -257,9 +291,8 @@ async fn a_controller_reset_mid_job_interrupts_it() {
     .await;
 }
 
-#[tokio::test]
-async fn a_swallowed_ok_interrupts_instead_of_hanging() {
-    let mut rig = Rig::start(|args| {
+async fn a_swallowed_ok_interrupts_instead_of_hanging(board: Board) {
+    let mut rig = Rig::start(board, |args| {
         args.faults = vec![Fault::at_line(FaultKind::SwallowOk, FAULT_LINE)];
     })
     .await;
@@ -274,9 +307,8 @@ async fn a_swallowed_ok_interrupts_instead_of_hanging() {
     assert_eq!(rig.executed(), prepared(&text));
 }
 
-#[tokio::test]
-async fn unplugging_mid_job_interrupts_it_and_the_driver_reconnects() {
-    let mut rig = Rig::start(|args| {
+async fn unplugging_mid_job_interrupts_it_and_the_driver_reconnects(board: Board) {
+    let mut rig = Rig::start(board, |args| {
         args.faults = vec![Fault::at_line(
             FaultKind::Disconnect(Duration::from_millis(300)),
             FAULT_LINE,
@@ -312,9 +344,8 @@ async fn unplugging_mid_job_interrupts_it_and_the_driver_reconnects() {
     assert_eq!(after, prepared(&short));
 }
 
-#[tokio::test]
-async fn a_hung_controller_is_unavailable_until_it_answers_again() {
-    let mut rig = Rig::start(|args| {
+async fn a_hung_controller_is_unavailable_until_it_answers_again(board: Board) {
+    let mut rig = Rig::start(board, |args| {
         args.faults = vec![Fault::at_line(
             FaultKind::Hang(Duration::from_millis(2_500)),
             FAULT_LINE,
@@ -338,9 +369,8 @@ async fn a_hung_controller_is_unavailable_until_it_answers_again() {
         .await;
 }
 
-#[tokio::test]
-async fn pause_holds_and_resume_finishes_every_line() {
-    let mut rig = Rig::start(|args| args.time_scale = 5.0).await;
+async fn pause_holds_and_resume_finishes_every_line(board: Board) {
+    let mut rig = Rig::start(board, |args| args.time_scale = 5.0).await;
     let text = program(60);
     rig.run(2, &text).await;
     rig.until(|e| matches!(e, DriverEvent::JobProgress { done, .. } if *done > 10))
@@ -362,9 +392,8 @@ async fn pause_holds_and_resume_finishes_every_line() {
     assert_eq!(rig.executed(), prepared(&text));
 }
 
-#[tokio::test]
-async fn abort_holds_then_resets_without_an_alarm() {
-    let mut rig = Rig::start(|args| args.time_scale = 5.0).await;
+async fn abort_holds_then_resets_without_an_alarm(board: Board) {
+    let mut rig = Rig::start(board, |args| args.time_scale = 5.0).await;
     let text = program(60);
     rig.run(6, &text).await;
     rig.until(|e| matches!(e, DriverEvent::JobProgress { done, .. } if *done > 10))
@@ -391,12 +420,12 @@ async fn abort_holds_then_resets_without_an_alarm() {
     assert!(executed.len() < 60);
 }
 
-#[tokio::test]
-async fn a_locked_controller_waits_for_the_operator_to_unlock() {
+async fn a_locked_controller_waits_for_the_operator_to_unlock(board: Board) {
     let dir = tempfile::tempdir().unwrap();
     let mut args = GrblSimArgs::new(dir.path().join("mill"));
     args.homing_lock = true;
     args.boot_ms = 20;
+    board.configure(&mut args);
     let sim = GrblSim::spawn(args).unwrap();
     let mut config = GrblConfig::new(sim.link().to_str().unwrap());
     config.status_interval_ms = 50;
@@ -428,15 +457,17 @@ async fn a_locked_controller_waits_for_the_operator_to_unlock() {
         }))
         .await;
     assert!(refused.is_err());
-    rig.driver.operator(GrblOperatorAction::Home).unwrap();
+    rig.driver
+        .operator(GrblOperatorAction::Home)
+        .await
+        .unwrap();
     rig.until(|e| *e == DriverEvent::Condition(Condition::Idle))
         .await;
     assert!(rig.executed().is_empty());
 }
 
-#[tokio::test]
-async fn a_tool_change_pauses_the_job_until_the_operator_confirms() {
-    let mut rig = Rig::start(|_| {}).await;
+async fn a_tool_change_pauses_the_job_until_the_operator_confirms(board: Board) {
+    let mut rig = Rig::start(board, |_| {}).await;
     let text = "G21 G90\nG1 X5 F3000\nG0 Z5\nT2 M6 (2 mm end mill)\nG1 X10 F3000\nG0 Z5\n";
     rig.run(6, text).await;
     let waiting = rig
@@ -468,9 +499,8 @@ async fn a_tool_change_pauses_the_job_until_the_operator_confirms() {
     assert!(!rig.executed().iter().any(|line| line.contains("M6")));
 }
 
-#[tokio::test]
-async fn preflight_rejects_a_program_before_anything_is_sent() {
-    let mut rig = Rig::start(|_| {}).await;
+async fn preflight_rejects_a_program_before_anything_is_sent(board: Board) {
+    let mut rig = Rig::start(board, |_| {}).await;
     let job = JobRun {
         job_id: 9,
         program: Program::GCode {
@@ -503,9 +533,8 @@ async fn preflight_rejects_a_program_before_anything_is_sent() {
 /// Random bit flips on the wire (GRBL has no checksum): a flipped line either fails GRBL's
 /// parser, which stops the job, or runs as a different move. Either way nothing is ever sent
 /// twice: the lines that ran are the program's lines in order, each at most once.
-#[tokio::test]
-async fn random_line_noise_never_repeats_or_reorders_lines() {
-    let mut rig = Rig::start(|args| {
+async fn random_line_noise_never_repeats_or_reorders_lines(board: Board) {
+    let mut rig = Rig::start(board, |args| {
         args.noise = 0.02;
         args.seed = 7;
     })
@@ -538,3 +567,20 @@ async fn random_line_noise_never_repeats_or_reorders_lines() {
         other => panic!("{other:?}"),
     }
 }
+
+on_both_boards!(
+    a_program_runs_to_the_end_exactly_as_written,
+    an_error_reply_stops_the_job_at_that_line,
+    line_noise_is_caught_by_grbls_parser_and_stops_the_job,
+    an_alarm_mid_job_interrupts_with_its_meaning,
+    a_controller_reset_mid_job_interrupts_it,
+    a_swallowed_ok_interrupts_instead_of_hanging,
+    unplugging_mid_job_interrupts_it_and_the_driver_reconnects,
+    a_hung_controller_is_unavailable_until_it_answers_again,
+    pause_holds_and_resume_finishes_every_line,
+    abort_holds_then_resets_without_an_alarm,
+    a_locked_controller_waits_for_the_operator_to_unlock,
+    a_tool_change_pauses_the_job_until_the_operator_confirms,
+    preflight_rejects_a_program_before_anything_is_sent,
+    random_line_noise_never_repeats_or_reorders_lines,
+);
