@@ -6,9 +6,12 @@ use std::time::Duration;
 
 use microfab_drivers::grbl::gcode::preflight;
 use microfab_drivers::grbl::{GrblConfig, GrblDriver, GrblOperatorAction};
-use microfab_drivers::{Condition, Driver, DriverCommand, DriverEvent, JobRun, Program};
+use microfab_drivers::link::{SerialLink, SerialSettings};
+use microfab_drivers::{
+    Condition, Driver, DriverCommand, DriverError, DriverEvent, JobRun, Program,
+};
 use microfab_hil::grbl::fault::{Fault, FaultKind};
-use microfab_hil::grbl::{GrblSim, GrblSimArgs};
+use microfab_hil::grbl::{GrblSim, GrblSimArgs, firmware};
 
 const LINES: usize = 300;
 
@@ -568,7 +571,161 @@ async fn random_line_noise_never_repeats_or_reorders_lines(board: Board) {
     }
 }
 
+/// A feed hold from outside the link (a button on the machine, a `!` out of line noise): the
+/// driver says so, the job stays, nothing resumes on its own, and the operator's resume ends it.
+async fn a_hold_nobody_asked_for_waits_for_the_operator(board: Board) {
+    let mut rig = Rig::start(board, |args| args.time_scale = 5.0).await;
+    let text = program(60);
+    rig.run(21, &text).await;
+    rig.until(|e| matches!(e, DriverEvent::JobProgress { done, .. } if *done > 10))
+        .await;
+    rig.sim.inject(FaultKind::FeedHold);
+    let held = rig
+        .until(|e| matches!(e, DriverEvent::Condition(Condition::Held { .. })))
+        .await;
+    let DriverEvent::Condition(Condition::Held { reason }) = held else {
+        unreachable!()
+    };
+    assert!(reason.starts_with("feed hold microfab did not send"), "{reason}");
+    if !reason.contains("Hold:0") {
+        rig.until(|e| matches!(e, DriverEvent::Condition(Condition::Held { reason }) if reason.contains("Hold:0")))
+            .await;
+    }
+    let stopped = rig.executed().len();
+    // Longer than every timeout the driver has: it neither gives up on the job nor resumes.
+    let quiet = tokio::time::timeout(
+        Duration::from_millis(2_000),
+        rig.until(|e| !matches!(e, DriverEvent::Condition(Condition::Held { .. }))),
+    )
+    .await;
+    assert!(quiet.is_err(), "{:?}", rig.events.last());
+    assert_eq!(rig.executed().len(), stopped, "motion went on during the hold");
+    rig.driver.command(DriverCommand::Resume).await.unwrap();
+    assert!(matches!(
+        rig.job_end(21).await,
+        DriverEvent::JobFinished { .. }
+    ));
+    assert_eq!(rig.executed(), prepared(&text));
+}
+
+/// The safety door opens mid-job: held with that cause, resume refused while it is open,
+/// allowed once it is closed, and the job ends with every line run once.
+async fn an_open_safety_door_holds_until_closed_and_resumed(board: Board) {
+    let mut rig = Rig::start(board, |args| args.time_scale = 5.0).await;
+    let text = program(60);
+    rig.run(22, &text).await;
+    rig.until(|e| matches!(e, DriverEvent::JobProgress { done, .. } if *done > 10))
+        .await;
+    rig.sim.inject(FaultKind::DoorOpen);
+    let door_open = DriverEvent::Condition(Condition::Held {
+        reason: "safety door open (Door:1): close it, then resume or abort".into(),
+    });
+    rig.until(|e| *e == door_open).await;
+    assert_eq!(
+        rig.driver.command(DriverCommand::Resume).await,
+        Err(DriverError::Refused(
+            "the safety door is open: close it, then resume".into()
+        ))
+    );
+    rig.sim.inject(FaultKind::DoorClose);
+    rig.until(|e| {
+        *e == DriverEvent::Condition(Condition::Held {
+            reason: "safety door closed again (Door:0): resume or abort".into(),
+        })
+    })
+    .await;
+    rig.driver.command(DriverCommand::Resume).await.unwrap();
+    assert!(matches!(
+        rig.job_end(22).await,
+        DriverEvent::JobFinished { .. }
+    ));
+    assert_eq!(rig.executed(), prepared(&text));
+}
+
+/// After a hard limit GRBL answers nothing but a reset. An unlock is refused with what to do,
+/// the link is not given up for the silence, and reset then unlock each succeed only once the
+/// machine did it.
+async fn after_a_hard_limit_only_reset_then_unlock_frees_the_machine(board: Board) {
+    let mut rig = Rig::start(board, |args| {
+        args.faults = vec![Fault::at_line(FaultKind::Alarm(1), 50)];
+    })
+    .await;
+    rig.run(23, &program(LINES)).await;
+    rig.job_end(23).await;
+    rig.until(|e| matches!(e, DriverEvent::Condition(Condition::Alarm { reason }) if reason.ends_with("reset first, then home or unlock")))
+        .await;
+    // Twice the link timeout of silence: still the same alarm, never "unavailable".
+    let quiet = tokio::time::timeout(
+        Duration::from_millis(3_000),
+        rig.until(|e| matches!(e, DriverEvent::Condition(_))),
+    )
+    .await;
+    assert!(quiet.is_err(), "{:?}", rig.events.last());
+    let refused = rig.driver.operator(GrblOperatorAction::Unlock).await;
+    assert!(
+        matches!(&refused, Err(DriverError::Refused(r)) if r.contains("reset first, then home or unlock")),
+        "{refused:?}"
+    );
+    rig.driver
+        .operator(GrblOperatorAction::SoftReset)
+        .await
+        .unwrap();
+    rig.driver
+        .operator(GrblOperatorAction::Unlock)
+        .await
+        .unwrap();
+    assert_eq!(
+        rig.driver.machine_status().state,
+        Some(microfab_drivers::grbl::reply::MachineState::Idle)
+    );
+    rig.until(|e| *e == DriverEvent::Condition(Condition::Idle))
+        .await;
+    let short = program(10);
+    let before = rig.executed().len();
+    rig.run(24, &short).await;
+    assert!(matches!(
+        rig.job_end(24).await,
+        DriverEvent::JobFinished { .. }
+    ));
+    assert_eq!(rig.executed()[before..], prepared(&short));
+}
+
+/// What each board does with bytes sent as the port opens: a native-USB board answers the
+/// first `?`; an Uno is rebooting and loses it, then prints its banner.
+#[tokio::test]
+async fn a_reset_on_open_board_loses_what_is_sent_before_its_banner() {
+    for (board, answers_at_once) in [(Board::NativeUsb, true), (Board::ResetOnOpen, false)] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut args = GrblSimArgs::new(dir.path().join("mill"));
+        args.boot_ms = 50;
+        board.configure(&mut args);
+        let sim = GrblSim::spawn(args).unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let settings = SerialSettings::new(sim.link().to_str().unwrap(), 115_200);
+        let mut port = SerialLink::open(&settings).unwrap();
+        port.queue(b"?");
+        // Whatever comes back within twice the bootloader's delay.
+        let mut received = String::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+        while let Ok(bytes) = tokio::time::timeout_at(deadline, port.transfer()).await {
+            received.push_str(&String::from_utf8_lossy(bytes.unwrap()));
+        }
+        assert_eq!(
+            received.contains("<Idle|"),
+            answers_at_once,
+            "{board:?}: {received:?}"
+        );
+        if !answers_at_once {
+            assert_eq!(received, firmware::BANNER, "{board:?}: rebooted on open");
+        }
+        sim.shutdown().await.unwrap();
+    }
+}
+
 on_both_boards!(
+    a_hold_nobody_asked_for_waits_for_the_operator,
+    an_open_safety_door_holds_until_closed_and_resumed,
+    after_a_hard_limit_only_reset_then_unlock_frees_the_machine,
     a_program_runs_to_the_end_exactly_as_written,
     an_error_reply_stops_the_job_at_that_line,
     line_noise_is_caught_by_grbls_parser_and_stops_the_job,
