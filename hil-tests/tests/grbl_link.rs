@@ -255,22 +255,28 @@ async fn check_fault(board: Board, case: FaultCase) {
 }
 
 async fn an_error_reply_stops_the_job_at_that_line(board: Board) {
-    check_fault(board, FaultCase {
-        fault: FaultKind::ErrorReply(20),
-        reason_contains: "error:20 (Unsupported command",
-        skipped: Some(FAULT_LINE as usize - 1),
-        stops_before_fault: false,
-    })
+    check_fault(
+        board,
+        FaultCase {
+            fault: FaultKind::ErrorReply(20),
+            reason_contains: "error:20 (Unsupported command",
+            skipped: Some(FAULT_LINE as usize - 1),
+            stops_before_fault: false,
+        },
+    )
     .await;
 }
 
 async fn line_noise_is_caught_by_grbls_parser_and_stops_the_job(board: Board) {
-    check_fault(board, FaultCase {
-        fault: FaultKind::Noise,
-        reason_contains: "error:2 (Bad number format",
-        skipped: Some(FAULT_LINE as usize - 1),
-        stops_before_fault: false,
-    })
+    check_fault(
+        board,
+        FaultCase {
+            fault: FaultKind::Noise,
+            reason_contains: "error:2 (Bad number format",
+            skipped: Some(FAULT_LINE as usize - 1),
+            stops_before_fault: false,
+        },
+    )
     .await;
 }
 
@@ -285,12 +291,15 @@ async fn an_alarm_mid_job_interrupts_with_its_meaning(board: Board) {
 }
 
 async fn a_controller_reset_mid_job_interrupts_it(board: Board) {
-    check_fault(board, FaultCase {
-        fault: FaultKind::Reset,
-        reason_contains: "the controller reset",
-        skipped: None,
-        stops_before_fault: true,
-    })
+    check_fault(
+        board,
+        FaultCase {
+            fault: FaultKind::Reset,
+            reason_contains: "the controller reset",
+            skipped: None,
+            stops_before_fault: true,
+        },
+    )
     .await;
 }
 
@@ -460,10 +469,7 @@ async fn a_locked_controller_waits_for_the_operator_to_unlock(board: Board) {
         }))
         .await;
     assert!(refused.is_err());
-    rig.driver
-        .operator(GrblOperatorAction::Home)
-        .await
-        .unwrap();
+    rig.driver.operator(GrblOperatorAction::Home).await.unwrap();
     rig.until(|e| *e == DriverEvent::Condition(Condition::Idle))
         .await;
     assert!(rig.executed().is_empty());
@@ -586,7 +592,10 @@ async fn a_hold_nobody_asked_for_waits_for_the_operator(board: Board) {
     let DriverEvent::Condition(Condition::Held { reason }) = held else {
         unreachable!()
     };
-    assert!(reason.starts_with("feed hold microfab did not send"), "{reason}");
+    assert!(
+        reason.starts_with("feed hold microfab did not send"),
+        "{reason}"
+    );
     if !reason.contains("Hold:0") {
         rig.until(|e| matches!(e, DriverEvent::Condition(Condition::Held { reason }) if reason.contains("Hold:0")))
             .await;
@@ -599,7 +608,11 @@ async fn a_hold_nobody_asked_for_waits_for_the_operator(board: Board) {
     )
     .await;
     assert!(quiet.is_err(), "{:?}", rig.events.last());
-    assert_eq!(rig.executed().len(), stopped, "motion went on during the hold");
+    assert_eq!(
+        rig.executed().len(),
+        stopped,
+        "motion went on during the hold"
+    );
     rig.driver.command(DriverCommand::Resume).await.unwrap();
     assert!(matches!(
         rig.job_end(21).await,

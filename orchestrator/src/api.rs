@@ -146,7 +146,11 @@ impl From<CommandError> for ApiError {
                 ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string())
             }
             CommandError::MachineGone(_) | CommandError::Driver(DriverError::LinkDown(_)) => {
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unreachable", e.to_string())
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unreachable",
+                    e.to_string(),
+                )
             }
             CommandError::Driver(_) => {
                 ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string())

@@ -25,6 +25,30 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// What `microfab machine ID ACTION` does.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MachineAction {
+    Pause,
+    Resume,
+    Abort,
+    Unlock,
+    Home,
+    Reset,
+}
+
+impl MachineAction {
+    fn name(self) -> &'static str {
+        match self {
+            MachineAction::Pause => "pause",
+            MachineAction::Resume => "resume",
+            MachineAction::Abort => "abort",
+            MachineAction::Unlock => "unlock",
+            MachineAction::Home => "home",
+            MachineAction::Reset => "reset",
+        }
+    }
+}
+
 #[derive(Debug, Args, Clone)]
 pub struct ClientArgs {
     /// The microfab server to talk to.
@@ -151,6 +175,15 @@ pub enum Command {
     },
     /// List machines.
     Machines {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Act on a machine as its operator: pause, resume (also a hold the machine reports from its
+    /// own button or safety door), abort; unlock, home or reset a controller. The answer says
+    /// what the machine did.
+    Machine {
+        id: String,
+        action: MachineAction,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -346,6 +379,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             .await
         }
         Command::Machines { client } => show(&client, "/api/v1/machines").await,
+        Command::Machine { id, action, client } => {
+            let (path, body) = match action {
+                MachineAction::Pause | MachineAction::Resume | MachineAction::Abort => {
+                    (action.name(), Value::Null)
+                }
+                MachineAction::Unlock | MachineAction::Home | MachineAction::Reset => {
+                    ("operator", serde_json::json!({ "action": action.name() }))
+                }
+            };
+            post_show(&client, &format!("/api/v1/machines/{id}/{path}"), body).await
+        }
         Command::Materials { client } => show(&client, "/api/v1/materials").await,
         Command::Sim {
             kind: SimKind::Grbl(args),

@@ -689,7 +689,9 @@ impl GrblProtocol {
             (None, None) => "alarm state: unlock ($X) or home ($H)".into(),
         };
         if self.reset_required {
-            format!("{alarm}; the controller takes nothing but a reset: reset first, then home or unlock")
+            format!(
+                "{alarm}; the controller takes nothing but a reset: reset first, then home or unlock"
+            )
         } else {
             alarm
         }
@@ -1206,11 +1208,15 @@ mod tests {
             ("<Home>", Condition::Busy),
             (
                 "<Hold:0>",
-                held("feed hold microfab did not send (Hold:0: a feed-hold button or line noise): resume or abort"),
+                held(
+                    "feed hold microfab did not send (Hold:0: a feed-hold button or line noise): resume or abort",
+                ),
             ),
             (
                 "<Hold:1>",
-                held("feed hold microfab did not send (Hold:1: a feed-hold button or line noise): resume or abort"),
+                held(
+                    "feed hold microfab did not send (Hold:1: a feed-hold button or line noise): resume or abort",
+                ),
             ),
             (
                 "<Door:1>",
@@ -1501,8 +1507,12 @@ mod tests {
             t.conditions(),
             [
                 Condition::Busy,
-                held("feed hold microfab did not send (Hold:1: a feed-hold button or line noise): resume or abort"),
-                held("feed hold microfab did not send (Hold:0: a feed-hold button or line noise): resume or abort"),
+                held(
+                    "feed hold microfab did not send (Hold:1: a feed-hold button or line noise): resume or abort"
+                ),
+                held(
+                    "feed hold microfab did not send (Hold:0: a feed-hold button or line noise): resume or abort"
+                ),
             ]
         );
         for _ in 0..100 {

@@ -387,10 +387,15 @@ impl Firmware {
     }
 
     fn feed_hold(&mut self, now: Instant) {
-        if self.alarm || self.door.is_some() || self.hold != Hold::None || !self.moving() {
+        if self.alarm || self.door.is_some() || self.hold != Hold::None {
             return;
         }
-        self.start_hold(now);
+        if self.moving() {
+            self.start_hold(now);
+        } else {
+            // Idle: nothing to slow down, the hold is complete at once (`Hold:0`).
+            self.hold = Hold::Complete;
+        }
     }
 
     fn start_hold(&mut self, now: Instant) {
@@ -602,8 +607,7 @@ impl Firmware {
     /// GRBL's main loop: move bytes from the receive buffer into the line buffer, and run each
     /// complete line, unless the planner is full (then the receive buffer fills up).
     fn read_rx(&mut self, now: Instant) {
-        while self.booting_until.is_none() && self.homing_until.is_none() && !self.reset_required
-        {
+        while self.booting_until.is_none() && self.homing_until.is_none() && !self.reset_required {
             let Some(&byte) = self.rx.front() else {
                 return;
             };
@@ -1000,7 +1004,10 @@ mod tests {
         assert!(bench.send("?").starts_with("<Door:1|MPos:5.000,"));
         bench.send("~");
         bench.wait(1_000);
-        assert!(bench.send("?").starts_with("<Door:1|"), "no resume while ajar");
+        assert!(
+            bench.send("?").starts_with("<Door:1|"),
+            "no resume while ajar"
+        );
         bench.firmware.inject(bench.now, FaultKind::DoorClose);
         assert!(bench.send("?").starts_with("<Door:0|"));
         bench.send("~");
