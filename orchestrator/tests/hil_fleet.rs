@@ -113,7 +113,13 @@ async fn a_fleet_of_protocol_simulators_survives_an_alarm_and_a_firmware_reset()
     let dir = tempfile::tempdir().unwrap();
     let link = |name: &str| dir.path().join(name);
     let router_log = dir.path().join("router-1.log");
-    let _laser = simulator("grbl", &link("laser-1"), &[]).await;
+    // An Arduino Uno board: it reboots each time the port opens.
+    let _laser = simulator(
+        "grbl",
+        &link("laser-1"),
+        &["--reset-on-open".into(), "--boot-ms".into(), "500".into()],
+    )
+    .await;
     let _router1 = simulator(
         "grbl",
         &link("router-1"),
