@@ -699,3 +699,34 @@ async fn wait_for<T>(
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// An operator action on a machine that cannot be reached answers 503 with why, never a 200
+/// nor the 409 of a machine that refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_action_on_an_unreachable_machine_answers_503() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = dir.path().join("unplugged");
+    let grbl = format!("{{ kind = \"grbl\", port = \"{}\" }}", port.display());
+    let mut config = String::from("[plant]\nname = \"unplugged\"\n");
+    config += &machine("laser-9", "laser", "[600, 400, 100]", &grbl);
+    let db = TestDb::sqlite().await;
+    let (mut server, client) = serve(dir.path(), &config, &db).await;
+    for action in ["unlock", "home", "reset"] {
+        let (status, body) = client
+            .post(
+                "/api/v1/machines/laser-9/operator",
+                serde_json::json!({ "action": action }),
+            )
+            .await;
+        assert_eq!(status, 503, "{action}: {body}");
+        assert_eq!(body["error"]["code"], "unreachable", "{body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("unplugged"),
+            "{body}"
+        );
+    }
+    server.start_kill().unwrap();
+}
