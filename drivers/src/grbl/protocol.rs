@@ -490,10 +490,19 @@ impl GrblProtocol {
         Ok(())
     }
 
-    /// Cycle start (`~`): ends a hold, whoever caused it. GRBL ignores it while the safety door
-    /// is open, so that is refused here with what to do.
+    /// Cycle start (`~`): ends a hold, whoever caused it, with or without a job (a button
+    /// pressed on an idle machine holds it too). GRBL ignores it while the safety door is open,
+    /// so that is refused here with what to do.
     pub fn resume(&mut self, now: Instant) -> Result<(), DriverError> {
-        self.require_streaming_job("resume")?;
+        let held = matches!(
+            self.status.state,
+            Some(MachineState::Hold(_) | MachineState::Door(_))
+        );
+        if !held {
+            self.require_streaming_job("resume")?;
+        } else if let Some(reason) = &self.link_down {
+            return Err(DriverError::LinkDown(reason.clone()));
+        }
         if let Some(MachineState::Door(1 | 2)) = self.status.state {
             return Err(DriverError::Refused(
                 "the safety door is open: close it, then resume".into(),
@@ -1538,6 +1547,13 @@ mod tests {
         t.protocol.pause(t.now).unwrap();
         t.recv("<Hold:0>\r\n");
         assert_eq!(t.conditions().last(), Some(&Condition::Paused));
+        // A button pressed on an idle machine holds it too: the operator can resume it.
+        let mut t = Transcript::idle(128);
+        assert!(t.protocol.resume(t.now).is_err(), "nothing to resume");
+        t.recv("<Hold:0>\r\n");
+        t.protocol.resume(t.now).unwrap();
+        t.collect();
+        assert_eq!(t.sent(), "~");
     }
 
     #[test]
