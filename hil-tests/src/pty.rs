@@ -87,6 +87,7 @@ impl SerialWire {
             unwritten: VecDeque::new(),
             from_host: from_host_tx,
             host_opens: host_opens_tx,
+            watching_opens: true,
         };
         tokio::spawn(task.run(commands_rx));
         Ok(SerialWire {
@@ -310,6 +311,8 @@ struct WireTask {
     unwritten: VecDeque<u8>,
     from_host: mpsc::UnboundedSender<Vec<u8>>,
     host_opens: mpsc::UnboundedSender<()>,
+    /// Cleared if the PTY's open watch fails, so a broken watch cannot spin this loop.
+    watching_opens: bool,
 }
 
 impl WireTask {
@@ -330,11 +333,14 @@ impl WireTask {
                     // hold it, but never spin on it.
                     _ => self.pty = None,
                 },
-                opened = opened(self.pty.as_ref()) => match opened {
+                opened = opened(self.pty.as_ref()), if self.watching_opens => match opened {
                     Ok(()) => {
                         let _ = self.host_opens.send(());
                     }
-                    Err(error) => tracing::warn!(%error, "cannot watch the port for opens"),
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot watch the port for opens");
+                        self.watching_opens = false;
+                    }
                 },
                 () = sleep_until_some(inbound_due) => {
                     let due = self.inbound.take_due(Instant::now());
@@ -375,6 +381,7 @@ impl WireTask {
             Command::Replug(done) => {
                 self.unplug_now();
                 let result = Pty::open(&self.link).map(|pty| self.pty = Some(pty));
+                self.watching_opens = true;
                 let _ = done.send(result);
             }
         }
