@@ -159,6 +159,7 @@ struct Pty {
     _slave: OwnedFd,
     /// An inotify instance watching the slave for opens.
     opens: pipe::Receiver,
+    slave_path: PathBuf,
 }
 
 impl Pty {
@@ -182,6 +183,7 @@ impl Pty {
             writer: pipe::Sender::from_owned_fd_unchecked(pair.master)?,
             _slave: pair.slave,
             opens: pipe::Receiver::from_owned_fd_unchecked(OwnedFd::from(opens))?,
+            slave_path,
         })
     }
 
@@ -388,11 +390,16 @@ impl WireTask {
     }
 
     fn unplug_now(&mut self) {
-        self.pty = None;
+        // The path may belong to another wire by now (a new simulator on the same link, started
+        // before this task got round to ending): only our own link goes.
+        if let Some(pty) = self.pty.take()
+            && std::fs::read_link(&self.link).is_ok_and(|target| target == pty.slave_path)
+        {
+            let _ = std::fs::remove_file(&self.link);
+        }
         self.inbound.clear();
         self.outbound.clear();
         self.unwritten.clear();
-        let _ = std::fs::remove_file(&self.link);
     }
 }
 
@@ -513,6 +520,20 @@ mod tests {
             _ = host.transfer() => panic!("host port failed"),
         };
         assert_eq!(received, b"$G\n");
+    }
+
+    #[tokio::test]
+    async fn a_wire_that_ends_leaves_a_newer_wire_on_the_same_path_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = wire(dir.path(), 115_200);
+        let new = wire(dir.path(), 115_200);
+        let target = std::fs::read_link(new.link()).unwrap();
+        drop(old);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(std::fs::read_link(new.link()).unwrap(), target);
+        drop(new);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!dir.path().join("port").exists(), "the last one removes it");
     }
 
     #[tokio::test]
