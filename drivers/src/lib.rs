@@ -98,8 +98,12 @@ pub enum Condition {
     Idle,
     /// Running a job.
     Busy,
-    /// Job held (feed hold, pause).
+    /// Job held because microfab asked for it (pause).
     Paused,
+    /// Held by something microfab did not ask for (a feed-hold button, the safety door, line
+    /// noise): `reason` names the cause and what the operator can do. Nothing resumes on its
+    /// own; the operator resumes or aborts.
+    Held { reason: String },
     /// The job waits for a person at the machine (a tool change, the printer's own prompt):
     /// `reason` says what to do.
     WaitingForOperator { reason: String },
@@ -155,10 +159,13 @@ impl ResumePoint {
     }
 }
 
+/// Why a command or an operator action did not happen. The API tells `LinkDown` (the machine
+/// cannot be reached: 503) apart from the rest (the machine or driver refused: 409).
 #[derive(Debug, thiserror::Error, Clone, PartialEq)]
 pub enum DriverError {
     #[error("the link to the machine is down: {0}")]
     LinkDown(String),
+    /// The machine refused or did not do it; the text says what is needed instead.
     #[error("the machine cannot do that now: {0}")]
     Refused(String),
     #[error("the program was rejected before it started: {0}")]

@@ -6,11 +6,52 @@ use std::time::Duration;
 
 use microfab_drivers::grbl::gcode::preflight;
 use microfab_drivers::grbl::{GrblConfig, GrblDriver, GrblOperatorAction};
-use microfab_drivers::{Condition, Driver, DriverCommand, DriverEvent, JobRun, Program};
+use microfab_drivers::link::{SerialLink, SerialSettings};
+use microfab_drivers::{
+    Condition, Driver, DriverCommand, DriverError, DriverEvent, JobRun, Program,
+};
 use microfab_hil::grbl::fault::{Fault, FaultKind};
-use microfab_hil::grbl::{GrblSim, GrblSimArgs};
+use microfab_hil::grbl::{GrblSim, GrblSimArgs, firmware};
 
 const LINES: usize = 300;
+
+/// The two kinds of board GRBL runs on: every test here runs on both.
+#[derive(Debug, Clone, Copy)]
+enum Board {
+    /// The port opens without touching the controller (a native-USB board, or DTR not wired).
+    NativeUsb,
+    /// An Arduino Uno: opening the port pulls DTR, which reboots it; its bootloader eats what
+    /// arrives in the first half second.
+    ResetOnOpen,
+}
+
+impl Board {
+    fn configure(self, args: &mut GrblSimArgs) {
+        if let Board::ResetOnOpen = self {
+            args.reset_on_open = true;
+            args.boot_ms = 500;
+        }
+    }
+}
+
+/// One `#[tokio::test]` per board for each `async fn(Board)` named.
+macro_rules! on_both_boards {
+    ($($name:ident),* $(,)?) => {
+        mod native_usb {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(super::Board::NativeUsb).await
+            })*
+        }
+        mod reset_on_open {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(super::Board::ResetOnOpen).await
+            })*
+        }
+    };
+}
+
 const FAULT_LINE: u64 = 100;
 
 struct Rig {
@@ -21,11 +62,12 @@ struct Rig {
 }
 
 impl Rig {
-    async fn start(configure: impl FnOnce(&mut GrblSimArgs)) -> Rig {
+    async fn start(board: Board, configure: impl FnOnce(&mut GrblSimArgs)) -> Rig {
         let dir = tempfile::tempdir().unwrap();
         let mut args = GrblSimArgs::new(dir.path().join("mill"));
         args.time_scale = 50.0;
         args.boot_ms = 50;
+        board.configure(&mut args);
         configure(&mut args);
         let sim = GrblSim::spawn(args).unwrap();
         let mut config = GrblConfig::new(sim.link().to_str().unwrap());
@@ -132,9 +174,8 @@ fn assert_no_line_twice_none_skipped(
     }
 }
 
-#[tokio::test]
-async fn a_program_runs_to_the_end_exactly_as_written() {
-    let mut rig = Rig::start(|_| {}).await;
+async fn a_program_runs_to_the_end_exactly_as_written(board: Board) {
+    let mut rig = Rig::start(board, |_| {}).await;
     let text = program(LINES);
     rig.run(1, &text).await;
     let end = rig.job_end(1).await;
@@ -171,8 +212,8 @@ struct FaultCase {
     stops_before_fault: bool,
 }
 
-async fn check_fault(case: FaultCase) {
-    let mut rig = Rig::start(|args| {
+async fn check_fault(board: Board, case: FaultCase) {
+    let mut rig = Rig::start(board, |args| {
         args.faults = vec![Fault::at_line(case.fault, FAULT_LINE)];
     })
     .await;
@@ -213,53 +254,57 @@ async fn check_fault(case: FaultCase) {
     );
 }
 
-#[tokio::test]
-async fn an_error_reply_stops_the_job_at_that_line() {
-    check_fault(FaultCase {
-        fault: FaultKind::ErrorReply(20),
-        reason_contains: "error:20 (Unsupported command",
-        skipped: Some(FAULT_LINE as usize - 1),
-        stops_before_fault: false,
-    })
+async fn an_error_reply_stops_the_job_at_that_line(board: Board) {
+    check_fault(
+        board,
+        FaultCase {
+            fault: FaultKind::ErrorReply(20),
+            reason_contains: "error:20 (Unsupported command",
+            skipped: Some(FAULT_LINE as usize - 1),
+            stops_before_fault: false,
+        },
+    )
     .await;
 }
 
-#[tokio::test]
-async fn line_noise_is_caught_by_grbls_parser_and_stops_the_job() {
-    check_fault(FaultCase {
-        fault: FaultKind::Noise,
-        reason_contains: "error:2 (Bad number format",
-        skipped: Some(FAULT_LINE as usize - 1),
-        stops_before_fault: false,
-    })
+async fn line_noise_is_caught_by_grbls_parser_and_stops_the_job(board: Board) {
+    check_fault(
+        board,
+        FaultCase {
+            fault: FaultKind::Noise,
+            reason_contains: "error:2 (Bad number format",
+            skipped: Some(FAULT_LINE as usize - 1),
+            stops_before_fault: false,
+        },
+    )
     .await;
 }
 
-#[tokio::test]
-async fn an_alarm_mid_job_interrupts_with_its_meaning() {
+async fn an_alarm_mid_job_interrupts_with_its_meaning(board: Board) {
     let case = FaultCase {
         fault: FaultKind::Alarm(1),
         reason_contains: "ALARM:1 (Hard limit",
         skipped: None,
         stops_before_fault: true,
     };
-    check_fault(case).await;
+    check_fault(board, case).await;
 }
 
-#[tokio::test]
-async fn a_controller_reset_mid_job_interrupts_it() {
-    check_fault(FaultCase {
-        fault: FaultKind::Reset,
-        reason_contains: "the controller reset",
-        skipped: None,
-        stops_before_fault: true,
-    })
+async fn a_controller_reset_mid_job_interrupts_it(board: Board) {
+    check_fault(
+        board,
+        FaultCase {
+            fault: FaultKind::Reset,
+            reason_contains: "the controller reset",
+            skipped: None,
+            stops_before_fault: true,
+        },
+    )
     .await;
 }
 
-#[tokio::test]
-async fn a_swallowed_ok_interrupts_instead_of_hanging() {
-    let mut rig = Rig::start(|args| {
+async fn a_swallowed_ok_interrupts_instead_of_hanging(board: Board) {
+    let mut rig = Rig::start(board, |args| {
         args.faults = vec![Fault::at_line(FaultKind::SwallowOk, FAULT_LINE)];
     })
     .await;
@@ -274,9 +319,8 @@ async fn a_swallowed_ok_interrupts_instead_of_hanging() {
     assert_eq!(rig.executed(), prepared(&text));
 }
 
-#[tokio::test]
-async fn unplugging_mid_job_interrupts_it_and_the_driver_reconnects() {
-    let mut rig = Rig::start(|args| {
+async fn unplugging_mid_job_interrupts_it_and_the_driver_reconnects(board: Board) {
+    let mut rig = Rig::start(board, |args| {
         args.faults = vec![Fault::at_line(
             FaultKind::Disconnect(Duration::from_millis(300)),
             FAULT_LINE,
@@ -312,9 +356,8 @@ async fn unplugging_mid_job_interrupts_it_and_the_driver_reconnects() {
     assert_eq!(after, prepared(&short));
 }
 
-#[tokio::test]
-async fn a_hung_controller_is_unavailable_until_it_answers_again() {
-    let mut rig = Rig::start(|args| {
+async fn a_hung_controller_is_unavailable_until_it_answers_again(board: Board) {
+    let mut rig = Rig::start(board, |args| {
         args.faults = vec![Fault::at_line(
             FaultKind::Hang(Duration::from_millis(2_500)),
             FAULT_LINE,
@@ -338,9 +381,8 @@ async fn a_hung_controller_is_unavailable_until_it_answers_again() {
         .await;
 }
 
-#[tokio::test]
-async fn pause_holds_and_resume_finishes_every_line() {
-    let mut rig = Rig::start(|args| args.time_scale = 5.0).await;
+async fn pause_holds_and_resume_finishes_every_line(board: Board) {
+    let mut rig = Rig::start(board, |args| args.time_scale = 5.0).await;
     let text = program(60);
     rig.run(2, &text).await;
     rig.until(|e| matches!(e, DriverEvent::JobProgress { done, .. } if *done > 10))
@@ -362,9 +404,8 @@ async fn pause_holds_and_resume_finishes_every_line() {
     assert_eq!(rig.executed(), prepared(&text));
 }
 
-#[tokio::test]
-async fn abort_holds_then_resets_without_an_alarm() {
-    let mut rig = Rig::start(|args| args.time_scale = 5.0).await;
+async fn abort_holds_then_resets_without_an_alarm(board: Board) {
+    let mut rig = Rig::start(board, |args| args.time_scale = 5.0).await;
     let text = program(60);
     rig.run(6, &text).await;
     rig.until(|e| matches!(e, DriverEvent::JobProgress { done, .. } if *done > 10))
@@ -391,12 +432,12 @@ async fn abort_holds_then_resets_without_an_alarm() {
     assert!(executed.len() < 60);
 }
 
-#[tokio::test]
-async fn a_locked_controller_waits_for_the_operator_to_unlock() {
+async fn a_locked_controller_waits_for_the_operator_to_unlock(board: Board) {
     let dir = tempfile::tempdir().unwrap();
     let mut args = GrblSimArgs::new(dir.path().join("mill"));
     args.homing_lock = true;
     args.boot_ms = 20;
+    board.configure(&mut args);
     let sim = GrblSim::spawn(args).unwrap();
     let mut config = GrblConfig::new(sim.link().to_str().unwrap());
     config.status_interval_ms = 50;
@@ -428,15 +469,14 @@ async fn a_locked_controller_waits_for_the_operator_to_unlock() {
         }))
         .await;
     assert!(refused.is_err());
-    rig.driver.operator(GrblOperatorAction::Home).unwrap();
+    rig.driver.operator(GrblOperatorAction::Home).await.unwrap();
     rig.until(|e| *e == DriverEvent::Condition(Condition::Idle))
         .await;
     assert!(rig.executed().is_empty());
 }
 
-#[tokio::test]
-async fn a_tool_change_pauses_the_job_until_the_operator_confirms() {
-    let mut rig = Rig::start(|_| {}).await;
+async fn a_tool_change_pauses_the_job_until_the_operator_confirms(board: Board) {
+    let mut rig = Rig::start(board, |_| {}).await;
     let text = "G21 G90\nG1 X5 F3000\nG0 Z5\nT2 M6 (2 mm end mill)\nG1 X10 F3000\nG0 Z5\n";
     rig.run(6, text).await;
     let waiting = rig
@@ -468,9 +508,8 @@ async fn a_tool_change_pauses_the_job_until_the_operator_confirms() {
     assert!(!rig.executed().iter().any(|line| line.contains("M6")));
 }
 
-#[tokio::test]
-async fn preflight_rejects_a_program_before_anything_is_sent() {
-    let mut rig = Rig::start(|_| {}).await;
+async fn preflight_rejects_a_program_before_anything_is_sent(board: Board) {
+    let mut rig = Rig::start(board, |_| {}).await;
     let job = JobRun {
         job_id: 9,
         program: Program::GCode {
@@ -503,9 +542,8 @@ async fn preflight_rejects_a_program_before_anything_is_sent() {
 /// Random bit flips on the wire (GRBL has no checksum): a flipped line either fails GRBL's
 /// parser, which stops the job, or runs as a different move. Either way nothing is ever sent
 /// twice: the lines that ran are the program's lines in order, each at most once.
-#[tokio::test]
-async fn random_line_noise_never_repeats_or_reorders_lines() {
-    let mut rig = Rig::start(|args| {
+async fn random_line_noise_never_repeats_or_reorders_lines(board: Board) {
+    let mut rig = Rig::start(board, |args| {
         args.noise = 0.02;
         args.seed = 7;
     })
@@ -538,3 +576,181 @@ async fn random_line_noise_never_repeats_or_reorders_lines() {
         other => panic!("{other:?}"),
     }
 }
+
+/// A feed hold from outside the link (a button on the machine, a `!` out of line noise): the
+/// driver says so, the job stays, nothing resumes on its own, and the operator's resume ends it.
+async fn a_hold_nobody_asked_for_waits_for_the_operator(board: Board) {
+    let mut rig = Rig::start(board, |args| args.time_scale = 5.0).await;
+    let text = program(60);
+    rig.run(21, &text).await;
+    rig.until(|e| matches!(e, DriverEvent::JobProgress { done, .. } if *done > 10))
+        .await;
+    rig.sim.inject(FaultKind::FeedHold);
+    let held = rig
+        .until(|e| matches!(e, DriverEvent::Condition(Condition::Held { .. })))
+        .await;
+    let DriverEvent::Condition(Condition::Held { reason }) = held else {
+        unreachable!()
+    };
+    assert!(
+        reason.starts_with("feed hold microfab did not send"),
+        "{reason}"
+    );
+    if !reason.contains("Hold:0") {
+        rig.until(|e| matches!(e, DriverEvent::Condition(Condition::Held { reason }) if reason.contains("Hold:0")))
+            .await;
+    }
+    let stopped = rig.executed().len();
+    // Longer than every timeout the driver has: it neither gives up on the job nor resumes.
+    let quiet = tokio::time::timeout(
+        Duration::from_millis(2_000),
+        rig.until(|e| !matches!(e, DriverEvent::Condition(Condition::Held { .. }))),
+    )
+    .await;
+    assert!(quiet.is_err(), "{:?}", rig.events.last());
+    assert_eq!(
+        rig.executed().len(),
+        stopped,
+        "motion went on during the hold"
+    );
+    rig.driver.command(DriverCommand::Resume).await.unwrap();
+    assert!(matches!(
+        rig.job_end(21).await,
+        DriverEvent::JobFinished { .. }
+    ));
+    assert_eq!(rig.executed(), prepared(&text));
+}
+
+/// The safety door opens mid-job: held with that cause, resume refused while it is open,
+/// allowed once it is closed, and the job ends with every line run once.
+async fn an_open_safety_door_holds_until_closed_and_resumed(board: Board) {
+    let mut rig = Rig::start(board, |args| args.time_scale = 5.0).await;
+    let text = program(60);
+    rig.run(22, &text).await;
+    rig.until(|e| matches!(e, DriverEvent::JobProgress { done, .. } if *done > 10))
+        .await;
+    rig.sim.inject(FaultKind::DoorOpen);
+    let door_open = DriverEvent::Condition(Condition::Held {
+        reason: "safety door open (Door:1): close it, then resume or abort".into(),
+    });
+    rig.until(|e| *e == door_open).await;
+    assert_eq!(
+        rig.driver.command(DriverCommand::Resume).await,
+        Err(DriverError::Refused(
+            "the safety door is open: close it, then resume".into()
+        ))
+    );
+    rig.sim.inject(FaultKind::DoorClose);
+    rig.until(|e| {
+        *e == DriverEvent::Condition(Condition::Held {
+            reason: "safety door closed again (Door:0): resume or abort".into(),
+        })
+    })
+    .await;
+    rig.driver.command(DriverCommand::Resume).await.unwrap();
+    assert!(matches!(
+        rig.job_end(22).await,
+        DriverEvent::JobFinished { .. }
+    ));
+    assert_eq!(rig.executed(), prepared(&text));
+}
+
+/// After a hard limit GRBL answers nothing but a reset. An unlock is refused with what to do,
+/// the link is not given up for the silence, and reset then unlock each succeed only once the
+/// machine did it.
+async fn after_a_hard_limit_only_reset_then_unlock_frees_the_machine(board: Board) {
+    let mut rig = Rig::start(board, |args| {
+        args.faults = vec![Fault::at_line(FaultKind::Alarm(1), 50)];
+    })
+    .await;
+    rig.run(23, &program(LINES)).await;
+    rig.job_end(23).await;
+    rig.until(|e| matches!(e, DriverEvent::Condition(Condition::Alarm { reason }) if reason.ends_with("reset first, then home or unlock")))
+        .await;
+    // Twice the link timeout of silence: still the same alarm, never "unavailable".
+    let quiet = tokio::time::timeout(
+        Duration::from_millis(3_000),
+        rig.until(|e| matches!(e, DriverEvent::Condition(_))),
+    )
+    .await;
+    assert!(quiet.is_err(), "{:?}", rig.events.last());
+    let refused = rig.driver.operator(GrblOperatorAction::Unlock).await;
+    assert!(
+        matches!(&refused, Err(DriverError::Refused(r)) if r.contains("reset first, then home or unlock")),
+        "{refused:?}"
+    );
+    rig.driver
+        .operator(GrblOperatorAction::SoftReset)
+        .await
+        .unwrap();
+    rig.driver
+        .operator(GrblOperatorAction::Unlock)
+        .await
+        .unwrap();
+    assert_eq!(
+        rig.driver.machine_status().state,
+        Some(microfab_drivers::grbl::reply::MachineState::Idle)
+    );
+    rig.until(|e| *e == DriverEvent::Condition(Condition::Idle))
+        .await;
+    let short = program(10);
+    let before = rig.executed().len();
+    rig.run(24, &short).await;
+    assert!(matches!(
+        rig.job_end(24).await,
+        DriverEvent::JobFinished { .. }
+    ));
+    assert_eq!(rig.executed()[before..], prepared(&short));
+}
+
+/// What each board does with bytes sent as the port opens: a native-USB board answers the
+/// first `?`; an Uno is rebooting and loses it, then prints its banner.
+#[tokio::test]
+async fn a_reset_on_open_board_loses_what_is_sent_before_its_banner() {
+    for (board, answers_at_once) in [(Board::NativeUsb, true), (Board::ResetOnOpen, false)] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut args = GrblSimArgs::new(dir.path().join("mill"));
+        args.boot_ms = 50;
+        board.configure(&mut args);
+        let sim = GrblSim::spawn(args).unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let settings = SerialSettings::new(sim.link().to_str().unwrap(), 115_200);
+        let mut port = SerialLink::open(&settings).unwrap();
+        port.queue(b"?");
+        // Whatever comes back within twice the bootloader's delay.
+        let mut received = String::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+        while let Ok(bytes) = tokio::time::timeout_at(deadline, port.transfer()).await {
+            received.push_str(&String::from_utf8_lossy(bytes.unwrap()));
+        }
+        assert_eq!(
+            received.contains("<Idle|"),
+            answers_at_once,
+            "{board:?}: {received:?}"
+        );
+        if !answers_at_once {
+            assert_eq!(received, firmware::BANNER, "{board:?}: rebooted on open");
+        }
+        sim.shutdown().await.unwrap();
+    }
+}
+
+on_both_boards!(
+    a_hold_nobody_asked_for_waits_for_the_operator,
+    an_open_safety_door_holds_until_closed_and_resumed,
+    after_a_hard_limit_only_reset_then_unlock_frees_the_machine,
+    a_program_runs_to_the_end_exactly_as_written,
+    an_error_reply_stops_the_job_at_that_line,
+    line_noise_is_caught_by_grbls_parser_and_stops_the_job,
+    an_alarm_mid_job_interrupts_with_its_meaning,
+    a_controller_reset_mid_job_interrupts_it,
+    a_swallowed_ok_interrupts_instead_of_hanging,
+    unplugging_mid_job_interrupts_it_and_the_driver_reconnects,
+    a_hung_controller_is_unavailable_until_it_answers_again,
+    pause_holds_and_resume_finishes_every_line,
+    abort_holds_then_resets_without_an_alarm,
+    a_locked_controller_waits_for_the_operator_to_unlock,
+    a_tool_change_pauses_the_job_until_the_operator_confirms,
+    preflight_rejects_a_program_before_anything_is_sent,
+    random_line_noise_never_repeats_or_reorders_lines,
+);

@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use futures::Stream;
-use microfab_drivers::DriverCommand;
+use microfab_drivers::{DriverCommand, DriverError};
 use microfab_job_specs::{InMemory, SpecFormat};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
@@ -206,7 +206,14 @@ impl From<CommandError> for ApiError {
             CommandError::UnknownMachine(_) => {
                 ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string())
             }
-            CommandError::MachineGone(_) | CommandError::Driver(_) => {
+            CommandError::MachineGone(_) | CommandError::Driver(DriverError::LinkDown(_)) => {
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unreachable",
+                    e.to_string(),
+                )
+            }
+            CommandError::Driver(_) => {
                 ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string())
             }
         }
@@ -952,7 +959,9 @@ impl Limited for OperatorRequest {
 }
 
 #[utoipa::path(post, path = "/api/v1/machines/{id}/operator", params(("id" = String, Path)), request_body = OperatorRequest,
-    responses((status = 200, body = MachineView), (status = 409, body = ErrorBody, description = "the driver refuses (busy, or no such action)")))]
+    responses((status = 200, body = MachineView, description = "the machine did it (an unlock or home: it left the alarm)"),
+        (status = 409, body = ErrorBody, description = "the machine refused or did not do it (busy, locked until a reset, no such action); the message says what is needed"),
+        (status = 503, body = ErrorBody, description = "the machine cannot be reached")))]
 async fn machine_operator(
     State(rt): State<AppState>,
     At(id): At<String>,

@@ -206,7 +206,8 @@ pub enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
-    /// Pause, resume or abort what a machine is doing.
+    /// Pause, resume (also a hold the machine reports from its own button or safety door) or
+    /// abort what a machine is doing. The answer says what the machine did.
     Machine {
         machine: String,
         action: MachineAction,

@@ -113,7 +113,13 @@ async fn a_fleet_of_protocol_simulators_survives_an_alarm_and_a_firmware_reset()
     let dir = tempfile::tempdir().unwrap();
     let link = |name: &str| dir.path().join(name);
     let router_log = dir.path().join("router-1.log");
-    let _laser = simulator("grbl", &link("laser-1"), &[]).await;
+    // An Arduino Uno board: it reboots each time the port opens.
+    let _laser = simulator(
+        "grbl",
+        &link("laser-1"),
+        &["--reset-on-open".into(), "--boot-ms".into(), "500".into()],
+    )
+    .await;
     let _router1 = simulator(
         "grbl",
         &link("router-1"),
@@ -296,7 +302,8 @@ async fn a_fleet_of_protocol_simulators_survives_an_alarm_and_a_firmware_reset()
             "line {i} of router-1's execution log"
         );
     }
-    // The operator reads the router's console, then clears the alarm ($X): only they may.
+    // The operator reads the router's console, then clears the alarm: only they may. After a
+    // hard limit GRBL ignores `$X` until it is reset, and the API says so instead of a 200.
     let console = client.ok("/api/v1/machines/router-2/console").await;
     assert!(
         console["lines"]
@@ -307,12 +314,45 @@ async fn a_fleet_of_protocol_simulators_survives_an_alarm_and_a_firmware_reset()
         "{console}"
     );
     assert!(console["lines_sent"].as_u64().unwrap() > 0);
-    let (status, body) = client
-        .post(
-            "/api/v1/machines/router-2/operator",
-            serde_json::json!({ "action": "unlock" }),
-        )
-        .await;
+    let operator = async |action: &str| {
+        client
+            .post(
+                "/api/v1/machines/router-2/operator",
+                serde_json::json!({ "action": action }),
+            )
+            .await
+    };
+    let (status, body) = operator("unlock").await;
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("reset first, then home or unlock"),
+        "{body}"
+    );
+    // The same refusal from the CLI, then the reset it asks for.
+    let cli = async |action: &str| {
+        Command::new(BIN)
+            .args(["operator", "router-2", action, "--server", &client.base])
+            .output()
+            .await
+            .unwrap()
+    };
+    let refused = cli("unlock").await;
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("reset first, then home or unlock"),
+        "{stderr}"
+    );
+    let reset = cli("reset").await;
+    assert!(
+        reset.status.success(),
+        "{}",
+        String::from_utf8_lossy(&reset.stderr)
+    );
+    let (status, body) = operator("unlock").await;
     assert_eq!(status, 200, "{body}");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while client.ok("/api/v1/machines/router-2").await["state"] != "idle" {
@@ -508,8 +548,10 @@ async fn an_operator_resumes_a_print_after_the_cable_was_pulled() {
 }
 
 /// A 3-tool PCB program on a GRBL mill: the job stops at each `M6`, the machine shows what to
-/// change, and the operator's confirm (`POST /api/v1/jobs/{id}/confirm`) lets it go on. The
-/// mill's execution log is the program without its `M6` lines, once per run.
+/// change, and the operator's confirm (`POST /api/v1/jobs/{id}/confirm`) lets it go on. Once,
+/// someone presses the mill's feed-hold button: the mill shows it held with that cause, the
+/// job stays running, and only the operator's resume (`POST /api/v1/machines/{id}/resume`)
+/// lets it go on. The mill's execution log is the program without its `M6` lines, once per run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_changes_tools_on_a_grbl_pcb_mill() {
     let dir = tempfile::tempdir().unwrap();
@@ -518,7 +560,12 @@ async fn an_operator_changes_tools_on_a_grbl_pcb_mill() {
     let _mill = simulator(
         "grbl",
         &link,
-        &["--execution-log".into(), log_path.display().to_string()],
+        &[
+            "--execution-log".into(),
+            log_path.display().to_string(),
+            "--fault".into(),
+            "hold@line:40".into(),
+        ],
     )
     .await;
     let grbl = format!("{{ kind = \"grbl\", port = \"{}\" }}", link.display());
@@ -553,9 +600,30 @@ async fn an_operator_changes_tools_on_a_grbl_pcb_mill() {
     .await;
 
     let mut tool_changes = Vec::new();
+    let mut holds = Vec::new();
     wait_for(&client, 180, "the order to complete", async |client| {
         let mill = client.ok("/api/v1/machines/pcb-1").await;
         if mill["state"] == "paused"
+            && let Some(reason) = mill["reason"].as_str()
+            && reason.starts_with("feed hold microfab did not send")
+        {
+            let job = mill["current_job"].as_i64().unwrap();
+            let running = client.ok("/api/v1/jobs?machine=pcb-1&state=running").await;
+            let (status, body) = client
+                .post("/api/v1/machines/pcb-1/resume", serde_json::Value::Null)
+                .await;
+            assert_eq!(status, 200, "{body}");
+            holds.push((job, reason.to_string(), running));
+            // The view follows the machine's next status report.
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+            while client.ok("/api/v1/machines/pcb-1").await["reason"] == reason {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "still held after resume"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        } else if mill["state"] == "paused"
             && let Some(reason) = mill["reason"].as_str()
         {
             let job = mill["current_job"].as_i64().unwrap();
@@ -574,6 +642,18 @@ async fn an_operator_changes_tools_on_a_grbl_pcb_mill() {
     .await;
     let order = client.ok(&format!("/api/v1/orders/{order_id}")).await;
     assert_eq!(order["good"], 12, "{order}");
+    let [(job, reason, running)] = &holds[..] else {
+        panic!("one hold from the button: {holds:#?}");
+    };
+    assert!(reason.contains("a feed-hold button"), "{reason}");
+    assert!(
+        running
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|j| j["id"].as_i64() == Some(*job)),
+        "the held job stayed running: {running}"
+    );
     let runs = client.ok("/api/v1/jobs?machine=pcb-1&state=done").await;
     let runs = runs.as_array().unwrap().len();
     assert_eq!(runs, 2, "12 boards, 6 per panel");
@@ -622,4 +702,35 @@ async fn wait_for<T>(
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// An operator action on a machine that cannot be reached answers 503 with why, never a 200
+/// nor the 409 of a machine that refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_action_on_an_unreachable_machine_answers_503() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = dir.path().join("unplugged");
+    let grbl = format!("{{ kind = \"grbl\", port = \"{}\" }}", port.display());
+    let mut config = String::from("[plant]\nname = \"unplugged\"\n");
+    config += &machine("laser-9", "laser", "[600, 400, 100]", &grbl);
+    let db = TestDb::sqlite().await;
+    let (mut server, client) = serve(dir.path(), &config, &db).await;
+    for action in ["unlock", "home", "reset"] {
+        let (status, body) = client
+            .post(
+                "/api/v1/machines/laser-9/operator",
+                serde_json::json!({ "action": action }),
+            )
+            .await;
+        assert_eq!(status, 503, "{action}: {body}");
+        assert_eq!(body["error"]["code"], "unreachable", "{body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("unplugged"),
+            "{body}"
+        );
+    }
+    server.start_kill().unwrap();
 }

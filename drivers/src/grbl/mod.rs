@@ -9,7 +9,8 @@
 //! Programs are checked by [`gcode::preflight`] before a byte is sent (line length against
 //! GRBL's line buffer, GRBL's G/M-code set, real-time characters, `$` commands).
 //!
-//! `$X` (unlock) and `$H` (homing) are operator actions only: [`GrblDriver::operator`].
+//! `$X` (unlock) and `$H` (homing) are operator actions only: [`GrblDriver::operator`], which
+//! answers once the machine showed what it did (left the alarm, came back from a reset).
 //!
 //! # One job through the code
 //! 1. `command(Run)`: [`gcode::preflight`] strips comments and spaces and checks every line;
@@ -211,11 +212,47 @@ impl GrblDriver {
         self.protocol.status()
     }
 
-    /// `$X`, `$H` or a soft reset, on an operator's explicit request. Refused while a job runs.
-    pub fn operator(&mut self, action: GrblOperatorAction) -> Result<(), DriverError> {
+    /// `$X`, `$H` or a soft reset, on an operator's explicit request. Refused while a job runs,
+    /// and `Ok` only once the machine showed it did it; events meanwhile wait in the protocol
+    /// for [`Driver::next_event`].
+    pub async fn operator(&mut self, action: GrblOperatorAction) -> Result<(), DriverError> {
         self.protocol.operator(now(), action)?;
+        let deadline = Instant::now() + action.timeout();
+        loop {
+            self.hand_output_to_link();
+            if let Some(outcome) = self.protocol.take_operator_outcome() {
+                return outcome;
+            }
+            if Instant::now() >= deadline {
+                return Err(self.protocol.operator_timed_out(action));
+            }
+            self.exchange(Some(deadline)).await;
+        }
+    }
+
+    /// Run the protocol's timers, then wait for bytes from the machine or the next deadline
+    /// (the protocol's, or `until`). Needs the link.
+    async fn exchange(&mut self, until: Option<Instant>) {
+        if self.link.is_some()
+            && let Err(silent) = self.protocol.tick(now())
+        {
+            self.drop_link(&silent.to_string());
+        }
         self.hand_output_to_link();
-        Ok(())
+        let Some(link) = self.link.as_mut() else {
+            return;
+        };
+        let deadline = [self.protocol.next_deadline().map(Instant::from_std), until]
+            .into_iter()
+            .flatten()
+            .min();
+        tokio::select! {
+            received = link.transfer() => match received {
+                Ok(bytes) => self.protocol.receive(now(), bytes),
+                Err(error) => self.drop_link(&error.to_string()),
+            },
+            () = sleep_until(deadline) => {}
+        }
     }
 
     fn hand_output_to_link(&mut self) {
@@ -266,16 +303,10 @@ impl Driver for GrblDriver {
 
     async fn next_event(&mut self) -> DriverEvent {
         loop {
-            if self.link.is_some()
-                && let Err(silent) = self.protocol.tick(now())
-            {
-                self.drop_link(&silent.to_string());
-            }
-            self.hand_output_to_link();
             if let Some(event) = self.protocol.next_event() {
                 return event;
             }
-            let Some(link) = self.link.as_mut() else {
+            if self.link.is_none() {
                 match self.reconnector.connect().await {
                     Ok(link) => {
                         tracing::info!(port = %self.config.port, "GRBL link open");
@@ -288,15 +319,8 @@ impl Driver for GrblDriver {
                     }
                 }
                 continue;
-            };
-            let deadline = self.protocol.next_deadline().map(Instant::from_std);
-            tokio::select! {
-                received = link.transfer() => match received {
-                    Ok(bytes) => self.protocol.receive(now(), bytes),
-                    Err(error) => self.drop_link(&error.to_string()),
-                },
-                () = sleep_until(deadline) => {}
             }
+            self.exchange(None).await;
         }
     }
 
@@ -306,7 +330,7 @@ impl Driver for GrblDriver {
             OperatorAction::Home => GrblOperatorAction::Home,
             OperatorAction::Reset => GrblOperatorAction::SoftReset,
         };
-        GrblDriver::operator(self, action)
+        GrblDriver::operator(self, action).await
     }
 
     fn traffic(&self) -> Option<&TrafficLog> {

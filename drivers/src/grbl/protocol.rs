@@ -14,7 +14,14 @@
 //!   after the hold completes keeps the machine position: no alarm).
 //! - A job is finished only when every line was acknowledged AND a status report requested after
 //!   the last acknowledgement says `Idle`.
-//! - Nothing is resumed automatically: an interrupted job stays interrupted.
+//! - Nothing is resumed automatically: an interrupted job stays interrupted, and a hold the
+//!   driver did not ask for (a feed-hold button, the safety door) is reported with its cause
+//!   (`Condition::Held`) and left for the operator to resume or abort.
+//! - An operator action succeeds only when the machine did it: `$X`/`$H` once a status report
+//!   requested after their `ok` no longer says `Alarm`, a reset once the controller came back.
+//!   After a hard or soft limit GRBL answers nothing but a soft reset (`[MSG:Reset to
+//!   continue]`), so `$X`/`$H` are refused then without being sent, and the silence is not taken
+//!   for a lost link.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -81,6 +88,28 @@ impl GrblOperatorAction {
             GrblOperatorAction::SoftReset => "soft_reset",
         }
     }
+
+    /// How long the machine may take to show it did it. Homing moves every axis to its switch.
+    pub fn timeout(self) -> Duration {
+        match self {
+            GrblOperatorAction::Home => Duration::from_secs(120),
+            GrblOperatorAction::Unlock | GrblOperatorAction::SoftReset => Duration::from_secs(5),
+        }
+    }
+}
+
+/// An operator action sent, and what must come back before it counts as done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OperatorWait {
+    /// `$X` or `$H` sent: waiting for its `ok` or `error:N`.
+    Answer(GrblOperatorAction),
+    /// Answered `ok`: a status report requested after it must no longer say `Alarm`.
+    LeftAlarm {
+        action: GrblOperatorAction,
+        after_poll: u64,
+    },
+    /// Ctrl-X sent: done when the controller is back (banner, or a report after it).
+    Reset,
 }
 
 /// What the firmware last told us about itself.
@@ -229,6 +258,12 @@ pub struct GrblProtocol {
     job: Option<ActiveJob>,
     /// Since when the controller has been idle with lines of the job still unanswered.
     idle_unanswered_since: Option<Instant>,
+    /// The driver sent the feed hold (an operator's pause): a hold without it came from outside.
+    pause_requested: bool,
+    /// `[MSG:Reset to continue]`: GRBL takes nothing but a soft reset, and answers nothing.
+    reset_required: bool,
+    operator_wait: Option<OperatorWait>,
+    operator_outcome: Option<Result<(), DriverError>>,
     stop: Option<Stop>,
     status: MachineStatus,
     poll: Poll,
@@ -254,6 +289,10 @@ impl GrblProtocol {
             parser_state_wanted: false,
             job: None,
             idle_unanswered_since: None,
+            pause_requested: false,
+            reset_required: false,
+            operator_wait: None,
+            operator_outcome: None,
             stop: None,
             status: MachineStatus::default(),
             poll: Poll {
@@ -287,6 +326,8 @@ impl GrblProtocol {
     /// The port failed or was closed.
     pub fn disconnected(&mut self, now: Instant, reason: &str) {
         self.interrupt_job(&format!("link lost: {reason}"));
+        self.reset_required = false;
+        self.finish_operator(Err(DriverError::LinkDown(reason.to_string())));
         self.link_down = Some(reason.to_string());
         self.forget_firmware_state(now);
         self.output = Output {
@@ -325,7 +366,7 @@ impl GrblProtocol {
             return Ok(());
         }
         let silent = now.saturating_duration_since(self.last_received);
-        if silent > self.config.link_timeout {
+        if silent > self.config.link_timeout && !self.reset_required {
             return Err(LinkSilent(silent));
         }
         let request_lost = self
@@ -355,6 +396,9 @@ impl GrblProtocol {
             Some(at) => at + self.status_answer_timeout(),
             None => self.poll.due,
         };
+        if self.reset_required {
+            return Some(poll);
+        }
         Some(poll.min(self.last_received + self.config.link_timeout))
     }
 
@@ -440,13 +484,31 @@ impl GrblProtocol {
     /// Feed hold (`!`).
     pub fn pause(&mut self, now: Instant) -> Result<(), DriverError> {
         self.require_streaming_job("pause")?;
+        self.pause_requested = true;
         self.send_realtime(now, realtime::FEED_HOLD, "!");
+        self.update_condition();
         Ok(())
     }
 
-    /// Cycle start (`~`).
+    /// Cycle start (`~`): ends a hold, whoever caused it, with or without a job (a button
+    /// pressed on an idle machine holds it too). GRBL ignores it while the safety door is open,
+    /// so that is refused here with what to do.
     pub fn resume(&mut self, now: Instant) -> Result<(), DriverError> {
-        self.require_streaming_job("resume")?;
+        let held = matches!(
+            self.status.state,
+            Some(MachineState::Hold(_) | MachineState::Door(_))
+        );
+        if !held {
+            self.require_streaming_job("resume")?;
+        } else if let Some(reason) = &self.link_down {
+            return Err(DriverError::LinkDown(reason.clone()));
+        }
+        if let Some(MachineState::Door(1 | 2)) = self.status.state {
+            return Err(DriverError::Refused(
+                "the safety door is open: close it, then resume".into(),
+            ));
+        }
+        self.pause_requested = false;
         self.send_realtime(now, realtime::CYCLE_START, "~");
         Ok(())
     }
@@ -486,19 +548,49 @@ impl GrblProtocol {
                 job.job_id
             )));
         }
+        if self.operator_wait.is_some() {
+            return Err(DriverError::Refused(
+                "another operator action is under way".into(),
+            ));
+        }
+        self.operator_outcome = None;
         match action {
-            GrblOperatorAction::SoftReset => self.send_reset(now),
-            GrblOperatorAction::Unlock => {
-                self.operator_queue.push_back((action, "$X"));
-                self.stream(now);
+            GrblOperatorAction::SoftReset => {
+                self.send_reset(now);
+                self.operator_wait = Some(OperatorWait::Reset);
             }
-            GrblOperatorAction::Home => {
-                self.operator_queue.push_back((action, "$H"));
+            GrblOperatorAction::Unlock | GrblOperatorAction::Home if self.reset_required => {
+                return Err(DriverError::Refused(self.alarm_reason()));
+            }
+            GrblOperatorAction::Unlock | GrblOperatorAction::Home => {
+                let text = if action == GrblOperatorAction::Unlock {
+                    "$X"
+                } else {
+                    "$H"
+                };
+                self.operator_queue.push_back((action, text));
+                self.operator_wait = Some(OperatorWait::Answer(action));
                 self.stream(now);
             }
         }
         self.update_condition();
         Ok(())
+    }
+
+    /// What became of the last operator action, once the machine showed it (taken once).
+    pub fn take_operator_outcome(&mut self) -> Option<Result<(), DriverError>> {
+        self.operator_outcome.take()
+    }
+
+    /// The machine did not show the action's result in time: give up waiting for it.
+    pub fn operator_timed_out(&mut self, action: GrblOperatorAction) -> DriverError {
+        self.operator_wait = None;
+        self.operator_outcome = None;
+        DriverError::LinkDown(format!(
+            "the controller did not confirm {} within {:?}",
+            action.name(),
+            action.timeout()
+        ))
     }
 
     // ----- outputs -----
@@ -532,6 +624,12 @@ impl GrblProtocol {
 
     fn status_answer_timeout(&self) -> Duration {
         (self.config.status_interval * 5).max(Duration::from_secs(1))
+    }
+
+    fn finish_operator(&mut self, outcome: Result<(), DriverError>) {
+        if self.operator_wait.take().is_some() {
+            self.operator_outcome = Some(outcome);
+        }
     }
 
     fn forget_firmware_state(&mut self, now: Instant) {
@@ -583,6 +681,7 @@ impl GrblProtocol {
 
     /// End the active job as interrupted (no more of its lines will be sent).
     fn interrupt_job(&mut self, reason: &str) {
+        self.pause_requested = false;
         if let Some(job) = self.job.take() {
             self.events.push_back(DriverEvent::JobInterrupted {
                 job_id: job.job_id,
@@ -593,10 +692,17 @@ impl GrblProtocol {
     }
 
     fn alarm_reason(&self) -> String {
-        match (self.status.last_alarm, &self.status.last_message) {
+        let alarm = match (self.status.last_alarm, &self.status.last_message) {
             (Some(alarm), _) => alarm.to_string(),
             (None, Some(message)) => format!("alarm state ({message})"),
             (None, None) => "alarm state: unlock ($X) or home ($H)".into(),
+        };
+        if self.reset_required {
+            format!(
+                "{alarm}; the controller takes nothing but a reset: reset first, then home or unlock"
+            )
+        } else {
+            alarm
         }
     }
 
@@ -668,6 +774,9 @@ impl GrblProtocol {
                 self.status.last_alarm = Some(alarm);
                 self.status.state = Some(MachineState::Alarm);
                 self.interrupt_job(&alarm.to_string());
+                if !matches!(self.operator_wait, Some(OperatorWait::Reset)) {
+                    self.finish_operator(Err(DriverError::Refused(alarm.to_string())));
+                }
                 // GRBL flushes its buffers on an alarm: nothing in flight will be answered.
                 self.in_flight.clear();
                 self.in_flight_bytes = 0;
@@ -678,11 +787,24 @@ impl GrblProtocol {
                 if !matches!(self.stop, Some(Stop::Resetting { .. })) {
                     self.interrupt_job("the controller reset (welcome banner mid-job)");
                 }
+                self.reset_required = false;
+                let outcome = match self.operator_wait {
+                    Some(OperatorWait::Reset) => Ok(()),
+                    _ => Err(DriverError::Refused(
+                        "the controller reset before it answered".into(),
+                    )),
+                };
+                self.finish_operator(outcome);
                 self.forget_firmware_state(now);
                 self.output.discard_queued = true;
             }
             Reply::Feedback { kind, text } => match kind.as_str() {
-                "MSG" => self.status.last_message = Some(text),
+                "MSG" => {
+                    if text == "Reset to continue" {
+                        self.reset_required = true;
+                    }
+                    self.status.last_message = Some(text);
+                }
                 "GC" => self.status.gcode_modes = Some(text),
                 _ => {}
             },
@@ -738,9 +860,22 @@ impl GrblProtocol {
             Sent::Operator(action) => {
                 match error {
                     Some(error) => {
-                        tracing::warn!(action = action.name(), %error, "operator command refused")
+                        tracing::warn!(action = action.name(), %error, "operator command refused");
+                        self.finish_operator(Err(DriverError::Refused(format!(
+                            "{} answered {error}",
+                            action.name()
+                        ))));
                     }
-                    None => tracing::info!(action = action.name(), "operator command done"),
+                    None => {
+                        tracing::info!(action = action.name(), "operator command answered ok");
+                        if self.operator_wait == Some(OperatorWait::Answer(action)) {
+                            self.operator_wait = Some(OperatorWait::LeftAlarm {
+                                action,
+                                after_poll: self.poll.sent + 1,
+                            });
+                            self.poll.due = now;
+                        }
+                    }
                 }
                 self.status.last_operator_reply = Some((action, error));
             }
@@ -792,11 +927,26 @@ impl GrblProtocol {
         } else if let Some(Stop::Resetting { after_poll }) = self.stop
             && answered >= after_poll
         {
+            self.finish_operator(Ok(()));
             self.stop = None;
             self.in_flight.clear();
             self.in_flight_bytes = 0;
             self.parser_state_wanted = true;
             self.stream(now);
+        }
+        if let Some(OperatorWait::LeftAlarm { action, after_poll }) = self.operator_wait
+            && answered >= after_poll
+        {
+            let outcome = if state == Some(MachineState::Alarm) {
+                Err(DriverError::Refused(format!(
+                    "the controller is still in alarm after {}: {}",
+                    action.name(),
+                    self.alarm_reason()
+                )))
+            } else {
+                Ok(())
+            };
+            self.finish_operator(outcome);
         }
         self.detect_lost_answers(now);
         if let Some(job) = &mut self.job
@@ -811,6 +961,7 @@ impl GrblProtocol {
                 && state == Some(MachineState::Idle)
         });
         if finished && let Some(job) = self.job.take() {
+            self.pause_requested = false;
             self.events.push_back(DriverEvent::JobFinished {
                 job_id: job.job_id,
                 scrapped: 0,
@@ -874,7 +1025,27 @@ impl GrblProtocol {
             Some(MachineState::Sleep) => Condition::Unavailable {
                 reason: "sleep mode: reset to wake".into(),
             },
-            Some(MachineState::Hold(_) | MachineState::Door(_)) => Condition::Paused,
+            Some(MachineState::Hold(_))
+                if self.pause_requested || matches!(self.stop, Some(Stop::Holding { .. })) =>
+            {
+                Condition::Paused
+            }
+            Some(MachineState::Hold(sub)) => Condition::Held {
+                reason: format!(
+                    "feed hold microfab did not send (Hold:{sub}: a feed-hold button or line \
+                     noise): resume or abort"
+                ),
+            },
+            Some(MachineState::Door(sub)) => Condition::Held {
+                reason: match sub {
+                    0 => "safety door closed again (Door:0): resume or abort".into(),
+                    1 => "safety door open (Door:1): close it, then resume or abort".into(),
+                    2 => "safety door opened, the machine is stopping (Door:2): close it, then \
+                          resume or abort"
+                        .into(),
+                    _ => format!("safety door closed, the machine is restoring (Door:{sub})"),
+                },
+            },
             Some(MachineState::Run | MachineState::Jog | MachineState::Home) => Condition::Busy,
             Some(MachineState::Idle) => match &self.job {
                 Some(job) if job.tool_change == Some(ToolChangeStop::Waiting) => {
@@ -1001,6 +1172,12 @@ mod tests {
         }
     }
 
+    fn held(reason: &str) -> Condition {
+        Condition::Held {
+            reason: reason.into(),
+        }
+    }
+
     fn unavailable(reason: &str) -> Condition {
         Condition::Unavailable {
             reason: reason.into(),
@@ -1038,9 +1215,26 @@ mod tests {
             ("<Run>", Condition::Busy),
             ("<Jog>", Condition::Busy),
             ("<Home>", Condition::Busy),
-            ("<Hold:0>", Condition::Paused),
-            ("<Hold:1>", Condition::Paused),
-            ("<Door:1>", Condition::Paused),
+            (
+                "<Hold:0>",
+                held(
+                    "feed hold microfab did not send (Hold:0: a feed-hold button or line noise): resume or abort",
+                ),
+            ),
+            (
+                "<Hold:1>",
+                held(
+                    "feed hold microfab did not send (Hold:1: a feed-hold button or line noise): resume or abort",
+                ),
+            ),
+            (
+                "<Door:1>",
+                held("safety door open (Door:1): close it, then resume or abort"),
+            ),
+            (
+                "<Door:0>",
+                held("safety door closed again (Door:0): resume or abort"),
+            ),
             (
                 "<Alarm>",
                 Condition::Alarm {
@@ -1308,6 +1502,128 @@ mod tests {
         t.recv("<Hold:0>\r\n");
         assert_eq!(t.sent(), "\u{18}");
         assert!(t.protocol.pause(t.now).is_err());
+    }
+
+    #[test]
+    fn a_hold_nobody_asked_for_is_held_with_its_cause_until_the_operator_resumes() {
+        let mut t = Transcript::idle(128);
+        t.start(2, "G1X50F100\nG1X0\n");
+        t.sent();
+        t.recv("<Run>\r\n");
+        t.recv("<Hold:1>\r\n");
+        t.recv("<Hold:0>\r\n");
+        assert_eq!(
+            t.conditions(),
+            [
+                Condition::Busy,
+                held(
+                    "feed hold microfab did not send (Hold:1: a feed-hold button or line noise): resume or abort"
+                ),
+                held(
+                    "feed hold microfab did not send (Hold:0: a feed-hold button or line noise): resume or abort"
+                ),
+            ]
+        );
+        for _ in 0..100 {
+            t.advance(200).unwrap();
+            t.recv("<Hold:0>\r\n");
+        }
+        assert_eq!(t.sent(), "?".repeat(100), "no cycle start on its own");
+        assert!(t.events().is_empty(), "the job stays as it is");
+        t.recv("<Door:2>\r\n<Door:1>\r\n");
+        let refused = t.protocol.resume(t.now);
+        assert_eq!(
+            refused,
+            Err(DriverError::Refused(
+                "the safety door is open: close it, then resume".into()
+            ))
+        );
+        t.recv("<Door:0>\r\n");
+        t.protocol.resume(t.now).unwrap();
+        t.collect();
+        assert_eq!(t.sent(), "~");
+        t.recv("<Run>\r\n");
+        // The operator's own pause is a pause, not a hold from outside.
+        t.protocol.pause(t.now).unwrap();
+        t.recv("<Hold:0>\r\n");
+        assert_eq!(t.conditions().last(), Some(&Condition::Paused));
+        // A button pressed on an idle machine holds it too: the operator can resume it.
+        let mut t = Transcript::idle(128);
+        assert!(t.protocol.resume(t.now).is_err(), "nothing to resume");
+        t.recv("<Hold:0>\r\n");
+        t.protocol.resume(t.now).unwrap();
+        t.collect();
+        assert_eq!(t.sent(), "~");
+    }
+
+    #[test]
+    fn after_a_hard_limit_unlock_is_refused_until_a_reset_and_succeeds_only_out_of_alarm() {
+        let mut t = Transcript::idle(128);
+        t.recv("ALARM:1\r\n[MSG:Reset to continue]\r\n");
+        let locked = "ALARM:1 (Hard limit: Hard limit has been triggered. Machine position is \
+                      likely lost due to sudden halt. Re-homing is highly recommended.); the \
+                      controller takes nothing but a reset: reset first, then home or unlock";
+        assert_eq!(
+            t.conditions().last(),
+            Some(&Condition::Alarm {
+                reason: locked.into()
+            })
+        );
+        t.sent();
+        // GRBL answers nothing now, not even `?`: that is no lost link.
+        for _ in 0..50 {
+            assert_eq!(t.advance(200), Ok(()));
+        }
+        for action in [GrblOperatorAction::Unlock, GrblOperatorAction::Home] {
+            assert_eq!(
+                t.protocol.operator(t.now, action),
+                Err(DriverError::Refused(locked.into()))
+            );
+        }
+        assert!(!t.sent().contains('$'), "nothing GRBL would ignore is sent");
+        t.protocol
+            .operator(t.now, GrblOperatorAction::SoftReset)
+            .unwrap();
+        t.collect();
+        assert_eq!(t.sent(), "\u{18}");
+        assert_eq!(t.protocol.take_operator_outcome(), None);
+        t.recv("\r\nGrbl 1.1h ['$' for help]\r\n[MSG:'$H'|'$X' to unlock]\r\n");
+        assert_eq!(t.protocol.take_operator_outcome(), Some(Ok(())));
+        t.advance(0).unwrap();
+        t.recv("<Alarm>\r\n");
+        t.recv("[GC:G0 G54 G17 G21 G90 G94 M5 M9 T0 F0 S0]\r\nok\r\n");
+        t.protocol
+            .operator(t.now, GrblOperatorAction::Unlock)
+            .unwrap();
+        t.collect();
+        assert!(t.sent().ends_with("$X\n"));
+        t.recv("[MSG:Caution: Unlocked]\r\nok\r\n");
+        t.recv("<Alarm>\r\n");
+        assert_eq!(
+            t.protocol.take_operator_outcome(),
+            None,
+            "a report requested before the ok proves nothing"
+        );
+        t.advance(0).unwrap();
+        t.recv("<Idle>\r\n");
+        assert_eq!(t.protocol.take_operator_outcome(), Some(Ok(())));
+    }
+
+    #[test]
+    fn an_unlock_that_leaves_the_alarm_in_place_is_refused() {
+        let mut t = Transcript::new(128);
+        t.recv("<Alarm>\r\n");
+        t.protocol
+            .operator(t.now, GrblOperatorAction::Unlock)
+            .unwrap();
+        t.recv("ok\r\nok\r\n");
+        t.advance(200).unwrap();
+        t.recv("<Alarm>\r\n");
+        let outcome = t.protocol.take_operator_outcome();
+        assert!(
+            matches!(&outcome, Some(Err(DriverError::Refused(r))) if r.starts_with("the controller is still in alarm after unlock")),
+            "{outcome:?}"
+        );
     }
 
     #[test]

@@ -5,11 +5,15 @@
 //! | `noise`         | the line arrives corrupted (one byte hit on the wire)               |
 //! | `swallow-ok`    | the line runs but its `ok` is lost                                  |
 //! | `error:N`       | the line is answered `error:N` and not run                          |
-//! | `alarm:N`       | `ALARM:N`: motion stops, buffers flushed, G-code locked until `$X`  |
+//! | `alarm:N`       | `ALARM:N`: motion stops, buffers flushed, G-code locked until `$X`; |
+//! |                 | after 1 and 2 (hard, soft limit) GRBL answers nothing but a reset   |
 //! | `reset`         | the board resets (watchdog, brown-out): banner, buffers lost        |
 //! | `disconnect:MS` | the cable is pulled for MS milliseconds, then plugged in (reboot)   |
 //! | `hang:MS`       | the controller stops answering for MS milliseconds, then its        |
 //! |                 | watchdog resets it (banner)                                         |
+//! | `hold`          | a feed hold nobody sent over the link (a button, a `!` from noise)  |
+//! | `door-open`     | the safety door opens: motion stops (`Door:2`, then `Door:1`)       |
+//! | `door-close`    | the safety door closes (`Door:0`): cycle start (`~`) may resume     |
 //!
 //! Triggers: `line:N` (when the N-th G-code line arrives, 1-based) or `time:MS` (after MS
 //! milliseconds of wall time since the simulator started).
@@ -26,6 +30,9 @@ pub enum FaultKind {
     Reset,
     Disconnect(Duration),
     Hang(Duration),
+    FeedHold,
+    DoorOpen,
+    DoorClose,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +77,9 @@ impl FromStr for Fault {
             "noise" if arg.is_none() => FaultKind::Noise,
             "swallow-ok" if arg.is_none() => FaultKind::SwallowOk,
             "reset" if arg.is_none() => FaultKind::Reset,
+            "hold" if arg.is_none() => FaultKind::FeedHold,
+            "door-open" if arg.is_none() => FaultKind::DoorOpen,
+            "door-close" if arg.is_none() => FaultKind::DoorClose,
             "error" => FaultKind::ErrorReply(code(arg)?),
             "alarm" => FaultKind::Alarm(code(arg)?),
             "disconnect" => FaultKind::Disconnect(Duration::from_millis(arg.ok_or_else(bad)?)),
@@ -121,6 +131,15 @@ mod tests {
                     9,
                 )),
             ),
+            ("hold@line:40", Ok(Fault::at_line(FaultKind::FeedHold, 40))),
+            (
+                "door-close@time:900",
+                Ok(Fault {
+                    kind: FaultKind::DoorClose,
+                    trigger: Trigger::Time(Duration::from_millis(900)),
+                }),
+            ),
+            ("door-open:1@line:3", Err(())),
             ("reset@line:0", Err(())),
             ("alarm@line:5", Err(())),
             ("noise:3@line:5", Err(())),

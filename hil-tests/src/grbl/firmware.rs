@@ -6,7 +6,9 @@
 //! out of the stream on arrival; a line buffer of 80 characters (whitespace and comments
 //! stripped, letters upper-cased, `error:11` on overflow); a 15-block planner whose filling
 //! stops the reading of the receive buffer; `ok`/`error:N` per line; alarms that lock G-code
-//! out until `$X`/`$H`; the welcome banner after every reset.
+//! out until `$X`/`$H`; hard and soft limit alarms after which GRBL answers nothing (not even
+//! `?`) until a soft reset (`[MSG:Reset to continue]`, protocol.c); feed holds and the safety
+//! door (`Door:0..2`) from outside the link; the welcome banner after every reset.
 //!
 //! Every block leaves the planner in order and is then written to the execution log: the
 //! record the tests compare with the program.
@@ -21,6 +23,7 @@ use super::fault::{Fault, FaultKind, Trigger};
 
 pub const BANNER: &str = "\r\nGrbl 1.1h ['$' for help]\r\n";
 const UNLOCK_HINT: &str = "[MSG:'$H'|'$X' to unlock]\r\n";
+const RESET_HINT: &str = "[MSG:Reset to continue]";
 
 #[derive(Debug, Clone)]
 pub struct FirmwareConfig {
@@ -63,6 +66,14 @@ enum Hold {
     Complete,
 }
 
+/// The safety door's switch while the door suspends the machine.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Door {
+    Ajar,
+    /// Closed again: a cycle start resumes.
+    Closed,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Modal {
     motion: u16,
@@ -98,7 +109,10 @@ pub struct Firmware {
     /// When the next queued block starts: the end of the previous one, while the planner runs.
     chain_from: Option<Instant>,
     hold: Hold,
+    door: Option<Door>,
     alarm: bool,
+    /// After a hard or soft limit: everything but a soft reset is ignored.
+    reset_required: bool,
     homing_until: Option<Instant>,
     booting_until: Option<Instant>,
     modal: Modal,
@@ -129,7 +143,9 @@ impl Firmware {
             active: None,
             chain_from: None,
             hold: Hold::None,
+            door: None,
             alarm: false,
+            reset_required: false,
             homing_until: None,
             booting_until: None,
             modal: POWER_ON_MODAL,
@@ -199,6 +215,17 @@ impl Firmware {
             // The bootloader eats what arrives before the firmware runs.
             return;
         }
+        if self.reset_required {
+            // GRBL spins in protocol_exec_rt_system until a reset; the rest waits in the receive
+            // buffer, which the reset flushes.
+            match byte {
+                0x18 => self.soft_reset(now),
+                0x80.. | b'?' | b'!' | b'~' => {}
+                _ if self.rx.len() >= self.config.rx_buffer => self.rx_overflow += 1,
+                _ => self.rx.push_back(byte),
+            }
+            return;
+        }
         match byte {
             b'?' => self.status_report(now),
             b'!' => self.feed_hold(now),
@@ -208,6 +235,11 @@ impl Firmware {
             _ if self.rx.len() >= self.config.rx_buffer => self.rx_overflow += 1,
             _ => self.rx.push_back(byte),
         }
+    }
+
+    /// A fault from outside the wire, now (a test's or the operator's hand on the machine).
+    pub fn inject(&mut self, now: Instant, kind: FaultKind) {
+        self.fire(now, kind, None);
     }
 
     /// Let time pass: finish motion, boot, homing; fire time faults; read the receive buffer.
@@ -308,6 +340,12 @@ impl Firmware {
             "Alarm"
         } else if self.homing_until.is_some() {
             "Home"
+        } else if let Some(door) = self.door {
+            match (door, self.hold) {
+                (Door::Ajar, Hold::Decelerating { .. }) => "Door:2",
+                (Door::Ajar, _) => "Door:1",
+                (Door::Closed, _) => "Door:0",
+            }
         } else {
             match self.hold {
                 Hold::Decelerating { .. } => "Hold:1",
@@ -335,6 +373,9 @@ impl Firmware {
             self.state_name()
         );
         // GRBL interleaves WCO and overrides into every 10th report or so.
+        if self.door == Some(Door::Ajar) {
+            report.push_str("|Pn:D");
+        }
         if self.reports.is_multiple_of(10) {
             report.push_str("|WCO:0.000,0.000,0.000");
         } else if self.reports % 10 == 1 {
@@ -346,9 +387,18 @@ impl Firmware {
     }
 
     fn feed_hold(&mut self, now: Instant) {
-        if self.alarm || self.hold != Hold::None || !self.moving() {
+        if self.alarm || self.door.is_some() || self.hold != Hold::None {
             return;
         }
+        if self.moving() {
+            self.start_hold(now);
+        } else {
+            // Idle: nothing to slow down, the hold is complete at once (`Hold:0`).
+            self.hold = Hold::Complete;
+        }
+    }
+
+    fn start_hold(&mut self, now: Instant) {
         self.run_motion(now);
         if let Some(active) = &mut self.active {
             active.remaining =
@@ -360,7 +410,36 @@ impl Firmware {
         };
     }
 
+    /// The door switch opens: a hold that only a closed door and a cycle start end.
+    fn open_door(&mut self, now: Instant) {
+        if self.alarm {
+            return;
+        }
+        self.reply("[MSG:Check Door]");
+        self.door = Some(Door::Ajar);
+        if self.moving() && self.hold == Hold::None {
+            self.start_hold(now);
+        }
+    }
+
+    fn close_door(&mut self) {
+        if self.door.is_some() {
+            self.door = Some(Door::Closed);
+        }
+    }
+
     fn cycle_start(&mut self, now: Instant) {
+        match self.door {
+            Some(Door::Ajar) => return,
+            Some(Door::Closed) if matches!(self.hold, Hold::Decelerating { .. }) => return,
+            Some(Door::Closed) => {
+                self.door = None;
+                if self.hold == Hold::None {
+                    return;
+                }
+            }
+            None => {}
+        }
         if self.hold != Hold::Complete {
             return;
         }
@@ -382,6 +461,7 @@ impl Firmware {
         }
         self.position = self.current_position(now);
         self.clear_buffers();
+        self.reset_required = false;
         self.out.extend_from_slice(BANNER.as_bytes());
         if self.alarm {
             self.out.extend_from_slice(UNLOCK_HINT.as_bytes());
@@ -395,6 +475,7 @@ impl Firmware {
         self.position = [0.0; 3];
         self.planned_position = [0.0; 3];
         self.alarm = false;
+        self.reset_required = false;
         self.booting_until = Some(now + self.config.boot);
     }
 
@@ -416,6 +497,7 @@ impl Firmware {
         self.active = None;
         self.chain_from = None;
         self.hold = Hold::None;
+        self.door = None;
         self.homing_until = None;
         self.modal = POWER_ON_MODAL;
         self.planned_position = self.position;
@@ -427,6 +509,11 @@ impl Firmware {
         self.clear_buffers();
         self.alarm = true;
         self.reply(&format!("ALARM:{code}"));
+        // Hard and soft limits are GRBL's critical events (protocol.c).
+        if matches!(code, 1 | 2) {
+            self.reply(RESET_HINT);
+            self.reset_required = true;
+        }
     }
 
     // ----- faults -----
@@ -488,6 +575,18 @@ impl Firmware {
                 self.wire_action = Some(WireAction::Disconnect(duration));
                 None
             }
+            FaultKind::FeedHold => {
+                self.feed_hold(now);
+                line
+            }
+            FaultKind::DoorOpen => {
+                self.open_door(now);
+                line
+            }
+            FaultKind::DoorClose => {
+                self.close_door();
+                line
+            }
         }
     }
 
@@ -508,7 +607,7 @@ impl Firmware {
     /// GRBL's main loop: move bytes from the receive buffer into the line buffer, and run each
     /// complete line, unless the planner is full (then the receive buffer fills up).
     fn read_rx(&mut self, now: Instant) {
-        while self.booting_until.is_none() && self.homing_until.is_none() {
+        while self.booting_until.is_none() && self.homing_until.is_none() && !self.reset_required {
             let Some(&byte) = self.rx.front() else {
                 return;
             };
@@ -877,6 +976,44 @@ mod tests {
         assert_eq!(bench.send("G0X0\n"), "error:9\r\n");
         assert_eq!(bench.send("$X\n"), "[MSG:Caution: Unlocked]\r\nok\r\n");
         assert_eq!(bench.send("G0X0\n"), "ok\r\n");
+    }
+
+    #[test]
+    fn after_a_hard_limit_only_a_reset_is_answered_then_unlock_works() {
+        let mut bench = Bench::new(config());
+        bench.send("G1X10F600\n");
+        bench.firmware.inject(bench.now, FaultKind::Alarm(1));
+        assert_eq!(bench.output(), "ALARM:1\r\n[MSG:Reset to continue]\r\n");
+        assert_eq!(bench.send("$X\n?"), "", "neither $X nor ? is answered");
+        assert_eq!(bench.wait(1_000), "");
+        assert_eq!(bench.send("\u{18}"), format!("{BANNER}{UNLOCK_HINT}"));
+        assert!(bench.send("?").starts_with("<Alarm|"));
+        assert_eq!(bench.send("$X\n"), "[MSG:Caution: Unlocked]\r\nok\r\n");
+        assert!(bench.send("?").starts_with("<Idle|"));
+    }
+
+    #[test]
+    fn an_open_door_holds_until_closed_and_cycle_started() {
+        let mut bench = Bench::new(config());
+        bench.send("G1X10F600\n");
+        bench.wait(500);
+        bench.firmware.inject(bench.now, FaultKind::DoorOpen);
+        assert_eq!(bench.output(), "[MSG:Check Door]\r\n");
+        assert!(bench.send("?").starts_with("<Door:2|"));
+        bench.wait(100);
+        assert!(bench.send("?").starts_with("<Door:1|MPos:5.000,"));
+        bench.send("~");
+        bench.wait(1_000);
+        assert!(
+            bench.send("?").starts_with("<Door:1|"),
+            "no resume while ajar"
+        );
+        bench.firmware.inject(bench.now, FaultKind::DoorClose);
+        assert!(bench.send("?").starts_with("<Door:0|"));
+        bench.send("~");
+        bench.wait(500);
+        assert_eq!(bench.firmware.take_executed(), ["G1X10F600"]);
+        assert!(bench.send("?").starts_with("<Idle|MPos:10.000,"));
     }
 
     #[test]

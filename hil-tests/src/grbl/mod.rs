@@ -7,7 +7,8 @@
 //! By hand: `microfab sim grbl --link /tmp/mill1 --time-scale 60 --fault alarm:1@line:50`, then
 //! point a machine with `driver = { kind = "grbl", port = "/tmp/mill1" }` at it, or talk to it
 //! with any terminal program (`picocom -b 115200 /tmp/mill1`). `--execution-log FILE` records
-//! every line the controller executed.
+//! every line the controller executed. `--reset-on-open` models an Arduino Uno, which reboots
+//! each time the host opens the port (DTR) and loses what arrives during its bootloader delay.
 
 pub mod fault;
 pub mod firmware;
@@ -17,12 +18,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::pty::{SerialWire, WireConfig, WireDirection};
-use fault::Fault;
+use fault::{Fault, FaultKind};
 use firmware::{Firmware, FirmwareConfig, WireAction};
 
 /// `microfab sim grbl` options (also the in-process configuration).
@@ -49,6 +50,10 @@ pub struct GrblSimArgs {
     /// Bootloader delay after power-up, reset or replug, in wall milliseconds.
     #[arg(long, default_value_t = 100)]
     pub boot_ms: u64,
+    /// The board resets whenever the host opens the port (DTR auto-reset, as on an Arduino
+    /// Uno; use --boot-ms 500 for its bootloader); without it, a native-USB board that does not.
+    #[arg(long)]
+    pub reset_on_open: bool,
     /// Share of host-to-controller lines corrupted on the wire (0.01 = 1 %).
     #[arg(long, default_value_t = 0.0)]
     pub noise: f64,
@@ -74,6 +79,7 @@ impl GrblSimArgs {
             planner_blocks: 15,
             homing_lock: false,
             boot_ms: 100,
+            reset_on_open: false,
             noise: 0.0,
             seed: 1,
             faults: Vec::new(),
@@ -111,6 +117,7 @@ pub struct SimRecord {
 pub struct GrblSim {
     link: PathBuf,
     record: Arc<Mutex<SimRecord>>,
+    injected: mpsc::UnboundedSender<FaultKind>,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
 }
@@ -135,11 +142,19 @@ impl GrblSim {
         };
         let record = Arc::new(Mutex::new(SimRecord::default()));
         let (shutdown, shutdown_rx) = oneshot::channel();
+        let (injected, injected_rx) = mpsc::unbounded_channel();
         let firmware = Firmware::new(args.firmware_config(), Instant::now());
-        let task = tokio::spawn(drive(wire, firmware, record.clone(), log_file, shutdown_rx));
+        let board = Board {
+            wire,
+            firmware,
+            reset_on_open: args.reset_on_open,
+            injected: injected_rx,
+        };
+        let task = tokio::spawn(drive(board, record.clone(), log_file, shutdown_rx));
         Ok(GrblSim {
             link: args.link,
             record,
+            injected,
             shutdown: Some(shutdown),
             task,
         })
@@ -153,6 +168,12 @@ impl GrblSim {
         self.record.lock().map(|r| r.clone()).unwrap_or_default()
     }
 
+    /// Something happens at the machine now, outside the link: a feed-hold button, the safety
+    /// door, a limit switch.
+    pub fn inject(&self, kind: FaultKind) {
+        let _ = self.injected.send(kind);
+    }
+
     /// Stop the controller and remove the port.
     pub async fn shutdown(mut self) -> std::io::Result<()> {
         if let Some(shutdown) = self.shutdown.take() {
@@ -162,13 +183,27 @@ impl GrblSim {
     }
 }
 
+/// The controller on its cable, and what reaches it from outside the wire.
+struct Board {
+    wire: SerialWire,
+    firmware: Firmware,
+    reset_on_open: bool,
+    injected: mpsc::UnboundedReceiver<FaultKind>,
+}
+
 async fn drive(
-    mut wire: SerialWire,
-    mut firmware: Firmware,
+    board: Board,
     record: Arc<Mutex<SimRecord>>,
     mut log_file: Option<std::fs::File>,
     mut shutdown: oneshot::Receiver<()>,
 ) -> std::io::Result<()> {
+    let Board {
+        mut wire,
+        mut firmware,
+        reset_on_open,
+        mut injected,
+    } = board;
+    let mut host_opens = wire.take_host_opens().filter(|_| reset_on_open);
     loop {
         let wakeup = firmware.next_wakeup();
         tokio::select! {
@@ -180,6 +215,10 @@ async fn drive(
                     firmware.receive(now, byte);
                 }
             }
+            Some(()) = recv_some(host_opens.as_mut()) => {
+                firmware.hardware_reset(Instant::now());
+            }
+            Some(kind) = injected.recv() => firmware.inject(Instant::now(), kind),
             () = sleep_until(wakeup) => {}
         }
         firmware.advance(Instant::now());
@@ -203,6 +242,13 @@ async fn drive(
             wire.replug().await?;
             firmware.hardware_reset(Instant::now());
         }
+    }
+}
+
+async fn recv_some<T>(receiver: Option<&mut mpsc::UnboundedReceiver<T>>) -> Option<T> {
+    match receiver {
+        Some(receiver) => receiver.recv().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -14,7 +14,9 @@ pub fn condition_state(condition: &Condition) -> (&'static str, Option<String>) 
         Condition::Idle => ("idle", None),
         Condition::Busy => ("busy", None),
         Condition::Paused => ("paused", None),
-        Condition::WaitingForOperator { reason } => ("paused", Some(reason.clone())),
+        Condition::WaitingForOperator { reason } | Condition::Held { reason } => {
+            ("paused", Some(reason.clone()))
+        }
         Condition::Alarm { reason } => ("alarm", Some(reason.clone())),
         Condition::Unavailable { reason } => ("unavailable", Some(reason.clone())),
     }
