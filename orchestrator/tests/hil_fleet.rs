@@ -390,9 +390,12 @@ async fn an_operator_resumes_a_print_after_the_cable_was_pulled() {
     let in_doubt: Vec<u32> = serde_json::from_value(resume["in_doubt"].clone()).unwrap();
     assert!(in_doubt.len() <= 1, "one line in flight: {resume}");
 
-    // Back on line, the printer is idle but holds the interrupted print: no other run starts.
+    // Back on line, the printer reads held, not idle: it holds the interrupted print and no
+    // other run starts.
     wait_for(&client, 30, "the printer to reconnect", async |client| {
-        (client.ok("/api/v1/machines/printer-1").await["state"] == "idle").then_some(())
+        let printer = client.ok("/api/v1/machines/printer-1").await;
+        (printer["state"] == "held" && printer["holds"][0]["job_id"] == interrupted["id"])
+            .then_some(())
     })
     .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
