@@ -237,3 +237,56 @@ async fn sqlite_late_outcome_of_a_cancelled_order() {
 async fn postgres_late_outcome_of_a_cancelled_order() {
     late_outcome_of_a_cancelled_order("postgres").await;
 }
+
+/// A run the machine refuses after its order was cancelled (the refusal races the cancel) ends
+/// cancelled, and the material it had drawn goes back to stock: nothing stays reserved for a
+/// closed order. Driven through the plant's own transactions, so the race is exact.
+async fn a_refused_run_of_a_cancelled_order_goes_back_to_stock(kind: &str) {
+    use microfab::plant::Plant;
+    use microfab::store::{Open, Store};
+
+    let db = TestDb::of(kind).await;
+    let config = microfab::config::PlantConfig::parse("plant.toml", &plant_config(1.0, 0.0))
+        .expect("the test plant config is valid");
+    let store = Store::open(&db.url, Open::CreateIfMissing).await.unwrap();
+    let plant = Plant::new(store, std::sync::Arc::new(config.clone()));
+    plant.register_machines(&config.machines, 1).await.unwrap();
+    plant.open_accounts(&config.materials, 1).await.unwrap();
+    let stock_before = plant.materials().await.unwrap();
+
+    let spec = microfab_job_specs::check_file(std::path::Path::new(BRACKET_SPEC)).unwrap();
+    let order = plant.submit(&spec, None, "maker", 2).await.unwrap().order_id;
+    plant.approve(&order, "operator", 3).await.unwrap();
+    // Runs are made step by step: the first is a run of the first step, laser cutting.
+    let jobs = plant.jobs(Some(&order), None, Some("planned")).await.unwrap();
+    let first = jobs.iter().min_by_key(|j| j.id).unwrap();
+    plant
+        .dispatch(first.id, "laser-1", 4)
+        .await
+        .unwrap()
+        .expect("the first run goes to the laser");
+    plant.cancel(&order, "maker withdrew", "operator", 5).await.unwrap();
+    plant.requeue(first.id, "the machine refused the run", 6).await.unwrap();
+
+    let run = plant.jobs(Some(&order), None, None).await.unwrap();
+    let run = run.iter().find(|j| j.id == first.id).unwrap();
+    assert_eq!(run.state, "cancelled", "{run:?}");
+    let stock_after = plant.materials().await.unwrap();
+    for (before, after) in stock_before.iter().zip(&stock_after) {
+        assert_eq!(after.reserved.0, 0, "{after:?}");
+        assert_eq!(after.on_hand, before.on_hand, "{after:?}");
+    }
+    let report = microfab::verify::verify(&plant.store).await.unwrap();
+    assert!(report.consistent, "{report:?}");
+    db.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_refused_run_of_a_cancelled_order_goes_back_to_stock() {
+    a_refused_run_of_a_cancelled_order_goes_back_to_stock("sqlite").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_refused_run_of_a_cancelled_order_goes_back_to_stock() {
+    a_refused_run_of_a_cancelled_order_goes_back_to_stock("postgres").await;
+}

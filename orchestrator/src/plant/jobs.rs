@@ -548,10 +548,24 @@ impl Plant {
         let (order_id, machine_id) = job_on_machine(&mut w.tx, job_id).await?;
         let consumed = dispatched_draws(&mut w.tx, job_id).await?;
         super::stock::unconsume(&mut w.tx, &order_id, &consumed).await?;
-        sqlx::query("UPDATE jobs SET state = 'planned', machine_id = NULL, dispatched_ms = NULL WHERE id = $1")
-            .bind(job_id)
-            .execute(&mut *w.tx)
-            .await?;
+        // The order may have closed while the machine was refusing: its run then ends here and
+        // its material goes back to stock, since nothing may stay reserved for a closed order.
+        let order_now = super::orders::order_state_of(&mut w.tx, &order_id).await?;
+        let cancelled = !order_state::is_active(&order_now);
+        let released = if cancelled {
+            sqlx::query("UPDATE jobs SET state = 'cancelled', machine_id = NULL, dispatched_ms = NULL, finished_ms = $1 WHERE id = $2")
+                .bind(at_ms)
+                .bind(job_id)
+                .execute(&mut *w.tx)
+                .await?;
+            super::stock::release(&mut w.tx, &order_id).await?
+        } else {
+            sqlx::query("UPDATE jobs SET state = 'planned', machine_id = NULL, dispatched_ms = NULL WHERE id = $1")
+                .bind(job_id)
+                .execute(&mut *w.tx)
+                .await?;
+            Vec::new()
+        };
         free_machine(&mut w.tx, &machine_id, at_ms).await?;
         w.emit(Event::JobRequeued {
             order_id,
@@ -559,6 +573,8 @@ impl Plant {
             machine_id,
             returned: consumed,
             reason: reason.to_string(),
+            cancelled,
+            released,
         })
         .await?;
         w.commit().await?;

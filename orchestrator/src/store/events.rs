@@ -107,12 +107,18 @@ pub enum Event {
         machine_id: String,
         consumed: Vec<Draw>,
     },
+    /// A run the machine refused before starting goes back to the plan with its material, or,
+    /// when its order closed meanwhile, ends `cancelled` and its material is `released`.
     JobRequeued {
         order_id: String,
         job_id: i64,
         machine_id: String,
         returned: Vec<Draw>,
         reason: String,
+        #[serde(default)]
+        cancelled: bool,
+        #[serde(default)]
+        released: Vec<Draw>,
     },
     JobStarted {
         order_id: String,
@@ -417,14 +423,23 @@ pub fn replay<'a>(records: impl IntoIterator<Item = &'a EventRecord>) -> Replaye
                 }
             }
             Event::JobRequeued {
-                job_id, returned, ..
+                job_id,
+                returned,
+                cancelled,
+                released,
+                ..
             } => {
-                set_job(&mut r, *job_id, "planned");
+                set_job(
+                    &mut r,
+                    *job_id,
+                    if *cancelled { "cancelled" } else { "planned" },
+                );
                 for d in returned {
                     let s = r.stock.entry(d.account.clone()).or_default();
                     s.0 += d.amount.0;
                     s.1 += d.amount.0;
                 }
+                reserve(&mut r.stock, released, -1);
             }
             Event::JobStarted { job_id, .. } => set_job(&mut r, *job_id, "running"),
             Event::JobFinished {
