@@ -53,10 +53,19 @@
 //! rejected one makes the next poll an `M110 N0` again. An unchecked line could be turned into
 //! another command by noise (`M110 N0` into `M190 N0`, `M105` into `M107`).
 //!
-//! Timeouts are tiered: with a long command in flight (M109, M190, M400, G28, G29, ...) the
-//! printer may be silent for [`Settings::long_command_timeout`], otherwise
-//! [`Settings::command_timeout`]; `busy:` keep-alives count as progress. Silence past the limit
-//! sends a probe; silence past the limit again declares the link dead.
+//! Silence is probed early and judged late: after [`Settings::silence_probe`] with nothing
+//! heard (no `ok`, no `busy:` keep-alive, no temperature report during a heating wait) a probe
+//! goes out, whatever is in flight: a lost `ok` costs that long, not a whole timeout. Marlin
+//! sends a keep-alive every 2 s while a command blocks (`HOST_KEEPALIVE_FEATURE`), so a probe
+//! waits while they come; firmware that never sends them gets the probe, which it answers once
+//! the blocking command is done. The link is declared dead only after a further
+//! [`Settings::long_command_timeout`] with a long command in flight (M109, M190, M400, G28, G29,
+//! ...), otherwise [`Settings::command_timeout`], with nothing heard since the probe.
+//!
+//! An abort does not wait for anything in flight: the stream is dropped and the cancel script
+//! starts a new one at once (`M110 N0`, the sync probe and the script's leading `M108`/`M410`,
+//! which Marlin's emergency parser acts on as they arrive even while a command blocks its
+//! queue; the rest once the probe is answered).
 //!
 //! # Windowing and Marlin's receive-buffer flush
 //! On a line error Marlin empties its receive buffer (`gcode_line_error` in `queue.cpp`). With
@@ -107,6 +116,10 @@ pub const MAX_CMD_SIZE: usize = 96;
 /// Every stream starts with `M110 N0` and an `M105` probe; nothing follows until the probe is
 /// answered, so the `ok` count starts exact whatever was left over from before.
 const SYNC_LINES: usize = 2;
+
+/// Commands Marlin's emergency parser acts on as soon as they arrive, even while a command
+/// blocks its queue (`EMERGENCY_PARSER`).
+const EMERGENCY_COMMANDS: [&str; 3] = ["M108", "M410", "M112"];
 
 /// Commands that may legitimately keep the printer silent for minutes.
 const LONG_COMMANDS: [&str; 17] = [
@@ -206,6 +219,9 @@ pub struct Settings {
     pub command_timeout: Duration,
     /// Silence allowed while a long command (M109, M190, M400, G28, G29, ...) is in flight.
     pub long_command_timeout: Duration,
+    /// Silence after which a probe goes out (a lost `ok`), before either timeout; longer than
+    /// Marlin's 2 s keep-alive interval, so keep-alives hold it off.
+    pub silence_probe: Duration,
     /// How often the handshake (`M110 N0`, then `M115`) is repeated until answered.
     pub handshake_retry: Duration,
     /// Temperature poll (`M105`) while idle or paused; also proves the link alive.
@@ -238,6 +254,7 @@ impl Default for Settings {
             in_flight: None,
             command_timeout: Duration::from_secs(10),
             long_command_timeout: Duration::from_secs(900),
+            silence_probe: Duration::from_millis(2500),
             handshake_retry: Duration::from_secs(2),
             poll_interval: Duration::from_secs(5),
             resend_settle: Duration::from_millis(3),
@@ -423,6 +440,27 @@ impl Settle {
 }
 
 impl Stream {
+    fn new(purpose: Purpose, lines: Vec<StreamLine>, total: u64) -> Stream {
+        Stream {
+            purpose,
+            lines,
+            next: 0,
+            acked: 0,
+            paused: false,
+            total,
+            reported_percent: None,
+            probes: VecDeque::new(),
+            since_probe: 0,
+            settle: None,
+            sent_high: 0,
+            confirmed: None,
+            stray_ok_since_confirmed: false,
+            oks_behind_probe: 0,
+            consecutive_resends: 0,
+            last_resend: None,
+        }
+    }
+
     fn in_flight(&self) -> usize {
         self.next - self.acked
     }
@@ -664,24 +702,7 @@ impl Protocol {
             lines.push(StreamLine::added("M400"));
         }
         self.line_errors = None;
-        self.stream = Some(Stream {
-            purpose: Purpose::Job,
-            lines,
-            next: 0,
-            acked: 0,
-            paused: false,
-            total,
-            reported_percent: None,
-            probes: VecDeque::new(),
-            since_probe: 0,
-            settle: None,
-            sent_high: 0,
-            confirmed: None,
-            stray_ok_since_confirmed: false,
-            oks_behind_probe: 0,
-            consecutive_resends: 0,
-            last_resend: None,
-        });
+        self.stream = Some(Stream::new(Purpose::Job, lines, total));
         self.pump(now);
         Ok(())
     }
@@ -700,15 +721,40 @@ impl Protocol {
         Ok(())
     }
 
-    /// Abort the job: unsent lines are dropped and the cancel script follows the lines in flight.
+    /// Abort the job (or a cancel script that is stuck): the stream is dropped, whatever it
+    /// waited for, and the cancel script goes out at once in a stream of its own (see the module
+    /// documentation).
     pub fn cancel(&mut self, reason: &str, now: Instant) -> Result<(), CommandError> {
-        self.job_mut()?;
-        self.events.push_back(ProtocolEvent::JobInterrupted {
-            reason: reason.to_string(),
-            resume: None,
-        });
-        self.switch_to_cancel_script(now);
+        if self.stream.is_none() {
+            return Err(CommandError::NoJob);
+        }
+        if self.job_active() {
+            self.events.push_back(ProtocolEvent::JobInterrupted {
+                reason: reason.to_string(),
+                resume: None,
+            });
+        }
+        self.start_cancel_stream(now);
         Ok(())
+    }
+
+    fn start_cancel_stream(&mut self, now: Instant) {
+        let script = &self.settings.cancel_script;
+        let urgent = script
+            .iter()
+            .take_while(|line| EMERGENCY_COMMANDS.contains(&command_word(line).as_str()))
+            .count();
+        let mut lines = vec![StreamLine::added("M110 N0"), StreamLine::added("M105")];
+        lines.extend(script.iter().map(|line| StreamLine::added(line)));
+        self.line_errors = None;
+        self.stale_request = None;
+        self.swallow_ok = false;
+        self.tickle_at = None;
+        self.last_progress = now;
+        self.stream = Some(Stream::new(Purpose::Cancel, lines, 0));
+        for _ in 0..SYNC_LINES + urgent {
+            self.send_numbered(now);
+        }
     }
 
     fn job_mut(&mut self) -> Result<&mut Stream, CommandError> {
@@ -776,15 +822,17 @@ impl Protocol {
         }
     }
 
+    /// When silence sends a probe, or, once one is out, declares the link dead.
     fn stall_deadline(&self, stream: &Stream) -> Instant {
         let limit = if stream.long_in_flight() {
             self.settings.long_command_timeout
         } else {
             self.settings.command_timeout
         };
-        self.last_progress
-            .max(self.tickle_at.unwrap_or(self.last_progress))
-            + limit
+        match self.tickle_at {
+            None => self.last_progress + limit.min(self.settings.silence_probe),
+            Some(tickle_at) => self.last_progress.max(tickle_at) + limit,
+        }
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
@@ -843,9 +891,9 @@ impl Protocol {
                 return;
             }
             self.tickle_at = Some(now);
-            // Nothing came for a whole timeout: an answer the count still waits for came
-            // already, taken for another line's after a late stale request, or was lost. Only
-            // the tickle's own answer proves anything now.
+            // Nothing came for a while: an answer the count still waits for came already,
+            // taken for another line's after a late stale request, or was lost. Only the
+            // tickle's own answer proves anything now.
             if let Some(stream) = self.stream.as_mut() {
                 stream.probes.clear();
             }
