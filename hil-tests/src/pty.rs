@@ -17,6 +17,10 @@
 //! plugging the cable ([`SerialWire::unplug`], [`SerialWire::replug`]): the host's open port dies
 //! (reads fail) and the path disappears until the replug creates a new PTY behind it.
 //!
+//! [`SerialWire::take_host_opens`] tells the device each time the host opens the port (an inotify
+//! watch on the PTY slave): a board whose DTR line resets it (an Arduino's auto-reset) reboots
+//! then, as a native-USB board does not.
+//!
 //! Everything here uses safe APIs: `nix` for the PTY and terminal settings, tokio's pipe types
 //! for non-blocking I/O on the master.
 
@@ -28,6 +32,7 @@ use std::time::Duration;
 
 use microfab_drivers::rng::SplitMix64;
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
+use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 use nix::sys::termios::{SetArg, cfmakeraw, tcgetattr, tcsetattr};
 use tokio::net::unix::pipe;
 use tokio::sync::{mpsc, oneshot};
@@ -62,6 +67,7 @@ enum Command {
 pub struct SerialWire {
     link: PathBuf,
     from_host: mpsc::UnboundedReceiver<Vec<u8>>,
+    host_opens: Option<mpsc::UnboundedReceiver<()>>,
     commands: mpsc::UnboundedSender<Command>,
 }
 
@@ -70,6 +76,7 @@ impl SerialWire {
     pub fn open(config: WireConfig) -> io::Result<SerialWire> {
         let pty = Pty::open(&config.link)?;
         let (from_host_tx, from_host) = mpsc::unbounded_channel();
+        let (host_opens_tx, host_opens) = mpsc::unbounded_channel();
         let (commands, commands_rx) = mpsc::unbounded_channel();
         let byte_time = Duration::from_secs_f64(10.0 / f64::from(config.baud.max(1)));
         let task = WireTask {
@@ -79,11 +86,13 @@ impl SerialWire {
             outbound: Lane::new(byte_time, config.seed.wrapping_add(1)),
             unwritten: VecDeque::new(),
             from_host: from_host_tx,
+            host_opens: host_opens_tx,
         };
         tokio::spawn(task.run(commands_rx));
         Ok(SerialWire {
             link: config.link,
             from_host,
+            host_opens: Some(host_opens),
             commands,
         })
     }
@@ -97,6 +106,13 @@ impl SerialWire {
     /// Cancel-safe.
     pub async fn recv(&mut self) -> Option<Vec<u8>> {
         self.from_host.recv().await
+    }
+
+    /// A message each time the host opens the port (several opens in a burst may count once),
+    /// for a device that reacts to it. Held apart from [`SerialWire::recv`] so one loop can wait
+    /// on both; only the first call gets it.
+    pub fn take_host_opens(&mut self) -> Option<mpsc::UnboundedReceiver<()>> {
+        self.host_opens.take()
     }
 
     /// Queue bytes for the host; they leave at wire pace, after everything sent before.
@@ -140,6 +156,8 @@ struct Pty {
     reader: pipe::Receiver,
     writer: pipe::Sender,
     _slave: OwnedFd,
+    /// An inotify instance watching the slave for opens.
+    opens: pipe::Receiver,
 }
 
 impl Pty {
@@ -150,6 +168,9 @@ impl Pty {
         tcsetattr(&pair.slave, SetArg::TCSANOW, &termios)?;
         fcntl(&pair.master, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))?;
         let slave_path = nix::unistd::ttyname(&pair.slave)?;
+        // Watched from here on: our own open of the slave above is not the host's.
+        let opens = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)?;
+        opens.add_watch(&slave_path, AddWatchFlags::IN_OPEN)?;
         // Swap the link in atomically so a host polling the path never sees a half-made one.
         let staging = PathBuf::from(format!("{}.microfab-new", link.display()));
         let _ = std::fs::remove_file(&staging);
@@ -159,7 +180,21 @@ impl Pty {
             reader: pipe::Receiver::from_owned_fd_unchecked(pair.master.try_clone()?)?,
             writer: pipe::Sender::from_owned_fd_unchecked(pair.master)?,
             _slave: pair.slave,
+            opens: pipe::Receiver::from_owned_fd_unchecked(OwnedFd::from(opens))?,
         })
+    }
+
+    /// Wait until the host opens the slave.
+    async fn opened(&self) -> io::Result<()> {
+        let mut events = [0u8; 256];
+        loop {
+            self.opens.readable().await?;
+            match self.opens.try_read(&mut events) {
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
+                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                result => return result.map(drop),
+            }
+        }
     }
 
     async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
@@ -274,6 +309,7 @@ struct WireTask {
     /// Device-to-host bytes that have crossed the wire but the PTY has not taken yet.
     unwritten: VecDeque<u8>,
     from_host: mpsc::UnboundedSender<Vec<u8>>,
+    host_opens: mpsc::UnboundedSender<()>,
 }
 
 impl WireTask {
@@ -293,6 +329,12 @@ impl WireTask {
                     // EIO or EOF on the master: nobody holds the slave; cannot happen while we
                     // hold it, but never spin on it.
                     _ => self.pty = None,
+                },
+                opened = opened(self.pty.as_ref()) => match opened {
+                    Ok(()) => {
+                        let _ = self.host_opens.send(());
+                    }
+                    Err(error) => tracing::warn!(%error, "cannot watch the port for opens"),
                 },
                 () = sleep_until_some(inbound_due) => {
                     let due = self.inbound.take_due(Instant::now());
@@ -350,6 +392,13 @@ impl WireTask {
 async fn read_from(pty: Option<&Pty>, buf: &mut [u8]) -> io::Result<usize> {
     match pty {
         Some(pty) => pty.read(buf).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn opened(pty: Option<&Pty>) -> io::Result<()> {
+    match pty {
+        Some(pty) => pty.opened().await,
         None => std::future::pending().await,
     }
 }
@@ -457,6 +506,24 @@ mod tests {
             _ = host.transfer() => panic!("host port failed"),
         };
         assert_eq!(received, b"$G\n");
+    }
+
+    #[tokio::test]
+    async fn every_open_by_the_host_is_reported_to_the_device() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut wire = wire(dir.path(), 115_200);
+        let settings = SerialSettings::new(wire.link().to_str().unwrap(), 115_200);
+        let mut opens = wire.take_host_opens().unwrap();
+        let no_open = tokio::time::timeout(Duration::from_millis(100), opens.recv()).await;
+        assert!(no_open.is_err(), "creating the port is not an open");
+        for _ in 0..2 {
+            let host = SerialLink::open(&settings).unwrap();
+            tokio::time::timeout(Duration::from_secs(2), opens.recv())
+                .await
+                .expect("the open was seen")
+                .unwrap();
+            drop(host);
+        }
     }
 
     #[tokio::test]

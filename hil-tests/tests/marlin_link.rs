@@ -8,8 +8,8 @@ use microfab_drivers::marlin::protocol::TAIL_REJECTING_WINDOW;
 use microfab_drivers::traffic::Direction;
 use microfab_drivers::{Condition, Driver, DriverCommand, DriverEvent};
 use microfab_hil::marlin::fault::{Fault, FaultKind};
-use microfab_hil::marlin::firmware::{FirmwareConfig, UnnumberedChecksum};
-use microfab_hil::marlin::harness::{Comparison, Rig, stripped};
+use microfab_hil::marlin::firmware::{DropOk, FirmwareConfig, UnnumberedChecksum};
+use microfab_hil::marlin::harness::{Board, Comparison, Rig, is_host_command, stripped};
 
 const BAUD: u32 = 115_200;
 
@@ -532,6 +532,7 @@ async fn the_execution_log_file_records_what_the_firmware_ran() {
         baud: BAUD,
         seed: 1,
         execution_log: Some(log_path.clone()),
+        reset_on_open: false,
         firmware: fast_firmware(vec![]),
     })
     .unwrap();
@@ -577,4 +578,133 @@ async fn the_execution_log_file_records_what_the_firmware_ran() {
         .map(String::from)
         .collect();
     assert_eq!(logged, program);
+}
+
+/// Moves that take `seconds` of wall time each at time scale 1 (F3000 = 50 mm/s).
+fn slow_moves_with_m400(seconds: f64) -> String {
+    let distance = 50.0 * seconds;
+    format!("G1 X{distance:.1} F3000\nM400\nG1 X0 F3000\nM400\nG1 X1\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_ok_after_m400_costs_seconds_with_or_without_keepalives() {
+    // Every M400's `ok` is lost (the program's two and the driver's own at the end). With the
+    // default timeouts each used to cost the 900 s long-command timeout; now a probe goes out
+    // 2.5 s after the last keep-alive, or after M400 when the firmware sends none.
+    let text = slow_moves_with_m400(4.0);
+    let mut program = stripped(&text).unwrap();
+    // The execution log is compared without the host's commands, M400 among them.
+    program.retain(|command| !is_host_command(command));
+    for host_keepalive in [true, false] {
+        let firmware = FirmwareConfig {
+            host_keepalive,
+            drop_ok: Some(DropOk {
+                share: 1.0,
+                command: Some("M400".into()),
+                seed: 1,
+            }),
+            ..FirmwareConfig::default()
+        };
+        let mut rig = Rig::start(BAUD, firmware, |_| {}).await.unwrap();
+        let started = tokio::time::Instant::now();
+        rig.run(1, &text).await.unwrap();
+        finished(&mut rig, 1, 30).await;
+        let elapsed = started.elapsed();
+        assert_eq!(rig.sim.oks_dropped(), 3);
+        // 8 s of moves, and about 2.5 s for each lost `ok`.
+        assert!(
+            elapsed < Duration::from_secs(8 + 3 * 3 + 2),
+            "keep-alives {host_keepalive}: {elapsed:?}"
+        );
+        assert!(comparison(&rig, &program).is_exact(&program));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_ok_after_a_move_costs_under_3_s() {
+    let text = print_program(80);
+    let program = stripped(&text).unwrap();
+    let firmware = FirmwareConfig {
+        drop_ok: Some(DropOk {
+            share: 0.05,
+            command: Some("G1".into()),
+            seed: 3,
+        }),
+        ..fast_firmware(vec![])
+    };
+    let mut rig = Rig::start(BAUD, firmware, |_| {}).await.unwrap();
+    let started = tokio::time::Instant::now();
+    rig.run(1, &text).await.unwrap();
+    finished(&mut rig, 1, 60).await;
+    let dropped = rig.sim.oks_dropped();
+    assert!(dropped > 0);
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed < Duration::from_secs(3 * dropped + 3),
+        "{dropped} lost: {elapsed:?}"
+    );
+    assert!(comparison(&rig, &program).is_exact(&program));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abort_during_m400_frees_the_printer_at_once() {
+    // A 60 s move, then M400: the printer says `busy` every 2 s and M400's `ok` is far off.
+    // The abort must not wait for it: M410 (emergency parser) empties the planner, M400 ends,
+    // the cancel script runs and the printer is idle within a few seconds.
+    let text = slow_moves_with_m400(60.0);
+    let program = stripped(&text).unwrap();
+    let mut rig = Rig::start(BAUD, FirmwareConfig::default(), |_| {})
+        .await
+        .unwrap();
+    rig.run(1, &text).await.unwrap();
+    rig.wait_for(Duration::from_secs(5), |e| {
+        matches!(e, DriverEvent::JobProgress { done: 1, .. })
+    })
+    .await
+    .unwrap();
+    // M400 is in flight, waiting for the move.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let aborted = tokio::time::Instant::now();
+    rig.driver.command(DriverCommand::Abort).await.unwrap();
+    let end = rig.job_end(1, Duration::from_secs(1)).await.unwrap();
+    assert!(matches!(end, DriverEvent::JobInterrupted { .. }), "{end:?}");
+    rig.wait_for(Duration::from_secs(5), |e| {
+        *e == DriverEvent::Condition(Condition::Idle)
+    })
+    .await
+    .unwrap_or_else(|error| panic!("{error}\n{}", rig.traffic_tail(30)));
+    assert!(
+        aborted.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        aborted.elapsed()
+    );
+    let script = microfab_drivers::marlin::protocol::default_cancel_script();
+    let executed = commands(&rig);
+    assert_eq!(
+        executed,
+        [&program[..1], &script[..]].concat(),
+        "{}",
+        rig.traffic_tail(30)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_print_completes_on_a_board_that_resets_when_the_port_opens_and_on_one_that_does_not() {
+    let text = print_program(100);
+    let program = stripped(&text).unwrap();
+    for board in [Board::NativeUsb, Board::ResetOnOpen] {
+        let mut rig = Rig::start_on(board, BAUD, fast_firmware(vec![]), |_| {})
+            .await
+            .unwrap();
+        let resets = rig.sim.resets();
+        assert_eq!(resets > 0, board == Board::ResetOnOpen, "{board:?}");
+        rig.run(1, &text).await.unwrap();
+        finished(&mut rig, 1, 30).await;
+        assert!(comparison(&rig, &program).is_exact(&program), "{board:?}");
+        assert_eq!(
+            rig.sim.resets(),
+            resets,
+            "{board:?}: no reset during the job"
+        );
+    }
 }

@@ -484,6 +484,18 @@ impl Stream {
         self.lines[self.acked..self.next].iter().any(|l| l.long)
     }
 
+    /// Until an `M110` is answered, the firmware's numbering after it is not certain (see
+    /// [`Protocol::cancel`]): nothing is sent behind it.
+    fn renumbering_in_flight(&self) -> bool {
+        self.renumbering_before(self.next)
+    }
+
+    fn renumbering_before(&self, end: usize) -> bool {
+        self.lines[self.acked..end]
+            .iter()
+            .any(|l| command_word(&l.text) == "M110")
+    }
+
     /// Where the job could go on: program lines from the first one not certainly executed.
     /// `None` for the cancel script, or when every program line was acknowledged.
     fn resume_point(&self) -> Option<ResumePoint> {
@@ -745,7 +757,15 @@ impl Protocol {
             .take_while(|line| EMERGENCY_COMMANDS.contains(&command_word(line).as_str()))
             .count();
         let mut lines = vec![StreamLine::added("M110 N0"), StreamLine::added("M105")];
-        lines.extend(script.iter().map(|line| StreamLine::added(line)));
+        lines.extend(script[..urgent].iter().map(|line| StreamLine::added(line)));
+        if urgent > 0 {
+            // Marlin also applies `M110 N0` when it executes it, which may come after it has
+            // read the lines sent with it: the numbering is then 0, or the last of them. A
+            // second M110, sent once they are answered, makes it certain.
+            let number = lines.len();
+            lines.push(StreamLine::added(&format!("M110 N{number}")));
+        }
+        lines.extend(script[urgent..].iter().map(|line| StreamLine::added(line)));
         self.line_errors = None;
         self.stale_request = None;
         self.swallow_ok = false;
@@ -1090,6 +1110,9 @@ impl Protocol {
                     && stream.probes.len() == 1
                     && stream.settle.is_none()
                     && stream.next >= stream.sent_high
+                    // Before an abort's second `M110`, `ok`s of the aborted job's lines are
+                    // expected: no probe may go out until the numbering is certain.
+                    && !stream.renumbering_before(stream.lines.len())
                 {
                     self.send_probe_now(now);
                 }
@@ -1477,7 +1500,11 @@ impl Protocol {
             } else {
                 line_window
             };
-            if m110_unconfirmed || held || stream.in_flight() >= window {
+            if m110_unconfirmed
+                || held
+                || stream.in_flight() >= window
+                || stream.renumbering_in_flight()
+            {
                 return;
             }
             if stream.next == stream.lines.len() {

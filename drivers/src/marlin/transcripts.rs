@@ -651,15 +651,17 @@ cancel
 ! Temperatures T:20/0
 < ok
 < ok
-> N4 M104 S0*97
+> N4 M110 N4*125
 < ok
-> N5 M140 S0*96
+> N5 M104 S0*96
 < ok
-> N6 M107*35
+> N6 M140 S0*99
 < ok
-> N7 M84*24
+> N7 M107*34
 < ok
-> N8 M105*47
+> N8 M84*23
+< ok
+> N9 M105*46
 < ok T:20.0 /0.0
 ! Temperatures T:20/0
 ! CancelDone
@@ -886,9 +888,11 @@ cancel
 > N2 M108*40
 < ok
 < ok
-> N3 M105*36
 < ok T:20.0 /0.0
 ! Temperatures T:20/0
+< ok
+> N3 M110 N3*125
+< ok
 > N4 M84*27
 < ok
 > N5 M105*34
