@@ -412,6 +412,11 @@ struct Stream {
     oks_behind_probe: usize,
     /// Fresh requests for `last_resend` in a row.
     consecutive_resends: u32,
+    /// Fresh resend requests in this stream.
+    resends: usize,
+    /// Resends took more than [`WINDOW_FALLBACK_SHARE`] of the lines: one line in flight for
+    /// the rest of the stream.
+    single_line: bool,
     last_resend: Option<usize>,
 }
 
@@ -458,6 +463,8 @@ impl Stream {
             oks_behind_probe: 0,
             consecutive_resends: 0,
             last_resend: None,
+            resends: 0,
+            single_line: false,
         }
     }
 
@@ -1201,6 +1208,7 @@ impl Protocol {
         self.last_progress = now;
         self.tickle_at = None;
         let line_window = self.line_window();
+        let at_ms = self.at_ms(now);
         // Outside lines are answered before a stream sends anything (`pump` waits for them),
         // so while one is pending the request is about it, even if a job has just started.
         let stream = match self.stream.as_mut() {
@@ -1276,6 +1284,22 @@ impl Protocol {
         stream.last_resend = Some(rewind_to);
         stream.consecutive_resends += 1;
         self.traffic.counters.resends += 1;
+        stream.resends += 1;
+        if !stream.single_line
+            && line_window > 1
+            && stream.sent_high >= WINDOW_FALLBACK_AFTER
+            && stream.resends as f64 > WINDOW_FALLBACK_SHARE * stream.sent_high as f64
+        {
+            stream.single_line = true;
+            let note = format!(
+                "{} resends for {} lines with {line_window} in flight: one line in flight for \
+                 the rest of this stream",
+                stream.resends, stream.sent_high
+            );
+            tracing::warn!("marlin: {note}");
+            self.traffic.counters.window_fallbacks += 1;
+            self.traffic.record(at_ms, Direction::Note, note);
+        }
         if stream.consecutive_resends > self.settings.max_consecutive_resends {
             let reason = format!(
                 "{} resend requests in a row for line {rewind_to}: the link is faulty",
@@ -1495,7 +1519,7 @@ impl Protocol {
             let held = (stream.paused && stream.purpose == Purpose::Job) || stream.settle.is_some();
             // One line at a time until the sync probe is answered: a line error empties Marlin's
             // receive buffer, and the tail of the probe must not answer for it.
-            let window = if stream.acked < SYNC_LINES {
+            let window = if stream.acked < SYNC_LINES || stream.single_line {
                 1
             } else {
                 line_window
@@ -1598,6 +1622,12 @@ fn firmware_name(info: &str) -> String {
     }
     name.join(" ")
 }
+
+/// Whatever the firmware does with a window's stale lines, a stream whose resend requests pass
+/// this share of the lines sent (after [`WINDOW_FALLBACK_AFTER`] lines; 1 % line corruption
+/// makes about 1 %) goes on with one line in flight, which no flush can cut.
+pub const WINDOW_FALLBACK_SHARE: f64 = 0.05;
+pub const WINDOW_FALLBACK_AFTER: usize = 200;
 
 /// The window for firmware that rejects the unnumbered tail of a cut line. Measured with 1 % of
 /// lines corrupted (`microfab bench streaming`, 10,000 lines at 115,200 baud): 3 keeps the wire

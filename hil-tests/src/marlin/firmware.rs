@@ -60,6 +60,9 @@ pub struct FirmwareConfig {
     pub tx_buffer: bool,
     /// `busy: processing` every 2 s while a command blocks (`HOST_KEEPALIVE_FEATURE`).
     pub host_keepalive: bool,
+    /// Marlin 1.0 answers `ok` for G0-G3 when it reads them into its queue, before the
+    /// commands queued ahead of them have run (`get_command`), and nothing when they run.
+    pub ok_on_read_for_moves: bool,
     pub drop_ok: Option<DropOk>,
     pub faults: Vec<Fault>,
 }
@@ -124,6 +127,7 @@ impl Default for FirmwareConfig {
             unnumbered_checksum: UnnumberedChecksum::default(),
             tx_buffer: false,
             host_keepalive: true,
+            ok_on_read_for_moves: false,
             drop_ok: None,
             faults: Vec::new(),
         }
@@ -218,7 +222,8 @@ pub struct Firmware {
     line: Vec<u8>,
     in_comment: bool,
     last_n: i64,
-    ring: VecDeque<(Option<i64>, String)>,
+    /// Accepted lines: their number, text, and whether their `ok` went out when they were read.
+    ring: VecDeque<(Option<i64>, String, bool)>,
     running: Option<Running>,
     planner: VecDeque<Instant>,
     position: [f64; 3],
@@ -640,7 +645,20 @@ impl Firmware {
             self.hang(seconds);
             return;
         }
-        self.ring.push_back((number, command.to_string()));
+        // Marlin 1.0 acknowledges a move as it reads it (`get_command`), not when it has planned
+        // it: its `ok` overtakes those of the commands still queued before it.
+        let acknowledged = self.config.ok_on_read_for_moves
+            && matches!(
+                Words::parse(&strip_number_and_checksum(command))
+                    .code
+                    .as_str(),
+                "G0" | "G1" | "G2" | "G3"
+            );
+        if acknowledged {
+            self.say("ok");
+        }
+        self.ring
+            .push_back((number, command.to_string(), acknowledged));
     }
 
     fn line_error(&mut self, message: &str) {
@@ -659,10 +677,11 @@ impl Firmware {
     /// Start the next command or finish the running one. `true` if something changed.
     fn step_command(&mut self) -> bool {
         if self.running.is_none() {
-            let Some((number, text)) = self.ring.pop_front() else {
+            let Some((number, text, acknowledged)) = self.ring.pop_front() else {
                 return false;
             };
-            let running = self.start(number, &text);
+            let mut running = self.start(number, &text);
+            running.swallow_ok |= acknowledged;
             self.running = Some(running);
             self.last_keepalive = self.now;
             self.last_wait_report = self.now;
