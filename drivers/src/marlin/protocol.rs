@@ -95,6 +95,16 @@
 //! version (`Marlin 1.0.0 (Github)`). Until the handshake has identified the firmware the
 //! window is 1, and a restarted board is identified again.
 //!
+//! Whatever the firmware does with a window's stale lines (and implementations differ in what
+//! each rejection flushes and answers), a stream whose resend requests pass
+//! [`WINDOW_FALLBACK_SHARE`] of the lines sent goes on with one line in flight, which no flush
+//! can cut; the console gets a note and the link's counters a `window_fallbacks`.
+//!
+//! Marlin 1.0 and Sprinter answer `ok` for a move (G0-G3) when they read it into their queue,
+//! not when they have run it, so with a window its `ok` can overtake a probe queued ahead of it
+//! ([`acknowledges_moves_on_read`]): on those, the plain `ok`s that came while a probe was the
+//! oldest line in flight acknowledge the moves behind it once the probe is answered.
+//!
 //! # Where an interrupted job can go on
 //! When the link dies under a job (I/O error, end of file, silence), `JobInterrupted` carries a
 //! [`ResumePoint`] in lines of the program file: everything before the first unacknowledged
@@ -1070,6 +1080,7 @@ impl Protocol {
         // Only the tail of a line cut by Marlin 1.1/2.x's receive-buffer flush makes an `ok`
         // for no line; it needs a window, and firmware whose auto window is 1.
         let tails_run = self.line_window() > 1 && auto_line_window(self.firmware.as_deref()) == 1;
+        let moves_acked_on_read = acknowledges_moves_on_read(self.firmware.as_deref());
         let Some(stream) = self.stream.as_mut() else {
             return;
         };
@@ -1081,50 +1092,64 @@ impl Protocol {
             return;
         }
         // `confirmed`: a line the firmware has certainly executed (a plain `ok` may be stray).
-        let (acked, confirmed) =
-            if answered_m105 && let Some(probe) = Self::answered_probe(stream, tails_run) {
-                // Marlin executes in order: everything up to the probe was accepted and executed.
-                (probe + 1, Some(probe))
-            } else if let Some(n) = advanced_line.map(|n| n as usize)
-                && n >= stream.acked
-                && n < stream.next
-            {
-                (n + 1, Some(n))
-            } else if stream.acked < stream.next && !stream.lines[stream.acked].probe {
-                (stream.acked + 1, None)
-            } else {
-                // Nothing in flight, or the oldest line is a probe, which only `ok T:` answers
-                // (lines after it execute after it): a stray `ok`. It may also be the probe itself,
-                // its `N` hit by noise and read as an unknown command; a second probe tells at
-                // once (Marlin rejects it and asks for the first) instead of after a timeout.
-                stream.stray_ok_since_confirmed = true;
-                if !follows_unknown_command {
-                    stream.oks_behind_probe += 1;
-                }
-                if stream.acked >= SYNC_LINES && !follows_unknown_command {
-                    if tails_run {
-                        tracing::warn!(
-                            "an `ok` for no line: the tail of a line cut by the printer's \
+        let (acked, confirmed) = if answered_m105
+            && moves_acked_on_read
+            && let Some(probe) = stream.probes.pop_front()
+        {
+            // The plain `ok`s that came while the probe was the oldest line in flight were
+            // the moves behind it, acknowledged as they were read.
+            let moves_behind = stream.lines[probe + 1..stream.next]
+                .iter()
+                .take_while(|line| is_move(&line.text))
+                .count();
+            (
+                probe + 1 + stream.oks_behind_probe.min(moves_behind),
+                Some(probe),
+            )
+        } else if answered_m105 && let Some(probe) = Self::answered_probe(stream, tails_run) {
+            // Marlin executes in order: everything up to the probe was accepted and executed.
+            (probe + 1, Some(probe))
+        } else if let Some(n) = advanced_line.map(|n| n as usize)
+            && n >= stream.acked
+            && n < stream.next
+        {
+            (n + 1, Some(n))
+        } else if stream.acked < stream.next && !stream.lines[stream.acked].probe {
+            (stream.acked + 1, None)
+        } else {
+            // Nothing in flight, or the oldest line is a probe, which only `ok T:` answers
+            // (lines after it execute after it): a stray `ok`. It may also be the probe itself,
+            // its `N` hit by noise and read as an unknown command; a second probe tells at
+            // once (Marlin rejects it and asks for the first) instead of after a timeout.
+            stream.stray_ok_since_confirmed = true;
+            if !follows_unknown_command {
+                stream.oks_behind_probe += 1;
+            }
+            if stream.acked >= SYNC_LINES && !follows_unknown_command {
+                if tails_run {
+                    tracing::warn!(
+                        "an `ok` for no line: the tail of a line cut by the printer's \
                          receive-buffer flush may have run unchecked (a command may have run twice)"
-                        );
-                    } else {
-                        // The count ran behind (a jump over copies of accepted lines, a lost
-                        // `ok`): the next probe puts it right.
-                        tracing::debug!("an `ok` for no line");
-                    }
+                    );
+                } else {
+                    // The count ran behind (a jump over copies of accepted lines, a lost
+                    // `ok`): the next probe puts it right.
+                    tracing::debug!("an `ok` for no line");
                 }
-                if stream.acked < stream.next
+            }
+            if stream.acked < stream.next
+                    && !moves_acked_on_read
                     && stream.probes.len() == 1
                     && stream.settle.is_none()
                     && stream.next >= stream.sent_high
                     // Before an abort's second `M110`, `ok`s of the aborted job's lines are
                     // expected: no probe may go out until the numbering is certain.
                     && !stream.renumbering_before(stream.lines.len())
-                {
-                    self.send_probe_now(now);
-                }
-                return;
-            };
+            {
+                self.send_probe_now(now);
+            }
+            return;
+        };
         stream.acked = acked;
         stream.oks_behind_probe = 0;
         if confirmed.is_some() {
@@ -1637,6 +1662,23 @@ pub const WINDOW_FALLBACK_AFTER: usize = 200;
 /// unanswered lines always fit and never overrun its receive buffer.
 pub const TAIL_REJECTING_WINDOW: usize = 3;
 
+/// Marlin 1.0 and Sprinter answer `ok` for G0-G3 when they read the line into their queue
+/// (`get_command`), not when they have run it: that `ok` overtakes those of the commands queued
+/// ahead of it, a probe among them.
+pub fn acknowledges_moves_on_read(firmware: Option<&str>) -> bool {
+    let name = firmware.unwrap_or("");
+    name.starts_with("Sprinter") || is_marlin_1_0(name)
+}
+
+fn is_marlin_1_0(name: &str) -> bool {
+    name.starts_with("Marlin V1") && name.contains("Sprinter/grbl mashup")
+}
+
+/// G0-G3, which Marlin 1.0 acknowledges as it reads them.
+fn is_move(line: &str) -> bool {
+    matches!(command_word(line).as_str(), "G0" | "G1" | "G2" | "G3")
+}
+
 /// The line window for a firmware identified by its `FIRMWARE_NAME` ([`Protocol::firmware`]):
 /// [`TAIL_REJECTING_WINDOW`] for the families that reject the unnumbered tail of a line cut by
 /// their receive-buffer flush (see the module documentation), 1 for Marlin 1.1/2.x, which runs
@@ -1650,7 +1692,7 @@ pub fn auto_line_window(firmware: Option<&str>) -> usize {
     // Marlin 1.0.x reports `Marlin V1; Sprinter/grbl mashup for gen6`. From 1.1 on the name is
     // `Marlin <version>`, and vendors' builds of Marlin 1.1/2.x print any version there
     // (`Marlin 1.0.0 (Github)`, `Marlin V1.1.4 (...)`): the version number proves nothing.
-    let marlin_1_0 = name.starts_with("Marlin V1") && name.contains("Sprinter/grbl mashup");
+    let marlin_1_0 = is_marlin_1_0(name);
     if prusa_firmware || sprinter || marlin_1_0 {
         TAIL_REJECTING_WINDOW
     } else {

@@ -1454,3 +1454,44 @@ job: G1 X1 | G1 X2 | G1 X3
 ",
     );
 }
+
+#[test]
+fn on_marlin_1_0_the_oks_of_moves_read_behind_a_probe_acknowledge_them() {
+    // Marlin 1.0 answers a move's `ok` when it reads it, so the moves behind a probe answer
+    // before it does: once the probe is answered, those `ok`s count for them.
+    check(
+        "
+settings: resync_interval=2
+> N0 M110 N0*125
+< ok
+> N1 M115*39
+< FIRMWARE_NAME:Marlin V1; Sprinter/grbl mashup for gen6 FIRMWARE_URL:https://github.com/MarlinFirmware/Marlin PROTOCOL_VERSION:1.0
+< ok
+! Ready { firmware: Some(\"Marlin V1; Sprinter/grbl mashup for gen6\"), line_window: 3 }
+job: G1 X1 | G1 X2 | G1 X3 | G1 X4 | G1 X5
+> N0 M110 N0*125
+< ok
+! JobProgress { done: 0, total: 5 }
+> N1 M105*38
+< ok T:20.0 /0.0
+! Temperatures T:20/0
+> N2 G1 X1*99
+> N3 G1 X2*97
+> N4 M105*35
+< ok
+! JobProgress { done: 1, total: 5 }
+> N5 G1 X3*102
+< ok
+! JobProgress { done: 2, total: 5 }
+> N6 G1 X4*98
+< ok
+< ok
+< ok T:20.0 /0.0
+! Temperatures T:20/0
+! JobProgress { done: 4, total: 5 }
+> N7 M105*32
+> N8 G1 X5*109
+> N9 M105*46
+",
+    );
+}

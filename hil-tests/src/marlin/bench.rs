@@ -70,7 +70,7 @@ use anyhow::Context;
 use microfab_drivers::DriverEvent;
 
 use super::fault::{Fault, FaultKind};
-use super::firmware::{FirmwareConfig, UnnumberedChecksum};
+use super::firmware::{DropOk, FirmwareConfig, UnnumberedChecksum};
 use super::harness::{Comparison, Rig};
 use crate::bench::StreamingRow;
 
@@ -87,6 +87,10 @@ pub struct BenchRun {
     pub foreign: u64,
     /// The lines the driver kept in flight ([`microfab_drivers::marlin::MarlinDriver::line_window`]).
     pub line_window: usize,
+    /// `Error:` lines from the printer (line errors, each stale line's rejection included).
+    pub errors: u64,
+    /// 1 if the stream fell back to one line in flight (too many resends for its window).
+    pub window_fallbacks: u64,
 }
 
 /// One way of streaming to one kind of firmware.
@@ -230,8 +234,9 @@ pub async fn bench_run(
         .sum();
     let received = rig.sim.bytes_received() - bytes_before;
     let comparison = Comparison::new(&program, &rig.sim.execution_log());
-    let resends = microfab_drivers::Driver::traffic(&rig.driver)
-        .map_or(0, |traffic| traffic.counters.resends);
+    let counters = microfab_drivers::Driver::traffic(&rig.driver)
+        .map(|traffic| traffic.counters.clone())
+        .unwrap_or_default();
     Ok(BenchRun {
         row: StreamingRow {
             protocol: "marlin",
@@ -247,8 +252,86 @@ pub async fn bench_run(
         },
         wire_utilisation: received as f64 / seconds / wire_bytes_per_second,
         ceiling: payload as f64 / framed as f64,
-        resends,
+        resends: counters.resends,
         foreign: comparison.foreign.len() as u64,
         line_window: rig.driver.line_window(),
+        errors: counters.errors,
+        window_fallbacks: counters.window_fallbacks,
+    })
+}
+
+/// What a lost `ok` costs: the same program streamed with and without lost `ok`s.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LostOkRun {
+    pub lines: usize,
+    pub dropped: u64,
+    pub seconds: f64,
+    pub clean_seconds: f64,
+    pub lost: u64,
+    pub doubled: u64,
+}
+
+impl LostOkRun {
+    pub fn seconds_per_lost_ok(&self) -> f64 {
+        (self.seconds - self.clean_seconds) / self.dropped.max(1) as f64
+    }
+}
+
+/// `lines` moves (`after_m400`: each followed by `M400`, half of the lines) streamed with the
+/// driver's defaults (one line in flight on Marlin 2.x, its timeouts), with `share` of the
+/// `ok`s of the moves, or of the `M400`s, lost on the way back.
+pub async fn lost_ok_run(
+    lines: usize,
+    share: f64,
+    after_m400: bool,
+    baud: u32,
+) -> anyhow::Result<LostOkRun> {
+    let program: Vec<String> = if after_m400 {
+        bench_program(lines / 2)
+            .into_iter()
+            .flat_map(|line| [line, "M400".to_string()])
+            .collect()
+    } else {
+        bench_program(lines)
+    };
+    let command = if after_m400 { "M400" } else { "G1" };
+    let mut seconds = [0.0; 2];
+    let mut measured = None;
+    for (run, share) in [0.0, share].into_iter().enumerate() {
+        let firmware = FirmwareConfig {
+            time_scale: 1e9,
+            drop_ok: (share > 0.0).then(|| DropOk {
+                share,
+                command: Some(command.into()),
+                seed: 11,
+            }),
+            ..FirmwareConfig::default()
+        };
+        let mut rig = Rig::start(baud, firmware, |config| {
+            config.poll_interval_ms = 60_000;
+        })
+        .await?;
+        let started = tokio::time::Instant::now();
+        rig.run(1, &program.join("\n")).await?;
+        let end = rig
+            .job_end(1, Duration::from_secs(3_600))
+            .await
+            .context("the job did not end")?;
+        if !matches!(end, DriverEvent::JobFinished { .. }) {
+            anyhow::bail!("the job did not finish: {end:?}");
+        }
+        seconds[run] = started.elapsed().as_secs_f64();
+        let moves: Vec<String> = program.iter().filter(|l| *l != "M400").cloned().collect();
+        let comparison = Comparison::new(&moves, &rig.sim.execution_log());
+        measured = Some((rig.sim.oks_dropped(), comparison.lost, comparison.doubled));
+    }
+    let (dropped, lost, doubled) = measured.unwrap_or_default();
+    Ok(LostOkRun {
+        lines: program.len(),
+        dropped,
+        seconds: seconds[1],
+        clean_seconds: seconds[0],
+        lost,
+        doubled,
     })
 }

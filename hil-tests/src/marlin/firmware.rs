@@ -60,9 +60,6 @@ pub struct FirmwareConfig {
     pub tx_buffer: bool,
     /// `busy: processing` every 2 s while a command blocks (`HOST_KEEPALIVE_FEATURE`).
     pub host_keepalive: bool,
-    /// Marlin 1.0 answers `ok` for G0-G3 when it reads them into its queue, before the
-    /// commands queued ahead of them have run (`get_command`), and nothing when they run.
-    pub ok_on_read_for_moves: bool,
     pub drop_ok: Option<DropOk>,
     pub faults: Vec<Fault>,
 }
@@ -88,7 +85,8 @@ pub enum UnnumberedChecksum {
     #[default]
     Run,
     /// Marlin 1.0 and Sprinter: `Error:No Line Number with checksum, Last Line: <n>`; the line
-    /// is dropped with no resend request and no `ok`.
+    /// is dropped with no resend request and no `ok`. These also answer `ok` for G0-G3 when
+    /// they read the line into their queue, not when it has run (`get_command`).
     Reject,
     /// Prusa-Firmware (`cmdqueue.cpp`): the same error, handled like any line error (receive
     /// buffer emptied, `Resend: <n + 1>`, `ok`).
@@ -127,7 +125,6 @@ impl Default for FirmwareConfig {
             unnumbered_checksum: UnnumberedChecksum::default(),
             tx_buffer: false,
             host_keepalive: true,
-            ok_on_read_for_moves: false,
             drop_ok: None,
             faults: Vec::new(),
         }
@@ -645,9 +642,9 @@ impl Firmware {
             self.hang(seconds);
             return;
         }
-        // Marlin 1.0 acknowledges a move as it reads it (`get_command`), not when it has planned
-        // it: its `ok` overtakes those of the commands still queued before it.
-        let acknowledged = self.config.ok_on_read_for_moves
+        // Marlin 1.0 and Sprinter acknowledge a move as they read it (`get_command`), not when
+        // they have planned it: its `ok` overtakes those of the commands still queued before it.
+        let acknowledged = self.config.unnumbered_checksum == UnnumberedChecksum::Reject
             && matches!(
                 Words::parse(&strip_number_and_checksum(command))
                     .code

@@ -56,7 +56,8 @@ pub struct MarlinSimArgs {
     #[arg(long)]
     pub advanced_ok: bool,
     /// What a line with a `*` checksum but no `N` line number does: `run` (Marlin 1.1 and
-    /// 2.x), `reject` (Marlin 1.0, Sprinter), `reject-and-resend` (Prusa-Firmware).
+    /// 2.x), `reject` (Marlin 1.0, Sprinter; these also answer a move's `ok` as they read it),
+    /// `reject-and-resend` (Prusa-Firmware).
     #[arg(long, value_enum, default_value_t = UnnumberedChecksum::Run)]
     pub unnumbered_checksum: UnnumberedChecksum,
     /// The board buffers its output (TX_BUFFER_SIZE > 0, or native USB). Without it, writes
