@@ -25,13 +25,16 @@ async fn no_method_loses_a_line_and_the_default_doubles_none() {
     eprintln!("{}", String::from_utf8_lossy(&table));
     for run in &runs {
         eprintln!(
-            "{} at {:.0} %: wire {:.3}, ceiling {:.3}, resends {}, foreign {}",
+            "{} at {:.0} %: wire utilisation {:.3}, ceiling {:.3}, resends {}, line errors {}, \
+             foreign {}, fallbacks {}",
             run.row.method,
             run.row.corruption * 100.0,
             run.wire_utilisation,
             run.ceiling,
             run.resends,
-            run.foreign
+            run.errors,
+            run.foreign,
+            run.window_fallbacks
         );
     }
     let methods = METHODS.iter().flat_map(|method| [method, method]);
