@@ -48,8 +48,7 @@
 //! Figures move from run to run on this machine, most for the windows under noise: the wire
 //! stays busy only while acknowledgements come back within the window's wire time (7 ms for 3
 //! lines), and a busy neighbour on the virtual machine stretches some round trips past it. Over
-//! three runs each of the window of 3 at 1 % (before this Marlin 1.0 model acknowledged moves
-//! on read) the wire efficiency was 0.876-0.886 for Marlin 1.0, 0.647-0.889 for Prusa-Firmware
+//! three more runs each of the window of 3 at 1 % the wire efficiency was 0.876-0.886 for Marlin 1.0, 0.647-0.889 for Prusa-Firmware
 //! and 0.750-0.894 with a TX buffer, 11-13 resends and 15-19 line errors per 1,000 lines
 //! (34-43 with a TX buffer: more stale lines answer), none lost or doubled, no fallback to one
 //! line in flight. The fallback ([`microfab_drivers::marlin::protocol::WINDOW_FALLBACK_SHARE`])
