@@ -503,14 +503,19 @@ async fn a_silent_printer_is_given_up_on_and_comes_back_after_its_watchdog_reset
     let executed = comparison(&rig, &program);
     assert!(executed.is_prefix(&program), "{executed:?}");
     assert!(executed.executed.len() < 40, "{}", executed.executed.len());
-    // The watchdog's reset, and on a board DTR resets, one for each time the port was reopened.
+    // The watchdog's reset; on a board DTR resets, also one each time the port was reopened,
+    // unless that reset the hung board before its watchdog did.
     let reopened = rig.driver.traffic().map_or(0, |t| t.counters.reconnects);
     let by_dtr = if Board::from_env() == Board::ResetOnOpen {
         reopened
     } else {
         0
     };
-    assert_eq!(rig.sim.resets() - resets_before, 1 + by_dtr);
+    let resets = rig.sim.resets() - resets_before;
+    assert!(
+        (1..=1 + by_dtr).contains(&resets),
+        "{resets} resets, {reopened} reopens"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
