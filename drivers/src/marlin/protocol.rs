@@ -65,7 +65,9 @@
 //! An abort does not wait for anything in flight: the stream is dropped and the cancel script
 //! starts a new one at once (`M110 N0`, the sync probe and the script's leading `M108`/`M410`,
 //! which Marlin's emergency parser acts on as they arrive even while a command blocks its
-//! queue; the rest once the probe is answered).
+//! queue; then a second `M110`, and the rest once it is answered). Marlin applies `M110` again
+//! when it runs it: lines it read before that are rejected and resent, so `M108`/`M410` may
+//! run twice, which does nothing more.
 //!
 //! # Windowing and Marlin's receive-buffer flush
 //! On a line error Marlin empties its receive buffer (`gcode_line_error` in `queue.cpp`). With
