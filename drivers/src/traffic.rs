@@ -10,6 +10,8 @@ use serde::Serialize;
 pub enum Direction {
     Sent,
     Received,
+    /// A remark of the driver's for whoever reads the console, not on the wire.
+    Note,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -27,6 +29,8 @@ pub struct LinkCounters {
     pub resends: u64,
     pub errors: u64,
     pub reconnects: u64,
+    /// Streams that fell back to one line in flight because a window drew too many resends.
+    pub window_fallbacks: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -49,6 +53,7 @@ impl TrafficLog {
         match direction {
             Direction::Sent => self.counters.lines_sent += 1,
             Direction::Received => self.counters.lines_received += 1,
+            Direction::Note => {}
         }
         if self.capacity == 0 {
             return;

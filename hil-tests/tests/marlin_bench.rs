@@ -9,7 +9,7 @@
 
 use microfab_drivers::marlin::protocol::TAIL_REJECTING_WINDOW;
 use microfab_hil::bench::print_table;
-use microfab_hil::marlin::bench::{METHODS, bench_runs};
+use microfab_hil::marlin::bench::{METHODS, bench_runs, lost_ok_run};
 use microfab_hil::marlin::firmware::UnnumberedChecksum;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -25,13 +25,16 @@ async fn no_method_loses_a_line_and_the_default_doubles_none() {
     eprintln!("{}", String::from_utf8_lossy(&table));
     for run in &runs {
         eprintln!(
-            "{} at {:.0} %: wire {:.3}, ceiling {:.3}, resends {}, foreign {}",
+            "{} at {:.0} %: wire utilisation {:.3}, ceiling {:.3}, resends {}, line errors {}, \
+             foreign {}, fallbacks {}",
             run.row.method,
             run.row.corruption * 100.0,
             run.wire_utilisation,
             run.ceiling,
             run.resends,
-            run.foreign
+            run.errors,
+            run.foreign,
+            run.window_fallbacks
         );
     }
     let methods = METHODS.iter().flat_map(|method| [method, method]);
@@ -65,4 +68,27 @@ async fn no_method_loses_a_line_and_the_default_doubles_none() {
     let (one_clean, window_clean) = (&runs[0], &runs[2]);
     assert_eq!(window_clean.row.doubled, 0);
     assert!(window_clean.wire_utilisation > one_clean.wire_utilisation);
+}
+
+/// What a lost `ok` costs with the driver's defaults, after a move and after `M400`
+/// (`MARLIN_LOST_OK_LINES=4000` for the documented figures; 1 % of the `ok`s lost).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_ok_costs_seconds_and_nothing_runs_twice() {
+    let lines: usize = std::env::var("MARLIN_LOST_OK_LINES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(600);
+    for after_m400 in [false, true] {
+        let run = lost_ok_run(lines, 0.01, after_m400, 115_200).await.unwrap();
+        eprintln!(
+            "lost ok after {}: {} lines, {} lost oks, {:.1} s against {:.1} s: {:.2} s each",
+            if after_m400 { "M400" } else { "a move" },
+            run.lines,
+            run.dropped,
+            run.seconds,
+            run.clean_seconds,
+            run.seconds_per_lost_ok()
+        );
+        assert_eq!((run.lost, run.doubled), (0, 0), "{run:?}");
+    }
 }

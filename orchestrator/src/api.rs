@@ -975,7 +975,7 @@ async fn machine_operator(
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ConsoleLine {
     pub at_ms: u64,
-    /// `sent` or `received`
+    /// `sent`, `received`, or `note` (a remark of the driver's, not on the wire)
     pub direction: String,
     pub text: String,
 }
@@ -988,6 +988,7 @@ pub struct Console {
     pub resends: u64,
     pub errors: u64,
     pub reconnects: u64,
+    pub window_fallbacks: u64,
 }
 
 /// The machine's recent serial traffic (newest last) and link counters, for support.
@@ -1023,6 +1024,7 @@ async fn machine_console(
         resends: c.resends,
         errors: c.errors,
         reconnects: c.reconnects,
+        window_fallbacks: c.window_fallbacks,
     }))
 }
 

@@ -250,23 +250,50 @@ async fn a_refused_run_of_a_cancelled_order_goes_back_to_stock(kind: &str) {
         .expect("the test plant config is valid");
     let store = Store::open(&db.url, Open::CreateIfMissing).await.unwrap();
     let plant = Plant::new(store, std::sync::Arc::new(config.clone()));
-    plant.register_machines(&config.machines, 1).await.unwrap();
-    plant.open_accounts(&config.materials, 1).await.unwrap();
+    let machines: Vec<_> = config
+        .machines
+        .iter()
+        .map(|m| m.get_ref().clone())
+        .collect();
+    let materials: Vec<_> = config
+        .materials
+        .iter()
+        .map(|m| m.get_ref().clone())
+        .collect();
+    plant.register_machines(&machines, 1).await.unwrap();
+    plant.open_accounts(&materials, 1).await.unwrap();
     let stock_before = plant.materials().await.unwrap();
 
     let spec = microfab_job_specs::check_file(std::path::Path::new(BRACKET_SPEC)).unwrap();
-    let order = plant.submit(&spec, None, "maker", 2).await.unwrap().order_id;
+    let order = plant
+        .submit(&spec, None, "maker", 2)
+        .await
+        .unwrap()
+        .order_id;
     plant.approve(&order, "operator", 3).await.unwrap();
     // Runs are made step by step: the first is a run of the first step, laser cutting.
-    let jobs = plant.jobs(Some(&order), None, Some("planned")).await.unwrap();
+    let jobs = plant
+        .jobs(Some(&order), None, Some("planned"))
+        .await
+        .unwrap();
     let first = jobs.iter().min_by_key(|j| j.id).unwrap();
+    plant
+        .machine_condition("laser-1", &microfab_drivers::Condition::Idle, 4)
+        .await
+        .unwrap();
     plant
         .dispatch(first.id, "laser-1", 4)
         .await
         .unwrap()
         .expect("the first run goes to the laser");
-    plant.cancel(&order, "maker withdrew", "operator", 5).await.unwrap();
-    plant.requeue(first.id, "the machine refused the run", 6).await.unwrap();
+    plant
+        .cancel(&order, "maker withdrew", "operator", 5)
+        .await
+        .unwrap();
+    plant
+        .requeue(first.id, "the machine refused the run", 6)
+        .await
+        .unwrap();
 
     let run = plant.jobs(Some(&order), None, None).await.unwrap();
     let run = run.iter().find(|j| j.id == first.id).unwrap();

@@ -52,6 +52,10 @@ pub struct MarlinConfig {
     /// temperature reports restart it.
     #[serde(default = "defaults::long_command_timeout_ms")]
     pub long_command_timeout_ms: u64,
+    /// Silence (no `ok`, no `busy:` keep-alive) after which a probe asks the printer where it
+    /// is, whatever is in flight: what a lost `ok` costs. Above Marlin's 2 s keep-alive interval.
+    #[serde(default = "defaults::silence_probe_ms")]
+    pub silence_probe_ms: u64,
     #[serde(default = "defaults::handshake_retry_ms")]
     pub handshake_retry_ms: u64,
     /// Temperature poll while idle or paused.
@@ -94,6 +98,9 @@ mod defaults {
     pub fn long_command_timeout_ms() -> u64 {
         Settings::default().long_command_timeout.as_millis() as u64
     }
+    pub fn silence_probe_ms() -> u64 {
+        Settings::default().silence_probe.as_millis() as u64
+    }
     pub fn handshake_retry_ms() -> u64 {
         Settings::default().handshake_retry.as_millis() as u64
     }
@@ -132,6 +139,7 @@ impl MarlinConfig {
             in_flight: None,
             command_timeout_ms: defaults::command_timeout_ms(),
             long_command_timeout_ms: defaults::long_command_timeout_ms(),
+            silence_probe_ms: defaults::silence_probe_ms(),
             handshake_retry_ms: defaults::handshake_retry_ms(),
             poll_interval_ms: defaults::poll_interval_ms(),
             resend_settle_ms: defaults::resend_settle_ms(),
@@ -153,6 +161,7 @@ impl MarlinConfig {
             in_flight: self.in_flight.map(|lines| lines.max(1)),
             command_timeout: ms(self.command_timeout_ms),
             long_command_timeout: ms(self.long_command_timeout_ms),
+            silence_probe: ms(self.silence_probe_ms),
             handshake_retry: ms(self.handshake_retry_ms),
             poll_interval: ms(self.poll_interval_ms),
             resend_settle: Duration::from_millis(self.resend_settle_ms),

@@ -53,10 +53,21 @@
 //! rejected one makes the next poll an `M110 N0` again. An unchecked line could be turned into
 //! another command by noise (`M110 N0` into `M190 N0`, `M105` into `M107`).
 //!
-//! Timeouts are tiered: with a long command in flight (M109, M190, M400, G28, G29, ...) the
-//! printer may be silent for [`Settings::long_command_timeout`], otherwise
-//! [`Settings::command_timeout`]; `busy:` keep-alives count as progress. Silence past the limit
-//! sends a probe; silence past the limit again declares the link dead.
+//! Silence is probed early and judged late: after [`Settings::silence_probe`] with nothing
+//! heard (no `ok`, no `busy:` keep-alive, no temperature report during a heating wait) a probe
+//! goes out, whatever is in flight: a lost `ok` costs that long, not a whole timeout. Marlin
+//! sends a keep-alive every 2 s while a command blocks (`HOST_KEEPALIVE_FEATURE`), so a probe
+//! waits while they come; firmware that never sends them gets the probe, which it answers once
+//! the blocking command is done. The link is declared dead only after a further
+//! [`Settings::long_command_timeout`] with a long command in flight (M109, M190, M400, G28, G29,
+//! ...), otherwise [`Settings::command_timeout`], with nothing heard since the probe.
+//!
+//! An abort does not wait for anything in flight: the stream is dropped and the cancel script
+//! starts a new one at once (`M110 N0`, the sync probe and the script's leading `M108`/`M410`,
+//! which Marlin's emergency parser acts on as they arrive even while a command blocks its
+//! queue; then a second `M110`, and the rest once it is answered). Marlin applies `M110` again
+//! when it runs it: lines it read before that are rejected and resent, so `M108`/`M410` may
+//! run twice, which does nothing more.
 //!
 //! # Windowing and Marlin's receive-buffer flush
 //! On a line error Marlin empties its receive buffer (`gcode_line_error` in `queue.cpp`). With
@@ -86,6 +97,16 @@
 //! version (`Marlin 1.0.0 (Github)`). Until the handshake has identified the firmware the
 //! window is 1, and a restarted board is identified again.
 //!
+//! Whatever the firmware does with a window's stale lines (and implementations differ in what
+//! each rejection flushes and answers), a stream whose resend requests pass
+//! [`WINDOW_FALLBACK_SHARE`] of the lines sent goes on with one line in flight, which no flush
+//! can cut; the console gets a note and the link's counters a `window_fallbacks`.
+//!
+//! Marlin 1.0 and Sprinter answer `ok` for a move (G0-G3) when they read it into their queue,
+//! not when they have run it, so with a window its `ok` can overtake a probe queued ahead of it
+//! ([`acknowledges_moves_on_read`]): on those, the plain `ok`s that came while a probe was the
+//! oldest line in flight acknowledge the moves behind it once the probe is answered.
+//!
 //! # Where an interrupted job can go on
 //! When the link dies under a job (I/O error, end of file, silence), `JobInterrupted` carries a
 //! [`ResumePoint`] in lines of the program file: everything before the first unacknowledged
@@ -107,6 +128,10 @@ pub const MAX_CMD_SIZE: usize = 96;
 /// Every stream starts with `M110 N0` and an `M105` probe; nothing follows until the probe is
 /// answered, so the `ok` count starts exact whatever was left over from before.
 const SYNC_LINES: usize = 2;
+
+/// Commands Marlin's emergency parser acts on as soon as they arrive, even while a command
+/// blocks its queue (`EMERGENCY_PARSER`).
+const EMERGENCY_COMMANDS: [&str; 3] = ["M108", "M410", "M112"];
 
 /// Commands that may legitimately keep the printer silent for minutes.
 const LONG_COMMANDS: [&str; 17] = [
@@ -206,6 +231,9 @@ pub struct Settings {
     pub command_timeout: Duration,
     /// Silence allowed while a long command (M109, M190, M400, G28, G29, ...) is in flight.
     pub long_command_timeout: Duration,
+    /// Silence after which a probe goes out (a lost `ok`), before either timeout; longer than
+    /// Marlin's 2 s keep-alive interval, so keep-alives hold it off.
+    pub silence_probe: Duration,
     /// How often the handshake (`M110 N0`, then `M115`) is repeated until answered.
     pub handshake_retry: Duration,
     /// Temperature poll (`M105`) while idle or paused; also proves the link alive.
@@ -238,6 +266,7 @@ impl Default for Settings {
             in_flight: None,
             command_timeout: Duration::from_secs(10),
             long_command_timeout: Duration::from_secs(900),
+            silence_probe: Duration::from_millis(2500),
             handshake_retry: Duration::from_secs(2),
             poll_interval: Duration::from_secs(5),
             resend_settle: Duration::from_millis(3),
@@ -395,6 +424,11 @@ struct Stream {
     oks_behind_probe: usize,
     /// Fresh requests for `last_resend` in a row.
     consecutive_resends: u32,
+    /// Fresh resend requests in this stream.
+    resends: usize,
+    /// Resends took more than [`WINDOW_FALLBACK_SHARE`] of the lines: one line in flight for
+    /// the rest of the stream.
+    single_line: bool,
     last_resend: Option<usize>,
 }
 
@@ -423,6 +457,29 @@ impl Settle {
 }
 
 impl Stream {
+    fn new(purpose: Purpose, lines: Vec<StreamLine>, total: u64) -> Stream {
+        Stream {
+            purpose,
+            lines,
+            next: 0,
+            acked: 0,
+            paused: false,
+            total,
+            reported_percent: None,
+            probes: VecDeque::new(),
+            since_probe: 0,
+            settle: None,
+            sent_high: 0,
+            confirmed: None,
+            stray_ok_since_confirmed: false,
+            oks_behind_probe: 0,
+            consecutive_resends: 0,
+            last_resend: None,
+            resends: 0,
+            single_line: false,
+        }
+    }
+
     fn in_flight(&self) -> usize {
         self.next - self.acked
     }
@@ -444,6 +501,18 @@ impl Stream {
 
     fn long_in_flight(&self) -> bool {
         self.lines[self.acked..self.next].iter().any(|l| l.long)
+    }
+
+    /// Until an `M110` is answered, the firmware's numbering after it is not certain (see
+    /// [`Protocol::cancel`]): nothing is sent behind it.
+    fn renumbering_in_flight(&self) -> bool {
+        self.renumbering_before(self.next)
+    }
+
+    fn renumbering_before(&self, end: usize) -> bool {
+        self.lines[self.acked..end]
+            .iter()
+            .any(|l| command_word(&l.text) == "M110")
     }
 
     /// Where the job could go on: program lines from the first one not certainly executed.
@@ -664,24 +733,7 @@ impl Protocol {
             lines.push(StreamLine::added("M400"));
         }
         self.line_errors = None;
-        self.stream = Some(Stream {
-            purpose: Purpose::Job,
-            lines,
-            next: 0,
-            acked: 0,
-            paused: false,
-            total,
-            reported_percent: None,
-            probes: VecDeque::new(),
-            since_probe: 0,
-            settle: None,
-            sent_high: 0,
-            confirmed: None,
-            stray_ok_since_confirmed: false,
-            oks_behind_probe: 0,
-            consecutive_resends: 0,
-            last_resend: None,
-        });
+        self.stream = Some(Stream::new(Purpose::Job, lines, total));
         self.pump(now);
         Ok(())
     }
@@ -700,15 +752,48 @@ impl Protocol {
         Ok(())
     }
 
-    /// Abort the job: unsent lines are dropped and the cancel script follows the lines in flight.
+    /// Abort the job (or a cancel script that is stuck): the stream is dropped, whatever it
+    /// waited for, and the cancel script goes out at once in a stream of its own (see the module
+    /// documentation).
     pub fn cancel(&mut self, reason: &str, now: Instant) -> Result<(), CommandError> {
-        self.job_mut()?;
-        self.events.push_back(ProtocolEvent::JobInterrupted {
-            reason: reason.to_string(),
-            resume: None,
-        });
-        self.switch_to_cancel_script(now);
+        if self.stream.is_none() {
+            return Err(CommandError::NoJob);
+        }
+        if self.job_active() {
+            self.events.push_back(ProtocolEvent::JobInterrupted {
+                reason: reason.to_string(),
+                resume: None,
+            });
+        }
+        self.start_cancel_stream(now);
         Ok(())
+    }
+
+    fn start_cancel_stream(&mut self, now: Instant) {
+        let script = &self.settings.cancel_script;
+        let urgent = script
+            .iter()
+            .take_while(|line| EMERGENCY_COMMANDS.contains(&command_word(line).as_str()))
+            .count();
+        let mut lines = vec![StreamLine::added("M110 N0"), StreamLine::added("M105")];
+        lines.extend(script[..urgent].iter().map(|line| StreamLine::added(line)));
+        if urgent > 0 {
+            // Marlin also applies `M110 N0` when it executes it, which may come after it has
+            // read the lines sent with it: the numbering is then 0, or the last of them. A
+            // second M110, sent once they are answered, makes it certain.
+            let number = lines.len();
+            lines.push(StreamLine::added(&format!("M110 N{number}")));
+        }
+        lines.extend(script[urgent..].iter().map(|line| StreamLine::added(line)));
+        self.line_errors = None;
+        self.stale_request = None;
+        self.swallow_ok = false;
+        self.tickle_at = None;
+        self.last_progress = now;
+        self.stream = Some(Stream::new(Purpose::Cancel, lines, 0));
+        for _ in 0..SYNC_LINES + urgent {
+            self.send_numbered(now);
+        }
     }
 
     fn job_mut(&mut self) -> Result<&mut Stream, CommandError> {
@@ -776,15 +861,17 @@ impl Protocol {
         }
     }
 
+    /// When silence sends a probe, or, once one is out, declares the link dead.
     fn stall_deadline(&self, stream: &Stream) -> Instant {
         let limit = if stream.long_in_flight() {
             self.settings.long_command_timeout
         } else {
             self.settings.command_timeout
         };
-        self.last_progress
-            .max(self.tickle_at.unwrap_or(self.last_progress))
-            + limit
+        match self.tickle_at {
+            None => self.last_progress + limit.min(self.settings.silence_probe),
+            Some(tickle_at) => self.last_progress.max(tickle_at) + limit,
+        }
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
@@ -843,9 +930,9 @@ impl Protocol {
                 return;
             }
             self.tickle_at = Some(now);
-            // Nothing came for a whole timeout: an answer the count still waits for came
-            // already, taken for another line's after a late stale request, or was lost. Only
-            // the tickle's own answer proves anything now.
+            // Nothing came for a while: an answer the count still waits for came already,
+            // taken for another line's after a late stale request, or was lost. Only the
+            // tickle's own answer proves anything now.
             if let Some(stream) = self.stream.as_mut() {
                 stream.probes.clear();
             }
@@ -995,6 +1082,7 @@ impl Protocol {
         // Only the tail of a line cut by Marlin 1.1/2.x's receive-buffer flush makes an `ok`
         // for no line; it needs a window, and firmware whose auto window is 1.
         let tails_run = self.line_window() > 1 && auto_line_window(self.firmware.as_deref()) == 1;
+        let moves_acked_on_read = acknowledges_moves_on_read(self.firmware.as_deref());
         let Some(stream) = self.stream.as_mut() else {
             return;
         };
@@ -1006,47 +1094,64 @@ impl Protocol {
             return;
         }
         // `confirmed`: a line the firmware has certainly executed (a plain `ok` may be stray).
-        let (acked, confirmed) =
-            if answered_m105 && let Some(probe) = Self::answered_probe(stream, tails_run) {
-                // Marlin executes in order: everything up to the probe was accepted and executed.
-                (probe + 1, Some(probe))
-            } else if let Some(n) = advanced_line.map(|n| n as usize)
-                && n >= stream.acked
-                && n < stream.next
-            {
-                (n + 1, Some(n))
-            } else if stream.acked < stream.next && !stream.lines[stream.acked].probe {
-                (stream.acked + 1, None)
-            } else {
-                // Nothing in flight, or the oldest line is a probe, which only `ok T:` answers
-                // (lines after it execute after it): a stray `ok`. It may also be the probe itself,
-                // its `N` hit by noise and read as an unknown command; a second probe tells at
-                // once (Marlin rejects it and asks for the first) instead of after a timeout.
-                stream.stray_ok_since_confirmed = true;
-                if !follows_unknown_command {
-                    stream.oks_behind_probe += 1;
-                }
-                if stream.acked >= SYNC_LINES && !follows_unknown_command {
-                    if tails_run {
-                        tracing::warn!(
-                            "an `ok` for no line: the tail of a line cut by the printer's \
+        let (acked, confirmed) = if answered_m105
+            && moves_acked_on_read
+            && let Some(probe) = stream.probes.pop_front()
+        {
+            // The plain `ok`s that came while the probe was the oldest line in flight were
+            // the moves behind it, acknowledged as they were read.
+            let moves_behind = stream.lines[probe + 1..stream.next]
+                .iter()
+                .take_while(|line| is_move(&line.text))
+                .count();
+            (
+                probe + 1 + stream.oks_behind_probe.min(moves_behind),
+                Some(probe),
+            )
+        } else if answered_m105 && let Some(probe) = Self::answered_probe(stream, tails_run) {
+            // Marlin executes in order: everything up to the probe was accepted and executed.
+            (probe + 1, Some(probe))
+        } else if let Some(n) = advanced_line.map(|n| n as usize)
+            && n >= stream.acked
+            && n < stream.next
+        {
+            (n + 1, Some(n))
+        } else if stream.acked < stream.next && !stream.lines[stream.acked].probe {
+            (stream.acked + 1, None)
+        } else {
+            // Nothing in flight, or the oldest line is a probe, which only `ok T:` answers
+            // (lines after it execute after it): a stray `ok`. It may also be the probe itself,
+            // its `N` hit by noise and read as an unknown command; a second probe tells at
+            // once (Marlin rejects it and asks for the first) instead of after a timeout.
+            stream.stray_ok_since_confirmed = true;
+            if !follows_unknown_command {
+                stream.oks_behind_probe += 1;
+            }
+            if stream.acked >= SYNC_LINES && !follows_unknown_command {
+                if tails_run {
+                    tracing::warn!(
+                        "an `ok` for no line: the tail of a line cut by the printer's \
                          receive-buffer flush may have run unchecked (a command may have run twice)"
-                        );
-                    } else {
-                        // The count ran behind (a jump over copies of accepted lines, a lost
-                        // `ok`): the next probe puts it right.
-                        tracing::debug!("an `ok` for no line");
-                    }
+                    );
+                } else {
+                    // The count ran behind (a jump over copies of accepted lines, a lost
+                    // `ok`): the next probe puts it right.
+                    tracing::debug!("an `ok` for no line");
                 }
-                if stream.acked < stream.next
+            }
+            if stream.acked < stream.next
+                    && !moves_acked_on_read
                     && stream.probes.len() == 1
                     && stream.settle.is_none()
                     && stream.next >= stream.sent_high
-                {
-                    self.send_probe_now(now);
-                }
-                return;
-            };
+                    // Before an abort's second `M110`, `ok`s of the aborted job's lines are
+                    // expected: no probe may go out until the numbering is certain.
+                    && !stream.renumbering_before(stream.lines.len())
+            {
+                self.send_probe_now(now);
+            }
+            return;
+        };
         stream.acked = acked;
         stream.oks_behind_probe = 0;
         if confirmed.is_some() {
@@ -1130,6 +1235,7 @@ impl Protocol {
         self.last_progress = now;
         self.tickle_at = None;
         let line_window = self.line_window();
+        let at_ms = self.at_ms(now);
         // Outside lines are answered before a stream sends anything (`pump` waits for them),
         // so while one is pending the request is about it, even if a job has just started.
         let stream = match self.stream.as_mut() {
@@ -1205,6 +1311,22 @@ impl Protocol {
         stream.last_resend = Some(rewind_to);
         stream.consecutive_resends += 1;
         self.traffic.counters.resends += 1;
+        stream.resends += 1;
+        if !stream.single_line
+            && line_window > 1
+            && stream.sent_high >= WINDOW_FALLBACK_AFTER
+            && stream.resends as f64 > WINDOW_FALLBACK_SHARE * stream.sent_high as f64
+        {
+            stream.single_line = true;
+            let note = format!(
+                "{} resends for {} lines with {line_window} in flight: one line in flight for \
+                 the rest of this stream",
+                stream.resends, stream.sent_high
+            );
+            tracing::warn!("marlin: {note}");
+            self.traffic.counters.window_fallbacks += 1;
+            self.traffic.record(at_ms, Direction::Note, note);
+        }
         if stream.consecutive_resends > self.settings.max_consecutive_resends {
             let reason = format!(
                 "{} resend requests in a row for line {rewind_to}: the link is faulty",
@@ -1424,12 +1546,16 @@ impl Protocol {
             let held = (stream.paused && stream.purpose == Purpose::Job) || stream.settle.is_some();
             // One line at a time until the sync probe is answered: a line error empties Marlin's
             // receive buffer, and the tail of the probe must not answer for it.
-            let window = if stream.acked < SYNC_LINES {
+            let window = if stream.acked < SYNC_LINES || stream.single_line {
                 1
             } else {
                 line_window
             };
-            if m110_unconfirmed || held || stream.in_flight() >= window {
+            if m110_unconfirmed
+                || held
+                || stream.in_flight() >= window
+                || stream.renumbering_in_flight()
+            {
                 return;
             }
             if stream.next == stream.lines.len() {
@@ -1524,6 +1650,12 @@ fn firmware_name(info: &str) -> String {
     name.join(" ")
 }
 
+/// Whatever the firmware does with a window's stale lines, a stream whose resend requests pass
+/// this share of the lines sent (after [`WINDOW_FALLBACK_AFTER`] lines; 1 % line corruption
+/// makes about 1 %) goes on with one line in flight, which no flush can cut.
+pub const WINDOW_FALLBACK_SHARE: f64 = 0.05;
+pub const WINDOW_FALLBACK_AFTER: usize = 200;
+
 /// The window for firmware that rejects the unnumbered tail of a cut line. Measured with 1 % of
 /// lines corrupted (`microfab bench streaming`, 10,000 lines at 115,200 baud): 3 keeps the wire
 /// busiest on Prusa-Firmware (0.90 of it with the lines' framing, against 0.79-0.85 for 2,
@@ -1531,6 +1663,23 @@ fn firmware_name(info: &str) -> String {
 /// line error throws away more stale lines). Marlin's command queue holds 4 (`BUFSIZE`), so 3
 /// unanswered lines always fit and never overrun its receive buffer.
 pub const TAIL_REJECTING_WINDOW: usize = 3;
+
+/// Marlin 1.0 and Sprinter answer `ok` for G0-G3 when they read the line into their queue
+/// (`get_command`), not when they have run it: that `ok` overtakes those of the commands queued
+/// ahead of it, a probe among them.
+pub fn acknowledges_moves_on_read(firmware: Option<&str>) -> bool {
+    let name = firmware.unwrap_or("");
+    name.starts_with("Sprinter") || is_marlin_1_0(name)
+}
+
+fn is_marlin_1_0(name: &str) -> bool {
+    name.starts_with("Marlin V1") && name.contains("Sprinter/grbl mashup")
+}
+
+/// G0-G3, which Marlin 1.0 acknowledges as it reads them.
+fn is_move(line: &str) -> bool {
+    matches!(command_word(line).as_str(), "G0" | "G1" | "G2" | "G3")
+}
 
 /// The line window for a firmware identified by its `FIRMWARE_NAME` ([`Protocol::firmware`]):
 /// [`TAIL_REJECTING_WINDOW`] for the families that reject the unnumbered tail of a line cut by
@@ -1545,7 +1694,7 @@ pub fn auto_line_window(firmware: Option<&str>) -> usize {
     // Marlin 1.0.x reports `Marlin V1; Sprinter/grbl mashup for gen6`. From 1.1 on the name is
     // `Marlin <version>`, and vendors' builds of Marlin 1.1/2.x print any version there
     // (`Marlin 1.0.0 (Github)`, `Marlin V1.1.4 (...)`): the version number proves nothing.
-    let marlin_1_0 = name.starts_with("Marlin V1") && name.contains("Sprinter/grbl mashup");
+    let marlin_1_0 = is_marlin_1_0(name);
     if prusa_firmware || sprinter || marlin_1_0 {
         TAIL_REJECTING_WINDOW
     } else {

@@ -482,20 +482,30 @@ job: M109 S210 | G1 X1
 < ok T:20.0 /0.0
 ! Temperatures T:20/0
 > N2 M109 S210*105
-@ 8000
+@ 2000
 < echo:busy: processing
-@ 16000
+@ 4000
 <  T:190.3 /210.0 B:60.0 /60.0 @:127 B@:0 W:?
 ! Temperatures T:190.3/210 B:60/60
-@ 24000
+@ 6000
 < busy: processing
-@ 30000
+@ 8000
+< busy: processing
+@ 10000
+< busy: processing
+@ 12000
+< busy: processing
+@ 14000
 < ok
 ! JobProgress { done: 1, total: 2 }
 > N3 G1 X1*98
-@ 39999
-@ 40000
+@ 16499
+@ 16500
 > N4 M105*35
+@ 26499
+@ 26500
+! JobInterrupted { reason: \"the printer stopped answering (command timeout, and no answer to M105)\", resume: Some(ResumePoint { next_line: 2, in_doubt: [2] }) }
+! LinkDead { reason: \"the printer stopped answering (command timeout, and no answer to M105)\" }
 ",
     );
 }
@@ -512,8 +522,8 @@ job: G1 X1 | G1 X2
 < ok T:20.0 /0.0
 ! Temperatures T:20/0
 > N2 G1 X1*99
-@ 9999
-@ 10000
+@ 2499
+@ 2500
 > N3 M105*36
 < ok T:20.0 /0.0
 ! Temperatures T:20/0
@@ -541,12 +551,120 @@ job: G1 X1
 < ok T:20.0 /0.0
 ! Temperatures T:20/0
 > N2 G1 X1*99
-@ 10000
+@ 2500
 > N3 M105*36
-@ 19999
-@ 20000
+@ 12499
+@ 12500
 ! JobInterrupted { reason: \"the printer stopped answering (command timeout, and no answer to M105)\", resume: Some(ResumePoint { next_line: 1, in_doubt: [1] }) }
 ! LinkDead { reason: \"the printer stopped answering (command timeout, and no answer to M105)\" }
+",
+    );
+}
+
+#[test]
+fn a_lost_ok_after_m400_is_probed_once_keepalives_stop_or_never_came() {
+    // Keep-alives hold the probe off; once they stop, a probe goes out 2.5 s later, not after
+    // the long-command timeout. Firmware that never sends them is probed after 2.5 s as well.
+    check(
+        "
+job: G1 X1 | M400 | G1 X2
+> N0 M110 N0*125
+< ok
+! JobProgress { done: 0, total: 3 }
+> N1 M105*38
+< ok T:20.0 /0.0
+! Temperatures T:20/0
+> N2 G1 X1*99
+< ok
+! JobProgress { done: 1, total: 3 }
+> N3 M400*36
+@ 2000
+< echo:busy: processing
+@ 4000
+< echo:busy: processing
+@ 6000
+< echo:busy: processing
+@ 8499
+@ 8500
+> N4 M105*35
+< ok T:20.0 /0.0
+! Temperatures T:20/0
+! JobProgress { done: 2, total: 3 }
+> N5 G1 X2*103
+< ok
+! JobProgress { done: 3, total: 3 }
+> N6 M105*33
+< ok T:20.0 /0.0
+! Temperatures T:20/0
+! JobDone
+",
+    );
+    check(
+        "
+job: M400 | G1 X2
+> N0 M110 N0*125
+< ok
+! JobProgress { done: 0, total: 2 }
+> N1 M105*38
+< ok T:20.0 /0.0
+! Temperatures T:20/0
+> N2 M400*37
+@ 2499
+@ 2500
+> N3 M105*36
+@ 400000
+< ok T:20.0 /0.0
+! Temperatures T:20/0
+! JobProgress { done: 1, total: 2 }
+> N4 G1 X2*102
+",
+    );
+}
+
+#[test]
+fn an_abort_frees_the_printer_at_once_whatever_the_stream_waits_for() {
+    // M400's `ok` is outstanding (lost, or the moves go on): the cancel script does not wait for
+    // it. M110, the sync probe and the script's M108/M410 go out at once, the rest once the
+    // probe is answered.
+    check(
+        "
+job: G1 X1 | M400 | G1 X2
+> N0 M110 N0*125
+< ok
+! JobProgress { done: 0, total: 3 }
+> N1 M105*38
+< ok T:20.0 /0.0
+! Temperatures T:20/0
+> N2 G1 X1*99
+< ok
+! JobProgress { done: 1, total: 3 }
+> N3 M400*36
+< echo:busy: processing
+cancel
+! JobInterrupted { reason: \"aborted by operator\", resume: None }
+> N0 M110 N0*125
+> N1 M105*38
+> N2 M108*40
+> N3 M410*37
+< ok
+< ok T:20.0 /0.0
+! Temperatures T:20/0
+< ok
+< ok
+> N4 M110 N4*125
+< ok
+> N5 M104 S0*96
+< ok
+> N6 M140 S0*99
+< ok
+> N7 M107*34
+< ok
+> N8 M84*23
+< ok
+> N9 M105*46
+< ok T:20.0 /0.0
+! Temperatures T:20/0
+! CancelDone
 ",
     );
 }
@@ -721,10 +839,18 @@ job: G1 X1 | G1 X2 | G1 X3
 > N4 G1 X2*102
 < //action:cancel
 ! JobInterrupted { reason: \"cancelled on the printer (//action:cancel)\", resume: None }
+> N0 M110 N0*125
+> N1 M105*38
 < ok
-> N5 M84*26
 < ok
-> N6 M105*33
+> N2 M105*37
+< ok T:20.0 /0.0
+! Temperatures T:20/0
+< ok T:20.0 /0.0
+! Temperatures T:20/0
+> N3 M84*28
+< ok
+> N4 M105*35
 < ok T:20.0 /0.0
 ! Temperatures T:20/0
 ! CancelDone
@@ -757,12 +883,19 @@ resume
 > N3 G1 X2*97
 cancel
 ! JobInterrupted { reason: \"aborted by operator\", resume: None }
+> N0 M110 N0*125
+> N1 M105*38
+> N2 M108*40
 < ok
-> N4 M108*46
 < ok
-> N5 M84*26
+< ok T:20.0 /0.0
+! Temperatures T:20/0
 < ok
-> N6 M105*33
+> N3 M110 N3*125
+< ok
+> N4 M84*27
+< ok
+> N5 M105*34
 < ok T:20.0 /0.0
 ! Temperatures T:20/0
 ! CancelDone
@@ -1318,6 +1451,47 @@ job: G1 X1 | G1 X2 | G1 X3
 < ok T:20.0 /0.0
 ! Temperatures T:20/0
 ! JobDone
+",
+    );
+}
+
+#[test]
+fn on_marlin_1_0_the_oks_of_moves_read_behind_a_probe_acknowledge_them() {
+    // Marlin 1.0 answers a move's `ok` when it reads it, so the moves behind a probe answer
+    // before it does: once the probe is answered, those `ok`s count for them.
+    check(
+        "
+settings: resync_interval=2
+> N0 M110 N0*125
+< ok
+> N1 M115*39
+< FIRMWARE_NAME:Marlin V1; Sprinter/grbl mashup for gen6 FIRMWARE_URL:https://github.com/MarlinFirmware/Marlin PROTOCOL_VERSION:1.0
+< ok
+! Ready { firmware: Some(\"Marlin V1; Sprinter/grbl mashup for gen6\"), line_window: 3 }
+job: G1 X1 | G1 X2 | G1 X3 | G1 X4 | G1 X5
+> N0 M110 N0*125
+< ok
+! JobProgress { done: 0, total: 5 }
+> N1 M105*38
+< ok T:20.0 /0.0
+! Temperatures T:20/0
+> N2 G1 X1*99
+> N3 G1 X2*97
+> N4 M105*35
+< ok
+! JobProgress { done: 1, total: 5 }
+> N5 G1 X3*102
+< ok
+! JobProgress { done: 2, total: 5 }
+> N6 G1 X4*98
+< ok
+< ok
+< ok T:20.0 /0.0
+! Temperatures T:20/0
+! JobProgress { done: 4, total: 5 }
+> N7 M105*32
+> N8 G1 X5*109
+> N9 M105*46
 ",
     );
 }

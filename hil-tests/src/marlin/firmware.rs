@@ -16,8 +16,10 @@
 //!   [`FirmwareConfig::block_buffer`] blocks drain in machine time); M105 answers `ok T:...`;
 //!   `ADVANCED_OK` optional;
 //! - blocking commands (M109, M190, M400, G4, G28, G29, a full planner) print
-//!   `echo:busy: processing` every 2 s (`HOST_KEEPALIVE_FEATURE`), and M109/M190 a temperature
-//!   line every second; M155 auto-reports;
+//!   `echo:busy: processing` every 2 s (`HOST_KEEPALIVE_FEATURE`, unless
+//!   [`FirmwareConfig::host_keepalive`] is off, as in builds without it), and M109/M190 a
+//!   temperature line every second; M155 auto-reports;
+//! - optionally, a share of the `ok`s lost on the way ([`FirmwareConfig::drop_ok`]);
 //! - output written byte by byte at the baud rate, as AVR boards do (`MarlinSerial::write`
 //!   waits for the UART; `TX_BUFFER_SIZE` is 0 by default): the receive buffer is emptied after
 //!   a line error's `Error:` line has gone out, so what arrives while it is written is lost too,
@@ -29,6 +31,8 @@
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
+
+use microfab_drivers::rng::SplitMix64;
 
 use super::fault::{Fault, FaultKind, Trigger};
 
@@ -54,7 +58,21 @@ pub struct FirmwareConfig {
     /// The board buffers its output (`TX_BUFFER_SIZE` > 0, or native USB): writes return at
     /// once, so a line error empties the receive buffer as soon as the line is read.
     pub tx_buffer: bool,
+    /// `busy: processing` every 2 s while a command blocks (`HOST_KEEPALIVE_FEATURE`).
+    pub host_keepalive: bool,
+    pub drop_ok: Option<DropOk>,
     pub faults: Vec<Fault>,
+}
+
+/// A share of the plain `ok`s that finish a command never reaches the host (noise on the way
+/// back, a USB stack dropping a packet), at random from a seed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DropOk {
+    /// 0.01 = 1 %.
+    pub share: f64,
+    /// Only the `ok`s of this command (`M400`), or of any.
+    pub command: Option<String>,
+    pub seed: u64,
 }
 
 /// What the firmware does with a line that carries a `*` checksum but no leading `N`: in
@@ -67,7 +85,8 @@ pub enum UnnumberedChecksum {
     #[default]
     Run,
     /// Marlin 1.0 and Sprinter: `Error:No Line Number with checksum, Last Line: <n>`; the line
-    /// is dropped with no resend request and no `ok`.
+    /// is dropped with no resend request and no `ok`. These also answer `ok` for G0-G3 when
+    /// they read the line into their queue, not when it has run (`get_command`).
     Reject,
     /// Prusa-Firmware (`cmdqueue.cpp`): the same error, handled like any line error (receive
     /// buffer emptied, `Resend: <n + 1>`, `ok`).
@@ -105,6 +124,8 @@ impl Default for FirmwareConfig {
             ok_after_resend: true,
             unnumbered_checksum: UnnumberedChecksum::default(),
             tx_buffer: false,
+            host_keepalive: true,
+            drop_ok: None,
             faults: Vec::new(),
         }
     }
@@ -198,7 +219,8 @@ pub struct Firmware {
     line: Vec<u8>,
     in_comment: bool,
     last_n: i64,
-    ring: VecDeque<(Option<i64>, String)>,
+    /// Accepted lines: their number, text, and whether their `ok` went out when they were read.
+    ring: VecDeque<(Option<i64>, String, bool)>,
     running: Option<Running>,
     planner: VecDeque<Instant>,
     position: [f64; 3],
@@ -215,6 +237,10 @@ pub struct Firmware {
     output: Vec<u8>,
     log: Vec<Executed>,
     resets: u64,
+    /// The last bytes received, for a command the emergency parser sees across two chunks.
+    emergency_tail: Vec<u8>,
+    drop_ok_rng: SplitMix64,
+    oks_dropped: u64,
 }
 
 impl Firmware {
@@ -227,6 +253,7 @@ impl Firmware {
         } else {
             Duration::from_secs(10) / baud.max(1)
         };
+        let drop_ok_seed = config.drop_ok.as_ref().map_or(0, |drop| drop.seed);
         let mut firmware = Firmware {
             tx_byte_time,
             tx_free_at: now,
@@ -264,6 +291,9 @@ impl Firmware {
             output: Vec::new(),
             log: Vec::new(),
             resets: 0,
+            emergency_tail: Vec::new(),
+            drop_ok_rng: SplitMix64::new(drop_ok_seed),
+            oks_dropped: 0,
         };
         firmware.boot();
         firmware
@@ -283,6 +313,18 @@ impl Firmware {
         self.resets
     }
 
+    /// `ok`s lost to [`FirmwareConfig::drop_ok`].
+    pub fn oks_dropped(&self) -> u64 {
+        self.oks_dropped
+    }
+
+    /// The host opened the port and DTR reset the board (AVR boards with an auto-reset
+    /// circuit): the bootloader runs for `boot_time`, deaf and silent, then the firmware starts.
+    pub fn reset_by_dtr(&mut self, boot_time: Duration, now: Instant) {
+        self.advance_clock(now);
+        self.hang(boot_time.as_secs_f64());
+    }
+
     /// Bytes lost to a full receive buffer.
     pub fn rx_overflows(&self) -> u64 {
         self.rx_overflows
@@ -299,7 +341,11 @@ impl Firmware {
             self.poll(now);
             return;
         }
-        let text = String::from_utf8_lossy(bytes);
+        // The emergency parser sees the byte stream, not chunks: a command may straddle two.
+        let mut seen = std::mem::take(&mut self.emergency_tail);
+        seen.extend_from_slice(bytes);
+        let text = String::from_utf8_lossy(&seen).into_owned();
+        self.emergency_tail = seen[seen.len().saturating_sub(3)..].to_vec();
         if text.contains("M112") {
             self.kill("Killed (M112)");
         }
@@ -333,7 +379,9 @@ impl Firmware {
         }
         let mut wake: Vec<Instant> = Vec::new();
         if let Some(running) = &self.running {
-            wake.push(self.last_keepalive + KEEPALIVE_INTERVAL);
+            if self.config.host_keepalive {
+                wake.push(self.last_keepalive + KEEPALIVE_INTERVAL);
+            }
             match running.wait {
                 Wait::Until(at) => wake.push(at),
                 Wait::PlannerSpace | Wait::PlannerEmpty => {
@@ -388,7 +436,10 @@ impl Firmware {
                 break;
             }
         }
-        if self.running.is_some() && now >= self.last_keepalive + KEEPALIVE_INTERVAL {
+        if self.config.host_keepalive
+            && self.running.is_some()
+            && now >= self.last_keepalive + KEEPALIVE_INTERVAL
+        {
             let busy = match self.running.as_ref().map(|r| &r.wait) {
                 Some(Wait::User) => "echo:busy: paused for user",
                 _ => "echo:busy: processing",
@@ -591,7 +642,20 @@ impl Firmware {
             self.hang(seconds);
             return;
         }
-        self.ring.push_back((number, command.to_string()));
+        // Marlin 1.0 and Sprinter acknowledge a move as they read it (`get_command`), not when
+        // they have planned it: its `ok` overtakes those of the commands still queued before it.
+        let acknowledged = self.config.unnumbered_checksum == UnnumberedChecksum::Reject
+            && matches!(
+                Words::parse(&strip_number_and_checksum(command))
+                    .code
+                    .as_str(),
+                "G0" | "G1" | "G2" | "G3"
+            );
+        if acknowledged {
+            self.say("ok");
+        }
+        self.ring
+            .push_back((number, command.to_string(), acknowledged));
     }
 
     fn line_error(&mut self, message: &str) {
@@ -610,10 +674,11 @@ impl Firmware {
     /// Start the next command or finish the running one. `true` if something changed.
     fn step_command(&mut self) -> bool {
         if self.running.is_none() {
-            let Some((number, text)) = self.ring.pop_front() else {
+            let Some((number, text, acknowledged)) = self.ring.pop_front() else {
                 return false;
             };
-            let running = self.start(number, &text);
+            let mut running = self.start(number, &text);
+            running.swallow_ok |= acknowledged;
             self.running = Some(running);
             self.last_keepalive = self.now;
             self.last_wait_report = self.now;
@@ -662,10 +727,23 @@ impl Firmware {
             }
             Reply::ErrorThenOk(error) => self.say(&format!("Error:{error}")),
         }
-        if !running.swallow_ok {
+        if !running.swallow_ok && !self.drops_ok(&running.executed.command) {
             self.say(&ok);
         }
         true
+    }
+
+    fn drops_ok(&mut self, command: &str) -> bool {
+        let Some(drop) = &self.config.drop_ok else {
+            return false;
+        };
+        let word = command.split_whitespace().next().unwrap_or("");
+        if drop.command.as_deref().is_some_and(|only| only != word) {
+            return false;
+        }
+        let dropped = self.drop_ok_rng.chance(drop.share);
+        self.oks_dropped += u64::from(dropped);
+        dropped
     }
 
     fn ok_line(&self, number: Option<i64>) -> String {

@@ -39,6 +39,25 @@ impl Drop for LinkPath {
     }
 }
 
+/// What the simulated board does when the host opens its port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Board {
+    /// Native USB: the firmware keeps running.
+    NativeUsb,
+    /// DTR resets it (AVR boards): deaf for half a second, then `start`.
+    ResetOnOpen,
+}
+
+impl Board {
+    /// `MARLIN_SIM_BOARD=avr` runs the HIL tests against boards that reset when the port opens.
+    pub fn from_env() -> Board {
+        match std::env::var("MARLIN_SIM_BOARD").as_deref() {
+            Ok("avr") => Board::ResetOnOpen,
+            _ => Board::NativeUsb,
+        }
+    }
+}
+
 /// A simulator and a driver connected to it.
 #[derive(Debug)]
 pub struct Rig {
@@ -50,8 +69,18 @@ pub struct Rig {
 }
 
 impl Rig {
-    /// Start the simulator, then the driver, and wait until the printer is idle.
+    /// Start the simulator, then the driver, and wait until the printer is idle; the board
+    /// from [`Board::from_env`].
     pub async fn start(
+        baud: u32,
+        firmware: FirmwareConfig,
+        configure: impl FnOnce(&mut MarlinConfig),
+    ) -> anyhow::Result<Rig> {
+        Rig::start_on(Board::from_env(), baud, firmware, configure).await
+    }
+
+    pub async fn start_on(
+        board: Board,
         baud: u32,
         firmware: FirmwareConfig,
         configure: impl FnOnce(&mut MarlinConfig),
@@ -62,6 +91,7 @@ impl Rig {
             baud,
             seed: 7,
             execution_log: None,
+            reset_on_open: board == Board::ResetOnOpen,
             firmware,
         })
         .context("starting the Marlin simulator")?;

@@ -21,7 +21,10 @@ pub mod firmware;
 pub mod harness;
 
 use fault::{Fault, FaultKind, Trigger};
-use firmware::{Executed, Firmware, FirmwareConfig, UnnumberedChecksum};
+use firmware::{DropOk, Executed, Firmware, FirmwareConfig, UnnumberedChecksum};
+
+/// How long an AVR board's bootloader keeps it deaf after DTR reset it.
+const BOOT_TIME: Duration = Duration::from_millis(500);
 
 /// `microfab sim marlin`: a Marlin printer on a serial path of your choice.
 #[derive(Debug, Clone, clap::Args)]
@@ -53,13 +56,28 @@ pub struct MarlinSimArgs {
     #[arg(long)]
     pub advanced_ok: bool,
     /// What a line with a `*` checksum but no `N` line number does: `run` (Marlin 1.1 and
-    /// 2.x), `reject` (Marlin 1.0, Sprinter), `reject-and-resend` (Prusa-Firmware).
+    /// 2.x), `reject` (Marlin 1.0, Sprinter; these also answer a move's `ok` as they read it),
+    /// `reject-and-resend` (Prusa-Firmware).
     #[arg(long, value_enum, default_value_t = UnnumberedChecksum::Run)]
     pub unnumbered_checksum: UnnumberedChecksum,
     /// The board buffers its output (TX_BUFFER_SIZE > 0, or native USB). Without it, writes
     /// block as on AVR boards, and a line error loses what arrives while its error is written.
     #[arg(long)]
     pub tx_buffer: bool,
+    /// Builds without `HOST_KEEPALIVE_FEATURE`: no `busy: processing` while a command blocks.
+    #[arg(long)]
+    pub no_host_keepalive: bool,
+    /// Lose this share of the plain `ok`s that finish commands (0.01 = 1 %).
+    #[arg(long, default_value_t = 0.0)]
+    pub drop_ok: f64,
+    /// Lose only the `ok`s of this command (e.g. `M400`).
+    #[arg(long)]
+    pub drop_ok_command: Option<String>,
+    /// The board resets when the port is opened (DTR, as on AVR boards with an auto-reset
+    /// circuit): deaf for half a second, then `start`. Without it, a native-USB board that
+    /// keeps running.
+    #[arg(long)]
+    pub reset_on_open: bool,
     /// Seed for the line noise, to replay a run.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -85,6 +103,7 @@ impl MarlinSimArgs {
             baud: self.baud,
             seed: self.seed,
             execution_log: self.execution_log.clone(),
+            reset_on_open: self.reset_on_open,
             firmware: FirmwareConfig {
                 bufsize: self.bufsize.max(1),
                 rx_buffer: self.rx_buffer.max(1),
@@ -92,6 +111,12 @@ impl MarlinSimArgs {
                 advanced_ok: self.advanced_ok,
                 unnumbered_checksum: self.unnumbered_checksum,
                 tx_buffer: self.tx_buffer,
+                host_keepalive: !self.no_host_keepalive,
+                drop_ok: (self.drop_ok > 0.0).then(|| DropOk {
+                    share: self.drop_ok,
+                    command: self.drop_ok_command.clone(),
+                    seed: self.seed,
+                }),
                 faults,
                 ..FirmwareConfig::default()
             },
@@ -122,6 +147,8 @@ pub struct SimConfig {
     pub seed: u64,
     /// A file to append executed commands to (see [`MarlinSimArgs::execution_log`]).
     pub execution_log: Option<PathBuf>,
+    /// See [`MarlinSimArgs::reset_on_open`].
+    pub reset_on_open: bool,
     /// Faults of every kind go here; the wire's are taken out and applied to the cable.
     pub firmware: FirmwareConfig,
 }
@@ -133,6 +160,7 @@ struct Shared {
     bytes_received: u64,
     resets: u64,
     rx_overflows: u64,
+    oks_dropped: u64,
 }
 
 /// A running simulator. Dropping it stops the task and removes the link.
@@ -147,7 +175,7 @@ pub struct MarlinSim {
 impl MarlinSim {
     /// Create the PTY and the link, and start the firmware (its `start` banner is sent at once).
     pub fn start(config: SimConfig) -> std::io::Result<MarlinSim> {
-        let wire = SerialWire::open(WireConfig {
+        let mut wire = SerialWire::open(WireConfig {
             link: config.link.clone(),
             baud: config.baud,
             seed: config.seed,
@@ -173,8 +201,14 @@ impl MarlinSim {
         };
         let shared = Arc::new(Mutex::new(Shared::default()));
         let (stop, stopped) = oneshot::channel();
+        let host_opens = if config.reset_on_open {
+            wire.take_host_opens()
+        } else {
+            None
+        };
         let task = tokio::spawn(
             SimTask {
+                host_opens,
                 wire,
                 firmware: Firmware::new(firmware_config, config.baud, Instant::now().into_std()),
                 started: Instant::now(),
@@ -215,6 +249,11 @@ impl MarlinSim {
         self.lock().rx_overflows
     }
 
+    /// `ok`s lost to [`FirmwareConfig::drop_ok`].
+    pub fn oks_dropped(&self) -> u64 {
+        self.lock().oks_dropped
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Shared> {
         self.shared
             .lock()
@@ -242,6 +281,8 @@ impl Drop for MarlinSim {
 
 struct SimTask {
     wire: SerialWire,
+    /// Opens of the port by the host, for a board that DTR resets.
+    host_opens: Option<tokio::sync::mpsc::UnboundedReceiver<()>>,
     firmware: Firmware,
     started: Instant,
     wire_faults: Vec<(Fault, bool)>,
@@ -272,6 +313,10 @@ impl SimTask {
                     None => break,
                 },
                 () = sleep_until_some(wake) => self.firmware.poll(Instant::now().into_std()),
+                Some(()) = host_open(self.host_opens.as_mut()) => {
+                    tracing::info!("marlin sim: the port was opened; DTR resets the board");
+                    self.firmware.reset_by_dtr(BOOT_TIME, Instant::now().into_std());
+                }
             }
             self.apply_wire_faults().await;
         }
@@ -306,6 +351,7 @@ impl SimTask {
         }
         shared.resets = self.firmware.resets();
         shared.rx_overflows = self.firmware.rx_overflows();
+        shared.oks_dropped = self.firmware.oks_dropped();
     }
 
     fn next_wire_fault_time(&self) -> Option<Instant> {
@@ -355,6 +401,13 @@ impl SimTask {
     }
 }
 
+async fn host_open(opens: Option<&mut tokio::sync::mpsc::UnboundedReceiver<()>>) -> Option<()> {
+    match opens {
+        Some(opens) => opens.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 async fn sleep_until_some(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
@@ -394,12 +447,28 @@ mod tests {
             "reject-and-resend",
             "--execution-log",
             "/tmp/printer1.log",
+            "--no-host-keepalive",
+            "--drop-ok",
+            "0.01",
+            "--drop-ok-command",
+            "M400",
+            "--reset-on-open",
         ]);
         let config = cli.sim.sim_config();
         assert_eq!(config.link, PathBuf::from("/tmp/printer1"));
         assert_eq!(config.baud, 250_000);
         assert_eq!(config.firmware.time_scale, 60.0);
         assert!(config.firmware.advanced_ok);
+        assert!(!config.firmware.host_keepalive);
+        assert!(config.reset_on_open);
+        assert_eq!(
+            config.firmware.drop_ok,
+            Some(DropOk {
+                share: 0.01,
+                command: Some("M400".into()),
+                seed: 1
+            })
+        );
         assert_eq!(
             config.firmware.unnumbered_checksum,
             UnnumberedChecksum::RejectAndResend
