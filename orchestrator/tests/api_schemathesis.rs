@@ -10,14 +10,11 @@
 mod common;
 
 use std::path::Path;
-use std::process::Stdio;
 
 use common::{BRACKET_SPEC, Client, TestDb, plant_config};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-const BIN: &str = env!("CARGO_BIN_EXE_microfab");
 const SCHEMATHESIS: &str = "schemathesis";
 const INSTALL: &str = "pip install schemathesis==4.32.5";
 /// Test cases per operation and phase: enough to cover every route's shapes, and a few minutes
@@ -27,22 +24,7 @@ const EXAMPLES_PER_OPERATION: &str = "25";
 async fn serve(dir: &Path, db: &TestDb) -> (Child, Client) {
     // Machines far too slow to finish anything during the test: state changes only on request.
     let config_path = common::write_config(dir, &plant_config(0.001, 0.0));
-    let mut server = Command::new(BIN)
-        .args(["serve", "--config"])
-        .arg(&config_path)
-        .args(["--database", &db.url, "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
-    let line = lines.next_line().await.unwrap().unwrap();
-    let base = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap()
-        .to_string();
-    (server, Client::new(base))
+    common::spawn_server(&config_path, &db.url).await
 }
 
 /// What a refused request must leave as it was. Machines report their own state whenever it

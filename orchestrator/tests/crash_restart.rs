@@ -5,36 +5,9 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::time::Duration;
 
-use common::{BRACKET_SPEC, Client, TestDb, assert_stock_exact, plant_config, write_config};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
-
-async fn spawn_server(config: &std::path::Path, database: &str) -> (Child, Client) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_microfab"))
-        .args(["serve", "--config"])
-        .arg(config)
-        .args(["--database", database, "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-        .await
-        .expect("the server printed its address")
-        .unwrap()
-        .unwrap();
-    let address = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap()
-        .to_string();
-    (child, Client::new(address))
-}
+use common::{BRACKET_SPEC, TestDb, assert_stock_exact, plant_config, spawn_server, write_config};
 
 async fn killed_and_restarted(kind: &str) {
     let db = TestDb::of(kind).await;

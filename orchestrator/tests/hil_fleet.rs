@@ -14,7 +14,6 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use common::{Client, TestDb};
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 const BIN: &str = env!("CARGO_BIN_EXE_microfab");
@@ -82,24 +81,7 @@ async fn submit_and_approve(client: &Client, spec: &Path) -> String {
 
 /// `microfab serve` on `config`, and a client for it.
 async fn serve(dir: &Path, config: &str, db: &TestDb) -> (Child, Client) {
-    let config_path = common::write_config(dir, config);
-    let mut server = Command::new(BIN)
-        .args(["serve", "--config"])
-        .arg(&config_path)
-        .args(["--database", &db.url, "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
-    let line = lines.next_line().await.unwrap().unwrap();
-    let client = Client::new(
-        line.split_whitespace()
-            .find(|w| w.starts_with("http://"))
-            .unwrap()
-            .to_string(),
-    );
-    (server, client)
+    common::spawn_server(&common::write_config(dir, config), &db.url).await
 }
 
 fn machine(id: &str, capability: &str, envelope: &str, driver: &str) -> String {

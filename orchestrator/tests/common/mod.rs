@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use serde_json::Value;
+use tokio::io::AsyncBufReadExt;
 
 pub const BRACKET_SPEC: &str =
     "../job-specs/examples/community-bench-bracket/community-bench-bracket.toml";
@@ -297,4 +298,33 @@ pub fn bracket_draws() -> Vec<(&'static str, &'static str, i64)> {
         ("bar", "albar@common", 660),
         ("assembly", "m4@common", 4000),
     ]
+}
+
+/// `microfab serve` on the config file at `config` and `database`, listening on a free port,
+/// and a client for the address it prints.
+pub async fn spawn_server(
+    config: &std::path::Path,
+    database: &str,
+) -> (tokio::process::Child, Client) {
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_microfab"))
+        .args(["serve", "--config"])
+        .arg(config)
+        .args(["--database", database, "--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(std::time::Duration::from_secs(30), lines.next_line())
+        .await
+        .expect("the server printed its address")
+        .unwrap()
+        .unwrap();
+    let address = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap()
+        .to_string();
+    (child, Client::new(address))
 }
