@@ -159,15 +159,7 @@ async fn late_outcome_of_a_cancelled_order(kind: &str) {
         jobs_in(client, &id, &["planned"]).await.is_empty(),
         "no new work for a cancelled order"
     );
-    let materials = client.ok("/api/v1/materials").await;
-    assert!(
-        materials
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|m| m["reserved"] == 0.0),
-        "nothing reserved for a cancelled order: {materials}"
-    );
+    common::assert_nothing_reserved(client).await;
     let log = client
         .ok(&format!("/api/v1/events/log?order={id}&limit=10000"))
         .await;

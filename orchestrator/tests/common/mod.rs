@@ -280,6 +280,11 @@ pub async fn assert_stock_exact(
             "stock of {account} for step {step}"
         );
     }
+    assert_nothing_reserved(client).await;
+}
+
+/// No stock account holds a reservation: every order is closed, or its runs all drew.
+pub async fn assert_nothing_reserved(client: &Client) {
     let materials = client.ok("/api/v1/materials").await;
     assert!(
         materials
