@@ -647,7 +647,7 @@ async fn demo(
         crate::store::redact_url(&database)
     );
     println!(
-        "the simulated machines run {time_scale}x faster than real ones; an eta is the time left at that speed"
+        "simulated machines run {time_scale}x real speed; an eta is the time left at that speed"
     );
     let plant = running.runtime.plant.clone();
     let mut order_ids = Vec::new();
