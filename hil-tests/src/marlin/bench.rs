@@ -109,6 +109,10 @@ pub struct Method {
     /// [`FirmwareConfig::tx_buffer`]: the board buffers its output, so a line error empties
     /// its receive buffer at once (more stale lines then answer).
     pub tx_buffer: bool,
+    /// [`FirmwareConfig::loop_time`] in milliseconds: 0 answers as bytes arrive.
+    pub loop_ms: u64,
+    /// [`FirmwareConfig::answer_delay`] in milliseconds.
+    pub answer_delay_ms: u64,
 }
 
 /// The methods measured.
@@ -118,42 +122,56 @@ pub const METHODS: [Method; 7] = [
         in_flight: Some(1),
         firmware: UnnumberedChecksum::Run,
         tx_buffer: false,
+        loop_ms: 0,
+        answer_delay_ms: 0,
     },
     Method {
         name: "numbered, 4 in flight",
         in_flight: Some(4),
         firmware: UnnumberedChecksum::Run,
         tx_buffer: false,
+        loop_ms: 0,
+        answer_delay_ms: 0,
     },
     Method {
         name: "4 in flight, Prusa fw",
         in_flight: Some(4),
         firmware: UnnumberedChecksum::RejectAndResend,
         tx_buffer: false,
+        loop_ms: 0,
+        answer_delay_ms: 0,
     },
     Method {
         name: "auto window, Marlin 2.x",
         in_flight: None,
         firmware: UnnumberedChecksum::Run,
         tx_buffer: false,
+        loop_ms: 0,
+        answer_delay_ms: 0,
     },
     Method {
         name: "auto window, Marlin 1.0",
         in_flight: None,
         firmware: UnnumberedChecksum::Reject,
         tx_buffer: false,
+        loop_ms: 0,
+        answer_delay_ms: 0,
     },
     Method {
         name: "auto window, Prusa fw",
         in_flight: None,
         firmware: UnnumberedChecksum::RejectAndResend,
         tx_buffer: false,
+        loop_ms: 0,
+        answer_delay_ms: 0,
     },
     Method {
         name: "auto, Prusa fw, TX buffer",
         in_flight: None,
         firmware: UnnumberedChecksum::RejectAndResend,
         tx_buffer: true,
+        loop_ms: 0,
+        answer_delay_ms: 0,
     },
 ];
 
@@ -207,6 +225,8 @@ pub async fn bench_run(
         )],
         unnumbered_checksum: method.firmware,
         tx_buffer: method.tx_buffer,
+        loop_time: Duration::from_millis(method.loop_ms),
+        answer_delay: Duration::from_millis(method.answer_delay_ms),
         ..FirmwareConfig::default()
     };
     let mut rig = Rig::start(baud, firmware, |config| {
