@@ -945,7 +945,7 @@ impl Protocol {
                 stream.late_stale = Some(LateStale {
                     from: settle.from,
                     due: settle.unanswered,
-                    until: now + self.answer_latency + self.settings.resend_settle,
+                    until: now + MAX_ANSWER_LATENCY,
                 });
             }
             self.pump(now);
