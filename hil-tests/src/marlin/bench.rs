@@ -116,7 +116,7 @@ pub struct Method {
 }
 
 /// The methods measured.
-pub const METHODS: [Method; 7] = [
+pub const METHODS: [Method; 9] = [
     Method {
         name: "numbered, 1 in flight",
         in_flight: Some(1),
@@ -173,7 +173,28 @@ pub const METHODS: [Method; 7] = [
         loop_ms: 0,
         answer_delay_ms: 0,
     },
+    Method {
+        name: "late answers, Prusa fw",
+        in_flight: None,
+        firmware: UnnumberedChecksum::RejectAndResend,
+        tx_buffer: true,
+        loop_ms: 0,
+        answer_delay_ms: LATE_ANSWER_MS,
+    },
+    Method {
+        name: "late answers, Marlin 1.0",
+        in_flight: None,
+        firmware: UnnumberedChecksum::Reject,
+        tx_buffer: true,
+        loop_ms: 0,
+        answer_delay_ms: LATE_ANSWER_MS,
+    },
 ];
+
+/// The answer delay of the "late answers" rows: an emulation that flushes its receive buffer
+/// at once (as with a TX buffer) and whose answers reach the host 20 ms later, as through a
+/// USB-serial bridge's latency timer (16 ms by default on FTDI chips).
+pub const LATE_ANSWER_MS: u64 = 20;
 
 /// 10,000 lines at 115,200 baud is the documented benchmark.
 pub async fn bench_rows(lines: usize, baud: u32) -> anyhow::Result<Vec<StreamingRow>> {
