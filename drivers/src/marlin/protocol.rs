@@ -24,7 +24,15 @@
 //! the buffer right after printing the `Error:` line, so the resend waits until every stale
 //! line has answered: then nothing can throw the resent line away. If one was swallowed, it
 //! waits until no byte has arrived for [`Settings::resend_settle`], and as long after every
-//! stale byte has reached the printer, instead. Meanwhile, and for the `Resend:` that directly
+//! stale byte has reached the printer and the printer's answer latency has passed, instead.
+//! That latency (a main loop that reads serial once per pass, a USB-serial bridge's latency
+//! timer) is learned from the `ok`s' quickest round trips and from line errors, up to
+//! [`MAX_ANSWER_LATENCY`]: a printer whose answers take longer than the wire would otherwise
+//! see the resend before the stale lines' rejections, and their `Resend:`, taken for a new
+//! request, would send the window twice; the firmware rejects the copies, and each rejection's
+//! flush cuts the next window. A stale line's `Error:` and request that still come after the
+//! resend (for the same line, within [`MAX_ANSWER_LATENCY`], no more than were unanswered)
+//! are taken as the stale line's. Meanwhile, and for the `Resend:` that directly
 //! follows a counted `Error:`, requests for `R` are the stale lines': no line goes out twice
 //! for one fault. The stale answers are what a line error costs a window (about 6 ms of the
 //! printer's answer per stale line at 115,200 baud).
@@ -379,6 +387,8 @@ struct StreamLine {
     source_line: Option<u32>,
     probe: bool,
     long: bool,
+    /// When its last byte reached the printer, the last time it was sent.
+    delivered_at: Option<Instant>,
 }
 
 impl StreamLine {
@@ -389,6 +399,7 @@ impl StreamLine {
             source_line: None,
             probe: command_word(text) == "M105",
             long: is_long_command(text),
+            delivered_at: None,
         }
     }
 }
@@ -430,6 +441,19 @@ struct Stream {
     /// the rest of the stream.
     single_line: bool,
     last_resend: Option<usize>,
+    /// A resend went out before every stale line had answered: their answers may still come.
+    late_stale: Option<LateStale>,
+}
+
+/// Stale lines still unanswered when a resend's wait ended: a request for `from` after one of
+/// their `Error:` lines, until `until`, is theirs, not a fresh rejection of the resent line.
+/// Taken as fresh, it would send the resent lines again; the firmware, which accepted them,
+/// rejects the copies, and each rejection's receive-buffer flush cuts the next window.
+#[derive(Debug, Clone, Copy)]
+struct LateStale {
+    from: usize,
+    due: usize,
+    until: Instant,
 }
 
 /// The wait before a resend while the lines sent after the rejected one (stale) are still
@@ -440,9 +464,10 @@ struct Settle {
     /// The line the firmware asked for.
     from: usize,
     /// By then every stale byte has reached the printer, even behind everything else that was
-    /// in flight when the last one was sent. Stale lines swallowed whole by a flush never
-    /// answer: the wait also ends [`Settings::resend_settle`] after this and after the last
-    /// byte received, whichever is later.
+    /// in flight when the last one was sent, and its answer has had the printer's answer
+    /// latency ([`Protocol::answer_latency`]) to come back. Stale lines swallowed whole by a
+    /// flush never answer: the wait also ends [`Settings::resend_settle`] after this and after
+    /// the last byte received, whichever is later.
     delivered_by: Instant,
     /// Stale lines not yet rejected. Each is rejected at most once (the whole line, or its tail
     /// after a flush), and its receive-buffer flush comes with its `Error:` line, so when all
@@ -475,6 +500,7 @@ impl Stream {
             oks_behind_probe: 0,
             consecutive_resends: 0,
             last_resend: None,
+            late_stale: None,
             resends: 0,
             single_line: false,
         }
@@ -562,6 +588,13 @@ pub struct Protocol {
     last_rx: Instant,
     /// Last line sent.
     last_tx: Instant,
+    /// When everything sent so far has reached the printer.
+    wire_free_at: Instant,
+    /// How long the printer takes to answer a line once it has it: its main loop's pass, a
+    /// USB-serial bridge's latency timer. Learned from the lower envelope of the `ok`s'
+    /// round trips and from line errors, up to [`MAX_ANSWER_LATENCY`]: a resend waits that
+    /// long for the stale lines' answers, which otherwise come after it.
+    answer_latency: Duration,
     /// When a probe was sent because the printer went silent.
     tickle_at: Option<Instant>,
     /// The previous line was a resend request: an `ok` now belongs to it.
@@ -606,6 +639,8 @@ impl Protocol {
             last_progress: now,
             last_rx: now,
             last_tx: now,
+            wire_free_at: now,
+            answer_latency: Duration::ZERO,
             tickle_at: None,
             swallow_ok: false,
             stale_request: None,
@@ -728,6 +763,7 @@ impl Protocol {
             text: line.text,
             program_index: Some(i as u64 + 1),
             source_line: Some(line.line),
+            delivered_at: None,
         }));
         if self.settings.finish_with_m400 {
             lines.push(StreamLine::added("M400"));
@@ -911,8 +947,14 @@ impl Protocol {
             .settle
             .is_some_and(|settle| now >= settle.ends_at(self.last_rx, &self.settings))
         {
-            if let Some(stream) = self.stream.as_mut() {
-                stream.settle = None;
+            if let Some(stream) = self.stream.as_mut()
+                && let Some(settle) = stream.settle.take()
+            {
+                stream.late_stale = Some(LateStale {
+                    from: settle.from,
+                    due: settle.unanswered,
+                    until: now + MAX_ANSWER_LATENCY,
+                });
             }
             self.pump(now);
             return;
@@ -1152,6 +1194,13 @@ impl Protocol {
             }
             return;
         };
+        if acked == stream.acked + 1 {
+            let line = stream.acked;
+            self.learn_answer_latency(line, now);
+        }
+        let Some(stream) = self.stream.as_mut() else {
+            return;
+        };
         stream.acked = acked;
         stream.oks_behind_probe = 0;
         if confirmed.is_some() {
@@ -1272,8 +1321,9 @@ impl Protocol {
                 // are copies it rejects, each with this same request.
                 let rejected = rejected_before(&mut self.line_errors, requested);
                 let copies = stream.in_flight().saturating_sub(rejected.max(1));
-                let delivered_by =
-                    self.last_tx + self.settings.byte_time * stream.bytes_in_flight() as u32;
+                let delivered_by = self.last_tx
+                    + self.settings.byte_time * stream.bytes_in_flight() as u32
+                    + self.answer_latency;
                 stream.settle = (copies > 0).then_some(Settle {
                     from: requested,
                     delivered_by,
@@ -1339,12 +1389,15 @@ impl Protocol {
         // come (the rejected line's own, and stale ones ahead of this request) are done.
         let rejected = rejected_before(&mut self.line_errors, rewind_to);
         let unanswered = stream.next.saturating_sub(rewind_to + rejected.max(1));
-        let delivered_by = self.last_tx + self.settings.byte_time * stream.bytes_in_flight() as u32;
+        let delivered_by = self.last_tx
+            + self.settings.byte_time * stream.bytes_in_flight() as u32
+            + self.answer_latency;
         stream.settle = (unanswered > 0).then_some(Settle {
             from: rewind_to,
             delivered_by,
             unanswered,
         });
+        stream.late_stale = None;
         stream.next = rewind_to;
         stream.acked = stream.acked.min(rewind_to);
         stream.probes.retain(|&probe| probe < rewind_to);
@@ -1362,6 +1415,21 @@ impl Protocol {
             .map(|settle| settle.from)
             .filter(|&from| last_line.is_none_or(|line| line + 1 == from as u64));
         if self.outside_pending == 0
+            && settling_from.is_none()
+            && let Some(stream) = self.stream.as_mut()
+            && let Some(late) = stream.late_stale.as_mut()
+            && late.due > 0
+            && now <= late.until
+            && last_line.is_none_or(|line| line + 1 == late.from as u64)
+        {
+            late.due -= 1;
+            self.stale_request = Some(late.from);
+            return;
+        }
+        if let Some(sample) = self.rejected_line_latency(last_line, now) {
+            self.answer_latency = self.answer_latency.max(sample);
+        }
+        if self.outside_pending == 0
             && let Some(from) = settling_from
         {
             // Marlin empties its receive buffer right after this line: once every stale line
@@ -1373,6 +1441,44 @@ impl Protocol {
         self.line_errors = match self.line_errors {
             Some((line, count)) if line == last_line => Some((line, count + 1)),
             _ => Some((last_line, 1)),
+        };
+    }
+
+    /// How long the line a first `Error:` rejects (the one after `last_line`) took to be answered.
+    fn rejected_line_latency(&self, last_line: Option<u64>, now: Instant) -> Option<Duration> {
+        let stream = self.stream.as_ref()?;
+        if stream.settle.is_some() {
+            return None;
+        }
+        let rejected = usize::try_from(last_line? + 1).ok()?;
+        if rejected < stream.acked || rejected >= stream.next {
+            return None;
+        }
+        let delivered_at = stream.lines[rejected].delivered_at?;
+        Some(
+            now.saturating_duration_since(delivered_at)
+                .min(MAX_ANSWER_LATENCY),
+        )
+    }
+
+    /// An `ok` for `line`: its round trip moves the answer latency's lower envelope (an `ok`
+    /// also waits for its command to run; the quickest ones show the printer's own delay).
+    fn learn_answer_latency(&mut self, line: usize, now: Instant) {
+        let Some(delivered_at) = self
+            .stream
+            .as_ref()
+            .and_then(|stream| stream.lines.get(line))
+            .and_then(|line| line.delivered_at)
+        else {
+            return;
+        };
+        let sample = now
+            .saturating_duration_since(delivered_at)
+            .min(MAX_ANSWER_LATENCY);
+        self.answer_latency = if sample <= self.answer_latency {
+            sample
+        } else {
+            self.answer_latency + (sample - self.answer_latency) / 8
         };
     }
 
@@ -1592,7 +1698,10 @@ impl Protocol {
         stream.next += 1;
         stream.sent_high = stream.sent_high.max(stream.next);
         let framed = frame(number as u64, &line.text);
-        self.send_raw(&framed, now);
+        let delivered_at = self.send_raw(&framed, now);
+        if let Some(stream) = self.stream.as_mut() {
+            stream.lines[number].delivered_at = Some(delivered_at);
+        }
     }
 
     /// A command outside a stream, numbered and checksummed like every line (noise must not turn
@@ -1612,11 +1721,15 @@ impl Protocol {
         self.send_raw(&framed, now);
     }
 
-    fn send_raw(&mut self, text: &str, now: Instant) {
+    /// When the line's last byte reaches the printer.
+    fn send_raw(&mut self, text: &str, now: Instant) -> Instant {
         self.last_tx = now;
+        self.wire_free_at =
+            self.wire_free_at.max(now) + self.settings.byte_time * (text.len() as u32 + 1);
         self.outgoing.extend_from_slice(text.as_bytes());
         self.outgoing.push(b'\n');
         self.traffic.record(self.at_ms(now), Direction::Sent, text);
+        self.wire_free_at
     }
 
     fn at_ms(&self, now: Instant) -> u64 {
@@ -1655,6 +1768,10 @@ fn firmware_name(info: &str) -> String {
 /// makes about 1 %) goes on with one line in flight, which no flush can cut.
 pub const WINDOW_FALLBACK_SHARE: f64 = 0.05;
 pub const WINDOW_FALLBACK_AFTER: usize = 200;
+
+/// The longest answer latency a resend waits for: a printer slower than this to answer a line
+/// is not one a window can keep busy anyway (the fallback to one line in flight takes over).
+pub const MAX_ANSWER_LATENCY: Duration = Duration::from_millis(100);
 
 /// The window for firmware that rejects the unnumbered tail of a cut line. Measured with 1 % of
 /// lines corrupted (`microfab bench streaming`, 10,000 lines at 115,200 baud): 3 keeps the wire

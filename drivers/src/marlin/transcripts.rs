@@ -1495,3 +1495,53 @@ job: G1 X1 | G1 X2 | G1 X3 | G1 X4 | G1 X5
 ",
     );
 }
+
+#[test]
+fn a_stale_lines_request_that_comes_after_the_resend_is_not_taken_for_a_fresh_one() {
+    // The printer answers later than the wire takes (a slow main loop, a USB bridge's latency
+    // timer): line 3's rejection arrives after the quiet time, when line 2 has been resent. The
+    // firmware read line 3 before the resent lines and accepted those; taking its `Resend: 2`
+    // for a fresh request would send them all again, and each copy's rejection would empty the
+    // receive buffer under the next window.
+    check(
+        "
+settings: in_flight=3
+> N0 M110 N0*125
+< ok
+> N1 M115*39
+< ok
+! Ready { firmware: None, line_window: 3 }
+job: G1 X1 | G1 X2 | G1 X3
+> N0 M110 N0*125
+< ok
+! JobProgress { done: 0, total: 3 }
+> N1 M105*38
+< ok T:20.0 /0.0
+! Temperatures T:20/0
+> N2 G1 X1*99
+> N3 G1 X2*97
+> N4 G1 X3*103
+< Error:checksum mismatch, Last Line: 1
+< Resend: 2
+< ok
+@ 8
+> N2 G1 X1*99
+> N3 G1 X2*97
+> N4 G1 X3*103
+@ 20
+< Error:Line Number is not Last Line Number+1, Last Line: 1
+< Resend: 2
+< ok
+< ok
+! JobProgress { done: 1, total: 3 }
+> N5 M105*34
+< ok
+! JobProgress { done: 2, total: 3 }
+< ok
+! JobProgress { done: 3, total: 3 }
+< ok T:20.0 /0.0
+! Temperatures T:20/0
+! JobDone
+",
+    );
+}

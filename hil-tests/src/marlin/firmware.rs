@@ -60,6 +60,15 @@ pub struct FirmwareConfig {
     pub tx_buffer: bool,
     /// `busy: processing` every 2 s while a command blocks (`HOST_KEEPALIVE_FEATURE`).
     pub host_keepalive: bool,
+    /// One pass of the firmware's main loop: it reads its receive buffer and runs commands only
+    /// at the start of each pass, so a line waits up to this long for its answer. Zero answers
+    /// as bytes arrive. Real boards spend from under a millisecond to tens of milliseconds per
+    /// pass (a graphical LCD's redraw, heater management, a full planner).
+    pub loop_time: Duration,
+    /// What the firmware writes reaches the host this much later: a USB-serial bridge that
+    /// forwards the board's output in packets on a timer (an FTDI chip's latency timer, 16 ms by
+    /// default; an ATmega16U2 bridge's few milliseconds), or an emulation behind a slow pipe.
+    pub answer_delay: Duration,
     pub drop_ok: Option<DropOk>,
     pub faults: Vec<Fault>,
 }
@@ -125,6 +134,8 @@ impl Default for FirmwareConfig {
             unnumbered_checksum: UnnumberedChecksum::default(),
             tx_buffer: false,
             host_keepalive: true,
+            loop_time: Duration::ZERO,
+            answer_delay: Duration::ZERO,
             drop_ok: None,
             faults: Vec::new(),
         }
@@ -208,6 +219,8 @@ pub struct Firmware {
     now: Instant,
     rx: VecDeque<u8>,
     rx_overflows: u64,
+    /// When the main loop's next pass starts ([`FirmwareConfig::loop_time`]).
+    next_pass: Instant,
     /// One byte's time on the wire when writes block until the byte is out; zero with a TX
     /// buffer.
     tx_byte_time: Duration,
@@ -235,6 +248,8 @@ pub struct Firmware {
     last_wait_report: Instant,
     autoreport: Option<(Duration, Instant)>,
     output: Vec<u8>,
+    /// Output on its way to the host ([`FirmwareConfig::answer_delay`]): when it arrives.
+    delayed_output: VecDeque<(Instant, Vec<u8>)>,
     log: Vec<Executed>,
     resets: u64,
     /// The last bytes received, for a command the emergency parser sees across two chunks.
@@ -264,6 +279,7 @@ impl Firmware {
             now,
             rx: VecDeque::new(),
             rx_overflows: 0,
+            next_pass: now,
             line: Vec::new(),
             in_comment: false,
             last_n: 0,
@@ -289,6 +305,7 @@ impl Firmware {
             last_wait_report: now,
             autoreport: None,
             output: Vec::new(),
+            delayed_output: VecDeque::new(),
             log: Vec::new(),
             resets: 0,
             emergency_tail: Vec::new(),
@@ -330,7 +347,14 @@ impl Firmware {
         self.rx_overflows
     }
 
+    /// What has reached the host by the firmware's clock (the last `receive` or `poll`).
     pub fn take_output(&mut self) -> Vec<u8> {
+        while let Some((at, bytes)) = self.delayed_output.front_mut()
+            && *at <= self.now
+        {
+            self.output.append(bytes);
+            self.delayed_output.pop_front();
+        }
         std::mem::take(&mut self.output)
     }
 
@@ -374,10 +398,16 @@ impl Firmware {
 
     /// When [`Firmware::poll`] must run next, if nothing arrives before.
     pub fn next_wakeup(&self) -> Option<Instant> {
+        let mut wake: Vec<Instant> = self
+            .delayed_output
+            .front()
+            .map(|(at, _)| *at)
+            .into_iter()
+            .collect();
         if let Some(until) = self.hung_until {
-            return Some(until);
+            wake.push(until);
+            return wake.into_iter().min();
         }
-        let mut wake: Vec<Instant> = Vec::new();
         if let Some(running) = &self.running {
             if self.config.host_keepalive {
                 wake.push(self.last_keepalive + KEEPALIVE_INTERVAL);
@@ -396,6 +426,9 @@ impl Firmware {
         }
         if let Some((interval, last)) = self.autoreport {
             wake.push(last + interval);
+        }
+        if !self.rx.is_empty() || !self.ring.is_empty() {
+            wake.push(self.next_pass);
         }
         wake.extend(self.planner.front().copied());
         for (fault, fired) in &self.faults {
@@ -423,6 +456,10 @@ impl Firmware {
             self.rx.clear();
             return;
         }
+        if now < self.next_pass {
+            return;
+        }
+        self.next_pass = self.pass_after(now);
         if let Some((interval, last)) = self.autoreport
             && now >= last + interval
         {
@@ -447,6 +484,17 @@ impl Firmware {
             self.say(busy);
             self.last_keepalive = now;
         }
+    }
+
+    /// The start of the first main-loop pass after `now`: passes follow each other every
+    /// [`FirmwareConfig::loop_time`] from boot.
+    fn pass_after(&self, now: Instant) -> Instant {
+        let period = self.config.loop_time;
+        if period.is_zero() {
+            return now;
+        }
+        let passes = now.duration_since(self.started).as_nanos() / period.as_nanos() + 1;
+        self.started + period * passes as u32
     }
 
     fn advance_clock(&mut self, now: Instant) {
@@ -557,8 +605,14 @@ impl Firmware {
     }
 
     fn say(&mut self, line: &str) {
-        self.output.extend_from_slice(line.as_bytes());
-        self.output.push(b'\n');
+        let mut bytes = line.as_bytes().to_vec();
+        bytes.push(b'\n');
+        if self.config.answer_delay.is_zero() {
+            self.output.append(&mut bytes);
+        } else {
+            self.delayed_output
+                .push_back((self.now + self.config.answer_delay, bytes));
+        }
         self.tx_free_at =
             self.tx_free_at.max(self.now) + self.tx_byte_time * (line.len() as u32 + 1);
     }

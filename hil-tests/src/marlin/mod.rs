@@ -64,6 +64,14 @@ pub struct MarlinSimArgs {
     /// block as on AVR boards, and a line error loses what arrives while its error is written.
     #[arg(long)]
     pub tx_buffer: bool,
+    /// Milliseconds per pass of the firmware's main loop: it reads what the host sent, and
+    /// answers, only once per pass (0: as bytes arrive).
+    #[arg(long, default_value_t = 0)]
+    pub loop_ms: u64,
+    /// Milliseconds the firmware's answers take to reach the host (a USB-serial bridge's
+    /// latency timer).
+    #[arg(long, default_value_t = 0)]
+    pub answer_delay_ms: u64,
     /// Builds without `HOST_KEEPALIVE_FEATURE`: no `busy: processing` while a command blocks.
     #[arg(long)]
     pub no_host_keepalive: bool,
@@ -111,6 +119,8 @@ impl MarlinSimArgs {
                 advanced_ok: self.advanced_ok,
                 unnumbered_checksum: self.unnumbered_checksum,
                 tx_buffer: self.tx_buffer,
+                loop_time: Duration::from_millis(self.loop_ms),
+                answer_delay: Duration::from_millis(self.answer_delay_ms),
                 host_keepalive: !self.no_host_keepalive,
                 drop_ok: (self.drop_ok > 0.0).then(|| DropOk {
                     share: self.drop_ok,
