@@ -52,13 +52,7 @@ async fn late_outcome_of_a_cancelled_order(kind: &str) {
     })
     .await;
 
-    let (status, body) = client
-        .post(
-            &format!("/api/v1/orders/{id}/cancel"),
-            serde_json::json!({ "reason": "maker withdrew" }),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    let body = client.cancel(&id).await;
     assert_eq!(
         body["eta"],
         Value::Null,

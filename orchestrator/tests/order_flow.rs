@@ -217,13 +217,7 @@ async fn cancel_releases_unused_material(kind: &str) {
             .any(|m| m["reserved"].as_f64().unwrap() > 0.0)
     );
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let (status, body) = client
-        .post(
-            &format!("/api/v1/orders/{id}/cancel"),
-            serde_json::json!({ "reason": "maker withdrew" }),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    let body = client.cancel(&id).await;
     assert_eq!(body["state"], "cancelled");
     let jobs = client.ok(&format!("/api/v1/jobs?order={id}")).await;
     let drawn: i64 = bracket_draws()

@@ -223,6 +223,18 @@ impl Client {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
+    /// Cancel an order as its maker withdrew it; the order as the API answers.
+    pub async fn cancel(&self, order_id: &str) -> Value {
+        let (status, body) = self
+            .post(
+                &format!("/api/v1/orders/{order_id}/cancel"),
+                serde_json::json!({ "reason": "maker withdrew" }),
+            )
+            .await;
+        assert_eq!(status, 200, "cancel {order_id}: {body}");
+        body
+    }
+
     /// Submit a spec file with its programs, as `microfab submit` does.
     pub async fn submit_file(&self, path: &str) -> Value {
         let checked = microfab_job_specs::check_file(Path::new(path)).unwrap();
