@@ -13,7 +13,7 @@ pub(crate) enum Position {
     LineColumn(usize, usize),
 }
 
-/// An error before it is turned into a [`crate::SpecError`]: positions are still byte offsets.
+/// An error before it is turned into a [`crate::Diagnostic`]: positions are still byte offsets.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Finding {
     pub position: Position,
@@ -272,43 +272,5 @@ impl JsonReader<'_> {
                 }
             }
         }
-    }
-}
-
-/// Turns byte offsets into 1-based lines and character columns.
-pub(crate) struct LineIndex<'t> {
-    text: &'t str,
-    line_starts: Vec<usize>,
-}
-
-impl<'t> LineIndex<'t> {
-    pub fn new(text: &'t str) -> Self {
-        let line_starts = std::iter::once(0)
-            .chain(text.match_indices('\n').map(|(index, _)| index + 1))
-            .collect();
-        Self { text, line_starts }
-    }
-
-    /// The text of a 1-based line, without its line break.
-    pub fn line_text(&self, line: usize) -> &'t str {
-        let Some(&start) = self.line_starts.get(line.wrapping_sub(1)) else {
-            return "";
-        };
-        let end = self
-            .line_starts
-            .get(line)
-            .map_or(self.text.len(), |&next| next);
-        self.text[start..end].trim_end_matches(['\n', '\r'])
-    }
-
-    pub fn line_column(&self, offset: usize) -> (usize, usize) {
-        let offset = offset.min(self.text.len());
-        let line = self.line_starts.partition_point(|&start| start <= offset) - 1;
-        let start = self.line_starts[line];
-        let column = self
-            .text
-            .get(start..offset)
-            .map_or(offset - start, |prefix| prefix.chars().count());
-        (line + 1, column + 1)
     }
 }

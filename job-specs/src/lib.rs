@@ -13,6 +13,7 @@
 //! Specs are untrusted input: nothing here panics on any input, every size is bounded, and
 //! program files are only read inside the spec's folder.
 
+mod diagnostic;
 mod document;
 mod error;
 mod preflight;
@@ -24,9 +25,10 @@ mod validate;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use document::{Finding, LineIndex, Position};
+use document::{Finding, Position};
 
-pub use error::{ProgramReadError, SpecError, SpecErrors};
+pub use diagnostic::{Diagnostic, Diagnostics, LineIndex};
+pub use error::ProgramReadError;
 pub use preflight::{
     BoundingBox, DEFAULT_RAPID_MM_PER_MIN, GcodeProgram, LengthUnits, MAX_PROGRAM_BYTES,
     MAX_PROGRAMS_TOTAL_BYTES, preflight_gcode,
@@ -60,20 +62,13 @@ impl SpecFormat {
 }
 
 /// Reads, validates and preflights a spec file; programs are read from the spec's folder.
-pub fn check_file(path: &Path) -> Result<CheckedSpec, SpecErrors> {
+pub fn check_file(path: &Path) -> Result<CheckedSpec, Diagnostics> {
     let source_name = path.file_name().map_or_else(
         || path.display().to_string(),
         |name| name.to_string_lossy().into_owned(),
     );
-    let file_error = |message: String| {
-        SpecErrors(vec![SpecError {
-            file: source_name.clone(),
-            line: None,
-            column: None,
-            field: String::new(),
-            message,
-        }])
-    };
+    let file_error =
+        |message: String| Diagnostics(vec![Diagnostic::in_file(source_name.clone(), "", message)]);
     let format = SpecFormat::from_path(path).ok_or_else(|| {
         file_error("unknown spec format: the file name must end in .toml or .json".to_owned())
     })?;
@@ -96,6 +91,21 @@ pub fn check_file(path: &Path) -> Result<CheckedSpec, SpecErrors> {
     check_text(&source_name, &text, format, &programs)
 }
 
+/// The errors [`check_file`] gave for `spec_path`, each with its source line, for people: an
+/// error names the spec by its file name and a program by its path in the spec's folder.
+pub fn render_check_errors(spec_path: &Path, errors: &Diagnostics) -> String {
+    let spec_name = spec_path.file_name().map(|name| name.to_string_lossy());
+    let folder = spec_path.parent().unwrap_or(Path::new("."));
+    errors.render(|file| {
+        let path = if spec_name.as_deref() == Some(file) {
+            spec_path.to_path_buf()
+        } else {
+            folder.join(file)
+        };
+        std::fs::read_to_string(path).ok()
+    })
+}
+
 /// Validates a spec given as text; `source_name` names it in errors, `programs` supplies the
 /// G-code files it refers to.
 pub fn check_text(
@@ -103,22 +113,20 @@ pub fn check_text(
     text: &str,
     format: SpecFormat,
     programs: &dyn ProgramSource,
-) -> Result<CheckedSpec, SpecErrors> {
+) -> Result<CheckedSpec, Diagnostics> {
     let index = LineIndex::new(text);
-    let to_errors = |findings: Vec<Finding>| -> Vec<SpecError> {
-        let mut errors: Vec<SpecError> = findings
+    let to_errors = |findings: Vec<Finding>| -> Vec<Diagnostic> {
+        let mut errors: Vec<Diagnostic> = findings
             .into_iter()
             .map(|finding| {
                 let (line, column) = match finding.position {
                     Position::Offset(offset) => index.line_column(offset),
                     Position::LineColumn(line, column) => (line, column),
                 };
-                SpecError {
-                    file: source_name.to_owned(),
+                Diagnostic {
                     line: Some(line),
                     column: Some(column),
-                    field: finding.field,
-                    message: finding.message,
+                    ..Diagnostic::in_file(source_name, finding.field, finding.message)
                 }
             })
             .collect();
@@ -126,29 +134,27 @@ pub fn check_text(
         errors
     };
     if text.len() as u64 > MAX_SPEC_BYTES {
-        return Err(SpecErrors(vec![SpecError {
-            file: source_name.to_owned(),
-            line: None,
-            column: None,
-            field: String::new(),
-            message: format!(
+        return Err(Diagnostics(vec![Diagnostic::in_file(
+            source_name,
+            "",
+            format!(
                 "spec is {} bytes; the limit is {MAX_SPEC_BYTES} bytes",
                 text.len()
             ),
-        }]));
+        )]));
     }
     let root = match format {
         SpecFormat::Toml => document::parse_toml(text),
         SpecFormat::Json => document::parse_json(text),
     }
-    .map_err(|findings| SpecErrors(to_errors(findings)))?;
+    .map_err(|findings| Diagnostics(to_errors(findings)))?;
 
     let mut findings = Vec::new();
     let validated = validate::validate(&root, format, &mut findings);
 
     // Each program is read and preflighted once, however many steps use it.
     let mut loaded: BTreeMap<String, GcodeProgram> = BTreeMap::new();
-    let mut program_errors: Vec<SpecError> = Vec::new();
+    let mut program_errors: Vec<Diagnostic> = Vec::new();
     let mut attempted: Vec<&str> = Vec::new();
     let mut total_bytes: u64 = 0;
     for (step, program) in validated.gcode_programs.iter().enumerate() {
@@ -187,7 +193,7 @@ pub fn check_text(
             Ok(program) => {
                 loaded.insert(path.clone(), program);
             }
-            Err(errors) => program_errors.extend(errors.into_iter().map(|error| SpecError {
+            Err(errors) => program_errors.extend(errors.into_iter().map(|error| Diagnostic {
                 field: field.clone(),
                 ..error
             })),
@@ -206,7 +212,7 @@ pub fn check_text(
         }),
         _ => {
             debug_assert!(!errors.is_empty(), "a spec was rejected without an error");
-            Err(SpecErrors(errors))
+            Err(Diagnostics(errors))
         }
     }
 }

@@ -10,8 +10,7 @@ use gcode::{Code, Value};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::document::LineIndex;
-use crate::error::SpecError;
+use crate::diagnostic::{Diagnostic, LineIndex};
 
 /// Largest program accepted, in bytes: a large print's G-code runs to 50 MB.
 pub const MAX_PROGRAM_BYTES: u64 = 64 * 1024 * 1024;
@@ -103,13 +102,11 @@ pub struct GcodeProgram {
 }
 
 /// Parses and interprets one G-code program. `path` names it in errors.
-pub fn preflight_gcode(path: &str, text: &str) -> Result<GcodeProgram, Vec<SpecError>> {
-    let error = |line: Option<usize>, column: Option<usize>, message: String| SpecError {
-        file: path.to_owned(),
+pub fn preflight_gcode(path: &str, text: &str) -> Result<GcodeProgram, Vec<Diagnostic>> {
+    let error = |line: Option<usize>, column: Option<usize>, message: String| Diagnostic {
         line,
         column,
-        field: String::new(),
-        message,
+        ..Diagnostic::in_file(path, "", message)
     };
     if text.len() as u64 > MAX_PROGRAM_BYTES {
         return Err(vec![error(
@@ -151,11 +148,17 @@ pub fn preflight_gcode(path: &str, text: &str) -> Result<GcodeProgram, Vec<SpecE
 
     if !syntax_errors.is_empty() {
         let index = LineIndex::new(text);
-        let mut errors: Vec<SpecError> = syntax_errors
+        let mut errors: Vec<Diagnostic> = syntax_errors
             .values()
             .map(|diagnostic| {
                 let (line, column) = index.line_column(diagnostic.span.start);
-                let shown: String = index.line_text(line).trim().chars().take(80).collect();
+                let shown: String = index
+                    .line_text(line)
+                    .unwrap_or_default()
+                    .trim()
+                    .chars()
+                    .take(80)
+                    .collect();
                 error(
                     Some(line),
                     Some(column),
@@ -1057,7 +1060,7 @@ mod tests {
         for (name, program, line, message) in cases {
             let errors = preflight_gcode("p.nc", program).expect_err(name);
             assert_eq!(errors.len(), 1, "{name}: {errors:?}");
-            assert_eq!(errors[0].file, "p.nc");
+            assert_eq!(errors[0].file.as_deref(), Some("p.nc"));
             assert_eq!(errors[0].line, *line, "{name}");
             assert!(
                 errors[0].message.contains(message),

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use microfab_job_specs::{
-    Directory, InMemory, MAX_PROGRAM_BYTES, MAX_PROGRAMS_TOTAL_BYTES, SpecErrors, SpecFormat,
+    Diagnostics, Directory, InMemory, MAX_PROGRAM_BYTES, MAX_PROGRAMS_TOTAL_BYTES, SpecFormat,
     check_file, check_text,
 };
 
@@ -19,7 +19,7 @@ fn malformed_dir() -> PathBuf {
 }
 
 /// Compares rejected errors with the expectation lines described in the module docs.
-fn check(outcome: Result<microfab_job_specs::CheckedSpec, SpecErrors>, expected: &str) {
+fn check(outcome: Result<microfab_job_specs::CheckedSpec, Diagnostics>, expected: &str) {
     let errors = match outcome {
         Ok(spec) => panic!("accepted, expected rejection: {}", spec.source_name),
         Err(errors) => errors,

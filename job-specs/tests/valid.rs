@@ -227,7 +227,7 @@ fn no_input_makes_the_checker_panic() {
                 let mut positions: Vec<(Option<usize>, Option<usize>)> = errors
                     .0
                     .iter()
-                    .filter(|error| error.file == "mutated.spec")
+                    .filter(|error| error.file.as_deref() == Some("mutated.spec"))
                     .map(|error| (error.line, error.column))
                     .collect();
                 let in_order = positions.windows(2).all(|pair| pair[0] <= pair[1]);

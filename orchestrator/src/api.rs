@@ -15,7 +15,7 @@ use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use futures::Stream;
 use microfab_drivers::{DriverCommand, DriverError};
-use microfab_job_specs::{InMemory, SpecFormat};
+use microfab_job_specs::{Diagnostic, InMemory, SpecFormat};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 use utoipa::openapi::RefOr;
@@ -91,16 +91,7 @@ pub struct ErrorDetail {
     pub message: String,
     /// Every problem found, with file/line/field where known (spec validation).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub details: Vec<ErrorItem>,
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct ErrorItem {
-    pub file: Option<String>,
-    pub line: Option<usize>,
-    pub column: Option<usize>,
-    pub field: String,
-    pub message: String,
+    pub details: Vec<Diagnostic>,
 }
 
 pub struct ApiError {
@@ -139,7 +130,7 @@ impl ApiError {
             "invalid",
             format!("{field}: {message}"),
         );
-        e.body.error.details.push(ErrorItem {
+        e.body.error.details.push(Diagnostic {
             file: None,
             line: None,
             column: None,
@@ -175,17 +166,7 @@ impl From<PlantError> for ApiError {
                     "invalid_spec",
                     format!("the batch spec has {} error(s):\n{errors}", errors.0.len()),
                 );
-                e.body.error.details = errors
-                    .0
-                    .into_iter()
-                    .map(|s| ErrorItem {
-                        file: Some(s.file),
-                        line: s.line,
-                        column: s.column,
-                        field: s.field,
-                        message: s.message,
-                    })
-                    .collect();
+                e.body.error.details = errors.0;
                 e
             }
             PlantError::Store(e) => {

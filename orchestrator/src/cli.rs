@@ -372,8 +372,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                 )?;
                 Ok(0)
             }
-            Err(e) => {
-                eprintln!("{e}");
+            Err(errors) => {
+                eprintln!(
+                    "{}",
+                    errors.render(|file| std::fs::read_to_string(file).ok())
+                );
                 Ok(2)
             }
         },
@@ -889,7 +892,7 @@ fn spec_check(files: &[PathBuf], json: bool) -> anyhow::Result<i32> {
                         serde_json::json!({ "file": file, "ok": false, "errors": errors.0 })
                     )?;
                 } else {
-                    eprintln!("{errors}");
+                    eprintln!("{}", microfab_job_specs::render_check_errors(file, &errors));
                 }
             }
         }
@@ -922,7 +925,7 @@ async fn submit(file: &PathBuf, key: Option<String>, client: &ClientArgs) -> any
     let checked = match microfab_job_specs::check_file(file) {
         Ok(c) => c,
         Err(errors) => {
-            eprintln!("{errors}");
+            eprintln!("{}", microfab_job_specs::render_check_errors(file, &errors));
             return Ok(2);
         }
     };

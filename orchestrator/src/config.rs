@@ -2,11 +2,11 @@
 //! every semantic problem is reported at once with file, line and field.
 
 use std::collections::{BTreeMap, HashSet};
-use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use microfab_drivers::sim::SimSettings;
+use microfab_job_specs::{Diagnostic, Diagnostics, LineIndex};
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -309,69 +309,22 @@ impl DemoSection {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct ConfigError {
-    pub file: String,
-    pub line: Option<usize>,
-    pub column: Option<usize>,
-    pub field: String,
-    pub message: String,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.file)?;
-        if let Some(line) = self.line {
-            write!(f, ":{line}")?;
-            if let Some(column) = self.column {
-                write!(f, ":{column}")?;
-            }
-        }
-        if !self.field.is_empty() {
-            write!(f, ": {}", self.field)?;
-        }
-        write!(f, ": {}", self.message)
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub struct ConfigErrors(pub Vec<ConfigError>);
-
-impl fmt::Display for ConfigErrors {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, e) in self.0.iter().enumerate() {
-            if i > 0 {
-                writeln!(f)?;
-            }
-            write!(f, "{e}")?;
-        }
-        Ok(())
-    }
-}
-
-fn line_column(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
-    (line, column)
-}
-
 struct Collector<'a> {
     file: String,
-    text: &'a str,
-    errors: Vec<ConfigError>,
+    index: LineIndex<'a>,
+    errors: Vec<Diagnostic>,
 }
 
 impl Collector<'_> {
     fn at(&mut self, span: Range<usize>, field: String, message: String) {
-        let (line, column) = line_column(self.text, span.start);
-        self.errors.push(ConfigError {
-            file: self.file.clone(),
-            line: Some(line),
-            column: Some(column),
-            field,
-            message,
-        });
+        let diagnostic = Diagnostic::at_offset(&self.file, &self.index, span.start, field, message);
+        self.errors.push(diagnostic);
+    }
+
+    /// A problem with a value whose position the TOML reader did not keep.
+    fn in_file(&mut self, field: &str, message: String) {
+        self.errors
+            .push(Diagnostic::in_file(&self.file, field, message));
     }
 }
 
@@ -383,60 +336,50 @@ impl PlantConfig {
             .find(|m| m.id == id)
     }
 
-    pub fn load(path: &Path) -> Result<PlantConfig, ConfigErrors> {
+    pub fn load(path: &Path) -> Result<PlantConfig, Diagnostics> {
         let text = std::fs::read_to_string(path).map_err(|e| {
-            ConfigErrors(vec![ConfigError {
-                file: path.display().to_string(),
-                line: None,
-                column: None,
-                field: String::new(),
-                message: format!("cannot read the config: {e}"),
-            }])
+            Diagnostics(vec![Diagnostic::in_file(
+                path.display().to_string(),
+                "",
+                format!("cannot read the config: {e}"),
+            )])
         })?;
         let mut config = PlantConfig::parse(&path.display().to_string(), &text)?;
         config.path = path.to_path_buf();
         Ok(config)
     }
 
-    pub fn parse(file: &str, text: &str) -> Result<PlantConfig, ConfigErrors> {
+    pub fn parse(file: &str, text: &str) -> Result<PlantConfig, Diagnostics> {
+        let index = LineIndex::new(text);
         let config: PlantConfig = toml::from_str(text).map_err(|e| {
-            let (line, column) = e
-                .span()
-                .map(|s| line_column(text, s.start))
-                .map_or((None, None), |(l, c)| (Some(l), Some(c)));
-            ConfigErrors(vec![ConfigError {
-                file: file.to_string(),
-                line,
-                column,
-                field: String::new(),
-                message: e.message().to_string(),
+            let message = e.message().to_string();
+            Diagnostics(vec![match e.span() {
+                Some(span) => Diagnostic::at_offset(file, &index, span.start, "", message),
+                None => Diagnostic::in_file(file, "", message),
             }])
         })?;
         let mut c = Collector {
             file: file.to_string(),
-            text,
+            index,
             errors: Vec::new(),
         };
         config.validate(&mut c);
         if c.errors.is_empty() {
             Ok(config)
         } else {
-            Err(ConfigErrors(c.errors))
+            Err(Diagnostics(c.errors))
         }
     }
 
     fn validate(&self, c: &mut Collector<'_>) {
         if self.policy.min_quantity > self.policy.max_quantity {
-            c.errors.push(ConfigError {
-                file: c.file.clone(),
-                line: None,
-                column: None,
-                field: "policy.min_quantity".into(),
-                message: format!(
+            c.in_file(
+                "policy.min_quantity",
+                format!(
                     "min_quantity {} is above max_quantity {}",
                     self.policy.min_quantity, self.policy.max_quantity
                 ),
-            });
+            );
         }
         for (name, value) in [
             (
@@ -446,13 +389,10 @@ impl PlantConfig {
             ("planner.replan_seconds", self.planner.replan_seconds),
         ] {
             if !(value.is_finite() && (0.0..=60.0).contains(&value)) {
-                c.errors.push(ConfigError {
-                    file: c.file.clone(),
-                    line: None,
-                    column: None,
-                    field: name.into(),
-                    message: format!("{value} is not a budget between 0 and 60 seconds"),
-                });
+                c.in_file(
+                    name,
+                    format!("{value} is not a budget between 0 and 60 seconds"),
+                );
             }
         }
         let mut machine_ids = HashSet::new();
@@ -602,13 +542,10 @@ impl PlantConfig {
             }
         }
         if self.plant.listen.parse::<std::net::SocketAddr>().is_err() {
-            c.errors.push(ConfigError {
-                file: c.file.clone(),
-                line: None,
-                column: None,
-                field: "plant.listen".into(),
-                message: format!("'{}' is not an address:port", self.plant.listen),
-            });
+            c.in_file(
+                "plant.listen",
+                format!("'{}' is not an address:port", self.plant.listen),
+            );
         }
     }
 }

@@ -487,3 +487,46 @@ async fn verify_never_creates_a_database() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A person reading `spec check` or `config check` sees each problem's line with a caret under
+/// the column it names, in the spec, in a program and in the plant config.
+#[tokio::test]
+async fn errors_show_the_line_they_point_at() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec_folder = std::path::Path::new(BRACKET_SPEC).parent().unwrap();
+    let spec = std::fs::read_to_string(BRACKET_SPEC)
+        .unwrap()
+        .replace("quantity = 200", "quantity = \"lots\"");
+    assert!(spec.contains("quantity = \"lots\""), "the example spec changed");
+    let spec_path = dir.path().join("bracket.toml");
+    std::fs::write(&spec_path, spec).unwrap();
+    let programs = dir.path().join("programs");
+    std::fs::create_dir(&programs).unwrap();
+    for entry in std::fs::read_dir(spec_folder.join("programs")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), programs.join(entry.file_name())).unwrap();
+    }
+    let bar = programs.join("bracket-bar.nc");
+    let mut program = std::fs::read_to_string(&bar).unwrap();
+    program.push_str("G1 X1 Y#\n");
+    let bad_line = program.lines().count();
+    std::fs::write(&bar, program).unwrap();
+
+    let out = microfab(&["spec", "check", spec_path.to_str().unwrap()]).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let quantity = "bracket.toml:5:12: quantity: expected an integer, found string \"lots\"\n  |\n5 | quantity = \"lots\"\n  |            ^";
+    assert!(stderr.contains(quantity), "{stderr}");
+    let gutter = " ".repeat(bad_line.to_string().len());
+    let syntax = format!(
+        "programs/bracket-bar.nc:{bad_line}:8: steps[1].program: G-code syntax: unexpected '#' in `G1 X1 Y#`\n{gutter} |\n{bad_line} | G1 X1 Y#\n{gutter} |        ^"
+    );
+    assert!(stderr.contains(&syntax), "{stderr}");
+
+    let config_path = dir.path().join("plant.toml");
+    std::fs::write(&config_path, "[plant]\nlisten = 8080\n").unwrap();
+    let out = microfab(&["config", "check", config_path.to_str().unwrap()]).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("\n  |\n2 | listen = 8080\n  |          ^"), "{stderr}");
+}

@@ -34,7 +34,7 @@ pub enum PlantError {
     #[error("{0}")]
     MaterialShort(String),
     #[error("{0}")]
-    Spec(#[from] microfab_job_specs::SpecErrors),
+    Spec(#[from] microfab_job_specs::Diagnostics),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
