@@ -3,9 +3,9 @@
 //! the output.
 //!
 //! This file holds the command tree and the commands that work here, on files and databases
-//! (`serve`, `spec`, `config`, `verify`); the rooms: [`remote`] the commands that ask a server,
-//! through [`client`], printed by [`tables`] (and [`events`] for the log); [`demo`] the demo
-//! factory; [`bench`] the benchmarks.
+//! (`serve`, `spec`, `config`, `verify`). The rooms: `remote.rs` the commands that ask a server,
+//! through `client.rs`, printed by `tables.rs` (and `events.rs` for the log); `demo.rs` the demo
+//! factory; `bench.rs` the benchmarks.
 
 mod bench;
 mod client;
