@@ -14,7 +14,6 @@ pub mod grbl;
 pub mod link;
 pub mod manual;
 pub mod marlin;
-pub mod rng;
 pub mod sim;
 pub mod traffic;
 

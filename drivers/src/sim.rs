@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::rng::SplitMix64;
 use crate::{Condition, Driver, DriverCommand, DriverError, DriverEvent, JobRun};
+use microfab_rng::SplitMix64;
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct SimSettings {

@@ -30,7 +30,7 @@ use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use microfab_drivers::rng::SplitMix64;
+use microfab_rng::SplitMix64;
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 use nix::sys::termios::{SetArg, cfmakeraw, tcgetattr, tcsetattr};

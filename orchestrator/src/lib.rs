@@ -3,7 +3,6 @@
 
 pub mod amount;
 pub mod api;
-pub mod bench_plan;
 pub mod cli;
 pub mod config;
 pub mod plant;

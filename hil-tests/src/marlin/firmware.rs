@@ -32,7 +32,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use microfab_drivers::rng::SplitMix64;
+use microfab_rng::SplitMix64;
 
 use super::fault::{Fault, FaultKind, Trigger};
 

@@ -5,7 +5,7 @@
 //! rule and appends it to the machine where it ends earliest.
 
 use crate::problem::{NONE, Problem, Solution};
-use crate::rng::SplitMix64;
+use microfab_rng::SplitMix64;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rule {
@@ -33,7 +33,7 @@ pub enum Rule {
 const ATC_K: f64 = 2.0;
 
 /// Longest chain of minimum durations from each op to the end of its job graph, op included.
-pub(crate) fn work_remaining(p: &Problem, job_topo: &[u32]) -> Vec<i64> {
+pub fn work_remaining(p: &Problem, job_topo: &[u32]) -> Vec<i64> {
     let mut tail = vec![0i64; p.n_ops()];
     for &op in job_topo.iter().rev() {
         let own = p.alts(op).map(|a| p.alt_dur[a as usize]).min().unwrap_or(0);

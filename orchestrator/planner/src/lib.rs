@@ -4,17 +4,14 @@
 //!
 //! API boundary: everything the planner knows arrives in [`PlanInput`]; everything it decides
 //! leaves as a [`Plan`] and [`Dispatch`] decisions. Same input, budget and seed, same output.
-//! The exception is [`bench`], which reads instance files and measures wall-clock time for
-//! the benchmarks; the planning core never calls it.
+//! The benchmarks (FJSPLIB files, generated plant days, wall-clock figures) live beside it in
+//! `microfab-planner-bench`.
 
-pub mod bench;
 pub mod check;
 pub mod construct;
-pub mod fjsp;
 pub mod model;
 pub mod plan;
 pub mod problem;
-pub mod rng;
 pub mod rule;
 pub mod search;
 

@@ -328,8 +328,7 @@ const REPLAN_RULES: [Rule; 3] = [Rule::Previous, Rule::Urgency, Rule::ApparentTa
 
 /// Plans all runs of `input`. With `previous`, the search starts from it and counts runs moved
 /// to another machine as the last objective level, so the plan is only reshuffled for a gain.
-/// Deterministic for a [`Budget::Work`] budget: same input, previous plan, budget and seed, same
-/// plan.
+/// Deterministic: same input, previous plan, budget and seed, same plan.
 pub fn plan(input: &PlanInput, previous: Option<&Plan>, budget: Budget, seed: u64) -> Plan {
     let t = translate(input, previous);
     let p = &t.problem;
@@ -396,7 +395,7 @@ pub fn plan(input: &PlanInput, previous: Option<&Plan>, budget: Budget, seed: u6
 }
 
 /// Expected completion per order (its last planned or frozen run's end), in input order.
-pub(crate) fn order_etas(input: &PlanInput, assignments: &[Planned]) -> Vec<(String, Millis)> {
+pub fn order_etas(input: &PlanInput, assignments: &[Planned]) -> Vec<(String, Millis)> {
     let order_of_run: HashMap<i64, &str> = input
         .runs
         .iter()
@@ -530,7 +529,7 @@ mod tests {
     /// Plans, demands that the checker accepts the plan and agrees on the objective, then runs
     /// the case's own expectation.
     fn check(name: &str, input: PlanInput, expect: impl Fn(&Plan)) {
-        let plan = plan(&input, None, Budget::Work(300_000), 3);
+        let plan = plan(&input, None, Budget::work(300_000), 3);
         match check_plan(&input, &plan, None) {
             Ok(objective) => assert_eq!(objective, plan.objective, "{name}: objective mismatch"),
             Err(errors) => panic!("{name}: checker rejects the plan: {errors:#?}"),
@@ -730,96 +729,6 @@ mod tests {
                 assert_eq!((a.start.min(b.start), a.start.max(b.start)), (0, 80 * MIN));
             },
         );
-    }
-
-    fn small_plant(seed: u64) -> PlanInput {
-        crate::bench::plant::generate(crate::bench::plant::PlantSpec {
-            machines: 24,
-            runs: 240,
-            seed,
-        })
-    }
-
-    #[test]
-    fn same_seed_same_plan() {
-        let input = small_plant(5);
-        let a = plan(&input, None, Budget::Work(3_000_000), 11);
-        let b = plan(&input, None, Budget::Work(3_000_000), 11);
-        assert_eq!(a, b);
-        assert!(a.iterations > 0);
-        assert_eq!(check_plan(&input, &a, None), Ok(a.objective));
-    }
-
-    #[test]
-    fn search_improves_on_construction() {
-        let input = small_plant(8);
-        let constructed = plan(&input, None, Budget::Work(0), 1);
-        let searched = plan(&input, None, Budget::Work(5_000_000), 1);
-        assert!(
-            searched.objective < constructed.objective,
-            "{:?} vs {:?}",
-            searched.objective,
-            constructed.objective
-        );
-    }
-
-    #[test]
-    fn replanning_moves_runs_only_for_a_gain() {
-        let input = small_plant(2);
-        let first = plan(&input, None, Budget::Work(2_000_000), 1);
-        let unchanged = Objective {
-            moved: 0,
-            ..first.objective
-        };
-        let warm = plan(&input, Some(&first), Budget::Work(0), 2);
-        // The previous order is among the starts, and every start keeps the machines.
-        assert!(warm.objective <= unchanged);
-        assert_eq!(warm.objective.moved, 0);
-        let searched = plan(&input, Some(&first), Budget::Work(2_000_000), 2);
-        assert_eq!(
-            check_plan(&input, &searched, Some(&first)),
-            Ok(searched.objective)
-        );
-        assert!(searched.objective <= unchanged);
-        let gain = Objective {
-            moved: 0,
-            ..searched.objective
-        } < unchanged;
-        assert!(
-            gain || searched.objective.moved == 0,
-            "moved {} runs for no gain",
-            searched.objective.moved
-        );
-    }
-
-    #[test]
-    fn replanning_after_a_failure_moves_the_failed_machines_work() {
-        use crate::bench::plant::after_failure;
-        let input = small_plant(4);
-        let first = plan(&input, None, Budget::Work(2_000_000), 1);
-        let failed = first.assignments[first.assignments.len() / 2]
-            .machine_id
-            .clone();
-        let next = after_failure(&input, &first, 30, &failed);
-        let displaced = first
-            .assignments
-            .iter()
-            .filter(|a| a.machine_id == failed && next.runs.iter().any(|r| r.id == a.run_id))
-            .count() as i64;
-        assert!(displaced > 0);
-        let warm = plan(&next, Some(&first), Budget::Work(0), 1);
-        assert_eq!(check_plan(&next, &warm, Some(&first)), Ok(warm.objective));
-        assert_eq!(
-            warm.objective.moved, displaced,
-            "the warm start moves only the displaced runs"
-        );
-        let replanned = plan(&next, Some(&first), Budget::Work(1_000_000), 1);
-        assert_eq!(
-            check_plan(&next, &replanned, Some(&first)),
-            Ok(replanned.objective)
-        );
-        assert!(replanned.assignments.iter().all(|a| a.machine_id != failed));
-        assert!(replanned.objective <= warm.objective);
     }
 
     fn dispatch_input() -> PlanInput {

@@ -10,7 +10,8 @@
 
 use serde::Serialize;
 
-pub(crate) const NONE: u32 = u32::MAX;
+/// An index that is absent: no setup family, no order, no machine in the previous plan.
+pub const NONE: u32 = u32::MAX;
 /// Minus infinity for longest-path tails; far from overflow when summed with durations.
 pub const NEG: i64 = i64::MIN / 4;
 
@@ -224,7 +225,7 @@ impl Problem {
     }
 
     /// Job-graph topological order (precedence arcs only); None if they form a cycle.
-    pub(crate) fn job_topological_order(&self) -> Option<Vec<u32>> {
+    pub fn job_topological_order(&self) -> Option<Vec<u32>> {
         let n = self.n_ops();
         let mut indeg: Vec<u32> = (0..n as u32).map(|o| self.preds(o).len() as u32).collect();
         let mut stack: Vec<u32> = (0..n as u32)
@@ -340,7 +341,8 @@ pub struct Solution {
 }
 
 impl Solution {
-    pub(crate) fn machine(&self, p: &Problem, op: u32) -> u32 {
+    /// The machine of the alternative chosen for `op`.
+    pub fn machine(&self, p: &Problem, op: u32) -> u32 {
         p.alt_machine[self.alt[op as usize] as usize]
     }
 }

@@ -15,44 +15,41 @@
 //! the best plan with a few random critical moves (a kick); a run goes on as long as it keeps
 //! improving its own best.
 
-use std::time::Instant;
-
 use crate::problem::{Evaluator, NEG, NONE, Objective, Problem, Solution};
-use crate::rng::SplitMix64;
+use microfab_rng::SplitMix64;
 
-/// How long to search.
-///
-/// `Work` is deterministic: the same problem, budget and seed always give the same plan. Its
-/// unit is one operation visited by the evaluator (a full evaluation of n operations costs n);
-/// a caller with a time budget converts seconds to work once, with a calibration it measures
-/// itself (see [`WORK_PER_SECOND`]). The planner never reads a clock for `Work`.
-///
-/// `Until` stops at a wall-clock instant: for benchmarks only. Results then depend on machine
-/// speed and load, so the plan is *not* reproducible (each iteration is, but their count is
-/// not).
+/// How long to search, in work units: the same problem, budget and seed always give the same
+/// plan, so the planner never reads a clock. A unit is one operation visited by the evaluator (a
+/// full evaluation of n operations costs n). A caller with a time limit converts it once, outside
+/// the planner, with [`Budget::from_seconds`] (or its own calibration, see [`WORK_PER_SECOND`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Budget {
-    Work(u64),
-    Until(Instant),
+pub struct Budget {
+    units: u64,
 }
 
 /// Work units per second of search on one core of the development machine (release build,
-/// shared with other jobs), as reported by `examples/plant.rs`. It covers the search only:
+/// shared with other jobs), as reported by `microfab bench plan`. It covers the search only:
 /// translation and construction come on top (about 60–85 ms per 1,000 runs for a first plan,
 /// 30 ms for a re-plan). Only a starting point for callers converting seconds into a
-/// deterministic [`Budget::Work`].
+/// [`Budget`].
 pub const WORK_PER_SECOND: u64 = 45_000_000;
 
 impl Budget {
+    pub const fn work(units: u64) -> Budget {
+        Budget { units }
+    }
+
+    /// Seconds of search on the reference machine ([`WORK_PER_SECOND`]).
     pub fn from_seconds(seconds: f64) -> Budget {
-        Budget::Work((seconds.max(0.0) * WORK_PER_SECOND as f64) as u64)
+        Budget::work((seconds.max(0.0) * WORK_PER_SECOND as f64) as u64)
+    }
+
+    pub fn units(self) -> u64 {
+        self.units
     }
 
     fn exhausted(&self, work: u64) -> bool {
-        match self {
-            Budget::Work(limit) => work >= *limit,
-            Budget::Until(deadline) => Instant::now() >= *deadline,
-        }
+        work >= self.units
     }
 }
 

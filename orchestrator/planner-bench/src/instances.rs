@@ -1,19 +1,19 @@
-//! Benchmarks (not part of the planning core; this module reads files and clocks): FJSPLIB
-//! instances against best-known bounds, and a generated plant-scale day (see [`plant`]).
-
-pub mod plant;
+//! FJSPLIB instance files against best-known bounds: folders expanded, `bounds.csv` found and
+//! read, each instance solved (on several threads if asked) and its schedule checked.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde::Serialize;
 use thiserror::Error;
 
+use microfab_planner::Budget;
+use microfab_planner::problem::Evaluator;
+use microfab_planner::search::tabu_search;
+
 use crate::fjsp::{self, FjspError, FjspInstance, ScheduledOp};
-use crate::problem::Evaluator;
-use crate::search::{Budget, tabu_search};
 
 #[derive(Debug, Error)]
 pub enum BenchError {
@@ -145,7 +145,7 @@ pub fn find_bounds(files: &[PathBuf]) -> Result<Bounds, BenchError> {
 /// Solves with `threads` searches and keeps the best (lowest makespan, then lowest seed). One
 /// thread is a plain [`fjsp::solve`]. Several cooperate in epochs: in each, every thread
 /// searches from the best plan so far with its own seed, then the best result is shared.
-/// Deterministic for a work budget (per seed and thread count).
+/// Deterministic per seed and thread count.
 pub fn solve_parallel(
     instance: &FjspInstance,
     budget: Budget,
@@ -160,15 +160,8 @@ pub fn solve_parallel(
     let mut best_obj = Evaluator::new(&p)
         .evaluate(&p, &best)
         .expect("constructions are acyclic");
-    let started = Instant::now();
+    let epoch_budget = Budget::work(budget.units() / EPOCHS);
     for epoch in 0..EPOCHS {
-        let epoch_budget = match budget {
-            Budget::Work(w) => Budget::Work(w / EPOCHS),
-            Budget::Until(deadline) => {
-                let total = deadline.saturating_duration_since(started);
-                Budget::Until(started + total.mul_f64((epoch + 1) as f64 / EPOCHS as f64))
-            }
-        };
         let outcomes: Vec<_> = std::thread::scope(|scope| {
             let handles: Vec<_> = (0..threads as u64)
                 .map(|i| {
@@ -195,10 +188,11 @@ pub fn solve_parallel(
 /// Rounds of the cooperative multi-thread search.
 const EPOCHS: u64 = 4;
 
-/// Runs every file for `seconds` each. Returns each result with its schedule.
+/// Solves every file within `budget` (per thread). Returns each result with its schedule; its
+/// `seconds` are what parsing, construction and search took here.
 pub fn run_fjsp(
     files: &[PathBuf],
-    seconds: f64,
+    budget: Budget,
     threads: usize,
     seed: u64,
 ) -> Result<Vec<(FjspResult, Vec<ScheduledOp>)>, BenchError> {
@@ -211,9 +205,7 @@ pub fn run_fjsp(
             path: path.clone(),
             source,
         })?;
-        let deadline = started + Duration::from_secs_f64(seconds.max(0.0));
-        let (schedule, makespan) =
-            solve_parallel(&instance, Budget::Until(deadline), threads, seed);
+        let (schedule, makespan) = solve_parallel(&instance, budget, threads, seed);
         let elapsed = started.elapsed().as_secs_f64();
         let feasible = fjsp::check_schedule(&instance, &schedule) == Ok(makespan);
         let upper_bound = bounds.lookup(path);
@@ -278,7 +270,7 @@ mod tests {
 
     /// A seeded FJSPLIB text: 8 jobs of 4 operations, 2 of 4 machines each.
     fn generated_instance(seed: u64) -> String {
-        let mut rng = crate::rng::SplitMix64::new(seed);
+        let mut rng = microfab_rng::SplitMix64::new(seed);
         let mut text = String::from("8 4 2\n");
         for _ in 0..8 {
             text += "4";
@@ -299,7 +291,7 @@ mod tests {
     #[test]
     fn parallel_search_is_deterministic_per_seed_set() {
         let instance = fjsp::parse(&generated_instance(3)).unwrap();
-        let budget = Budget::Work(300_000);
+        let budget = Budget::work(300_000);
         let (schedule, two) = solve_parallel(&instance, budget, 2, 5);
         assert_eq!(
             solve_parallel(&instance, budget, 2, 5),
@@ -318,7 +310,7 @@ mod tests {
         std::fs::write(dir.join("set/a.fjs"), generated_instance(1)).unwrap();
         std::fs::write(dir.join("set/b.fjs"), generated_instance(2)).unwrap();
         std::fs::write(dir.join("bounds.csv"), "file,upper_bound\nset/a.fjs,1\n").unwrap();
-        let results = run_fjsp(std::slice::from_ref(&dir), 0.02, 1, 1);
+        let results = run_fjsp(std::slice::from_ref(&dir), Budget::from_seconds(0.02), 1, 1);
         std::fs::remove_dir_all(&dir).unwrap();
         let results = results.unwrap();
         let summary: Vec<_> = results

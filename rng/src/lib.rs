@@ -1,5 +1,6 @@
-//! A small seeded generator (SplitMix64) so simulated machines are deterministic per seed
-//! without pulling in a random-number crate.
+//! A small seeded generator (SplitMix64), shared by the planner and the simulated machines: the
+//! same seed gives the same sequence on every platform, so plans and simulations replay exactly,
+//! without a random-number crate whose sequence could change with its version.
 
 #[derive(Debug, Clone)]
 pub struct SplitMix64(u64);
@@ -15,6 +16,11 @@ impl SplitMix64 {
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n` (n > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
     }
 
     /// Uniform in [0, 1).
@@ -41,12 +47,28 @@ mod tests {
         assert_ne!(SplitMix64::new(8).next_u64(), xs[0]);
     }
 
+    /// Plans and simulations recorded with earlier builds must replay: the sequence is fixed.
+    #[test]
+    fn the_sequence_is_splitmix64() {
+        let mut r = SplitMix64::new(0);
+        assert_eq!(r.next_u64(), 0xE220_A839_7B1D_CDAF);
+        assert_eq!(r.next_u64(), 0x6E78_9E6A_A1B9_65F4);
+    }
+
     #[test]
     fn fractions_stay_in_unit_interval() {
         let mut r = SplitMix64::new(1);
         for _ in 0..10_000 {
             let x = r.next_f64();
             assert!((0.0..1.0).contains(&x));
+        }
+    }
+
+    #[test]
+    fn below_stays_below() {
+        let mut r = SplitMix64::new(3);
+        for n in 1..200 {
+            assert!(r.below(n) < n);
         }
     }
 }

@@ -5,9 +5,10 @@ use std::fmt::Write as _;
 
 use thiserror::Error;
 
-use crate::construct::{Rule, construct, work_remaining};
-use crate::problem::{Evaluator, OpSpec, Problem, ProblemBuilder, Solution};
-use crate::search::{Budget, tabu_search};
+use microfab_planner::Budget;
+use microfab_planner::construct::{Rule, construct, work_remaining};
+use microfab_planner::problem::{Evaluator, NONE, OpSpec, Problem, ProblemBuilder, Solution};
+use microfab_planner::search::tabu_search;
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum FjspError {
@@ -110,7 +111,7 @@ impl FjspInstance {
     pub fn to_problem(&self) -> Problem {
         let mut b = ProblemBuilder::default();
         for _ in 0..self.n_machines {
-            b.machine(0, crate::problem::NONE, Vec::new());
+            b.machine(0, NONE, Vec::new());
         }
         for job in &self.jobs {
             let mut previous = None;
@@ -328,7 +329,7 @@ mod tests {
     #[test]
     fn solves_tiny_instance_to_optimum_and_checker_accepts() {
         let inst = parse(TINY).unwrap();
-        let (schedule, makespan) = solve(&inst, Budget::Work(200_000), 7);
+        let (schedule, makespan) = solve(&inst, Budget::work(200_000), 7);
         assert_eq!(check_schedule(&inst, &schedule), Ok(makespan));
         // Machine 1 carries at least 3 + 2 + 2 + 1 = 8 (job 0's first op is 5 on machine 2,
         // which would then carry 11), and 8 is reachable.

@@ -1,0 +1,233 @@
+//! `microfab demo`: the demo factory, its example orders submitted and approved, and its
+//! progress printed until every order has ended.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+
+use crate::plant::views::OrderView;
+use crate::store::now_ms;
+
+use super::load_config;
+
+pub(super) async fn run(
+    config_path: PathBuf,
+    database: String,
+    listen: String,
+    exit_when_done: bool,
+) -> anyhow::Result<i32> {
+    let config = load_config(&config_path)?;
+    let demo = config
+        .demo
+        .clone()
+        .context("the config has no [demo] section")?;
+    let time_scale = config.simulation.time_scale;
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .with_context(|| format!("listening on {listen}"))?;
+    let shutdown = CancellationToken::new();
+    let running = crate::server::start(config, &database, listener, shutdown.clone()).await?;
+    println!(
+        "microfab demo on http://{} (database {})",
+        running.address,
+        crate::store::redact_url(&database)
+    );
+    println!(
+        "simulated machines run {time_scale}x real speed; an eta is the time left at that speed"
+    );
+    let plant = running.runtime.plant.clone();
+    let mut order_ids = Vec::new();
+    for path in demo.spec_paths(&config_path) {
+        let checked = microfab_job_specs::check_file(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let key = format!("demo:{}", checked.source_name);
+        let id = plant
+            .submit(&checked, Some(&key), "demo", now_ms())
+            .await?
+            .order_id;
+        let order = plant.order(&id).await?;
+        if order.state == "submitted" {
+            for flag in &order.prescreen {
+                println!("  pre-screen {id}: {flag}");
+            }
+            plant.approve(&id, "demo", now_ms()).await?;
+            println!(
+                "submitted and approved {id}: {} x {}",
+                order.quantity, order.product
+            );
+        } else {
+            println!(
+                "resuming {id}: {} x {} ({})",
+                order.quantity, order.product, order.state
+            );
+        }
+        order_ids.push(id);
+    }
+    running.runtime.wake();
+    let started = std::time::Instant::now();
+    let mut ticker = tokio::time::interval(Duration::from_secs_f64(demo.progress_seconds.max(0.1)));
+    let mut summarised = false;
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = tokio::signal::ctrl_c() => break,
+        }
+        resolve_interrupted_as_demo_operator(&running.runtime).await?;
+        let orders: Vec<OrderView> =
+            futures::future::try_join_all(order_ids.iter().map(|id| plant.order(id))).await?;
+        let machines = plant.machines().await?;
+        let starved = plant
+            .jobs(None, None, Some("planned"))
+            .await?
+            .iter()
+            .filter(|j| j.waiting_for_material)
+            .count();
+        for line in progress_lines(
+            started.elapsed(),
+            &machines,
+            starved,
+            &orders,
+            &plant.etas.current(),
+            now_ms(),
+            time_scale,
+        ) {
+            println!("{line}");
+        }
+        if orders.iter().all(|o| ENDED.contains(&o.state.as_str())) {
+            if !summarised {
+                summarised = true;
+                let consumed = plant.consumed_by(&order_ids).await?;
+                for line in summary(started.elapsed(), &orders, &consumed) {
+                    println!("{line}");
+                }
+            }
+            if exit_when_done {
+                break;
+            }
+        }
+    }
+    shutdown.cancel();
+    running.join().await;
+    Ok(0)
+}
+
+/// An order in one of these states has ended: nothing more will be made for it.
+const ENDED: [&str; 3] = ["completed", "cancelled", "rejected"];
+
+/// Width of the terminal the demo's progress is written for.
+const PROGRESS_WIDTH: usize = 80;
+
+/// The demo's progress: the fleet, then each order (its ETA while it is open, in demo time),
+/// packed into lines that fit an 80-column terminal.
+fn progress_lines(
+    elapsed: Duration,
+    machines: &[crate::plant::views::MachineView],
+    starved_runs: usize,
+    orders: &[OrderView],
+    etas: &crate::plant::Etas,
+    now: i64,
+    time_scale: f64,
+) -> Vec<String> {
+    let busy = machines.iter().filter(|m| m.state == "busy").count();
+    let held = machines.iter().filter(|m| !m.holds.is_empty()).count();
+    let mut fleet = format!("{busy} busy, {held} held");
+    if starved_runs > 0 {
+        fleet.push_str(&format!(", {starved_runs} short"));
+    }
+    let mut segments = vec![fleet];
+    segments.extend(orders.iter().map(|o| {
+        let number = o.id.trim_start_matches("ord-").trim_start_matches('0');
+        let progress = format!("#{number} {}/{}", o.good, o.quantity);
+        if ENDED.contains(&o.state.as_str()) {
+            format!("{progress} {}", o.state)
+        } else {
+            // The plan counts real machine time from when it was made; the simulated
+            // machines run `time_scale` times faster.
+            let eta = etas.by_order.get(&o.id).map(|at| {
+                let at_demo_time =
+                    etas.planned_at + ((at - etas.planned_at) as f64 / time_scale) as i64;
+                duration_text((at_demo_time - now).max(0) / 1000)
+            });
+            format!("{progress} eta {}", eta.as_deref().unwrap_or("--"))
+        }
+    }));
+    let prefix = format!("[{:>6.1}s] ", elapsed.as_secs_f64());
+    let mut lines = vec![prefix.clone()];
+    let mut first_on_line = true;
+    for segment in segments {
+        let line = lines.last_mut().expect("one line at least");
+        let separator = if first_on_line { "" } else { " | " };
+        if !first_on_line && line.len() + separator.len() + segment.len() > PROGRESS_WIDTH {
+            lines.push(format!("{:width$}{segment}", "", width = prefix.len()));
+        } else {
+            line.push_str(separator);
+            line.push_str(&segment);
+        }
+        first_on_line = false;
+    }
+    lines
+}
+
+/// `m:ss`, or `h:mm:ss` from an hour on.
+fn duration_text(seconds: i64) -> String {
+    let (h, m, s) = (seconds / 3600, seconds / 60 % 60, seconds % 60);
+    if h > 0 {
+        format!("{h}:{m:02}:{s:02}")
+    } else {
+        format!("{m}:{s:02}")
+    }
+}
+
+/// What the demo made, once every order has ended.
+fn summary(
+    elapsed: Duration,
+    orders: &[OrderView],
+    consumed: &[(String, String, crate::amount::Amount)],
+) -> Vec<String> {
+    let by_state: Vec<String> = ENDED
+        .iter()
+        .map(|state| (state, orders.iter().filter(|o| o.state == *state).count()))
+        .filter(|(_, n)| *n > 0)
+        .map(|(state, n)| format!("{n} {state}"))
+        .collect();
+    let mut lines = vec![
+        format!(
+            "all {} demo orders ended in {:.1}s: {}",
+            orders.len(),
+            elapsed.as_secs_f64(),
+            by_state.join(", ")
+        ),
+        format!(
+            "units: {} good, {} scrapped",
+            orders.iter().map(|o| o.good).sum::<i64>(),
+            orders.iter().map(|o| o.scrapped).sum::<i64>()
+        ),
+        "material consumed:".to_string(),
+    ];
+    lines.extend(consumed.iter().map(|(material, unit, amount)| {
+        format!("  {material:<32} {:>10} {unit}", amount.to_string())
+    }));
+    lines
+}
+
+/// The demo has no operator at the panel: a run cut short by a restart is taken as scrap,
+/// which the plant then replaces. A real plant leaves this decision to a person.
+async fn resolve_interrupted_as_demo_operator(
+    runtime: &crate::runtime::Runtime,
+) -> anyhow::Result<()> {
+    for job in runtime.plant.jobs(None, None, Some("interrupted")).await? {
+        runtime
+            .plant
+            .resolve(
+                job.id,
+                0,
+                "demo operator: pieces of an interrupted run are scrapped",
+                "demo-operator",
+                now_ms(),
+            )
+            .await?;
+    }
+    runtime.wake();
+    Ok(())
+}
