@@ -35,20 +35,21 @@ async fn malformed_requests_are_refused_and_change_nothing() {
     client
         .post(&format!("/api/v1/orders/{approved}/approve"), Value::Null)
         .await;
-    // The approved order's first runs go to both lasers and start; after that nothing moves
-    // at this pace unless a request asks.
-    wait_until("both lasers run the approved order", || async {
+    // The approved order's first runs (gussets on the lasers, bars on the CNC machines) go
+    // out and start; after that nothing moves at this pace unless a request asks.
+    wait_until("every laser and CNC machine runs the approved order", || async {
         let machines = client.ok("/api/v1/machines").await;
-        let lasers_busy = machines
+        let cutting: Vec<&Value> = machines
             .as_array()
             .unwrap()
             .iter()
-            .filter(|m| m["id"].as_str().unwrap().starts_with("laser") && m["state"] == "busy")
-            .count();
+            .filter(|m| !m["id"].as_str().unwrap().starts_with("assembly"))
+            .collect();
         let running = client
             .ok(&format!("/api/v1/jobs?order={approved}&state=running"))
             .await;
-        lasers_busy == 2 && running.as_array().unwrap().len() == 2
+        cutting.iter().all(|m| m["state"] == "busy")
+            && running.as_array().unwrap().len() == cutting.len()
     })
     .await;
 
