@@ -2,8 +2,11 @@
 
 use super::*;
 
+/// Named cases: (what the case shows, input, expected output).
+type Cases<I, O> = [(&'static str, I, O)];
+
 /// Run `rule` over every case and report all the cases that fail, by name.
-fn check<I, O: PartialEq + std::fmt::Debug>(cases: &[(&str, I, O)], rule: impl Fn(&I) -> O) {
+fn check<I, O: PartialEq + std::fmt::Debug>(cases: &Cases<I, O>, rule: impl Fn(&I) -> O) {
     let failed: Vec<String> = cases
         .iter()
         .filter_map(|(name, input, expected)| {
@@ -85,7 +88,7 @@ const NONE: (i64, i64, i64, i64) = (0, 0, 0, 0);
 #[rustfmt::skip]
 fn deficit_per_step() {
     // (steps, step index, quantity) → units still owed
-    let cases: &[(&str, (Vec<StepCounts>, i64, i64), i64)] = &[
+    let cases: &Cases<(Vec<StepCounts>, i64, i64), i64> = &[
         ("fresh order: the approved runs cover it", (chain([(0, 0, 20, 0), (0, 0, 20, 0), (0, 0, 20, 0)]), 0, 20), 0),
         ("nothing planned owes the quantity", (chain([NONE; 3]), 0, 20), 20),
         ("open runs count as coming", (chain([(5, 0, 10, 10), NONE, NONE]), 0, 20), 5),
@@ -112,7 +115,7 @@ fn deficit_per_step() {
 #[test]
 #[rustfmt::skip]
 fn required_units_per_step() {
-    let cases: &[(&str, (Vec<StepCounts>, i64, i64), i64)] = &[
+    let cases: &Cases<(Vec<StepCounts>, i64, i64), i64> = &[
         ("no scrap: the quantity", (chain([NONE; 3]), 0, 20), 20),
         ("the last step owes only its quantity", (chain([(0, 4, 0, 0), (0, 3, 0, 0), (0, 2, 0, 0)]), 2, 20), 20),
         ("the first step owes every later scrap", (chain([(0, 4, 0, 0), (0, 3, 0, 0), (0, 2, 0, 0)]), 0, 20), 25),
@@ -131,7 +134,7 @@ fn replacement_runs_for_a_deficit() {
         topped_up,
         new_runs: new_runs.to_vec(),
     };
-    let cases: &[(&str, (i64, i64, Option<i64>), Replacement)] = &[
+    let cases: &Cases<(i64, i64, Option<i64>), Replacement> = &[
         ("nothing owed", (0, 10, None), r(0, &[])),
         ("nothing owed, a partial run stays", (0, 10, Some(3)), r(0, &[])),
         ("one partial run", (5, 10, None), r(0, &[5])),
@@ -150,7 +153,7 @@ fn replacement_runs_for_a_deficit() {
 #[test]
 #[rustfmt::skip]
 fn runs_for_a_quantity() {
-    let cases: &[(&str, (i64, i64), Vec<i64>)] = &[
+    let cases: &Cases<(i64, i64), Vec<i64>> = &[
         ("zero units, no run", (0, 10), vec![]),
         ("fewer than a run", (7, 10), vec![7]),
         ("exactly one run", (10, 10), vec![10]),
@@ -176,11 +179,9 @@ fn approval_reserves_runs_times_per_run() {
         (50, needs(&[("sheet", 500), ("paint", 200)])),
         (200, needs(&[])),
     ];
-    let cases: &[(
-        &str,
-        (i64, Vec<(i64, BTreeMap<String, Amount>)>),
-        BTreeMap<String, Amount>,
-    )] = &[
+    type PerRun = BTreeMap<String, Amount>;
+    type Steps = Vec<(i64, PerRun)>;
+    let cases: &Cases<(i64, Steps), PerRun> = &[
         ("partial last runs draw a whole run", (200, bracket.clone()), needs(&[("sheet", 9000), ("paint", 800)])),
         ("one unit: one run per step", (1, bracket.clone()), needs(&[("sheet", 1500), ("paint", 200)])),
         ("exact multiples", (150, bracket), needs(&[("sheet", 6500), ("paint", 600)])),
@@ -199,7 +200,7 @@ fn approval_reserves_runs_times_per_run() {
 fn when_an_order_is_complete() {
     use OrderState::*;
     // (state, quantity, good, runs not finished) → complete
-    let cases: &[(&str, (OrderState, i64, i64, i64), bool)] = &[
+    let cases: &Cases<(OrderState, i64, i64, i64), bool> = &[
         ("all made, nothing left", (InProgress, 10, 10, 0), true),
         ("one short", (InProgress, 10, 9, 0), false),
         ("an interrupted run may still change the counts", (InProgress, 10, 10, 1), false),
@@ -217,7 +218,7 @@ fn when_an_order_is_complete() {
 #[rustfmt::skip]
 fn a_runs_outcome_in_units() {
     // (units, scrapped reported, failed) → (good, scrapped)
-    let cases: &[(&str, (i64, i64, bool), (i64, i64))] = &[
+    let cases: &Cases<(i64, i64, bool), (i64, i64)> = &[
         ("all good", (10, 0, false), (10, 0)),
         ("some scrap", (10, 2, false), (8, 2)),
         ("all scrap", (10, 10, false), (0, 10)),
@@ -235,7 +236,7 @@ fn a_runs_outcome_in_units() {
 #[rustfmt::skip]
 fn when_one_unit_may_be_scrapped_alone() {
     // (steps, step of the unit) → may be scrapped on its own
-    let cases: &[(&str, (Vec<StepCounts>, i64), bool)] = &[
+    let cases: &Cases<(Vec<StepCounts>, i64), bool> = &[
         ("the final step, always", (chain([(10, 0, 0, 10), (10, 0, 0, 10), (10, 0, 0, 10)]), 2), true),
         ("every good unit is in the next step's work", (chain([(10, 0, 0, 10), (0, 0, 10, 10), NONE]), 0), false),
         ("one good unit not yet used", (chain([(10, 0, 0, 10), (0, 0, 9, 9), NONE]), 0), true),
@@ -283,7 +284,7 @@ fn ready(list: &[(i64, bool, &[i64])]) -> Vec<Readiness> {
 #[rustfmt::skip]
 fn readiness_of_planned_runs() {
     // (steps, open runs in id order) → readiness of each planned run
-    let cases: &[(&str, (Vec<StepCounts>, Vec<OpenRun>), Vec<Readiness>)] = &[
+    let cases: &Cases<(Vec<StepCounts>, Vec<OpenRun>), Vec<Readiness>> = &[
         ("no runs", (chain([NONE; 3]), vec![]), vec![]),
         ("fresh order: the first step starts, later steps wait for the runs that feed them",
          (chain([NONE; 3]), vec![run(1, 0, 10), run(2, 0, 10), run(3, 1, 10), run(4, 1, 10), run(5, 2, 10), run(6, 2, 10)]),
@@ -338,12 +339,13 @@ fn draws(list: &[(&str, i64)]) -> Vec<Draw> {
 #[rustfmt::skip]
 fn drawing_from_accounts_in_order() {
     // (needed, accounts in order of preference) → (draws, not covered)
-    let accounts = |list: &[(&str, i64)]| -> Vec<(String, Amount)> {
+    type Accounts = Vec<(String, Amount)>;
+    let accounts = |list: &[(&str, i64)]| -> Accounts {
         list.iter()
             .map(|(a, n)| (a.to_string(), Amount(*n)))
             .collect()
     };
-    let cases: &[(&str, (i64, Vec<(String, Amount)>), (Vec<Draw>, Amount))] = &[
+    let cases: &Cases<(i64, Accounts), (Vec<Draw>, Amount)> = &[
         ("one account covers it", (5, accounts(&[("own", 10)])), (draws(&[("own", 5)]), Amount(0))),
         ("own storage first, then common", (15, accounts(&[("own", 10), ("common", 10)])), (draws(&[("own", 10), ("common", 5)]), Amount(0))),
         ("not enough", (25, accounts(&[("own", 10), ("common", 10)])), (draws(&[("own", 10), ("common", 10)]), Amount(5))),
@@ -365,7 +367,7 @@ fn what_closing_a_reservation_gives_back() {
             .map(|(a, r, c)| (a.to_string(), Amount(*r), Amount(*c)))
             .collect()
     };
-    let cases: &[(&str, Vec<(String, Amount, Amount)>, Vec<Draw>)] = &[
+    let cases: &Cases<Vec<(String, Amount, Amount)>, Vec<Draw>> = &[
         ("no reservation", rows(&[]), draws(&[])),
         ("the unconsumed rest", rows(&[("a", 10, 4)]), draws(&[("a", 6)])),
         ("all consumed", rows(&[("a", 10, 10)]), draws(&[])),
@@ -378,7 +380,7 @@ fn what_closing_a_reservation_gives_back() {
 #[rustfmt::skip]
 fn a_program_fits_an_envelope() {
     // (envelope, program size) → fits
-    let cases: &[(&str, ([f64; 3], [f64; 3]), bool)] = &[
+    let cases: &Cases<([f64; 3], [f64; 3]), bool> = &[
         ("well inside", ([300.0, 200.0, 100.0], [100.0, 100.0, 10.0]), true),
         ("exactly the envelope", ([300.0, 200.0, 100.0], [300.0, 200.0, 100.0]), true),
         ("turned a quarter", ([300.0, 200.0, 100.0], [200.0, 300.0, 10.0]), true),
