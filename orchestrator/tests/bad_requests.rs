@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{BRACKET_SPEC, Client, TestDb, TestPlant, plant_config};
+use common::{BRACKET_SPEC, Client, TestDb, TestPlant, plant_config, wait_until};
 use serde_json::{Value, json};
 
 async fn snapshot(client: &Client) -> Value {
@@ -35,7 +35,26 @@ async fn malformed_requests_are_refused_and_change_nothing() {
     client
         .post(&format!("/api/v1/orders/{approved}/approve"), Value::Null)
         .await;
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // The approved order's first runs (gussets on the lasers, bars on the CNC machines) go
+    // out and start; after that nothing moves at this pace unless a request asks.
+    wait_until(
+        "every laser and CNC machine runs the approved order",
+        || async {
+            let machines = client.ok("/api/v1/machines").await;
+            let cutting: Vec<&Value> = machines
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|m| !m["id"].as_str().unwrap().starts_with("assembly"))
+                .collect();
+            let running = client
+                .ok(&format!("/api/v1/jobs?order={approved}&state=running"))
+                .await;
+            cutting.iter().all(|m| m["state"] == "busy")
+                && running.as_array().unwrap().len() == cutting.len()
+        },
+    )
+    .await;
 
     let spec = std::fs::read_to_string(BRACKET_SPEC).unwrap();
     // (method, path, content type, body, expected status, text the error must contain)

@@ -4,9 +4,7 @@
 
 mod common;
 
-use std::time::Duration;
-
-use common::{BRACKET_SPEC, Client, TestDb, TestPlant, plant_config};
+use common::{BRACKET_SPEC, Client, TestDb, TestPlant, plant_config, wait_until};
 use serde_json::Value;
 
 async fn jobs_in(client: &Client, order_id: &str, states: &[&str]) -> Vec<Value> {
@@ -19,19 +17,6 @@ async fn jobs_in(client: &Client, order_id: &str, states: &[&str]) -> Vec<Value>
         .filter(|j| states.iter().any(|s| j["state"] == *s))
         .cloned()
         .collect()
-}
-
-/// Wait (polling the API) until `done` holds; `what` names it in the failure.
-async fn wait_until<F, Fut>(what: &str, mut done: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while !done().await {
-        assert!(tokio::time::Instant::now() < deadline, "never: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 async fn late_outcome_of_a_cancelled_order(kind: &str) {

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use common::{
     BRACKET_SPEC, Client, TestDb, TestPlant, assert_stock_exact, bracket_draws, plant_config,
+    wait_until,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -216,7 +217,14 @@ async fn cancel_releases_unused_material(kind: &str) {
             .iter()
             .any(|m| m["reserved"].as_f64().unwrap() > 0.0)
     );
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    wait_until("a run of the order took its material", || async {
+        let jobs = client.ok(&format!("/api/v1/jobs?order={id}")).await;
+        jobs.as_array()
+            .unwrap()
+            .iter()
+            .any(|j| j["state"] != "planned" && j["state"] != "cancelled")
+    })
+    .await;
     let body = client.cancel(&id).await;
     assert_eq!(body["state"], "cancelled");
     let jobs = client.ok(&format!("/api/v1/jobs?order={id}")).await;
@@ -373,21 +381,25 @@ async fn public_service_orders_are_served_first() {
             )
             .await;
     }
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let log = client.ok("/api/v1/events/log?limit=10000").await;
-    let first_dispatch = log
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| {
-            e["event"]["kind"] == "job_dispatched"
-                && e["event"]["machine_id"]
-                    .as_str()
-                    .unwrap()
-                    .starts_with("laser")
-        })
-        .unwrap()
-        .clone();
+    let laser_dispatch = |log: &serde_json::Value| {
+        log.as_array()
+            .unwrap()
+            .iter()
+            .find(|e| {
+                e["event"]["kind"] == "job_dispatched"
+                    && e["event"]["machine_id"]
+                        .as_str()
+                        .unwrap()
+                        .starts_with("laser")
+            })
+            .cloned()
+    };
+    wait_until("a laser got a run", || async {
+        laser_dispatch(&client.ok("/api/v1/events/log?limit=10000").await).is_some()
+    })
+    .await;
+    let first_dispatch =
+        laser_dispatch(&client.ok("/api/v1/events/log?limit=10000").await).unwrap();
     assert_eq!(
         first_dispatch["event"]["order_id"],
         pub_id.as_str(),

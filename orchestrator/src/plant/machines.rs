@@ -2,23 +2,24 @@
 //! report it, and the operator's maintenance flag.
 
 use microfab_drivers::Condition;
-use sqlx::Row;
 
+use super::state::MachineState;
 use super::{Plant, PlantError, Result, invalid};
 use crate::config::MachineConfig;
 use crate::store::Event;
 
-/// The state names the API shows. `unavailable` means "we do not know": never shown as idle.
-pub fn condition_state(condition: &Condition) -> (&'static str, Option<String>) {
+/// The state a driver's condition is stored as, and why. `Unavailable` means "we do not
+/// know": never shown as idle.
+pub fn condition_state(condition: &Condition) -> (MachineState, Option<String>) {
     match condition {
-        Condition::Idle => ("idle", None),
-        Condition::Busy => ("busy", None),
-        Condition::Paused => ("paused", None),
+        Condition::Idle => (MachineState::Idle, None),
+        Condition::Busy => (MachineState::Busy, None),
+        Condition::Paused => (MachineState::Paused, None),
         Condition::WaitingForOperator { reason } | Condition::Held { reason } => {
-            ("paused", Some(reason.clone()))
+            (MachineState::Paused, Some(reason.clone()))
         }
-        Condition::Alarm { reason } => ("alarm", Some(reason.clone())),
-        Condition::Unavailable { reason } => ("unavailable", Some(reason.clone())),
+        Condition::Alarm { reason } => (MachineState::Alarm, Some(reason.clone())),
+        Condition::Unavailable { reason } => (MachineState::Unavailable, Some(reason.clone())),
     }
 }
 
@@ -30,9 +31,9 @@ impl Plant {
         for m in machines {
             sqlx::query(
                 "INSERT INTO machines (id, name, capabilities_json, envelope_json, driver_kind, speed_factor, state, updated_ms) \
-                 VALUES ($1, $2, $3, $4, $5, $6, 'offline', $7) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
                  ON CONFLICT (id) DO UPDATE SET name = $2, capabilities_json = $3, envelope_json = $4, \
-                 driver_kind = $5, speed_factor = $6, state = 'offline', state_reason = NULL, updated_ms = $7",
+                 driver_kind = $5, speed_factor = $6, state = $7, state_reason = NULL, updated_ms = $8",
             )
             .bind(&m.id)
             .bind(&m.name)
@@ -40,6 +41,7 @@ impl Plant {
             .bind(serde_json::to_string(&m.envelope_mm).unwrap_or_default())
             .bind(m.driver.kind())
             .bind(m.speed_factor)
+            .bind(MachineState::Offline)
             .bind(at_ms)
             .execute(&mut *w.tx)
             .await?;
@@ -57,13 +59,12 @@ impl Plant {
     ) -> Result<()> {
         let (state, reason) = condition_state(condition);
         let mut w = self.store.writer("machine", at_ms).await?;
-        let row = sqlx::query("SELECT state, state_reason FROM machines WHERE id = $1")
-            .bind(machine_id)
-            .fetch_optional(&mut *w.tx)
-            .await?
-            .ok_or_else(|| PlantError::NotFound(format!("machine '{machine_id}'")))?;
-        let old_state: String = row.try_get("state")?;
-        let old_reason: Option<String> = row.try_get("state_reason")?;
+        let (old_state, old_reason): (MachineState, Option<String>) =
+            sqlx::query_as("SELECT state, state_reason FROM machines WHERE id = $1")
+                .bind(machine_id)
+                .fetch_optional(&mut *w.tx)
+                .await?
+                .ok_or_else(|| PlantError::NotFound(format!("machine '{machine_id}'")))?;
         if old_state == state && old_reason == reason {
             return Ok(());
         }
@@ -78,7 +79,7 @@ impl Plant {
         .await?;
         w.emit(Event::MachineState {
             machine_id: machine_id.to_string(),
-            state: state.into(),
+            state: state.as_str().into(),
             reason,
         })
         .await?;
@@ -101,19 +102,19 @@ impl Plant {
             ));
         }
         let mut w = self.store.writer(actor, at_ms).await?;
-        let row = sqlx::query("SELECT maintenance, current_job FROM machines WHERE id = $1")
-            .bind(machine_id)
-            .fetch_optional(&mut *w.tx)
-            .await?
-            .ok_or_else(|| PlantError::NotFound(format!("machine '{machine_id}'")))?;
-        let current: Option<i64> = row.try_get("current_job")?;
+        let (maintenance, current): (i64, Option<i64>) =
+            sqlx::query_as("SELECT maintenance, current_job FROM machines WHERE id = $1")
+                .bind(machine_id)
+                .fetch_optional(&mut *w.tx)
+                .await?
+                .ok_or_else(|| PlantError::NotFound(format!("machine '{machine_id}'")))?;
         if on && current.is_some() {
             return Err(PlantError::Conflict(format!(
                 "machine {machine_id} is running job {}: let it finish or abort it first",
                 current.unwrap_or_default()
             )));
         }
-        if (row.try_get::<i64, _>("maintenance")? == 1) == on {
+        if (maintenance == 1) == on {
             return Ok(());
         }
         sqlx::query("UPDATE machines SET maintenance = $1, updated_ms = $2 WHERE id = $3")

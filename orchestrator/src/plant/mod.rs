@@ -3,17 +3,33 @@
 //! scrap. Every public operation here is one [`crate::store::Writer`] transaction: the state
 //! change and its events commit together or not at all.
 //!
+//! Rooms, each depending only on those below it: `orders` (submit, approve, reject, cancel);
+//! `runs` (dispatch and what machines report) and `interrupted` (an operator resolves or
+//! resumes an interrupted run), both over `units` (unit accounting, replacement runs,
+//! completion); `stock` (reservations and draws); `machines`; the read models `plan_input`
+//! (the planner's input) and `views` (the API's). Beneath them all: `records` (the reads and
+//! inserts they share), `rules` (the arithmetic, pure) and `state` (order, job and machine
+//! states and their one database mapping).
+//!
 //! Architecture invariants (checked by the tests and by `microfab verify`):
 //! - per order: `good + remaining == quantity`; every scrapped piece is recorded and replaced;
 //! - per step: units started never exceed the good units of each predecessor step;
 //! - per stock account: `0 <= reserved <= on_hand`;
 //! - only an active order (approved, in progress) gets new runs or reserved material.
 
-pub mod jobs;
+mod interrupted;
 pub mod machines;
 pub mod orders;
+mod plan_input;
+mod records;
+pub mod rules;
+mod runs;
+pub mod state;
 pub mod stock;
+mod units;
 pub mod views;
+
+pub use state::{JobState, MachineState, OrderState};
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
@@ -98,90 +114,5 @@ impl PlanEtas {
 
     pub fn current(&self) -> Arc<Etas> {
         self.0.read().map(|e| e.clone()).unwrap_or_default()
-    }
-}
-
-/// Order lifecycle states.
-pub mod order_state {
-    pub const SUBMITTED: &str = "submitted";
-    pub const APPROVED: &str = "approved";
-    pub const REJECTED: &str = "rejected";
-    pub const IN_PROGRESS: &str = "in_progress";
-    pub const COMPLETED: &str = "completed";
-    pub const CANCELLED: &str = "cancelled";
-
-    /// The states in which an order may get work and material; every other state is closed
-    /// (not yet approved, or ended).
-    pub const ACTIVE: [&str; 2] = [APPROVED, IN_PROGRESS];
-
-    pub fn is_active(state: &str) -> bool {
-        ACTIVE.contains(&state)
-    }
-}
-
-/// An order state as a closed set, for filters that must refuse a value they do not know.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum OrderState {
-    Submitted,
-    Approved,
-    Rejected,
-    InProgress,
-    Completed,
-    Cancelled,
-}
-
-impl OrderState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OrderState::Submitted => order_state::SUBMITTED,
-            OrderState::Approved => order_state::APPROVED,
-            OrderState::Rejected => order_state::REJECTED,
-            OrderState::InProgress => order_state::IN_PROGRESS,
-            OrderState::Completed => order_state::COMPLETED,
-            OrderState::Cancelled => order_state::CANCELLED,
-        }
-    }
-}
-
-/// Job lifecycle states.
-pub mod job_state {
-    pub const PLANNED: &str = "planned";
-    pub const DISPATCHED: &str = "dispatched";
-    pub const RUNNING: &str = "running";
-    pub const DONE: &str = "done";
-    pub const FAILED: &str = "failed";
-    pub const INTERRUPTED: &str = "interrupted";
-    pub const CANCELLED: &str = "cancelled";
-}
-
-/// A job state as a closed set, for filters that must refuse a value they do not know.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum JobState {
-    Planned,
-    Dispatched,
-    Running,
-    Done,
-    Failed,
-    Interrupted,
-    Cancelled,
-}
-
-impl JobState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobState::Planned => job_state::PLANNED,
-            JobState::Dispatched => job_state::DISPATCHED,
-            JobState::Running => job_state::RUNNING,
-            JobState::Done => job_state::DONE,
-            JobState::Failed => job_state::FAILED,
-            JobState::Interrupted => job_state::INTERRUPTED,
-            JobState::Cancelled => job_state::CANCELLED,
-        }
     }
 }

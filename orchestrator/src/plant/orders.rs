@@ -4,10 +4,11 @@
 use std::collections::BTreeMap;
 
 use microfab_job_specs::{CheckedSpec, ProgramRef};
-use sqlx::Row;
 
-use super::jobs::NewJobs;
-use super::{Plant, PlantError, Result, invalid, order_state};
+use super::records::{NewJobs, Tx, order_state_of};
+use super::rules::{self, envelope_fits};
+use super::state::{JobState, OrderState, sql_list};
+use super::{Plant, PlantError, Result, invalid};
 use crate::amount::Amount;
 use crate::store::Event;
 
@@ -72,7 +73,7 @@ impl Plant {
         sqlx::query(
             "INSERT INTO orders (id, seq, product, maker, quantity, priority, due_ms, state, source_name, \
              spec_json, prescreen_json, submission_key, submitted_ms, updated_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 'submitted', $8, $9, $10, $11, $12, $12)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)",
         )
         .bind(&order_id)
         .bind(seq)
@@ -81,6 +82,7 @@ impl Plant {
         .bind(s.quantity as i64)
         .bind(priority)
         .bind(s.due_unix_millis())
+        .bind(OrderState::Submitted)
         .bind(&spec.source_name)
         .bind(serde_json::to_string(s).map_err(|e| PlantError::Conflict(e.to_string()))?)
         .bind(serde_json::to_string(&flags).unwrap_or_default())
@@ -167,7 +169,7 @@ impl Plant {
     /// date out of reach.
     async fn prescreen(
         &self,
-        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        tx: &mut Tx,
         spec: &CheckedSpec,
         needs: &BTreeMap<String, Amount>,
         now_ms: i64,
@@ -261,60 +263,54 @@ impl Plant {
         Ok(flags)
     }
 
+    /// Reserve what the order's runs will draw ([`rules::approval_needs`]) and create its
+    /// runs ([`rules::run_sizes`] per step), or refuse with what is short, changing nothing.
     pub async fn approve(&self, order_id: &str, actor: &str, at_ms: i64) -> Result<()> {
         let mut w = self.store.writer(actor, at_ms).await?;
-        let row = sqlx::query("SELECT state, maker, quantity FROM orders WHERE id = $1")
-            .bind(order_id)
-            .fetch_optional(&mut *w.tx)
-            .await?
-            .ok_or_else(|| PlantError::NotFound(format!("order '{order_id}'")))?;
-        let state: String = row.try_get("state")?;
-        if state != order_state::SUBMITTED {
+        let order: ApprovalRow =
+            sqlx::query_as("SELECT state, maker, quantity FROM orders WHERE id = $1")
+                .bind(order_id)
+                .fetch_optional(&mut *w.tx)
+                .await?
+                .ok_or_else(|| PlantError::NotFound(format!("order '{order_id}'")))?;
+        if order.state != OrderState::Submitted {
             return Err(PlantError::Conflict(format!(
-                "order {order_id} is {state}: only a submitted order can be approved"
+                "order {order_id} is {}: only a submitted order can be approved",
+                order.state
             )));
         }
-        let maker: String = row.try_get("maker")?;
-        let quantity: i64 = row.try_get("quantity")?;
-        let steps = sqlx::query(
+        let steps: Vec<StepDraw> = sqlx::query_as(
             "SELECT step_index, units_per_run, materials_json FROM steps WHERE order_id = $1 ORDER BY step_index",
         )
         .bind(order_id)
         .fetch_all(&mut *w.tx)
         .await?;
-        let mut needs: BTreeMap<String, Amount> = BTreeMap::new();
-        let mut runs_per_step = Vec::new();
-        for step in &steps {
-            let units_per_run: i64 = step.try_get("units_per_run")?;
-            let runs = (quantity + units_per_run - 1) / units_per_run;
-            for (material, per_run) in
-                super::stock::per_run_needs(&step.try_get::<String, _>("materials_json")?)?
-            {
-                let total = needs.entry(material).or_insert(Amount::ZERO);
-                *total = *total + per_run.times(runs);
-            }
-            runs_per_step.push((step.try_get::<i64, _>("step_index")?, units_per_run));
-        }
-        sqlx::query("UPDATE orders SET state = 'approved', updated_ms = $1 WHERE id = $2")
+        let per_run = steps
+            .iter()
+            .map(|step| super::stock::per_run_needs(&step.materials_json))
+            .collect::<Result<Vec<_>>>()?;
+        let needs = rules::approval_needs(
+            order.quantity,
+            steps.iter().map(|s| s.units_per_run).zip(&per_run),
+        );
+        sqlx::query("UPDATE orders SET state = $1, updated_ms = $2 WHERE id = $3")
+            .bind(OrderState::Approved)
             .bind(at_ms)
             .bind(order_id)
             .execute(&mut *w.tx)
             .await?;
-        let reserved = super::stock::reserve(&mut w.tx, order_id, &maker, &needs).await?;
+        let reserved = super::stock::reserve(&mut w.tx, order_id, &order.maker, &needs).await?;
         w.emit(Event::OrderApproved {
             order_id: order_id.to_string(),
             reserved,
         })
         .await?;
         let mut created = NewJobs::default();
-        for (step_index, units_per_run) in runs_per_step {
-            let mut left = quantity;
-            while left > 0 {
-                let units = left.min(units_per_run);
+        for step in &steps {
+            for units in rules::run_sizes(order.quantity, step.units_per_run) {
                 created
-                    .push(&mut w, order_id, step_index, units, true)
+                    .push(&mut w, order_id, step.step_index, units, true)
                     .await?;
-                left -= units;
             }
         }
         created.emit(&mut w, order_id, Vec::new()).await?;
@@ -337,17 +333,20 @@ impl Plant {
         }
         let mut w = self.store.writer(actor, at_ms).await?;
         let state = order_state_of(&mut w.tx, order_id).await?;
-        if state != order_state::SUBMITTED {
+        if state != OrderState::Submitted {
             return Err(PlantError::Conflict(format!(
                 "order {order_id} is {state}: only a submitted order can be rejected"
             )));
         }
-        sqlx::query("UPDATE orders SET state = 'rejected', state_reason = $1, updated_ms = $2 WHERE id = $3")
-            .bind(reason)
-            .bind(at_ms)
-            .bind(order_id)
-            .execute(&mut *w.tx)
-            .await?;
+        sqlx::query(
+            "UPDATE orders SET state = $1, state_reason = $2, updated_ms = $3 WHERE id = $4",
+        )
+        .bind(OrderState::Rejected)
+        .bind(reason)
+        .bind(at_ms)
+        .bind(order_id)
+        .execute(&mut *w.tx)
+        .await?;
         w.emit(Event::OrderRejected {
             order_id: order_id.to_string(),
             reason: reason.to_string(),
@@ -371,44 +370,44 @@ impl Plant {
         }
         let mut w = self.store.writer(actor, at_ms).await?;
         let state = order_state_of(&mut w.tx, order_id).await?;
-        if ![
-            order_state::SUBMITTED,
-            order_state::APPROVED,
-            order_state::IN_PROGRESS,
-        ]
-        .contains(&state.as_str())
-        {
+        if !(state == OrderState::Submitted || state.is_active()) {
             return Err(PlantError::Conflict(format!(
                 "order {order_id} is {state}: it cannot be cancelled"
             )));
         }
         let cancelled_jobs: Vec<i64> = sqlx::query_scalar(
-            "SELECT id FROM jobs WHERE order_id = $1 AND state = 'planned' ORDER BY id",
+            "SELECT id FROM jobs WHERE order_id = $1 AND state = $2 ORDER BY id",
         )
+        .bind(order_id)
+        .bind(JobState::Planned)
+        .fetch_all(&mut *w.tx)
+        .await?;
+        sqlx::query(
+            "UPDATE jobs SET state = $1, finished_ms = $2 WHERE order_id = $3 AND state = $4",
+        )
+        .bind(JobState::Cancelled)
+        .bind(at_ms)
+        .bind(order_id)
+        .bind(JobState::Planned)
+        .execute(&mut *w.tx)
+        .await?;
+        let on_machines: Vec<(i64, String)> = sqlx::query_as(&format!(
+            "SELECT id, machine_id FROM jobs WHERE order_id = $1 AND state IN ({}) ORDER BY id",
+            sql_list(&JobState::ON_MACHINE)
+        ))
         .bind(order_id)
         .fetch_all(&mut *w.tx)
         .await?;
-        sqlx::query("UPDATE jobs SET state = 'cancelled', finished_ms = $1 WHERE order_id = $2 AND state = 'planned'")
-            .bind(at_ms)
-            .bind(order_id)
-            .execute(&mut *w.tx)
-            .await?;
-        let on_machines = sqlx::query(
-            "SELECT id, machine_id FROM jobs WHERE order_id = $1 AND state IN ('dispatched', 'running') ORDER BY id",
-        )
-        .bind(order_id)
-        .fetch_all(&mut *w.tx)
-        .await?
-        .iter()
-        .map(|r| Ok((r.try_get("id")?, r.try_get("machine_id")?)))
-        .collect::<Result<Vec<(i64, String)>, sqlx::Error>>()?;
         let released = super::stock::release(&mut w.tx, order_id).await?;
-        sqlx::query("UPDATE orders SET state = 'cancelled', state_reason = $1, updated_ms = $2 WHERE id = $3")
-            .bind(reason)
-            .bind(at_ms)
-            .bind(order_id)
-            .execute(&mut *w.tx)
-            .await?;
+        sqlx::query(
+            "UPDATE orders SET state = $1, state_reason = $2, updated_ms = $3 WHERE id = $4",
+        )
+        .bind(OrderState::Cancelled)
+        .bind(reason)
+        .bind(at_ms)
+        .bind(order_id)
+        .execute(&mut *w.tx)
+        .await?;
         w.emit(Event::OrderCancelled {
             order_id: order_id.to_string(),
             reason: reason.to_string(),
@@ -421,20 +420,16 @@ impl Plant {
     }
 }
 
-pub(crate) async fn order_state_of(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    order_id: &str,
-) -> Result<String> {
-    sqlx::query_scalar("SELECT state FROM orders WHERE id = $1")
-        .bind(order_id)
-        .fetch_optional(&mut **tx)
-        .await?
-        .ok_or_else(|| PlantError::NotFound(format!("order '{order_id}'")))
+#[derive(sqlx::FromRow)]
+struct ApprovalRow {
+    state: OrderState,
+    maker: String,
+    quantity: i64,
 }
 
-/// Does a program whose moves span `size` fit an envelope? Parts may be turned a quarter
-/// on the table, so X and Y may swap.
-pub fn envelope_fits(envelope: [f64; 3], size: [f64; 3]) -> bool {
-    let fits = |x: f64, y: f64| x <= envelope[0] + 1e-6 && y <= envelope[1] + 1e-6;
-    size[2] <= envelope[2] + 1e-6 && (fits(size[0], size[1]) || fits(size[1], size[0]))
+#[derive(sqlx::FromRow)]
+struct StepDraw {
+    step_index: i64,
+    units_per_run: i64,
+    materials_json: String,
 }

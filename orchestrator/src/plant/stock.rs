@@ -4,23 +4,22 @@
 
 use std::collections::BTreeMap;
 
-use sqlx::{Any, Row, Transaction};
-
-use super::{Plant, PlantError, Result, invalid, order_state};
+use super::records::{Tx, order_state_of};
+use super::rules::{draw_in_order, released};
+use super::state::{JobState, OrderState, sql_list};
+use super::{Plant, PlantError, Result, invalid};
 use crate::amount::Amount;
 use crate::config::MaterialConfig;
 use crate::store::{Draw, Event, Writer};
 
-type Tx = Transaction<'static, Any>;
-
-struct Account {
-    id: String,
-    available: Amount,
-}
-
-/// The accounts an order of `maker` may draw `material` from, the maker's own first.
-async fn entitled_accounts(tx: &mut Tx, material: &str, maker: &str) -> Result<Vec<Account>> {
-    let rows = sqlx::query(
+/// The accounts an order of `maker` may draw `material` from, the maker's own first, with
+/// what is left in each.
+async fn entitled_accounts(
+    tx: &mut Tx,
+    material: &str,
+    maker: &str,
+) -> Result<Vec<(String, Amount)>> {
+    let rows: Vec<(String, i64)> = sqlx::query_as(
         "SELECT id, on_hand - reserved AS available FROM materials \
          WHERE material = $1 AND (owner = 'common' OR owner = $2) \
          ORDER BY CASE WHEN owner = $2 THEN 0 ELSE 1 END, id",
@@ -29,14 +28,10 @@ async fn entitled_accounts(tx: &mut Tx, material: &str, maker: &str) -> Result<V
     .bind(maker)
     .fetch_all(&mut **tx)
     .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(Account {
-                id: r.try_get("id")?,
-                available: Amount(r.try_get("available")?),
-            })
-        })
-        .collect()
+    Ok(rows
+        .into_iter()
+        .map(|(id, available)| (id, Amount(available)))
+        .collect())
 }
 
 /// What an order of `maker` could reserve of each material now.
@@ -44,7 +39,7 @@ pub async fn available_to(tx: &mut Tx, material: &str, maker: &str) -> Result<Am
     Ok(entitled_accounts(tx, material, maker)
         .await?
         .iter()
-        .map(|a| a.available)
+        .map(|(_, available)| *available)
         .sum())
 }
 
@@ -56,8 +51,8 @@ pub async fn reserve(
     maker: &str,
     needs: &BTreeMap<String, Amount>,
 ) -> Result<Vec<Draw>> {
-    let state = super::orders::order_state_of(tx, order_id).await?;
-    if !order_state::is_active(&state) {
+    let state = order_state_of(tx, order_id).await?;
+    if !state.is_active() {
         return Err(PlantError::Conflict(format!(
             "order {order_id} is {state}: only an approved or in-progress order reserves material"
         )));
@@ -66,27 +61,15 @@ pub async fn reserve(
     let mut short = Vec::new();
     for (material, needed) in needs {
         let accounts = entitled_accounts(tx, material, maker).await?;
-        let total: Amount = accounts.iter().map(|a| a.available).sum();
-        if total < *needed {
+        let (draws, missing) = draw_in_order(*needed, &accounts);
+        if missing > Amount::ZERO {
+            let total: Amount = accounts.iter().map(|(_, available)| *available).sum();
             short.push(format!(
                 "{material}: needs {needed}, only {total} available to this order (maker's own storage and common inventory, less what other orders reserved)"
             ));
             continue;
         }
-        let mut left = *needed;
-        for account in accounts {
-            if left == Amount::ZERO {
-                break;
-            }
-            let take = left.min(account.available);
-            if take > Amount::ZERO {
-                plan.push(Draw {
-                    account: account.id,
-                    amount: take,
-                });
-                left = left - take;
-            }
-        }
+        plan.extend(draws);
     }
     if !short.is_empty() {
         return Err(PlantError::MaterialShort(format!(
@@ -121,7 +104,7 @@ pub async fn consume(
 ) -> Result<Vec<Draw>> {
     let mut draws = Vec::new();
     for (material, needed) in needs {
-        let rows = sqlx::query(
+        let held: Vec<(String, i64)> = sqlx::query_as(
             "SELECT r.account AS account, r.reserved - r.consumed AS left_over FROM reservations r \
              JOIN materials m ON m.id = r.account \
              WHERE r.order_id = $1 AND m.material = $2 AND r.reserved > r.consumed \
@@ -131,17 +114,21 @@ pub async fn consume(
         .bind(material)
         .fetch_all(&mut **tx)
         .await?;
-        let mut left = *needed;
-        for row in rows {
-            if left == Amount::ZERO {
-                break;
-            }
-            let take = left.min(Amount(row.try_get("left_over")?));
-            let account: String = row.try_get("account")?;
+        let held: Vec<(String, Amount)> = held
+            .into_iter()
+            .map(|(account, left_over)| (account, Amount(left_over)))
+            .collect();
+        let (taken, missing) = draw_in_order(*needed, &held);
+        if missing > Amount::ZERO {
+            return Err(PlantError::Conflict(format!(
+                "order {order_id} has no reserved {material} left for this run ({missing} missing)"
+            )));
+        }
+        for Draw { account, amount } in taken {
             sqlx::query(
                 "UPDATE reservations SET consumed = consumed + $1 WHERE order_id = $2 AND account = $3",
             )
-            .bind(take.0)
+            .bind(amount.0)
             .bind(order_id)
             .bind(&account)
             .execute(&mut **tx)
@@ -149,20 +136,11 @@ pub async fn consume(
             sqlx::query(
                 "UPDATE materials SET on_hand = on_hand - $1, reserved = reserved - $1 WHERE id = $2",
             )
-            .bind(take.0)
+            .bind(amount.0)
             .bind(&account)
             .execute(&mut **tx)
             .await?;
-            draws.push(Draw {
-                account,
-                amount: take,
-            });
-            left = left - take;
-        }
-        if left > Amount::ZERO {
-            return Err(PlantError::Conflict(format!(
-                "order {order_id} has no reserved {material} left for this run ({left} missing)"
-            )));
+            draws.push(Draw { account, amount });
         }
     }
     Ok(draws)
@@ -190,32 +168,32 @@ pub async fn unconsume(tx: &mut Tx, order_id: &str, draws: &[Draw]) -> Result<()
     Ok(())
 }
 
-/// Release what the order reserved and did not consume.
+/// Release what the order reserved and did not consume ([`released`]).
 pub async fn release(tx: &mut Tx, order_id: &str) -> Result<Vec<Draw>> {
-    let rows = sqlx::query(
-        "SELECT account, reserved - consumed AS left_over FROM reservations \
-         WHERE order_id = $1 AND reserved > consumed ORDER BY account",
+    let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+        "SELECT account, reserved, consumed FROM reservations WHERE order_id = $1 ORDER BY account",
     )
     .bind(order_id)
     .fetch_all(&mut **tx)
     .await?;
-    let mut released = Vec::new();
-    for row in rows {
-        let account: String = row.try_get("account")?;
-        let amount = Amount(row.try_get("left_over")?);
+    let reservations: Vec<(String, Amount, Amount)> = rows
+        .into_iter()
+        .map(|(account, reserved, consumed)| (account, Amount(reserved), Amount(consumed)))
+        .collect();
+    let released = released(&reservations);
+    for Draw { account, amount } in &released {
         sqlx::query("UPDATE materials SET reserved = reserved - $1 WHERE id = $2")
             .bind(amount.0)
-            .bind(&account)
+            .bind(account)
             .execute(&mut **tx)
             .await?;
         sqlx::query(
             "UPDATE reservations SET reserved = consumed WHERE order_id = $1 AND account = $2",
         )
         .bind(order_id)
-        .bind(&account)
+        .bind(account)
         .execute(&mut **tx)
         .await?;
-        released.push(Draw { account, amount });
     }
     Ok(released)
 }
@@ -344,13 +322,12 @@ impl Plant {
             return Err(invalid("delta", "an adjustment of zero changes nothing"));
         }
         let mut w = self.store.writer(actor, at_ms).await?;
-        let row = sqlx::query("SELECT on_hand, reserved FROM materials WHERE id = $1")
-            .bind(account)
-            .fetch_optional(&mut *w.tx)
-            .await?
-            .ok_or_else(|| PlantError::NotFound(format!("stock account '{account}'")))?;
-        let on_hand: i64 = row.try_get("on_hand")?;
-        let reserved: i64 = row.try_get("reserved")?;
+        let (on_hand, reserved): (i64, i64) =
+            sqlx::query_as("SELECT on_hand, reserved FROM materials WHERE id = $1")
+                .bind(account)
+                .fetch_optional(&mut *w.tx)
+                .await?
+                .ok_or_else(|| PlantError::NotFound(format!("stock account '{account}'")))?;
         if on_hand + delta < reserved {
             return Err(PlantError::Conflict(format!(
                 "adjusting '{account}' by {} would leave {} on hand, below the {} reserved for approved orders",
@@ -379,20 +356,19 @@ impl Plant {
 
     /// Replacement runs created while material was short get it as soon as stock allows.
     pub(crate) async fn reserve_for_waiting_jobs(&self, w: &mut Writer<'_>) -> Result<()> {
-        let rows = sqlx::query(
+        let waiting: Vec<(i64, String, String, String)> = sqlx::query_as(&format!(
             "SELECT j.id AS id, j.order_id AS order_id, o.maker AS maker, s.materials_json AS materials_json \
              FROM jobs j JOIN orders o ON o.id = j.order_id \
              JOIN steps s ON s.order_id = j.order_id AND s.step_index = j.step_index \
-             WHERE j.state = 'planned' AND j.material_reserved = 0 AND o.state IN ('approved', 'in_progress') \
+             WHERE j.state = $1 AND j.material_reserved = 0 AND o.state IN ({}) \
              ORDER BY j.id",
-        )
+            sql_list(&OrderState::ACTIVE)
+        ))
+        .bind(JobState::Planned)
         .fetch_all(&mut *w.tx)
         .await?;
-        for row in rows {
-            let job_id: i64 = row.try_get("id")?;
-            let order_id: String = row.try_get("order_id")?;
-            let maker: String = row.try_get("maker")?;
-            let needs = per_run_needs(&row.try_get::<String, _>("materials_json")?)?;
+        for (job_id, order_id, maker, materials_json) in waiting {
+            let needs = per_run_needs(&materials_json)?;
             match reserve(&mut w.tx, &order_id, &maker, &needs).await {
                 Ok(reserved) => {
                     sqlx::query("UPDATE jobs SET material_reserved = 1 WHERE id = $1")

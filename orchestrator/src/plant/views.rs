@@ -5,11 +5,10 @@ use std::collections::BTreeMap;
 
 use microfab_drivers::ResumePoint;
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
-use sqlx::any::AnyRow;
 use utoipa::ToSchema;
 
-use super::{Etas, Plant, PlantError, Result, order_state};
+use super::state::{JobState, MachineState, OrderState};
+use super::{Etas, Plant, PlantError, Result};
 use crate::amount::Amount;
 use crate::store::{Event, format_ms};
 
@@ -140,41 +139,55 @@ pub struct UnitView {
     pub reason: Option<String>,
 }
 
-fn order_view(row: &AnyRow, steps: Vec<StepView>, etas: &Etas) -> Result<OrderView, sqlx::Error> {
-    let quantity: i64 = row.try_get("quantity")?;
-    let good: i64 = row.try_get("good")?;
-    let id: String = row.try_get("id")?;
-    let state: String = row.try_get("state")?;
+#[derive(sqlx::FromRow)]
+struct OrderRow {
+    id: String,
+    state: OrderState,
+    state_reason: Option<String>,
+    product: String,
+    maker: String,
+    priority: String,
+    quantity: i64,
+    good: i64,
+    scrapped: i64,
+    due_ms: i64,
+    submitted_ms: i64,
+    prescreen_json: String,
+    source_name: String,
+}
+
+fn order_view(row: OrderRow, steps: Vec<StepView>, etas: &Etas) -> OrderView {
     // A plan made before the order closed may still list it: only an open order has an ETA.
-    let eta = order_state::is_active(&state)
-        .then(|| etas.by_order.get(&id).copied().map(format_ms))
+    let eta = row
+        .state
+        .is_active()
+        .then(|| etas.by_order.get(&row.id).copied().map(format_ms))
         .flatten();
-    Ok(OrderView {
-        id,
-        state,
-        state_reason: row.try_get("state_reason")?,
-        product: row.try_get("product")?,
-        maker: row.try_get("maker")?,
-        priority: row.try_get("priority")?,
-        quantity,
-        good,
-        scrapped: row.try_get("scrapped")?,
-        remaining: quantity - good,
-        due: format_ms(row.try_get("due_ms")?),
-        submitted: format_ms(row.try_get("submitted_ms")?),
-        prescreen: serde_json::from_str(&row.try_get::<String, _>("prescreen_json")?)
-            .unwrap_or_default(),
-        source_name: row.try_get("source_name")?,
+    OrderView {
+        id: row.id,
+        state: row.state.to_string(),
+        state_reason: row.state_reason,
+        product: row.product,
+        maker: row.maker,
+        priority: row.priority,
+        quantity: row.quantity,
+        good: row.good,
+        scrapped: row.scrapped,
+        remaining: row.quantity - row.good,
+        due: format_ms(row.due_ms),
+        submitted: format_ms(row.submitted_ms),
+        prescreen: serde_json::from_str(&row.prescreen_json).unwrap_or_default(),
+        source_name: row.source_name,
         steps,
         eta,
-    })
+    }
 }
 
 const ORDER_COLUMNS: &str = "id, state, state_reason, product, maker, priority, quantity, good, scrapped, due_ms, submitted_ms, prescreen_json, source_name";
 
 impl Plant {
     pub async fn orders(&self, state: Option<&str>, maker: Option<&str>) -> Result<Vec<OrderView>> {
-        let rows = sqlx::query(&format!(
+        let rows: Vec<OrderRow> = sqlx::query_as(&format!(
             "SELECT {ORDER_COLUMNS} FROM orders WHERE ($1 = '' OR state = $1) AND ($2 = '' OR maker = $2) ORDER BY seq"
         ))
         .bind(state.unwrap_or(""))
@@ -183,57 +196,55 @@ impl Plant {
         .await?;
         let etas = self.etas.current();
         let mut views = Vec::new();
-        for row in &rows {
-            let id: String = row.try_get("id")?;
-            views.push(order_view(row, self.steps(&id).await?, &etas)?);
+        for row in rows {
+            let steps = self.steps(&row.id).await?;
+            views.push(order_view(row, steps, &etas));
         }
         Ok(views)
     }
 
     pub async fn order(&self, order_id: &str) -> Result<OrderView> {
-        let row = sqlx::query(&format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1"))
-            .bind(order_id)
-            .fetch_optional(&self.store.pool)
-            .await?
-            .ok_or_else(|| PlantError::NotFound(format!("order '{order_id}'")))?;
+        let row: OrderRow =
+            sqlx::query_as(&format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1"))
+                .bind(order_id)
+                .fetch_optional(&self.store.pool)
+                .await?
+                .ok_or_else(|| PlantError::NotFound(format!("order '{order_id}'")))?;
         Ok(order_view(
-            &row,
+            row,
             self.steps(order_id).await?,
             &self.etas.current(),
-        )?)
+        ))
     }
 
     async fn steps(&self, order_id: &str) -> Result<Vec<StepView>> {
-        let rows = sqlx::query(
+        let rows: Vec<StepRow> = sqlx::query_as(
             "SELECT step_id, capability, program_name, units_per_run, good, scrapped, predecessors_json \
              FROM steps WHERE order_id = $1 ORDER BY step_index",
         )
         .bind(order_id)
         .fetch_all(&self.store.pool)
         .await?;
-        let ids: Vec<String> = rows
-            .iter()
-            .map(|r| r.try_get("step_id"))
-            .collect::<Result<_, _>>()?;
-        rows.iter()
+        let ids: Vec<String> = rows.iter().map(|r| r.step_id.clone()).collect();
+        Ok(rows
+            .into_iter()
             .map(|r| {
                 let predecessors: Vec<usize> =
-                    serde_json::from_str(&r.try_get::<String, _>("predecessors_json")?)
-                        .unwrap_or_default();
-                Ok(StepView {
-                    id: r.try_get("step_id")?,
-                    capability: r.try_get("capability")?,
-                    program: r.try_get("program_name")?,
-                    units_per_run: r.try_get("units_per_run")?,
-                    good: r.try_get("good")?,
-                    scrapped: r.try_get("scrapped")?,
+                    serde_json::from_str(&r.predecessors_json).unwrap_or_default();
+                StepView {
+                    id: r.step_id,
+                    capability: r.capability,
+                    program: r.program_name,
+                    units_per_run: r.units_per_run,
+                    good: r.good,
+                    scrapped: r.scrapped,
                     after: predecessors
                         .iter()
                         .filter_map(|p| ids.get(*p).cloned())
                         .collect(),
-                })
+                }
             })
-            .collect()
+            .collect())
     }
 
     pub async fn jobs(
@@ -242,7 +253,7 @@ impl Plant {
         machine_id: Option<&str>,
         state: Option<&str>,
     ) -> Result<Vec<JobView>> {
-        let rows = sqlx::query(
+        let rows: Vec<JobRow> = sqlx::query_as(
             "SELECT j.id AS id, j.order_id AS order_id, s.step_id AS step_id, j.units AS units, j.state AS state, \
              j.machine_id AS machine_id, j.good AS good, j.scrapped AS scrapped, j.reason AS reason, \
              j.material_reserved AS material_reserved, j.resume_json AS resume_json \
@@ -254,74 +265,69 @@ impl Plant {
         .bind(state.unwrap_or(""))
         .fetch_all(&self.store.pool)
         .await?;
-        rows.iter()
+        Ok(rows
+            .into_iter()
             .map(|r| {
-                let state: String = r.try_get("state")?;
-                let resume = (state == "interrupted")
-                    .then(|| r.try_get::<Option<String>, _>("resume_json"))
-                    .transpose()?
-                    .flatten()
+                let resume = r
+                    .resume_json
+                    .filter(|_| r.state == JobState::Interrupted)
                     .and_then(|json| serde_json::from_str::<ResumePoint>(&json).ok())
                     .map(|point| ResumeView {
                         latest_start: point.latest_start(),
                         next_line: point.next_line,
                         in_doubt: point.in_doubt,
                     });
-                Ok(JobView {
+                JobView {
                     resume,
-                    id: r.try_get("id")?,
-                    order_id: r.try_get("order_id")?,
-                    step: r.try_get("step_id")?,
-                    units: r.try_get("units")?,
-                    waiting_for_material: state == "planned"
-                        && r.try_get::<i64, _>("material_reserved")? == 0,
-                    state,
-                    machine_id: r.try_get("machine_id")?,
-                    good: r.try_get("good")?,
-                    scrapped: r.try_get("scrapped")?,
-                    reason: r.try_get("reason")?,
-                })
+                    id: r.id,
+                    order_id: r.order_id,
+                    step: r.step_id,
+                    units: r.units,
+                    waiting_for_material: r.state == JobState::Planned && r.material_reserved == 0,
+                    state: r.state.to_string(),
+                    machine_id: r.machine_id,
+                    good: r.good,
+                    scrapped: r.scrapped,
+                    reason: r.reason,
+                }
             })
-            .collect()
+            .collect())
     }
 
     pub async fn machines(&self) -> Result<Vec<MachineView>> {
-        let rows = sqlx::query(
+        let rows: Vec<MachineRow> = sqlx::query_as(
             "SELECT id, name, capabilities_json, envelope_json, driver_kind, state, state_reason, maintenance, \
              current_job, setup_family FROM machines ORDER BY id",
         )
         .fetch_all(&self.store.pool)
         .await?;
         let mut views = Vec::with_capacity(rows.len());
-        for r in &rows {
-            let id: String = r.try_get("id")?;
-            let maintenance = r.try_get::<i64, _>("maintenance")? == 1;
-            let state: String = r.try_get("state")?;
-            let reason: Option<String> = r.try_get("state_reason")?;
-            let current_job: Option<i64> = r.try_get("current_job")?;
+        for r in rows {
+            let maintenance = r.maintenance == 1;
+            let state = r.state;
             let holds = self
-                .machine_holds(&id, &state, reason.as_deref(), maintenance)
+                .machine_holds(&r.id, state, r.state_reason.as_deref(), maintenance)
                 .await?;
             let holding_run = holds.iter().any(|h| h.kind == "interrupted_run");
             views.push(MachineView {
-                free: state == "idle" && current_job.is_none() && holds.is_empty(),
+                free: state == MachineState::Idle && r.current_job.is_none() && holds.is_empty(),
                 // Maintenance, then a held run, show over idle or offline, never over what we
                 // do not know.
-                state: match state.as_str() {
-                    "idle" | "offline" if maintenance => "maintenance".into(),
-                    "idle" if holding_run => "held".into(),
-                    _ => state,
+                state: match state {
+                    MachineState::Idle | MachineState::Offline if maintenance => {
+                        "maintenance".into()
+                    }
+                    MachineState::Idle if holding_run => "held".into(),
+                    _ => state.to_string(),
                 },
-                id,
-                name: r.try_get("name")?,
-                capabilities: serde_json::from_str(&r.try_get::<String, _>("capabilities_json")?)
-                    .unwrap_or_default(),
-                envelope_mm: serde_json::from_str(&r.try_get::<String, _>("envelope_json")?)
-                    .unwrap_or_default(),
-                driver: r.try_get("driver_kind")?,
-                reason,
-                current_job,
-                setup_family: r.try_get("setup_family")?,
+                id: r.id,
+                name: r.name,
+                capabilities: serde_json::from_str(&r.capabilities_json).unwrap_or_default(),
+                envelope_mm: serde_json::from_str(&r.envelope_json).unwrap_or_default(),
+                driver: r.driver_kind,
+                reason: r.state_reason,
+                current_job: r.current_job,
+                setup_family: r.setup_family,
                 holds,
             });
         }
@@ -333,25 +339,26 @@ impl Plant {
     async fn machine_holds(
         &self,
         machine_id: &str,
-        state: &str,
+        state: MachineState,
         state_reason: Option<&str>,
         maintenance: bool,
     ) -> Result<Vec<MachineHold>> {
         let mut holds = Vec::new();
-        for r in sqlx::query(
+        let held: Vec<(i64, Option<String>, Option<i64>)> = sqlx::query_as(
             "SELECT j.id AS id, j.reason AS reason, \
              (SELECT MAX(e.at_ms) FROM events e WHERE e.job_id = j.id AND e.kind = 'job_interrupted') AS since \
-             FROM jobs j WHERE j.machine_id = $1 AND j.state = 'interrupted' ORDER BY j.id",
+             FROM jobs j WHERE j.machine_id = $1 AND j.state = $2 ORDER BY j.id",
         )
         .bind(machine_id)
+        .bind(JobState::Interrupted)
         .fetch_all(&self.store.pool)
-        .await?
-        {
+        .await?;
+        for (job_id, reason, since) in held {
             holds.push(MachineHold {
                 kind: "interrupted_run".into(),
-                job_id: Some(r.try_get("id")?),
-                since: r.try_get::<Option<i64>, _>("since")?.map(format_ms),
-                reason: r.try_get("reason")?,
+                job_id: Some(job_id),
+                since: since.map(format_ms),
+                reason,
             });
         }
         if maintenance {
@@ -369,9 +376,9 @@ impl Plant {
             });
         }
         let kind = match (state, state_reason) {
-            ("paused", Some(_)) => Some("waiting_for_operator"),
-            ("paused", None) => Some("paused"),
-            ("alarm", _) => Some("alarm"),
+            (MachineState::Paused, Some(_)) => Some("waiting_for_operator"),
+            (MachineState::Paused, None) => Some("paused"),
+            (MachineState::Alarm, _) => Some("alarm"),
             _ => None,
         };
         if let Some(kind) = kind {
@@ -391,17 +398,17 @@ impl Plant {
         machine_id: &str,
         kind: &str,
     ) -> Result<Option<(i64, Event)>> {
-        let row = sqlx::query(
+        let row: Option<(i64, String)> = sqlx::query_as(
             "SELECT at_ms, data FROM events WHERE machine_id = $1 AND kind = $2 ORDER BY seq DESC LIMIT 1",
         )
         .bind(machine_id)
         .bind(kind)
         .fetch_optional(&self.store.pool)
         .await?;
-        row.map(|r| {
-            let event = serde_json::from_str(&r.try_get::<String, _>("data")?)
+        row.map(|(at_ms, data)| {
+            let event = serde_json::from_str(&data)
                 .map_err(|e| PlantError::Conflict(format!("stored event is unreadable: {e}")))?;
-            Ok((r.try_get("at_ms")?, event))
+            Ok((at_ms, event))
         })
         .transpose()
     }
@@ -415,49 +422,48 @@ impl Plant {
     }
 
     pub async fn materials(&self) -> Result<Vec<MaterialView>> {
-        let rows = sqlx::query(
+        let rows: Vec<MaterialRow> = sqlx::query_as(
             "SELECT id, material, unit, owner, origin, on_hand, reserved, reorder_level FROM materials ORDER BY id",
         )
         .fetch_all(&self.store.pool)
         .await?;
-        rows.iter()
+        Ok(rows
+            .into_iter()
             .map(|r| {
-                let on_hand = Amount(r.try_get("on_hand")?);
-                let reserved = Amount(r.try_get("reserved")?);
-                let reorder_level = Amount(r.try_get("reorder_level")?);
-                Ok(MaterialView {
-                    id: r.try_get("id")?,
-                    material: r.try_get("material")?,
-                    unit: r.try_get("unit")?,
-                    owner: r.try_get("owner")?,
-                    origin: r.try_get("origin")?,
+                let on_hand = Amount(r.on_hand);
+                let reserved = Amount(r.reserved);
+                let reorder_level = Amount(r.reorder_level);
+                MaterialView {
+                    id: r.id,
+                    material: r.material,
+                    unit: r.unit,
+                    owner: r.owner,
+                    origin: r.origin,
                     on_hand,
                     reserved,
                     available: on_hand - reserved,
                     reorder_level,
                     below_reorder_level: on_hand < reorder_level,
-                })
+                }
             })
-            .collect()
+            .collect())
     }
 
     /// Material the orders drew, per material and unit.
     pub async fn consumed_by(&self, order_ids: &[String]) -> Result<Vec<(String, String, Amount)>> {
         let mut total: BTreeMap<(String, String), Amount> = BTreeMap::new();
         for order_id in order_ids {
-            for r in sqlx::query(
+            let rows: Vec<(String, String, i64)> = sqlx::query_as(
                 "SELECT m.material AS material, m.unit AS unit, CAST(SUM(r.consumed) AS BIGINT) AS consumed \
                  FROM reservations r JOIN materials m ON m.id = r.account WHERE r.order_id = $1 \
                  GROUP BY m.material, m.unit",
             )
             .bind(order_id)
             .fetch_all(&self.store.pool)
-            .await?
-            {
-                let sum = total
-                    .entry((r.try_get("material")?, r.try_get("unit")?))
-                    .or_default();
-                *sum = *sum + Amount(r.try_get("consumed")?);
+            .await?;
+            for (material, unit, consumed) in rows {
+                let sum = total.entry((material, unit)).or_default();
+                *sum = *sum + Amount(consumed);
             }
         }
         Ok(total
@@ -467,7 +473,7 @@ impl Plant {
     }
 
     pub async fn units(&self, order_id: &str) -> Result<Vec<UnitView>> {
-        let rows = sqlx::query(
+        let rows: Vec<UnitRow> = sqlx::query_as(
             "SELECT u.id AS id, u.order_id AS order_id, s.step_id AS step_id, u.job_id AS job_id, \
              u.machine_id AS machine_id, u.result AS result, u.reason AS reason \
              FROM units u JOIN steps s ON s.order_id = u.order_id AND s.step_index = u.step_index \
@@ -476,18 +482,80 @@ impl Plant {
         .bind(order_id)
         .fetch_all(&self.store.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(UnitView {
-                    id: r.try_get("id")?,
-                    order_id: r.try_get("order_id")?,
-                    step: r.try_get("step_id")?,
-                    job_id: r.try_get("job_id")?,
-                    machine_id: r.try_get("machine_id")?,
-                    result: r.try_get("result")?,
-                    reason: r.try_get("reason")?,
-                })
+        Ok(rows
+            .into_iter()
+            .map(|r| UnitView {
+                id: r.id,
+                order_id: r.order_id,
+                step: r.step_id,
+                job_id: r.job_id,
+                machine_id: r.machine_id,
+                result: r.result,
+                reason: r.reason,
             })
-            .collect()
+            .collect())
     }
+}
+
+#[derive(sqlx::FromRow)]
+struct StepRow {
+    step_id: String,
+    capability: String,
+    program_name: Option<String>,
+    units_per_run: i64,
+    good: i64,
+    scrapped: i64,
+    predecessors_json: String,
+}
+
+#[derive(sqlx::FromRow)]
+struct JobRow {
+    id: i64,
+    order_id: String,
+    step_id: String,
+    units: i64,
+    state: JobState,
+    machine_id: Option<String>,
+    good: i64,
+    scrapped: i64,
+    reason: Option<String>,
+    material_reserved: i64,
+    resume_json: Option<String>,
+}
+
+#[derive(sqlx::FromRow)]
+struct MachineRow {
+    id: String,
+    name: String,
+    capabilities_json: String,
+    envelope_json: String,
+    driver_kind: String,
+    state: MachineState,
+    state_reason: Option<String>,
+    maintenance: i64,
+    current_job: Option<i64>,
+    setup_family: Option<String>,
+}
+
+#[derive(sqlx::FromRow)]
+struct MaterialRow {
+    id: String,
+    material: String,
+    unit: String,
+    owner: String,
+    origin: String,
+    on_hand: i64,
+    reserved: i64,
+    reorder_level: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct UnitRow {
+    id: i64,
+    order_id: String,
+    step_id: String,
+    job_id: i64,
+    machine_id: Option<String>,
+    result: String,
+    reason: Option<String>,
 }

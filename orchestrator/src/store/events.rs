@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use sqlx::{Any, Row, Transaction};
+use sqlx::{Any, Transaction};
 
 use microfab_drivers::ResumePoint;
 
@@ -309,15 +309,25 @@ pub async fn append(
     })
 }
 
-fn decode(row: &sqlx::any::AnyRow) -> Result<EventRecord, sqlx::Error> {
-    let data: String = row.try_get("data")?;
-    let event = serde_json::from_str(&data).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
-    Ok(EventRecord {
-        seq: row.try_get("seq")?,
-        at_ms: row.try_get("at_ms")?,
-        actor: row.try_get("actor")?,
-        event,
-    })
+#[derive(sqlx::FromRow)]
+struct EventRow {
+    seq: i64,
+    at_ms: i64,
+    actor: String,
+    data: String,
+}
+
+impl TryFrom<EventRow> for EventRecord {
+    type Error = sqlx::Error;
+
+    fn try_from(row: EventRow) -> Result<Self, sqlx::Error> {
+        Ok(EventRecord {
+            event: serde_json::from_str(&row.data).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+            seq: row.seq,
+            at_ms: row.at_ms,
+            actor: row.actor,
+        })
+    }
 }
 
 pub async fn list(
@@ -326,7 +336,7 @@ pub async fn list(
     limit: i64,
     order_id: Option<&str>,
 ) -> Result<Vec<EventRecord>, StoreError> {
-    let rows = sqlx::query(
+    let rows: Vec<EventRow> = sqlx::query_as(
         "SELECT seq, at_ms, actor, data FROM events \
          WHERE seq > $1 AND ($2 = '' OR order_id = $2) ORDER BY seq LIMIT $3",
     )
@@ -335,7 +345,10 @@ pub async fn list(
     .bind(limit)
     .fetch_all(pool)
     .await?;
-    Ok(rows.iter().map(decode).collect::<Result<_, _>>()?)
+    Ok(rows
+        .into_iter()
+        .map(EventRecord::try_from)
+        .collect::<Result<_, _>>()?)
 }
 
 /// What the log says the state is.
@@ -520,41 +533,30 @@ fn count_units(r: &mut Replayed, order_id: &str, good: i64, scrapped: i64, final
 
 /// The same three views read from the state tables, to compare with [`replay`].
 pub async fn current(pool: &sqlx::AnyPool) -> Result<Replayed, StoreError> {
-    let mut r = Replayed::default();
-    for row in sqlx::query("SELECT id, state, good, scrapped FROM orders")
-        .fetch_all(pool)
-        .await?
-    {
-        r.orders.insert(
-            row.try_get("id")?,
-            (
-                row.try_get("state")?,
-                row.try_get("good")?,
-                row.try_get("scrapped")?,
-            ),
-        );
-    }
-    for row in sqlx::query("SELECT id, state, good, scrapped FROM jobs")
-        .fetch_all(pool)
-        .await?
-    {
-        r.jobs.insert(
-            row.try_get("id")?,
-            (
-                row.try_get("state")?,
-                row.try_get("good")?,
-                row.try_get("scrapped")?,
-            ),
-        );
-    }
-    for row in sqlx::query("SELECT id, on_hand, reserved FROM materials")
-        .fetch_all(pool)
-        .await?
-    {
-        r.stock.insert(
-            row.try_get("id")?,
-            (row.try_get("on_hand")?, row.try_get("reserved")?),
-        );
-    }
-    Ok(r)
+    let orders: Vec<(String, String, i64, i64)> =
+        sqlx::query_as("SELECT id, state, good, scrapped FROM orders")
+            .fetch_all(pool)
+            .await?;
+    let jobs: Vec<(i64, String, i64, i64)> =
+        sqlx::query_as("SELECT id, state, good, scrapped FROM jobs")
+            .fetch_all(pool)
+            .await?;
+    let stock: Vec<(String, i64, i64)> =
+        sqlx::query_as("SELECT id, on_hand, reserved FROM materials")
+            .fetch_all(pool)
+            .await?;
+    Ok(Replayed {
+        orders: orders
+            .into_iter()
+            .map(|(id, state, good, scrapped)| (id, (state, good, scrapped)))
+            .collect(),
+        jobs: jobs
+            .into_iter()
+            .map(|(id, state, good, scrapped)| (id, (state, good, scrapped)))
+            .collect(),
+        stock: stock
+            .into_iter()
+            .map(|(id, on_hand, reserved)| (id, (on_hand, reserved)))
+            .collect(),
+    })
 }

@@ -345,3 +345,17 @@ pub async fn spawn_server(
         .to_string();
     (child, Client::new(address))
 }
+
+/// Wait (polling) until `done` holds, for at most a minute; `what` names it in the failure.
+/// Tests wait for the state that matters rather than sleeping a guessed time.
+pub async fn wait_until<F, Fut>(what: &str, mut done: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !done().await {
+        assert!(tokio::time::Instant::now() < deadline, "never: {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
