@@ -10,6 +10,7 @@
 //! - only an active order (approved, in progress) gets new runs or reserved material.
 
 pub mod jobs;
+pub mod live_views;
 pub mod machines;
 pub mod orders;
 pub mod stock;
