@@ -1,5 +1,6 @@
 //! The OpenAPI document (`/api/v1/openapi.json`), the contract every route keeps.
 
+use axum::Json;
 use utoipa::OpenApi;
 
 use super::error::ErrorBody;
@@ -9,7 +10,7 @@ use super::machines::*;
 use super::materials::*;
 use super::orders::*;
 use super::plan::*;
-use super::{__path_healthz, __path_verify};
+use super::status::*;
 use crate::ops::Submitted;
 use crate::plant::live_views::{Console, ConsoleLine, GanttRow, OrderEta, PlanView};
 use crate::plant::views::{JobView, MachineView, MaterialView, OrderView, ResumeView, UnitView};
@@ -83,6 +84,10 @@ use crate::verify::VerifyReport;
     ))
 )]
 pub struct ApiDoc;
+
+pub(super) async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
 
 /// The answers every route of a shape can give, added to each operation so no route can forget
 /// one: a body that is not JSON, too large, of another media type or of the wrong shape; a path

@@ -9,7 +9,7 @@ use microfab_drivers::DriverError;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::extract::{MAX_REQUEST_BYTES, MAX_SUBMISSION_BYTES};
+use super::limits::{MAX_REQUEST_BYTES, MAX_SUBMISSION_BYTES};
 use crate::ops::OpError;
 use crate::plant::PlantError;
 use crate::runtime::CommandError;

@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorBody};
-use super::extract::{ActorHeader, At, Body, Limited, MAX_REASON_CHARS, Params, actor, within};
+use super::extract::{ActorHeader, At, Body, Limited, Params, actor, within};
+use super::limits::MAX_REASON_CHARS;
 use crate::ops::Operations;
 use crate::plant::JobState;
 use crate::plant::views::JobView;

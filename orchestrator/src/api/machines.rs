@@ -10,7 +10,8 @@ use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, OneOfBuilder, Schema, Type};
 
 use super::error::{ApiError, ErrorBody};
-use super::extract::{ActorHeader, At, Body, Limited, MAX_REASON_CHARS, actor, within};
+use super::extract::{ActorHeader, At, Body, Limited, actor, within};
+use super::limits::MAX_REASON_CHARS;
 use crate::ops::Operations;
 use crate::plant::live_views::Console;
 use crate::plant::views::MachineView;

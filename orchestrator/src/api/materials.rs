@@ -8,10 +8,8 @@ use utoipa::ToSchema;
 use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
 
 use super::error::{ApiError, ErrorBody};
-use super::extract::{
-    ActorHeader, At, Body, Limited, MAX_AMOUNT_UNITS, MAX_LABEL_CHARS, MAX_REASON_CHARS, actor,
-    within, within_amount,
-};
+use super::extract::{ActorHeader, At, Body, Limited, actor, within, within_amount};
+use super::limits::{MAX_AMOUNT_UNITS, MAX_LABEL_CHARS, MAX_REASON_CHARS};
 use crate::amount::Amount;
 use crate::ops::Operations;
 use crate::plant::views::MaterialView;

@@ -11,29 +11,30 @@ mod error;
 mod events;
 mod extract;
 mod jobs;
+mod limits;
 mod machines;
 mod materials;
 mod orders;
 mod plan;
+mod status;
 
 use std::sync::Arc;
 
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
-use axum::{Extension, Json, Router};
+use axum::{Extension, Router};
 use tokio::sync::Semaphore;
-use utoipa::OpenApi as _;
 
 pub use self::doc::ApiDoc;
 pub use self::error::{ApiError, ErrorBody, ErrorDetail, ErrorItem, body_too_large};
 pub use self::events::{LogQuery, StreamQuery};
 pub(crate) use self::extract::actor;
-pub use self::extract::{
-    ActorHeader, At, Body, Limited, MAX_AMOUNT_UNITS, MAX_LABEL_CHARS, MAX_REASON_CHARS,
-    MAX_REQUEST_BYTES, MAX_SUBMISSION_BYTES, Params,
-};
+pub use self::extract::{ActorHeader, At, Body, Limited, Params};
 pub use self::jobs::{JobFilter, ResolveRequest, ResumeRequest};
+pub use self::limits::{
+    MAX_AMOUNT_UNITS, MAX_LABEL_CHARS, MAX_REASON_CHARS, MAX_REQUEST_BYTES, MAX_SUBMISSION_BYTES,
+};
 pub use self::machines::{MaintenanceRequest, OperatorRequest};
 pub use self::materials::{AdjustRequest, RestockRequest};
 pub use self::orders::{OrderFilter, Reason, SubmitRequest};
@@ -44,11 +45,11 @@ pub use crate::verify::VerifyReport;
 pub use microfab_drivers::OperatorAction;
 
 use crate::ops::Operations;
-use crate::plant::PlantError;
 
 pub type AppState = Operations;
 
 pub fn app(state: AppState) -> Router {
+    use self::doc::openapi;
     use self::events::{event_log, event_stream};
     use self::jobs::{confirm_job, list_jobs, resolve_job, resume_job};
     use self::machines::{
@@ -61,6 +62,7 @@ pub fn app(state: AppState) -> Router {
         submit_order,
     };
     use self::plan::current_plan;
+    use self::status::{healthz, verify};
 
     Router::new()
         .route("/healthz", get(healthz))
@@ -99,29 +101,7 @@ pub fn app(state: AppState) -> Router {
         })
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
         .layer(Extension(Arc::new(Semaphore::new(
-            extract::SUBMISSIONS_AT_ONCE,
+            limits::SUBMISSIONS_AT_ONCE,
         ))))
         .with_state(state)
-}
-
-#[utoipa::path(get, path = "/healthz", responses((status = 200, description = "The process is up and the store answers")))]
-async fn healthz(State(ops): State<Operations>) -> Result<&'static str, ApiError> {
-    sqlx::query("SELECT 1")
-        .execute(&ops.plant().store.pool)
-        .await
-        .map_err(PlantError::from)?;
-    Ok("ok")
-}
-
-async fn openapi() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
-}
-
-#[utoipa::path(get, path = "/api/v1/verify", responses((status = 200, body = VerifyReport)))]
-async fn verify(State(ops): State<Operations>) -> Result<Json<VerifyReport>, ApiError> {
-    Ok(Json(
-        crate::verify::verify(&ops.plant().store)
-            .await
-            .map_err(PlantError::from)?,
-    ))
 }

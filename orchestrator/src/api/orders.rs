@@ -15,10 +15,8 @@ use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, OneOfBuilder, Schema, Type};
 
 use super::error::{ApiError, ErrorBody};
-use super::extract::{
-    ActorHeader, At, Body, Limited, MAX_LABEL_CHARS, MAX_REASON_CHARS, MAX_SUBMISSION_BYTES,
-    Params, actor, within,
-};
+use super::extract::{ActorHeader, At, Body, Limited, Params, actor, within};
+use super::limits::{MAX_LABEL_CHARS, MAX_REASON_CHARS, MAX_SUBMISSION_BYTES};
 use crate::ops::{Operations, Submitted};
 use crate::plant::views::{OrderView, UnitView};
 use crate::plant::{OrderState, PlantError};

@@ -15,10 +15,12 @@ mod orders;
 use std::fmt;
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::plant::views::OrderView;
 use crate::plant::{Plant, PlantError};
 use crate::runtime::{CommandError, Runtime};
-
-pub use orders::Submitted;
 
 /// Who does an operation, as the event log records it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,6 +61,14 @@ pub enum OpError {
     NoConsole(String),
 }
 
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Submitted {
+    pub order: OrderView,
+    /// An order with the same `submission_key` existed: this is it, nothing new was made.
+    #[serde(default)]
+    pub already_submitted: bool,
+}
+
 pub type Result<T, E = OpError> = std::result::Result<T, E>;
 
 /// The operations on one running plant. Cheap to clone: it holds the runtime.
@@ -86,5 +96,23 @@ impl Operations {
             self.runtime.plans_made.load(Relaxed),
             self.runtime.plans_refused.load(Relaxed),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Actor;
+
+    /// The event log's `actor` column keeps the names it had before there was a type.
+    #[test]
+    fn actors_keep_their_names_in_the_event_log() {
+        for (actor, name) in [
+            (Actor::Operator("alice".into()), "alice"),
+            (Actor::Demo, "demo"),
+            (Actor::DemoOperator, "demo-operator"),
+        ] {
+            assert_eq!(actor.name(), name);
+            assert_eq!(actor.to_string(), name);
+        }
     }
 }

@@ -2,20 +2,10 @@
 
 use microfab_drivers::DriverCommand;
 use microfab_job_specs::CheckedSpec;
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
-use super::{Actor, Operations, Result};
+use super::{Actor, Operations, Result, Submitted};
 use crate::plant::views::OrderView;
 use crate::store::now_ms;
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct Submitted {
-    pub order: OrderView,
-    /// An order with the same `submission_key` existed: this is it, nothing new was made.
-    #[serde(default)]
-    pub already_submitted: bool,
-}
 
 impl Operations {
     /// Record a checked spec as a `submitted` order (pre-screened), or find the order its
