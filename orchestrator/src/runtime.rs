@@ -114,8 +114,8 @@ struct PlanTrigger {
     overrunning: BTreeSet<i64>,
 }
 
-/// What the API holds of the runtime: a way to reach machines, to wake the coordinator, and the
-/// current plan.
+/// What the operations hold of the runtime: a way to reach machines, to wake the coordinator,
+/// and the current plan.
 pub struct Runtime {
     pub plant: Arc<Plant>,
     machines: HashMap<String, mpsc::Sender<MachineRequest>>,
@@ -183,48 +183,6 @@ impl Runtime {
     /// Something changed that may let work start (approval, restock, maintenance off, ...).
     pub fn wake(&self) {
         self.wake.notify_one();
-    }
-
-    /// An operator sends an interrupted run back to its machine from a line of its program.
-    /// The driver has the last word: if it refuses (the machine lost its state), the run is
-    /// interrupted again and the refusal is the error. Returns the line it went on from.
-    pub async fn resume_job(
-        &self,
-        job_id: i64,
-        from_line: Option<u32>,
-        reason: &str,
-        actor: &str,
-    ) -> Result<u32, PlantError> {
-        let (machine_id, run, from_line) = self
-            .plant
-            .resume(job_id, from_line, reason, actor, now_ms())
-            .await?;
-        let command = DriverCommand::ResumeRun { run, from_line };
-        if let Err(e) = self.command(&machine_id, command).await {
-            let why = e.to_string();
-            self.plant.resume_refused(job_id, &why, now_ms()).await?;
-            return Err(PlantError::Conflict(format!(
-                "machine '{machine_id}' refused to resume job {job_id}: {why}"
-            )));
-        }
-        Ok(from_line)
-    }
-
-    /// Cancel an order and abort its runs still on machines.
-    pub async fn cancel_order(
-        &self,
-        order_id: &str,
-        reason: &str,
-        actor: &str,
-    ) -> Result<(), PlantError> {
-        let on_machines = self.plant.cancel(order_id, reason, actor, now_ms()).await?;
-        for (job_id, machine_id) in on_machines {
-            if let Err(e) = self.command(&machine_id, DriverCommand::Abort).await {
-                tracing::warn!(job_id, machine_id, error = %e, "abort after cancel failed");
-            }
-        }
-        self.wake();
-        Ok(())
     }
 }
 

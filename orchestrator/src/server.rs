@@ -11,6 +11,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::PlantConfig;
+use crate::ops::Operations;
 use crate::plant::Plant;
 use crate::runtime::{self, Runtime};
 use crate::store::{Store, redact_url};
@@ -23,6 +24,11 @@ pub struct Running {
 }
 
 impl Running {
+    /// The operations on this plant, for in-process callers.
+    pub fn operations(&self) -> Operations {
+        Operations::new(self.runtime.clone())
+    }
+
     /// Wait for every task to end (after the shutdown token was cancelled).
     pub async fn join(mut self) {
         while self.tasks.join_next().await.is_some() {}
@@ -43,7 +49,8 @@ pub async fn start(
     let mut tasks = JoinSet::new();
     let runtime = runtime::start(plant, shutdown.clone(), &mut tasks).await?;
     let address = listener.local_addr()?;
-    let app = crate::api::app(runtime.clone()).layer(axum::middleware::from_fn(access_log));
+    let app = crate::api::app(Operations::new(runtime.clone()))
+        .layer(axum::middleware::from_fn(access_log));
     let stop = shutdown.clone();
     tasks.spawn(async move {
         if let Err(e) = axum::serve(listener, app)
@@ -67,8 +74,10 @@ async fn access_log(request: Request, next: Next) -> Response {
     let started = std::time::Instant::now();
     let method = request.method().clone();
     let path = request.uri().path().to_string();
-    let actor = crate::api::actor(request.headers())
-        .unwrap_or_else(|_| "(X-Actor over its limit)".to_string());
+    let actor = crate::api::actor(request.headers()).map_or_else(
+        |_| "(X-Actor over its limit)".to_string(),
+        |a| a.to_string(),
+    );
     let response = next.run(request).await;
     tracing::info!(
         target: "microfab::access",

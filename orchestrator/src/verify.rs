@@ -7,11 +7,24 @@ use std::collections::BTreeMap;
 use sqlx::AnyPool;
 
 use crate::amount::Amount;
-use crate::api::VerifyReport;
 use crate::plant::state::{JobState, OrderState, sql_list};
 use crate::plant::stock::per_run_needs;
 use crate::store::events::{self, Replayed};
 use crate::store::{Store, StoreError};
+
+#[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct VerifyReport {
+    /// The event log, replayed, gives exactly the state in the tables, and the tables keep
+    /// the plant's business invariants.
+    pub consistent: bool,
+    pub events: usize,
+    /// Where the replayed log and the tables disagree.
+    pub differences: Vec<String>,
+    /// Business invariants the tables break: work or reservations on a closed order,
+    /// reservations that are not what open runs will draw, unit counts that are not the unit
+    /// rows, `0 <= reserved <= on_hand`.
+    pub invariants: Vec<String>,
+}
 
 pub async fn verify(store: &Store) -> Result<VerifyReport, StoreError> {
     let _quiet = store.quiesce().await;

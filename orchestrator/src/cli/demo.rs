@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
+use crate::ops::{Actor, Operations};
 use crate::plant::views::OrderView;
 use crate::store::now_ms;
 
@@ -37,21 +38,19 @@ pub(super) async fn run(
     println!(
         "simulated machines run {time_scale}x real speed; an eta is the time left at that speed"
     );
+    let ops = running.operations();
     let plant = running.runtime.plant.clone();
     let mut order_ids = Vec::new();
     for path in demo.spec_paths(&config_path) {
         let checked = microfab_job_specs::check_file(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
         let key = format!("demo:{}", checked.source_name);
-        let id = plant
-            .submit(&checked, Some(&key), "demo", now_ms())
-            .await?
-            .order_id;
-        let order = plant.order(&id).await?;
+        let order = ops.submit(&Actor::Demo, &checked, Some(&key)).await?.order;
+        let id = order.id.clone();
         if order.state == "submitted" {
             for flag in &order.prescreen {
                 println!("  pre-screen {id}: {flag}");
             }
-            plant.approve(&id, "demo", now_ms()).await?;
+            ops.approve(&Actor::Demo, &id).await?;
             println!(
                 "submitted and approved {id}: {} x {}",
                 order.quantity, order.product
@@ -64,7 +63,6 @@ pub(super) async fn run(
         }
         order_ids.push(id);
     }
-    running.runtime.wake();
     let started = std::time::Instant::now();
     let mut ticker = tokio::time::interval(Duration::from_secs_f64(demo.progress_seconds.max(0.1)));
     let mut summarised = false;
@@ -73,7 +71,7 @@ pub(super) async fn run(
             _ = ticker.tick() => {}
             _ = tokio::signal::ctrl_c() => break,
         }
-        resolve_interrupted_as_demo_operator(&running.runtime).await?;
+        resolve_interrupted_as_demo_operator(&ops).await?;
         let orders: Vec<OrderView> =
             futures::future::try_join_all(order_ids.iter().map(|id| plant.order(id))).await?;
         let machines = plant.machines().await?;
@@ -213,21 +211,15 @@ fn summary(
 
 /// The demo has no operator at the panel: a run cut short by a restart is taken as scrap,
 /// which the plant then replaces. A real plant leaves this decision to a person.
-async fn resolve_interrupted_as_demo_operator(
-    runtime: &crate::runtime::Runtime,
-) -> anyhow::Result<()> {
-    for job in runtime.plant.jobs(None, None, Some("interrupted")).await? {
-        runtime
-            .plant
-            .resolve(
-                job.id,
-                0,
-                "demo operator: pieces of an interrupted run are scrapped",
-                "demo-operator",
-                now_ms(),
-            )
-            .await?;
+async fn resolve_interrupted_as_demo_operator(ops: &Operations) -> anyhow::Result<()> {
+    for job in ops.plant().jobs(None, None, Some("interrupted")).await? {
+        ops.resolve(
+            &Actor::DemoOperator,
+            job.id,
+            0,
+            "demo operator: pieces of an interrupted run are scrapped",
+        )
+        .await?;
     }
-    runtime.wake();
     Ok(())
 }

@@ -18,6 +18,7 @@
 //! - only an active order (approved, in progress) gets new runs or reserved material.
 
 mod interrupted;
+pub mod live_views;
 pub mod machines;
 pub mod orders;
 mod plan_input;

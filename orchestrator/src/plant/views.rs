@@ -497,6 +497,35 @@ impl Plant {
     }
 }
 
+/// One item of the lists above, for an operation's answer.
+impl Plant {
+    pub async fn job(&self, job_id: i64) -> Result<JobView> {
+        self.jobs(None, None, None)
+            .await?
+            .into_iter()
+            .find(|j| j.id == job_id)
+            .ok_or_else(|| PlantError::NotFound(format!("job {job_id}")))
+    }
+
+    pub async fn material(&self, account: &str) -> Result<MaterialView> {
+        self.materials()
+            .await?
+            .into_iter()
+            .find(|m| m.id == account)
+            .ok_or_else(|| PlantError::NotFound(format!("stock account '{account}'")))
+    }
+
+    /// The order a unit belongs to.
+    pub async fn order_of_unit(&self, unit_id: i64) -> Result<String> {
+        Ok(
+            sqlx::query_scalar("SELECT order_id FROM units WHERE id = $1")
+                .bind(unit_id)
+                .fetch_one(&self.store.pool)
+                .await?,
+        )
+    }
+}
+
 #[derive(sqlx::FromRow)]
 struct StepRow {
     step_id: String,

@@ -1,0 +1,150 @@
+//! The OpenAPI document (`/api/v1/openapi.json`), the contract every route keeps.
+
+use axum::Json;
+use utoipa::OpenApi;
+
+use super::error::ErrorBody;
+use super::events::*;
+use super::jobs::*;
+use super::machines::*;
+use super::materials::*;
+use super::orders::*;
+use super::plan::*;
+use super::status::*;
+use crate::ops::Submitted;
+use crate::plant::live_views::{Console, ConsoleLine, GanttRow, OrderEta, PlanView};
+use crate::plant::views::{JobView, MachineView, MaterialView, OrderView, ResumeView, UnitView};
+use crate::plant::{JobState, OrderState};
+use crate::store::events::EventRecord;
+use crate::verify::VerifyReport;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "microfab",
+        description = "Production orchestrator for city micro-factories"
+    ),
+    paths(
+        healthz,
+        list_orders,
+        submit_order,
+        get_order,
+        approve_order,
+        reject_order,
+        cancel_order,
+        order_units,
+        list_machines,
+        get_machine,
+        pause_machine,
+        resume_machine,
+        abort_machine,
+        machine_maintenance,
+        machine_operator,
+        machine_console,
+        list_materials,
+        restock_material,
+        adjust_material,
+        list_jobs,
+        resolve_job,
+        resume_job,
+        confirm_job,
+        scrap_unit,
+        current_plan,
+        event_stream,
+        event_log,
+        verify
+    ),
+    modifiers(&FrameworkResponses),
+    components(schemas(
+        ErrorBody,
+        OrderState,
+        JobState,
+        OrderView,
+        JobView,
+        ResumeView,
+        MachineView,
+        MaterialView,
+        UnitView,
+        EventRecord,
+        SubmitRequest,
+        Submitted,
+        Reason,
+        MaintenanceRequest,
+        RestockRequest,
+        AdjustRequest,
+        ResolveRequest,
+        ResumeRequest,
+        VerifyReport,
+        OperatorRequest,
+        Console,
+        ConsoleLine,
+        PlanView,
+        GanttRow,
+        OrderEta
+    ))
+)]
+pub struct ApiDoc;
+
+pub(super) async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
+
+/// The answers every route of a shape can give, added to each operation so no route can forget
+/// one: a body that is not JSON, too large, of another media type or of the wrong shape; a path
+/// or query that does not parse; the store failing. Route-specific answers (404, 409, a 422 of
+/// the plant's rules) are in each handler's annotation.
+struct FrameworkResponses;
+
+impl utoipa::Modify for FrameworkResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::path::ParameterIn;
+        use utoipa::openapi::{Content, Ref, ResponseBuilder};
+
+        let error = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    Content::new(Some(Ref::from_schema_name("ErrorBody"))),
+                )
+                .build()
+        };
+        for item in openapi.paths.paths.values_mut() {
+            for operation in [item.get.as_mut(), item.post.as_mut()]
+                .into_iter()
+                .flatten()
+            {
+                let mut add = |status: &str, description: &str| {
+                    operation
+                        .responses
+                        .responses
+                        .entry(status.to_string())
+                        .or_insert_with(|| error(description).into());
+                };
+                let parameters = operation.parameters.clone().unwrap_or_default();
+                if parameters
+                    .iter()
+                    .any(|p| matches!(p.parameter_in, ParameterIn::Path | ParameterIn::Query))
+                {
+                    add("400", "a path or query parameter does not parse");
+                }
+                if parameters
+                    .iter()
+                    .any(|p| matches!(p.parameter_in, ParameterIn::Path))
+                {
+                    add("404", "nothing has that id");
+                }
+                if operation.request_body.is_some() {
+                    add("400", "the body is not valid JSON");
+                    add("413", "the body is over its limit (the message names it)");
+                    add("415", "the body is not of a media type this route takes");
+                    add(
+                        "422",
+                        "a field is missing, of the wrong type, unknown, or out of range",
+                    );
+                }
+                add("500", "the store failed; the change was not made");
+            }
+        }
+    }
+}

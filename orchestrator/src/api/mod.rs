@@ -1,0 +1,107 @@
+//! The HTTP API: REST under `/api/v1`, an SSE event stream, `/healthz`, and the OpenAPI document
+//! at `/api/v1/openapi.json`. Errors are JSON that say what and where; the error type never
+//! leaks database internals; a rejected request changes nothing.
+//!
+//! One file per resource. Handlers read a request (`extract.rs`), call one operation
+//! ([`crate::ops`]) or read a view, and answer; they never write to the plant or wake the
+//! coordinator themselves.
+
+mod doc;
+mod error;
+mod events;
+mod extract;
+mod jobs;
+mod limits;
+mod machines;
+mod materials;
+mod orders;
+mod plan;
+mod status;
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Extension, Router};
+use tokio::sync::Semaphore;
+
+pub use self::doc::ApiDoc;
+pub use self::error::{ApiError, ErrorBody, ErrorDetail, body_too_large};
+pub use self::events::{LogQuery, StreamQuery};
+pub(crate) use self::extract::actor;
+pub use self::extract::{ActorHeader, At, Body, Limited, Params};
+pub use self::jobs::{JobFilter, ResolveRequest, ResumeRequest};
+pub use self::limits::{
+    MAX_AMOUNT_UNITS, MAX_LABEL_CHARS, MAX_REASON_CHARS, MAX_REQUEST_BYTES, MAX_SUBMISSION_BYTES,
+};
+pub use self::machines::{MaintenanceRequest, OperatorRequest};
+pub use self::materials::{AdjustRequest, RestockRequest};
+pub use self::orders::{OrderFilter, Reason, SubmitRequest};
+pub use crate::ops::Submitted;
+pub use crate::plant::live_views::{Console, ConsoleLine, GanttRow, OrderEta, PlanView};
+pub use crate::plant::{JobState, OrderState};
+pub use crate::verify::VerifyReport;
+pub use microfab_drivers::OperatorAction;
+
+use crate::ops::Operations;
+
+pub type AppState = Operations;
+
+pub fn app(state: AppState) -> Router {
+    use self::doc::openapi;
+    use self::events::{event_log, event_stream};
+    use self::jobs::{confirm_job, list_jobs, resolve_job, resume_job};
+    use self::machines::{
+        abort_machine, get_machine, list_machines, machine_console, machine_maintenance,
+        machine_operator, pause_machine, resume_machine,
+    };
+    use self::materials::{adjust_material, list_materials, restock_material};
+    use self::orders::{
+        approve_order, cancel_order, get_order, list_orders, order_units, reject_order, scrap_unit,
+        submit_order,
+    };
+    use self::plan::current_plan;
+    use self::status::{healthz, verify};
+
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/api/v1/openapi.json", get(openapi))
+        .route("/api/v1/orders", get(list_orders).post(submit_order))
+        .route("/api/v1/orders/{id}", get(get_order))
+        .route("/api/v1/orders/{id}/approve", post(approve_order))
+        .route("/api/v1/orders/{id}/reject", post(reject_order))
+        .route("/api/v1/orders/{id}/cancel", post(cancel_order))
+        .route("/api/v1/orders/{id}/units", get(order_units))
+        .route("/api/v1/machines", get(list_machines))
+        .route("/api/v1/machines/{id}", get(get_machine))
+        .route("/api/v1/machines/{id}/pause", post(pause_machine))
+        .route("/api/v1/machines/{id}/resume", post(resume_machine))
+        .route("/api/v1/machines/{id}/abort", post(abort_machine))
+        .route(
+            "/api/v1/machines/{id}/maintenance",
+            post(machine_maintenance),
+        )
+        .route("/api/v1/machines/{id}/operator", post(machine_operator))
+        .route("/api/v1/machines/{id}/console", get(machine_console))
+        .route("/api/v1/materials", get(list_materials))
+        .route("/api/v1/materials/{id}/restock", post(restock_material))
+        .route("/api/v1/materials/{id}/adjust", post(adjust_material))
+        .route("/api/v1/jobs", get(list_jobs))
+        .route("/api/v1/jobs/{id}/resolve", post(resolve_job))
+        .route("/api/v1/jobs/{id}/resume", post(resume_job))
+        .route("/api/v1/jobs/{id}/confirm", post(confirm_job))
+        .route("/api/v1/units/{id}/scrap", post(scrap_unit))
+        .route("/api/v1/plan", get(current_plan))
+        .route("/api/v1/events", get(event_stream))
+        .route("/api/v1/events/log", get(event_log))
+        .route("/api/v1/verify", get(verify))
+        .fallback(|| async {
+            ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+        })
+        .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
+        .layer(Extension(Arc::new(Semaphore::new(
+            limits::SUBMISSIONS_AT_ONCE,
+        ))))
+        .with_state(state)
+}

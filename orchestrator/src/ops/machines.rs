@@ -1,0 +1,67 @@
+//! An operator's verbs on machines: commands to the driver, maintenance, explicit actions.
+
+use microfab_drivers::{DriverCommand, OperatorAction};
+
+use super::{Actor, OpError, Operations, Result};
+use crate::plant::live_views::{Console, console_view};
+use crate::plant::views::MachineView;
+use crate::store::now_ms;
+
+impl Operations {
+    pub async fn pause(&self, machine_id: &str) -> Result<MachineView> {
+        self.command(machine_id, DriverCommand::Pause).await
+    }
+
+    /// Let a paused machine go on (not to be confused with resuming an interrupted run).
+    pub async fn resume_machine(&self, machine_id: &str) -> Result<MachineView> {
+        self.command(machine_id, DriverCommand::Resume).await
+    }
+
+    pub async fn abort(&self, machine_id: &str) -> Result<MachineView> {
+        self.command(machine_id, DriverCommand::Abort).await
+    }
+
+    async fn command(&self, machine_id: &str, command: DriverCommand) -> Result<MachineView> {
+        self.plant().machine(machine_id).await?;
+        self.runtime.command(machine_id, command).await?;
+        Ok(self.plant().machine(machine_id).await?)
+    }
+
+    /// Take a machine out of service (`on`, with the reason) or bring it back.
+    pub async fn maintenance(
+        &self,
+        actor: &Actor,
+        machine_id: &str,
+        on: bool,
+        reason: &str,
+    ) -> Result<MachineView> {
+        self.plant()
+            .set_maintenance(machine_id, on, reason, actor.name(), now_ms())
+            .await?;
+        self.runtime.wake();
+        Ok(self.plant().machine(machine_id).await?)
+    }
+
+    /// An explicit action only an operator takes (unlock an alarm, home, reset); the answer is
+    /// what the machine did.
+    pub async fn operator_action(
+        &self,
+        machine_id: &str,
+        action: OperatorAction,
+    ) -> Result<MachineView> {
+        self.plant().machine(machine_id).await?;
+        self.runtime.operator(machine_id, action).await?;
+        Ok(self.plant().machine(machine_id).await?)
+    }
+
+    /// The machine's recent serial traffic and link counters, for support.
+    pub async fn console(&self, machine_id: &str) -> Result<Console> {
+        self.plant().machine(machine_id).await?;
+        let log = self
+            .runtime
+            .traffic(machine_id)
+            .await?
+            .ok_or_else(|| OpError::NoConsole(machine_id.to_string()))?;
+        Ok(console_view(&log))
+    }
+}

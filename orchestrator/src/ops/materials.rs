@@ -1,0 +1,38 @@
+//! An operator's verbs on stock accounts.
+
+use super::{Actor, Operations, Result};
+use crate::amount::Amount;
+use crate::plant::views::MaterialView;
+use crate::store::now_ms;
+
+impl Operations {
+    /// Material arrived (a lot, made up when `None`); runs waiting for it may start.
+    pub async fn restock(
+        &self,
+        actor: &Actor,
+        account: &str,
+        amount: Amount,
+        lot: Option<String>,
+    ) -> Result<MaterialView> {
+        self.plant()
+            .restock(account, amount, lot, actor.name(), now_ms())
+            .await?;
+        self.runtime.wake();
+        Ok(self.plant().material(account).await?)
+    }
+
+    /// Correct an account after a count (breakage, a miscount).
+    pub async fn adjust(
+        &self,
+        actor: &Actor,
+        account: &str,
+        delta: Amount,
+        reason: &str,
+    ) -> Result<MaterialView> {
+        self.plant()
+            .adjust(account, delta.0, reason, actor.name(), now_ms())
+            .await?;
+        self.runtime.wake();
+        Ok(self.plant().material(account).await?)
+    }
+}

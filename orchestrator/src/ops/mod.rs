@@ -1,0 +1,118 @@
+//! The operations: every verb a maker, an operator or the demo can do to the plant, in one
+//! place. The JSON API and the CLI's in-process paths (the demo) call these, never the plant's
+//! write methods or the runtime directly. Each takes who does it ([`Actor`]), does the
+//! transaction (or tells the machine), tells the coordinator when the change may let work
+//! start, and returns the view of what it changed.
+//!
+//! Layers: api and cli above this module; the plant (rules, transactions, views) and the
+//! runtime (machines, coordinator) below it; the store below them.
+
+mod jobs;
+mod machines;
+mod materials;
+mod orders;
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::plant::views::OrderView;
+use crate::plant::{Plant, PlantError};
+use crate::runtime::{CommandError, Runtime};
+
+/// Who does an operation, as the event log records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Actor {
+    /// A person, by the name the request gives (the `X-Actor` header until there are accounts).
+    Operator(String),
+    /// The demo, submitting and approving its own orders.
+    Demo,
+    /// The demo's stand-in for the person who settles runs cut short by a restart.
+    DemoOperator,
+}
+
+impl Actor {
+    /// The name in the event log.
+    pub fn name(&self) -> &str {
+        match self {
+            Actor::Operator(name) => name,
+            Actor::Demo => "demo",
+            Actor::DemoOperator => "demo-operator",
+        }
+    }
+}
+
+impl fmt::Display for Actor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Why an operation was refused or failed: a plant rule (or the store), or the machine.
+#[derive(Debug, thiserror::Error)]
+pub enum OpError {
+    #[error(transparent)]
+    Plant(#[from] PlantError),
+    #[error(transparent)]
+    Machine(#[from] CommandError),
+    #[error("machine '{0}' has no serial console")]
+    NoConsole(String),
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Submitted {
+    pub order: OrderView,
+    /// An order with the same `submission_key` existed: this is it, nothing new was made.
+    #[serde(default)]
+    pub already_submitted: bool,
+}
+
+pub type Result<T, E = OpError> = std::result::Result<T, E>;
+
+/// The operations on one running plant. Cheap to clone: it holds the runtime.
+#[derive(Clone)]
+pub struct Operations {
+    runtime: Arc<Runtime>,
+}
+
+impl Operations {
+    pub fn new(runtime: Arc<Runtime>) -> Operations {
+        Operations { runtime }
+    }
+
+    /// The plant, for its read models (`plant/views.rs`).
+    pub fn plant(&self) -> &Plant {
+        &self.runtime.plant
+    }
+
+    /// The plan the dispatcher follows, as Gantt rows per machine.
+    pub fn plan(&self) -> crate::plant::live_views::PlanView {
+        use std::sync::atomic::Ordering::Relaxed;
+        let snapshot = self.runtime.current_plan();
+        crate::plant::live_views::plan_view(
+            snapshot.as_deref().map(|s| (&s.plan, &s.input)),
+            self.runtime.plans_made.load(Relaxed),
+            self.runtime.plans_refused.load(Relaxed),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Actor;
+
+    /// The event log's `actor` column keeps the names it had before there was a type.
+    #[test]
+    fn actors_keep_their_names_in_the_event_log() {
+        for (actor, name) in [
+            (Actor::Operator("alice".into()), "alice"),
+            (Actor::Demo, "demo"),
+            (Actor::DemoOperator, "demo-operator"),
+        ] {
+            assert_eq!(actor.name(), name);
+            assert_eq!(actor.to_string(), name);
+        }
+    }
+}

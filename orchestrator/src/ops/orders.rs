@@ -1,0 +1,75 @@
+//! A maker's and an operator's verbs on orders and their units.
+
+use microfab_drivers::DriverCommand;
+use microfab_job_specs::CheckedSpec;
+
+use super::{Actor, Operations, Result, Submitted};
+use crate::plant::views::OrderView;
+use crate::store::now_ms;
+
+impl Operations {
+    /// Record a checked spec as a `submitted` order (pre-screened), or find the order its
+    /// `submission_key` already made.
+    pub async fn submit(
+        &self,
+        actor: &Actor,
+        spec: &CheckedSpec,
+        submission_key: Option<&str>,
+    ) -> Result<Submitted> {
+        let plant = self.plant();
+        let submission = plant
+            .submit(spec, submission_key, actor.name(), now_ms())
+            .await?;
+        Ok(Submitted {
+            order: plant.order(&submission.order_id).await?,
+            already_submitted: submission.already_submitted,
+        })
+    }
+
+    /// Reserve the order's material and create its runs; the coordinator may start them.
+    pub async fn approve(&self, actor: &Actor, order_id: &str) -> Result<OrderView> {
+        self.plant()
+            .approve(order_id, actor.name(), now_ms())
+            .await?;
+        self.runtime.wake();
+        Ok(self.plant().order(order_id).await?)
+    }
+
+    pub async fn reject(&self, actor: &Actor, order_id: &str, reason: &str) -> Result<OrderView> {
+        self.plant()
+            .reject(order_id, reason, actor.name(), now_ms())
+            .await?;
+        Ok(self.plant().order(order_id).await?)
+    }
+
+    /// Cancel an order and abort its runs still on machines. An abort that fails is logged:
+    /// the order is cancelled either way, and the run's late outcome settles that run only.
+    pub async fn cancel(&self, actor: &Actor, order_id: &str, reason: &str) -> Result<OrderView> {
+        let on_machines = self
+            .plant()
+            .cancel(order_id, reason, actor.name(), now_ms())
+            .await?;
+        for (job_id, machine_id) in on_machines {
+            if let Err(e) = self
+                .runtime
+                .command(&machine_id, DriverCommand::Abort)
+                .await
+            {
+                tracing::warn!(job_id, machine_id, error = %e, "abort after cancel failed");
+            }
+        }
+        self.runtime.wake();
+        Ok(self.plant().order(order_id).await?)
+    }
+
+    /// Mark one good unit scrapped (found bad at inspection); the plant makes a replacement.
+    /// Returns the view of the unit's order.
+    pub async fn scrap_unit(&self, actor: &Actor, unit_id: i64, reason: &str) -> Result<OrderView> {
+        self.plant()
+            .scrap_unit(unit_id, reason, actor.name(), now_ms())
+            .await?;
+        self.runtime.wake();
+        let order_id = self.plant().order_of_unit(unit_id).await?;
+        Ok(self.plant().order(&order_id).await?)
+    }
+}
