@@ -23,6 +23,7 @@ use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, OneOfBuilder,
 use utoipa::{OpenApi, ToSchema};
 
 use crate::amount::Amount;
+use crate::machine_status::MachineStatus;
 use crate::plant::views::{JobView, MachineView, MaterialView, OrderView, ResumeView, UnitView};
 use crate::plant::{JobState, OrderState, PlantError};
 use crate::runtime::{CommandError, Runtime};
@@ -385,6 +386,8 @@ pub fn app(state: AppState) -> Router {
         JobView,
         ResumeView,
         MachineView,
+        LiveMachineView,
+        MachineStatus,
         MaterialView,
         UnitView,
         EventRecord,
@@ -812,17 +815,42 @@ async fn order_units(
     Ok(Json(rt.plant.units(&id).await?))
 }
 
-#[utoipa::path(get, path = "/api/v1/machines", responses((status = 200, body = Vec<MachineView>)))]
-async fn list_machines(State(rt): State<AppState>) -> Result<Json<Vec<MachineView>>, ApiError> {
-    Ok(Json(rt.plant.machines().await?))
+/// A machine as the plant records it, with what its driver says now.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LiveMachineView {
+    #[serde(flatten)]
+    pub machine: MachineView,
+    /// The machine task's live status; null for a machine no longer in the config.
+    pub live: Option<MachineStatus>,
 }
 
-#[utoipa::path(get, path = "/api/v1/machines/{id}", params(("id" = String, Path)), responses((status = 200, body = MachineView), (status = 404, body = ErrorBody)))]
+impl LiveMachineView {
+    fn new(rt: &Runtime, machine: MachineView) -> LiveMachineView {
+        let live = rt.status(&machine.id).map(|status| status.borrow().clone());
+        LiveMachineView { machine, live }
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/machines", responses((status = 200, body = Vec<LiveMachineView>)))]
+async fn list_machines(
+    State(rt): State<AppState>,
+) -> Result<Json<Vec<LiveMachineView>>, ApiError> {
+    let machines = rt.plant.machines().await?;
+    Ok(Json(
+        machines
+            .into_iter()
+            .map(|machine| LiveMachineView::new(&rt, machine))
+            .collect(),
+    ))
+}
+
+#[utoipa::path(get, path = "/api/v1/machines/{id}", params(("id" = String, Path)), responses((status = 200, body = LiveMachineView), (status = 404, body = ErrorBody)))]
 async fn get_machine(
     State(rt): State<AppState>,
     At(id): At<String>,
-) -> Result<Json<MachineView>, ApiError> {
-    Ok(Json(rt.plant.machine(&id).await?))
+) -> Result<Json<LiveMachineView>, ApiError> {
+    let machine = rt.plant.machine(&id).await?;
+    Ok(Json(LiveMachineView::new(&rt, machine)))
 }
 
 async fn machine_command(

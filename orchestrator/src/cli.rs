@@ -245,6 +245,7 @@ pub enum Command {
         command: BenchCommand,
     },
     /// Protocol-level machine simulators on a pseudo-terminal (point a plant's machine at --link).
+    #[cfg(feature = "sims")]
     Sim {
         #[command(subcommand)]
         kind: SimKind,
@@ -299,6 +300,7 @@ pub enum SpecCommand {
     Schema,
 }
 
+#[cfg(feature = "sims")]
 #[derive(Debug, Subcommand)]
 pub enum SimKind {
     /// A GRBL 1.1 controller (CNC router, laser, PCB mill).
@@ -310,6 +312,7 @@ pub enum SimKind {
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
     /// G-code streaming over an emulated serial line: payload throughput against the wire limit.
+    #[cfg(feature = "sims")]
     Streaming {
         /// Lines in the benchmark program.
         #[arg(long, default_value_t = 10_000)]
@@ -527,18 +530,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                 print_event_log(&client, after.unwrap_or(0), order.as_deref()).await
             }
         }
+        #[cfg(feature = "sims")]
         Command::Sim {
             kind: SimKind::Grbl(args),
         } => {
             microfab_hil::grbl::run(args).await?;
             Ok(0)
         }
+        #[cfg(feature = "sims")]
         Command::Sim {
             kind: SimKind::Marlin(args),
         } => {
             microfab_hil::marlin::run(args).await?;
             Ok(0)
         }
+        #[cfg(feature = "sims")]
         Command::Bench {
             command:
                 BenchCommand::Streaming {

@@ -6,6 +6,7 @@ pub mod api;
 pub mod bench_plan;
 pub mod cli;
 pub mod config;
+pub mod machine_status;
 pub mod plant;
 pub mod runtime;
 pub mod server;
