@@ -211,7 +211,9 @@ mod tests {
         }
         let unknown = table(r#"{"kind": "telnet"}"#).unwrap_err();
         assert!(
-            unknown.contains("unknown variant `telnet`, expected one of `sim`, `manual`, `grbl`, `marlin`"),
+            unknown.contains(
+                "unknown variant `telnet`, expected one of `sim`, `manual`, `grbl`, `marlin`"
+            ),
             "{unknown}"
         );
         assert!(table(r#"{"kind": "manual", "port": "/dev/x"}"#).is_err());
@@ -221,7 +223,10 @@ mod tests {
     #[test]
     fn serial_drivers_hold_their_port() {
         let grbl = table(r#"{"kind": "grbl", "port": "/dev/ttyUSB0"}"#).unwrap();
-        assert_eq!(grbl.resources(), vec![Resource::serial_port("/dev/ttyUSB0")]);
+        assert_eq!(
+            grbl.resources(),
+            vec![Resource::serial_port("/dev/ttyUSB0")]
+        );
         assert_eq!(table(r#"{"kind": "sim"}"#).unwrap().resources(), vec![]);
     }
 

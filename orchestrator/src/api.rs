@@ -832,9 +832,7 @@ impl LiveMachineView {
 }
 
 #[utoipa::path(get, path = "/api/v1/machines", responses((status = 200, body = Vec<LiveMachineView>)))]
-async fn list_machines(
-    State(rt): State<AppState>,
-) -> Result<Json<Vec<LiveMachineView>>, ApiError> {
+async fn list_machines(State(rt): State<AppState>) -> Result<Json<Vec<LiveMachineView>>, ApiError> {
     let machines = rt.plant.machines().await?;
     Ok(Json(
         machines

@@ -5,7 +5,9 @@
 //! It is what the driver says now, not what the plant recorded: the store's machine state
 //! (with holds and maintenance) stays the truth for dispatching.
 
-use microfab_drivers::status::{DriverStatus, LinkStatus, Progress, ProgressUnit, TemperatureReading};
+use microfab_drivers::status::{
+    DriverStatus, LinkStatus, Progress, ProgressUnit, TemperatureReading,
+};
 use microfab_drivers::{Condition, DriverEvent};
 use serde::Serialize;
 use tokio::sync::watch;
@@ -86,14 +88,17 @@ impl StatusPublisher {
         self.update(driver, at_ms, |_| {});
     }
 
-    fn update(&mut self, driver: DriverStatus, at_ms: i64, change: impl FnOnce(&mut MachineStatus)) {
+    fn update(
+        &mut self,
+        driver: DriverStatus,
+        at_ms: i64,
+        change: impl FnOnce(&mut MachineStatus),
+    ) {
         let reported = self.reported_progress;
         self.sender.send_if_modified(|status| {
             let before = status.clone();
             change(status);
-            status.progress = status
-                .job_id
-                .and(driver.progress.or(reported));
+            status.progress = status.job_id.and(driver.progress.or(reported));
             status.link = driver.link;
             status.temperatures = driver.temperatures;
             let changed = MachineStatus {
@@ -136,19 +141,95 @@ mod tests {
             ..DriverStatus::default()
         };
         // (event or a refresh, snapshot, condition, job, progress, updated_ms)
-        type Step = (Option<DriverEvent>, DriverStatus, Option<Condition>, Option<i64>, Option<Progress>, i64);
+        type Step = (
+            Option<DriverEvent>,
+            DriverStatus,
+            Option<Condition>,
+            Option<i64>,
+            Option<Progress>,
+            i64,
+        );
         let steps: Vec<Step> = vec![
-            (Some(DriverEvent::Condition(Condition::Idle)), quiet.clone(), Some(Condition::Idle), None, None, 1),
+            (
+                Some(DriverEvent::Condition(Condition::Idle)),
+                quiet.clone(),
+                Some(Condition::Idle),
+                None,
+                None,
+                1,
+            ),
             (None, quiet.clone(), Some(Condition::Idle), None, None, 1),
-            (Some(DriverEvent::JobStarted { job_id: 7 }), quiet.clone(), Some(Condition::Idle), Some(7), None, 3),
-            (Some(DriverEvent::Condition(Condition::Busy)), quiet.clone(), Some(Condition::Busy), Some(7), None, 4),
-            (Some(DriverEvent::JobProgress { job_id: 7, done: 10, total: 40 }), quiet.clone(), Some(Condition::Busy), Some(7), lines(10, 40), 5),
-            (None, linked.clone(), Some(Condition::Busy), Some(7), lines(10, 40), 6),
-            (Some(DriverEvent::JobFailed { job_id: 6, reason: "late".into() }), linked.clone(), Some(Condition::Busy), Some(7), lines(10, 40), 6),
-            (Some(DriverEvent::JobFinished { job_id: 7, scrapped: 0, scrap_reason: None }), linked.clone(), Some(Condition::Busy), None, None, 8),
-            (Some(DriverEvent::Condition(Condition::Idle)), linked.clone(), Some(Condition::Idle), None, None, 9),
+            (
+                Some(DriverEvent::JobStarted { job_id: 7 }),
+                quiet.clone(),
+                Some(Condition::Idle),
+                Some(7),
+                None,
+                3,
+            ),
+            (
+                Some(DriverEvent::Condition(Condition::Busy)),
+                quiet.clone(),
+                Some(Condition::Busy),
+                Some(7),
+                None,
+                4,
+            ),
+            (
+                Some(DriverEvent::JobProgress {
+                    job_id: 7,
+                    done: 10,
+                    total: 40,
+                }),
+                quiet.clone(),
+                Some(Condition::Busy),
+                Some(7),
+                lines(10, 40),
+                5,
+            ),
+            (
+                None,
+                linked.clone(),
+                Some(Condition::Busy),
+                Some(7),
+                lines(10, 40),
+                6,
+            ),
+            (
+                Some(DriverEvent::JobFailed {
+                    job_id: 6,
+                    reason: "late".into(),
+                }),
+                linked.clone(),
+                Some(Condition::Busy),
+                Some(7),
+                lines(10, 40),
+                6,
+            ),
+            (
+                Some(DriverEvent::JobFinished {
+                    job_id: 7,
+                    scrapped: 0,
+                    scrap_reason: None,
+                }),
+                linked.clone(),
+                Some(Condition::Busy),
+                None,
+                None,
+                8,
+            ),
+            (
+                Some(DriverEvent::Condition(Condition::Idle)),
+                linked.clone(),
+                Some(Condition::Idle),
+                None,
+                None,
+                9,
+            ),
         ];
-        for (at, (event, driver, condition, job_id, progress, updated_ms)) in steps.into_iter().enumerate() {
+        for (at, (event, driver, condition, job_id, progress, updated_ms)) in
+            steps.into_iter().enumerate()
+        {
             let at = at as i64 + 1;
             match &event {
                 Some(event) => publisher.event(event, driver.clone(), at),
@@ -156,7 +237,13 @@ mod tests {
             }
             let now = status.borrow_and_update().clone();
             assert_eq!(
-                (&now.condition, now.job_id, now.progress, now.updated_ms, &now.link),
+                (
+                    &now.condition,
+                    now.job_id,
+                    now.progress,
+                    now.updated_ms,
+                    &now.link
+                ),
                 (&condition, job_id, progress, updated_ms, &driver.link),
                 "after {event:?} at {at}"
             );
