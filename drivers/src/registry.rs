@@ -5,7 +5,7 @@
 //! kind supports and builds the driver. The orchestrator only ever talks to [`DriverConfig`].
 //!
 //! A new kind is a module of this crate with a config type implementing [`DriverKind`], and one
-//! line in the [`driver_kinds!`] list below.
+//! line in the `driver_kinds!` list below.
 
 use serde::Deserialize;
 
