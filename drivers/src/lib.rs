@@ -14,7 +14,9 @@ pub mod grbl;
 pub mod link;
 pub mod manual;
 pub mod marlin;
+pub mod registry;
 pub mod sim;
+pub mod status;
 pub mod traffic;
 
 /// A program to run, as the orchestrator hands it to a driver.
@@ -91,6 +93,7 @@ pub enum OperatorAction {
 
 /// The machine's condition as the driver knows it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "condition", rename_all = "snake_case")]
 pub enum Condition {
     /// Link up, machine ready for work.
@@ -119,7 +122,7 @@ pub enum DriverEvent {
     Condition(Condition),
     /// The run began executing on the machine.
     JobStarted { job_id: i64 },
-    /// Progress through the program (lines acknowledged, or simulated fraction in per-mille).
+    /// Progress through the program: `done` of its `total` lines acknowledged by the machine.
     JobProgress { job_id: i64, done: u64, total: u64 },
     /// The run completed. `scrapped` of its units came out bad (e.g. the simulator's scrap rate).
     JobFinished {
@@ -197,5 +200,11 @@ pub trait Driver: Send {
     /// Recent link traffic and counters, for drivers that talk a line protocol.
     fn traffic(&self) -> Option<&traffic::TrafficLog> {
         None
+    }
+
+    /// What the driver knows of its machine now, beyond its events: the machine task publishes
+    /// it after each event and command, and every so often while it waits.
+    fn status(&self) -> status::DriverStatus {
+        status::DriverStatus::default()
     }
 }

@@ -2,7 +2,27 @@
 
 use std::collections::VecDeque;
 
+use crate::registry::{BuildContext, DriverKind, Supports};
 use crate::{Condition, Driver, DriverCommand, DriverError, DriverEvent};
+
+/// A manual station's `driver` table (`kind = "manual"`): nothing to set.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManualConfig {}
+
+impl DriverKind for ManualConfig {
+    fn supports() -> Supports {
+        Supports {
+            resume_from_line: false,
+            resume_by_default: false,
+            state_survives_restart: false,
+        }
+    }
+
+    fn build(&self, _: &BuildContext) -> Box<dyn Driver> {
+        Box::new(ManualStation::default())
+    }
+}
 
 #[derive(Debug)]
 pub struct ManualStation {

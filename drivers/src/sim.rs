@@ -7,8 +7,73 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::registry::{BuildContext, DriverKind, FieldProblem, Supports};
+use crate::status::{DriverStatus, Progress, ProgressUnit};
 use crate::{Condition, Driver, DriverCommand, DriverError, DriverEvent, JobRun};
 use microfab_rng::SplitMix64;
+
+/// A simulated machine's `driver` table (`kind = "sim"`).
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimConfig {
+    #[serde(default)]
+    pub seed: u64,
+    /// Unset: the plant's `[simulation] time_scale`.
+    pub time_scale: Option<f64>,
+    #[serde(default)]
+    pub jitter: f64,
+    #[serde(default)]
+    pub failure_rate: f64,
+    #[serde(default)]
+    pub scrap_rate: f64,
+}
+
+impl SimConfig {
+    pub fn settings(&self, context: &BuildContext) -> SimSettings {
+        SimSettings {
+            seed: self.seed,
+            time_scale: self.time_scale.unwrap_or(context.default_time_scale),
+            speed_factor: context.speed_factor,
+            jitter: self.jitter,
+            failure_rate: self.failure_rate,
+            scrap_rate: self.scrap_rate,
+        }
+    }
+}
+
+impl DriverKind for SimConfig {
+    fn supports() -> Supports {
+        Supports {
+            resume_from_line: false,
+            resume_by_default: false,
+            state_survives_restart: false,
+        }
+    }
+
+    fn validate(&self) -> Vec<FieldProblem> {
+        let mut problems = Vec::new();
+        for (name, rate) in [
+            ("failure_rate", self.failure_rate),
+            ("scrap_rate", self.scrap_rate),
+            ("jitter", self.jitter),
+        ] {
+            if !(0.0..1.0).contains(&rate) {
+                problems.push(FieldProblem::new(name, format!("{name} must be in [0, 1)")));
+            }
+        }
+        if self.time_scale.is_some_and(|t| !(t.is_finite() && t > 0.0)) {
+            problems.push(FieldProblem::new(
+                "time_scale",
+                "time_scale must be positive",
+            ));
+        }
+        problems
+    }
+
+    fn build(&self, context: &BuildContext) -> Box<dyn Driver> {
+        Box::new(SimulatedMachine::new(self.settings(context)))
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct SimSettings {
@@ -48,7 +113,18 @@ enum Phase {
 struct ActiveRun {
     job: JobRun,
     phase: Phase,
+    /// Wall time the whole run takes (up to the failure, for a run that fails).
+    wall: Duration,
     fails: bool,
+}
+
+impl ActiveRun {
+    fn left(&self) -> Duration {
+        match self.phase {
+            Phase::Running { deadline } => deadline.saturating_duration_since(Instant::now()),
+            Phase::Paused { left } => left,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -127,6 +203,7 @@ impl Driver for SimulatedMachine {
                     phase: Phase::Running {
                         deadline: Instant::now() + wall,
                     },
+                    wall,
                     fails,
                 });
                 self.pending
@@ -139,10 +216,8 @@ impl Driver for SimulatedMachine {
                     .active
                     .as_mut()
                     .ok_or_else(|| DriverError::Refused("no job to pause".into()))?;
-                if let Phase::Running { deadline } = run.phase {
-                    run.phase = Phase::Paused {
-                        left: deadline.saturating_duration_since(Instant::now()),
-                    };
+                if let Phase::Running { .. } = run.phase {
+                    run.phase = Phase::Paused { left: run.left() };
                     self.pending
                         .push_back(DriverEvent::Condition(Condition::Paused));
                 }
@@ -193,6 +268,21 @@ impl Driver for SimulatedMachine {
                 }
                 _ => std::future::pending::<()>().await,
             }
+        }
+    }
+
+    fn status(&self) -> DriverStatus {
+        let progress = self.active.as_ref().map(|run| {
+            let left = run.left().as_secs_f64() / run.wall.as_secs_f64().max(1e-9);
+            Progress {
+                done: ((1.0 - left.min(1.0)) * 1000.0).round() as u64,
+                total: 1000,
+                unit: ProgressUnit::PerMille,
+            }
+        });
+        DriverStatus {
+            progress,
+            ..DriverStatus::default()
         }
     }
 }
@@ -255,6 +345,25 @@ mod tests {
         m.command(DriverCommand::Resume).await.unwrap();
         run_to_end(&mut m, 1).await;
         assert_eq!(start.elapsed(), Duration::from_millis(6000));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn status_measures_progress_by_time_and_stands_still_while_paused() {
+        let mut m = SimulatedMachine::new(SimSettings::default());
+        let done = |m: &SimulatedMachine| m.status().progress.map(|p| p.done);
+        assert_eq!(done(&m), None, "no run");
+        m.command(DriverCommand::Run(job(1, 1))).await.unwrap();
+        assert_eq!(done(&m), Some(0));
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert_eq!(done(&m), Some(400));
+        m.command(DriverCommand::Pause).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert_eq!(done(&m), Some(400));
+        m.command(DriverCommand::Resume).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(done(&m), Some(700));
+        run_to_end(&mut m, 1).await;
+        assert_eq!(done(&m), None);
     }
 
     #[tokio::test(start_paused = true)]

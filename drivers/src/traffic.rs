@@ -23,6 +23,7 @@ pub struct TrafficLine {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LinkCounters {
     pub lines_sent: u64,
     pub lines_received: u64,

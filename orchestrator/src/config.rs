@@ -5,7 +5,8 @@ use std::collections::{BTreeMap, HashSet};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use microfab_drivers::sim::SimSettings;
+use microfab_drivers::Driver;
+use microfab_drivers::registry::{BuildContext, DriverConfig, Resource};
 use microfab_job_specs::{Diagnostic, Diagnostics, LineIndex};
 use serde::Deserialize;
 use toml::Spanned;
@@ -143,10 +144,11 @@ pub struct MachineConfig {
     pub envelope_mm: [f64; 3],
     #[serde(default = "default_speed_factor")]
     pub speed_factor: f64,
+    /// The driver's own table, checked and built by its kind (`microfab_drivers::registry`).
     pub driver: DriverConfig,
-    /// May an operator resume an interrupted run from a line on this machine? Default: yes
-    /// on 3D printers (Marlin), no elsewhere: on a CNC machine a resume after a lost link
-    /// trusts a position nobody has checked. Only the Marlin driver can resume so far.
+    /// May an operator resume an interrupted run from a line on this machine? Default: what
+    /// the driver kind says (yes on 3D printers, no elsewhere: on a CNC machine a resume after
+    /// a lost link trusts a position nobody has checked).
     #[serde(default)]
     pub resume_interrupted: Option<bool>,
 }
@@ -154,102 +156,20 @@ pub struct MachineConfig {
 impl MachineConfig {
     pub fn resumes_interrupted(&self) -> bool {
         self.resume_interrupted
-            .unwrap_or(matches!(self.driver, DriverConfig::Marlin(_)))
+            .unwrap_or(self.driver.supports().resume_by_default)
+    }
+
+    /// The machine's driver, not yet connected.
+    pub fn build_driver(&self, simulation: &SimulationDefaults) -> Box<dyn Driver> {
+        self.driver.build(&BuildContext {
+            speed_factor: self.speed_factor,
+            default_time_scale: simulation.time_scale,
+        })
     }
 }
 
 fn default_speed_factor() -> f64 {
     1.0
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
-pub enum DriverConfig {
-    /// The in-process simulated machine.
-    Sim(SimDriverConfig),
-    /// A manual station: runs complete when an operator confirms them.
-    Manual,
-    /// GRBL 1.1 firmware over a serial port (CNC routers, lasers, PCB mills).
-    Grbl(microfab_drivers::grbl::GrblConfig),
-    /// Marlin firmware over a serial port (3D printers).
-    Marlin(microfab_drivers::marlin::MarlinConfig),
-}
-
-impl DriverConfig {
-    pub fn kind(&self) -> &'static str {
-        match self {
-            DriverConfig::Sim(_) => "sim",
-            DriverConfig::Manual => "manual",
-            DriverConfig::Grbl(_) => "grbl",
-            DriverConfig::Marlin(_) => "marlin",
-        }
-    }
-
-    /// Can this driver run this G-code program at all? The same check the driver makes before a
-    /// run, so the pre-screen can flag a program no machine will accept.
-    pub fn preflight(&self, program: &str) -> Result<(), String> {
-        match self {
-            DriverConfig::Grbl(c) => {
-                microfab_drivers::grbl::gcode::preflight(program, c.line_buffer)
-                    .map(|_| ())
-                    .map_err(|e| e.to_string())
-            }
-            DriverConfig::Marlin(_) => microfab_drivers::marlin::protocol::prepare_program(program)
-                .map(|_| ())
-                .map_err(|e| e.to_string()),
-            DriverConfig::Sim(_) | DriverConfig::Manual => Ok(()),
-        }
-    }
-
-    /// Whether the driver can go on with an interrupted run from a line of its program.
-    pub fn can_resume(&self) -> bool {
-        matches!(self, DriverConfig::Marlin(_))
-    }
-
-    /// The serial port the driver holds, so two machines on one port are caught at load time.
-    pub fn port(&self) -> Option<&str> {
-        match self {
-            DriverConfig::Grbl(c) => Some(&c.port),
-            DriverConfig::Marlin(c) => Some(&c.port),
-            DriverConfig::Sim(_) | DriverConfig::Manual => None,
-        }
-    }
-
-    /// Drivers whose machine lives inside this process lose the machine's state with it.
-    pub fn machine_state_survives_restart(&self) -> bool {
-        match self {
-            DriverConfig::Sim(_) | DriverConfig::Manual => false,
-            // The firmware keeps running while we restart; the driver re-reads its state.
-            DriverConfig::Grbl(_) | DriverConfig::Marlin(_) => true,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SimDriverConfig {
-    #[serde(default)]
-    pub seed: u64,
-    pub time_scale: Option<f64>,
-    #[serde(default)]
-    pub jitter: f64,
-    #[serde(default)]
-    pub failure_rate: f64,
-    #[serde(default)]
-    pub scrap_rate: f64,
-}
-
-impl SimDriverConfig {
-    pub fn settings(&self, defaults: &SimulationDefaults, speed_factor: f64) -> SimSettings {
-        SimSettings {
-            seed: self.seed,
-            time_scale: self.time_scale.unwrap_or(defaults.time_scale),
-            speed_factor,
-            jitter: self.jitter,
-            failure_rate: self.failure_rate,
-            scrap_rate: self.scrap_rate,
-        }
-    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -396,7 +316,7 @@ impl PlantConfig {
             }
         }
         let mut machine_ids = HashSet::new();
-        let mut ports: BTreeMap<String, String> = BTreeMap::new();
+        let mut held: BTreeMap<Resource, String> = BTreeMap::new();
         for (i, machine) in self.machines.iter().enumerate() {
             let span = machine.span();
             let m = machine.get_ref();
@@ -416,12 +336,18 @@ impl PlantConfig {
                 );
             }
             if m.resume_interrupted == Some(true) && !m.driver.can_resume() {
+                let resuming: Vec<&str> = DriverConfig::kinds()
+                    .into_iter()
+                    .filter(|(_, supports)| supports.resume_from_line)
+                    .map(|(kind, _)| kind)
+                    .collect();
                 c.at(
                     span.clone(),
                     field("resume_interrupted"),
                     format!(
-                        "the {} driver cannot resume a run from a line; only marlin can",
-                        m.driver.kind()
+                        "the {} driver cannot resume a run from a line; only {} can",
+                        m.driver.kind(),
+                        resuming.join(", ")
                     ),
                 );
             }
@@ -455,50 +381,22 @@ impl PlantConfig {
                     "speed_factor must be positive".into(),
                 );
             }
-            if let Some(port) = m.driver.port()
-                && let Some(other) = ports.insert(port.to_string(), m.id.clone())
-            {
-                c.at(
-                    span.clone(),
-                    field("driver.port"),
-                    format!("port '{port}' is already used by machine '{other}'"),
-                );
-            }
-            let driver_check = match &m.driver {
-                DriverConfig::Grbl(g) => g.validate(),
-                DriverConfig::Marlin(mc) if mc.port.trim().is_empty() => {
-                    Err("port is empty".into())
-                }
-                DriverConfig::Marlin(mc) if mc.in_flight == Some(0) => {
-                    Err("in_flight must be at least 1".into())
-                }
-                DriverConfig::Marlin(_) => Ok(()),
-                DriverConfig::Sim(_) | DriverConfig::Manual => Ok(()),
-            };
-            if let Err(message) = driver_check {
-                c.at(span.clone(), field("driver"), message);
-            }
-            if let DriverConfig::Sim(sim) = &m.driver {
-                for (name, rate) in [
-                    ("failure_rate", sim.failure_rate),
-                    ("scrap_rate", sim.scrap_rate),
-                    ("jitter", sim.jitter),
-                ] {
-                    if !(0.0..1.0).contains(&rate) {
-                        c.at(
-                            span.clone(),
-                            field(&format!("driver.{name}")),
-                            format!("{name} must be in [0, 1)"),
-                        );
-                    }
-                }
-                if sim.time_scale.is_some_and(|t| !(t.is_finite() && t > 0.0)) {
+            for resource in m.driver.resources() {
+                let (what, key, name) = (resource.what, resource.field, resource.name.clone());
+                if let Some(other) = held.insert(resource, m.id.clone()) {
                     c.at(
                         span.clone(),
-                        field("driver.time_scale"),
-                        "time_scale must be positive".into(),
+                        field(&format!("driver.{key}")),
+                        format!("{what} '{name}' is already used by machine '{other}'"),
                     );
                 }
+            }
+            for problem in m.driver.validate() {
+                let key = match problem.field.as_str() {
+                    "" => "driver".to_string(),
+                    key => format!("driver.{key}"),
+                };
+                c.at(span.clone(), field(&key), problem.message);
             }
         }
         let mut material_ids = HashSet::new();
@@ -640,6 +538,131 @@ on_hand = 10
                 "replacing {from:?} by {to:?}: expected an error containing {expected:?}, got {got:?}"
             );
         }
+    }
+
+    /// Each driver kind checks its own table; problems name the machine's line and the field.
+    #[test]
+    fn driver_tables_are_checked_by_their_kind() {
+        let sim = "driver = { kind = \"sim\", seed = 1 }";
+        let cases: &[(&str, &str)] = &[
+            (
+                "driver = { kind = \"sim\", time_scale = 0.0 }",
+                "plant.toml:5:1: machines[0].driver.time_scale: time_scale must be positive",
+            ),
+            (
+                "driver = { kind = \"sim\", failure_rate = 1.0 }",
+                "plant.toml:5:1: machines[0].driver.failure_rate: failure_rate must be in [0, 1)",
+            ),
+            (
+                "driver = { kind = \"sim\", sed = 1 }",
+                "plant.toml:10:10: unknown field `sed`, expected one of `seed`, `time_scale`, `jitter`, `failure_rate`, `scrap_rate`",
+            ),
+            (
+                "driver = { kind = \"manual\", port = \"/dev/ttyUSB0\" }",
+                "plant.toml:10:10: unknown field `port`, there are no fields",
+            ),
+            (
+                "driver = { kind = \"manual\" }\nresume_interrupted = true",
+                "plant.toml:5:1: machines[0].resume_interrupted: the manual driver cannot resume a run from a line; only marlin can",
+            ),
+            (
+                "driver = { kind = \"grbl\", port = \" \" }",
+                "plant.toml:5:1: machines[0].driver: port is empty",
+            ),
+            (
+                "driver = { kind = \"grbl\", port = \"/dev/ttyUSB0\", rx_buffer = 64 }",
+                "plant.toml:5:1: machines[0].driver: rx_buffer (64) must hold a full line (line_buffer 80)",
+            ),
+            (
+                "driver = { kind = \"grbl\", port = \"/dev/ttyUSB0\" }\nresume_interrupted = true",
+                "plant.toml:5:1: machines[0].resume_interrupted: the grbl driver cannot resume a run from a line; only marlin can",
+            ),
+            (
+                "driver = { kind = \"marlin\", port = \"\" }",
+                "plant.toml:5:1: machines[0].driver: port is empty",
+            ),
+            (
+                "driver = { kind = \"marlin\", port = \"/dev/ttyACM0\", in_flight = 0 }",
+                "plant.toml:5:1: machines[0].driver: in_flight must be at least 1",
+            ),
+        ];
+        for (driver, expected) in cases {
+            let got = errors(&GOOD.replacen(sim, driver, 1));
+            assert_eq!(got, vec![expected.to_string()], "{driver}");
+        }
+    }
+
+    #[test]
+    fn two_machines_on_one_port_are_refused() {
+        let machines = GOOD.find("[[machines]]").unwrap();
+        let materials = GOOD.find("[[materials]]").unwrap();
+        let machine = &GOOD[machines..materials];
+        let on_port = |id: &str, kind: &str| {
+            machine.replace("laser-1", id).replace(
+                "driver = { kind = \"sim\", seed = 1 }",
+                &format!("driver = {{ kind = \"{kind}\", port = \"/dev/ttyUSB0\" }}"),
+            )
+        };
+        let text = format!(
+            "{}{}{}{}",
+            &GOOD[..machines],
+            on_port("laser-1", "grbl"),
+            on_port("printer-1", "marlin"),
+            &GOOD[materials..]
+        );
+        assert_eq!(
+            errors(&text),
+            vec![
+                "plant.toml:12:1: machines[1].driver.port: port '/dev/ttyUSB0' is already used by machine 'laser-1'"
+                    .to_string()
+            ]
+        );
+    }
+
+    #[test]
+    fn what_each_driver_kind_supports() {
+        let machine = |driver: &str, resume: &str| {
+            let text = GOOD.replacen(
+                "driver = { kind = \"sim\", seed = 1 }",
+                &format!("driver = {driver}\n{resume}"),
+                1,
+            );
+            let config = PlantConfig::parse("plant.toml", &text).unwrap();
+            config.machine("laser-1").unwrap().clone()
+        };
+        let grbl = "{ kind = \"grbl\", port = \"/dev/ttyUSB0\", line_buffer = 10 }";
+        let marlin = "{ kind = \"marlin\", port = \"/dev/ttyACM0\" }";
+        let sim = "{ kind = \"sim\" }";
+        let manual = "{ kind = \"manual\" }";
+        // (driver, resume_interrupted line, kind, resumes, state survives a restart)
+        let cases = [
+            (sim, "", "sim", false, false),
+            (manual, "", "manual", false, false),
+            (grbl, "", "grbl", false, true),
+            (marlin, "", "marlin", true, true),
+            (marlin, "resume_interrupted = false", "marlin", false, true),
+        ];
+        for (driver, resume, kind, resumes, survives) in cases {
+            let m = machine(driver, resume);
+            assert_eq!(m.driver.kind(), kind);
+            assert_eq!(m.resumes_interrupted(), resumes, "{driver} {resume}");
+            assert_eq!(m.driver.can_resume(), kind == "marlin");
+            assert_eq!(m.driver.machine_state_survives_restart(), survives);
+        }
+        let long_line = "G1 X10 Y10 ; a comment the preflight strips\nG1 X100.000 Y100.000\n";
+        assert_eq!(machine(sim, "").driver.preflight(long_line), Ok(()));
+        assert_eq!(machine(manual, "").driver.preflight("*"), Ok(()));
+        assert!(
+            machine(grbl, "")
+                .driver
+                .preflight(long_line)
+                .unwrap_err()
+                .contains("line 2"),
+        );
+        assert_eq!(
+            machine(marlin, "").driver.preflight("G1 X1*5"),
+            Err("program line 1: contains '*', which Marlin reads as the checksum marker".into())
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@ pub mod amount;
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod machine_status;
 pub mod ops;
 pub mod plant;
 pub mod runtime;

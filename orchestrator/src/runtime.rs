@@ -5,15 +5,11 @@
 //! Architecture invariant: a job is `dispatched` in the store before its first byte goes to the
 //! machine (`Plant::dispatch` commits, then the machine task gets `Run`).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use microfab_drivers::grbl::GrblDriver;
-use microfab_drivers::manual::ManualStation;
-use microfab_drivers::marlin::MarlinDriver;
-use microfab_drivers::sim::SimulatedMachine;
 use microfab_drivers::traffic::TrafficLog;
 use microfab_drivers::{Driver, DriverCommand, DriverError, DriverEvent, OperatorAction};
 use microfab_planner::{Budget, Plan, PlanInput};
@@ -21,20 +17,14 @@ use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{DriverConfig, MachineConfig, SimulationDefaults};
+use crate::config::MachineConfig;
+use crate::machine_status::{MachineStatus, StatusPublisher};
 use crate::plant::{Plant, PlantError};
 use crate::store::now_ms;
 
-pub fn build_driver(machine: &MachineConfig, defaults: &SimulationDefaults) -> Box<dyn Driver> {
-    match &machine.driver {
-        DriverConfig::Sim(sim) => Box::new(SimulatedMachine::new(
-            sim.settings(defaults, machine.speed_factor),
-        )),
-        DriverConfig::Manual => Box::new(ManualStation::default()),
-        DriverConfig::Grbl(grbl) => Box::new(GrblDriver::new(grbl.clone())),
-        DriverConfig::Marlin(marlin) => Box::new(MarlinDriver::new(marlin.clone())),
-    }
-}
+/// How often a machine task asks its driver for a fresh status between events: progress
+/// measured by time, counters and temperatures change without an event.
+const STATUS_INTERVAL: Duration = Duration::from_millis(500);
 
 /// What the machine task is asked to do with its driver.
 enum MachineRequest {
@@ -43,33 +33,46 @@ enum MachineRequest {
     Traffic(oneshot::Sender<Option<TrafficLog>>),
 }
 
-/// Owns one driver: carries out commands, forwards events. Nothing else touches the driver.
+/// Owns one driver: carries out commands, forwards events, publishes its live status. Nothing
+/// else touches the driver.
 async fn machine_task(
     machine_id: String,
     mut driver: Box<dyn Driver>,
     mut requests: mpsc::Receiver<MachineRequest>,
     events: mpsc::Sender<(String, DriverEvent)>,
+    mut status: StatusPublisher,
     shutdown: CancellationToken,
 ) {
+    let mut tick = tokio::time::interval(STATUS_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            request = requests.recv() => match request {
-                None => return,
-                Some(MachineRequest::Command(command, reply)) => {
-                    let _ = reply.send(driver.command(command).await);
+            request = requests.recv() => {
+                match request {
+                    None => return,
+                    Some(MachineRequest::Command(command, reply)) => {
+                        let _ = reply.send(driver.command(command).await);
+                    }
+                    Some(MachineRequest::Operator(action, reply)) => {
+                        let _ = reply.send(driver.operator(action).await);
+                    }
+                    Some(MachineRequest::Traffic(reply)) => {
+                        let _ = reply.send(driver.traffic().cloned());
+                    }
                 }
-                Some(MachineRequest::Operator(action, reply)) => {
-                    let _ = reply.send(driver.operator(action).await);
-                }
-                Some(MachineRequest::Traffic(reply)) => {
-                    let _ = reply.send(driver.traffic().cloned());
-                }
-            },
+                status.refresh(driver.status(), now_ms());
+            }
             event = driver.next_event() => {
+                status.event(&event, driver.status(), now_ms());
+                // Progress is for the status channel: the plant records nothing of it.
+                if matches!(event, DriverEvent::JobProgress { .. }) {
+                    continue;
+                }
                 if events.send((machine_id.clone(), event)).await.is_err() {
                     return;
                 }
             }
+            _ = tick.tick() => status.refresh(driver.status(), now_ms()),
             () = shutdown.cancelled() => return,
         }
     }
@@ -119,6 +122,7 @@ struct PlanTrigger {
 pub struct Runtime {
     pub plant: Arc<Plant>,
     machines: HashMap<String, mpsc::Sender<MachineRequest>>,
+    statuses: BTreeMap<String, watch::Receiver<MachineStatus>>,
     wake: Notify,
     plan: RwLock<Option<Arc<PlanSnapshot>>>,
     plan_requests: watch::Sender<Option<PlanInput>>,
@@ -176,6 +180,16 @@ impl Runtime {
         self.ask(machine_id, MachineRequest::Traffic).await
     }
 
+    /// The machine's live status channel (its machine task publishes every change).
+    pub fn status(&self, machine_id: &str) -> Option<watch::Receiver<MachineStatus>> {
+        self.statuses.get(machine_id).cloned()
+    }
+
+    /// Every machine's live status channel, by machine id.
+    pub fn statuses(&self) -> &BTreeMap<String, watch::Receiver<MachineStatus>> {
+        &self.statuses
+    }
+
     pub fn current_plan(&self) -> Option<Arc<PlanSnapshot>> {
         self.plan.read().ok().and_then(|p| p.clone())
     }
@@ -221,14 +235,18 @@ pub async fn start(
 
     let (events_tx, mut events_rx) = mpsc::channel(1024);
     let mut senders = HashMap::new();
+    let mut statuses = BTreeMap::new();
     for machine in &machines {
         let (tx, rx) = mpsc::channel(16);
         senders.insert(machine.id.clone(), tx);
+        let (publisher, status) = StatusPublisher::new(at);
+        statuses.insert(machine.id.clone(), status);
         tasks.spawn(machine_task(
             machine.id.clone(),
-            build_driver(machine, &config.simulation),
+            machine.build_driver(&config.simulation),
             rx,
             events_tx.clone(),
+            publisher,
             shutdown.clone(),
         ));
     }
@@ -236,6 +254,7 @@ pub async fn start(
     let runtime = Arc::new(Runtime {
         plant: plant.clone(),
         machines: senders,
+        statuses,
         wake: Notify::new(),
         plan: RwLock::new(None),
         plan_requests,

@@ -475,6 +475,26 @@ async fn an_operator_resumes_a_print_after_the_cable_was_pulled() {
     .await;
     assert!(resumed["resume"].is_null(), "{resumed}");
 
+    // The machine view's live status follows the print line by line, with the link's story
+    // (up again after the cable came back) and the printer's temperatures.
+    let live = wait_for(&client, 60, "the print's live progress", async |client| {
+        let printer = client.ok("/api/v1/machines/printer-1").await;
+        let live = printer["live"].clone();
+        (live["job_id"].is_i64() && live["progress"]["done"].as_u64().unwrap_or(0) > 0)
+            .then_some(live)
+    })
+    .await;
+    assert_eq!(live["progress"]["unit"], "lines", "{live}");
+    assert_eq!(live["link"]["up"], true, "{live}");
+    assert!(
+        live["link"]["counters"]["reconnects"].as_u64().unwrap() >= 1,
+        "{live}"
+    );
+    assert!(
+        !live["temperatures"].as_array().unwrap().is_empty(),
+        "{live}"
+    );
+
     wait_for(&client, 240, "the order to complete", async |client| {
         let order = client.ok(&format!("/api/v1/orders/{order_id}")).await;
         (order["state"] == "completed").then_some(order)

@@ -43,6 +43,8 @@ pub use codes::{GrblAlarm, GrblError};
 pub use protocol::{GrblOperatorAction, MachineStatus, Streaming};
 
 use crate::link::{Backoff, Reconnector, SerialLink, SerialSettings};
+use crate::registry::{BuildContext, DriverKind, FieldProblem, Resource, Supports};
+use crate::status::{DriverStatus, LinkStatus};
 use crate::traffic::TrafficLog;
 use crate::{Driver, DriverCommand, DriverError, DriverEvent, OperatorAction, Program};
 use protocol::{GrblProtocol, ProtocolConfig};
@@ -157,6 +159,38 @@ impl GrblConfig {
             return Err("need 0 < reconnect_min_ms <= reconnect_max_ms".into());
         }
         Ok(())
+    }
+}
+
+impl DriverKind for GrblConfig {
+    fn supports() -> Supports {
+        Supports {
+            resume_from_line: false,
+            resume_by_default: false,
+            state_survives_restart: true,
+        }
+    }
+
+    fn validate(&self) -> Vec<FieldProblem> {
+        GrblConfig::validate(self)
+            .err()
+            .map(FieldProblem::table)
+            .into_iter()
+            .collect()
+    }
+
+    fn resources(&self) -> Vec<Resource> {
+        vec![Resource::serial_port(&self.port)]
+    }
+
+    fn preflight(&self, program: &str) -> Result<(), String> {
+        gcode::preflight(program, self.line_buffer)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    fn build(&self, _: &BuildContext) -> Box<dyn Driver> {
+        Box::new(GrblDriver::new(self.clone()))
     }
 }
 
@@ -335,6 +369,16 @@ impl Driver for GrblDriver {
 
     fn traffic(&self) -> Option<&TrafficLog> {
         Some(self.protocol.traffic())
+    }
+
+    fn status(&self) -> DriverStatus {
+        DriverStatus {
+            link: Some(LinkStatus {
+                up: self.link.is_some(),
+                counters: self.protocol.traffic().counters.clone(),
+            }),
+            ..DriverStatus::default()
+        }
     }
 }
 

@@ -19,6 +19,8 @@ use serde::Deserialize;
 use tokio::time::Instant;
 
 use crate::link::{Backoff, Reconnector, SerialLink, SerialSettings};
+use crate::registry::{BuildContext, DriverKind, FieldProblem, Resource, Supports};
+use crate::status::{DriverStatus, LinkStatus};
 use crate::traffic::TrafficLog;
 use crate::{Condition, Driver, DriverCommand, DriverError, DriverEvent, Program, ResumePoint};
 
@@ -173,6 +175,41 @@ impl MarlinConfig {
             cancel_script: self.cancel_script.clone(),
             traffic_capacity: self.traffic_capacity,
         }
+    }
+}
+
+impl DriverKind for MarlinConfig {
+    fn supports() -> Supports {
+        Supports {
+            resume_from_line: true,
+            resume_by_default: true,
+            state_survives_restart: true,
+        }
+    }
+
+    fn validate(&self) -> Vec<FieldProblem> {
+        let problem = if self.port.trim().is_empty() {
+            Some("port is empty")
+        } else if self.in_flight == Some(0) {
+            Some("in_flight must be at least 1")
+        } else {
+            None
+        };
+        problem.map(FieldProblem::table).into_iter().collect()
+    }
+
+    fn resources(&self) -> Vec<Resource> {
+        vec![Resource::serial_port(&self.port)]
+    }
+
+    fn preflight(&self, program: &str) -> Result<(), String> {
+        protocol::prepare_program(program)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    fn build(&self, _: &BuildContext) -> Box<dyn Driver> {
+        Box::new(MarlinDriver::new(self.clone()))
     }
 }
 
@@ -521,6 +558,21 @@ impl Driver for MarlinDriver {
 
     fn traffic(&self) -> Option<&TrafficLog> {
         Some(self.protocol.traffic())
+    }
+
+    fn status(&self) -> DriverStatus {
+        DriverStatus {
+            link: Some(LinkStatus {
+                up: self.link.is_some(),
+                counters: self.protocol.traffic().counters.clone(),
+            }),
+            temperatures: self
+                .protocol
+                .temperatures()
+                .map(|t| t.readings.clone())
+                .unwrap_or_default(),
+            ..DriverStatus::default()
+        }
     }
 }
 

@@ -7,14 +7,7 @@
 
 use std::fmt;
 
-/// One temperature sensor in a report: `T:210.0 /215.0` is hotend `T` at 210 °C, target 215.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct TemperatureReading {
-    /// `T`, `T0`, `T1`, `B` (bed), `C` (chamber), `P` (probe), `A` (ambient), ...
-    pub sensor: String,
-    pub actual: f64,
-    pub target: Option<f64>,
-}
+pub use crate::status::TemperatureReading;
 
 #[derive(Debug, Clone, PartialEq, Default, serde::Serialize)]
 pub struct Temperatures {

@@ -12,7 +12,10 @@ use super::orders::*;
 use super::plan::*;
 use super::status::*;
 use crate::ops::Submitted;
-use crate::plant::live_views::{Console, ConsoleLine, GanttRow, OrderEta, PlanView};
+use crate::machine_status::MachineStatus;
+use crate::plant::live_views::{
+    Console, ConsoleLine, GanttRow, LiveMachineView, OrderEta, PlanView,
+};
 use crate::plant::views::{JobView, MachineView, MaterialView, OrderView, ResumeView, UnitView};
 use crate::plant::{JobState, OrderState};
 use crate::store::events::EventRecord;
@@ -63,6 +66,8 @@ use crate::verify::VerifyReport;
         JobView,
         ResumeView,
         MachineView,
+        LiveMachineView,
+        MachineStatus,
         MaterialView,
         UnitView,
         EventRecord,

@@ -13,22 +13,22 @@ use super::error::{ApiError, ErrorBody};
 use super::extract::{ActorHeader, At, Body, Limited, actor, within};
 use super::limits::MAX_REASON_CHARS;
 use crate::ops::Operations;
-use crate::plant::live_views::Console;
+use crate::plant::live_views::{Console, LiveMachineView};
 use crate::plant::views::MachineView;
 
-#[utoipa::path(get, path = "/api/v1/machines", responses((status = 200, body = Vec<MachineView>)))]
+#[utoipa::path(get, path = "/api/v1/machines", responses((status = 200, body = Vec<LiveMachineView>)))]
 pub(super) async fn list_machines(
     State(ops): State<Operations>,
-) -> Result<Json<Vec<MachineView>>, ApiError> {
-    Ok(Json(ops.plant().machines().await?))
+) -> Result<Json<Vec<LiveMachineView>>, ApiError> {
+    Ok(Json(ops.machines().await?))
 }
 
-#[utoipa::path(get, path = "/api/v1/machines/{id}", params(("id" = String, Path)), responses((status = 200, body = MachineView), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/machines/{id}", params(("id" = String, Path)), responses((status = 200, body = LiveMachineView), (status = 404, body = ErrorBody)))]
 pub(super) async fn get_machine(
     State(ops): State<Operations>,
     At(id): At<String>,
-) -> Result<Json<MachineView>, ApiError> {
-    Ok(Json(ops.plant().machine(&id).await?))
+) -> Result<Json<LiveMachineView>, ApiError> {
+    Ok(Json(ops.machine(&id).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/machines/{id}/pause", params(("id" = String, Path)), responses((status = 200, body = MachineView), (status = 409, body = ErrorBody)))]

@@ -12,6 +12,7 @@ use microfab_planner_bench::{day, fjsp, instances, plant};
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
     /// G-code streaming over an emulated serial line: payload throughput against the wire limit.
+    #[cfg(feature = "sims")]
     Streaming {
         /// Lines in the benchmark program.
         #[arg(long, default_value_t = 10_000)]
@@ -33,6 +34,7 @@ pub enum BenchCommand {
 
 pub(super) async fn run(command: BenchCommand) -> anyhow::Result<i32> {
     match command {
+        #[cfg(feature = "sims")]
         BenchCommand::Streaming {
             lines,
             baud,

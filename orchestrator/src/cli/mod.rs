@@ -89,6 +89,7 @@ pub enum Command {
         command: BenchCommand,
     },
     /// Protocol-level machine simulators on a pseudo-terminal (point a plant's machine at --link).
+    #[cfg(feature = "sims")]
     Sim {
         #[command(subcommand)]
         kind: SimKind,
@@ -120,6 +121,7 @@ pub enum SpecCommand {
     Schema,
 }
 
+#[cfg(feature = "sims")]
 #[derive(Debug, Subcommand)]
 pub enum SimKind {
     /// A GRBL 1.1 controller (CNC router, laser, PCB mill).
@@ -180,12 +182,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             }
         },
         Command::Client(command) => remote::run(command).await,
+        #[cfg(feature = "sims")]
         Command::Sim {
             kind: SimKind::Grbl(args),
         } => {
             microfab_hil::grbl::run(args).await?;
             Ok(0)
         }
+        #[cfg(feature = "sims")]
         Command::Sim {
             kind: SimKind::Marlin(args),
         } => {

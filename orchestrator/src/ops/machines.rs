@@ -3,7 +3,7 @@
 use microfab_drivers::{DriverCommand, OperatorAction};
 
 use super::{Actor, OpError, Operations, Result};
-use crate::plant::live_views::{Console, console_view};
+use crate::plant::live_views::{Console, LiveMachineView, console_view};
 use crate::plant::views::MachineView;
 use crate::store::now_ms;
 
@@ -55,6 +55,25 @@ impl Operations {
     }
 
     /// The machine's recent serial traffic and link counters, for support.
+    /// Every machine, with its live status.
+    pub async fn machines(&self) -> Result<Vec<LiveMachineView>> {
+        let machines = self.plant().machines().await?;
+        Ok(machines.into_iter().map(|m| self.live(m)).collect())
+    }
+
+    pub async fn machine(&self, machine_id: &str) -> Result<LiveMachineView> {
+        let machine = self.plant().machine(machine_id).await?;
+        Ok(self.live(machine))
+    }
+
+    fn live(&self, machine: MachineView) -> LiveMachineView {
+        let live = self
+            .runtime
+            .status(&machine.id)
+            .map(|status| status.borrow().clone());
+        LiveMachineView { machine, live }
+    }
+
     pub async fn console(&self, machine_id: &str) -> Result<Console> {
         self.plant().machine(machine_id).await?;
         let log = self

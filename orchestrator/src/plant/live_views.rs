@@ -9,6 +9,8 @@ use microfab_planner::{Plan, PlanInput};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::views::MachineView;
+use crate::machine_status::MachineStatus;
 use crate::store::format_ms;
 
 /// One bar of the Gantt chart: a run on a machine, with its setup block before it.
@@ -151,4 +153,13 @@ pub fn console_view(log: &TrafficLog) -> Console {
         reconnects: c.reconnects,
         window_fallbacks: c.window_fallbacks,
     }
+}
+
+/// A machine as the plant records it, with what its driver says now.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LiveMachineView {
+    #[serde(flatten)]
+    pub machine: MachineView,
+    /// The machine task's live status; null for a machine no longer in the config.
+    pub live: Option<MachineStatus>,
 }
