@@ -497,7 +497,10 @@ async fn errors_show_the_line_they_point_at() {
     let spec = std::fs::read_to_string(BRACKET_SPEC)
         .unwrap()
         .replace("quantity = 200", "quantity = \"lots\"");
-    assert!(spec.contains("quantity = \"lots\""), "the example spec changed");
+    assert!(
+        spec.contains("quantity = \"lots\""),
+        "the example spec changed"
+    );
     let spec_path = dir.path().join("bracket.toml");
     std::fs::write(&spec_path, spec).unwrap();
     let programs = dir.path().join("programs");
@@ -528,5 +531,8 @@ async fn errors_show_the_line_they_point_at() {
     let out = microfab(&["config", "check", config_path.to_str().unwrap()]).await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("\n  |\n2 | listen = 8080\n  |          ^"), "{stderr}");
+    assert!(
+        stderr.contains("\n  |\n2 | listen = 8080\n  |          ^"),
+        "{stderr}"
+    );
 }

@@ -11,8 +11,8 @@ use super::materials::*;
 use super::orders::*;
 use super::plan::*;
 use super::status::*;
-use crate::ops::Submitted;
 use crate::machine_status::MachineStatus;
+use crate::ops::Submitted;
 use crate::plant::live_views::{
     Console, ConsoleLine, GanttRow, LiveMachineView, OrderEta, PlanView,
 };
