@@ -100,7 +100,8 @@
 //! So unless [`Settings::in_flight`] fixes it, the window follows the firmware M115 names
 //! ([`auto_line_window`]): [`TAIL_REJECTING_WINDOW`] for Prusa-Firmware 3.x, Marlin 1.0 and
 //! Sprinter, 1 for Marlin 1.1/2.x, Prusa-Firmware-Buddy (Marlin 2), Klipper and
-//! anything not recognised. Marlin is told apart by its 1.0 report (`Marlin V1; Sprinter/grbl
+//! anything not recognised. A configured window is refused on the families known to run cut
+//! tails ([`runs_cut_tails`]): one line in flight, a console note and a `window_fallbacks`. Marlin is told apart by its 1.0 report (`Marlin V1; Sprinter/grbl
 //! mashup for gen6`), not by a version number: vendors' builds of Marlin 1.1/2.x print any
 //! version (`Marlin 1.0.0 (Github)`). Until the handshake has identified the firmware the
 //! window is 1, and a restarted board is identified again.
@@ -232,8 +233,9 @@ pub fn prepare_program(text: &str) -> Result<Vec<ProgramLine>, ProgramError> {
 pub struct Settings {
     /// Numbered lines sent but not yet acknowledged; `None` chooses from the firmware's family
     /// once the handshake has identified it ([`auto_line_window`]), 1 until then. 1 is safe on
-    /// every board (see the module documentation); more keeps the wire busy but lets Marlin
-    /// 1.1/2.x run the tail of a line cut by its receive-buffer flush.
+    /// every board (see the module documentation); more keeps the wire busy, and is refused
+    /// (1, with a console note) on firmware that runs the tail of a line cut by its
+    /// receive-buffer flush ([`runs_cut_tails`]: Marlin 1.1/2.x).
     pub in_flight: Option<usize>,
     /// Silence allowed while ordinary commands are in flight.
     pub command_timeout: Duration,
@@ -716,10 +718,18 @@ impl Protocol {
     /// handshake has identified the firmware, then its family's window ([`auto_line_window`]).
     pub fn line_window(&self) -> usize {
         match (self.settings.in_flight, &self.phase) {
+            (Some(_), Phase::Ready) if self.window_refused() => 1,
             (Some(configured), _) => configured,
             (None, Phase::Ready) => auto_line_window(self.firmware.as_deref()),
             (None, _) => 1,
         }
+    }
+
+    /// A configured window above 1 on firmware known to run a cut line's tail
+    /// ([`runs_cut_tails`]): a line could run twice, which no throughput is worth.
+    fn window_refused(&self) -> bool {
+        self.settings.in_flight.is_some_and(|lines| lines > 1)
+            && runs_cut_tails(self.firmware.as_deref())
     }
 
     pub fn temperatures(&self) -> Option<&Temperatures> {
@@ -1103,6 +1113,9 @@ impl Protocol {
                     };
                 } else {
                     self.phase = Phase::Ready;
+                    if self.window_refused() {
+                        self.note_refused_window(now);
+                    }
                     // Read the temperatures at once: they tell whether a printer kept its
                     // state across a reconnect (heaters still on) before anyone resumes a job.
                     self.next_poll = now;
@@ -1218,7 +1231,7 @@ impl Protocol {
     /// answer was taken earlier for another (a stale resend request made us drop and resend a
     /// probe the firmware had accepted): this answer is the next probe's. Without that, the
     /// count stays one answer behind and every window waits out a timeout. Not where cut tails
-    /// run ([`Settings::in_flight`] forced above the family's window on Marlin 1.1/2.x): there a
+    /// run ([`Settings::in_flight`] above 1 on firmware not known to reject them): there a
     /// plain `ok` may answer no line at all.
     fn answered_probe(stream: &mut Stream, tails_run: bool) -> Option<usize> {
         let oldest = *stream.probes.front()?;
@@ -1480,6 +1493,18 @@ impl Protocol {
         } else {
             self.answer_latency + (sample - self.answer_latency) / 8
         };
+    }
+
+    fn note_refused_window(&mut self, now: Instant) {
+        let note = format!(
+            "in_flight = {} refused: {} runs the tail of a line cut by its receive-buffer \
+             flush, so a window could run a line twice; one line in flight",
+            self.settings.in_flight.unwrap_or(1),
+            self.firmware.as_deref().unwrap_or("this firmware"),
+        );
+        tracing::warn!("marlin: {note}");
+        self.traffic.counters.window_fallbacks += 1;
+        self.traffic.record(self.at_ms(now), Direction::Note, note);
     }
 
     /// A stale line has answered while a resend waits: when all have, the resend goes out.
@@ -1798,6 +1823,14 @@ fn is_move(line: &str) -> bool {
     matches!(command_word(line).as_str(), "G0" | "G1" | "G2" | "G3")
 }
 
+/// Marlin 1.1/2.x (Prusa-Firmware-Buddy is Marlin 2) checks only lines that start with `N` and
+/// runs the tail of a line cut by its receive-buffer flush (see the module documentation). Any
+/// name starting with `Marlin` but Marlin 1.0's report counts: vendors' builds print any version.
+pub fn runs_cut_tails(firmware: Option<&str>) -> bool {
+    let name = firmware.unwrap_or("");
+    (name.starts_with("Marlin") && !is_marlin_1_0(name)) || name.starts_with("Prusa-Firmware-Buddy")
+}
+
 /// The line window for a firmware identified by its `FIRMWARE_NAME` ([`Protocol::firmware`]):
 /// [`TAIL_REJECTING_WINDOW`] for the families that reject the unnumbered tail of a line cut by
 /// their receive-buffer flush (see the module documentation), 1 for Marlin 1.1/2.x, which runs
@@ -1917,5 +1950,33 @@ mod tests {
             assert_eq!(auto_line_window(Some(&name)), window, "{name}");
         }
         assert_eq!(auto_line_window(None), 1, "no answer to M115");
+    }
+
+    #[test]
+    fn a_configured_window_is_refused_on_firmware_that_runs_cut_tails() {
+        let cases = [
+            ("Marlin 2.1.2 (Mar 1 2024) SOURCE_CODE_URL:github.com/MarlinFirmware/Marlin", 1),
+            ("Prusa-Firmware-Buddy 5.1.0 (Github) PROTOCOL_VERSION:1.0", 1),
+            ("Prusa-Firmware 3.13.3 based on Marlin PROTOCOL_VERSION:1.0", 4),
+            ("Marlin V1; Sprinter/grbl mashup for gen6 PROTOCOL_VERSION:1.0", 4),
+            ("Klipper FIRMWARE_VERSION:v0.12.0", 4),
+        ];
+        for (info, window) in cases {
+            let settings = Settings {
+                in_flight: Some(4),
+                ..Settings::default()
+            };
+            let now = Instant::now();
+            let mut protocol = Protocol::new(settings, now);
+            protocol.receive(b"ok\n", now);
+            protocol.receive(format!("FIRMWARE_NAME:{info}\nok\n").as_bytes(), now);
+            assert!(protocol.is_ready(), "{info}");
+            assert_eq!(protocol.line_window(), window, "{info}");
+            let refused = u64::from(window == 1);
+            let traffic = protocol.traffic();
+            assert_eq!(traffic.counters.window_fallbacks, refused, "{info}");
+            let notes = traffic.lines().filter(|l| l.direction == Direction::Note);
+            assert_eq!(notes.count() as u64, refused, "{info}");
+        }
     }
 }
