@@ -2,8 +2,8 @@
 //! emulated wire limit, and lines lost or doubled according to the simulator's execution log.
 //! Definitions and measured figures: `docs/benchmarks.md`.
 
-use crate::streaming::{StreamingRow, median_rows};
 pub use crate::streaming::{StreamingBenchOptions, print_json_lines, print_table};
+use crate::streaming::{StreamingRow, median_rows};
 
 /// Every protocol's rows: GRBL (character counting, send-and-wait), then Marlin.
 pub async fn run_streaming_bench(
@@ -20,4 +20,3 @@ pub async fn run_streaming_bench(
     }
     Ok(median_rows(rounds))
 }
-

@@ -445,12 +445,19 @@ struct Stream {
     last_resend: Option<usize>,
     /// A resend went out before every stale line had answered: their answers may still come.
     late_stale: Option<LateStale>,
+    /// A request was taken for a stale line's ([`LateStale`]) and no `ok` has come since: if
+    /// it was the resent line's own rejection, silence follows, and a probe goes out once the
+    /// lines in flight have had time to answer, not after [`Settings::silence_probe`].
+    late_request_taken: bool,
 }
 
 /// Stale lines still unanswered when a resend's wait ended: a request for `from` after one of
 /// their `Error:` lines, until `until`, is theirs, not a fresh rejection of the resent line.
 /// Taken as fresh, it would send the resent lines again; the firmware, which accepted them,
-/// rejects the copies, and each rejection's receive-buffer flush cuts the next window.
+/// rejects the copies, and each rejection's receive-buffer flush cuts the next window. But it
+/// may be the resent line's own rejection (noise hits a resent line too), and the flush that
+/// comes with it may swallow every line behind: then nothing more comes, and a probe soon
+/// after the silence starts tells ([`Stream::late_request_taken`]).
 #[derive(Debug, Clone, Copy)]
 struct LateStale {
     from: usize,
@@ -465,9 +472,9 @@ struct LateStale {
 struct Settle {
     /// The line the firmware asked for.
     from: usize,
-    /// By then every stale byte has reached the printer, even behind everything else that was
-    /// in flight when the last one was sent, and its answer has had the printer's answer
-    /// latency ([`Protocol::answer_latency`]) to come back. Stale lines swallowed whole by a
+    /// By then the last stale line has reached the printer ([`StreamLine::delivered_at`]) and
+    /// its answer has had the printer's answer latency ([`Protocol::answer_latency`]) to come
+    /// back. Stale lines swallowed whole by a
     /// flush never answer: the wait also ends [`Settings::resend_settle`] after this and after
     /// the last byte received, whichever is later.
     delivered_by: Instant,
@@ -503,6 +510,7 @@ impl Stream {
             consecutive_resends: 0,
             last_resend: None,
             late_stale: None,
+            late_request_taken: false,
             resends: 0,
             single_line: false,
         }
@@ -510,6 +518,13 @@ impl Stream {
 
     fn in_flight(&self) -> usize {
         self.next - self.acked
+    }
+
+    /// When the last line sent reached the printer (by the wire's pace from when it was
+    /// written, behind what was on the wire already).
+    fn last_delivery(&self) -> Option<Instant> {
+        let last = self.next.checked_sub(1)?;
+        self.lines[last].delivered_at
     }
 
     /// Lines sent and not acknowledged, as framed on the wire.
@@ -915,6 +930,12 @@ impl Protocol {
             self.settings.command_timeout
         };
         match self.tickle_at {
+            None if stream.late_request_taken => {
+                self.last_progress
+                    + self.settings.byte_time * stream.bytes_in_flight() as u32
+                    + self.answer_latency
+                    + self.settings.resend_settle
+            }
             None => self.last_progress + limit.min(self.settings.silence_probe),
             Some(tickle_at) => self.last_progress.max(tickle_at) + limit,
         }
@@ -1049,7 +1070,12 @@ impl Protocol {
                 self.on_ok(line, answered_m105, follows_unknown_command, now);
             }
             Reply::Resend(number) => self.on_resend(number, stale_request, now),
-            Reply::Error(error) => self.on_error(error, now),
+            Reply::Error(error) => {
+                // The printer began this answer a line's wire time before its end came.
+                let wire_time = self.settings.byte_time * (line.len() as u32 + 1);
+                let began = now.checked_sub(wire_time).unwrap_or(now);
+                self.on_error(error, began, now)
+            }
             Reply::Busy(what) => {
                 self.last_progress = now;
                 self.on_busy(&what);
@@ -1142,6 +1168,7 @@ impl Protocol {
             return;
         };
         self.tickle_at = None;
+        stream.late_request_taken = false;
         if follows_unknown_command && stream.settle.is_some() {
             // The tail of a stale line cut after its `*` (`17`), read as a command: that line
             // has answered, without a line error (no flush).
@@ -1334,9 +1361,8 @@ impl Protocol {
                 // are copies it rejects, each with this same request.
                 let rejected = rejected_before(&mut self.line_errors, requested);
                 let copies = stream.in_flight().saturating_sub(rejected.max(1));
-                let delivered_by = self.last_tx
-                    + self.settings.byte_time * stream.bytes_in_flight() as u32
-                    + self.answer_latency;
+                let delivered_by =
+                    stream.last_delivery().unwrap_or(self.last_tx) + self.answer_latency;
                 stream.settle = (copies > 0).then_some(Settle {
                     from: requested,
                     delivered_by,
@@ -1402,9 +1428,7 @@ impl Protocol {
         // come (the rejected line's own, and stale ones ahead of this request) are done.
         let rejected = rejected_before(&mut self.line_errors, rewind_to);
         let unanswered = stream.next.saturating_sub(rewind_to + rejected.max(1));
-        let delivered_by = self.last_tx
-            + self.settings.byte_time * stream.bytes_in_flight() as u32
-            + self.answer_latency;
+        let delivered_by = stream.last_delivery().unwrap_or(self.last_tx) + self.answer_latency;
         stream.settle = (unanswered > 0).then_some(Settle {
             from: rewind_to,
             delivered_by,
@@ -1420,7 +1444,7 @@ impl Protocol {
     /// A transmission error (`Error:checksum mismatch, Last Line: 11`): a stale line answering
     /// while a resend waits, or the first rejection, whose `Resend:` follows (or not, on Marlin
     /// 1.0 for a line without a number).
-    fn on_line_error(&mut self, last_line: Option<u64>, now: Instant) {
+    fn on_line_error(&mut self, last_line: Option<u64>, began: Instant, now: Instant) {
         let settling_from = self
             .stream
             .as_ref()
@@ -1436,10 +1460,12 @@ impl Protocol {
             && last_line.is_none_or(|line| line + 1 == late.from as u64)
         {
             late.due -= 1;
+            stream.late_request_taken = true;
+            self.last_progress = now;
             self.stale_request = Some(late.from);
             return;
         }
-        if let Some(sample) = self.rejected_line_latency(last_line, now) {
+        if let Some(sample) = self.rejected_line_latency(last_line, began) {
             self.answer_latency = self.answer_latency.max(sample);
         }
         if self.outside_pending == 0
@@ -1457,8 +1483,9 @@ impl Protocol {
         };
     }
 
-    /// How long the line a first `Error:` rejects (the one after `last_line`) took to be answered.
-    fn rejected_line_latency(&self, last_line: Option<u64>, now: Instant) -> Option<Duration> {
+    /// How long the line a first `Error:` rejects (the one after `last_line`) took to be
+    /// answered: until the printer `began` its error line.
+    fn rejected_line_latency(&self, last_line: Option<u64>, began: Instant) -> Option<Duration> {
         let stream = self.stream.as_ref()?;
         if stream.settle.is_some() {
             return None;
@@ -1469,7 +1496,8 @@ impl Protocol {
         }
         let delivered_at = stream.lines[rejected].delivered_at?;
         Some(
-            now.saturating_duration_since(delivered_at)
+            began
+                .saturating_duration_since(delivered_at)
                 .min(MAX_ANSWER_LATENCY),
         )
     }
@@ -1522,10 +1550,11 @@ impl Protocol {
         }
     }
 
-    fn on_error(&mut self, error: ErrorReply, now: Instant) {
+    /// `began`: when the printer started writing the error line.
+    fn on_error(&mut self, error: ErrorReply, began: Instant, now: Instant) {
         self.traffic.counters.errors += 1;
         match error {
-            ErrorReply::Line { last_line, .. } => self.on_line_error(last_line, now),
+            ErrorReply::Line { last_line, .. } => self.on_line_error(last_line, began, now),
             ErrorReply::Fatal(reason) => {
                 if matches!(self.phase, Phase::Halted { .. }) {
                     return;
@@ -1955,10 +1984,22 @@ mod tests {
     #[test]
     fn a_configured_window_is_refused_on_firmware_that_runs_cut_tails() {
         let cases = [
-            ("Marlin 2.1.2 (Mar 1 2024) SOURCE_CODE_URL:github.com/MarlinFirmware/Marlin", 1),
-            ("Prusa-Firmware-Buddy 5.1.0 (Github) PROTOCOL_VERSION:1.0", 1),
-            ("Prusa-Firmware 3.13.3 based on Marlin PROTOCOL_VERSION:1.0", 4),
-            ("Marlin V1; Sprinter/grbl mashup for gen6 PROTOCOL_VERSION:1.0", 4),
+            (
+                "Marlin 2.1.2 (Mar 1 2024) SOURCE_CODE_URL:github.com/MarlinFirmware/Marlin",
+                1,
+            ),
+            (
+                "Prusa-Firmware-Buddy 5.1.0 (Github) PROTOCOL_VERSION:1.0",
+                1,
+            ),
+            (
+                "Prusa-Firmware 3.13.3 based on Marlin PROTOCOL_VERSION:1.0",
+                4,
+            ),
+            (
+                "Marlin V1; Sprinter/grbl mashup for gen6 PROTOCOL_VERSION:1.0",
+                4,
+            ),
             ("Klipper FIRMWARE_VERSION:v0.12.0", 4),
         ];
         for (info, window) in cases {

@@ -132,4 +132,3 @@ fn lost_and_doubled(program: &[String], executed: &[String]) -> (u64, u64) {
     let doubled = counts.values().filter(|&&c| c > 0).sum::<i64>();
     (lost as u64, doubled as u64)
 }
-
