@@ -444,6 +444,7 @@ async fn a_configured_window_is_refused_on_marlin_2_so_no_cut_tail_runs_a_line_t
     let noise = Fault::at_line(FaultKind::Noise { probability: 0.01 }, 1);
     let mut rig = Rig::start(BAUD, fast_firmware(vec![noise]), |config| {
         config.in_flight = Some(4);
+        config.traffic_capacity = 100_000;
     })
     .await
     .unwrap();
