@@ -23,16 +23,18 @@
 //! unknown command instead), or not at all when such a flush swallowed it whole. Marlin empties
 //! the buffer right after printing the `Error:` line, so the resend waits until every stale
 //! line has answered: then nothing can throw the resent line away. If one was swallowed, it
-//! waits until no byte has arrived for [`Settings::resend_settle`], and as long after every
-//! stale byte has reached the printer and the printer's answer latency has passed, instead.
+//! waits until no byte has arrived for [`Settings::resend_settle`], and as long after the
+//! last stale line has reached the printer and the printer's answer latency has passed, instead.
 //! That latency (a main loop that reads serial once per pass, a USB-serial bridge's latency
-//! timer) is learned from the `ok`s' quickest round trips and from line errors, up to
+//! timer) is learned from the `ok`s' quickest round trips and from line errors (until the
+//! printer began its error line), up to
 //! [`MAX_ANSWER_LATENCY`]: a printer whose answers take longer than the wire would otherwise
 //! see the resend before the stale lines' rejections, and their `Resend:`, taken for a new
 //! request, would send the window twice; the firmware rejects the copies, and each rejection's
 //! flush cuts the next window. A stale line's `Error:` and request that still come after the
 //! resend (for the same line, within [`MAX_ANSWER_LATENCY`], no more than were unanswered)
-//! are taken as the stale line's. Meanwhile, and for the `Resend:` that directly
+//! are taken as the stale line's; since that may instead be the resent line's own rejection,
+//! whose flush swallows what follows, a probe goes out as soon as silence follows it. Meanwhile, and for the `Resend:` that directly
 //! follows a counted `Error:`, requests for `R` are the stale lines': no line goes out twice
 //! for one fault. The stale answers are what a line error costs a window (about 6 ms of the
 //! printer's answer per stale line at 115,200 baud).

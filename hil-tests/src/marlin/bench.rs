@@ -4,7 +4,8 @@
 //! resend), for one line in flight and for windows, against Marlin 2.x (which runs the tail of
 //! a line cut by its receive-buffer flush), Marlin 1.0 and Prusa-Firmware (which reject it: `*`
 //! without `N`; see [`microfab_drivers::marlin::protocol`]), and for the driver's default, the
-//! auto window, which the firmware's M115 answer sets (1 on Marlin 2.x, 3 on the others). The
+//! auto window, which the firmware's M115 answer sets (1 on Marlin 2.x, 3 on the others); a
+//! configured window of 4 is refused on Marlin 2.x (its row runs one line in flight). The
 //! simulated boards write their output blocking, as AVR boards do (a line error's flush comes
 //! once its error line is out), except the row with a TX buffer.
 //!
@@ -29,8 +30,8 @@
 //! behind the rejected one has answered or been swallowed by the firmware's flush: the
 //! printer's error replies (about 6 ms each at 115,200 baud) are the cost, 12-18 ms per error
 //! with 3 in flight. On Marlin 2.x the window's doubled lines are tails of lines cut by the
-//! receive-buffer flush, run unchecked (and out of order); no host can prevent that, so the auto
-//! window stays at one line in flight there. One line in flight pays a round trip per line
+//! receive-buffer flush, run unchecked (and out of order); no host can prevent that, so the
+//! driver keeps one line in flight there, whatever is configured. One line in flight pays a round trip per line
 //! (about 2 ms on top of the line's own wire time). The bench's printer has a 1 s command
 //! timeout: it answers within milliseconds.
 
