@@ -30,7 +30,8 @@ pub struct LinkCounters {
     pub resends: u64,
     pub errors: u64,
     pub reconnects: u64,
-    /// Streams that fell back to one line in flight because a window drew too many resends.
+    /// Windows given up for one line in flight: a stream's that drew too many resends, or a
+    /// configured one refused on firmware that runs a cut line's tail.
     pub window_fallbacks: u64,
 }
 

@@ -6,3 +6,4 @@ pub mod bench;
 pub mod grbl;
 pub mod marlin;
 pub mod pty;
+pub mod streaming;

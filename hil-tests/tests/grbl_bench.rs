@@ -2,7 +2,8 @@
 //! busy on short lines at 115,200 baud, far above send-and-wait, and loses or doubles nothing.
 
 use microfab_drivers::grbl::Streaming;
-use microfab_hil::bench::{StreamingBenchOptions, grbl_row, print_table};
+use microfab_hil::grbl::bench::grbl_row;
+use microfab_hil::streaming::{StreamingBenchOptions, print_table};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn character_counting_saturates_the_wire() {

@@ -45,7 +45,8 @@ pub struct MarlinConfig {
     /// value measured ([`protocol::TAIL_REJECTING_WINDOW`]: 0.9 of the wire under 1 % line
     /// corruption, against under 0.5 for 1), and 1, safe on every board, for Marlin 1.1/2.x, Klipper and anything unrecognised; see
     /// [`protocol`] for why a larger window can run a command twice after a checksum error on
-    /// Marlin 1.1/2.x boards with a UART bridge. A number here is used whatever the firmware.
+    /// Marlin 1.1/2.x boards with a UART bridge. A number here is used whatever the firmware, but
+    /// a window above 1 is refused on Marlin 1.1/2.x ([`protocol::runs_cut_tails`]).
     #[serde(default)]
     pub in_flight: Option<usize>,
     #[serde(default = "defaults::command_timeout_ms")]

@@ -23,16 +23,18 @@
 //! unknown command instead), or not at all when such a flush swallowed it whole. Marlin empties
 //! the buffer right after printing the `Error:` line, so the resend waits until every stale
 //! line has answered: then nothing can throw the resent line away. If one was swallowed, it
-//! waits until no byte has arrived for [`Settings::resend_settle`], and as long after every
-//! stale byte has reached the printer and the printer's answer latency has passed, instead.
+//! waits until no byte has arrived for [`Settings::resend_settle`], and as long after the
+//! last stale line has reached the printer and the printer's answer latency has passed, instead.
 //! That latency (a main loop that reads serial once per pass, a USB-serial bridge's latency
-//! timer) is learned from the `ok`s' quickest round trips and from line errors, up to
+//! timer) is learned from the `ok`s' quickest round trips and from line errors (until the
+//! printer began its error line), up to
 //! [`MAX_ANSWER_LATENCY`]: a printer whose answers take longer than the wire would otherwise
 //! see the resend before the stale lines' rejections, and their `Resend:`, taken for a new
 //! request, would send the window twice; the firmware rejects the copies, and each rejection's
 //! flush cuts the next window. A stale line's `Error:` and request that still come after the
 //! resend (for the same line, within [`MAX_ANSWER_LATENCY`], no more than were unanswered)
-//! are taken as the stale line's. Meanwhile, and for the `Resend:` that directly
+//! are taken as the stale line's; since that may instead be the resent line's own rejection,
+//! whose flush swallows what follows, a probe goes out as soon as silence follows it. Meanwhile, and for the `Resend:` that directly
 //! follows a counted `Error:`, requests for `R` are the stale lines': no line goes out twice
 //! for one fault. The stale answers are what a line error costs a window (about 6 ms of the
 //! printer's answer per stale line at 115,200 baud).
@@ -100,7 +102,8 @@
 //! So unless [`Settings::in_flight`] fixes it, the window follows the firmware M115 names
 //! ([`auto_line_window`]): [`TAIL_REJECTING_WINDOW`] for Prusa-Firmware 3.x, Marlin 1.0 and
 //! Sprinter, 1 for Marlin 1.1/2.x, Prusa-Firmware-Buddy (Marlin 2), Klipper and
-//! anything not recognised. Marlin is told apart by its 1.0 report (`Marlin V1; Sprinter/grbl
+//! anything not recognised. A configured window is refused on the families known to run cut
+//! tails ([`runs_cut_tails`]): one line in flight, a console note and a `window_fallbacks`. Marlin is told apart by its 1.0 report (`Marlin V1; Sprinter/grbl
 //! mashup for gen6`), not by a version number: vendors' builds of Marlin 1.1/2.x print any
 //! version (`Marlin 1.0.0 (Github)`). Until the handshake has identified the firmware the
 //! window is 1, and a restarted board is identified again.
@@ -232,8 +235,9 @@ pub fn prepare_program(text: &str) -> Result<Vec<ProgramLine>, ProgramError> {
 pub struct Settings {
     /// Numbered lines sent but not yet acknowledged; `None` chooses from the firmware's family
     /// once the handshake has identified it ([`auto_line_window`]), 1 until then. 1 is safe on
-    /// every board (see the module documentation); more keeps the wire busy but lets Marlin
-    /// 1.1/2.x run the tail of a line cut by its receive-buffer flush.
+    /// every board (see the module documentation); more keeps the wire busy, and is refused
+    /// (1, with a console note) on firmware that runs the tail of a line cut by its
+    /// receive-buffer flush ([`runs_cut_tails`]: Marlin 1.1/2.x).
     pub in_flight: Option<usize>,
     /// Silence allowed while ordinary commands are in flight.
     pub command_timeout: Duration,
@@ -443,12 +447,19 @@ struct Stream {
     last_resend: Option<usize>,
     /// A resend went out before every stale line had answered: their answers may still come.
     late_stale: Option<LateStale>,
+    /// A request was taken for a stale line's ([`LateStale`]) and no `ok` has come since: if
+    /// it was the resent line's own rejection, silence follows, and a probe goes out once the
+    /// lines in flight have had time to answer, not after [`Settings::silence_probe`].
+    late_request_taken: bool,
 }
 
 /// Stale lines still unanswered when a resend's wait ended: a request for `from` after one of
 /// their `Error:` lines, until `until`, is theirs, not a fresh rejection of the resent line.
 /// Taken as fresh, it would send the resent lines again; the firmware, which accepted them,
-/// rejects the copies, and each rejection's receive-buffer flush cuts the next window.
+/// rejects the copies, and each rejection's receive-buffer flush cuts the next window. But it
+/// may be the resent line's own rejection (noise hits a resent line too), and the flush that
+/// comes with it may swallow every line behind: then nothing more comes, and a probe soon
+/// after the silence starts tells ([`Stream::late_request_taken`]).
 #[derive(Debug, Clone, Copy)]
 struct LateStale {
     from: usize,
@@ -463,9 +474,9 @@ struct LateStale {
 struct Settle {
     /// The line the firmware asked for.
     from: usize,
-    /// By then every stale byte has reached the printer, even behind everything else that was
-    /// in flight when the last one was sent, and its answer has had the printer's answer
-    /// latency ([`Protocol::answer_latency`]) to come back. Stale lines swallowed whole by a
+    /// By then the last stale line has reached the printer ([`StreamLine::delivered_at`]) and
+    /// its answer has had the printer's answer latency ([`Protocol::answer_latency`]) to come
+    /// back. Stale lines swallowed whole by a
     /// flush never answer: the wait also ends [`Settings::resend_settle`] after this and after
     /// the last byte received, whichever is later.
     delivered_by: Instant,
@@ -501,6 +512,7 @@ impl Stream {
             consecutive_resends: 0,
             last_resend: None,
             late_stale: None,
+            late_request_taken: false,
             resends: 0,
             single_line: false,
         }
@@ -508,6 +520,13 @@ impl Stream {
 
     fn in_flight(&self) -> usize {
         self.next - self.acked
+    }
+
+    /// When the last line sent reached the printer (by the wire's pace from when it was
+    /// written, behind what was on the wire already).
+    fn last_delivery(&self) -> Option<Instant> {
+        let last = self.next.checked_sub(1)?;
+        self.lines[last].delivered_at
     }
 
     /// Lines sent and not acknowledged, as framed on the wire.
@@ -716,10 +735,18 @@ impl Protocol {
     /// handshake has identified the firmware, then its family's window ([`auto_line_window`]).
     pub fn line_window(&self) -> usize {
         match (self.settings.in_flight, &self.phase) {
+            (Some(_), Phase::Ready) if self.window_refused() => 1,
             (Some(configured), _) => configured,
             (None, Phase::Ready) => auto_line_window(self.firmware.as_deref()),
             (None, _) => 1,
         }
+    }
+
+    /// A configured window above 1 on firmware known to run a cut line's tail
+    /// ([`runs_cut_tails`]): a line could run twice, which no throughput is worth.
+    fn window_refused(&self) -> bool {
+        self.settings.in_flight.is_some_and(|lines| lines > 1)
+            && runs_cut_tails(self.firmware.as_deref())
     }
 
     pub fn temperatures(&self) -> Option<&Temperatures> {
@@ -905,6 +932,12 @@ impl Protocol {
             self.settings.command_timeout
         };
         match self.tickle_at {
+            None if stream.late_request_taken => {
+                self.last_progress
+                    + self.settings.byte_time * stream.bytes_in_flight() as u32
+                    + self.answer_latency
+                    + self.settings.resend_settle
+            }
             None => self.last_progress + limit.min(self.settings.silence_probe),
             Some(tickle_at) => self.last_progress.max(tickle_at) + limit,
         }
@@ -1039,7 +1072,12 @@ impl Protocol {
                 self.on_ok(line, answered_m105, follows_unknown_command, now);
             }
             Reply::Resend(number) => self.on_resend(number, stale_request, now),
-            Reply::Error(error) => self.on_error(error, now),
+            Reply::Error(error) => {
+                // The printer began this answer a line's wire time before its end came.
+                let wire_time = self.settings.byte_time * (line.len() as u32 + 1);
+                let began = now.checked_sub(wire_time).unwrap_or(now);
+                self.on_error(error, began, now)
+            }
             Reply::Busy(what) => {
                 self.last_progress = now;
                 self.on_busy(&what);
@@ -1103,6 +1141,9 @@ impl Protocol {
                     };
                 } else {
                     self.phase = Phase::Ready;
+                    if self.window_refused() {
+                        self.note_refused_window(now);
+                    }
                     // Read the temperatures at once: they tell whether a printer kept its
                     // state across a reconnect (heaters still on) before anyone resumes a job.
                     self.next_poll = now;
@@ -1129,6 +1170,7 @@ impl Protocol {
             return;
         };
         self.tickle_at = None;
+        stream.late_request_taken = false;
         if follows_unknown_command && stream.settle.is_some() {
             // The tail of a stale line cut after its `*` (`17`), read as a command: that line
             // has answered, without a line error (no flush).
@@ -1218,7 +1260,7 @@ impl Protocol {
     /// answer was taken earlier for another (a stale resend request made us drop and resend a
     /// probe the firmware had accepted): this answer is the next probe's. Without that, the
     /// count stays one answer behind and every window waits out a timeout. Not where cut tails
-    /// run ([`Settings::in_flight`] forced above the family's window on Marlin 1.1/2.x): there a
+    /// run ([`Settings::in_flight`] above 1 on firmware not known to reject them): there a
     /// plain `ok` may answer no line at all.
     fn answered_probe(stream: &mut Stream, tails_run: bool) -> Option<usize> {
         let oldest = *stream.probes.front()?;
@@ -1321,9 +1363,8 @@ impl Protocol {
                 // are copies it rejects, each with this same request.
                 let rejected = rejected_before(&mut self.line_errors, requested);
                 let copies = stream.in_flight().saturating_sub(rejected.max(1));
-                let delivered_by = self.last_tx
-                    + self.settings.byte_time * stream.bytes_in_flight() as u32
-                    + self.answer_latency;
+                let delivered_by =
+                    stream.last_delivery().unwrap_or(self.last_tx) + self.answer_latency;
                 stream.settle = (copies > 0).then_some(Settle {
                     from: requested,
                     delivered_by,
@@ -1389,9 +1430,7 @@ impl Protocol {
         // come (the rejected line's own, and stale ones ahead of this request) are done.
         let rejected = rejected_before(&mut self.line_errors, rewind_to);
         let unanswered = stream.next.saturating_sub(rewind_to + rejected.max(1));
-        let delivered_by = self.last_tx
-            + self.settings.byte_time * stream.bytes_in_flight() as u32
-            + self.answer_latency;
+        let delivered_by = stream.last_delivery().unwrap_or(self.last_tx) + self.answer_latency;
         stream.settle = (unanswered > 0).then_some(Settle {
             from: rewind_to,
             delivered_by,
@@ -1407,7 +1446,7 @@ impl Protocol {
     /// A transmission error (`Error:checksum mismatch, Last Line: 11`): a stale line answering
     /// while a resend waits, or the first rejection, whose `Resend:` follows (or not, on Marlin
     /// 1.0 for a line without a number).
-    fn on_line_error(&mut self, last_line: Option<u64>, now: Instant) {
+    fn on_line_error(&mut self, last_line: Option<u64>, began: Instant, now: Instant) {
         let settling_from = self
             .stream
             .as_ref()
@@ -1423,10 +1462,12 @@ impl Protocol {
             && last_line.is_none_or(|line| line + 1 == late.from as u64)
         {
             late.due -= 1;
+            stream.late_request_taken = true;
+            self.last_progress = now;
             self.stale_request = Some(late.from);
             return;
         }
-        if let Some(sample) = self.rejected_line_latency(last_line, now) {
+        if let Some(sample) = self.rejected_line_latency(last_line, began) {
             self.answer_latency = self.answer_latency.max(sample);
         }
         if self.outside_pending == 0
@@ -1444,8 +1485,9 @@ impl Protocol {
         };
     }
 
-    /// How long the line a first `Error:` rejects (the one after `last_line`) took to be answered.
-    fn rejected_line_latency(&self, last_line: Option<u64>, now: Instant) -> Option<Duration> {
+    /// How long the line a first `Error:` rejects (the one after `last_line`) took to be
+    /// answered: until the printer `began` its error line.
+    fn rejected_line_latency(&self, last_line: Option<u64>, began: Instant) -> Option<Duration> {
         let stream = self.stream.as_ref()?;
         if stream.settle.is_some() {
             return None;
@@ -1456,7 +1498,8 @@ impl Protocol {
         }
         let delivered_at = stream.lines[rejected].delivered_at?;
         Some(
-            now.saturating_duration_since(delivered_at)
+            began
+                .saturating_duration_since(delivered_at)
                 .min(MAX_ANSWER_LATENCY),
         )
     }
@@ -1482,6 +1525,18 @@ impl Protocol {
         };
     }
 
+    fn note_refused_window(&mut self, now: Instant) {
+        let note = format!(
+            "in_flight = {} refused: {} runs the tail of a line cut by its receive-buffer \
+             flush, so a window could run a line twice; one line in flight",
+            self.settings.in_flight.unwrap_or(1),
+            self.firmware.as_deref().unwrap_or("this firmware"),
+        );
+        tracing::warn!("marlin: {note}");
+        self.traffic.counters.window_fallbacks += 1;
+        self.traffic.record(self.at_ms(now), Direction::Note, note);
+    }
+
     /// A stale line has answered while a resend waits: when all have, the resend goes out.
     fn stale_line_answered(&mut self, now: Instant) {
         let Some(stream) = self.stream.as_mut() else {
@@ -1497,10 +1552,11 @@ impl Protocol {
         }
     }
 
-    fn on_error(&mut self, error: ErrorReply, now: Instant) {
+    /// `began`: when the printer started writing the error line.
+    fn on_error(&mut self, error: ErrorReply, began: Instant, now: Instant) {
         self.traffic.counters.errors += 1;
         match error {
-            ErrorReply::Line { last_line, .. } => self.on_line_error(last_line, now),
+            ErrorReply::Line { last_line, .. } => self.on_line_error(last_line, began, now),
             ErrorReply::Fatal(reason) => {
                 if matches!(self.phase, Phase::Halted { .. }) {
                     return;
@@ -1798,6 +1854,14 @@ fn is_move(line: &str) -> bool {
     matches!(command_word(line).as_str(), "G0" | "G1" | "G2" | "G3")
 }
 
+/// Marlin 1.1/2.x (Prusa-Firmware-Buddy is Marlin 2) checks only lines that start with `N` and
+/// runs the tail of a line cut by its receive-buffer flush (see the module documentation). Any
+/// name starting with `Marlin` but Marlin 1.0's report counts: vendors' builds print any version.
+pub fn runs_cut_tails(firmware: Option<&str>) -> bool {
+    let name = firmware.unwrap_or("");
+    (name.starts_with("Marlin") && !is_marlin_1_0(name)) || name.starts_with("Prusa-Firmware-Buddy")
+}
+
 /// The line window for a firmware identified by its `FIRMWARE_NAME` ([`Protocol::firmware`]):
 /// [`TAIL_REJECTING_WINDOW`] for the families that reject the unnumbered tail of a line cut by
 /// their receive-buffer flush (see the module documentation), 1 for Marlin 1.1/2.x, which runs
@@ -1917,5 +1981,45 @@ mod tests {
             assert_eq!(auto_line_window(Some(&name)), window, "{name}");
         }
         assert_eq!(auto_line_window(None), 1, "no answer to M115");
+    }
+
+    #[test]
+    fn a_configured_window_is_refused_on_firmware_that_runs_cut_tails() {
+        let cases = [
+            (
+                "Marlin 2.1.2 (Mar 1 2024) SOURCE_CODE_URL:github.com/MarlinFirmware/Marlin",
+                1,
+            ),
+            (
+                "Prusa-Firmware-Buddy 5.1.0 (Github) PROTOCOL_VERSION:1.0",
+                1,
+            ),
+            (
+                "Prusa-Firmware 3.13.3 based on Marlin PROTOCOL_VERSION:1.0",
+                4,
+            ),
+            (
+                "Marlin V1; Sprinter/grbl mashup for gen6 PROTOCOL_VERSION:1.0",
+                4,
+            ),
+            ("Klipper FIRMWARE_VERSION:v0.12.0", 4),
+        ];
+        for (info, window) in cases {
+            let settings = Settings {
+                in_flight: Some(4),
+                ..Settings::default()
+            };
+            let now = Instant::now();
+            let mut protocol = Protocol::new(settings, now);
+            protocol.receive(b"ok\n", now);
+            protocol.receive(format!("FIRMWARE_NAME:{info}\nok\n").as_bytes(), now);
+            assert!(protocol.is_ready(), "{info}");
+            assert_eq!(protocol.line_window(), window, "{info}");
+            let refused = u64::from(window == 1);
+            let traffic = protocol.traffic();
+            assert_eq!(traffic.counters.window_fallbacks, refused, "{info}");
+            let notes = traffic.lines().filter(|l| l.direction == Direction::Note);
+            assert_eq!(notes.count() as u64, refused, "{info}");
+        }
     }
 }

@@ -10,6 +10,7 @@
 //! every line the controller executed. `--reset-on-open` models an Arduino Uno, which reboots
 //! each time the host opens the port (DTR) and loses what arrives during its bootloader delay.
 
+pub mod bench;
 pub mod fault;
 pub mod firmware;
 

@@ -4,7 +4,8 @@
 //! resend), for one line in flight and for windows, against Marlin 2.x (which runs the tail of
 //! a line cut by its receive-buffer flush), Marlin 1.0 and Prusa-Firmware (which reject it: `*`
 //! without `N`; see [`microfab_drivers::marlin::protocol`]), and for the driver's default, the
-//! auto window, which the firmware's M115 answer sets (1 on Marlin 2.x, 3 on the others). The
+//! auto window, which the firmware's M115 answer sets (1 on Marlin 2.x, 3 on the others); a
+//! configured window of 4 is refused on Marlin 2.x (its row runs one line in flight). The
 //! simulated boards write their output blocking, as AVR boards do (a line error's flush comes
 //! once its error line is out), except the row with a TX buffer.
 //!
@@ -23,66 +24,14 @@
 //! - **lost / doubled** from the simulator's execution log against the program (every line is
 //!   unique, so each must run exactly once).
 //!
-//! Measured (10,000 lines `G1 X12.50 Y34.30`, 115,200 baud, this 2-core virtual machine shared
-//! with other builds, one run, `MARLIN_BENCH_LINES=10000 cargo test --release -p microfab-hil
-//! --test marlin_bench -- --nocapture`). The simulated Marlin 1.0 answers a move's `ok` when it
-//! reads the line, as Marlin 1.0 does (`get_command`):
-//!
-//! | method                    | firmware   | corruption | efficiency | wire eff. | lost | doubled |
-//! |---------------------------|------------|-----------:|-----------:|----------:|-----:|--------:|
-//! | 1 in flight               | Marlin 2.x |        0 % |      0.335 |     0.504 |    0 |       0 |
-//! | 1 in flight               | Marlin 2.x |        1 % |      0.322 |     0.485 |    0 |       0 |
-//! | 4 in flight               | Marlin 2.x |        0 % |      0.661 |     0.995 |    0 |       0 |
-//! | 4 in flight               | Marlin 2.x |        1 % |      0.574 |     0.865 |    0 |       8 |
-//! | 4 in flight               | Prusa      |        0 % |      0.661 |     0.996 |    0 |       0 |
-//! | 4 in flight               | Prusa      |        1 % |      0.577 |     0.870 |    0 |       0 |
-//! | auto (default): 1         | Marlin 2.x |        0 % |      0.332 |     0.501 |    0 |       0 |
-//! | auto (default): 1         | Marlin 2.x |        1 % |      0.325 |     0.489 |    0 |       0 |
-//! | auto (default): 3         | Marlin 1.0 |        0 % |      0.658 |     0.991 |    0 |       0 |
-//! | auto (default): 3         | Marlin 1.0 |        1 % |      0.602 |     0.907 |    0 |       0 |
-//! | auto (default): 3         | Prusa      |        0 % |      0.660 |     0.994 |    0 |       0 |
-//! | auto (default): 3         | Prusa      |        1 % |      0.577 |     0.870 |    0 |       0 |
-//! | auto: 3, TX buffer        | Prusa      |        0 % |      0.659 |     0.992 |    0 |       0 |
-//! | auto: 3, TX buffer        | Prusa      |        1 % |      0.602 |     0.907 |    0 |       0 |
-//! | auto: 3, answers 20 ms late | Prusa    |        0 % |      0.177 |     0.266 |    0 |       0 |
-//! | auto: 3, answers 20 ms late | Prusa    |        1 % |      0.166 |     0.251 |    0 |       0 |
-//! | auto: 3, answers 20 ms late | Marlin 1.0 |      0 % |      0.177 |     0.267 |    0 |       0 |
-//! | auto: 3, answers 20 ms late | Marlin 1.0 |      1 % |      0.168 |     0.253 |    0 |       0 |
-//!
-//! Figures move from run to run on this machine, most for the windows under noise: the wire
-//! stays busy only while acknowledgements come back within the window's wire time (7 ms for 3
-//! lines), and a busy neighbour on the virtual machine stretches some round trips past it. A run
-//! of the driver before it learned the answer latency made 0.925 on both Marlin 1.0 and
-//! Prusa-Firmware for the window of 3 at 1 %; earlier runs ranged 0.65-0.91. At 1 % every firmware above made 108 resends
-//! (the corrupted lines, once each) and 108-323 line errors per 10,000 lines (stale lines'
-//! rejections: more where the flush comes at once), none lost or doubled, no fallback to one
-//! line in flight. The fallback ([`microfab_drivers::marlin::protocol::WINDOW_FALLBACK_SHARE`])
-//! starts at 5 % resends; 1 % corruption makes about 1 %.
-//!
-//! The "late answers" rows flush the receive buffer at once (TX buffer) and deliver the
-//! firmware's answers 20 ms late (a USB-serial bridge's latency timer, or an emulation behind a
-//! slow pipe): a window of 3 then waits a round trip per 3 lines, hence 0.27 clean; 1 % costs
-//! 6 % of that. Before the driver learned the answer latency, the stale lines' rejections came
-//! after its quiet time, their `Resend:` was taken for new requests, each window went out twice
-//! and the copies' rejections flushed the next window: at 2,000 lines, 866 resends and 906 line
-//! errors for about 20 corrupted lines, 0.094 of the wire, and the fallback to one line in
-//! flight; at 10,000 lines the run did not finish as the bench requires. A main loop that reads
-//! serial once per 20 ms pass (`FirmwareConfig::loop_time`) or one that stalled 30 ms in every 100 ms
-//! (tried, not kept) did not make it cascade: the stale lines are all in the receive buffer when the rejected line is
-//! read, and its flush takes them whole.
-//!
-//! A lost `ok` (`a_lost_ok_costs_seconds_and_nothing_runs_twice`, `MARLIN_LOST_OK_LINES=4000`,
-//! 1 % of the `ok`s lost, default settings, one line in flight on Marlin 2.x): 2.44 s each after
-//! a move (37 lost, 114.5 s against 24.4 s), 2.54 s each after `M400` (17 lost, 59.8 s against
-//! 16.6 s), none lost or doubled; before the silence probe they cost the command timeout (10 s)
-//! and the long-command timeout (900 s).
+//! Measured figures, and what changed them: `docs/benchmarks.md`.
 //!
 //! A window saturates the wire; a line error then costs the wire time until every stale line
 //! behind the rejected one has answered or been swallowed by the firmware's flush: the
 //! printer's error replies (about 6 ms each at 115,200 baud) are the cost, 12-18 ms per error
 //! with 3 in flight. On Marlin 2.x the window's doubled lines are tails of lines cut by the
-//! receive-buffer flush, run unchecked (and out of order); no host can prevent that, so the auto
-//! window stays at one line in flight there. One line in flight pays a round trip per line
+//! receive-buffer flush, run unchecked (and out of order); no host can prevent that, so the
+//! driver keeps one line in flight there, whatever is configured. One line in flight pays a round trip per line
 //! (about 2 ms on top of the line's own wire time). The bench's printer has a 1 s command
 //! timeout: it answers within milliseconds.
 
@@ -94,7 +43,7 @@ use microfab_drivers::DriverEvent;
 use super::fault::{Fault, FaultKind};
 use super::firmware::{DropOk, FirmwareConfig, UnnumberedChecksum};
 use super::harness::{Comparison, Rig};
-use crate::bench::StreamingRow;
+use crate::streaming::StreamingRow;
 
 /// One measured run, with what does not fit a [`StreamingRow`].
 #[derive(Debug, Clone, PartialEq)]
@@ -143,7 +92,7 @@ pub const METHODS: [Method; 9] = [
         answer_delay_ms: 0,
     },
     Method {
-        name: "numbered, 4 in flight",
+        name: "4 in flight refused, 2.x",
         in_flight: Some(4),
         firmware: UnnumberedChecksum::Run,
         tx_buffer: false,
