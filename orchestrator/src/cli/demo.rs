@@ -11,7 +11,7 @@ use crate::ops::{Actor, Operations};
 use crate::plant::views::OrderView;
 use crate::store::now_ms;
 
-use super::load_config;
+use super::{listen_and_start, load_config};
 
 pub(super) async fn run(
     config_path: PathBuf,
@@ -25,11 +25,8 @@ pub(super) async fn run(
         .clone()
         .context("the config has no [demo] section")?;
     let time_scale = config.simulation.time_scale;
-    let listener = tokio::net::TcpListener::bind(&listen)
-        .await
-        .with_context(|| format!("listening on {listen}"))?;
     let shutdown = CancellationToken::new();
-    let running = crate::server::start(config, &database, listener, shutdown.clone()).await?;
+    let running = listen_and_start(config, &database, &listen, &shutdown).await?;
     println!(
         "microfab demo on http://{} (database {})",
         running.address,

@@ -231,11 +231,8 @@ async fn serve(
     let config = load_config(&config)?;
     let database = database.unwrap_or_else(|| config.plant.database.clone());
     let listen = listen.unwrap_or_else(|| config.plant.listen.clone());
-    let listener = tokio::net::TcpListener::bind(&listen)
-        .await
-        .with_context(|| format!("listening on {listen}"))?;
     let shutdown = CancellationToken::new();
-    let running = crate::server::start(config, &database, listener, shutdown.clone()).await?;
+    let running = listen_and_start(config, &database, &listen, &shutdown).await?;
     println!(
         "microfab serving on http://{} (database {})",
         running.address,
@@ -245,6 +242,19 @@ async fn serve(
     shutdown.cancel();
     running.join().await;
     Ok(0)
+}
+
+/// Binds `listen` and starts the plant on `database`; `shutdown` stops it.
+async fn listen_and_start(
+    config: PlantConfig,
+    database: &str,
+    listen: &str,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<crate::server::Running> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("listening on {listen}"))?;
+    crate::server::start(config, database, listener, shutdown.clone()).await
 }
 
 fn spec_check(files: &[PathBuf], json: bool) -> anyhow::Result<i32> {
