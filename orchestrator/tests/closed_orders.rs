@@ -288,3 +288,58 @@ async fn sqlite_a_refused_run_of_a_cancelled_order_goes_back_to_stock() {
 async fn postgres_a_refused_run_of_a_cancelled_order_goes_back_to_stock() {
     a_refused_run_of_a_cancelled_order_goes_back_to_stock("postgres").await;
 }
+
+/// The plan view drops a cancelled order's runs at once, though nothing else makes the
+/// planner plan again (its runs never reached a machine).
+async fn a_cancelled_order_leaves_the_plan(kind: &str) {
+    let db = TestDb::of(kind).await;
+    let plant = TestPlant::start(&db, &plant_config(0.001, 0.0)).await;
+    let client = &plant.client;
+    let mut orders = Vec::new();
+    for _ in 0..2 {
+        let id = client.submit_file(BRACKET_SPEC).await["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let (status, body) = client
+            .post(&format!("/api/v1/orders/{id}/approve"), Value::Null)
+            .await;
+        assert_eq!(status, 200, "{body}");
+        orders.push(id);
+    }
+    let (kept, cancelled) = (&orders[0], &orders[1]);
+    let planned = |plan: &Value, order: &str| {
+        plan["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|row| row["order_id"] == order)
+    };
+    wait_until("the plan places both orders", || async {
+        let plan = client.ok("/api/v1/plan").await;
+        planned(&plan, kept) && planned(&plan, cancelled)
+    })
+    .await;
+    client.cancel(cancelled).await;
+    let plan = client.ok("/api/v1/plan").await;
+    assert!(!planned(&plan, cancelled), "{plan}");
+    assert!(planned(&plan, kept), "{plan}");
+    let etas: Vec<&Value> = plan["orders"].as_array().unwrap().iter().collect();
+    assert!(
+        etas.iter().all(|eta| eta["order_id"] != cancelled.as_str()),
+        "{plan}"
+    );
+    plant.shutdown.cancel();
+    plant.running.join().await;
+    db.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_cancelled_order_leaves_the_plan() {
+    a_cancelled_order_leaves_the_plan("sqlite").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_cancelled_order_leaves_the_plan() {
+    a_cancelled_order_leaves_the_plan("postgres").await;
+}

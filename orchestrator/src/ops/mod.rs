@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::plant::views::OrderView;
-use crate::plant::{Plant, PlantError};
+use crate::plant::{OrderState, Plant, PlantError};
 use crate::runtime::{CommandError, Runtime};
 
 /// Who does an operation, as the event log records it.
@@ -88,14 +88,22 @@ impl Operations {
     }
 
     /// The plan the dispatcher follows, as Gantt rows per machine.
-    pub fn plan(&self) -> crate::plant::live_views::PlanView {
+    pub async fn plan(&self) -> Result<crate::plant::live_views::PlanView> {
         use std::sync::atomic::Ordering::Relaxed;
         let snapshot = self.runtime.current_plan();
-        crate::plant::live_views::plan_view(
+        let mut closed = std::collections::HashSet::new();
+        if snapshot.is_some() {
+            for state in [OrderState::Cancelled, OrderState::Rejected] {
+                let orders = self.plant().orders(Some(state.as_str()), None).await?;
+                closed.extend(orders.into_iter().map(|order| order.id));
+            }
+        }
+        Ok(crate::plant::live_views::plan_view(
             snapshot.as_deref().map(|s| (&s.plan, &s.input)),
+            &closed,
             self.runtime.plans_made.load(Relaxed),
             self.runtime.plans_refused.load(Relaxed),
-        )
+        ))
     }
 }
 

@@ -49,9 +49,11 @@ pub struct PlanView {
 }
 
 /// The plan (with the input it was made from) as Gantt rows per machine; before the first
-/// plan, an empty view with the counters.
+/// plan, an empty view with the counters. Orders in `closed` (cancelled or rejected since the
+/// plan was made) are left out: their runs will never start, whenever the next plan comes.
 pub fn plan_view(
     plan: Option<(&Plan, &PlanInput)>,
+    closed: &HashSet<String>,
     plans_made: u64,
     plans_refused: u64,
 ) -> PlanView {
@@ -83,9 +85,9 @@ pub fn plan_view(
         rows: plan
             .assignments
             .iter()
-            .map(|a| {
+            .filter_map(|a| {
                 let (order_id, step) = runs.get(&a.run_id).copied().unwrap_or(("", None));
-                GanttRow {
+                (!closed.contains(order_id)).then(|| GanttRow {
                     machine_id: a.machine_id.clone(),
                     run_id: a.run_id,
                     order_id: order_id.to_string(),
@@ -94,12 +96,13 @@ pub fn plan_view(
                     setup_start: format_ms(a.setup_start),
                     start: format_ms(a.start),
                     end: format_ms(a.end),
-                }
+                })
             })
             .collect(),
         orders: plan
             .order_eta
             .iter()
+            .filter(|(id, _)| !closed.contains(id))
             .map(|(id, at)| OrderEta {
                 order_id: id.clone(),
                 eta: format_ms(*at),
