@@ -148,6 +148,12 @@ impl utoipa::Modify for FrameworkResponses {
                         "a field is missing, of the wrong type, unknown, or out of range",
                     );
                 }
+                if parameters
+                    .iter()
+                    .any(|p| matches!(p.parameter_in, ParameterIn::Header) && p.name == "X-Actor")
+                {
+                    add("422", "the X-Actor header is over its limit");
+                }
                 add("500", "the store failed; the change was not made");
             }
         }

@@ -137,11 +137,12 @@ where
     Ok(Option::<Whole<T>>::deserialize(deserializer)?.map(|Whole(n)| n))
 }
 
-#[utoipa::path(post, path = "/api/v1/jobs/{id}/confirm", params(("id" = i64, Path)),
+#[utoipa::path(post, path = "/api/v1/jobs/{id}/confirm", params(("id" = i64, Path), ActorHeader),
     responses((status = 200, body = JobView), (status = 409, body = ErrorBody, description = "the job is not waiting for a person (a manual station's run, a GRBL tool change)")))]
 pub(super) async fn confirm_job(
     State(ops): State<Operations>,
+    headers: HeaderMap,
     At(id): At<i64>,
 ) -> Result<Json<JobView>, ApiError> {
-    Ok(Json(ops.confirm(id).await?))
+    Ok(Json(ops.confirm(&actor(&headers)?, id).await?))
 }

@@ -31,28 +31,31 @@ pub(super) async fn get_machine(
     Ok(Json(ops.machine(&id).await?))
 }
 
-#[utoipa::path(post, path = "/api/v1/machines/{id}/pause", params(("id" = String, Path)), responses((status = 200, body = MachineView), (status = 409, body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/machines/{id}/pause", params(("id" = String, Path), ActorHeader), responses((status = 200, body = MachineView), (status = 409, body = ErrorBody)))]
 pub(super) async fn pause_machine(
     State(ops): State<Operations>,
+    headers: HeaderMap,
     At(id): At<String>,
 ) -> Result<Json<MachineView>, ApiError> {
-    Ok(Json(ops.pause(&id).await?))
+    Ok(Json(ops.pause(&actor(&headers)?, &id).await?))
 }
 
-#[utoipa::path(post, path = "/api/v1/machines/{id}/resume", params(("id" = String, Path)), responses((status = 200, body = MachineView), (status = 409, body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/machines/{id}/resume", params(("id" = String, Path), ActorHeader), responses((status = 200, body = MachineView), (status = 409, body = ErrorBody)))]
 pub(super) async fn resume_machine(
     State(ops): State<Operations>,
+    headers: HeaderMap,
     At(id): At<String>,
 ) -> Result<Json<MachineView>, ApiError> {
-    Ok(Json(ops.resume_machine(&id).await?))
+    Ok(Json(ops.resume_machine(&actor(&headers)?, &id).await?))
 }
 
-#[utoipa::path(post, path = "/api/v1/machines/{id}/abort", params(("id" = String, Path)), responses((status = 200, body = MachineView), (status = 409, body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/machines/{id}/abort", params(("id" = String, Path), ActorHeader), responses((status = 200, body = MachineView), (status = 409, body = ErrorBody)))]
 pub(super) async fn abort_machine(
     State(ops): State<Operations>,
+    headers: HeaderMap,
     At(id): At<String>,
 ) -> Result<Json<MachineView>, ApiError> {
-    Ok(Json(ops.abort(&id).await?))
+    Ok(Json(ops.abort(&actor(&headers)?, &id).await?))
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -153,16 +156,20 @@ impl Limited for OperatorRequest {
     }
 }
 
-#[utoipa::path(post, path = "/api/v1/machines/{id}/operator", params(("id" = String, Path)), request_body = OperatorRequest,
+#[utoipa::path(post, path = "/api/v1/machines/{id}/operator", params(("id" = String, Path), ActorHeader), request_body = OperatorRequest,
     responses((status = 200, body = MachineView, description = "the machine did it (an unlock or home: it left the alarm)"),
         (status = 409, body = ErrorBody, description = "the machine refused or did not do it (busy, locked until a reset, no such action); the message says what is needed"),
         (status = 503, body = ErrorBody, description = "the machine cannot be reached")))]
 pub(super) async fn machine_operator(
     State(ops): State<Operations>,
+    headers: HeaderMap,
     At(id): At<String>,
     Body(body): Body<OperatorRequest>,
 ) -> Result<Json<MachineView>, ApiError> {
-    Ok(Json(ops.operator_action(&id, body.action).await?))
+    Ok(Json(
+        ops.operator_action(&actor(&headers)?, &id, body.action)
+            .await?,
+    ))
 }
 
 /// The machine's recent serial traffic (newest last) and link counters, for support.

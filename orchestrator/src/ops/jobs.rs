@@ -50,7 +50,7 @@ impl Operations {
     }
 
     /// A person at the station says the run's manual work (or the machine's prompt) is done.
-    pub async fn confirm(&self, job_id: i64) -> Result<JobView> {
+    pub async fn confirm(&self, actor: &Actor, job_id: i64) -> Result<JobView> {
         let job = self.plant().job(job_id).await?;
         let machine = job
             .machine_id
@@ -62,6 +62,12 @@ impl Operations {
             .ok_or_else(|| {
                 PlantError::Conflict(format!("job {job_id} is {}, not at a station", job.state))
             })?;
+        tracing::info!(
+            actor = actor.name(),
+            job_id,
+            machine,
+            "confirmed at the station"
+        );
         self.runtime
             .command(&machine, DriverCommand::ConfirmManual { job_id })
             .await?;

@@ -8,21 +8,32 @@ use crate::plant::views::MachineView;
 use crate::store::now_ms;
 
 impl Operations {
-    pub async fn pause(&self, machine_id: &str) -> Result<MachineView> {
-        self.command(machine_id, DriverCommand::Pause).await
+    pub async fn pause(&self, actor: &Actor, machine_id: &str) -> Result<MachineView> {
+        self.command(actor, machine_id, DriverCommand::Pause).await
     }
 
     /// Let a paused machine go on (not to be confused with resuming an interrupted run).
-    pub async fn resume_machine(&self, machine_id: &str) -> Result<MachineView> {
-        self.command(machine_id, DriverCommand::Resume).await
+    pub async fn resume_machine(&self, actor: &Actor, machine_id: &str) -> Result<MachineView> {
+        self.command(actor, machine_id, DriverCommand::Resume).await
     }
 
-    pub async fn abort(&self, machine_id: &str) -> Result<MachineView> {
-        self.command(machine_id, DriverCommand::Abort).await
+    pub async fn abort(&self, actor: &Actor, machine_id: &str) -> Result<MachineView> {
+        self.command(actor, machine_id, DriverCommand::Abort).await
     }
 
-    async fn command(&self, machine_id: &str, command: DriverCommand) -> Result<MachineView> {
+    async fn command(
+        &self,
+        actor: &Actor,
+        machine_id: &str,
+        command: DriverCommand,
+    ) -> Result<MachineView> {
         self.plant().machine(machine_id).await?;
+        tracing::info!(
+            actor = actor.name(),
+            machine_id,
+            ?command,
+            "machine command"
+        );
         self.runtime.command(machine_id, command).await?;
         Ok(self.plant().machine(machine_id).await?)
     }
@@ -46,15 +57,16 @@ impl Operations {
     /// what the machine did.
     pub async fn operator_action(
         &self,
+        actor: &Actor,
         machine_id: &str,
         action: OperatorAction,
     ) -> Result<MachineView> {
         self.plant().machine(machine_id).await?;
+        tracing::info!(actor = actor.name(), machine_id, ?action, "operator action");
         self.runtime.operator(machine_id, action).await?;
         Ok(self.plant().machine(machine_id).await?)
     }
 
-    /// The machine's recent serial traffic and link counters, for support.
     /// Every machine, with its live status.
     pub async fn machines(&self) -> Result<Vec<LiveMachineView>> {
         let machines = self.plant().machines().await?;
@@ -74,6 +86,7 @@ impl Operations {
         LiveMachineView { machine, live }
     }
 
+    /// The machine's recent serial traffic and link counters, for support.
     pub async fn console(&self, machine_id: &str) -> Result<Console> {
         self.plant().machine(machine_id).await?;
         let log = self
