@@ -268,7 +268,7 @@ async fn a_refused_run_of_a_cancelled_order_goes_back_to_stock(kind: &str) {
 
     let run = plant.jobs(Some(&order), None, None).await.unwrap();
     let run = run.iter().find(|j| j.id == first.id).unwrap();
-    assert_eq!(run.state, "cancelled", "{run:?}");
+    assert_eq!(run.state, microfab::plant::JobState::Cancelled, "{run:?}");
     let stock_after = plant.materials().await.unwrap();
     for (before, after) in stock_before.iter().zip(&stock_after) {
         assert_eq!(after.reserved.0, 0, "{after:?}");

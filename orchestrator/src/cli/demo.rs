@@ -8,6 +8,7 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use crate::ops::{Actor, Operations};
+use crate::plant::OrderState;
 use crate::plant::views::OrderView;
 use crate::store::now_ms;
 
@@ -43,7 +44,7 @@ pub(super) async fn run(
         let key = format!("demo:{}", checked.source_name);
         let order = ops.submit(&Actor::Demo, &checked, Some(&key)).await?.order;
         let id = order.id.clone();
-        if order.state == "submitted" {
+        if order.state == OrderState::Submitted {
             for flag in &order.prescreen {
                 println!("  pre-screen {id}: {flag}");
             }
@@ -89,7 +90,7 @@ pub(super) async fn run(
         ) {
             println!("{line}");
         }
-        if orders.iter().all(|o| ENDED.contains(&o.state.as_str())) {
+        if orders.iter().all(|o| ENDED.contains(&o.state)) {
             if !summarised {
                 summarised = true;
                 let consumed = plant.consumed_by(&order_ids).await?;
@@ -108,7 +109,11 @@ pub(super) async fn run(
 }
 
 /// An order in one of these states has ended: nothing more will be made for it.
-const ENDED: [&str; 3] = ["completed", "cancelled", "rejected"];
+const ENDED: [OrderState; 3] = [
+    OrderState::Completed,
+    OrderState::Cancelled,
+    OrderState::Rejected,
+];
 
 /// Width of the terminal the demo's progress is written for.
 const PROGRESS_WIDTH: usize = 80;
@@ -134,7 +139,7 @@ fn progress_lines(
     segments.extend(orders.iter().map(|o| {
         let number = o.id.trim_start_matches("ord-").trim_start_matches('0');
         let progress = format!("#{number} {}/{}", o.good, o.quantity);
-        if ENDED.contains(&o.state.as_str()) {
+        if ENDED.contains(&o.state) {
             format!("{progress} {}", o.state)
         } else {
             // The plan counts real machine time from when it was made; the simulated

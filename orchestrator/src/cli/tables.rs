@@ -40,7 +40,7 @@ pub(super) fn render_orders(orders: &[OrderView]) -> String {
         .map(|o| {
             vec![
                 o.id.clone(),
-                o.state.clone(),
+                o.state.to_string(),
                 o.quantity.to_string(),
                 o.good.to_string(),
                 o.scrapped.to_string(),
@@ -131,7 +131,7 @@ pub(super) fn render_jobs(jobs: &[JobView]) -> String {
                 j.order_id.clone(),
                 j.step.clone(),
                 j.units.to_string(),
-                j.state.clone(),
+                j.state.to_string(),
                 or_dash(j.machine_id.as_deref()),
                 j.good.to_string(),
                 j.scrapped.to_string(),

@@ -54,11 +54,7 @@ impl Operations {
         let job = self.plant().job(job_id).await?;
         let machine = job
             .machine_id
-            .filter(|_| {
-                JobState::ON_MACHINE
-                    .iter()
-                    .any(|state| state.as_str() == job.state)
-            })
+            .filter(|_| JobState::ON_MACHINE.contains(&job.state))
             .ok_or_else(|| {
                 PlantError::Conflict(format!("job {job_id} is {}, not at a station", job.state))
             })?;

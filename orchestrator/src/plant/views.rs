@@ -26,7 +26,7 @@ pub struct StepView {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct OrderView {
     pub id: String,
-    pub state: String,
+    pub state: OrderState,
     pub state_reason: Option<String>,
     pub product: String,
     pub maker: String,
@@ -55,7 +55,7 @@ pub struct JobView {
     pub order_id: String,
     pub step: String,
     pub units: i64,
-    pub state: String,
+    pub state: JobState,
     pub machine_id: Option<String>,
     pub good: i64,
     pub scrapped: i64,
@@ -165,7 +165,7 @@ fn order_view(row: OrderRow, steps: Vec<StepView>, etas: &Etas) -> OrderView {
         .flatten();
     OrderView {
         id: row.id,
-        state: row.state.to_string(),
+        state: row.state,
         state_reason: row.state_reason,
         product: row.product,
         maker: row.maker,
@@ -284,7 +284,7 @@ impl Plant {
                     step: r.step_id,
                     units: r.units,
                     waiting_for_material: r.state == JobState::Planned && r.material_reserved == 0,
-                    state: r.state.to_string(),
+                    state: r.state,
                     machine_id: r.machine_id,
                     good: r.good,
                     scrapped: r.scrapped,
