@@ -318,6 +318,28 @@ async fn the_operator_works_the_plant_from_the_command_line() {
     let stderr = refused(&server, &["operator", "mill-1", "unlock"]).await;
     assert!(stderr.contains("409"), "{stderr}");
 
+    // Who told a machine what is in the event log; a refused action left nothing there.
+    let log = plant.client.ok("/api/v1/events/log").await;
+    let commands: Vec<(String, String, String)> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|record| record["event"]["kind"] == "machine_commanded")
+        .map(|record| {
+            let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+            (
+                text(&record["actor"]),
+                text(&record["event"]["machine_id"]),
+                text(&record["event"]["command"]),
+            )
+        })
+        .collect();
+    let expected: Vec<(String, String, String)> = ["pause", "resume", "abort"]
+        .into_iter()
+        .map(|command| ("cli".to_string(), busy.clone(), command.to_string()))
+        .collect();
+    assert_eq!(commands, expected);
+
     let plan = ok(&server, &["plan"]).await;
     assert!(
         plan.starts_with("plan of") || plan.starts_with("no plan yet"),

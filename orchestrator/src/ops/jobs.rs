@@ -5,7 +5,7 @@ use microfab_drivers::DriverCommand;
 use super::{Actor, Operations, Result};
 use crate::plant::views::JobView;
 use crate::plant::{JobState, PlantError};
-use crate::store::now_ms;
+use crate::store::{MachineCommand, now_ms};
 
 impl Operations {
     /// Settle an interrupted run: `good` of its units are good, the rest scrapped and replaced.
@@ -58,14 +58,17 @@ impl Operations {
             .ok_or_else(|| {
                 PlantError::Conflict(format!("job {job_id} is {}, not at a station", job.state))
             })?;
-        tracing::info!(
-            actor = actor.name(),
-            job_id,
-            machine,
-            "confirmed at the station"
-        );
         self.runtime
             .command(&machine, DriverCommand::ConfirmManual { job_id })
+            .await?;
+        self.plant()
+            .machine_commanded(
+                &machine,
+                MachineCommand::Confirm,
+                Some(job_id),
+                actor.name(),
+                now_ms(),
+            )
             .await?;
         Ok(self.plant().job(job_id).await?)
     }

@@ -5,36 +5,53 @@ use microfab_drivers::{DriverCommand, OperatorAction};
 use super::{Actor, OpError, Operations, Result};
 use crate::plant::live_views::{Console, LiveMachineView, console_view};
 use crate::plant::views::MachineView;
-use crate::store::now_ms;
+use crate::store::{MachineCommand, now_ms};
 
 impl Operations {
     pub async fn pause(&self, actor: &Actor, machine_id: &str) -> Result<MachineView> {
-        self.command(actor, machine_id, DriverCommand::Pause).await
+        self.command(
+            actor,
+            machine_id,
+            MachineCommand::Pause,
+            DriverCommand::Pause,
+        )
+        .await
     }
 
     /// Let a paused machine go on (not to be confused with resuming an interrupted run).
     pub async fn resume_machine(&self, actor: &Actor, machine_id: &str) -> Result<MachineView> {
-        self.command(actor, machine_id, DriverCommand::Resume).await
+        self.command(
+            actor,
+            machine_id,
+            MachineCommand::Resume,
+            DriverCommand::Resume,
+        )
+        .await
     }
 
     pub async fn abort(&self, actor: &Actor, machine_id: &str) -> Result<MachineView> {
-        self.command(actor, machine_id, DriverCommand::Abort).await
+        self.command(
+            actor,
+            machine_id,
+            MachineCommand::Abort,
+            DriverCommand::Abort,
+        )
+        .await
     }
 
+    /// Sends `command` to the machine and, once it took it, records who gave it.
     async fn command(
         &self,
         actor: &Actor,
         machine_id: &str,
+        logged: MachineCommand,
         command: DriverCommand,
     ) -> Result<MachineView> {
         self.plant().machine(machine_id).await?;
-        tracing::info!(
-            actor = actor.name(),
-            machine_id,
-            ?command,
-            "machine command"
-        );
         self.runtime.command(machine_id, command).await?;
+        self.plant()
+            .machine_commanded(machine_id, logged, None, actor.name(), now_ms())
+            .await?;
         Ok(self.plant().machine(machine_id).await?)
     }
 
@@ -62,8 +79,15 @@ impl Operations {
         action: OperatorAction,
     ) -> Result<MachineView> {
         self.plant().machine(machine_id).await?;
-        tracing::info!(actor = actor.name(), machine_id, ?action, "operator action");
         self.runtime.operator(machine_id, action).await?;
+        let logged = match action {
+            OperatorAction::Unlock => MachineCommand::Unlock,
+            OperatorAction::Home => MachineCommand::Home,
+            OperatorAction::Reset => MachineCommand::Reset,
+        };
+        self.plant()
+            .machine_commanded(machine_id, logged, None, actor.name(), now_ms())
+            .await?;
         Ok(self.plant().machine(machine_id).await?)
     }
 

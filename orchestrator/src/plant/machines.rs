@@ -6,7 +6,7 @@ use microfab_drivers::Condition;
 use super::state::MachineState;
 use super::{Plant, PlantError, Result, invalid};
 use crate::config::MachineConfig;
-use crate::store::Event;
+use crate::store::{Event, MachineCommand};
 
 /// The state a driver's condition is stored as, and why. `Unavailable` means "we do not
 /// know": never shown as idle.
@@ -81,6 +81,27 @@ impl Plant {
             machine_id: machine_id.to_string(),
             state: state.as_str().into(),
             reason,
+        })
+        .await?;
+        w.commit().await?;
+        Ok(())
+    }
+
+    /// Records that `machine_id` took `command` from `actor` (for a run's confirmation, that
+    /// run).
+    pub async fn machine_commanded(
+        &self,
+        machine_id: &str,
+        command: MachineCommand,
+        job_id: Option<i64>,
+        actor: &str,
+        at_ms: i64,
+    ) -> Result<()> {
+        let mut w = self.store.writer(actor, at_ms).await?;
+        w.emit(Event::MachineCommanded {
+            machine_id: machine_id.to_string(),
+            command,
+            job_id,
         })
         .await?;
         w.commit().await?;

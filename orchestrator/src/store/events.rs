@@ -28,6 +28,20 @@ pub struct NewJob {
     pub material_reserved: bool,
 }
 
+/// What a person told a machine to do, outside the scheduler's runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MachineCommand {
+    Pause,
+    Resume,
+    Abort,
+    /// The manual work of a run (or the machine's prompt) is done.
+    Confirm,
+    Unlock,
+    Home,
+    Reset,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Event {
@@ -182,6 +196,13 @@ pub enum Event {
         on: bool,
         reason: String,
     },
+    /// The machine took a person's command; what it then did comes as its own events.
+    MachineCommanded {
+        machine_id: String,
+        command: MachineCommand,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        job_id: Option<i64>,
+    },
 }
 
 impl Event {
@@ -210,6 +231,7 @@ impl Event {
             Event::UnitScrapped { .. } => "unit_scrapped",
             Event::MachineState { .. } => "machine_state",
             Event::MachineMaintenance { .. } => "machine_maintenance",
+            Event::MachineCommanded { .. } => "machine_commanded",
         }
     }
 
@@ -262,7 +284,8 @@ impl Event {
             | Event::JobInterrupted { machine_id, .. }
             | Event::JobResumed { machine_id, .. }
             | Event::MachineState { machine_id, .. }
-            | Event::MachineMaintenance { machine_id, .. } => Some(machine_id),
+            | Event::MachineMaintenance { machine_id, .. }
+            | Event::MachineCommanded { machine_id, .. } => Some(machine_id),
             _ => None,
         }
     }
@@ -504,7 +527,8 @@ pub fn replay<'a>(records: impl IntoIterator<Item = &'a EventRecord>) -> Replaye
             Event::JobToppedUp { .. }
             | Event::MaterialShort { .. }
             | Event::MachineState { .. }
-            | Event::MachineMaintenance { .. } => {}
+            | Event::MachineMaintenance { .. }
+            | Event::MachineCommanded { .. } => {}
         }
     }
     r

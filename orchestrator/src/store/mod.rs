@@ -14,7 +14,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyConnection, AnyPool, Connection, Executor, Transaction};
 use tokio::sync::{Mutex, MutexGuard, broadcast};
 
-pub use events::{Draw, Event, EventRecord};
+pub use events::{Draw, Event, EventRecord, MachineCommand};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
