@@ -2,11 +2,11 @@
 
 use std::time::Instant;
 
-use crate::marlin::reply::{self, ErrorReply, HostAction, Reply, Temperatures};
 use super::{
     Phase, Protocol, ProtocolEvent, Purpose, SYNC_LINES, Stream, acknowledges_moves_on_read,
     auto_line_window, firmware_name, is_move,
 };
+use crate::marlin::reply::{self, ErrorReply, HostAction, Reply, Temperatures};
 use crate::traffic::Direction;
 
 impl Protocol {
@@ -57,7 +57,7 @@ impl Protocol {
         }
     }
 
-    pub(super) fn set_temperatures(&mut self, temperatures: Temperatures) {
+    fn set_temperatures(&mut self, temperatures: Temperatures) {
         self.events
             .push_back(ProtocolEvent::Temperatures(temperatures.clone()));
         self.temperatures = Some(temperatures);
@@ -65,7 +65,7 @@ impl Protocol {
 
     /// `follows_unknown_command`: Marlin reported an unknown command just before; its `ok` is
     /// for a line read wrongly, not executed.
-    pub(super) fn on_ok(
+    fn on_ok(
         &mut self,
         advanced_line: Option<u64>,
         answered_m105: bool,
@@ -256,7 +256,7 @@ impl Protocol {
         }
     }
 
-    pub(super) fn finish_stream_if_done(&mut self, now: Instant) {
+    fn finish_stream_if_done(&mut self, now: Instant) {
         let Some(stream) = &self.stream else { return };
         let all_sent = stream.next == stream.lines.len();
         let proven = stream.lines.last().is_some_and(|l| l.probe);
@@ -282,7 +282,7 @@ impl Protocol {
     }
 
     /// `began`: when the printer started writing the error line.
-    pub(super) fn on_error(&mut self, error: ErrorReply, began: Instant, now: Instant) {
+    fn on_error(&mut self, error: ErrorReply, began: Instant, now: Instant) {
         self.traffic.counters.errors += 1;
         match error {
             ErrorReply::Line { last_line, .. } => self.on_line_error(last_line, began, now),
@@ -313,7 +313,7 @@ impl Protocol {
         }
     }
 
-    pub(super) fn on_start(&mut self, now: Instant) {
+    fn on_start(&mut self, now: Instant) {
         if matches!(self.phase, Phase::Handshake { .. }) {
             // The board rebooted as the port opened (DTR); earlier hellos are lost.
             self.events.push_back(ProtocolEvent::Booted);
@@ -340,7 +340,7 @@ impl Protocol {
 
     /// `busy: paused for user` (M0/M1, a filament change): the job waits for someone at the
     /// printer's screen, which the operator must hear about; any other answer ends the wait.
-    pub(super) fn on_busy(&mut self, what: &str) {
+    fn on_busy(&mut self, what: &str) {
         let waits_for_user = what.starts_with("paused for");
         if waits_for_user && !self.waiting_for_user && self.job_active() {
             self.events.push_back(ProtocolEvent::PausedByPrinter {
@@ -352,13 +352,13 @@ impl Protocol {
         self.waiting_for_user = waits_for_user && self.job_active();
     }
 
-    pub(super) fn end_wait_for_user(&mut self) {
+    fn end_wait_for_user(&mut self) {
         if std::mem::take(&mut self.waiting_for_user) && self.job_active() {
             self.events.push_back(ProtocolEvent::ResumedByPrinter);
         }
     }
 
-    pub(super) fn on_action(&mut self, action: HostAction, now: Instant) {
+    fn on_action(&mut self, action: HostAction, now: Instant) {
         match action {
             HostAction::Pause | HostAction::Paused => {
                 if let Ok(stream) = self.job_mut()

@@ -6,7 +6,7 @@ use super::{Protocol, Purpose, SYNC_LINES, Stream, StreamLine, command_word};
 
 /// Commands Marlin's emergency parser acts on as soon as they arrive, even while a command
 /// blocks its queue (`EMERGENCY_PARSER`).
-pub(super) const EMERGENCY_COMMANDS: [&str; 3] = ["M108", "M410", "M112"];
+const EMERGENCY_COMMANDS: [&str; 3] = ["M108", "M410", "M112"];
 
 pub fn default_cancel_script() -> Vec<String> {
     ["M108", "M410", "M104 S0", "M140 S0", "M107", "M84"]

@@ -34,7 +34,7 @@ pub fn acknowledges_moves_on_read(firmware: Option<&str>) -> bool {
     name.starts_with("Sprinter") || is_marlin_1_0(name)
 }
 
-pub(super) fn is_marlin_1_0(name: &str) -> bool {
+fn is_marlin_1_0(name: &str) -> bool {
     name.starts_with("Marlin V1") && name.contains("Sprinter/grbl mashup")
 }
 

@@ -4,7 +4,7 @@
 pub const MAX_CMD_SIZE: usize = 96;
 
 /// Commands that may legitimately keep the printer silent for minutes.
-pub(super) const LONG_COMMANDS: [&str; 17] = [
+const LONG_COMMANDS: [&str; 17] = [
     "M109", "M190", "M191", "M400", "M303", "M600", "M0", "M1", "M226", "M116", "M48", "G4", "G28",
     "G29", "G34", "G35", "G76",
 ];

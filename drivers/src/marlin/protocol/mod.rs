@@ -139,7 +139,9 @@ mod tests;
 mod window;
 
 pub use cancel::default_cancel_script;
-pub use family::{TAIL_REJECTING_WINDOW, acknowledges_moves_on_read, auto_line_window, runs_cut_tails};
+pub use family::{
+    TAIL_REJECTING_WINDOW, acknowledges_moves_on_read, auto_line_window, runs_cut_tails,
+};
 pub use framing::{
     MAX_CMD_SIZE, ProgramError, ProgramLine, checksum, command_word, frame, is_long_command,
     prepare_program, strip,

@@ -90,7 +90,7 @@ impl Protocol {
     }
 
     /// When the line's last byte reaches the printer.
-    pub(super) fn send_raw(&mut self, text: &str, now: Instant) -> Instant {
+    fn send_raw(&mut self, text: &str, now: Instant) -> Instant {
         self.last_tx = now;
         self.wire_free_at =
             self.wire_free_at.max(now) + self.settings.byte_time * (text.len() as u32 + 1);

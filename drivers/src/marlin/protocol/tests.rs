@@ -1,4 +1,5 @@
 use super::*;
+use crate::traffic::Direction;
 
 #[test]
 fn the_auto_window_is_above_1_only_for_firmware_that_rejects_a_cut_tail() {

@@ -8,7 +8,7 @@ use crate::traffic::Direction;
 /// The line errors counted since the last resend request (see [`Protocol::line_errors`]) that
 /// named `line - 1` as the last line accepted: lines already rejected when Marlin asks for
 /// `line`.
-pub(super) fn rejected_before(line_errors: &mut Option<(Option<u64>, usize)>, line: usize) -> usize {
+fn rejected_before(line_errors: &mut Option<(Option<u64>, usize)>, line: usize) -> usize {
     match line_errors.take() {
         Some((last_line, count)) if last_line.is_none_or(|l| l + 1 == line as u64) => count,
         _ => 0,
@@ -194,7 +194,7 @@ impl Protocol {
 
     /// How long the line a first `Error:` rejects (the one after `last_line`) took to be
     /// answered: until the printer `began` its error line.
-    pub(super) fn rejected_line_latency(&self, last_line: Option<u64>, began: Instant) -> Option<Duration> {
+    fn rejected_line_latency(&self, last_line: Option<u64>, began: Instant) -> Option<Duration> {
         let stream = self.stream.as_ref()?;
         if stream.settle.is_some() {
             return None;
