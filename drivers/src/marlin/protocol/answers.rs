@@ -215,14 +215,14 @@ impl Protocol {
         self.pump(now);
     }
 
-    /// The probe an `ok T:` answers: the oldest one outstanding, unless the plain `ok`s that
-    /// came while it was the oldest line in flight cover every command between it and the next
-    /// probe. Marlin answers in order and a probe only with `ok T:`, so those `ok`s prove its
-    /// answer was taken earlier for another (a stale resend request made us drop and resend a
-    /// probe the firmware had accepted): this answer is the next probe's. Without that, the
-    /// count stays one answer behind and every window waits out a timeout. Not where cut tails
-    /// run ([`Settings::in_flight`] above 1 on firmware not known to reject them): there a
-    /// plain `ok` may answer no line at all.
+    /// The probe an `ok T:` answers: the oldest one outstanding, unless the plain `ok`s that came
+    /// while it was the oldest line in flight cover every command between it and the next probe.
+    /// Marlin answers in order and a probe only with `ok T:`, so those `ok`s prove its answer was
+    /// taken earlier for another (a stale resend request made us drop and resend a probe the
+    /// firmware had accepted): this answer is the next probe's. Without that, the count stays one
+    /// answer behind and every window waits out a timeout. Not where cut tails run
+    /// ([`Settings::in_flight`](super::Settings::in_flight) above 1 on firmware not known to reject
+    /// them): there a plain `ok` may answer no line at all.
     pub(super) fn answered_probe(stream: &mut Stream, tails_run: bool) -> Option<usize> {
         let oldest = *stream.probes.front()?;
         if let Some(&next) = stream.probes.get(1)

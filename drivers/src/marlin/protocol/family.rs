@@ -51,10 +51,10 @@ pub fn runs_cut_tails(firmware: Option<&str>) -> bool {
     (name.starts_with("Marlin") && !is_marlin_1_0(name)) || name.starts_with("Prusa-Firmware-Buddy")
 }
 
-/// The line window for a firmware identified by its `FIRMWARE_NAME` ([`Protocol::firmware`]):
-/// [`TAIL_REJECTING_WINDOW`] for the families that reject the unnumbered tail of a line cut by
-/// their receive-buffer flush (see the module documentation), 1 for Marlin 1.1/2.x, which runs
-/// it, and for anything else.
+/// The line window for a firmware identified by its `FIRMWARE_NAME`
+/// ([`Protocol::firmware`](super::Protocol::firmware)): [`TAIL_REJECTING_WINDOW`] for the families
+/// that reject the unnumbered tail of a line cut by their receive-buffer flush (see the module
+/// documentation), 1 for Marlin 1.1/2.x, which runs it, and for anything else.
 pub fn auto_line_window(firmware: Option<&str>) -> usize {
     let name = firmware.unwrap_or("");
     // Not `Prusa-Firmware-Buddy` (MK4, XL, MINI): that is Marlin 2.

@@ -6,10 +6,10 @@ use super::default_cancel_script;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
-    /// Numbered lines sent but not yet acknowledged; `None` chooses from the firmware's family
-    /// once the handshake has identified it ([`auto_line_window`](super::auto_line_window)), 1 until then. 1 is safe on
-    /// every board (see the module documentation); more keeps the wire busy, and is refused
-    /// (1, with a console note) on firmware that runs the tail of a line cut by its
+    /// Numbered lines sent but not yet acknowledged; `None` chooses from the firmware's family once
+    /// the handshake has identified it ([`auto_line_window`](super::auto_line_window)), 1 until
+    /// then. 1 is safe on every board (see the module documentation); more keeps the wire busy, and
+    /// is refused (1, with a console note) on firmware that runs the tail of a line cut by its
     /// receive-buffer flush ([`runs_cut_tails`](super::runs_cut_tails): Marlin 1.1/2.x).
     pub in_flight: Option<usize>,
     /// Silence allowed while ordinary commands are in flight.

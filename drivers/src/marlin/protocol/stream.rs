@@ -57,22 +57,23 @@ pub(super) struct Stream {
     pub(super) settle: Option<Settle>,
     /// Numbers below this have been sent, each with its text: a number never changes its text
     /// within a stream (after a rewind the firmware may have accepted it already; see
-    /// [`Protocol::send_probe_now`]).
+    /// [`Protocol::send_probe_now`](super::Protocol::send_probe_now)).
     pub(super) sent_high: usize,
     /// The last line the firmware certainly executed (answered probe, `ADVANCED_OK`).
     pub(super) confirmed: Option<usize>,
     /// An `ok` for no line arrived since `confirmed`: `acked` may have run ahead of what the
     /// firmware executed.
     pub(super) stray_ok_since_confirmed: bool,
-    /// Plain `ok`s (not after `Unknown command`) that came while the oldest line in flight was
-    /// a probe, since `acked` last moved. See [`Protocol::answered_probe`].
+    /// Plain `ok`s (not after `Unknown command`) that came while the oldest line in flight was a
+    /// probe, since `acked` last moved. See
+    /// [`Protocol::answered_probe`](super::Protocol::answered_probe).
     pub(super) oks_behind_probe: usize,
     /// Fresh requests for `last_resend` in a row.
     pub(super) consecutive_resends: u32,
     /// Fresh resend requests in this stream.
     pub(super) resends: usize,
-    /// Resends took more than [`WINDOW_FALLBACK_SHARE`](super::WINDOW_FALLBACK_SHARE) of the lines: one line in flight for
-    /// the rest of the stream.
+    /// Resends took more than [`WINDOW_FALLBACK_SHARE`](super::WINDOW_FALLBACK_SHARE) of the lines:
+    /// one line in flight for the rest of the stream.
     pub(super) single_line: bool,
     pub(super) last_resend: Option<usize>,
     /// A resend went out before every stale line had answered: their answers may still come.
@@ -104,11 +105,11 @@ pub(super) struct LateStale {
 pub(super) struct Settle {
     /// The line the firmware asked for.
     pub(super) from: usize,
-    /// By then the last stale line has reached the printer ([`StreamLine::delivered_at`]) and
-    /// its answer has had the printer's answer latency ([`Protocol::answer_latency`]) to come
-    /// back. Stale lines swallowed whole by a
-    /// flush never answer: the wait also ends [`Settings::resend_settle`] after this and after
-    /// the last byte received, whichever is later.
+    /// By then the last stale line has reached the printer ([`StreamLine::delivered_at`]) and its
+    /// answer has had the printer's answer latency
+    /// ([`Protocol::answer_latency`](super::Protocol::answer_latency)) to come back. Stale lines
+    /// swallowed whole by a flush never answer: the wait also ends [`Settings::resend_settle`]
+    /// after this and after the last byte received, whichever is later.
     pub(super) delivered_by: Instant,
     /// Stale lines not yet rejected. Each is rejected at most once (the whole line, or its tail
     /// after a flush), and its receive-buffer flush comes with its `Error:` line, so when all
@@ -179,7 +180,7 @@ impl Stream {
     }
 
     /// Until an `M110` is answered, the firmware's numbering after it is not certain (see
-    /// [`Protocol::cancel`]): nothing is sent behind it.
+    /// [`Protocol::cancel`](super::Protocol::cancel)): nothing is sent behind it.
     pub(super) fn renumbering_in_flight(&self) -> bool {
         self.renumbering_before(self.next)
     }
