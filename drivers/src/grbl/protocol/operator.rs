@@ -1,7 +1,6 @@
 //! Operator actions (`$H`, `$X`, reset): sent on request only, done when the machine did them.
 
-use std::time::Duration;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::GrblProtocol;
 use crate::DriverError;
