@@ -32,8 +32,6 @@ mod tests;
 pub use operator::GrblOperatorAction;
 pub use status::MachineStatus;
 
-use operator::OperatorWait;
-
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
@@ -41,6 +39,7 @@ use super::gcode::PreparedProgram;
 use super::reply::MachineState;
 use crate::traffic::{Direction, TrafficLog};
 use crate::{Condition, DriverError, DriverEvent};
+use operator::OperatorWait;
 
 /// Real-time command bytes (interface.md, "Real-time commands").
 pub mod realtime {

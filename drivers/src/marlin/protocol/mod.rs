@@ -149,15 +149,14 @@ pub use framing::{
 pub use settings::{Settings, byte_time};
 pub use window::{MAX_ANSWER_LATENCY, WINDOW_FALLBACK_AFTER, WINDOW_FALLBACK_SHARE};
 
-use family::{firmware_name, is_move};
-use stream::{LateStale, Purpose, Settle, Stream, StreamLine};
-
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use super::reply::Temperatures;
 use crate::ResumePoint;
 use crate::traffic::TrafficLog;
+use family::{firmware_name, is_move};
+use stream::{LateStale, Purpose, Settle, Stream, StreamLine};
 
 /// Every stream starts with `M110 N0` and an `M105` probe; nothing follows until the probe is
 /// answered, so the `ok` count starts exact whatever was left over from before.
