@@ -9,7 +9,7 @@ use super::runs::{job_run, machine_free};
 use super::state::JobState;
 use super::units::{Settled, settle_units};
 use super::{Plant, PlantError, Result, invalid};
-use crate::store::Event;
+use crate::store::{Event, Writer};
 
 impl Plant {
     /// An operator sends an interrupted run back to the machine that ran it, from `from_line`
@@ -28,19 +28,7 @@ impl Plant {
             return Err(invalid("reason", "say why (what the operator checked)"));
         }
         let mut w = self.store.writer(actor, at_ms).await?;
-        let row: InterruptedRun = sqlx::query_as(
-            "SELECT order_id, state, units, machine_id, resume_json FROM jobs WHERE id = $1",
-        )
-        .bind(job_id)
-        .fetch_optional(&mut *w.tx)
-        .await?
-        .ok_or_else(|| PlantError::NotFound(format!("job {job_id}")))?;
-        let state = row.state;
-        if state != JobState::Interrupted {
-            return Err(PlantError::Conflict(format!(
-                "job {job_id} is {state}: only an interrupted job is resumed"
-            )));
-        }
+        let row = interrupted_run(&mut w, job_id, "resumed").await?;
         let order_id = row.order_id;
         let order_now = order_state_of(&mut w.tx, &order_id).await?;
         if !order_now.is_active() {
@@ -141,19 +129,8 @@ impl Plant {
             return Err(invalid("reason", "say why (what the operator found)"));
         }
         let mut w = self.store.writer(actor, at_ms).await?;
-        let row: InterruptedRun = sqlx::query_as(
-            "SELECT order_id, state, units, machine_id, resume_json FROM jobs WHERE id = $1",
-        )
-        .bind(job_id)
-        .fetch_optional(&mut *w.tx)
-        .await?
-        .ok_or_else(|| PlantError::NotFound(format!("job {job_id}")))?;
-        let (state, units) = (row.state, row.units);
-        if state != JobState::Interrupted {
-            return Err(PlantError::Conflict(format!(
-                "job {job_id} is {state}: only an interrupted job is resolved by an operator"
-            )));
-        }
+        let row = interrupted_run(&mut w, job_id, "resolved by an operator").await?;
+        let units = row.units;
         if !(0..=units).contains(&good) {
             return Err(invalid(
                 "good",
@@ -211,4 +188,23 @@ struct InterruptedRun {
     units: i64,
     machine_id: Option<String>,
     resume_json: Option<String>,
+}
+
+/// The run `job_id`, refused unless it is interrupted: only such a run is `done_to` (resumed,
+/// resolved by an operator).
+async fn interrupted_run(w: &mut Writer<'_>, job_id: i64, done_to: &str) -> Result<InterruptedRun> {
+    let row: InterruptedRun = sqlx::query_as(
+        "SELECT order_id, state, units, machine_id, resume_json FROM jobs WHERE id = $1",
+    )
+    .bind(job_id)
+    .fetch_optional(&mut *w.tx)
+    .await?
+    .ok_or_else(|| PlantError::NotFound(format!("job {job_id}")))?;
+    if row.state != JobState::Interrupted {
+        return Err(PlantError::Conflict(format!(
+            "job {job_id} is {}: only an interrupted job is {done_to}",
+            row.state
+        )));
+    }
+    Ok(row)
 }
