@@ -3,6 +3,7 @@
 
 pub mod amount;
 pub mod api;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod machine_status;

@@ -100,6 +100,9 @@ impl From<OpError> for ApiError {
             OpError::NoConsole(_) => {
                 ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string())
             }
+            OpError::Forbidden(message) => {
+                ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
+            }
         }
     }
 }

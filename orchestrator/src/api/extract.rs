@@ -79,5 +79,8 @@ pub(crate) fn actor(headers: &HeaderMap) -> Result<Actor, ApiError> {
         .filter(|v| !v.trim().is_empty())
         .unwrap_or("operator");
     within("X-Actor", name, MAX_LABEL_CHARS)?;
-    Ok(Actor::Operator(name.to_string()))
+    Ok(Actor::Account {
+        name: name.to_string(),
+        role: crate::auth::Role::Operator,
+    })
 }

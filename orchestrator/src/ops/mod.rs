@@ -18,6 +18,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::auth::Role;
 use crate::plant::views::OrderView;
 use crate::plant::{OrderState, Plant, PlantError};
 use crate::runtime::{CommandError, Runtime};
@@ -25,8 +26,8 @@ use crate::runtime::{CommandError, Runtime};
 /// Who does an operation, as the event log records it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Actor {
-    /// A person, by the name the request gives (the `X-Actor` header until there are accounts).
-    Operator(String),
+    /// A person with an account, by its name, with the role that says what they may do.
+    Account { name: String, role: Role },
     /// The demo, submitting and approving its own orders.
     Demo,
     /// The demo's stand-in for the person who settles runs cut short by a restart.
@@ -37,9 +38,31 @@ impl Actor {
     /// The name in the event log.
     pub fn name(&self) -> &str {
         match self {
-            Actor::Operator(name) => name,
+            Actor::Account { name, .. } => name,
             Actor::Demo => "demo",
             Actor::DemoOperator => "demo-operator",
+        }
+    }
+}
+
+impl Actor {
+    /// Whether this actor may do what `needed` may. The demo's own actors run the plant.
+    pub fn may(&self, needed: Role) -> bool {
+        match self {
+            Actor::Account { role, .. } => role.includes(needed),
+            Actor::Demo | Actor::DemoOperator => Role::Operator.includes(needed),
+        }
+    }
+
+    /// The maker whose orders and material accounts are all this actor may see; `None` for
+    /// those who see the whole plant.
+    pub fn maker_scope(&self) -> Option<&str> {
+        match self {
+            Actor::Account {
+                name,
+                role: Role::Maker,
+            } => Some(name),
+            _ => None,
         }
     }
 }
@@ -59,6 +82,9 @@ pub enum OpError {
     Machine(#[from] CommandError),
     #[error("machine '{0}' has no serial console")]
     NoConsole(String),
+    /// The actor's role does not allow this. (What a maker may not even see is `NotFound`.)
+    #[error("{0}")]
+    Forbidden(String),
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -110,12 +136,19 @@ impl Operations {
 #[cfg(test)]
 mod tests {
     use super::Actor;
+    use crate::auth::Role;
 
     /// The event log's `actor` column keeps the names it had before there was a type.
     #[test]
     fn actors_keep_their_names_in_the_event_log() {
         for (actor, name) in [
-            (Actor::Operator("alice".into()), "alice"),
+            (
+                Actor::Account {
+                    name: "alice".into(),
+                    role: Role::Operator,
+                },
+                "alice",
+            ),
             (Actor::Demo, "demo"),
             (Actor::DemoOperator, "demo-operator"),
         ] {
