@@ -45,7 +45,7 @@ pub fn body_too_large(size: Option<usize>, limit: usize) -> String {
 }
 
 impl ApiError {
-    pub(super) fn new(status: StatusCode, code: &str, message: impl Into<String>) -> ApiError {
+    pub(crate) fn new(status: StatusCode, code: &str, message: impl Into<String>) -> ApiError {
         ApiError {
             status,
             body: ErrorBody {
