@@ -11,6 +11,7 @@ mod jobs;
 mod machines;
 mod materials;
 mod orders;
+mod prescreen;
 
 use std::fmt;
 use std::sync::Arc;
