@@ -42,7 +42,7 @@ pub fn order_colour(order_id: &str) -> &'static str {
     ORDER_COLOURS[hash as usize % ORDER_COLOURS.len()]
 }
 
-fn parse_ms(text: &str) -> Option<i64> {
+pub(super) fn parse_ms(text: &str) -> Option<i64> {
     OffsetDateTime::parse(text, &Rfc3339)
         .ok()
         .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)

@@ -20,6 +20,7 @@
 
 mod interrupted;
 pub mod live_views;
+pub mod lots;
 pub mod machines;
 pub mod orders;
 mod plan_input;
