@@ -7,6 +7,7 @@
 //! Layers: api and cli above this module; the plant (rules, transactions, views) and the
 //! runtime (machines, coordinator) below it; the store below them.
 
+mod floor;
 mod jobs;
 mod machines;
 mod materials;

@@ -18,6 +18,7 @@
 //! - per stock account: `0 <= reserved <= on_hand`;
 //! - only an active order (approved, in progress) gets new runs or reserved material.
 
+pub mod floor_views;
 mod interrupted;
 pub mod live_views;
 pub mod lots;
