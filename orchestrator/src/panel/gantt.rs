@@ -23,7 +23,7 @@ pub struct GanttWords<'a> {
 /// Pixel geometry of the chart's drawing (the SVG scales to its box with `viewBox`).
 const WIDTH: f64 = 1200.0;
 const LABEL_WIDTH: f64 = 130.0;
-const AXIS_HEIGHT: f64 = 26.0;
+const AXIS_HEIGHT: f64 = 36.0;
 const ROW_HEIGHT: f64 = 30.0;
 const BAR_HEIGHT: f64 = 20.0;
 const RIGHT_MARGIN: f64 = 12.0;
@@ -33,6 +33,17 @@ const ORDER_COLOURS: [&str; 10] = [
     "#2f6fb5", "#d9822b", "#3a9e5c", "#b5446e", "#7a5cc4", "#1f9aa8", "#a3782c", "#5b7083",
     "#c4543a", "#4d8f2a",
 ];
+
+/// The orders a plan holds runs of, each with its colour, for the chart's legend.
+pub fn legend(plan: &PlanView) -> Vec<(String, &'static str)> {
+    let mut orders: Vec<&str> = plan.rows.iter().map(|r| r.order_id.as_str()).collect();
+    orders.sort();
+    orders.dedup();
+    orders
+        .into_iter()
+        .map(|order| (order.to_string(), order_colour(order)))
+        .collect()
+}
 
 /// A colour for an order: a hash of its id into [`ORDER_COLOURS`].
 pub fn order_colour(order_id: &str) -> &'static str {
@@ -104,7 +115,8 @@ struct Bar<'p> {
 /// The plan as an SVG Gantt chart. `machines` are the rows, in order (machines with nothing
 /// planned keep their row; a machine only the plan names is added after them). `due` gives
 /// each order's due date (ms); a due date inside the time axis is drawn in the order's colour.
-/// With `highlight`, that order's runs stand out and its due date widens the axis to show it.
+/// With `highlight`, only the machines that order's runs are on are drawn, its runs stand out
+/// among the others there, and its due date widens the axis to show it.
 pub fn gantt_svg(
     plan: &PlanView,
     machines: &[String],
@@ -134,6 +146,12 @@ pub fn gantt_svg(
         if !rows.contains(&bar.machine) {
             rows.push(bar.machine);
         }
+    }
+    if let Some(order) = highlight {
+        rows.retain(|machine| {
+            bars.iter()
+                .any(|b| b.machine == *machine && b.order_id == order)
+        });
     }
 
     let from = bars
@@ -174,7 +192,7 @@ pub fn gantt_svg(
         let _ = write!(
             svg,
             r##"<line class="gantt-tick" x1="{tx:.1}" y1="{AXIS_HEIGHT}" x2="{tx:.1}" y2="{height}" stroke="#e3e7eb"/><text x="{tx:.1}" y="{ty}" font-size="12" text-anchor="middle" fill="#5b6570">{label}</text>"##,
-            ty = AXIS_HEIGHT - 9.0,
+            ty = AXIS_HEIGHT - 8.0,
             label = clock(tick, last_day != Some(day) && step < 86_400_000),
         );
         last_day = Some(day);
@@ -263,10 +281,8 @@ pub fn gantt_svg(
     let nx = x(now_ms);
     let _ = write!(
         svg,
-        r##"<g class="gantt-now"><line x1="{nx:.1}" y1="{top}" x2="{nx:.1}" y2="{height}" stroke="#d1242f" stroke-width="2"/><text x="{tx:.1}" y="{ty}" font-size="11" font-weight="600" fill="#d1242f">{now}</text></g>"##,
-        top = AXIS_HEIGHT - 4.0,
-        tx = nx + 3.0,
-        ty = AXIS_HEIGHT - 0.0 + 11.0,
+        r##"<g class="gantt-now"><line x1="{nx:.1}" y1="{top}" x2="{nx:.1}" y2="{height}" stroke="#d1242f" stroke-width="2"/><text x="{nx:.1}" y="10" font-size="11" font-weight="600" text-anchor="middle" fill="#d1242f">{now}</text></g>"##,
+        top = 13.0,
         now = escape(words.now),
     );
     svg.push_str("</svg>");
@@ -390,7 +406,18 @@ mod tests {
             ("ord-1".to_string(), TEN + 4 * 3_600_000),
             ("ord-2".to_string(), TEN + 90 * 60_000),
         ]);
-        let svg = gantt_svg(&fixed_plan(), &[], &due, TEN, Some("ord-1"), &WORDS);
+        let svg = gantt_svg(
+            &fixed_plan(),
+            &["idle-9".into(), "laser-1".into()],
+            &due,
+            TEN,
+            Some("ord-1"),
+            &WORDS,
+        );
+        // Only the machines the order is on.
+        assert!(!svg.contains(r#"data-machine="idle-9""#));
+        assert!(svg.contains(r#"data-machine="laser-1""#));
+        assert!(svg.contains(r#"data-machine="mill-&lt;1&gt;""#));
         assert_eq!(svg.matches(r#"class="gantt-bar highlight""#).count(), 2);
         assert_eq!(svg.matches(r#"class="gantt-bar faded""#).count(), 1);
         // The axis runs to 14:00 now; only the highlighted order's due date is drawn.

@@ -14,7 +14,7 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 
 use super::at_least;
-use super::gantt::{GanttWords, gantt_svg, parse_ms};
+use super::gantt::{GanttWords, gantt_svg, legend, parse_ms};
 use super::i18n::Catalog;
 use super::layout::{Chrome, Ctx};
 use super::render::{Flash, PanelError, checked_reason, html};
@@ -95,8 +95,8 @@ struct OrdersPage<'a> {
     state: String,
     makers: Vec<String>,
     maker: String,
-    /// The plan as SVG (staff only; empty for a maker).
-    gantt: String,
+    /// The plan (staff only).
+    gantt: Option<Chart>,
     /// `/orders` shows the whole plant, `/my/orders` a maker's own.
     mine: bool,
 }
@@ -131,7 +131,7 @@ async fn list_html(ctx: &Ctx, query: ListQuery, mine: bool) -> Result<String, Pa
     let gantt = if ctx.caller.role.includes(Role::Operator) && !mine {
         plan_chart(ctx, &rows, None).await?
     } else {
-        String::new()
+        None
     };
     let (title, section) = if mine {
         ("orders.my_title", "/my/orders")
@@ -151,14 +151,23 @@ async fn list_html(ctx: &Ctx, query: ListQuery, mine: bool) -> Result<String, Pa
     })
 }
 
-/// The plan as a Gantt chart over every machine, with the due dates of `orders`; with
-/// `highlight`, that order's runs stand out.
+/// The plan as a Gantt chart, with the due dates of `orders` and a legend of the orders'
+/// colours: over every machine, or with `highlight`, over the machines that order's runs are
+/// on (none when the plan holds no run of it).
+pub struct Chart {
+    pub svg: String,
+    pub legend: Vec<(String, &'static str)>,
+}
+
 async fn plan_chart(
     ctx: &Ctx,
     orders: &[OrderRow],
     highlight: Option<&str>,
-) -> Result<String, PanelError> {
+) -> Result<Option<Chart>, PanelError> {
     let plan = ctx.ops.plan().await?;
+    if highlight.is_some_and(|order| !plan.rows.iter().any(|r| r.order_id == order)) {
+        return Ok(None);
+    }
     let machines: Vec<String> = ctx
         .ops
         .plant()
@@ -173,7 +182,7 @@ async fn plan_chart(
         .filter_map(|row| Some((row.order.id.clone(), parse_ms(&row.order.due)?)))
         .collect();
     let t = ctx.t;
-    Ok(gantt_svg(
+    let svg = gantt_svg(
         &plan,
         &machines,
         &due,
@@ -186,7 +195,15 @@ async fn plan_chart(
             setup: t.get("gantt.setup"),
             on_machine: t.get("gantt.on_machine"),
         },
-    ))
+    );
+    Ok(Some(Chart {
+        svg,
+        legend: if highlight.is_some() {
+            Vec::new()
+        } else {
+            legend(&plan)
+        },
+    }))
 }
 
 /// The order, if the caller may see it: a maker sees their own, another maker's is not found
@@ -232,7 +249,7 @@ struct OrderBody<'a> {
     steps: Vec<StepProgress>,
     runs: Vec<JobView>,
     units: Vec<UnitView>,
-    gantt: String,
+    gantt: Option<Chart>,
     staff: bool,
     cancellable: bool,
 }
@@ -293,7 +310,7 @@ async fn order_body<'a>(ctx: &'a Ctx, id: &str) -> Result<OrderBody<'a>, PanelEr
         let gantt = plan_chart(ctx, std::slice::from_ref(&row), Some(id)).await?;
         (runs, gantt)
     } else {
-        (Vec::new(), String::new())
+        (Vec::new(), None)
     };
     Ok(OrderBody {
         t: ctx.t,
