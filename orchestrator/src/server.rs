@@ -53,6 +53,7 @@ pub async fn start(
     // Every route, the API's and the panel's, behind the one guard: no route without an account.
     let app = crate::api::app(ops.clone())
         .merge(crate::auth::routes(ops.clone()))
+        .merge(crate::panel::router(ops.clone()))
         .layer(axum::middleware::from_fn_with_state(
             ops,
             crate::auth::guard,

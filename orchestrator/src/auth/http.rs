@@ -135,6 +135,22 @@ fn unauthenticated(request: &Request) -> Response {
         .uri()
         .path_and_query()
         .map_or(path, |pq| pq.as_str());
+    // An htmx request (a fragment, an action) whose session ended: the page itself goes to
+    // the login page, and back to where it was after.
+    if request.headers().contains_key("hx-request") {
+        let page = request
+            .headers()
+            .get("hx-current-url")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|url| url.split_once("://"))
+            .and_then(|(_, rest)| rest.find('/').map(|at| &rest[at..]))
+            .unwrap_or("/");
+        let login = format!("/login?next={}", percent_encode(page));
+        return match HeaderValue::from_str(&login) {
+            Ok(value) => (StatusCode::UNAUTHORIZED, [("hx-redirect", value)]).into_response(),
+            Err(_) => StatusCode::UNAUTHORIZED.into_response(),
+        };
+    }
     Redirect::to(&format!("/login?next={}", percent_encode(here))).into_response()
 }
 

@@ -56,13 +56,19 @@ struct LoginForm {
     next: String,
 }
 
-async fn login_form(Query(query): Query<NextQuery>) -> Html<String> {
-    login_page(None, &query.next)
+async fn login_form(headers: HeaderMap, Query(query): Query<NextQuery>) -> Html<String> {
+    login_page(&headers, None, &query.next)
+}
+
+/// The panel's login page, in the request's language, with the catalog's words for `error`.
+fn login_page(headers: &HeaderMap, error: Option<&str>, next: &str) -> Html<String> {
+    crate::panel::login_page(crate::panel::Lang::of_request(headers), error, next)
 }
 
 async fn login(
     State(login): State<Arc<Login>>,
     connection: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Response {
     let name = form.name.trim().to_ascii_lowercase();
@@ -77,12 +83,7 @@ async fn login(
         let seconds = wait.as_secs().max(1);
         let mut response = (
             StatusCode::TOO_MANY_REQUESTS,
-            login_page(
-                Some(&format!(
-                    "Too many failed sign-ins; try again in {seconds} s."
-                )),
-                &form.next,
-            ),
+            login_page(&headers, Some("login.rate_limited"), &form.next),
         )
             .into_response();
         response
@@ -97,7 +98,7 @@ async fn login(
             tracing::info!(target: "microfab::auth", account = %name, "sign-in refused");
             return (
                 StatusCode::UNAUTHORIZED,
-                login_page(Some("Wrong name or password."), &form.next),
+                login_page(&headers, Some("login.failed"), &form.next),
             )
                 .into_response();
         }
@@ -145,14 +146,19 @@ fn local_target(next: &str) -> &str {
     if local { next } else { "/" }
 }
 
-/// End the session this request came with, clear its cookie, back to the login page.
+/// End the session this request came with, clear its cookie, back to the login page (an
+/// htmx request is told to go there itself: it would follow a redirect inside the page).
 async fn logout(State(login): State<Arc<Login>>, headers: HeaderMap) -> Response {
     if let Some(cookie) = session_cookie(&headers)
         && let Err(e) = sessions::end(&login.ops.plant().store, cookie, now_ms()).await
     {
         return ApiError::from(e).into_response();
     }
-    let mut response = Redirect::to("/login").into_response();
+    let mut response = if headers.contains_key("hx-request") {
+        ([("hx-redirect", "/login")], StatusCode::OK).into_response()
+    } else {
+        Redirect::to("/login").into_response()
+    };
     response.headers_mut().insert(
         header::SET_COOKIE,
         HeaderValue::from_str(&format!(
@@ -161,32 +167,6 @@ async fn logout(State(login): State<Arc<Login>>, headers: HeaderMap) -> Response
         .expect("a static cookie is a valid header value"),
     );
     response
-}
-
-/// A plain login page, until the panel's own (`panel::login_page`) takes its place.
-fn login_page(error: Option<&str>, next: &str) -> Html<String> {
-    let error = error.map_or_else(String::new, |e| {
-        format!(r#"<p role="alert" data-testid="flash">{}</p>"#, escape(e))
-    });
-    Html(format!(
-        r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><title>microfab: sign in</title></head>
-<body><main><h1>microfab</h1>{error}
-<form method="post" action="/login">
-<label>Name <input name="name" autocomplete="username" required autofocus></label>
-<label>Password <input name="password" type="password" autocomplete="current-password" required></label>
-<input type="hidden" name="next" value="{next}">
-<button type="submit">Sign in</button>
-</form></main></body></html>"#,
-        next = escape(next)
-    ))
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
 }
 
 #[cfg(test)]
@@ -205,6 +185,5 @@ mod tests {
         ] {
             assert_eq!(local_target(next), target, "{next:?}");
         }
-        assert!(!login_page(None, "\"><script>").0.contains("<script>"));
     }
 }

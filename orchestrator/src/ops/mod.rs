@@ -8,10 +8,12 @@
 //! runtime (machines, coordinator) below it; the store below them.
 
 mod accounts;
+mod floor;
 mod jobs;
 mod machines;
 mod materials;
 mod orders;
+mod prescreen;
 mod reads;
 
 pub use accounts::hash_password;
