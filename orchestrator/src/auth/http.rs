@@ -66,14 +66,14 @@ fn forbidden(message: &str) -> Response {
     ApiError::new(StatusCode::FORBIDDEN, "forbidden", message).into_response()
 }
 
-/// What anyone may reach without an account: the login page, the panel's assets, the health
-/// probe. Nothing else.
+/// What anyone may reach without an account: the login page (and its language switch, which
+/// sets only the `lang` cookie), the panel's assets, the health probe. Nothing else.
 fn is_open(method: &Method, path: &str) -> bool {
     let read = *method == Method::GET || *method == Method::HEAD;
     match path {
         "/login" => read || *method == Method::POST,
         "/healthz" => read,
-        _ => read && path.starts_with("/assets/"),
+        _ => read && (path.starts_with("/assets/") || path.starts_with("/lang/")),
     }
 }
 
@@ -249,6 +249,7 @@ mod tests {
         assert!(is_open(&Method::POST, "/login"));
         assert!(is_open(&Method::GET, "/assets/app.css"));
         assert!(is_open(&Method::GET, "/healthz"));
+        assert!(is_open(&Method::GET, "/lang/ko"));
         for (method, path) in [
             (Method::POST, "/assets/x"),
             (Method::GET, "/"),
