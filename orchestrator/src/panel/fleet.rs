@@ -79,6 +79,11 @@ impl Card {
         self.state == "paused"
     }
 
+    /// Maintenance starts only on a machine without a run (the plant refuses otherwise).
+    pub fn can_start_maintenance(&self) -> bool {
+        !self.in_maintenance && self.run.is_none()
+    }
+
     pub fn can_abort(&self) -> bool {
         self.run.is_some() && matches!(self.state.as_str(), "busy" | "paused" | "alarm")
     }
