@@ -12,6 +12,7 @@ mod jobs;
 mod machines;
 mod materials;
 mod orders;
+mod prescreen;
 
 use std::fmt;
 use std::sync::Arc;

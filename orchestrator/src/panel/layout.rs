@@ -21,6 +21,8 @@ pub struct NavLink {
 }
 
 const PLANT_STAFF: &[Role] = &[Role::Operator, Role::Admin];
+const MAKERS: &[Role] = &[Role::Maker];
+const ADMINS: &[Role] = &[Role::Admin];
 
 /// The navigation, in the order shown. A new page adds its row here (and to `PAGES`).
 pub const NAV: &[NavLink] = &[
@@ -28,6 +30,24 @@ pub const NAV: &[NavLink] = &[
         key: "nav.fleet",
         path: "/fleet",
         testid: "fleet",
+        roles: PLANT_STAFF,
+    },
+    NavLink {
+        key: "nav.intake",
+        path: "/intake",
+        testid: "intake",
+        roles: PLANT_STAFF,
+    },
+    NavLink {
+        key: "nav.orders",
+        path: "/orders",
+        testid: "orders",
+        roles: PLANT_STAFF,
+    },
+    NavLink {
+        key: "nav.materials",
+        path: "/materials",
+        testid: "materials",
         roles: PLANT_STAFF,
     },
     NavLink {
@@ -41,6 +61,30 @@ pub const NAV: &[NavLink] = &[
         path: "/events",
         testid: "events",
         roles: PLANT_STAFF,
+    },
+    NavLink {
+        key: "nav.my_orders",
+        path: "/my/orders",
+        testid: "my-orders",
+        roles: MAKERS,
+    },
+    NavLink {
+        key: "nav.submit",
+        path: "/submit",
+        testid: "submit",
+        roles: MAKERS,
+    },
+    NavLink {
+        key: "nav.my_materials",
+        path: "/my/materials",
+        testid: "my-materials",
+        roles: MAKERS,
+    },
+    NavLink {
+        key: "nav.admin_config",
+        path: "/admin/config",
+        testid: "admin-config",
+        roles: ADMINS,
     },
 ];
 

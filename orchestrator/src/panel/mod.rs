@@ -6,15 +6,21 @@
 //!
 //! How a page is added: ARCHITECTURE.md, "The panel".
 
+mod admin;
 mod assets;
 mod events;
 mod fleet;
+pub mod gantt;
 pub mod i18n;
+mod intake;
 mod interrupted;
 mod layout;
 mod machine;
+mod materials;
+mod orders;
 mod render;
 mod standin_caller;
+mod submit;
 
 use askama::Template;
 use axum::Router;
@@ -40,6 +46,14 @@ pub const PAGES: &[(&str, Role)] = &[
     ("/machines/{id}", Role::Operator),
     ("/interrupted", Role::Operator),
     ("/events", Role::Operator),
+    ("/intake", Role::Operator),
+    ("/orders", Role::Operator),
+    ("/orders/{id}", Role::Maker),
+    ("/materials", Role::Operator),
+    ("/submit", Role::Maker),
+    ("/my/orders", Role::Maker),
+    ("/my/materials", Role::Maker),
+    ("/admin/config", Role::Admin),
 ];
 
 /// The panel's routes, merged into the app beside the API.
@@ -54,6 +68,11 @@ pub fn router(ops: Operations) -> Router {
         .route("/lang/{code}", get(switch_language))
         .route("/assets/{name}", get(assets::serve))
         .merge(at_least(Role::Operator, floor, &ops))
+        .merge(intake::routes(&ops))
+        .merge(orders::routes(&ops))
+        .merge(materials::routes(&ops))
+        .merge(submit::routes(&ops))
+        .merge(admin::routes(&ops))
         .with_state(ops)
 }
 
