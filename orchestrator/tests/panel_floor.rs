@@ -9,6 +9,7 @@ use std::time::Duration;
 use common::panel::Panel;
 use common::{BRACKET_SPEC, TestDb, TestPlant, plant_config, wait_until};
 use futures::StreamExt;
+use microfab::auth::Role;
 use reqwest::Method;
 use serde_json::Value;
 
@@ -24,8 +25,8 @@ const MACHINES: [&str; 9] = [
     "assembly-4",
 ];
 
-fn operator(plant: &TestPlant) -> Panel {
-    Panel::new(plant, ("x-actor", "olga".into()))
+async fn operator(plant: &TestPlant) -> Panel {
+    Panel::sign_in(plant, "olga", Role::Operator).await
 }
 
 fn testid(id: &str) -> String {
@@ -72,7 +73,7 @@ async fn machine_state(plant: &TestPlant, id: &str) -> Value {
 async fn the_fleet_board_shows_every_machine_and_its_commands_change_the_plant() {
     let db = TestDb::sqlite().await;
     let plant = TestPlant::start(&db, &plant_config(1.0, 0.0)).await;
-    let panel = operator(&plant);
+    let panel = operator(&plant).await;
 
     let board = panel.ok("/fleet").await;
     for id in MACHINES {
@@ -95,6 +96,28 @@ async fn the_fleet_board_shows_every_machine_and_its_commands_change_the_plant()
     assert!(card.contains(&format!("#{job}")), "{card}");
     assert!(card.contains("gussets"), "the step: {card}");
     assert!(card.contains(&testid(&format!("pause-{laser}"))), "{card}");
+
+    // A change without the page's CSRF token is refused, and changes nothing.
+    let session = panel.request(Method::GET, "/").build().unwrap().headers()["cookie"].clone();
+    let forged = panel
+        .http
+        .post(format!("{}/machines/{laser}/pause", panel.base))
+        .header("cookie", session)
+        .header("hx-request", "true")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status().as_u16(), 403);
+    assert_eq!(machine_state(&plant, &laser).await, "busy");
+
+    // A maker sees no fleet and commands no machine.
+    let maker = Panel::sign_in(&plant, "mia", Role::Maker).await;
+    let (status, page) = maker.page("/fleet").await;
+    assert_eq!(status, 403, "{page}");
+    assert!(page.contains("Your account may not do this."));
+    let (status, _) = maker.action(&format!("/machines/{laser}/pause"), &[]).await;
+    assert_eq!(status, 403);
+    assert_eq!(machine_state(&plant, &laser).await, "busy");
 
     // Pause: the answer is the card, with the message out of band into the flash area. The
     // machine reports that it paused a moment later (the stream brings that card).
@@ -203,7 +226,7 @@ fn card_of<'a>(page: &'a str, id: &str) -> &'a str {
 async fn the_board_stream_pushes_the_card_of_a_machine_that_changed() {
     let db = TestDb::sqlite().await;
     let plant = TestPlant::start(&db, &plant_config(1.0, 0.0)).await;
-    let panel = operator(&plant);
+    let panel = operator(&plant).await;
     // The machines' first reports after the start are changes too: let them pass.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let response = panel
@@ -259,7 +282,7 @@ async fn the_board_stream_pushes_the_card_of_a_machine_that_changed() {
 async fn an_aborted_run_shows_on_its_machine_and_is_resolved_from_the_interrupted_page() {
     let db = TestDb::sqlite().await;
     let plant = TestPlant::start(&db, &plant_config(1.0, 0.0)).await;
-    let panel = operator(&plant);
+    let panel = operator(&plant).await;
     let (laser, job) = a_laser_at_work(&plant).await;
 
     let (status, answer) = panel.action(&format!("/machines/{laser}/abort"), &[]).await;
@@ -366,7 +389,7 @@ fn event_rows(page: &str) -> Vec<i64> {
 async fn the_event_log_pages_filters_and_follows_new_events() {
     let db = TestDb::sqlite().await;
     let plant = TestPlant::start(&db, &plant_config(1.0, 0.0)).await;
-    let panel = operator(&plant);
+    let panel = operator(&plant).await;
     for round in 0..100 {
         let (status, body) = plant
             .client
@@ -401,8 +424,15 @@ async fn the_event_log_pages_filters_and_follows_new_events() {
     );
     assert!(!second.contains("sse-connect"), "older pages stay still");
 
+    let log = plant.client.ok("/api/v1/events/log").await;
+    let api_account = log.as_array().unwrap().last().unwrap()["actor"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let mill = panel
-        .ok("/events?machine=mill-1&kind=machine_maintenance&actor=operator")
+        .ok(&format!(
+            "/events?machine=mill-1&kind=machine_maintenance&actor={api_account}"
+        ))
         .await;
     let rows = event_rows(&mill);
     assert_eq!(rows.len(), 100, "each maintenance change once, on one page");
@@ -459,7 +489,7 @@ async fn the_event_log_pages_filters_and_follows_new_events() {
 async fn pages_speak_the_asked_language_and_assets_are_cached() {
     let db = TestDb::sqlite().await;
     let plant = TestPlant::start(&db, &plant_config(1.0, 0.0)).await;
-    let panel = operator(&plant);
+    let panel = operator(&plant).await;
     let text = |request: reqwest::RequestBuilder| async move {
         request.send().await.unwrap().text().await.unwrap()
     };

@@ -9,8 +9,8 @@ use common::{BRACKET_SPEC, TestDb, TestPlant, plant_config};
 use serde_json::Value;
 
 /// An operator's panel (the plant's staff).
-fn operator(plant: &TestPlant) -> Panel {
-    Panel::new(plant, ("x-actor", "olga".into()))
+async fn operator(plant: &TestPlant) -> Panel {
+    Panel::sign_in(plant, "olga", microfab::auth::Role::Operator).await
 }
 
 const COASTER_SPEC: &str = r#"spec_version = 1
@@ -45,7 +45,7 @@ async fn order_state(plant: &TestPlant, id: &str) -> Value {
 async fn a_spec_with_errors_is_shown_at_its_lines_and_makes_nothing() {
     let db = TestDb::sqlite().await;
     let plant = TestPlant::start(&db, &plant_config(1.0, 0.0)).await;
-    let panel = operator(&plant);
+    let panel = operator(&plant).await;
     let page = panel.ok("/submit").await;
     assert!(page.contains(r#"data-testid="spec-text""#));
 
@@ -102,7 +102,7 @@ async fn a_spec_with_errors_is_shown_at_its_lines_and_makes_nothing() {
 async fn intake_shows_the_prescreen_and_approves_or_rejects() {
     let db = TestDb::sqlite().await;
     let plant = TestPlant::start(&db, &plant_config(1.0, 0.0)).await;
-    let panel = operator(&plant);
+    let panel = operator(&plant).await;
     let bracket = plant.client.submit_file(BRACKET_SPEC).await;
     let bracket = bracket["id"].as_str().unwrap();
     let (_, coaster) = plant
@@ -168,7 +168,7 @@ async fn materials_page_restocks_and_adjusts() {
     let text =
         plant_config(1.0, 0.0).replace("on_hand = 80\n", "on_hand = 80\nreorder_level = 100\n");
     let plant = TestPlant::start(&db, &text).await;
-    let panel = operator(&plant);
+    let panel = operator(&plant).await;
     let page = panel.ok("/materials").await;
     assert!(page.contains(r#"data-testid="material-albar@common" data-low="true""#));
     assert!(page.contains(r#"data-testid="material-ply6@common" data-low="false""#));
@@ -213,7 +213,7 @@ async fn materials_page_restocks_and_adjusts() {
 async fn orders_pages_show_progress_and_scrap_and_cancel_through_htmx() {
     let db = TestDb::sqlite().await;
     let plant = TestPlant::start(&db, &plant_config(5_000.0, 0.0)).await;
-    let panel = operator(&plant);
+    let panel = operator(&plant).await;
     let order = plant.client.submit_file(BRACKET_SPEC).await;
     let id = order["id"].as_str().unwrap().to_string();
     let (status, body) = plant
@@ -291,7 +291,7 @@ async fn orders_pages_show_progress_and_scrap_and_cancel_through_htmx() {
 async fn admin_config_shows_the_fleet_and_policy() {
     let db = TestDb::sqlite().await;
     let plant = TestPlant::start(&db, &plant_config(1.0, 0.0)).await;
-    let panel = operator(&plant);
+    let panel = operator(&plant).await;
     let (status, _) = panel.page("/admin/config").await;
     assert_eq!(status, 403, "an operator is no admin");
     plant.shutdown.cancel();

@@ -3,37 +3,83 @@
 
 use super::TestPlant;
 
-/// The panel as one account sees it: pages by GET, actions as htmx form POSTs.
+/// The panel as one account sees it in a browser: signed in through `/login` with a session
+/// cookie, sending back the CSRF token its pages carry (`<body hx-headers>`) with every htmx
+/// action.
 pub struct Panel {
     pub base: String,
     pub http: reqwest::Client,
-    auth: (&'static str, String),
+    /// `microfab_session=...`
+    cookie: String,
+    pub csrf: String,
 }
 
+/// The password every test account signs in with.
+pub const PASSWORD: &str = "correct horse battery staple";
+
 impl Panel {
-    pub fn new(plant: &TestPlant, auth: (&'static str, String)) -> Panel {
-        Panel {
-            base: plant.client.base.clone(),
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap(),
-            auth,
+    /// A new account `name` with `role` on `plant`, signed in.
+    pub async fn sign_in(plant: &TestPlant, name: &str, role: microfab::auth::Role) -> Panel {
+        let store = &plant.running.runtime.plant.store;
+        let hash = microfab::auth::secrets::hash_password(PASSWORD).unwrap();
+        microfab::auth::accounts::add(store, "test", name, role, Some(hash), 0)
+            .await
+            .unwrap();
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let base = plant.client.base.clone();
+        let response = http
+            .post(format!("{base}/login"))
+            .form(&[("name", name), ("password", PASSWORD), ("next", "/")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 303, "{name} signs in");
+        let cookie = response.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_string();
+        let mut panel = Panel {
+            base,
+            http,
+            cookie,
+            csrf: String::new(),
+        };
+        let (status, page) = panel.page(Panel::home(role)).await;
+        assert_eq!(status, 200, "{page}");
+        panel.csrf = csrf_of(&page).expect("a signed-in page carries its CSRF token");
+        panel
+    }
+
+    fn home(role: microfab::auth::Role) -> &'static str {
+        match role {
+            microfab::auth::Role::Maker => "/my/orders",
+            _ => "/fleet",
         }
     }
 
-    /// A request with the account's credentials, to add to.
+    /// A request with the session cookie (and, for a change, the CSRF token), to add to.
     pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        self.http
+        let change = method != reqwest::Method::GET;
+        let request = self
+            .http
             .request(method, format!("{}{path}", self.base))
-            .header(self.auth.0, &self.auth.1)
+            .header("cookie", &self.cookie);
+        if change {
+            request.header("x-csrf-token", &self.csrf)
+        } else {
+            request
+        }
     }
 
     pub async fn page(&self, path: &str) -> (u16, String) {
         let response = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .header(self.auth.0, &self.auth.1)
+            .request(reqwest::Method::GET, path)
             .send()
             .await
             .unwrap();
@@ -48,9 +94,7 @@ impl Panel {
 
     pub async fn action(&self, path: &str, form: &[(&str, &str)]) -> (u16, String) {
         let response = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .header(self.auth.0, &self.auth.1)
+            .request(reqwest::Method::POST, path)
             .header("hx-request", "true")
             .form(form)
             .send()
@@ -74,9 +118,7 @@ impl Panel {
             ));
         }
         body.push_str(&format!("--{BOUNDARY}--\r\n"));
-        self.http
-            .post(format!("{}/submit", self.base))
-            .header(self.auth.0, &self.auth.1)
+        self.request(reqwest::Method::POST, "/submit")
             .header("hx-request", "true")
             .header(
                 "content-type",
@@ -87,4 +129,15 @@ impl Panel {
             .await
             .unwrap()
     }
+}
+
+/// The CSRF token in a page's `<body hx-headers>`.
+pub fn csrf_of(page: &str) -> Option<String> {
+    let start = page.find(r#"hx-headers=""#)? + r#"hx-headers=""#.len();
+    let rest = &page[start..];
+    let json = rest[..rest.find('"')?]
+        .replace("&quot;", "\"")
+        .replace("&#34;", "\"");
+    let headers: serde_json::Value = serde_json::from_str(&json).ok()?;
+    Some(headers["X-CSRF-Token"].as_str()?.to_string())
 }
