@@ -4,93 +4,13 @@
 
 mod common;
 
+use common::panel::Panel;
 use common::{BRACKET_SPEC, TestDb, TestPlant, plant_config};
 use serde_json::Value;
 
-/// The panel as one account sees it: pages by GET, actions as htmx form POSTs.
-struct Panel {
-    base: String,
-    http: reqwest::Client,
-    auth: (&'static str, String),
-}
-
-impl Panel {
-    fn new(plant: &TestPlant, auth: (&'static str, String)) -> Panel {
-        Panel {
-            base: plant.client.base.clone(),
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap(),
-            auth,
-        }
-    }
-
-    async fn page(&self, path: &str) -> (u16, String) {
-        let response = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .header(self.auth.0, &self.auth.1)
-            .send()
-            .await
-            .unwrap();
-        (response.status().as_u16(), response.text().await.unwrap())
-    }
-
-    async fn ok(&self, path: &str) -> String {
-        let (status, body) = self.page(path).await;
-        assert_eq!(status, 200, "GET {path}: {body}");
-        body
-    }
-
-    async fn action(&self, path: &str, form: &[(&str, &str)]) -> (u16, String) {
-        let response = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .header(self.auth.0, &self.auth.1)
-            .header("hx-request", "true")
-            .form(form)
-            .send()
-            .await
-            .unwrap();
-        (response.status().as_u16(), response.text().await.unwrap())
-    }
-
-    /// `/submit` as the browser sends it: multipart, the spec pasted, programs as files.
-    async fn submit(&self, spec: &str, programs: &[(&str, &str)]) -> reqwest::Response {
-        const BOUNDARY: &str = "----microfab-test-boundary";
-        let mut body = format!(
-            "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"spec_text\"\r\n\r\n{spec}\r\n"
-        );
-        body.push_str(&format!(
-            "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"spec_file\"; filename=\"\"\r\nContent-Type: application/octet-stream\r\n\r\n\r\n"
-        ));
-        for (name, text) in programs {
-            body.push_str(&format!(
-                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"programs\"; filename=\"{name}\"\r\nContent-Type: text/plain\r\n\r\n{text}\r\n"
-            ));
-        }
-        body.push_str(&format!("--{BOUNDARY}--\r\n"));
-        self.http
-            .post(format!("{}/submit", self.base))
-            .header(self.auth.0, &self.auth.1)
-            .header("hx-request", "true")
-            .header(
-                "content-type",
-                format!("multipart/form-data; boundary={BOUNDARY}"),
-            )
-            .body(body)
-            .send()
-            .await
-            .unwrap()
-    }
-}
-
-/// An operator's panel (the plant's staff), signed in with an API token.
+/// An operator's panel (the plant's staff).
 async fn operator(plant: &TestPlant) -> Panel {
-    let olga = plant.account("olga", microfab::auth::Role::Operator).await;
-    let token = olga.token.expect("an account's client has its token");
-    Panel::new(plant, ("authorization", format!("Bearer {token}")))
+    Panel::sign_in(plant, "olga", microfab::auth::Role::Operator).await
 }
 
 const COASTER_SPEC: &str = r#"spec_version = 1
