@@ -199,7 +199,7 @@ async fn intake_shows_the_prescreen_and_approves_or_rejects() {
         assert!(intake.contains(&format!(r#"data-testid="reject-{id}""#)));
     }
     // The report: machines per step with fit, the critical path, material short for one.
-    assert!(intake.contains(r#"data-testid="fit-bar-mill-1""#));
+    assert!(intake.contains(r#"data-testid="fit-bar">Can do it: router-1, router-2, mill-1;"#));
     assert!(intake.contains("bar → assembly"));
     assert!(
         intake.contains(r#"<tr class="short" data-testid="material-check-plywood-birch-6mm">"#)

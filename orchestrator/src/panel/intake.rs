@@ -18,7 +18,7 @@ use super::render::{PanelError, checked_reason, html};
 use crate::auth::Role;
 use crate::ops::Operations;
 use crate::plant::OrderState;
-use crate::plant::prescreen::OrderPrescreen;
+use crate::plant::prescreen::{OrderPrescreen, StepCheck};
 use crate::plant::views::OrderView;
 
 pub fn routes(ops: &Operations) -> Router<Operations> {
@@ -52,6 +52,24 @@ impl Submitted {
     pub fn critical_hours(&self) -> String {
         format!("{:.1}", self.screen.report.timing.critical_seconds / 3600.0)
     }
+}
+
+/// Every machine that can do the step fits its program and its driver accepts it: the report
+/// names them on one line instead of a table.
+pub fn all_clear(step: &StepCheck) -> bool {
+    !step.machines.is_empty()
+        && step
+            .machines
+            .iter()
+            .all(|m| m.fits != Some(false) && m.driver_refusal.is_none())
+}
+
+pub fn machine_ids(step: &StepCheck) -> String {
+    step.machines
+        .iter()
+        .map(|m| m.machine_id.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Millimetres as the report shows them: whole numbers, the axes joined by `×`.
