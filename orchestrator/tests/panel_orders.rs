@@ -204,7 +204,7 @@ async fn intake_shows_the_prescreen_and_approves_or_rejects() {
     assert!(
         intake.contains(r#"<tr class="short" data-testid="material-check-plywood-birch-6mm">"#)
     );
-    assert!(intake.contains("material short: plywood-birch-6mm needs 200, 100 available"));
+    assert!(intake.contains("Material short: plywood-birch-6mm needs 200, 100 available"));
 
     // Approval refused for the short one, shown inline; the order stays submitted.
     let (status, refused) = panel
