@@ -32,6 +32,7 @@ fn needs(method: &str, path: &str) -> Needs {
         | ("post", "/api/v1/orders/{id}/cancel") => OwnOrder,
         ("post", "/api/v1/orders/{id}/approve")
         | ("post", "/api/v1/orders/{id}/reject")
+        | ("get", "/api/v1/orders/{id}/prescreen")
         | ("post", "/api/v1/units/{id}/scrap")
         | ("get", "/api/v1/machines")
         | ("get", "/api/v1/machines/{id}")

@@ -163,8 +163,7 @@ async fn page_html(ctx: &Ctx) -> Result<String, PanelError> {
     let actor = ctx.caller.actor();
     let orders = ctx
         .ops
-        .plant()
-        .orders(Some(OrderState::Submitted.as_str()), None)
+        .orders(&actor, Some(OrderState::Submitted), None)
         .await?;
     let mut queue = Vec::with_capacity(orders.len());
     for order in orders {

@@ -85,10 +85,7 @@ async fn my_page(ctx: Ctx) -> Response {
 }
 
 async fn accounts(ctx: &Ctx) -> Result<Vec<Account>, PanelError> {
-    let mut materials = ctx.ops.plant().materials().await?;
-    if let Some(me) = ctx.caller.actor().maker_scope() {
-        materials.retain(|m| m.owner == me);
-    }
+    let materials = ctx.ops.materials(&ctx.caller.actor()).await?;
     let lots = ctx.ops.plant().lots().await?;
     Ok(materials
         .into_iter()
