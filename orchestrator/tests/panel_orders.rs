@@ -242,12 +242,25 @@ async fn materials_page_restocks_and_adjusts() {
     let (status, row) = panel
         .action(
             "/materials/ply6@common/restock",
-            &[("amount", "12.5"), ("lot", "LOT-A1")],
+            &[("amount", "12.5"), ("lot", "LOT-A1"), ("origin", "virgin")],
         )
         .await;
     assert_eq!(status, 200, "{row}");
     assert!(row.contains("LOT-A1") && row.contains(r#"data-testid="on-hand-ply6@common">112.5<"#));
     assert_eq!(plant.client.stock().await["ply6@common"], 112_500);
+    // The lot keeps its own origin; the account keeps its own.
+    let lots = plant.running.runtime.plant.lots().await.unwrap();
+    assert_eq!(
+        (lots[0].id.as_str(), lots[0].origin.as_str()),
+        ("LOT-A1", "virgin")
+    );
+    let (status, _) = panel
+        .action(
+            "/materials/ply6@common/restock",
+            &[("amount", "1"), ("origin", "moon")],
+        )
+        .await;
+    assert_eq!(status, 422);
 
     // An adjustment needs a reason and a number; then it takes a signed amount.
     let (status, _) = panel
