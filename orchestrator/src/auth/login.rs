@@ -138,7 +138,7 @@ async fn check(ops: &Operations, name: &str, password: String) -> Result<bool, P
 }
 
 /// Where to go after signing in: a path on this server (never another site), else `/`.
-fn local_target(next: &str) -> &str {
+pub fn local_target(next: &str) -> &str {
     let local = next.starts_with('/')
         && !next.starts_with("//")
         && !next.contains('\\')

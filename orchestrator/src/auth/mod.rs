@@ -19,7 +19,7 @@ pub mod secrets;
 pub mod sessions;
 
 pub use http::{CSRF_HEADER, Caller, SESSION_COOKIE, guard};
-pub use login::{MAX_FAILURES as MAX_FAILED_SIGN_INS, routes};
+pub use login::{MAX_FAILURES as MAX_FAILED_SIGN_INS, local_target, routes};
 
 use std::fmt;
 use std::str::FromStr;

@@ -205,12 +205,6 @@ async fn plan_chart(
     }))
 }
 
-/// The order, if the caller may see it: a maker sees their own, another maker's is not found
-/// (as in the API).
-async fn visible_order(ctx: &Ctx, id: &str) -> Result<OrderView, PanelError> {
-    Ok(ctx.ops.order(&ctx.caller.actor(), id).await?)
-}
-
 /// One step's progress on the order page.
 pub struct StepProgress {
     pub step: StepView,
@@ -281,8 +275,9 @@ fn section(ctx: &Ctx) -> &'static str {
 }
 
 async fn order_body<'a>(ctx: &'a Ctx, id: &str) -> Result<OrderBody<'a>, PanelError> {
-    let order = visible_order(ctx, id).await?;
-    let units = ctx.ops.units(&ctx.caller.actor(), id).await?;
+    let actor = ctx.caller.actor();
+    let order = ctx.ops.order(&actor, id).await?;
+    let units = ctx.ops.units(&actor, id).await?;
     let staff = ctx.caller.role.includes(Role::Operator);
     let quantity = order.quantity;
     let steps = order
@@ -296,13 +291,11 @@ async fn order_body<'a>(ctx: &'a Ctx, id: &str) -> Result<OrderBody<'a>, PanelEr
             step: step.clone(),
         })
         .collect();
-    let cancellable = order.state == OrderState::Submitted || order.state.is_active();
+    // A maker withdraws an order only while it is submitted (the operation says so too).
+    let cancellable = order.state == OrderState::Submitted || (staff && order.state.is_active());
     let row = OrderRow::of(order);
     let (runs, gantt) = if staff {
-        let runs = ctx
-            .ops
-            .jobs(&ctx.caller.actor(), Some(id), None, None)
-            .await?;
+        let runs = ctx.ops.jobs(&actor, Some(id), None, None).await?;
         let gantt = plan_chart(ctx, std::slice::from_ref(&row), Some(id)).await?;
         (runs, gantt)
     } else {
