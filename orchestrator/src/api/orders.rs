@@ -275,7 +275,7 @@ pub(super) async fn get_order(
 }
 
 #[utoipa::path(post, path = "/api/v1/orders/{id}/approve", params(("id" = String, Path)), request_body(content = NoFields, description = "`{}`: this action takes no fields"),
-    responses((status = 200, body = OrderView), (status = 409, body = ErrorBody, description = "not submitted, or material short"), (status = 422, body = ErrorBody, description = "X-Actor is over its limit")))]
+    responses((status = 200, body = OrderView), (status = 409, body = ErrorBody, description = "not submitted, or material short")))]
 pub(super) async fn approve_order(
     State(ops): State<Operations>,
     caller: Caller,
