@@ -56,7 +56,8 @@ impl Role {
 
 impl fmt::Display for Role {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        // `pad`, so that a width (`{role:<8}`) lines up a table.
+        f.pad(self.as_str())
     }
 }
 
