@@ -158,6 +158,16 @@ async fn a_browser_session_sends_its_csrf_token_from_its_own_origin() {
     for attribute in ["HttpOnly", "SameSite=Strict", "Path=/"] {
         assert!(set_cookie.contains(attribute), "{set_cookie}");
     }
+    assert!(!set_cookie.contains("Secure"), "plain http: {set_cookie}");
+    let behind_tls = no_redirects()
+        .post(format!("{base}/login"))
+        .header("x-forwarded-proto", "https")
+        .form(&[("name", "olga"), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    let secure_cookie = behind_tls.headers()[SET_COOKIE].to_str().unwrap();
+    assert!(secure_cookie.contains("; Secure"), "{secure_cookie}");
     let cookie_value = set_cookie
         .split(';')
         .next()

@@ -111,8 +111,17 @@ async fn login(
     };
     tracing::info!(target: "microfab::auth", account = %name, "signed in");
     let mut response = Redirect::to(local_target(&form.next)).into_response();
+    // Behind a TLS reverse proxy the cookie never travels in clear.
+    let secure = if headers
+        .get("x-forwarded-proto")
+        .is_some_and(|proto| proto.as_bytes().eq_ignore_ascii_case(b"https"))
+    {
+        "; Secure"
+    } else {
+        ""
+    };
     let set_cookie = format!(
-        "{SESSION_COOKIE}={cookie}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
+        "{SESSION_COOKIE}={cookie}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{secure}",
         sessions::ABSOLUTE_MS / 1000
     );
     response.headers_mut().insert(
