@@ -4,79 +4,14 @@
 
 mod common;
 
-use common::{BRACKET_SPEC, Client, TestDb, TestPlant, plant_config};
+use common::panel::Panel;
+use common::{BRACKET_SPEC, TestDb, TestPlant, plant_config};
 use microfab::auth::Role;
-use reqwest::Method;
 use serde_json::Value;
-
-/// The panel as one account sees it (signed in with an API token): pages by GET, actions as
-/// htmx form POSTs.
-struct Panel {
-    client: Client,
-}
-
-impl Panel {
-    async fn of(plant: &TestPlant, name: &str, role: Role) -> Panel {
-        Panel {
-            client: plant.account(name, role).await,
-        }
-    }
-
-    async fn page(&self, path: &str) -> (u16, String) {
-        let response = self.client.request(Method::GET, path).send().await.unwrap();
-        (response.status().as_u16(), response.text().await.unwrap())
-    }
-
-    async fn ok(&self, path: &str) -> String {
-        let (status, body) = self.page(path).await;
-        assert_eq!(status, 200, "GET {path}: {body}");
-        body
-    }
-
-    async fn action(&self, path: &str, form: &[(&str, &str)]) -> (u16, String) {
-        let response = self
-            .client
-            .request(Method::POST, path)
-            .header("hx-request", "true")
-            .form(form)
-            .send()
-            .await
-            .unwrap();
-        (response.status().as_u16(), response.text().await.unwrap())
-    }
-
-    /// `/submit` as the browser sends it: multipart, the spec pasted, programs as files.
-    async fn submit(&self, spec: &str, programs: &[(&str, &str)]) -> reqwest::Response {
-        const BOUNDARY: &str = "----microfab-test-boundary";
-        let mut body = format!(
-            "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"spec_text\"\r\n\r\n{spec}\r\n"
-        );
-        body.push_str(&format!(
-            "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"spec_file\"; filename=\"\"\r\nContent-Type: application/octet-stream\r\n\r\n\r\n"
-        ));
-        for (name, text) in programs {
-            body.push_str(&format!(
-                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"programs\"; filename=\"{name}\"\r\nContent-Type: text/plain\r\n\r\n{text}\r\n"
-            ));
-        }
-        body.push_str(&format!("--{BOUNDARY}--\r\n"));
-        self.client
-            .request(Method::POST, "/submit")
-            .header("hx-request", "true")
-            .header(
-                "content-type",
-                format!("multipart/form-data; boundary={BOUNDARY}"),
-            )
-            .body(body)
-            .send()
-            .await
-            .unwrap()
-    }
-}
 
 /// An operator's panel (the plant's staff).
 async fn operator(plant: &TestPlant) -> Panel {
-    Panel::of(plant, "olga", Role::Operator).await
+    Panel::sign_in(plant, "olga", Role::Operator).await
 }
 
 const COASTER_SPEC: &str = r#"spec_version = 1
@@ -111,7 +46,7 @@ async fn order_state(plant: &TestPlant, id: &str) -> Value {
 async fn a_spec_with_errors_is_shown_at_its_lines_and_makes_nothing() {
     let db = TestDb::sqlite().await;
     let plant = TestPlant::start(&db, &plant_config(1.0, 0.0)).await;
-    let panel = Panel::of(&plant, "coaster-co", Role::Maker).await;
+    let panel = Panel::sign_in(&plant, "coaster-co", Role::Maker).await;
     let page = panel.ok("/submit").await;
     assert!(page.contains(r#"data-testid="spec-text""#));
 
@@ -380,7 +315,7 @@ origin = "local"
 on_hand = 7
 "#;
     let plant = TestPlant::start(&db, &text).await;
-    let maker = Panel::of(&plant, "coaster-co", Role::Maker).await;
+    let maker = Panel::sign_in(&plant, "coaster-co", Role::Maker).await;
     let submit = |spec: String| {
         let client = &plant.client;
         async move {
@@ -473,7 +408,7 @@ on_hand = 7
 async fn an_admin_manages_accounts_and_reads_the_config() {
     let db = TestDb::sqlite().await;
     let plant = TestPlant::start(&db, &plant_config(1.0, 0.0)).await;
-    let admin = Panel::of(&plant, "ada", Role::Admin).await;
+    let admin = Panel::sign_in(&plant, "ada", Role::Admin).await;
     let users = admin.ok("/admin/users").await;
     assert!(users.contains(r#"data-testid="user-ada""#));
 
@@ -502,12 +437,17 @@ async fn an_admin_manages_accounts_and_reads_the_config() {
     let hook = r#"data-testid="new-token-value">"#;
     let start = body.find(hook).unwrap() + hook.len();
     let token = &body[start..start + body[start..].find('<').unwrap()];
-    let nina = Panel {
-        client: plant.client.with_token(Some(token)),
-    };
+    let nina = plant.client.with_token(Some(token));
+    let orders_page = nina
+        .request(reqwest::Method::GET, "/orders")
+        .send()
+        .await
+        .unwrap();
     assert!(
-        nina.ok("/orders")
+        orders_page
+            .text()
             .await
+            .unwrap()
             .contains(r#"data-testid="nav-orders""#)
     );
     assert!(!admin.ok("/admin/users").await.contains(token));
@@ -522,7 +462,7 @@ async fn an_admin_manages_accounts_and_reads_the_config() {
         .action(&format!("/admin/tokens/{token_id}/revoke"), &[])
         .await;
     assert_eq!(status, 200, "{body}");
-    let (status, _) = nina.client.get("/api/v1/orders").await;
+    let (status, _) = nina.get("/api/v1/orders").await;
     assert_eq!(status, 401, "a revoked token opens nothing");
 
     let (status, body) = admin.action("/admin/users/nina/disable", &[]).await;

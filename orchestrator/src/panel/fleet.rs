@@ -32,7 +32,7 @@ use crate::plant::views::MachineView;
 pub const COALESCE: Duration = Duration::from_millis(200);
 
 /// The states a machine view can be in, in the board's order (its summary and filter).
-const STATES: &[&str] = &[
+pub(super) const STATES: &[&str] = &[
     "alarm",
     "held",
     "paused",
@@ -77,6 +77,11 @@ impl Card {
 
     pub fn can_resume(&self) -> bool {
         self.state == "paused"
+    }
+
+    /// Maintenance starts only on a machine without a run (the plant refuses otherwise).
+    pub fn can_start_maintenance(&self) -> bool {
+        !self.in_maintenance && self.run.is_none()
     }
 
     pub fn can_abort(&self) -> bool {
@@ -289,10 +294,16 @@ async fn follow_machines(
         .status_channels()
         .iter()
         .filter(|(id, _)| wanted(id))
-        .map(|(id, rx)| (id.clone(), WatchStream::from_changes(rx.clone())))
+        .map(|(id, rx)| {
+            // What changed before this stream began is in the page already.
+            let mut rx = rx.clone();
+            rx.mark_unchanged();
+            (id.clone(), WatchStream::from_changes(rx))
+        })
         .collect();
     let mut recorded: HashMap<String, (MachineView, Option<RunOnMachine>)> = HashMap::new();
     let mut stale: BTreeSet<String> = BTreeSet::new();
+    let mut sent: HashMap<String, String> = HashMap::new();
     let mut changed: BTreeSet<String> = BTreeSet::new();
     let mut tick = tokio::time::interval(COALESCE);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -323,6 +334,12 @@ async fn follow_machines(
                     let Some(html) = render_card(&ops, t, &id, &mut recorded).await else {
                         continue;
                     };
+                    // A change the card does not show (a temperature, a counter it leaves
+                    // out) sends nothing.
+                    if sent.get(&id) == Some(&html) {
+                        continue;
+                    }
+                    sent.insert(id.clone(), html.clone());
                     if sender.send((id, html)).await.is_err() {
                         return;
                     }

@@ -3,6 +3,8 @@
 //! a thin HTTP client.
 #![allow(dead_code)]
 
+pub mod panel;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
