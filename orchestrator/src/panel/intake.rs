@@ -109,13 +109,23 @@ impl Submitted {
         when(&self.screen.report.timing.earliest_completion)
     }
 
-    /// Slack against the due date, in hours (negative: late), one decimal.
-    pub fn slack_hours(&self) -> String {
-        format!("{:.1}", self.screen.report.timing.slack_seconds / 3600.0)
+    /// Slack against the due date (negative: late).
+    pub fn slack(&self, t: &Catalog) -> String {
+        duration(t, self.screen.report.timing.slack_seconds)
     }
 
-    pub fn critical_hours(&self) -> String {
-        format!("{:.1}", self.screen.report.timing.critical_seconds / 3600.0)
+    pub fn critical(&self, t: &Catalog) -> String {
+        duration(t, self.screen.report.timing.critical_seconds)
+    }
+}
+
+/// A span of time in hours with one decimal, or in days past two days.
+pub fn duration(t: &Catalog, seconds: f64) -> String {
+    let hours = seconds / 3600.0;
+    if hours.abs() >= 48.0 {
+        t.fill("intake.days", &[("d", format!("{:.1}", hours / 24.0))])
+    } else {
+        t.fill("intake.hours", &[("h", format!("{hours:.1}"))])
     }
 }
 
@@ -209,5 +219,20 @@ async fn reject(ctx: Ctx, Path(id): Path<String>, Form(form): Form<RejectForm>) 
     match result {
         Ok(order) => ctx.done(String::new(), "intake.rejected", order.id),
         Err(e) => ctx.answer(Err(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::duration;
+    use crate::panel::Lang;
+
+    #[test]
+    fn a_duration_is_hours_up_to_two_days_then_days() {
+        let t = Lang::En.catalog();
+        assert_eq!(duration(t, 6.4 * 3600.0), "6.4 h");
+        assert_eq!(duration(t, 47.9 * 3600.0), "47.9 h");
+        assert_eq!(duration(t, 72.0 * 3600.0), "3.0 days");
+        assert_eq!(duration(t, -96.0 * 3600.0), "-4.0 days");
     }
 }
