@@ -16,10 +16,10 @@ use super::layout::{Chrome, Ctx};
 use super::orders::when;
 use super::render::{PanelError, checked_reason, html};
 use crate::auth::Role;
-use crate::ops::Operations;
-use crate::plant::OrderState;
+use crate::ops::{OpError, Operations};
 use crate::plant::prescreen::{Flag, OrderPrescreen, StepCheck};
 use crate::plant::views::OrderView;
+use crate::plant::{OrderState, PlantError};
 
 pub fn routes(ops: &Operations) -> Router<Operations> {
     let staff = Router::new()
@@ -163,6 +163,9 @@ struct IntakePage<'a> {
     t: &'a Catalog,
     chrome: Chrome,
     queue: Vec<Submitted>,
+    /// Orders whose stored spec no longer checks, with why: approve or reject them blind
+    /// rather than lose the page.
+    unscreened: Vec<(OrderView, String)>,
 }
 
 async fn page(ctx: Ctx) -> Response {
@@ -176,8 +179,16 @@ async fn page_html(ctx: &Ctx) -> Result<String, PanelError> {
         .orders(&actor, Some(OrderState::Submitted), None)
         .await?;
     let mut queue = Vec::with_capacity(orders.len());
+    let mut unscreened = Vec::new();
     for order in orders {
-        let screen = ctx.ops.prescreen(&actor, &order.id).await?;
+        let screen = match ctx.ops.prescreen(&actor, &order.id).await {
+            Ok(screen) => screen,
+            Err(OpError::Plant(PlantError::Conflict(why))) => {
+                unscreened.push((order, why));
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
         let flags = screen
             .report
             .flags()
@@ -194,6 +205,7 @@ async fn page_html(ctx: &Ctx) -> Result<String, PanelError> {
         t: ctx.t,
         chrome: ctx.chrome("intake.title", "/intake"),
         queue,
+        unscreened,
     })
 }
 
