@@ -64,6 +64,8 @@ pub struct Card {
     /// What holds the machine: the catalog key of its kind, and why.
     pub holds: Vec<(String, String)>,
     pub in_maintenance: bool,
+    /// The interrupted run the machine holds, waiting on an operator's decision.
+    pub held_run: Option<i64>,
 }
 
 impl Card {
@@ -151,6 +153,11 @@ pub fn card(
             })
             .collect(),
         in_maintenance: machine.holds.iter().any(|h| h.kind == "maintenance"),
+        held_run: machine
+            .holds
+            .iter()
+            .find(|h| h.kind == "interrupted_run")
+            .and_then(|h| h.job_id),
     }
 }
 
