@@ -124,16 +124,22 @@ async fn json_only(request: Request, next: Next) -> Response {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.split(';').next())
             .map(|v| v.trim().to_ascii_lowercase());
+        let submission = path == "/api/v1/orders";
         let accepted = match media_type.as_deref() {
             Some("application/json") => true,
-            Some("application/toml") => path == "/api/v1/orders",
+            Some("application/toml") => submission,
             _ => false,
         };
         if !accepted {
+            let message = if submission {
+                "send the spec as application/toml, or as application/json with its programs"
+            } else {
+                "send `Content-Type: application/json` (with a body or without)"
+            };
             return ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",
-                "send `Content-Type: application/json` (with a body or without)",
+                message,
             )
             .into_response();
         }

@@ -18,7 +18,7 @@ use super::render::{PanelError, checked_reason, html};
 use crate::auth::Role;
 use crate::ops::Operations;
 use crate::plant::OrderState;
-use crate::plant::prescreen::OrderPrescreen;
+use crate::plant::prescreen::{Flag, OrderPrescreen, StepCheck};
 use crate::plant::views::OrderView;
 
 pub fn routes(ops: &Operations) -> Router<Operations> {
@@ -29,10 +29,75 @@ pub fn routes(ops: &Operations) -> Router<Operations> {
     at_least(Role::Operator, staff, ops)
 }
 
-/// A submitted order and its pre-screen now.
+/// A submitted order, its pre-screen now and what it flags, in the reader's words.
 pub struct Submitted {
     pub order: OrderView,
     pub screen: OrderPrescreen,
+    pub flags: Vec<String>,
+}
+
+/// A flag in the catalog's words.
+pub fn worded(t: &Catalog, flag: &Flag) -> String {
+    match flag {
+        Flag::QuantityOutsidePolicy { quantity, min, max } => t.fill(
+            "intake.flag_quantity",
+            &[
+                ("n", &quantity.to_string()),
+                ("min", &min.to_string()),
+                ("max", &max.to_string()),
+            ],
+        ),
+        Flag::NoCapableMachine { step, capability } => t.fill(
+            "intake.flag_no_machine",
+            &[("step", step), ("capability", capability)],
+        ),
+        Flag::LargerThanEveryEnvelope {
+            step,
+            capability,
+            size_mm,
+        } => t.fill(
+            "intake.flag_too_large",
+            &[
+                ("step", step),
+                ("capability", capability),
+                ("size", &mm(size_mm)),
+            ],
+        ),
+        Flag::NoDriverAccepts {
+            step,
+            capability,
+            refusals,
+        } => t.fill(
+            "intake.flag_refused",
+            &[
+                ("step", step),
+                ("capability", capability),
+                ("why", &refusals.join("; ")),
+            ],
+        ),
+        Flag::MaterialShort {
+            material,
+            needed,
+            available,
+        } => t.fill(
+            "intake.flag_material",
+            &[
+                ("material", material),
+                ("needed", &needed.to_string()),
+                ("available", &available.to_string()),
+            ],
+        ),
+        Flag::DueUnreachable {
+            due,
+            critical_seconds,
+        } => t.fill(
+            "intake.flag_due",
+            &[
+                ("due", &when(due)),
+                ("hours", &format!("{:.1}", critical_seconds / 3600.0)),
+            ],
+        ),
+    }
 }
 
 impl Submitted {
@@ -52,6 +117,24 @@ impl Submitted {
     pub fn critical_hours(&self) -> String {
         format!("{:.1}", self.screen.report.timing.critical_seconds / 3600.0)
     }
+}
+
+/// Every machine that can do the step fits its program and its driver accepts it: the report
+/// names them on one line instead of a table.
+pub fn all_clear(step: &StepCheck) -> bool {
+    !step.machines.is_empty()
+        && step
+            .machines
+            .iter()
+            .all(|m| m.fits != Some(false) && m.driver_refusal.is_none())
+}
+
+pub fn machine_ids(step: &StepCheck) -> String {
+    step.machines
+        .iter()
+        .map(|m| m.machine_id.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Millimetres as the report shows them: whole numbers, the axes joined by `×`.
@@ -80,13 +163,22 @@ async fn page_html(ctx: &Ctx) -> Result<String, PanelError> {
     let actor = ctx.caller.actor();
     let orders = ctx
         .ops
-        .plant()
-        .orders(Some(OrderState::Submitted.as_str()), None)
+        .orders(&actor, Some(OrderState::Submitted), None)
         .await?;
     let mut queue = Vec::with_capacity(orders.len());
     for order in orders {
         let screen = ctx.ops.prescreen(&actor, &order.id).await?;
-        queue.push(Submitted { order, screen });
+        let flags = screen
+            .report
+            .flags()
+            .iter()
+            .map(|flag| worded(ctx.t, flag))
+            .collect();
+        queue.push(Submitted {
+            order,
+            screen,
+            flags,
+        });
     }
     html(&IntakePage {
         t: ctx.t,

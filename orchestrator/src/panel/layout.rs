@@ -81,6 +81,12 @@ pub const NAV: &[NavLink] = &[
         roles: MAKERS,
     },
     NavLink {
+        key: "nav.admin_users",
+        path: "/admin/users",
+        testid: "admin-users",
+        roles: ADMINS,
+    },
+    NavLink {
         key: "nav.admin_config",
         path: "/admin/config",
         testid: "admin-config",

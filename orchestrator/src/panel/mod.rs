@@ -53,6 +53,7 @@ pub const PAGES: &[(&str, Role)] = &[
     ("/submit", Role::Maker),
     ("/my/orders", Role::Maker),
     ("/my/materials", Role::Maker),
+    ("/admin/users", Role::Admin),
     ("/admin/config", Role::Admin),
 ];
 
