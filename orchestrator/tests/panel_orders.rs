@@ -475,3 +475,38 @@ async fn an_admin_manages_accounts_and_reads_the_config() {
     assert_eq!(status, 403, "an operator is no admin");
     plant.shutdown.cancel();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_whose_stored_spec_no_longer_checks_stays_in_intake_with_why() {
+    let db = TestDb::sqlite().await;
+    let plant = TestPlant::start(&db, &plant_config(1.0, 0.0)).await;
+    let panel = operator(&plant).await;
+    let broken = plant.client.submit_file(BRACKET_SPEC).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let fine = plant.client.submit_file(BRACKET_SPEC).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    sqlx::query("UPDATE orders SET spec_json = '{}' WHERE id = $1")
+        .bind(&broken)
+        .execute(&plant.running.runtime.plant.store.pool)
+        .await
+        .unwrap();
+
+    let (status, body) = plant
+        .client
+        .get(&format!("/api/v1/orders/{broken}/prescreen"))
+        .await;
+    assert_eq!(status, 409, "{body}");
+    let intake = panel.ok("/intake").await;
+    let card = &intake[intake.find(&format!(r#"id="intake-{broken}""#)).unwrap()..];
+    let card = &card[..card.find("</article>").unwrap()];
+    assert!(card.contains(r#"data-testid="prescreen-failed""#), "{card}");
+    assert!(card.contains(&format!(r#"data-testid="approve-{broken}""#)));
+    // The other order keeps its report.
+    assert!(intake.contains(&format!(r#"data-testid="approve-{fine}""#)));
+    assert!(intake.contains("bar → assembly"));
+    plant.shutdown.cancel();
+}
