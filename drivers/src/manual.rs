@@ -16,6 +16,7 @@ impl DriverKind for ManualConfig {
             resume_from_line: false,
             resume_by_default: false,
             state_survives_restart: false,
+            operator_actions: false,
         }
     }
 

@@ -54,6 +54,9 @@ pub struct Supports {
     /// which the driver asks again); runs on machines that live inside the process do not
     /// survive a restart.
     pub state_survives_restart: bool,
+    /// It carries out an operator's explicit actions (unlock, home, reset:
+    /// [`crate::Driver::operator`]); the panel offers them only where this is true.
+    pub operator_actions: bool,
 }
 
 /// One problem in a machine's `driver` table.

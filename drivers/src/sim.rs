@@ -47,6 +47,7 @@ impl DriverKind for SimConfig {
             resume_from_line: false,
             resume_by_default: false,
             state_survives_restart: false,
+            operator_actions: false,
         }
     }
 

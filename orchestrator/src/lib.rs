@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod machine_status;
 pub mod ops;
+pub mod panel;
 pub mod plant;
 pub mod runtime;
 pub mod server;

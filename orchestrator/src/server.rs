@@ -49,7 +49,9 @@ pub async fn start(
     let mut tasks = JoinSet::new();
     let runtime = runtime::start(plant, shutdown.clone(), &mut tasks).await?;
     let address = listener.local_addr()?;
-    let app = crate::api::app(Operations::new(runtime.clone()))
+    let ops = Operations::new(runtime.clone());
+    let app = crate::api::app(ops.clone())
+        .merge(crate::panel::router(ops))
         .layer(axum::middleware::from_fn(access_log));
     let stop = shutdown.clone();
     tasks.spawn(async move {

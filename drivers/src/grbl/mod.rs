@@ -168,6 +168,7 @@ impl DriverKind for GrblConfig {
             resume_from_line: false,
             resume_by_default: false,
             state_survives_restart: true,
+            operator_actions: true,
         }
     }
 

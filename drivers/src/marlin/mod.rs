@@ -185,6 +185,7 @@ impl DriverKind for MarlinConfig {
             resume_from_line: true,
             resume_by_default: true,
             state_survives_restart: true,
+            operator_actions: false,
         }
     }
 

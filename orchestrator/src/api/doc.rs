@@ -10,11 +10,16 @@ use super::machines::*;
 use super::materials::*;
 use super::orders::*;
 use super::plan::*;
+use super::prescreen::*;
 use super::status::*;
 use crate::machine_status::MachineStatus;
 use crate::ops::Submitted;
 use crate::plant::live_views::{
     Console, ConsoleLine, GanttRow, LiveMachineView, OrderEta, PlanView,
+};
+use crate::plant::prescreen::{
+    AccountAvailable, MachineFit, MaterialCheck, OrderPrescreen, PrescreenReport, ProgramSummary,
+    QuantityCheck, StepCheck, TimingCheck,
 };
 use crate::plant::views::{JobView, MachineView, MaterialView, OrderView, ResumeView, UnitView};
 use crate::plant::{JobState, OrderState};
@@ -36,6 +41,7 @@ use crate::verify::VerifyReport;
         reject_order,
         cancel_order,
         order_units,
+        order_prescreen,
         list_machines,
         get_machine,
         pause_machine,
@@ -70,6 +76,15 @@ use crate::verify::VerifyReport;
         MachineStatus,
         MaterialView,
         UnitView,
+        OrderPrescreen,
+        PrescreenReport,
+        QuantityCheck,
+        ProgramSummary,
+        StepCheck,
+        MachineFit,
+        MaterialCheck,
+        AccountAvailable,
+        TimingCheck,
         EventRecord,
         SubmitRequest,
         Submitted,

@@ -45,6 +45,15 @@ pub fn body_too_large(size: Option<usize>, limit: usize) -> String {
 }
 
 impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// What went wrong, as the JSON body says it (the panel shows the same words).
+    pub fn detail(&self) -> &ErrorDetail {
+        &self.body.error
+    }
+
     pub(super) fn new(status: StatusCode, code: &str, message: impl Into<String>) -> ApiError {
         ApiError {
             status,

@@ -16,6 +16,7 @@ mod machines;
 mod materials;
 mod orders;
 mod plan;
+mod prescreen;
 mod status;
 
 use std::sync::Arc;
@@ -62,6 +63,7 @@ pub fn app(state: AppState) -> Router {
         submit_order,
     };
     use self::plan::current_plan;
+    use self::prescreen::order_prescreen;
     use self::status::{healthz, verify};
 
     Router::new()
@@ -73,6 +75,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/orders/{id}/reject", post(reject_order))
         .route("/api/v1/orders/{id}/cancel", post(cancel_order))
         .route("/api/v1/orders/{id}/units", get(order_units))
+        .route("/api/v1/orders/{id}/prescreen", get(order_prescreen))
         .route("/api/v1/machines", get(list_machines))
         .route("/api/v1/machines/{id}", get(get_machine))
         .route("/api/v1/machines/{id}/pause", post(pause_machine))

@@ -7,10 +7,12 @@
 //! Layers: api and cli above this module; the plant (rules, transactions, views) and the
 //! runtime (machines, coordinator) below it; the store below them.
 
+mod floor;
 mod jobs;
 mod machines;
 mod materials;
 mod orders;
+mod prescreen;
 
 use std::fmt;
 use std::sync::Arc;

@@ -6,7 +6,8 @@
 //! Rooms, each depending only on those below it: `orders` (submit, approve, reject, cancel);
 //! `runs` (dispatch and what machines report) and `interrupted` (an operator resolves or
 //! resumes an interrupted run), both over `units` (unit accounting, replacement runs,
-//! completion); `stock` (reservations and draws); `machines`; the read models `plan_input`
+//! completion); `stock` (reservations and draws); `machines`; `prescreen` (what an operator
+//! checks before approving, pure, and the flags a submission records); the read models `plan_input`
 //! (the planner's input) and `views` (the API's). Beneath them all: `records` (the reads and
 //! inserts they share), `rules` (the arithmetic, pure) and `state` (order, job and machine
 //! states and their one database mapping).
@@ -17,11 +18,14 @@
 //! - per stock account: `0 <= reserved <= on_hand`;
 //! - only an active order (approved, in progress) gets new runs or reserved material.
 
+pub mod floor_views;
 mod interrupted;
 pub mod live_views;
+pub mod lots;
 pub mod machines;
 pub mod orders;
 mod plan_input;
+pub mod prescreen;
 mod records;
 pub mod rules;
 mod runs;

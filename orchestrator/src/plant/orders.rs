@@ -1,19 +1,14 @@
 //! Order lifecycle: submit (validated, pre-screened) → approve (material reserved, jobs
 //! created) | reject → in progress → completed; cancel releases what was not consumed.
 
-use std::collections::BTreeMap;
-
 use microfab_job_specs::{CheckedSpec, ProgramRef};
 
-use super::records::{NewJobs, Tx, order_state_of};
-use super::rules::{self, envelope_fits};
+use super::records::{NewJobs, order_state_of};
+use super::rules;
 use super::state::{JobState, OrderState, sql_list};
 use super::{Plant, PlantError, Result, invalid};
 use crate::amount::Amount;
 use crate::store::Event;
-
-/// A flag the pre-screen raises for the operator.
-pub type Flag = String;
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct StepMaterial(pub String, pub Amount);
@@ -51,16 +46,7 @@ impl Plant {
             }
         }
         let s = &spec.spec;
-        let mut needs = BTreeMap::new();
-        for (i, step) in s.steps.iter().enumerate() {
-            for draw in &step.materials {
-                let per_run = Amount::from_decimal(draw.per_run)
-                    .map_err(|e| invalid(&format!("steps[{i}].materials"), e))?;
-                let total = needs.entry(draw.material.clone()).or_insert(Amount::ZERO);
-                *total = *total + per_run.times(spec.runs(i) as i64);
-            }
-        }
-        let flags = self.prescreen(&mut w.tx, spec, &needs, at_ms).await?;
+        let flags = self.screen_in(&mut w.tx, spec, at_ms).await?.flags();
         let seq: i64 =
             sqlx::query_scalar("SELECT CAST(COALESCE(MAX(seq), 0) + 1 AS BIGINT) FROM orders")
                 .fetch_one(&mut *w.tx)
@@ -162,105 +148,6 @@ impl Plant {
             order_id,
             already_submitted: false,
         })
-    }
-
-    /// What an operator must look at before approving: quantity outside the plant's range,
-    /// no machine that can do a step or whose envelope fits its program, material short, due
-    /// date out of reach.
-    async fn prescreen(
-        &self,
-        tx: &mut Tx,
-        spec: &CheckedSpec,
-        needs: &BTreeMap<String, Amount>,
-        now_ms: i64,
-    ) -> Result<Vec<Flag>> {
-        let s = &spec.spec;
-        let policy = &self.config.policy;
-        let mut flags = Vec::new();
-        if s.quantity < policy.min_quantity || s.quantity > policy.max_quantity {
-            flags.push(format!(
-                "quantity {} is outside the plant's range {}-{}",
-                s.quantity, policy.min_quantity, policy.max_quantity
-            ));
-        }
-        let machines = self.config.machines.iter().map(|m| m.get_ref());
-        let machines: Vec<_> = machines.collect();
-        let mut critical_seconds = vec![0.0f64; s.steps.len()];
-        for (i, step) in s.steps.iter().enumerate() {
-            let capable: Vec<_> = machines
-                .iter()
-                .filter(|m| m.capabilities.iter().any(|c| c == &step.capability))
-                .collect();
-            if capable.is_empty() {
-                flags.push(format!(
-                    "step '{}': no machine in this plant can do '{}'",
-                    step.id, step.capability
-                ));
-            }
-            let bbox = match &step.program {
-                Some(ProgramRef::GCode(path)) => spec.programs[path].bounding_box,
-                _ => None,
-            };
-            let fitting: Vec<_> = capable
-                .iter()
-                .filter(|m| {
-                    bbox.as_ref()
-                        .is_none_or(|b| envelope_fits(m.envelope_mm, b.size()))
-                })
-                .collect();
-            if let (Some(b), false, true) = (&bbox, capable.is_empty(), fitting.is_empty()) {
-                let [x, y, z] = b.size();
-                flags.push(format!(
-                    "step '{}': the program's moves span {x:.0} x {y:.0} x {z:.0} mm, larger than every '{}' machine's envelope",
-                    step.id, step.capability
-                ));
-            }
-            if let (Some(ProgramRef::GCode(path)), false) = (&step.program, fitting.is_empty()) {
-                let text = &spec.programs[path].text;
-                let refusals: Vec<String> = fitting
-                    .iter()
-                    .filter_map(|m| {
-                        m.driver
-                            .preflight(text)
-                            .err()
-                            .map(|e| format!("{}: {e}", m.id))
-                    })
-                    .collect();
-                if refusals.len() == fitting.len() {
-                    flags.push(format!(
-                        "step '{}': no '{}' machine's driver accepts the program ({})",
-                        step.id,
-                        step.capability,
-                        refusals.join("; ")
-                    ));
-                }
-            }
-            let lanes = fitting.len().max(1) as f64;
-            let runs = spec.runs(i) as f64;
-            let own = (runs / lanes).ceil() * step.run_seconds + step.setup_seconds;
-            let before = spec.predecessors[i]
-                .iter()
-                .map(|&p| critical_seconds[p])
-                .fold(0.0, f64::max);
-            critical_seconds[i] = before + own;
-        }
-        for (material, needed) in needs {
-            let available = super::stock::available_to(tx, material, &s.maker).await?;
-            if available < *needed {
-                flags.push(format!(
-                    "material short: {material} needs {needed}, {available} available to this order"
-                ));
-            }
-        }
-        let earliest_done = now_ms + (critical_seconds[spec.final_step] * 1000.0) as i64;
-        if earliest_done > s.due_unix_millis() {
-            flags.push(format!(
-                "due date {} is not reachable: the process plan needs at least {:.1} h on this fleet",
-                crate::store::format_ms(s.due_unix_millis()),
-                critical_seconds[spec.final_step] / 3600.0
-            ));
-        }
-        Ok(flags)
     }
 
     /// Reserve what the order's runs will draw ([`rules::approval_needs`]) and create its

@@ -12,15 +12,23 @@ use crate::amount::Amount;
 use crate::config::MaterialConfig;
 use crate::store::{Draw, Event, Writer};
 
+/// A stock account an order may draw from, with what is left in it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct EntitledAccount {
+    pub id: String,
+    pub owner: String,
+    pub available: Amount,
+}
+
 /// The accounts an order of `maker` may draw `material` from, the maker's own first, with
 /// what is left in each.
-async fn entitled_accounts(
+pub(crate) async fn entitled_accounts(
     tx: &mut Tx,
     material: &str,
     maker: &str,
-) -> Result<Vec<(String, Amount)>> {
-    let rows: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT id, on_hand - reserved AS available FROM materials \
+) -> Result<Vec<EntitledAccount>> {
+    let rows: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT id, owner, on_hand - reserved AS available FROM materials \
          WHERE material = $1 AND (owner = 'common' OR owner = $2) \
          ORDER BY CASE WHEN owner = $2 THEN 0 ELSE 1 END, id",
     )
@@ -30,17 +38,12 @@ async fn entitled_accounts(
     .await?;
     Ok(rows
         .into_iter()
-        .map(|(id, available)| (id, Amount(available)))
+        .map(|(id, owner, available)| EntitledAccount {
+            id,
+            owner,
+            available: Amount(available),
+        })
         .collect())
-}
-
-/// What an order of `maker` could reserve of each material now.
-pub async fn available_to(tx: &mut Tx, material: &str, maker: &str) -> Result<Amount> {
-    Ok(entitled_accounts(tx, material, maker)
-        .await?
-        .iter()
-        .map(|(_, available)| *available)
-        .sum())
 }
 
 /// Reserve `needs` (material → amount) for `order_id`, or change nothing and say what is short.
@@ -60,7 +63,11 @@ pub async fn reserve(
     let mut plan = Vec::new();
     let mut short = Vec::new();
     for (material, needed) in needs {
-        let accounts = entitled_accounts(tx, material, maker).await?;
+        let accounts: Vec<(String, Amount)> = entitled_accounts(tx, material, maker)
+            .await?
+            .into_iter()
+            .map(|account| (account.id, account.available))
+            .collect();
         let (draws, missing) = draw_in_order(*needed, &accounts);
         if missing > Amount::ZERO {
             let total: Amount = accounts.iter().map(|(_, available)| *available).sum();

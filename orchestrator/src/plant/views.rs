@@ -295,10 +295,16 @@ impl Plant {
     }
 
     pub async fn machines(&self) -> Result<Vec<MachineView>> {
+        self.machine_views(None).await
+    }
+
+    /// Every machine, or the one with id `only`.
+    async fn machine_views(&self, only: Option<&str>) -> Result<Vec<MachineView>> {
         let rows: Vec<MachineRow> = sqlx::query_as(
             "SELECT id, name, capabilities_json, envelope_json, driver_kind, state, state_reason, maintenance, \
-             current_job, setup_family FROM machines ORDER BY id",
+             current_job, setup_family FROM machines WHERE ($1 = '' OR id = $1) ORDER BY id",
         )
+        .bind(only.unwrap_or(""))
         .fetch_all(&self.store.pool)
         .await?;
         let mut views = Vec::with_capacity(rows.len());
@@ -414,7 +420,7 @@ impl Plant {
     }
 
     pub async fn machine(&self, machine_id: &str) -> Result<MachineView> {
-        self.machines()
+        self.machine_views(Some(machine_id))
             .await?
             .into_iter()
             .find(|m| m.id == machine_id)

@@ -13,6 +13,8 @@ use crate::amount::Amount;
 
 use super::StoreError;
 
+pub mod search;
+
 /// An amount taken from (or given back to) one stock account.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Draw {
@@ -235,7 +237,7 @@ impl Event {
         }
     }
 
-    fn order_id(&self) -> Option<&str> {
+    pub fn order_id(&self) -> Option<&str> {
         match self {
             Event::OrderSubmitted { order_id, .. }
             | Event::OrderApproved { order_id, .. }
@@ -275,7 +277,7 @@ impl Event {
         }
     }
 
-    fn machine_id(&self) -> Option<&str> {
+    pub fn machine_id(&self) -> Option<&str> {
         match self {
             Event::JobDispatched { machine_id, .. }
             | Event::JobRequeued { machine_id, .. }

@@ -1,0 +1,270 @@
+//! The event log (`/events`): newest first, a page at a time, filtered by kind, order,
+//! machine, actor and time; on the first page, new events that match are prepended live
+//! (`/events/stream`).
+
+use std::convert::Infallible;
+
+use askama::Template;
+use axum::Router;
+use axum::extract::Query;
+use axum::response::Response;
+use axum::response::sse::Event as SseEvent;
+use axum::routing::get;
+use serde::Deserialize;
+use tokio_stream::StreamExt as _;
+use tokio_stream::wrappers::BroadcastStream;
+
+use super::fleet::{Moment, sse};
+use super::i18n::Catalog;
+use super::layout::{Chrome, Ctx};
+use super::render::{PanelError, html, query_value};
+use crate::ops::Operations;
+use crate::store::EventRecord;
+use crate::store::events::search::{self, EventFilter};
+
+/// Events per page.
+const PAGE: i64 = 100;
+
+pub fn routes() -> Router<Operations> {
+    Router::new()
+        .route("/events", get(page))
+        .route("/events/stream", get(stream))
+}
+
+/// The filter as the form sends it: empty fields filter nothing.
+#[derive(Debug, Default, Deserialize)]
+struct LogQuery {
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    order: String,
+    #[serde(default)]
+    machine: String,
+    #[serde(default)]
+    actor: String,
+    /// `YYYY-MM-DDTHH:MM` (UTC), what a `datetime-local` input sends.
+    #[serde(default)]
+    since: String,
+    #[serde(default)]
+    until: String,
+    /// Show events older than this seq (the next page).
+    before: Option<i64>,
+}
+
+impl LogQuery {
+    fn filter(&self) -> Result<EventFilter, PanelError> {
+        let text = |v: &str| Some(v.trim().to_string()).filter(|v| !v.is_empty());
+        Ok(EventFilter {
+            kind: text(&self.kind),
+            order_id: text(&self.order),
+            machine_id: text(&self.machine),
+            actor: text(&self.actor),
+            since_ms: instant(&self.since, "events.since")?,
+            until_ms: instant(&self.until, "events.until")?,
+        })
+    }
+
+    /// The filter's part of a URL's query (without `before`).
+    fn query(&self) -> String {
+        [
+            ("kind", &self.kind),
+            ("order", &self.order),
+            ("machine", &self.machine),
+            ("actor", &self.actor),
+            ("since", &self.since),
+            ("until", &self.until),
+        ]
+        .iter()
+        .filter(|(_, v)| !v.trim().is_empty())
+        .map(|(k, v)| format!("{k}={}", query_value(v.trim())))
+        .collect::<Vec<_>>()
+        .join("&")
+    }
+}
+
+/// A `datetime-local` value read as UTC, in ms since the epoch; empty is none.
+fn instant(text: &str, field: &'static str) -> Result<Option<i64>, PanelError> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    let format = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]");
+    let at = time::PrimitiveDateTime::parse(text, &format).map_err(|_| PanelError::Invalid {
+        field,
+        message: "errors.not_a_time",
+    })?;
+    Ok(Some(
+        (at.assume_utc().unix_timestamp_nanos() / 1_000_000) as i64,
+    ))
+}
+
+/// One event, ready to show.
+pub struct Row {
+    seq: i64,
+    at: Moment,
+    kind: &'static str,
+    actor: String,
+    order_id: Option<String>,
+    machine_id: Option<String>,
+    /// The event's other fields, `name: value`.
+    details: String,
+}
+
+impl Row {
+    fn of(record: &EventRecord) -> Row {
+        let mut details = Vec::new();
+        if let Ok(serde_json::Value::Object(fields)) = serde_json::to_value(&record.event) {
+            for (name, value) in fields {
+                if matches!(name.as_str(), "kind" | "order_id" | "machine_id") || value.is_null() {
+                    continue;
+                }
+                let value = match value {
+                    serde_json::Value::String(text) => text,
+                    other => other.to_string(),
+                };
+                details.push(format!("{name}: {value}"));
+            }
+        }
+        Row {
+            seq: record.seq,
+            at: Moment::at(record.at_ms),
+            kind: record.event.kind(),
+            actor: record.actor.clone(),
+            order_id: record.event.order_id().map(str::to_string),
+            machine_id: record.event.machine_id().map(str::to_string),
+            details: details.join(" · "),
+        }
+    }
+
+    fn kind_key(&self) -> String {
+        format!("event_kind.{}", self.kind)
+    }
+}
+
+#[derive(Template)]
+#[template(path = "events_row.html")]
+struct RowHtml<'a> {
+    t: &'a Catalog,
+    row: &'a Row,
+}
+
+#[derive(Template)]
+#[template(path = "events.html")]
+struct LogPage<'a> {
+    t: &'a Catalog,
+    chrome: Chrome,
+    rows: Vec<String>,
+    query: LogQuery,
+    kinds: Vec<String>,
+    machines: Vec<String>,
+    /// The URL of the next (older) page, when there may be one.
+    older: Option<String>,
+    /// The live stream's URL, on the first page only.
+    live: Option<String>,
+}
+
+async fn page(ctx: Ctx, Query(query): Query<LogQuery>) -> Response {
+    ctx.answer(page_html(&ctx, query).await)
+}
+
+async fn page_html(ctx: &Ctx, query: LogQuery) -> Result<String, PanelError> {
+    let filter = query.filter()?;
+    let pool = &ctx.ops.plant().store.pool;
+    let records = search::newest(pool, &filter, query.before, PAGE).await?;
+    let filters = query.query();
+    let join = |base: &str, extra: String| match (filters.is_empty(), extra.is_empty()) {
+        (true, _) => format!("{base}?{extra}"),
+        (false, true) => format!("{base}?{filters}"),
+        (false, false) => format!("{base}?{filters}&{extra}"),
+    };
+    let older = (records.len() as i64 == PAGE)
+        .then(|| {
+            records
+                .last()
+                .map(|r| join("/events", format!("before={}", r.seq)))
+        })
+        .flatten();
+    let live = query
+        .before
+        .is_none()
+        .then(|| join("/events/stream", String::new()));
+    let rows = records
+        .iter()
+        .map(|record| {
+            html(&RowHtml {
+                t: ctx.t,
+                row: &Row::of(record),
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    html(&LogPage {
+        t: ctx.t,
+        chrome: ctx.chrome("events.title", "/events"),
+        rows,
+        kinds: search::kinds(pool).await?,
+        machines: ctx
+            .ops
+            .plant()
+            .config
+            .machines
+            .iter()
+            .map(|m| m.get_ref().id.clone())
+            .collect(),
+        older,
+        live,
+        query,
+    })
+}
+
+/// `GET /events/stream`: SSE; each message (`event`) is the row of a new event that matches.
+async fn stream(ctx: Ctx, Query(query): Query<LogQuery>) -> Response {
+    let filter = match query.filter() {
+        Ok(filter) => filter,
+        Err(e) => return ctx.answer(Err(e)),
+    };
+    let t = ctx.t;
+    let live = BroadcastStream::new(ctx.ops.plant().store.subscribe()).filter_map(move |record| {
+        // A reader too slow for the feed misses events; the page's next load shows them.
+        let record = record.ok()?;
+        filter.matches(&record).then(|| {
+            let row = html(&RowHtml {
+                t,
+                row: &Row::of(&record),
+            })
+            .unwrap_or_default();
+            Ok::<_, Infallible>(SseEvent::default().event("event").data(row))
+        })
+    });
+    sse(live)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_read_as_utc_minutes_and_bad_ones_named() {
+        assert_eq!(instant("", "events.since").unwrap(), None);
+        assert_eq!(
+            instant("1970-01-01T00:01", "events.since").unwrap(),
+            Some(60_000)
+        );
+        assert!(matches!(
+            instant("yesterday", "events.until"),
+            Err(PanelError::Invalid {
+                field: "events.until",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn the_filter_goes_into_page_links_encoded() {
+        let query = LogQuery {
+            actor: "kim min-ji".into(),
+            kind: "job_started".into(),
+            ..LogQuery::default()
+        };
+        assert_eq!(query.query(), "kind=job%5Fstarted&actor=kim%20min%2Dji");
+    }
+}

@@ -1,0 +1,356 @@
+//! The fleet board (`/fleet`): every machine as a card, filtered by capability and state, with
+//! the operator's commands; and its live stream (`/fleet/stream`), which pushes a re-rendered
+//! card for each machine that changed, at most one per machine per [`COALESCE`].
+
+use std::collections::{BTreeSet, HashMap};
+use std::convert::Infallible;
+use std::time::Duration;
+
+use askama::Template;
+use axum::Router;
+use axum::extract::Query;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use futures::Stream;
+use serde::Deserialize;
+use tokio::sync::{broadcast, mpsc};
+use tokio_stream::StreamExt as _;
+use tokio_stream::StreamMap;
+use tokio_stream::wrappers::{ReceiverStream, WatchStream};
+
+use super::i18n::Catalog;
+use super::layout::{Chrome, Ctx};
+use super::render::{PanelError, html};
+use crate::machine_status::MachineStatus;
+use crate::ops::Operations;
+use crate::plant::floor_views::RunOnMachine;
+use crate::plant::views::MachineView;
+
+/// The least time between two cards for the same machine on one stream: a burst of changes
+/// (progress, link counters, a run ending and the next starting) becomes one card.
+pub const COALESCE: Duration = Duration::from_millis(200);
+
+/// The states a machine view can be in, in the board's order (its summary and filter).
+const STATES: &[&str] = &[
+    "alarm",
+    "held",
+    "paused",
+    "busy",
+    "idle",
+    "maintenance",
+    "offline",
+    "unavailable",
+];
+
+pub fn routes() -> Router<Operations> {
+    Router::new()
+        .route("/fleet", get(board))
+        .route("/fleet/stream", get(stream))
+}
+
+/// One machine's card: what an operator sees at a glance.
+pub struct Card {
+    pub id: String,
+    pub name: String,
+    pub state: String,
+    pub capabilities: String,
+    pub setup_family: Option<String>,
+    pub run: Option<RunOnMachine>,
+    /// How far the run is, in percent, where the driver knows.
+    pub percent: Option<u64>,
+    pub eta: Option<Moment>,
+    pub link: Option<LinkHealth>,
+    /// What holds the machine: the catalog key of its kind, and why.
+    pub holds: Vec<(String, String)>,
+    pub in_maintenance: bool,
+}
+
+impl Card {
+    pub fn state_key(&self) -> String {
+        format!("state.{}", self.state)
+    }
+
+    pub fn can_pause(&self) -> bool {
+        self.state == "busy"
+    }
+
+    pub fn can_resume(&self) -> bool {
+        self.state == "paused"
+    }
+
+    pub fn can_abort(&self) -> bool {
+        self.run.is_some() && matches!(self.state.as_str(), "busy" | "paused" | "alarm")
+    }
+}
+
+pub struct LinkHealth {
+    pub up: bool,
+    pub resends: u64,
+    pub errors: u64,
+}
+
+/// An instant for a `<time>` element: the browser shows it in its own time zone (app.js);
+/// until then, UTC.
+pub struct Moment {
+    pub iso: String,
+    pub utc: String,
+}
+
+impl Moment {
+    pub fn at(ms: i64) -> Moment {
+        let iso = crate::store::format_ms(ms);
+        let utc = iso
+            .get(11..16)
+            .map_or_else(|| iso.clone(), |hm| format!("{hm} UTC"));
+        Moment { iso, utc }
+    }
+}
+
+/// A machine's card from what the plant recorded, the run on it, and its live status.
+pub fn card(
+    ops: &Operations,
+    machine: &MachineView,
+    run: Option<&RunOnMachine>,
+    live: Option<&MachineStatus>,
+) -> Card {
+    let percent = live
+        .and_then(|l| l.progress)
+        .filter(|p| p.total > 0)
+        .map(|p| (p.done.min(p.total) * 100) / p.total);
+    Card {
+        id: machine.id.clone(),
+        name: machine.name.clone(),
+        state: machine.state.clone(),
+        capabilities: machine.capabilities.join(", "),
+        setup_family: machine.setup_family.clone(),
+        eta: run.and_then(|r| ops.planned_end(r.job_id)).map(Moment::at),
+        run: run.cloned(),
+        percent,
+        link: live.and_then(|l| l.link.as_ref()).map(|link| LinkHealth {
+            up: link.up,
+            resends: link.counters.resends,
+            errors: link.counters.errors,
+        }),
+        holds: machine
+            .holds
+            .iter()
+            .map(|h| {
+                let why = match (h.kind.as_str(), h.job_id, &h.reason) {
+                    ("interrupted_run", Some(job), Some(reason)) => format!("#{job} {reason}"),
+                    (_, _, Some(reason)) => reason.clone(),
+                    (_, Some(job), None) => format!("#{job}"),
+                    _ => String::new(),
+                };
+                (format!("hold.{}", h.kind), why)
+            })
+            .collect(),
+        in_maintenance: machine.holds.iter().any(|h| h.kind == "maintenance"),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "fleet_card.html")]
+pub struct CardHtml<'a> {
+    pub t: &'a Catalog,
+    pub c: &'a Card,
+}
+
+/// Every machine's card (or `only` that machine's), in the plant's order.
+pub async fn cards(ops: &Operations, only: Option<&str>) -> Result<Vec<Card>, PanelError> {
+    let machines = match only {
+        Some(id) => vec![ops.plant().machine(id).await?],
+        None => ops.plant().machines().await?,
+    };
+    let runs = ops.plant().runs_on_machines(only).await?;
+    let statuses = ops.status_channels();
+    Ok(machines
+        .iter()
+        .map(|m| {
+            let live = statuses.get(&m.id).map(|s| s.borrow().clone());
+            card(ops, m, runs.get(&m.id), live.as_ref())
+        })
+        .collect())
+}
+
+#[derive(Deserialize, Default)]
+struct BoardFilter {
+    #[serde(default)]
+    capability: String,
+    #[serde(default)]
+    state: String,
+}
+
+#[derive(Template)]
+#[template(path = "fleet.html")]
+struct BoardPage<'a> {
+    t: &'a Catalog,
+    chrome: Chrome,
+    /// Each shown machine's id and card.
+    cards: Vec<(String, String)>,
+    /// Machines per state, for the summary (every state, in the board's order).
+    summary: Vec<(&'static str, usize)>,
+    capabilities: BTreeSet<String>,
+    states: &'static [&'static str],
+    capability: String,
+    state: String,
+    total: usize,
+}
+
+async fn board(ctx: Ctx, Query(filter): Query<BoardFilter>) -> Response {
+    ctx.answer(board_html(&ctx, filter).await)
+}
+
+async fn board_html(ctx: &Ctx, filter: BoardFilter) -> Result<String, PanelError> {
+    let all = cards(&ctx.ops, None).await?;
+    let capabilities: BTreeSet<String> = ctx
+        .ops
+        .plant()
+        .config
+        .machines
+        .iter()
+        .flat_map(|m| m.get_ref().capabilities.clone())
+        .collect();
+    let summary = STATES
+        .iter()
+        .map(|s| (*s, all.iter().filter(|c| c.state == *s).count()))
+        .collect();
+    let shown: Vec<&Card> = all
+        .iter()
+        .filter(|c| filter.state.is_empty() || c.state == filter.state)
+        .filter(|c| {
+            filter.capability.is_empty()
+                || c.capabilities
+                    .split(", ")
+                    .any(|cap| cap == filter.capability)
+        })
+        .collect();
+    let cards = shown
+        .iter()
+        .map(|c| Ok((c.id.clone(), html(&CardHtml { t: ctx.t, c })?)))
+        .collect::<Result<_, PanelError>>()?;
+    html(&BoardPage {
+        t: ctx.t,
+        chrome: ctx.chrome("fleet.title", "/fleet"),
+        cards,
+        summary,
+        capabilities,
+        states: STATES,
+        capability: filter.capability,
+        state: filter.state,
+        total: all.len(),
+    })
+}
+
+#[derive(Deserialize)]
+struct StreamFilter {
+    /// Only this machine's card (the machine page).
+    machine: Option<String>,
+}
+
+/// `GET /fleet/stream`: SSE; each message is named `machine-{id}` and carries that machine's
+/// card, sent when its record or its live status changed.
+async fn stream(ctx: Ctx, Query(filter): Query<StreamFilter>) -> Response {
+    let (sender, receiver) = mpsc::channel::<(String, String)>(256);
+    tokio::spawn(follow_machines(
+        ctx.ops.clone(),
+        ctx.t,
+        filter.machine,
+        sender,
+    ));
+    let events = ReceiverStream::new(receiver).map(|(id, card)| {
+        Ok::<_, Infallible>(
+            SseEvent::default()
+                .event(format!("machine-{id}"))
+                .data(card),
+        )
+    });
+    sse(events)
+}
+
+pub fn sse(events: impl Stream<Item = Result<SseEvent, Infallible>> + Send + 'static) -> Response {
+    Sse::new(events)
+        .keep_alive(KeepAlive::default())
+        .into_response()
+}
+
+/// Watch the machines' status channels and the event log; every [`COALESCE`], send the card
+/// of each machine that changed. What the store recorded is read again only for machines an
+/// event named; a status change alone re-renders from what was read before.
+async fn follow_machines(
+    ops: Operations,
+    t: &'static Catalog,
+    only: Option<String>,
+    sender: mpsc::Sender<(String, String)>,
+) {
+    let wanted = |id: &str| only.as_deref().is_none_or(|o| o == id);
+    let mut events = ops.plant().store.subscribe();
+    let mut statuses: StreamMap<String, WatchStream<MachineStatus>> = ops
+        .status_channels()
+        .iter()
+        .filter(|(id, _)| wanted(id))
+        .map(|(id, rx)| (id.clone(), WatchStream::from_changes(rx.clone())))
+        .collect();
+    let mut recorded: HashMap<String, (MachineView, Option<RunOnMachine>)> = HashMap::new();
+    let mut stale: BTreeSet<String> = BTreeSet::new();
+    let mut changed: BTreeSet<String> = BTreeSet::new();
+    let mut tick = tokio::time::interval(COALESCE);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            event = events.recv() => match event {
+                Ok(record) => {
+                    if let Some(id) = record.event.machine_id().filter(|id| wanted(id)) {
+                        stale.insert(id.to_string());
+                        changed.insert(id.to_string());
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    // Too many to follow one by one: every machine may have changed.
+                    recorded.clear();
+                    changed.extend(ops.status_channels().keys().filter(|id| wanted(id)).cloned());
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+            Some((id, _)) = statuses.next() => {
+                changed.insert(id);
+            }
+            _ = tick.tick(), if !changed.is_empty() => {
+                for id in std::mem::take(&mut changed) {
+                    if stale.remove(&id) {
+                        recorded.remove(&id);
+                    }
+                    let Some(html) = render_card(&ops, t, &id, &mut recorded).await else {
+                        continue;
+                    };
+                    if sender.send((id, html)).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            () = sender.closed() => return,
+        }
+    }
+}
+
+async fn render_card(
+    ops: &Operations,
+    t: &'static Catalog,
+    id: &str,
+    recorded: &mut HashMap<String, (MachineView, Option<RunOnMachine>)>,
+) -> Option<String> {
+    if !recorded.contains_key(id) {
+        let machine = ops.plant().machine(id).await.ok()?;
+        let run = ops
+            .plant()
+            .runs_on_machines(Some(id))
+            .await
+            .ok()?
+            .remove(id);
+        recorded.insert(id.to_string(), (machine, run));
+    }
+    let (machine, run) = recorded.get(id)?;
+    let live = ops.status_channels().get(id).map(|s| s.borrow().clone());
+    let card = card(ops, machine, run.as_ref(), live.as_ref());
+    html(&CardHtml { t, c: &card }).ok()
+}

@@ -1,0 +1,376 @@
+//! The intake, orders, materials, submit and admin pages on a real plant: each renders with
+//! its data, a spec with an error is shown at its line and makes nothing, and the pages'
+//! htmx actions (approve, reject, restock, adjust, scrap, cancel) change the plant.
+
+mod common;
+
+use common::{BRACKET_SPEC, TestDb, TestPlant, plant_config};
+use serde_json::Value;
+
+/// The panel as one account sees it: pages by GET, actions as htmx form POSTs.
+struct Panel {
+    base: String,
+    http: reqwest::Client,
+    auth: (&'static str, String),
+}
+
+impl Panel {
+    fn new(plant: &TestPlant, auth: (&'static str, String)) -> Panel {
+        Panel {
+            base: plant.client.base.clone(),
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            auth,
+        }
+    }
+
+    async fn page(&self, path: &str) -> (u16, String) {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .header(self.auth.0, &self.auth.1)
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    }
+
+    async fn ok(&self, path: &str) -> String {
+        let (status, body) = self.page(path).await;
+        assert_eq!(status, 200, "GET {path}: {body}");
+        body
+    }
+
+    async fn action(&self, path: &str, form: &[(&str, &str)]) -> (u16, String) {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header(self.auth.0, &self.auth.1)
+            .header("hx-request", "true")
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    }
+
+    /// `/submit` as the browser sends it: multipart, the spec pasted, programs as files.
+    async fn submit(&self, spec: &str, programs: &[(&str, &str)]) -> reqwest::Response {
+        const BOUNDARY: &str = "----microfab-test-boundary";
+        let mut body = format!(
+            "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"spec_text\"\r\n\r\n{spec}\r\n"
+        );
+        body.push_str(&format!(
+            "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"spec_file\"; filename=\"\"\r\nContent-Type: application/octet-stream\r\n\r\n\r\n"
+        ));
+        for (name, text) in programs {
+            body.push_str(&format!(
+                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"programs\"; filename=\"{name}\"\r\nContent-Type: text/plain\r\n\r\n{text}\r\n"
+            ));
+        }
+        body.push_str(&format!("--{BOUNDARY}--\r\n"));
+        self.http
+            .post(format!("{}/submit", self.base))
+            .header(self.auth.0, &self.auth.1)
+            .header("hx-request", "true")
+            .header(
+                "content-type",
+                format!("multipart/form-data; boundary={BOUNDARY}"),
+            )
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+/// An operator's panel (the plant's staff).
+fn operator(plant: &TestPlant) -> Panel {
+    Panel::new(plant, ("x-actor", "olga".into()))
+}
+
+const COASTER_SPEC: &str = r#"spec_version = 1
+product = "Plywood coaster"
+maker = "coaster-co"
+quantity = 60
+priority = "standard"
+due = "2030-06-30"
+
+[[steps]]
+id = "cut"
+capability = "laser"
+program = "programs/coaster.nc"
+units_per_run = 6
+run_seconds = 120
+materials = [{ material = "plywood-birch-6mm", per_run = 1 }]
+"#;
+
+const COASTER_PROGRAM: &str =
+    "G21\nG90\nG0 X0 Y0\nM4 S800\nG1 X90 F1200\nG1 Y90\nG1 X0\nG1 Y0\nM5\n";
+
+/// The 1-based line of the first line of `text` that starts with `prefix`.
+fn line_of(text: &str, prefix: &str) -> usize {
+    text.lines().position(|l| l.starts_with(prefix)).unwrap() + 1
+}
+
+async fn order_state(plant: &TestPlant, id: &str) -> Value {
+    plant.client.ok(&format!("/api/v1/orders/{id}")).await["state"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spec_with_errors_is_shown_at_its_lines_and_makes_nothing() {
+    let db = TestDb::sqlite().await;
+    let plant = TestPlant::start(&db, &plant_config(1.0, 0.0)).await;
+    let panel = operator(&plant);
+    let page = panel.ok("/submit").await;
+    assert!(page.contains(r#"data-testid="spec-text""#));
+
+    let wrong = COASTER_SPEC
+        .replace("programs/coaster.nc", "programs/coastr.nc")
+        .replace("units_per_run = 6", "units_per_run = 0");
+    let response = panel
+        .submit(&wrong, &[("coaster.nc", COASTER_PROGRAM)])
+        .await;
+    assert_eq!(response.status().as_u16(), 422);
+    let body = response.text().await.unwrap();
+    let mut lines: Vec<usize> = body
+        .match_indices(r#"data-testid="spec-error" data-line=""#)
+        .map(|(at, hook)| {
+            let rest = &body[at + hook.len()..];
+            rest[..rest.find('"').unwrap()].parse().unwrap()
+        })
+        .collect();
+    lines.sort();
+    assert_eq!(
+        lines,
+        [
+            line_of(&wrong, "program ="),
+            line_of(&wrong, "units_per_run =")
+        ],
+        "{body}"
+    );
+    assert!(body.contains("programs/coastr.nc"), "{body}");
+    // The listing shows the spec's lines with their numbers.
+    assert!(body.contains(r#"<span class="no">1</span><code>spec_version = 1</code>"#));
+    assert_eq!(
+        plant.client.ok("/api/v1/orders").await,
+        serde_json::json!([])
+    );
+
+    // Fixed, the program found by its file name: the browser is sent to the new order.
+    let response = panel
+        .submit(COASTER_SPEC, &[("coaster.nc", COASTER_PROGRAM)])
+        .await;
+    assert_eq!(response.status().as_u16(), 204);
+    let target = response.headers()["hx-redirect"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let orders = plant.client.ok("/api/v1/orders").await;
+    let id = orders[0]["id"].as_str().unwrap();
+    assert_eq!(target, format!("/orders/{id}?submitted=1"));
+    let greeted = panel.ok(&target).await;
+    assert!(greeted.contains(r#"data-testid="flash""#));
+    plant.shutdown.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn intake_shows_the_prescreen_and_approves_or_rejects() {
+    let db = TestDb::sqlite().await;
+    let plant = TestPlant::start(&db, &plant_config(1.0, 0.0)).await;
+    let panel = operator(&plant);
+    let bracket = plant.client.submit_file(BRACKET_SPEC).await;
+    let bracket = bracket["id"].as_str().unwrap();
+    let (_, coaster) = plant
+        .client
+        .post(
+            "/api/v1/orders",
+            serde_json::json!({ "spec_toml": COASTER_SPEC.replace("per_run = 1", "per_run = 20"),
+                "programs": { "programs/coaster.nc": COASTER_PROGRAM } }),
+        )
+        .await;
+    let coaster = coaster["order"]["id"].as_str().unwrap();
+
+    let intake = panel.ok("/intake").await;
+    for id in [bracket, coaster] {
+        assert!(intake.contains(&format!(r#"data-testid="approve-{id}""#)));
+        assert!(intake.contains(&format!(r#"data-testid="reject-{id}""#)));
+    }
+    // The report: machines per step with fit, the critical path, material short for one.
+    assert!(intake.contains(r#"data-testid="fit-bar-mill-1""#));
+    assert!(intake.contains("bar → assembly"));
+    assert!(
+        intake.contains(r#"<tr class="short" data-testid="material-check-plywood-birch-6mm">"#)
+    );
+    assert!(intake.contains("material short: plywood-birch-6mm needs 200, 100 available"));
+
+    // Approval refused for the short one, shown inline; the order stays submitted.
+    let (status, refused) = panel
+        .action(&format!("/intake/{coaster}/approve"), &[])
+        .await;
+    assert_eq!(status, 409, "{refused}");
+    assert!(refused.contains(r#"data-testid="flash""#) && refused.contains("plywood-birch-6mm"));
+    assert_eq!(order_state(&plant, coaster).await, "submitted");
+
+    // A rejection needs a reason.
+    let (status, _) = panel
+        .action(&format!("/intake/{coaster}/reject"), &[("reason", "  ")])
+        .await;
+    assert_eq!(status, 422);
+    assert_eq!(order_state(&plant, coaster).await, "submitted");
+    let (status, body) = panel
+        .action(
+            &format!("/intake/{coaster}/reject"),
+            &[("reason", "too much plywood")],
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(order_state(&plant, coaster).await, "rejected");
+
+    let (status, body) = panel
+        .action(&format!("/intake/{bracket}/approve"), &[])
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(r#"data-testid="flash""#));
+    assert_ne!(order_state(&plant, bracket).await, "submitted");
+    let intake = panel.ok("/intake").await;
+    assert!(!intake.contains(&format!("approve-{bracket}")));
+    plant.shutdown.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn materials_page_restocks_and_adjusts() {
+    let db = TestDb::sqlite().await;
+    let text =
+        plant_config(1.0, 0.0).replace("on_hand = 80\n", "on_hand = 80\nreorder_level = 100\n");
+    let plant = TestPlant::start(&db, &text).await;
+    let panel = operator(&plant);
+    let page = panel.ok("/materials").await;
+    assert!(page.contains(r#"data-testid="material-albar@common" data-low="true""#));
+    assert!(page.contains(r#"data-testid="material-ply6@common" data-low="false""#));
+
+    let (status, row) = panel
+        .action(
+            "/materials/ply6@common/restock",
+            &[("amount", "12.5"), ("lot", "LOT-A1")],
+        )
+        .await;
+    assert_eq!(status, 200, "{row}");
+    assert!(row.contains("LOT-A1") && row.contains(r#"data-testid="on-hand-ply6@common">112.5<"#));
+    assert_eq!(plant.client.stock().await["ply6@common"], 112_500);
+
+    // An adjustment needs a reason and a number; then it takes a signed amount.
+    let (status, _) = panel
+        .action(
+            "/materials/ply6@common/adjust",
+            &[("delta", "-2"), ("reason", "")],
+        )
+        .await;
+    assert_eq!(status, 422);
+    let (status, _) = panel
+        .action(
+            "/materials/ply6@common/adjust",
+            &[("delta", "two"), ("reason", "count")],
+        )
+        .await;
+    assert_eq!(status, 422);
+    let (status, row) = panel
+        .action(
+            "/materials/ply6@common/adjust",
+            &[("delta", "-2.5"), ("reason", "two sheets warped")],
+        )
+        .await;
+    assert_eq!(status, 200, "{row}");
+    assert_eq!(plant.client.stock().await["ply6@common"], 110_000);
+    plant.shutdown.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_pages_show_progress_and_scrap_and_cancel_through_htmx() {
+    let db = TestDb::sqlite().await;
+    let plant = TestPlant::start(&db, &plant_config(5_000.0, 0.0)).await;
+    let panel = operator(&plant);
+    let order = plant.client.submit_file(BRACKET_SPEC).await;
+    let id = order["id"].as_str().unwrap().to_string();
+    let (status, body) = plant
+        .client
+        .post(&format!("/api/v1/orders/{id}/approve"), Value::Null)
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    let unit = loop {
+        let units = plant.client.ok(&format!("/api/v1/orders/{id}/units")).await;
+        if let Some(unit) = units
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["result"] == "good")
+        {
+            break unit["id"].as_i64().unwrap();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never a good unit");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+
+    let list = panel.ok("/orders").await;
+    assert!(list.contains(&format!(r#"data-testid="order-row-{id}""#)));
+    assert!(list.contains(r#"data-testid="gantt""#));
+    let detail = panel.ok(&format!("/orders/{id}")).await;
+    assert!(detail.contains(r#"data-testid="step-gussets""#));
+    assert!(detail.contains(&format!(r#"data-testid="scrap-unit-{unit}""#)));
+
+    let (status, _) = panel
+        .action(
+            &format!("/orders/{id}/units/{unit}/scrap"),
+            &[("reason", "")],
+        )
+        .await;
+    assert_eq!(status, 422);
+    let before = plant.client.ok(&format!("/api/v1/orders/{id}")).await["scrapped"]
+        .as_i64()
+        .unwrap();
+    let (status, body) = panel
+        .action(
+            &format!("/orders/{id}/units/{unit}/scrap"),
+            &[("reason", "gusset cracked")],
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(r#"id="order-body""#));
+    let units = plant.client.ok(&format!("/api/v1/orders/{id}/units")).await;
+    let scrapped = units
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["id"] == unit)
+        .unwrap();
+    assert_eq!(scrapped["result"], "scrapped");
+    assert_eq!(scrapped["reason"], "gusset cracked");
+    let after = plant.client.ok(&format!("/api/v1/orders/{id}")).await["scrapped"]
+        .as_i64()
+        .unwrap();
+    assert!(after > before);
+
+    let (status, body) = panel
+        .action(
+            &format!("/orders/{id}/cancel"),
+            &[("reason", "maker withdrew")],
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(order_state(&plant, &id).await, "cancelled");
+    plant.shutdown.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_config_shows_the_fleet_and_policy() {
+    let db = TestDb::sqlite().await;
+    let plant = TestPlant::start(&db, &plant_config(1.0, 0.0)).await;
+    let panel = operator(&plant);
+    let (status, _) = panel.page("/admin/config").await;
+    assert_eq!(status, 403, "an operator is no admin");
+    plant.shutdown.cancel();
+}
