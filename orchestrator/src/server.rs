@@ -50,9 +50,16 @@ pub async fn start(
     let runtime = runtime::start(plant, shutdown.clone(), &mut tasks).await?;
     let address = listener.local_addr()?;
     let ops = Operations::new(runtime.clone());
+    // Every route, the API's and the panel's, behind the one guard: no route without an account.
     let app = crate::api::app(ops.clone())
-        .merge(crate::panel::router(ops))
-        .layer(axum::middleware::from_fn(access_log));
+        .merge(crate::auth::routes(ops.clone()))
+        .merge(crate::panel::router(ops.clone()))
+        .layer(axum::middleware::from_fn_with_state(
+            ops,
+            crate::auth::guard,
+        ))
+        .layer(axum::middleware::from_fn(access_log))
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
     let stop = shutdown.clone();
     tasks.spawn(async move {
         if let Err(e) = axum::serve(listener, app)
@@ -70,24 +77,25 @@ pub async fn start(
     })
 }
 
-/// One line per request on the `microfab::access` target: method, path, status, time and who
-/// asked (the `X-Actor` header until there are accounts).
+/// One line per request on the `microfab::access` target: method, path, status, time and the
+/// account that asked (`-` for none: the login page, a refused request).
 async fn access_log(request: Request, next: Next) -> Response {
     let started = std::time::Instant::now();
     let method = request.method().clone();
     let path = request.uri().path().to_string();
-    let actor = crate::api::actor(request.headers()).map_or_else(
-        |_| "(X-Actor over its limit)".to_string(),
-        |a| a.to_string(),
-    );
     let response = next.run(request).await;
+    let account = response
+        .extensions()
+        .get::<crate::auth::Caller>()
+        .map_or("-", |caller| caller.name.as_str())
+        .to_string();
     tracing::info!(
         target: "microfab::access",
         %method,
         %path,
         status = response.status().as_u16(),
         ms = (started.elapsed().as_secs_f64() * 10_000.0).round() / 10.0,
-        %actor,
+        %account,
         "request"
     );
     response

@@ -18,6 +18,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_microfab");
 
 async fn microfab(args: &[&str]) -> Output {
     Command::new(BIN)
+        .env("MICROFAB_TOKEN", common::ADMIN_TOKEN)
         .args(args)
         .env_remove("MICROFAB_SERVER")
         .output()
@@ -143,6 +144,7 @@ async fn a_reader_that_goes_away_ends_the_command_quietly() {
     ] {
         // The reader is gone before the command writes its first byte: `microfab jobs | head -0`.
         let mut child = Command::new(BIN)
+            .env("MICROFAB_TOKEN", common::ADMIN_TOKEN)
             .args(&args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -336,7 +338,7 @@ async fn the_operator_works_the_plant_from_the_command_line() {
         .collect();
     let expected: Vec<(String, String, String)> = ["pause", "resume", "abort"]
         .into_iter()
-        .map(|command| ("cli".to_string(), busy.clone(), command.to_string()))
+        .map(|command| ("bootstrap".to_string(), busy.clone(), command.to_string()))
         .collect();
     assert_eq!(commands, expected);
 
@@ -354,6 +356,7 @@ async fn the_operator_works_the_plant_from_the_command_line() {
 
     // `events --follow` prints what happens after it started.
     let mut follower = Command::new(BIN)
+        .env("MICROFAB_TOKEN", common::ADMIN_TOKEN)
         .args(["events", "--follow", "--server", &server])
         .stdout(Stdio::piped())
         .kill_on_drop(true)
@@ -388,6 +391,7 @@ async fn https_works_through_a_tls_reverse_proxy() {
     let plant = slow_plant(&db).await;
     let port = tls_reverse_proxy(plant.running.address).await;
     let out = Command::new(BIN)
+        .env("MICROFAB_TOKEN", common::ADMIN_TOKEN)
         .args(["orders", "--server", &format!("https://127.0.0.1:{port}")])
         // The proxy's certificate is signed by a test CA, trusted like a plant's own CA would be.
         .env(

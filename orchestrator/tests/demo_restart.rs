@@ -32,6 +32,7 @@ fn spawn_demo(config: &std::path::Path, database: &str) -> (Child, Lines<BufRead
             "--config",
         ])
         .arg(config)
+        .env("MICROFAB_BOOTSTRAP_TOKEN", common::ADMIN_TOKEN)
         .stdout(Stdio::piped())
         .kill_on_drop(true)
         .spawn()

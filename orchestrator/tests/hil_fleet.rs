@@ -316,6 +316,7 @@ async fn a_fleet_of_protocol_simulators_survives_an_alarm_and_a_firmware_reset()
     // The same refusal from the CLI, then the reset it asks for.
     let cli = async |action: &str| {
         Command::new(BIN)
+            .env("MICROFAB_TOKEN", common::ADMIN_TOKEN)
             .args(["operator", "router-2", action, "--server", &client.base])
             .output()
             .await
@@ -436,6 +437,7 @@ async fn an_operator_resumes_a_print_after_the_cable_was_pulled() {
     // changes nothing.
     let past = (resume["latest_start"].as_u64().unwrap() + 1).to_string();
     let refused = Command::new(BIN)
+        .env("MICROFAB_TOKEN", common::ADMIN_TOKEN)
         .args(["resume", &job_id.to_string(), "--from-line", &past])
         .args(["--reason", "skip ahead", "--server", &client.base])
         .output()

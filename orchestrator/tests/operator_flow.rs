@@ -81,7 +81,9 @@ async fn manual_confirmation_unit_scrap_and_the_event_stream() {
     );
 
     // Follow the live stream from the start.
-    let response = reqwest::get(format!("{}/api/v1/events?after=0", client.base))
+    let response = client
+        .request(reqwest::Method::GET, "/api/v1/events?after=0")
+        .send()
         .await
         .unwrap();
     assert_eq!(response.headers()["content-type"], "text/event-stream");

@@ -105,6 +105,7 @@ async fn the_startup_line_hides_the_password_and_every_request_is_logged() {
         .arg("--config")
         .arg(&config)
         .env_remove("RUST_LOG")
+        .env("MICROFAB_BOOTSTRAP_TOKEN", common::ADMIN_TOKEN)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
@@ -128,7 +129,7 @@ async fn the_startup_line_hides_the_password_and_every_request_is_logged() {
 
     let response = reqwest::Client::new()
         .get(format!("http://{address}/api/v1/orders?state=submitted"))
-        .header("x-actor", "alice")
+        .bearer_auth(common::ADMIN_TOKEN)
         .send()
         .await
         .unwrap();
@@ -136,7 +137,7 @@ async fn the_startup_line_hides_the_password_and_every_request_is_logged() {
     let missing = reqwest::get(format!("http://{address}/api/v1/orders/ord-999999"))
         .await
         .unwrap();
-    assert_eq!(missing.status(), 404);
+    assert_eq!(missing.status(), 401, "no account, no answer");
 
     let mut stderr = BufReader::new(server.stderr.take().unwrap()).lines();
     let mut logged = Vec::new();
@@ -156,13 +157,13 @@ async fn the_startup_line_hides_the_password_and_every_request_is_logged() {
             "method=GET",
             "path=/api/v1/orders",
             "status=200",
-            "actor=alice",
+            "account=bootstrap",
         ],
         [
             "method=GET",
             "path=/api/v1/orders/ord-999999",
-            "status=404",
-            "actor=operator",
+            "status=401",
+            "account=-",
         ],
     ]) {
         for field in expected {

@@ -63,7 +63,7 @@ use crate::verify::VerifyReport;
         event_log,
         verify
     ),
-    modifiers(&FrameworkResponses),
+    modifiers(&Security, &FrameworkResponses),
     components(schemas(
         ErrorBody,
         OrderState,
@@ -107,6 +107,50 @@ pub struct ApiDoc;
 
 pub(super) async fn openapi() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
+}
+
+/// Who may call: every route takes an API token (`Authorization: Bearer mf_...`) or the
+/// session cookie of a login (which also needs `X-CSRF-Token` on a change); `/healthz` is
+/// open.
+struct Security;
+
+impl utoipa::Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{
+            ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+        };
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("mf_ followed by 64 hex digits")
+                    .description(Some("An API token (`microfab user token NAME`)"))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                crate::auth::SESSION_COOKIE,
+                "The session of a login (`POST /login`); a change also sends `X-CSRF-Token`",
+            ))),
+        );
+        openapi.security = Some(vec![
+            SecurityRequirement::new("token", Vec::<String>::new()),
+            SecurityRequirement::new("session", Vec::<String>::new()),
+        ]);
+        if let Some(health) = openapi
+            .paths
+            .paths
+            .get_mut("/healthz")
+            .and_then(|item| item.get.as_mut())
+        {
+            // An empty requirement: no credentials needed.
+            health.security = Some(vec![SecurityRequirement::default()]);
+        }
+    }
 }
 
 /// The answers every route of a shape can give, added to each operation so no route can forget
@@ -163,11 +207,15 @@ impl utoipa::Modify for FrameworkResponses {
                         "a field is missing, of the wrong type, unknown, or out of range",
                     );
                 }
-                if parameters
-                    .iter()
-                    .any(|p| matches!(p.parameter_in, ParameterIn::Header) && p.name == "X-Actor")
-                {
-                    add("422", "the X-Actor header is over its limit");
+                if operation.security.is_none() {
+                    add(
+                        "401",
+                        "no account: send `Authorization: Bearer <API token>` or a session cookie",
+                    );
+                    add(
+                        "403",
+                        "the account's role does not allow this; or, for a session cookie, the X-CSRF-Token header is missing, or the request comes from another site",
+                    );
                 }
                 add("500", "the store failed; the change was not made");
             }

@@ -54,7 +54,7 @@ impl ApiError {
         &self.body.error
     }
 
-    pub(super) fn new(status: StatusCode, code: &str, message: impl Into<String>) -> ApiError {
+    pub(crate) fn new(status: StatusCode, code: &str, message: impl Into<String>) -> ApiError {
         ApiError {
             status,
             body: ErrorBody {

@@ -13,8 +13,8 @@ use tokio_stream::StreamExt as _;
 
 use super::error::{ApiError, ErrorBody};
 use super::extract::Params;
+use crate::auth::Caller;
 use crate::ops::Operations;
-use crate::plant::PlantError;
 use crate::store::events::{self, EventRecord};
 
 #[derive(Debug, Deserialize)]
@@ -30,13 +30,13 @@ pub struct LogQuery {
     responses((status = 200, body = Vec<EventRecord>)))]
 pub(super) async fn event_log(
     State(ops): State<Operations>,
+    caller: Caller,
     Params(q): Params<LogQuery>,
 ) -> Result<Json<Vec<EventRecord>>, ApiError> {
     let limit = q.limit.unwrap_or(1000).clamp(1, 10_000);
     Ok(Json(
-        events::list(&ops.plant().store.pool, q.after, limit, q.order.as_deref())
-            .await
-            .map_err(PlantError::from)?,
+        ops.event_log(&caller.actor(), q.after, limit, q.order.as_deref())
+            .await?,
     ))
 }
 
@@ -60,6 +60,7 @@ pub struct StreamQuery {
     ))]
 pub(super) async fn event_stream(
     State(ops): State<Operations>,
+    caller: Caller,
     headers: HeaderMap,
     Params(q): Params<StreamQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
@@ -67,7 +68,7 @@ pub(super) async fn event_stream(
         Some(seq) => Some(seq),
         None => q.after,
     };
-    let store = &ops.plant().store;
+    let store = ops.event_feed(&caller.actor())?;
     let live = store.subscribe();
     let stream = async_stream(after, store.pool.clone(), move || live.resubscribe());
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))

@@ -1,14 +1,13 @@
 //! What a request carries, read with its limits: JSON bodies whose free text has a length
-//! limit, path and query parameters whose rejections are our JSON errors, and who asks.
+//! limit, path and query parameters whose rejections are our JSON errors. (Who asks is
+//! [`crate::auth::Caller`].)
 
 use axum::Json;
 use axum::extract::{FromRequest, FromRequestParts};
-use axum::http::HeaderMap;
 
 use super::error::ApiError;
-use super::limits::{MAX_AMOUNT_UNITS, MAX_LABEL_CHARS};
+use super::limits::MAX_AMOUNT_UNITS;
 use crate::amount::Amount;
-use crate::ops::Actor;
 
 pub(super) fn within_amount(field: &str, amount: Amount) -> Result<(), ApiError> {
     if amount.0 > MAX_AMOUNT_UNITS * crate::amount::MILLI {
@@ -60,27 +59,3 @@ pub struct At<T>(pub T);
 #[derive(FromRequestParts)]
 #[from_request(via(axum::extract::Query), rejection(ApiError))]
 pub struct Params<T>(pub T);
-
-/// Who does this, for the event log: the `X-Actor` header, `operator` when absent.
-/// (For the OpenAPI document; [`actor`] reads the header.)
-#[derive(utoipa::IntoParams)]
-#[into_params(parameter_in = Header)]
-pub struct ActorHeader {
-    /// Who does this, for the event log; `operator` when absent. Over its limit: 422.
-    #[param(rename = "X-Actor", max_length = 200)]
-    pub x_actor: Option<String>,
-}
-
-/// Who asks, until there are accounts: the person the `X-Actor` header names.
-pub(crate) fn actor(headers: &HeaderMap) -> Result<Actor, ApiError> {
-    let name = headers
-        .get("x-actor")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.trim().is_empty())
-        .unwrap_or("operator");
-    within("X-Actor", name, MAX_LABEL_CHARS)?;
-    Ok(Actor::Account {
-        name: name.to_string(),
-        role: crate::auth::Role::Operator,
-    })
-}

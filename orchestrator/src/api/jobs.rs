@@ -2,13 +2,13 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::HeaderMap;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorBody};
-use super::extract::{ActorHeader, At, Body, Limited, Params, actor, within};
+use super::extract::{At, Body, Limited, Params, within};
 use super::limits::MAX_REASON_CHARS;
+use crate::auth::Caller;
 use crate::ops::Operations;
 use crate::plant::JobState;
 use crate::plant::views::JobView;
@@ -26,16 +26,17 @@ pub struct JobFilter {
         (status = 400, body = ErrorBody, description = "an unknown filter or state; the message names the valid ones")))]
 pub(super) async fn list_jobs(
     State(ops): State<Operations>,
+    caller: Caller,
     Params(filter): Params<JobFilter>,
 ) -> Result<Json<Vec<JobView>>, ApiError> {
     Ok(Json(
-        ops.plant()
-            .jobs(
-                filter.order.as_deref(),
-                filter.machine.as_deref(),
-                filter.state.map(JobState::as_str),
-            )
-            .await?,
+        ops.jobs(
+            &caller.actor(),
+            filter.order.as_deref(),
+            filter.machine.as_deref(),
+            filter.state,
+        )
+        .await?,
     ))
 }
 
@@ -58,16 +59,16 @@ impl Limited for ResolveRequest {
     }
 }
 
-#[utoipa::path(post, path = "/api/v1/jobs/{id}/resolve", params(("id" = i64, Path), ActorHeader), request_body = ResolveRequest,
+#[utoipa::path(post, path = "/api/v1/jobs/{id}/resolve", params(("id" = i64, Path)), request_body = ResolveRequest,
     responses((status = 200, body = JobView), (status = 409, body = ErrorBody)))]
 pub(super) async fn resolve_job(
     State(ops): State<Operations>,
-    headers: HeaderMap,
+    caller: Caller,
     At(id): At<i64>,
     Body(body): Body<ResolveRequest>,
 ) -> Result<Json<JobView>, ApiError> {
     Ok(Json(
-        ops.resolve(&actor(&headers)?, id, body.good, &body.reason)
+        ops.resolve(&caller.actor(), id, body.good, &body.reason)
             .await?,
     ))
 }
@@ -94,16 +95,16 @@ impl Limited for ResumeRequest {
 /// Send an interrupted run back to the machine that ran it, from a line of its program. Only
 /// where the machine's config allows it (Marlin printers by default, never CNC unless set) and
 /// the driver still trusts the machine's state; otherwise 409 says why and nothing changes.
-#[utoipa::path(post, path = "/api/v1/jobs/{id}/resume", params(("id" = i64, Path), ActorHeader), request_body = ResumeRequest,
+#[utoipa::path(post, path = "/api/v1/jobs/{id}/resume", params(("id" = i64, Path)), request_body = ResumeRequest,
     responses((status = 200, body = JobView), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub(super) async fn resume_job(
     State(ops): State<Operations>,
-    headers: HeaderMap,
+    caller: Caller,
     At(id): At<i64>,
     Body(body): Body<ResumeRequest>,
 ) -> Result<Json<JobView>, ApiError> {
     Ok(Json(
-        ops.resume(&actor(&headers)?, id, body.from_line, &body.reason)
+        ops.resume(&caller.actor(), id, body.from_line, &body.reason)
             .await?,
     ))
 }
@@ -137,12 +138,12 @@ where
     Ok(Option::<Whole<T>>::deserialize(deserializer)?.map(|Whole(n)| n))
 }
 
-#[utoipa::path(post, path = "/api/v1/jobs/{id}/confirm", params(("id" = i64, Path), ActorHeader),
+#[utoipa::path(post, path = "/api/v1/jobs/{id}/confirm", params(("id" = i64, Path)),
     responses((status = 200, body = JobView), (status = 409, body = ErrorBody, description = "the job is not waiting for a person (a manual station's run, a GRBL tool change)")))]
 pub(super) async fn confirm_job(
     State(ops): State<Operations>,
-    headers: HeaderMap,
+    caller: Caller,
     At(id): At<i64>,
 ) -> Result<Json<JobView>, ApiError> {
-    Ok(Json(ops.confirm(&actor(&headers)?, id).await?))
+    Ok(Json(ops.confirm(&caller.actor(), id).await?))
 }

@@ -3,15 +3,15 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::HeaderMap;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, OneOfBuilder, Schema, Type};
 
 use super::error::{ApiError, ErrorBody};
-use super::extract::{ActorHeader, At, Body, Limited, actor, within};
+use super::extract::{At, Body, Limited, within};
 use super::limits::MAX_REASON_CHARS;
+use crate::auth::Caller;
 use crate::ops::Operations;
 use crate::plant::live_views::{Console, LiveMachineView};
 use crate::plant::views::MachineView;
@@ -19,43 +19,45 @@ use crate::plant::views::MachineView;
 #[utoipa::path(get, path = "/api/v1/machines", responses((status = 200, body = Vec<LiveMachineView>)))]
 pub(super) async fn list_machines(
     State(ops): State<Operations>,
+    caller: Caller,
 ) -> Result<Json<Vec<LiveMachineView>>, ApiError> {
-    Ok(Json(ops.machines().await?))
+    Ok(Json(ops.machines(&caller.actor()).await?))
 }
 
 #[utoipa::path(get, path = "/api/v1/machines/{id}", params(("id" = String, Path)), responses((status = 200, body = LiveMachineView), (status = 404, body = ErrorBody)))]
 pub(super) async fn get_machine(
     State(ops): State<Operations>,
+    caller: Caller,
     At(id): At<String>,
 ) -> Result<Json<LiveMachineView>, ApiError> {
-    Ok(Json(ops.machine(&id).await?))
+    Ok(Json(ops.machine(&caller.actor(), &id).await?))
 }
 
-#[utoipa::path(post, path = "/api/v1/machines/{id}/pause", params(("id" = String, Path), ActorHeader), responses((status = 200, body = MachineView), (status = 409, body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/machines/{id}/pause", params(("id" = String, Path)), responses((status = 200, body = MachineView), (status = 409, body = ErrorBody)))]
 pub(super) async fn pause_machine(
     State(ops): State<Operations>,
-    headers: HeaderMap,
+    caller: Caller,
     At(id): At<String>,
 ) -> Result<Json<MachineView>, ApiError> {
-    Ok(Json(ops.pause(&actor(&headers)?, &id).await?))
+    Ok(Json(ops.pause(&caller.actor(), &id).await?))
 }
 
-#[utoipa::path(post, path = "/api/v1/machines/{id}/resume", params(("id" = String, Path), ActorHeader), responses((status = 200, body = MachineView), (status = 409, body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/machines/{id}/resume", params(("id" = String, Path)), responses((status = 200, body = MachineView), (status = 409, body = ErrorBody)))]
 pub(super) async fn resume_machine(
     State(ops): State<Operations>,
-    headers: HeaderMap,
+    caller: Caller,
     At(id): At<String>,
 ) -> Result<Json<MachineView>, ApiError> {
-    Ok(Json(ops.resume_machine(&actor(&headers)?, &id).await?))
+    Ok(Json(ops.resume_machine(&caller.actor(), &id).await?))
 }
 
-#[utoipa::path(post, path = "/api/v1/machines/{id}/abort", params(("id" = String, Path), ActorHeader), responses((status = 200, body = MachineView), (status = 409, body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/machines/{id}/abort", params(("id" = String, Path)), responses((status = 200, body = MachineView), (status = 409, body = ErrorBody)))]
 pub(super) async fn abort_machine(
     State(ops): State<Operations>,
-    headers: HeaderMap,
+    caller: Caller,
     At(id): At<String>,
 ) -> Result<Json<MachineView>, ApiError> {
-    Ok(Json(ops.abort(&actor(&headers)?, &id).await?))
+    Ok(Json(ops.abort(&caller.actor(), &id).await?))
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -118,16 +120,16 @@ impl Limited for MaintenanceRequest {
     }
 }
 
-#[utoipa::path(post, path = "/api/v1/machines/{id}/maintenance", params(("id" = String, Path), ActorHeader), request_body = MaintenanceRequest,
+#[utoipa::path(post, path = "/api/v1/machines/{id}/maintenance", params(("id" = String, Path)), request_body = MaintenanceRequest,
     responses((status = 200, body = MachineView), (status = 409, body = ErrorBody)))]
 pub(super) async fn machine_maintenance(
     State(ops): State<Operations>,
-    headers: HeaderMap,
+    caller: Caller,
     At(id): At<String>,
     Body(body): Body<MaintenanceRequest>,
 ) -> Result<Json<MachineView>, ApiError> {
     Ok(Json(
-        ops.maintenance(&actor(&headers)?, &id, body.on, &body.reason)
+        ops.maintenance(&caller.actor(), &id, body.on, &body.reason)
             .await?,
     ))
 }
@@ -156,18 +158,18 @@ impl Limited for OperatorRequest {
     }
 }
 
-#[utoipa::path(post, path = "/api/v1/machines/{id}/operator", params(("id" = String, Path), ActorHeader), request_body = OperatorRequest,
+#[utoipa::path(post, path = "/api/v1/machines/{id}/operator", params(("id" = String, Path)), request_body = OperatorRequest,
     responses((status = 200, body = MachineView, description = "the machine did it (an unlock or home: it left the alarm)"),
         (status = 409, body = ErrorBody, description = "the machine refused or did not do it (busy, locked until a reset, no such action); the message says what is needed"),
         (status = 503, body = ErrorBody, description = "the machine cannot be reached")))]
 pub(super) async fn machine_operator(
     State(ops): State<Operations>,
-    headers: HeaderMap,
+    caller: Caller,
     At(id): At<String>,
     Body(body): Body<OperatorRequest>,
 ) -> Result<Json<MachineView>, ApiError> {
     Ok(Json(
-        ops.operator_action(&actor(&headers)?, &id, body.action)
+        ops.operator_action(&caller.actor(), &id, body.action)
             .await?,
     ))
 }
@@ -177,7 +179,8 @@ pub(super) async fn machine_operator(
     responses((status = 200, body = Console), (status = 404, body = ErrorBody, description = "no such machine, or its driver keeps no console")))]
 pub(super) async fn machine_console(
     State(ops): State<Operations>,
+    caller: Caller,
     At(id): At<String>,
 ) -> Result<Json<Console>, ApiError> {
-    Ok(Json(ops.console(&id).await?))
+    Ok(Json(ops.console(&caller.actor(), &id).await?))
 }

@@ -2,23 +2,24 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::HeaderMap;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
 
 use super::error::{ApiError, ErrorBody};
-use super::extract::{ActorHeader, At, Body, Limited, actor, within, within_amount};
+use super::extract::{At, Body, Limited, within, within_amount};
 use super::limits::{MAX_AMOUNT_UNITS, MAX_LABEL_CHARS, MAX_REASON_CHARS};
 use crate::amount::Amount;
+use crate::auth::Caller;
 use crate::ops::Operations;
 use crate::plant::views::MaterialView;
 
 #[utoipa::path(get, path = "/api/v1/materials", responses((status = 200, body = Vec<MaterialView>)))]
 pub(super) async fn list_materials(
     State(ops): State<Operations>,
+    caller: Caller,
 ) -> Result<Json<Vec<MaterialView>>, ApiError> {
-    Ok(Json(ops.plant().materials().await?))
+    Ok(Json(ops.materials(&caller.actor()).await?))
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -46,16 +47,16 @@ impl Limited for RestockRequest {
     }
 }
 
-#[utoipa::path(post, path = "/api/v1/materials/{id}/restock", params(("id" = String, Path), ActorHeader), request_body = RestockRequest,
+#[utoipa::path(post, path = "/api/v1/materials/{id}/restock", params(("id" = String, Path)), request_body = RestockRequest,
     responses((status = 200, body = MaterialView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "the lot is already recorded"), (status = 422, body = ErrorBody)))]
 pub(super) async fn restock_material(
     State(ops): State<Operations>,
-    headers: HeaderMap,
+    caller: Caller,
     At(id): At<String>,
     Body(body): Body<RestockRequest>,
 ) -> Result<Json<MaterialView>, ApiError> {
     Ok(Json(
-        ops.restock(&actor(&headers)?, &id, body.amount, body.lot)
+        ops.restock(&caller.actor(), &id, body.amount, body.lot)
             .await?,
     ))
 }
@@ -99,17 +100,17 @@ impl Limited for AdjustRequest {
     }
 }
 
-#[utoipa::path(post, path = "/api/v1/materials/{id}/adjust", params(("id" = String, Path), ActorHeader), request_body = AdjustRequest,
+#[utoipa::path(post, path = "/api/v1/materials/{id}/adjust", params(("id" = String, Path)), request_body = AdjustRequest,
     responses((status = 200, body = MaterialView), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub(super) async fn adjust_material(
     State(ops): State<Operations>,
-    headers: HeaderMap,
+    caller: Caller,
     At(id): At<String>,
     Body(body): Body<AdjustRequest>,
 ) -> Result<Json<MaterialView>, ApiError> {
     let delta = Amount::from_decimal(body.delta).map_err(|e| ApiError::invalid("delta", e))?;
     Ok(Json(
-        ops.adjust(&actor(&headers)?, &id, delta, &body.reason)
+        ops.adjust(&caller.actor(), &id, delta, &body.reason)
             .await?,
     ))
 }

@@ -21,8 +21,10 @@ mod status;
 
 use std::sync::Arc;
 
-use axum::extract::DefaultBodyLimit;
-use axum::http::StatusCode;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
 use tokio::sync::Semaphore;
@@ -30,8 +32,7 @@ use tokio::sync::Semaphore;
 pub use self::doc::ApiDoc;
 pub use self::error::{ApiError, ErrorBody, ErrorDetail, body_too_large};
 pub use self::events::{LogQuery, StreamQuery};
-pub(crate) use self::extract::actor;
-pub use self::extract::{ActorHeader, At, Body, Limited, Params};
+pub use self::extract::{At, Body, Limited, Params};
 pub use self::jobs::{JobFilter, ResolveRequest, ResumeRequest};
 pub use self::limits::{
     MAX_AMOUNT_UNITS, MAX_LABEL_CHARS, MAX_REASON_CHARS, MAX_REQUEST_BYTES, MAX_SUBMISSION_BYTES,
@@ -102,9 +103,40 @@ pub fn app(state: AppState) -> Router {
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })
+        .layer(axum::middleware::from_fn(json_only))
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
         .layer(Extension(Arc::new(Semaphore::new(
             limits::SUBMISSIONS_AT_ONCE,
         ))))
         .with_state(state)
+}
+
+/// A change to the API (`POST /api/v1/...`) comes as `application/json`, with a body or
+/// without: what a cross-site form can send (`text/plain`, form encodings) never reaches a
+/// handler. The one exception is a spec sent as itself to `POST /api/v1/orders`
+/// (`application/toml`), which no form can send either.
+async fn json_only(request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    if request.method() == Method::POST && path.starts_with("/api/v1/") {
+        let media_type = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .map(|v| v.trim().to_ascii_lowercase());
+        let accepted = match media_type.as_deref() {
+            Some("application/json") => true,
+            Some("application/toml") => path == "/api/v1/orders",
+            _ => false,
+        };
+        if !accepted {
+            return ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send `Content-Type: application/json` (with a body or without)",
+            )
+            .into_response();
+        }
+    }
+    next.run(request).await
 }

@@ -15,8 +15,9 @@ use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, OneOfBuilder, Schema, Type};
 
 use super::error::{ApiError, ErrorBody};
-use super::extract::{ActorHeader, At, Body, Limited, Params, actor, within};
+use super::extract::{At, Body, Limited, Params, within};
 use super::limits::{MAX_LABEL_CHARS, MAX_REASON_CHARS, MAX_SUBMISSION_BYTES};
+use crate::auth::Caller;
 use crate::ops::{Operations, Submitted};
 use crate::plant::views::{OrderView, UnitView};
 use crate::plant::{OrderState, PlantError};
@@ -38,14 +39,11 @@ pub struct OrderFilter {
         (status = 400, body = ErrorBody, description = "an unknown filter or state; the message names the valid ones")))]
 pub(super) async fn list_orders(
     State(ops): State<Operations>,
+    caller: Caller,
     Params(filter): Params<OrderFilter>,
 ) -> Result<Json<Vec<OrderView>>, ApiError> {
     Ok(Json(
-        ops.plant()
-            .orders(
-                filter.state.map(OrderState::as_str),
-                filter.maker.as_deref(),
-            )
+        ops.orders(&caller.actor(), filter.state, filter.maker.as_deref())
             .await?,
     ))
 }
@@ -132,7 +130,7 @@ const EXAMPLE_SPEC: &str = "spec_version = 1\nproduct = \"Plywood coaster\"\nmak
 const EXAMPLE_PROGRAM: &str =
     "G21\nG90\nG0 X0 Y0\nM4 S800\nG1 X90 F1200\nG1 Y90\nG1 X0\nG1 Y0\nM5\n";
 
-#[utoipa::path(post, path = "/api/v1/orders", params(ActorHeader),
+#[utoipa::path(post, path = "/api/v1/orders",
     request_body(description = "JSON with the spec and its programs; or the spec itself as `application/toml` (a spec without programs)",
         content((SubmitRequest = "application/json"), (String = "application/toml"))),
     responses(
@@ -146,6 +144,7 @@ const EXAMPLE_PROGRAM: &str =
 pub(super) async fn submit_order(
     State(ops): State<Operations>,
     Extension(submissions): Extension<Arc<Semaphore>>,
+    caller: Caller,
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Result<(StatusCode, Json<Submitted>), ApiError> {
@@ -167,7 +166,7 @@ pub(super) async fn submit_order(
                 format!("request body, line {} column {}: {e}", e.line(), e.column()),
             )
         })?
-    } else if content_type.starts_with("application/toml") || content_type.starts_with("text/") {
+    } else if content_type.starts_with("application/toml") {
         let text = String::from_utf8(body).map_err(|_| {
             ApiError::new(
                 StatusCode::BAD_REQUEST,
@@ -217,11 +216,7 @@ pub(super) async fn submit_order(
     }
     .map_err(PlantError::from)?;
     let submitted = ops
-        .submit(
-            &actor(&headers)?,
-            &checked,
-            request.submission_key.as_deref(),
-        )
+        .submit(&caller.actor(), &checked, request.submission_key.as_deref())
         .await?;
     let status = if submitted.already_submitted {
         StatusCode::OK
@@ -273,19 +268,20 @@ async fn read_submission(headers: &HeaderMap, body: axum::body::Body) -> Result<
 #[utoipa::path(get, path = "/api/v1/orders/{id}", params(("id" = String, Path)), responses((status = 200, body = OrderView), (status = 404, body = ErrorBody)))]
 pub(super) async fn get_order(
     State(ops): State<Operations>,
+    caller: Caller,
     At(id): At<String>,
 ) -> Result<Json<OrderView>, ApiError> {
-    Ok(Json(ops.plant().order(&id).await?))
+    Ok(Json(ops.order(&caller.actor(), &id).await?))
 }
 
-#[utoipa::path(post, path = "/api/v1/orders/{id}/approve", params(("id" = String, Path), ActorHeader),
+#[utoipa::path(post, path = "/api/v1/orders/{id}/approve", params(("id" = String, Path)),
     responses((status = 200, body = OrderView), (status = 409, body = ErrorBody, description = "not submitted, or material short"), (status = 422, body = ErrorBody, description = "X-Actor is over its limit")))]
 pub(super) async fn approve_order(
     State(ops): State<Operations>,
-    headers: HeaderMap,
+    caller: Caller,
     At(id): At<String>,
 ) -> Result<Json<OrderView>, ApiError> {
-    Ok(Json(ops.approve(&actor(&headers)?, &id).await?))
+    Ok(Json(ops.approve(&caller.actor(), &id).await?))
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -302,50 +298,46 @@ impl Limited for Reason {
     }
 }
 
-#[utoipa::path(post, path = "/api/v1/orders/{id}/reject", params(("id" = String, Path), ActorHeader), request_body = Reason,
+#[utoipa::path(post, path = "/api/v1/orders/{id}/reject", params(("id" = String, Path)), request_body = Reason,
     responses((status = 200, body = OrderView), (status = 409, body = ErrorBody)))]
 pub(super) async fn reject_order(
     State(ops): State<Operations>,
-    headers: HeaderMap,
+    caller: Caller,
     At(id): At<String>,
     Body(body): Body<Reason>,
 ) -> Result<Json<OrderView>, ApiError> {
-    Ok(Json(
-        ops.reject(&actor(&headers)?, &id, &body.reason).await?,
-    ))
+    Ok(Json(ops.reject(&caller.actor(), &id, &body.reason).await?))
 }
 
-#[utoipa::path(post, path = "/api/v1/orders/{id}/cancel", params(("id" = String, Path), ActorHeader), request_body = Reason,
+#[utoipa::path(post, path = "/api/v1/orders/{id}/cancel", params(("id" = String, Path)), request_body = Reason,
     responses((status = 200, body = OrderView), (status = 409, body = ErrorBody)))]
 pub(super) async fn cancel_order(
     State(ops): State<Operations>,
-    headers: HeaderMap,
+    caller: Caller,
     At(id): At<String>,
     Body(body): Body<Reason>,
 ) -> Result<Json<OrderView>, ApiError> {
-    Ok(Json(
-        ops.cancel(&actor(&headers)?, &id, &body.reason).await?,
-    ))
+    Ok(Json(ops.cancel(&caller.actor(), &id, &body.reason).await?))
 }
 
 #[utoipa::path(get, path = "/api/v1/orders/{id}/units", params(("id" = String, Path)), responses((status = 200, body = Vec<UnitView>)))]
 pub(super) async fn order_units(
     State(ops): State<Operations>,
+    caller: Caller,
     At(id): At<String>,
 ) -> Result<Json<Vec<UnitView>>, ApiError> {
-    ops.plant().order(&id).await?;
-    Ok(Json(ops.plant().units(&id).await?))
+    Ok(Json(ops.units(&caller.actor(), &id).await?))
 }
 
-#[utoipa::path(post, path = "/api/v1/units/{id}/scrap", params(("id" = i64, Path), ActorHeader), request_body = Reason,
+#[utoipa::path(post, path = "/api/v1/units/{id}/scrap", params(("id" = i64, Path)), request_body = Reason,
     responses((status = 200, body = OrderView), (status = 409, body = ErrorBody)))]
 pub(super) async fn scrap_unit(
     State(ops): State<Operations>,
-    headers: HeaderMap,
+    caller: Caller,
     At(id): At<i64>,
     Body(body): Body<Reason>,
 ) -> Result<Json<OrderView>, ApiError> {
     Ok(Json(
-        ops.scrap_unit(&actor(&headers)?, id, &body.reason).await?,
+        ops.scrap_unit(&caller.actor(), id, &body.reason).await?,
     ))
 }

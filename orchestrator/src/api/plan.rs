@@ -4,6 +4,7 @@ use axum::Json;
 use axum::extract::State;
 
 use super::error::ApiError;
+use crate::auth::Caller;
 use crate::ops::Operations;
 use crate::plant::live_views::PlanView;
 
@@ -11,6 +12,7 @@ use crate::plant::live_views::PlanView;
 #[utoipa::path(get, path = "/api/v1/plan", responses((status = 200, body = PlanView)))]
 pub(super) async fn current_plan(
     State(ops): State<Operations>,
+    caller: Caller,
 ) -> Result<Json<PlanView>, ApiError> {
-    Ok(Json(ops.plan().await?))
+    Ok(Json(ops.plan(&caller.actor()).await?))
 }

@@ -4,6 +4,7 @@ use axum::Json;
 use axum::extract::State;
 
 use super::error::ApiError;
+use crate::auth::Caller;
 use crate::ops::Operations;
 use crate::plant::PlantError;
 use crate::verify::VerifyReport;
@@ -18,10 +19,9 @@ pub(super) async fn healthz(State(ops): State<Operations>) -> Result<&'static st
 }
 
 #[utoipa::path(get, path = "/api/v1/verify", responses((status = 200, body = VerifyReport)))]
-pub(super) async fn verify(State(ops): State<Operations>) -> Result<Json<VerifyReport>, ApiError> {
-    Ok(Json(
-        crate::verify::verify(&ops.plant().store)
-            .await
-            .map_err(PlantError::from)?,
-    ))
+pub(super) async fn verify(
+    State(ops): State<Operations>,
+    caller: Caller,
+) -> Result<Json<VerifyReport>, ApiError> {
+    Ok(Json(ops.verify(&caller.actor()).await?))
 }

@@ -3,6 +3,22 @@
 //! Three roles, each a superset of the one before it for what it may see of the plant:
 //! a `maker` sees and acts on their own orders and their own material accounts only; an
 //! `operator` runs the plant; an `admin` also manages accounts and the plant config.
+//!
+//! Two floors. Beside the plant, on the store: `accounts` (accounts and API tokens),
+//! `sessions` (browser sessions), `secrets` (hashes, random tokens). Beside the API, over
+//! HTTP: `http` (the one middleware every request passes: who is asking, CSRF, Origin, and
+//! [`Caller`] for handlers), `login` (`POST /login`, `POST /logout`, the rate limit).
+//! What each role may do is checked in `ops`, one place for the API and the panel.
+
+pub mod accounts;
+mod http;
+mod login;
+mod rate_limit;
+pub mod secrets;
+pub mod sessions;
+
+pub use http::{CSRF_HEADER, Caller, SESSION_COOKIE, guard};
+pub use login::{MAX_FAILURES as MAX_FAILED_SIGN_INS, local_target, routes};
 
 use std::fmt;
 use std::str::FromStr;

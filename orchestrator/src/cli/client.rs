@@ -19,6 +19,9 @@ pub struct ClientArgs {
         global = true
     )]
     pub server: String,
+    /// The API token to sign in with (`microfab user token NAME` makes one).
+    #[arg(long, env = "MICROFAB_TOKEN", hide_env_values = true, global = true)]
+    pub token: Option<String>,
     /// Print JSON instead of a table.
     #[arg(long, global = true)]
     pub json: bool,
@@ -48,8 +51,8 @@ impl ClientArgs {
                 url.query_pairs_mut().append_pair(key, value);
             }
         }
-        let response = reqwest::Client::new()
-            .get(url.clone())
+        let response = self
+            .request(reqwest::Method::GET, url.clone())
             .send()
             .await
             .with_context(|| format!("GET {url}"))?;
@@ -65,12 +68,29 @@ impl ClientArgs {
         self.send_post(segments, |request| request.json(body)).await
     }
 
-    /// POST to an action that takes no body (approve, pause, ...).
+    /// POST to an action that takes no body (approve, pause, ...): still `application/json`,
+    /// as the API wants every change.
     pub(super) async fn post_without_body<T: DeserializeOwned>(
         &self,
         segments: &[&str],
     ) -> anyhow::Result<T> {
-        self.send_post(segments, |request| request).await
+        self.send_post(segments, |request| {
+            request.header(reqwest::header::CONTENT_TYPE, "application/json")
+        })
+        .await
+    }
+
+    /// A request to the server, with the API token when there is one.
+    pub(super) fn request(
+        &self,
+        method: reqwest::Method,
+        url: reqwest::Url,
+    ) -> reqwest::RequestBuilder {
+        let request = reqwest::Client::new().request(method, url);
+        match &self.token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
     }
 
     async fn send_post<T: DeserializeOwned>(
@@ -79,9 +99,7 @@ impl ClientArgs {
         with_body: impl FnOnce(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
     ) -> anyhow::Result<T> {
         let url = self.endpoint(segments)?;
-        let request = reqwest::Client::new()
-            .post(url.clone())
-            .header("x-actor", "cli");
+        let request = self.request(reqwest::Method::POST, url.clone());
         let response = with_body(request)
             .send()
             .await
@@ -184,6 +202,7 @@ mod tests {
     fn ids_stay_one_path_segment() {
         let client = ClientArgs {
             server: "http://127.0.0.1:8080".into(),
+            token: None,
             json: false,
         };
         let url = client.endpoint(&["orders", "x/../y", "approve"]).unwrap();

@@ -28,11 +28,19 @@ pub(super) async fn run(
     let time_scale = config.simulation.time_scale;
     let shutdown = CancellationToken::new();
     let running = listen_and_start(config, &database, &listen, &shutdown).await?;
+    super::users::bootstrap_from_env(&running.runtime.plant.store).await?;
     println!(
         "microfab demo on http://{} (database {})",
         running.address,
         crate::store::redact_url(&database)
     );
+    println!(
+        "log in at http://{}/login (passwords new at every start):",
+        running.address
+    );
+    for (name, role, password) in super::users::demo_accounts(&running.runtime.plant.store).await? {
+        println!("  {role:<8} {name:<12} {password}");
+    }
     println!(
         "simulated machines run {time_scale}x real speed; an eta is the time left at that speed"
     );

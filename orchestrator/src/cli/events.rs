@@ -77,8 +77,8 @@ pub(super) async fn follow_events(
         url.query_pairs_mut()
             .append_pair("after", &after.to_string());
     }
-    let response = reqwest::Client::new()
-        .get(url.clone())
+    let response = client
+        .request(reqwest::Method::GET, url.clone())
         .send()
         .await
         .with_context(|| format!("GET {url}"))?;

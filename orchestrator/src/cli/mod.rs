@@ -13,6 +13,7 @@ mod demo;
 mod events;
 mod remote;
 mod tables;
+mod users;
 
 use std::path::PathBuf;
 
@@ -26,6 +27,7 @@ use crate::config::PlantConfig;
 pub use bench::BenchCommand;
 pub use client::ClientArgs;
 pub use remote::{ClientCommand, MachineAction, Switch};
+pub use users::{DatabaseArgs, UserCommand};
 
 /// `println!` that hands back a write error instead of panicking, so that a closed pipe ends
 /// the command quietly.
@@ -93,6 +95,11 @@ pub enum Command {
     Sim {
         #[command(subcommand)]
         kind: SimKind,
+    },
+    /// Accounts and API tokens, on the database itself.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
     },
     /// Replay the event log and compare it with the state tables.
     Verify {
@@ -197,6 +204,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::Bench { command } => bench::run(command).await,
+        Command::User { command } => users::run(command).await,
         Command::Verify { database, json } => {
             let store =
                 crate::store::Store::open(&database, crate::store::Open::ExistingOnly).await?;
@@ -233,6 +241,7 @@ async fn serve(
     let listen = listen.unwrap_or_else(|| config.plant.listen.clone());
     let shutdown = CancellationToken::new();
     let running = listen_and_start(config, &database, &listen, &shutdown).await?;
+    users::bootstrap_from_env(&running.runtime.plant.store).await?;
     println!(
         "microfab serving on http://{} (database {})",
         running.address,

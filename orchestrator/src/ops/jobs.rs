@@ -3,6 +3,7 @@
 use microfab_drivers::DriverCommand;
 
 use super::{Actor, Operations, Result};
+use crate::auth::Role;
 use crate::plant::views::JobView;
 use crate::plant::{JobState, PlantError};
 use crate::store::{MachineCommand, now_ms};
@@ -16,6 +17,7 @@ impl Operations {
         good: i64,
         reason: &str,
     ) -> Result<JobView> {
+        actor.require(Role::Operator, "resolving a run")?;
         self.plant()
             .resolve(job_id, good, reason, actor.name(), now_ms())
             .await?;
@@ -33,6 +35,7 @@ impl Operations {
         from_line: Option<u32>,
         reason: &str,
     ) -> Result<JobView> {
+        actor.require(Role::Operator, "resuming a run")?;
         let plant = self.plant();
         let (machine_id, run, from_line) = plant
             .resume(job_id, from_line, reason, actor.name(), now_ms())
@@ -51,6 +54,7 @@ impl Operations {
 
     /// A person at the station says the run's manual work (or the machine's prompt) is done.
     pub async fn confirm(&self, actor: &Actor, job_id: i64) -> Result<JobView> {
+        actor.require(Role::Operator, "confirming a station's work")?;
         let job = self.plant().job(job_id).await?;
         let machine = job
             .machine_id

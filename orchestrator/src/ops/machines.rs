@@ -3,6 +3,7 @@
 use microfab_drivers::{DriverCommand, OperatorAction};
 
 use super::{Actor, OpError, Operations, Result};
+use crate::auth::Role;
 use crate::plant::live_views::{Console, LiveMachineView, console_view};
 use crate::plant::views::MachineView;
 use crate::store::{MachineCommand, now_ms};
@@ -47,6 +48,7 @@ impl Operations {
         logged: MachineCommand,
         command: DriverCommand,
     ) -> Result<MachineView> {
+        actor.require(Role::Operator, "commanding a machine")?;
         self.plant().machine(machine_id).await?;
         self.runtime.command(machine_id, command).await?;
         self.plant()
@@ -63,6 +65,7 @@ impl Operations {
         on: bool,
         reason: &str,
     ) -> Result<MachineView> {
+        actor.require(Role::Operator, "maintenance")?;
         self.plant()
             .set_maintenance(machine_id, on, reason, actor.name(), now_ms())
             .await?;
@@ -78,6 +81,7 @@ impl Operations {
         machine_id: &str,
         action: OperatorAction,
     ) -> Result<MachineView> {
+        actor.require(Role::Operator, "an operator action")?;
         self.plant().machine(machine_id).await?;
         self.runtime.operator(machine_id, action).await?;
         let logged = match action {
@@ -92,12 +96,14 @@ impl Operations {
     }
 
     /// Every machine, with its live status.
-    pub async fn machines(&self) -> Result<Vec<LiveMachineView>> {
+    pub async fn machines(&self, actor: &Actor) -> Result<Vec<LiveMachineView>> {
+        actor.require(Role::Operator, "the fleet")?;
         let machines = self.plant().machines().await?;
         Ok(machines.into_iter().map(|m| self.live(m)).collect())
     }
 
-    pub async fn machine(&self, machine_id: &str) -> Result<LiveMachineView> {
+    pub async fn machine(&self, actor: &Actor, machine_id: &str) -> Result<LiveMachineView> {
+        actor.require(Role::Operator, "a machine's view")?;
         let machine = self.plant().machine(machine_id).await?;
         Ok(self.live(machine))
     }
@@ -111,7 +117,8 @@ impl Operations {
     }
 
     /// The machine's recent serial traffic and link counters, for support.
-    pub async fn console(&self, machine_id: &str) -> Result<Console> {
+    pub async fn console(&self, actor: &Actor, machine_id: &str) -> Result<Console> {
+        actor.require(Role::Operator, "a machine's console")?;
         self.plant().machine(machine_id).await?;
         let log = self
             .runtime

@@ -2,6 +2,7 @@
 
 use super::{Actor, Operations, Result};
 use crate::amount::Amount;
+use crate::auth::Role;
 use crate::plant::views::MaterialView;
 use crate::store::now_ms;
 
@@ -14,6 +15,7 @@ impl Operations {
         amount: Amount,
         lot: Option<String>,
     ) -> Result<MaterialView> {
+        actor.require(Role::Operator, "restocking")?;
         self.plant()
             .restock(account, amount, lot, actor.name(), now_ms())
             .await?;
@@ -29,6 +31,7 @@ impl Operations {
         delta: Amount,
         reason: &str,
     ) -> Result<MaterialView> {
+        actor.require(Role::Operator, "adjusting stock")?;
         self.plant()
             .adjust(account, delta.0, reason, actor.name(), now_ms())
             .await?;

@@ -7,12 +7,16 @@
 //! Layers: api and cli above this module; the plant (rules, transactions, views) and the
 //! runtime (machines, coordinator) below it; the store below them.
 
+mod accounts;
 mod floor;
 mod jobs;
 mod machines;
 mod materials;
 mod orders;
 mod prescreen;
+mod reads;
+
+pub use accounts::hash_password;
 
 use std::fmt;
 use std::sync::Arc;
@@ -34,6 +38,8 @@ pub enum Actor {
     Demo,
     /// The demo's stand-in for the person who settles runs cut short by a restart.
     DemoOperator,
+    /// Whoever can open the database itself: `microfab user ...`, the bootstrap token.
+    Local,
 }
 
 impl Actor {
@@ -43,17 +49,35 @@ impl Actor {
             Actor::Account { name, .. } => name,
             Actor::Demo => "demo",
             Actor::DemoOperator => "demo-operator",
+            Actor::Local => "local",
         }
     }
 }
 
 impl Actor {
-    /// Whether this actor may do what `needed` may. The demo's own actors run the plant.
+    /// Whether this actor may do what `needed` may. The demo's own actors run the plant;
+    /// whoever holds the database may do anything.
     pub fn may(&self, needed: Role) -> bool {
         match self {
             Actor::Account { role, .. } => role.includes(needed),
             Actor::Demo | Actor::DemoOperator => Role::Operator.includes(needed),
+            Actor::Local => true,
         }
+    }
+
+    /// `Ok` when this actor may do what `needed` may; else `Forbidden`, saying what `what`
+    /// (e.g. "approving an order") needs.
+    pub fn require(&self, needed: Role, what: &str) -> Result<()> {
+        if self.may(needed) {
+            return Ok(());
+        }
+        let has = match self {
+            Actor::Account { role, .. } => format!("the {role} role"),
+            _ => "no role".to_string(),
+        };
+        Err(OpError::Forbidden(format!(
+            "{what} needs the {needed} role; {self} has {has}"
+        )))
     }
 
     /// The maker whose orders and material accounts are all this actor may see; `None` for
@@ -116,8 +140,9 @@ impl Operations {
     }
 
     /// The plan the dispatcher follows, as Gantt rows per machine.
-    pub async fn plan(&self) -> Result<crate::plant::live_views::PlanView> {
+    pub async fn plan(&self, actor: &Actor) -> Result<crate::plant::live_views::PlanView> {
         use std::sync::atomic::Ordering::Relaxed;
+        actor.require(Role::Operator, "the plan")?;
         let snapshot = self.runtime.current_plan();
         let mut closed = std::collections::HashSet::new();
         if snapshot.is_some() {
@@ -153,6 +178,7 @@ mod tests {
             ),
             (Actor::Demo, "demo"),
             (Actor::DemoOperator, "demo-operator"),
+            (Actor::Local, "local"),
         ] {
             assert_eq!(actor.name(), name);
             assert_eq!(actor.to_string(), name);

@@ -3,19 +3,34 @@
 use microfab_drivers::DriverCommand;
 use microfab_job_specs::CheckedSpec;
 
-use super::{Actor, Operations, Result, Submitted};
+use super::{Actor, OpError, Operations, Result, Submitted};
+use crate::auth::Role;
 use crate::plant::views::OrderView;
+use crate::plant::{OrderState, invalid};
 use crate::store::now_ms;
 
 impl Operations {
     /// Record a checked spec as a `submitted` order (pre-screened), or find the order its
-    /// `submission_key` already made.
+    /// `submission_key` already made. A maker submits in their own name only.
     pub async fn submit(
         &self,
         actor: &Actor,
         spec: &CheckedSpec,
         submission_key: Option<&str>,
     ) -> Result<Submitted> {
+        actor.require(Role::Maker, "submitting an order")?;
+        if let Some(me) = actor.maker_scope()
+            && spec.spec.maker != me
+        {
+            return Err(invalid(
+                "maker",
+                format!(
+                    "the spec names the maker '{}'; you submit as '{me}' (an operator may submit for another maker)",
+                    spec.spec.maker
+                ),
+            )
+            .into());
+        }
         let plant = self.plant();
         let submission = plant
             .submit(spec, submission_key, actor.name(), now_ms())
@@ -28,6 +43,7 @@ impl Operations {
 
     /// Reserve the order's material and create its runs; the coordinator may start them.
     pub async fn approve(&self, actor: &Actor, order_id: &str) -> Result<OrderView> {
+        actor.require(Role::Operator, "approving an order")?;
         self.plant()
             .approve(order_id, actor.name(), now_ms())
             .await?;
@@ -36,6 +52,7 @@ impl Operations {
     }
 
     pub async fn reject(&self, actor: &Actor, order_id: &str, reason: &str) -> Result<OrderView> {
+        actor.require(Role::Operator, "rejecting an order")?;
         self.plant()
             .reject(order_id, reason, actor.name(), now_ms())
             .await?;
@@ -44,7 +61,16 @@ impl Operations {
 
     /// Cancel an order and abort its runs still on machines. An abort that fails is logged:
     /// the order is cancelled either way, and the run's late outcome settles that run only.
+    /// A maker withdraws their own order while it is still `submitted`; after approval,
+    /// material and machines are committed and an operator decides.
     pub async fn cancel(&self, actor: &Actor, order_id: &str, reason: &str) -> Result<OrderView> {
+        let order = self.order(actor, order_id).await?;
+        if actor.maker_scope().is_some() && order.state != OrderState::Submitted {
+            return Err(OpError::Forbidden(format!(
+                "order {order_id} is {}: a maker withdraws an order only while it is submitted; ask an operator",
+                order.state
+            )));
+        }
         let on_machines = self
             .plant()
             .cancel(order_id, reason, actor.name(), now_ms())
@@ -65,6 +91,7 @@ impl Operations {
     /// Mark one good unit scrapped (found bad at inspection); the plant makes a replacement.
     /// Returns the view of the unit's order.
     pub async fn scrap_unit(&self, actor: &Actor, unit_id: i64, reason: &str) -> Result<OrderView> {
+        actor.require(Role::Operator, "scrapping a unit")?;
         self.plant()
             .scrap_unit(unit_id, reason, actor.name(), now_ms())
             .await?;

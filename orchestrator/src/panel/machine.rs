@@ -73,7 +73,7 @@ async fn page(ctx: Ctx, Path(id): Path<String>) -> Response {
 }
 
 async fn page_html(ctx: &Ctx, id: &str) -> Result<String, PanelError> {
-    let live_machine = ctx.ops.machine(id).await?;
+    let live_machine = ctx.ops.machine(&ctx.caller.actor(), id).await?;
     let card = cards(&ctx.ops, Some(id)).await?.remove(0);
     let plant = ctx.ops.plant();
     let runs = plant
@@ -105,7 +105,7 @@ async fn page_html(ctx: &Ctx, id: &str) -> Result<String, PanelError> {
             job_id: h.job_id,
         })
         .collect();
-    let has_console = matches!(ctx.ops.console(id).await, Ok(_));
+    let has_console = matches!(ctx.ops.console(&ctx.caller.actor(), id).await, Ok(_));
     html(&MachinePage {
         t: ctx.t,
         chrome: ctx.chrome("machine.title", "/fleet"),
@@ -139,7 +139,7 @@ async fn console(ctx: Ctx, Path(id): Path<String>) -> Response {
 }
 
 async fn console_html(ctx: &Ctx, id: &str) -> Result<String, PanelError> {
-    let mut console = ctx.ops.console(id).await?;
+    let mut console = ctx.ops.console(&ctx.caller.actor(), id).await?;
     let skipped = console.lines.len().saturating_sub(CONSOLE_LINES);
     console.lines.drain(..skipped);
     let temperatures = ctx

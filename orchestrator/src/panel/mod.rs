@@ -19,7 +19,6 @@ mod machine;
 mod materials;
 mod orders;
 mod render;
-mod standin_caller;
 mod submit;
 
 use askama::Template;
@@ -34,8 +33,7 @@ use serde::Deserialize;
 pub use self::i18n::{Catalog, Lang};
 use self::layout::{Ctx, LanguageLink};
 pub use self::render::PanelError;
-// TEMPORARY until AUTH's `crate::auth::Caller` is merged (see standin_caller.rs).
-use self::standin_caller::Caller;
+use crate::auth::Caller;
 use crate::auth::Role;
 use crate::ops::Operations;
 
@@ -129,12 +127,7 @@ async fn switch_language(Path(code): Path<String>, Query(back): Query<Back>) -> 
 
 /// `next` if it is a path on this server, else `/`: a link must not send people elsewhere.
 pub fn local_path(next: Option<&str>) -> String {
-    match next {
-        Some(path) if path.starts_with('/') && !path.starts_with("//") && !path.contains('\\') => {
-            path.to_string()
-        }
-        _ => "/".to_string(),
-    }
+    crate::auth::local_target(next.unwrap_or_default()).to_string()
 }
 
 #[derive(Template)]

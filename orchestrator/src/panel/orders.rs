@@ -164,7 +164,7 @@ async fn plan_chart(
     orders: &[OrderRow],
     highlight: Option<&str>,
 ) -> Result<Option<Chart>, PanelError> {
-    let plan = ctx.ops.plan().await?;
+    let plan = ctx.ops.plan(&ctx.caller.actor()).await?;
     if highlight.is_some_and(|order| !plan.rows.iter().any(|r| r.order_id == order)) {
         return Ok(None);
     }

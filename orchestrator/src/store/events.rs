@@ -205,6 +205,35 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         job_id: Option<i64>,
     },
+    /// An account was made (by an admin, `microfab user add`, the bootstrap token or the demo).
+    AccountAdded {
+        account: String,
+        #[schema(value_type = String)]
+        role: String,
+    },
+    AccountRoleChanged {
+        account: String,
+        #[schema(value_type = String)]
+        role: String,
+    },
+    /// The account's password was set (its sessions ended). The password is never logged.
+    AccountPasswordSet {
+        account: String,
+    },
+    /// The account may no longer sign in; its sessions ended, its tokens no longer work.
+    AccountDisabled {
+        account: String,
+    },
+    /// An API token for the account was made (the token itself is never logged).
+    ApiTokenCreated {
+        account: String,
+        token_id: i64,
+        label: String,
+    },
+    ApiTokenRevoked {
+        account: String,
+        token_id: i64,
+    },
 }
 
 impl Event {
@@ -234,6 +263,12 @@ impl Event {
             Event::MachineState { .. } => "machine_state",
             Event::MachineMaintenance { .. } => "machine_maintenance",
             Event::MachineCommanded { .. } => "machine_commanded",
+            Event::AccountAdded { .. } => "account_added",
+            Event::AccountRoleChanged { .. } => "account_role_changed",
+            Event::AccountPasswordSet { .. } => "account_password_set",
+            Event::AccountDisabled { .. } => "account_disabled",
+            Event::ApiTokenCreated { .. } => "api_token_created",
+            Event::ApiTokenRevoked { .. } => "api_token_revoked",
         }
     }
 
@@ -530,7 +565,13 @@ pub fn replay<'a>(records: impl IntoIterator<Item = &'a EventRecord>) -> Replaye
             | Event::MaterialShort { .. }
             | Event::MachineState { .. }
             | Event::MachineMaintenance { .. }
-            | Event::MachineCommanded { .. } => {}
+            | Event::MachineCommanded { .. }
+            | Event::AccountAdded { .. }
+            | Event::AccountRoleChanged { .. }
+            | Event::AccountPasswordSet { .. }
+            | Event::AccountDisabled { .. }
+            | Event::ApiTokenCreated { .. }
+            | Event::ApiTokenRevoked { .. } => {}
         }
     }
     r

@@ -9,6 +9,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use serde_json::Value;
 use tokio::io::AsyncBufReadExt;
 
+/// The `MICROFAB_BOOTSTRAP_TOKEN` of every test plant: the admin `bootstrap` signs in with it.
+pub const ADMIN_TOKEN: &str = "mf_test0bootstrap0token0000000000000000000000000000000000000000000";
+
 pub const BRACKET_SPEC: &str =
     "../job-specs/examples/community-bench-bracket/community-bench-bracket.toml";
 
@@ -160,16 +163,43 @@ impl TestPlant {
         let running = microfab::server::start(config, &db.url, listener, shutdown.clone())
             .await
             .unwrap();
+        microfab::auth::accounts::ensure_bootstrap(&running.runtime.plant.store, ADMIN_TOKEN, 0)
+            .await
+            .unwrap();
         TestPlant {
             client: Client::new(format!("http://{}", running.address)),
             shutdown,
             running,
         }
     }
+
+    /// A new account with `role`, and a client signed in as it (with an API token).
+    pub async fn account(&self, name: &str, role: microfab::auth::Role) -> Client {
+        account(&self.running.runtime.plant.store, &self.client, name, role).await
+    }
 }
 
+/// A new account with `role` in `store`, and `client`'s server signed in as it.
+pub async fn account(
+    store: &microfab::store::Store,
+    client: &Client,
+    name: &str,
+    role: microfab::auth::Role,
+) -> Client {
+    use microfab::auth::accounts;
+    accounts::add(store, "local", name, role, None, 0)
+        .await
+        .unwrap();
+    let (_, token) = accounts::create_token(store, "local", name, "test", 0)
+        .await
+        .unwrap();
+    client.with_token(Some(&token))
+}
+
+/// A client of the API, signed in with an API token (the bootstrap admin's unless told).
 pub struct Client {
     pub base: String,
+    pub token: Option<String>,
     http: reqwest::Client,
 }
 
@@ -177,14 +207,32 @@ impl Client {
     pub fn new(base: String) -> Client {
         Client {
             base,
+            token: Some(ADMIN_TOKEN.to_string()),
             http: reqwest::Client::new(),
+        }
+    }
+
+    /// The same server, signed in with `token` (or anonymous with `None`).
+    pub fn with_token(&self, token: Option<&str>) -> Client {
+        Client {
+            base: self.base.clone(),
+            token: token.map(str::to_string),
+            http: self.http.clone(),
+        }
+    }
+
+    /// A request to `path` on this server, with this client's token.
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let request = self.http.request(method, format!("{}{path}", self.base));
+        match &self.token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
         }
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {
         let r = self
-            .http
-            .get(format!("{}{path}", self.base))
+            .request(reqwest::Method::GET, path)
             .send()
             .await
             .unwrap();
@@ -200,8 +248,7 @@ impl Client {
 
     pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
         let r = self
-            .http
-            .post(format!("{}{path}", self.base))
+            .request(reqwest::Method::POST, path)
             .json(&body)
             .send()
             .await
@@ -212,8 +259,7 @@ impl Client {
 
     pub async fn post_raw(&self, path: &str, content_type: &str, body: &str) -> (u16, Value) {
         let r = self
-            .http
-            .post(format!("{}{path}", self.base))
+            .request(reqwest::Method::POST, path)
             .header("content-type", content_type)
             .body(body.to_string())
             .send()
@@ -237,18 +283,7 @@ impl Client {
 
     /// Submit a spec file with its programs, as `microfab submit` does.
     pub async fn submit_file(&self, path: &str) -> Value {
-        let checked = microfab_job_specs::check_file(Path::new(path)).unwrap();
-        let programs: serde_json::Map<String, Value> = checked
-            .programs
-            .iter()
-            .map(|(k, p)| (k.clone(), Value::String(p.text.clone())))
-            .collect();
-        let (status, body) = self
-            .post(
-                "/api/v1/orders",
-                serde_json::json!({ "spec_toml": std::fs::read_to_string(path).unwrap(), "source_name": checked.source_name, "programs": programs }),
-            )
-            .await;
+        let (status, body) = self.post("/api/v1/orders", submission(path)).await;
         assert_eq!(status, 201, "submit {path}: {body}");
         body["order"].clone()
     }
@@ -268,6 +303,17 @@ impl Client {
             })
             .collect()
     }
+}
+
+/// The body of `POST /api/v1/orders` for a spec file with its programs.
+pub fn submission(path: &str) -> Value {
+    let checked = microfab_job_specs::check_file(Path::new(path)).unwrap();
+    let programs: serde_json::Map<String, Value> = checked
+        .programs
+        .iter()
+        .map(|(k, p)| (k.clone(), Value::String(p.text.clone())))
+        .collect();
+    serde_json::json!({ "spec_toml": std::fs::read_to_string(path).unwrap(), "source_name": checked.source_name, "programs": programs })
 }
 
 /// Stock dropped by exactly one draw per run that took material (`drew` says which jobs did),
@@ -327,6 +373,7 @@ pub async fn spawn_server(
         .args(["serve", "--config"])
         .arg(config)
         .args(["--database", database, "--listen", "127.0.0.1:0"])
+        .env("MICROFAB_BOOTSTRAP_TOKEN", ADMIN_TOKEN)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::inherit())
         .kill_on_drop(true)
