@@ -61,7 +61,7 @@ export async function login(browser, account, options) {
   await page.locator('input[name="password"]').fill(account.password);
   await Promise.all([
     page.waitForURL((url) => url.pathname !== '/login'),
-    page.locator('form button[type="submit"], form input[type="submit"]').first().click(),
+    page.locator('input[name="password"]').press('Enter'),
   ]);
   return session;
 }
