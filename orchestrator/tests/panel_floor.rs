@@ -322,6 +322,13 @@ async fn an_aborted_run_shows_on_its_machine_and_is_resolved_from_the_interrupte
     assert_eq!(status, 404);
     assert!(missing.contains("Not found.") && missing.contains("no-such-machine"));
 
+    let board = panel.ok("/fleet").await;
+    let card = card_of(&board, &laser);
+    assert!(card.contains(r#"data-state="held""#), "{card}");
+    assert!(
+        card.contains(&format!(r#"href="/interrupted#run-{job}""#)),
+        "{card}"
+    );
     let page = panel.ok("/interrupted").await;
     assert!(
         page.contains(&testid(&format!("interrupted-{job}"))),
