@@ -8,7 +8,9 @@
     root.querySelectorAll("time[datetime]").forEach(function (el) {
       var at = new Date(el.getAttribute("datetime"));
       if (isNaN(at)) return;
-      var clock = at.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+      var parts = { hour: "2-digit", minute: "2-digit" };
+      if (el.hasAttribute("data-seconds")) parts.second = "2-digit";
+      var clock = at.toLocaleTimeString([], parts);
       el.textContent = at.toDateString() === today ? clock : at.toLocaleDateString() + " " + clock;
       el.title = at.toLocaleString();
     });

@@ -24,6 +24,10 @@ pub struct VerifyReport {
     /// reservations that are not what open runs will draw, unit counts that are not the unit
     /// rows, `0 <= reserved <= on_hand`.
     pub invariants: Vec<String>,
+    /// Events done by someone whose role did not allow it at that point of the log (an
+    /// operator's verb by a maker, an account change by a non-admin, another maker's order).
+    #[serde(default)]
+    pub access: Vec<String>,
 }
 
 pub async fn verify(store: &Store) -> Result<VerifyReport, StoreError> {
@@ -41,11 +45,13 @@ pub async fn verify(store: &Store) -> Result<VerifyReport, StoreError> {
     let replayed = events::replay(&records);
     let current = events::current(pool).await?;
     let invariants = broken_invariants(pool).await?;
+    let access = crate::auth::audit::unauthorised(&records);
     Ok(VerifyReport {
-        consistent: replayed == current && invariants.is_empty(),
+        consistent: replayed == current && invariants.is_empty() && access.is_empty(),
         events: records.len(),
         differences: differences(&replayed, &current),
         invariants,
+        access,
     })
 }
 

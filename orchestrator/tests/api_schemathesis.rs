@@ -74,10 +74,10 @@ async fn schemathesis(base: &str, extra: &[&str]) -> (bool, String, u64) {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
+    // The summary's "N generated, ..." (a warning may say "generated" too).
     let generated = text
         .lines()
-        .find_map(|l| l.trim().split_once(" generated"))
-        .and_then(|(n, _)| n.trim().parse().ok())
+        .find_map(|l| l.trim().split_once(" generated")?.0.parse().ok())
         .unwrap_or(0);
     (output.status.success(), text, generated)
 }

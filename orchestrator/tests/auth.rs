@@ -436,3 +436,37 @@ async fn a_maker_sees_and_acts_on_their_own_orders_only() {
     );
     plant.shutdown.cancel();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_finds_an_event_done_by_someone_not_allowed_to() {
+    let db = TestDb::sqlite().await;
+    let plant = plant(&db).await;
+    let maker = plant.account("bcn-street-furniture", Role::Maker).await;
+    plant.account("pedal-coop", Role::Maker).await;
+    let order = maker.submit_file(BRACKET_SPEC).await;
+    let id = order["id"].as_str().unwrap();
+    plant
+        .client
+        .post(&format!("/api/v1/orders/{id}/approve"), Value::Null)
+        .await;
+    let verify = plant.client.ok("/api/v1/verify").await;
+    assert_eq!(verify["consistent"], true, "{verify}");
+
+    // Someone with the database rewrites who approved the order: a maker.
+    sqlx::query("UPDATE events SET actor = 'pedal-coop' WHERE kind = 'order_approved'")
+        .execute(&plant.running.runtime.plant.store.pool)
+        .await
+        .unwrap();
+    let verify = plant.client.ok("/api/v1/verify").await;
+    assert_eq!(verify["consistent"], false, "{verify}");
+    let access = verify["access"].as_array().unwrap();
+    assert_eq!(access.len(), 1, "{verify}");
+    assert!(
+        access[0]
+            .as_str()
+            .unwrap()
+            .contains("(order_approved) was done by 'pedal-coop', who had the maker role then"),
+        "{verify}"
+    );
+    plant.shutdown.cancel();
+}

@@ -234,10 +234,19 @@ async fn a_refused_run_of_a_cancelled_order_goes_back_to_stock(kind: &str) {
     plant.register_machines(&machines, 1).await.unwrap();
     plant.open_accounts(&materials, 1).await.unwrap();
     let stock_before = plant.materials().await.unwrap();
+    // The people in the log have accounts, as `verify` checks.
+    for (name, role) in [
+        ("bcn-street-furniture", microfab::auth::Role::Maker),
+        ("operator", microfab::auth::Role::Operator),
+    ] {
+        microfab::auth::accounts::add(&plant.store, "local", name, role, None, 1)
+            .await
+            .unwrap();
+    }
 
     let spec = microfab_job_specs::check_file(std::path::Path::new(BRACKET_SPEC)).unwrap();
     let order = plant
-        .submit(&spec, None, "maker", 2)
+        .submit(&spec, None, "bcn-street-furniture", 2)
         .await
         .unwrap()
         .order_id;

@@ -4,91 +4,14 @@
 
 mod common;
 
+use common::panel::Panel;
 use common::{BRACKET_SPEC, TestDb, TestPlant, plant_config};
+use microfab::auth::Role;
 use serde_json::Value;
 
-/// The panel as one account sees it: pages by GET, actions as htmx form POSTs.
-struct Panel {
-    base: String,
-    http: reqwest::Client,
-    auth: (&'static str, String),
-}
-
-impl Panel {
-    fn new(plant: &TestPlant, auth: (&'static str, String)) -> Panel {
-        Panel {
-            base: plant.client.base.clone(),
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap(),
-            auth,
-        }
-    }
-
-    async fn page(&self, path: &str) -> (u16, String) {
-        let response = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .header(self.auth.0, &self.auth.1)
-            .send()
-            .await
-            .unwrap();
-        (response.status().as_u16(), response.text().await.unwrap())
-    }
-
-    async fn ok(&self, path: &str) -> String {
-        let (status, body) = self.page(path).await;
-        assert_eq!(status, 200, "GET {path}: {body}");
-        body
-    }
-
-    async fn action(&self, path: &str, form: &[(&str, &str)]) -> (u16, String) {
-        let response = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .header(self.auth.0, &self.auth.1)
-            .header("hx-request", "true")
-            .form(form)
-            .send()
-            .await
-            .unwrap();
-        (response.status().as_u16(), response.text().await.unwrap())
-    }
-
-    /// `/submit` as the browser sends it: multipart, the spec pasted, programs as files.
-    async fn submit(&self, spec: &str, programs: &[(&str, &str)]) -> reqwest::Response {
-        const BOUNDARY: &str = "----microfab-test-boundary";
-        let mut body = format!(
-            "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"spec_text\"\r\n\r\n{spec}\r\n"
-        );
-        body.push_str(&format!(
-            "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"spec_file\"; filename=\"\"\r\nContent-Type: application/octet-stream\r\n\r\n\r\n"
-        ));
-        for (name, text) in programs {
-            body.push_str(&format!(
-                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"programs\"; filename=\"{name}\"\r\nContent-Type: text/plain\r\n\r\n{text}\r\n"
-            ));
-        }
-        body.push_str(&format!("--{BOUNDARY}--\r\n"));
-        self.http
-            .post(format!("{}/submit", self.base))
-            .header(self.auth.0, &self.auth.1)
-            .header("hx-request", "true")
-            .header(
-                "content-type",
-                format!("multipart/form-data; boundary={BOUNDARY}"),
-            )
-            .body(body)
-            .send()
-            .await
-            .unwrap()
-    }
-}
-
 /// An operator's panel (the plant's staff).
-fn operator(plant: &TestPlant) -> Panel {
-    Panel::new(plant, ("x-actor", "olga".into()))
+async fn operator(plant: &TestPlant) -> Panel {
+    Panel::sign_in(plant, "olga", Role::Operator).await
 }
 
 const COASTER_SPEC: &str = r#"spec_version = 1
@@ -123,7 +46,7 @@ async fn order_state(plant: &TestPlant, id: &str) -> Value {
 async fn a_spec_with_errors_is_shown_at_its_lines_and_makes_nothing() {
     let db = TestDb::sqlite().await;
     let plant = TestPlant::start(&db, &plant_config(1.0, 0.0)).await;
-    let panel = operator(&plant);
+    let panel = Panel::sign_in(&plant, "coaster-co", Role::Maker).await;
     let page = panel.ok("/submit").await;
     assert!(page.contains(r#"data-testid="spec-text""#));
 
@@ -180,7 +103,7 @@ async fn a_spec_with_errors_is_shown_at_its_lines_and_makes_nothing() {
 async fn intake_shows_the_prescreen_and_approves_or_rejects() {
     let db = TestDb::sqlite().await;
     let plant = TestPlant::start(&db, &plant_config(1.0, 0.0)).await;
-    let panel = operator(&plant);
+    let panel = operator(&plant).await;
     let bracket = plant.client.submit_file(BRACKET_SPEC).await;
     let bracket = bracket["id"].as_str().unwrap();
     let (_, coaster) = plant
@@ -199,12 +122,12 @@ async fn intake_shows_the_prescreen_and_approves_or_rejects() {
         assert!(intake.contains(&format!(r#"data-testid="reject-{id}""#)));
     }
     // The report: machines per step with fit, the critical path, material short for one.
-    assert!(intake.contains(r#"data-testid="fit-bar-mill-1""#));
+    assert!(intake.contains(r#"data-testid="fit-bar">Can do it: router-1, router-2, mill-1;"#));
     assert!(intake.contains("bar → assembly"));
     assert!(
         intake.contains(r#"<tr class="short" data-testid="material-check-plywood-birch-6mm">"#)
     );
-    assert!(intake.contains("material short: plywood-birch-6mm needs 200, 100 available"));
+    assert!(intake.contains("Material short: plywood-birch-6mm needs 200, 100 available"));
 
     // Approval refused for the short one, shown inline; the order stays submitted.
     let (status, refused) = panel
@@ -246,7 +169,7 @@ async fn materials_page_restocks_and_adjusts() {
     let text =
         plant_config(1.0, 0.0).replace("on_hand = 80\n", "on_hand = 80\nreorder_level = 100\n");
     let plant = TestPlant::start(&db, &text).await;
-    let panel = operator(&plant);
+    let panel = operator(&plant).await;
     let page = panel.ok("/materials").await;
     assert!(page.contains(r#"data-testid="material-albar@common" data-low="true""#));
     assert!(page.contains(r#"data-testid="material-ply6@common" data-low="false""#));
@@ -254,12 +177,25 @@ async fn materials_page_restocks_and_adjusts() {
     let (status, row) = panel
         .action(
             "/materials/ply6@common/restock",
-            &[("amount", "12.5"), ("lot", "LOT-A1")],
+            &[("amount", "12.5"), ("lot", "LOT-A1"), ("origin", "virgin")],
         )
         .await;
     assert_eq!(status, 200, "{row}");
     assert!(row.contains("LOT-A1") && row.contains(r#"data-testid="on-hand-ply6@common">112.5<"#));
     assert_eq!(plant.client.stock().await["ply6@common"], 112_500);
+    // The lot keeps its own origin; the account keeps its own.
+    let lots = plant.running.runtime.plant.lots().await.unwrap();
+    assert_eq!(
+        (lots[0].id.as_str(), lots[0].origin.as_str()),
+        ("LOT-A1", "virgin")
+    );
+    let (status, _) = panel
+        .action(
+            "/materials/ply6@common/restock",
+            &[("amount", "1"), ("origin", "moon")],
+        )
+        .await;
+    assert_eq!(status, 422);
 
     // An adjustment needs a reason and a number; then it takes a signed amount.
     let (status, _) = panel
@@ -291,7 +227,7 @@ async fn materials_page_restocks_and_adjusts() {
 async fn orders_pages_show_progress_and_scrap_and_cancel_through_htmx() {
     let db = TestDb::sqlite().await;
     let plant = TestPlant::start(&db, &plant_config(5_000.0, 0.0)).await;
-    let panel = operator(&plant);
+    let panel = operator(&plant).await;
     let order = plant.client.submit_file(BRACKET_SPEC).await;
     let id = order["id"].as_str().unwrap().to_string();
     let (status, body) = plant
@@ -366,11 +302,211 @@ async fn orders_pages_show_progress_and_scrap_and_cancel_through_htmx() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn admin_config_shows_the_fleet_and_policy() {
+async fn a_maker_sees_only_their_own_orders_and_stock_and_no_plant_action() {
+    let db = TestDb::sqlite().await;
+    let text = plant_config(1.0, 0.0)
+        + r#"
+[[materials]]
+id = "ply6@coaster-co"
+material = "plywood-birch-6mm"
+unit = "sheet"
+owner = "coaster-co"
+origin = "local"
+on_hand = 7
+"#;
+    let plant = TestPlant::start(&db, &text).await;
+    let maker = Panel::sign_in(&plant, "coaster-co", Role::Maker).await;
+    let submit = |spec: String| {
+        let client = &plant.client;
+        async move {
+            let (status, body) = client
+                .post(
+                    "/api/v1/orders",
+                    serde_json::json!({ "spec_toml": spec,
+                        "programs": { "programs/coaster.nc": COASTER_PROGRAM } }),
+                )
+                .await;
+            assert_eq!(status, 201, "{body}");
+            body["order"]["id"].as_str().unwrap().to_string()
+        }
+    };
+    let own = submit(COASTER_SPEC.to_string()).await;
+    let other = submit(COASTER_SPEC.replace("coaster-co", "other-maker")).await;
+
+    let mine = maker.ok("/my/orders").await;
+    assert!(mine.contains(&format!(r#"data-testid="order-row-{own}""#)));
+    assert!(!mine.contains(&other));
+    assert!(!mine.contains(r#"data-testid="gantt""#));
+    let page = maker.ok(&format!("/orders/{own}")).await;
+    assert!(page.contains(&format!(r#"data-testid="cancel-{own}""#)));
+    assert!(!page.contains("scrap-unit-"));
+    let (status, _) = maker.page(&format!("/orders/{other}")).await;
+    assert_eq!(status, 404, "another maker's order is not found");
+    let stock = maker.ok("/my/materials").await;
+    assert!(stock.contains(r#"data-testid="material-ply6@coaster-co""#));
+    assert!(!stock.contains("ply6@common"));
+    assert!(!stock.contains("restock-"), "a maker's stock is read only");
+
+    for page in [
+        "/intake",
+        "/orders",
+        "/materials",
+        "/admin/config",
+        "/admin/users",
+    ] {
+        let (status, _) = maker.page(page).await;
+        assert_eq!(status, 403, "{page} for a maker");
+    }
+    for (path, form) in [
+        (format!("/intake/{own}/approve"), vec![]),
+        (format!("/intake/{own}/reject"), vec![("reason", "mine")]),
+        (
+            "/materials/ply6@coaster-co/restock".to_string(),
+            vec![("amount", "5")],
+        ),
+        (
+            "/materials/ply6@coaster-co/adjust".to_string(),
+            vec![("delta", "5"), ("reason", "mine")],
+        ),
+    ] {
+        let (status, body) = maker.action(&path, &form).await;
+        assert_eq!(status, 403, "POST {path} for a maker: {body}");
+    }
+    assert_eq!(
+        plant.client.ok(&format!("/api/v1/orders/{own}")).await["state"],
+        "submitted"
+    );
+    assert_eq!(plant.client.stock().await["ply6@coaster-co"], 7_000);
+    // Another maker's order cannot be cancelled through the page either.
+    let (status, _) = maker
+        .action(
+            &format!("/orders/{other}/cancel"),
+            &[("reason", "not mine")],
+        )
+        .await;
+    assert_eq!(status, 404);
+    assert_eq!(
+        plant.client.ok(&format!("/api/v1/orders/{other}")).await["state"],
+        "submitted"
+    );
+    // Their own, still submitted, they withdraw.
+    let (status, body) = maker
+        .action(
+            &format!("/orders/{own}/cancel"),
+            &[("reason", "changed my mind")],
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        plant.client.ok(&format!("/api/v1/orders/{own}")).await["state"],
+        "cancelled"
+    );
+    plant.shutdown.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_manages_accounts_and_reads_the_config() {
     let db = TestDb::sqlite().await;
     let plant = TestPlant::start(&db, &plant_config(1.0, 0.0)).await;
-    let panel = operator(&plant);
-    let (status, _) = panel.page("/admin/config").await;
+    let admin = Panel::sign_in(&plant, "ada", Role::Admin).await;
+    let users = admin.ok("/admin/users").await;
+    assert!(users.contains(r#"data-testid="user-ada""#));
+
+    let (status, body) = admin
+        .action(
+            "/admin/users",
+            &[
+                ("name", "nina"),
+                ("role", "maker"),
+                ("password", "a long enough secret"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(r#"data-testid="user-nina""#));
+    let (status, body) = admin
+        .action("/admin/users/nina/role", &[("role", "operator")])
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    // A token is shown once, and signs in.
+    let (status, body) = admin
+        .action("/admin/users/nina/tokens", &[("label", "bench script")])
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let hook = r#"data-testid="new-token-value">"#;
+    let start = body.find(hook).unwrap() + hook.len();
+    let token = &body[start..start + body[start..].find('<').unwrap()];
+    let nina = plant.client.with_token(Some(token));
+    let orders_page = nina
+        .request(reqwest::Method::GET, "/orders")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        orders_page
+            .text()
+            .await
+            .unwrap()
+            .contains(r#"data-testid="nav-orders""#)
+    );
+    assert!(!admin.ok("/admin/users").await.contains(token));
+
+    let accounts = microfab::auth::accounts::list(&plant.running.runtime.plant.store)
+        .await
+        .unwrap();
+    let nina_account = accounts.iter().find(|a| a.name == "nina").unwrap();
+    assert_eq!(nina_account.role, Role::Operator);
+    let token_id = nina_account.tokens[0].id;
+    let (status, body) = admin
+        .action(&format!("/admin/tokens/{token_id}/revoke"), &[])
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = nina.get("/api/v1/orders").await;
+    assert_eq!(status, 401, "a revoked token opens nothing");
+
+    let (status, body) = admin.action("/admin/users/nina/disable", &[]).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(r#"data-testid="user-nina" class="disabled""#));
+
+    let config = admin.ok("/admin/config").await;
+    assert!(config.contains(r#"href="/machines/mill-1""#) && config.contains("400 × 300 × 120"));
+    let (status, _) = operator(&plant).await.page("/admin/config").await;
     assert_eq!(status, 403, "an operator is no admin");
+    plant.shutdown.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_whose_stored_spec_no_longer_checks_stays_in_intake_with_why() {
+    let db = TestDb::sqlite().await;
+    let plant = TestPlant::start(&db, &plant_config(1.0, 0.0)).await;
+    let panel = operator(&plant).await;
+    let broken = plant.client.submit_file(BRACKET_SPEC).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let fine = plant.client.submit_file(BRACKET_SPEC).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    sqlx::query("UPDATE orders SET spec_json = '{}' WHERE id = $1")
+        .bind(&broken)
+        .execute(&plant.running.runtime.plant.store.pool)
+        .await
+        .unwrap();
+
+    let (status, body) = plant
+        .client
+        .get(&format!("/api/v1/orders/{broken}/prescreen"))
+        .await;
+    assert_eq!(status, 409, "{body}");
+    let intake = panel.ok("/intake").await;
+    let card = &intake[intake.find(&format!(r#"id="intake-{broken}""#)).unwrap()..];
+    let card = &card[..card.find("</article>").unwrap()];
+    assert!(card.contains(r#"data-testid="prescreen-failed""#), "{card}");
+    assert!(card.contains(&format!(r#"data-testid="approve-{broken}""#)));
+    // The other order keeps its report.
+    assert!(intake.contains(&format!(r#"data-testid="approve-{fine}""#)));
+    assert!(intake.contains("bar → assembly"));
     plant.shutdown.cancel();
 }

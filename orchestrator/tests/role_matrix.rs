@@ -18,6 +18,9 @@ enum Needs {
     /// The order in the path is the maker's own (another maker gets 404), or staff.
     OwnOrder,
     Operator,
+    /// Staff, about an order: its own maker gets 403, another maker 404 (the id tells them
+    /// nothing).
+    OperatorOnOrder,
 }
 
 fn needs(method: &str, path: &str) -> Needs {
@@ -51,6 +54,7 @@ fn needs(method: &str, path: &str) -> Needs {
         | ("get", "/api/v1/events")
         | ("get", "/api/v1/events/log")
         | ("get", "/api/v1/verify") => Operator,
+        ("get", "/api/v1/orders/{id}/prescreen") => OperatorOnOrder,
         _ => panic!("{method} {path} is not in the role matrix: say what it needs"),
     }
 }
@@ -75,14 +79,21 @@ fn expected(needs: Needs, who: Who) -> Result<(), u16> {
         (Needs::OwnOrder, Who::OtherMaker) => Err(404),
         (Needs::OwnOrder, _) => Ok(()),
         (Needs::Operator, Who::Maker | Who::OtherMaker) => Err(403),
-        (Needs::Operator, Who::Operator | Who::Admin) => Ok(()),
+        (Needs::OperatorOnOrder, Who::OtherMaker) => Err(404),
+        (Needs::OperatorOnOrder, Who::Maker) => Err(403),
+        (Needs::Operator | Needs::OperatorOnOrder, Who::Operator | Who::Admin) => Ok(()),
     }
 }
 
 /// The path with its `{id}` filled for its resource: the maker's order, a real machine and
 /// stock account, run and unit ids that may not exist (a 404 is still "let in").
 fn concrete(path: &str, order: &str) -> String {
-    let id = match path.split('/').nth(3) {
+    let segments: Vec<&str> = path.split('/').collect();
+    let resource = segments
+        .iter()
+        .position(|s| *s == "{id}")
+        .map(|at| segments[at - 1]);
+    let id = match resource {
         Some("orders") => order,
         Some("machines") => "laser-1",
         Some("materials") => "ply6@common",
@@ -95,6 +106,9 @@ fn concrete(path: &str, order: &str) -> String {
 /// the caller who may then does it (or gets 404/409 for the test's ids and states).
 fn valid_body(path: &str) -> serde_json::Value {
     let reason = "role matrix";
+    if path.starts_with("/api/v1/machines/") && path.ends_with("/resume") {
+        return json!({});
+    }
     match path.rsplit('/').next().unwrap() {
         "reject" | "cancel" | "scrap" | "resume" => json!({ "reason": reason }),
         "resolve" => json!({ "good": 0, "reason": reason }),
@@ -102,7 +116,7 @@ fn valid_body(path: &str) -> serde_json::Value {
         "operator" => json!({ "action": "home" }),
         "restock" => json!({ "amount": 1 }),
         "adjust" => json!({ "delta": 1, "reason": reason }),
-        // Body-less verbs ignore it; a submission refuses it (422): both let in.
+        // Actions without fields take it; a submission refuses it (422): both let in.
         _ => json!({}),
     }
 }
@@ -178,9 +192,73 @@ async fn every_route_lets_in_exactly_the_roles_it_should() {
         }
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    plant.shutdown.cancel();
+}
 
-    // PANEL PAGES: once `crate::panel::PAGES` (path pattern, minimum role) is on main, walk
-    // every page here too: anonymous → 303 to /login, below the minimum → 403 (a maker's
-    // view of another maker's order → 404), at or above → 200.
+/// Every panel page (`panel::PAGES`): nobody is sent to the login page; a role below the
+/// page's gets 403, another maker's order page 404; the page's role and above, 200.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_panel_page_opens_for_exactly_the_roles_it_should() {
+    let db = TestDb::sqlite().await;
+    let plant = TestPlant::start(&db, &plant_config(0.001, 0.0)).await;
+    let maker = plant.account("bcn-street-furniture", Role::Maker).await;
+    let callers: Vec<(Option<Role>, bool, Client)> = vec![
+        (None, false, plant.client.with_token(None)),
+        (
+            Some(Role::Maker),
+            false,
+            plant.account("pedal-coop", Role::Maker).await,
+        ),
+        (
+            Some(Role::Maker),
+            true,
+            maker.with_token(maker.token.as_deref()),
+        ),
+        (
+            Some(Role::Operator),
+            false,
+            plant.account("olga", Role::Operator).await,
+        ),
+        (
+            Some(Role::Admin),
+            false,
+            plant.account("ada", Role::Admin).await,
+        ),
+    ];
+    let order = maker.submit_file(BRACKET_SPEC).await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    assert!(microfab::panel::PAGES.len() >= 10);
+    let mut wrong = Vec::new();
+    for (pattern, least) in microfab::panel::PAGES {
+        let path = concrete(pattern, order["id"].as_str().unwrap());
+        for (role, owns_the_order, client) in &callers {
+            let mut request = http.get(format!("{}{path}", client.base));
+            if let Some(token) = &client.token {
+                request = request.bearer_auth(token);
+            }
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            let expected = match role {
+                None => 303,
+                Some(role) if !role.includes(*least) => 403,
+                Some(Role::Maker) if pattern.starts_with("/orders/") && !owns_the_order => 404,
+                Some(_) => 200,
+            };
+            let to_login = status != 303
+                || response.headers()["location"]
+                    .to_str()
+                    .unwrap()
+                    .starts_with("/login?next=");
+            if status != expected || !to_login {
+                wrong.push(format!(
+                    "GET {path} as {role:?}: {status}, expected {expected}"
+                ));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
     plant.shutdown.cancel();
 }

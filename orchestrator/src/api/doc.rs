@@ -5,6 +5,7 @@ use utoipa::OpenApi;
 
 use super::error::ErrorBody;
 use super::events::*;
+use super::extract::NoFields;
 use super::jobs::*;
 use super::machines::*;
 use super::materials::*;
@@ -66,6 +67,7 @@ use crate::verify::VerifyReport;
     modifiers(&Security, &FrameworkResponses),
     components(schemas(
         ErrorBody,
+        NoFields,
         OrderState,
         JobState,
         OrderView,
@@ -174,9 +176,9 @@ impl utoipa::Modify for FrameworkResponses {
                 .build()
         };
         for item in openapi.paths.paths.values_mut() {
-            for operation in [item.get.as_mut(), item.post.as_mut()]
+            for (operation, is_post) in [(item.get.as_mut(), false), (item.post.as_mut(), true)]
                 .into_iter()
-                .flatten()
+                .filter_map(|(operation, is_post)| operation.map(|o| (o, is_post)))
             {
                 let mut add = |status: &str, description: &str| {
                     operation
@@ -198,10 +200,15 @@ impl utoipa::Modify for FrameworkResponses {
                 {
                     add("404", "nothing has that id");
                 }
+                if is_post {
+                    add(
+                        "415",
+                        "not `Content-Type: application/json`: every change is, with a body or without",
+                    );
+                }
                 if operation.request_body.is_some() {
                     add("400", "the body is not valid JSON");
                     add("413", "the body is over its limit (the message names it)");
-                    add("415", "the body is not of a media type this route takes");
                     add(
                         "422",
                         "a field is missing, of the wrong type, unknown, or out of range",

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorBody};
-use super::extract::{At, Body, Limited, Params, within};
+use super::extract::{At, Body, Limited, NoFields, Params, within};
 use super::limits::MAX_REASON_CHARS;
 use crate::auth::Caller;
 use crate::ops::Operations;
@@ -138,12 +138,13 @@ where
     Ok(Option::<Whole<T>>::deserialize(deserializer)?.map(|Whole(n)| n))
 }
 
-#[utoipa::path(post, path = "/api/v1/jobs/{id}/confirm", params(("id" = i64, Path)),
+#[utoipa::path(post, path = "/api/v1/jobs/{id}/confirm", params(("id" = i64, Path)), request_body(content = NoFields, description = "`{}`: this action takes no fields"),
     responses((status = 200, body = JobView), (status = 409, body = ErrorBody, description = "the job is not waiting for a person (a manual station's run, a GRBL tool change)")))]
 pub(super) async fn confirm_job(
     State(ops): State<Operations>,
     caller: Caller,
     At(id): At<i64>,
+    _: NoFields,
 ) -> Result<Json<JobView>, ApiError> {
     Ok(Json(ops.confirm(&caller.actor(), id).await?))
 }

@@ -9,7 +9,7 @@ use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, OneOfBuilder, Schema, Type};
 
 use super::error::{ApiError, ErrorBody};
-use super::extract::{At, Body, Limited, within};
+use super::extract::{At, Body, Limited, NoFields, within};
 use super::limits::MAX_REASON_CHARS;
 use crate::auth::Caller;
 use crate::ops::Operations;
@@ -33,29 +33,32 @@ pub(super) async fn get_machine(
     Ok(Json(ops.machine(&caller.actor(), &id).await?))
 }
 
-#[utoipa::path(post, path = "/api/v1/machines/{id}/pause", params(("id" = String, Path)), responses((status = 200, body = MachineView), (status = 409, body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/machines/{id}/pause", params(("id" = String, Path)), request_body(content = NoFields, description = "`{}`: this action takes no fields"), responses((status = 200, body = MachineView), (status = 409, body = ErrorBody)))]
 pub(super) async fn pause_machine(
     State(ops): State<Operations>,
     caller: Caller,
     At(id): At<String>,
+    _: NoFields,
 ) -> Result<Json<MachineView>, ApiError> {
     Ok(Json(ops.pause(&caller.actor(), &id).await?))
 }
 
-#[utoipa::path(post, path = "/api/v1/machines/{id}/resume", params(("id" = String, Path)), responses((status = 200, body = MachineView), (status = 409, body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/machines/{id}/resume", params(("id" = String, Path)), request_body(content = NoFields, description = "`{}`: this action takes no fields"), responses((status = 200, body = MachineView), (status = 409, body = ErrorBody)))]
 pub(super) async fn resume_machine(
     State(ops): State<Operations>,
     caller: Caller,
     At(id): At<String>,
+    _: NoFields,
 ) -> Result<Json<MachineView>, ApiError> {
     Ok(Json(ops.resume_machine(&caller.actor(), &id).await?))
 }
 
-#[utoipa::path(post, path = "/api/v1/machines/{id}/abort", params(("id" = String, Path)), responses((status = 200, body = MachineView), (status = 409, body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/machines/{id}/abort", params(("id" = String, Path)), request_body(content = NoFields, description = "`{}`: this action takes no fields"), responses((status = 200, body = MachineView), (status = 409, body = ErrorBody)))]
 pub(super) async fn abort_machine(
     State(ops): State<Operations>,
     caller: Caller,
     At(id): At<String>,
+    _: NoFields,
 ) -> Result<Json<MachineView>, ApiError> {
     Ok(Json(ops.abort(&caller.actor(), &id).await?))
 }

@@ -11,6 +11,7 @@ use super::extract::{At, Body, Limited, within, within_amount};
 use super::limits::{MAX_AMOUNT_UNITS, MAX_LABEL_CHARS, MAX_REASON_CHARS};
 use crate::amount::Amount;
 use crate::auth::Caller;
+use crate::config::Origin;
 use crate::ops::Operations;
 use crate::plant::views::MaterialView;
 
@@ -31,6 +32,9 @@ pub struct RestockRequest {
     /// The lot code; one is made up when absent. A lot is recorded once.
     #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub lot: Option<String>,
+    /// Where this lot comes from; the account's origin when absent.
+    #[serde(default)]
+    pub origin: Option<Origin>,
 }
 
 impl Limited for RestockRequest {
@@ -56,7 +60,7 @@ pub(super) async fn restock_material(
     Body(body): Body<RestockRequest>,
 ) -> Result<Json<MaterialView>, ApiError> {
     Ok(Json(
-        ops.restock(&caller.actor(), &id, body.amount, body.lot)
+        ops.restock(&caller.actor(), &id, body.amount, body.lot, body.origin)
             .await?,
     ))
 }

@@ -22,10 +22,11 @@ mod status;
 use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, Request};
+use axum::handler::Handler;
 use axum::http::{Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 use axum::{Extension, Router};
 use tokio::sync::Semaphore;
 
@@ -70,32 +71,32 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/api/v1/openapi.json", get(openapi))
-        .route("/api/v1/orders", get(list_orders).post(submit_order))
+        .route("/api/v1/orders", change(submit_order).get(list_orders))
         .route("/api/v1/orders/{id}", get(get_order))
-        .route("/api/v1/orders/{id}/approve", post(approve_order))
-        .route("/api/v1/orders/{id}/reject", post(reject_order))
-        .route("/api/v1/orders/{id}/cancel", post(cancel_order))
+        .route("/api/v1/orders/{id}/approve", change(approve_order))
+        .route("/api/v1/orders/{id}/reject", change(reject_order))
+        .route("/api/v1/orders/{id}/cancel", change(cancel_order))
         .route("/api/v1/orders/{id}/units", get(order_units))
         .route("/api/v1/orders/{id}/prescreen", get(order_prescreen))
         .route("/api/v1/machines", get(list_machines))
         .route("/api/v1/machines/{id}", get(get_machine))
-        .route("/api/v1/machines/{id}/pause", post(pause_machine))
-        .route("/api/v1/machines/{id}/resume", post(resume_machine))
-        .route("/api/v1/machines/{id}/abort", post(abort_machine))
+        .route("/api/v1/machines/{id}/pause", change(pause_machine))
+        .route("/api/v1/machines/{id}/resume", change(resume_machine))
+        .route("/api/v1/machines/{id}/abort", change(abort_machine))
         .route(
             "/api/v1/machines/{id}/maintenance",
-            post(machine_maintenance),
+            change(machine_maintenance),
         )
-        .route("/api/v1/machines/{id}/operator", post(machine_operator))
+        .route("/api/v1/machines/{id}/operator", change(machine_operator))
         .route("/api/v1/machines/{id}/console", get(machine_console))
         .route("/api/v1/materials", get(list_materials))
-        .route("/api/v1/materials/{id}/restock", post(restock_material))
-        .route("/api/v1/materials/{id}/adjust", post(adjust_material))
+        .route("/api/v1/materials/{id}/restock", change(restock_material))
+        .route("/api/v1/materials/{id}/adjust", change(adjust_material))
         .route("/api/v1/jobs", get(list_jobs))
-        .route("/api/v1/jobs/{id}/resolve", post(resolve_job))
-        .route("/api/v1/jobs/{id}/resume", post(resume_job))
-        .route("/api/v1/jobs/{id}/confirm", post(confirm_job))
-        .route("/api/v1/units/{id}/scrap", post(scrap_unit))
+        .route("/api/v1/jobs/{id}/resolve", change(resolve_job))
+        .route("/api/v1/jobs/{id}/resume", change(resume_job))
+        .route("/api/v1/jobs/{id}/confirm", change(confirm_job))
+        .route("/api/v1/units/{id}/scrap", change(scrap_unit))
         .route("/api/v1/plan", get(current_plan))
         .route("/api/v1/events", get(event_stream))
         .route("/api/v1/events/log", get(event_log))
@@ -103,12 +104,21 @@ pub fn app(state: AppState) -> Router {
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })
-        .layer(axum::middleware::from_fn(json_only))
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
         .layer(Extension(Arc::new(Semaphore::new(
             limits::SUBMISSIONS_AT_ONCE,
         ))))
         .with_state(state)
+}
+
+/// A change: `POST` to `handler`, which takes JSON only ([`json_only`]; only on the POST
+/// itself, so that another method is still a 405).
+fn change<H, T>(handler: H) -> MethodRouter<AppState>
+where
+    H: Handler<T, AppState>,
+    T: 'static,
+{
+    post(handler).route_layer(axum::middleware::from_fn(json_only))
 }
 
 /// A change to the API (`POST /api/v1/...`) comes as `application/json`, with a body or
@@ -124,16 +134,22 @@ async fn json_only(request: Request, next: Next) -> Response {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.split(';').next())
             .map(|v| v.trim().to_ascii_lowercase());
+        let submission = path == "/api/v1/orders";
         let accepted = match media_type.as_deref() {
             Some("application/json") => true,
-            Some("application/toml") => path == "/api/v1/orders",
+            Some("application/toml") => submission,
             _ => false,
         };
         if !accepted {
+            let message = if submission {
+                "send the spec as application/toml, or as application/json with its programs"
+            } else {
+                "send `Content-Type: application/json` (with a body or without)"
+            };
             return ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",
-                "send `Content-Type: application/json` (with a body or without)",
+                message,
             )
             .into_response();
         }

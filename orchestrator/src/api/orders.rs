@@ -15,7 +15,7 @@ use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, OneOfBuilder, Schema, Type};
 
 use super::error::{ApiError, ErrorBody};
-use super::extract::{At, Body, Limited, Params, within};
+use super::extract::{At, Body, Limited, NoFields, Params, within};
 use super::limits::{MAX_LABEL_CHARS, MAX_REASON_CHARS, MAX_SUBMISSION_BYTES};
 use crate::auth::Caller;
 use crate::ops::{Operations, Submitted};
@@ -274,12 +274,13 @@ pub(super) async fn get_order(
     Ok(Json(ops.order(&caller.actor(), &id).await?))
 }
 
-#[utoipa::path(post, path = "/api/v1/orders/{id}/approve", params(("id" = String, Path)),
+#[utoipa::path(post, path = "/api/v1/orders/{id}/approve", params(("id" = String, Path)), request_body(content = NoFields, description = "`{}`: this action takes no fields"),
     responses((status = 200, body = OrderView), (status = 409, body = ErrorBody, description = "not submitted, or material short"), (status = 422, body = ErrorBody, description = "X-Actor is over its limit")))]
 pub(super) async fn approve_order(
     State(ops): State<Operations>,
     caller: Caller,
     At(id): At<String>,
+    _: NoFields,
 ) -> Result<Json<OrderView>, ApiError> {
     Ok(Json(ops.approve(&caller.actor(), &id).await?))
 }

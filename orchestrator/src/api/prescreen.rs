@@ -14,7 +14,7 @@ use crate::plant::prescreen::OrderPrescreen;
 /// completion vs due date, and the flags these raise. Staff only.
 #[utoipa::path(get, path = "/api/v1/orders/{id}/prescreen", params(("id" = String, Path)),
     responses((status = 200, body = OrderPrescreen),
-        (status = 403, body = ErrorBody, description = "a maker asking about their own order"),
+        (status = 403, body = ErrorBody, description = "a maker: the pre-screen is for the plant's staff"),
         (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody, description = "the stored spec no longer checks")))]
 pub(super) async fn order_prescreen(

@@ -66,8 +66,8 @@ fn forbidden(message: &str) -> Response {
     ApiError::new(StatusCode::FORBIDDEN, "forbidden", message).into_response()
 }
 
-/// What anyone may reach without an account: the login page, the panel's assets, the language
-/// switch (it only sets a cookie; the login page offers it), the health probe. Nothing else.
+/// What anyone may reach without an account: the login page (and its language switch, which
+/// sets only the `lang` cookie), the panel's assets, the health probe. Nothing else.
 fn is_open(method: &Method, path: &str) -> bool {
     let read = *method == Method::GET || *method == Method::HEAD;
     match path {
@@ -135,6 +135,22 @@ fn unauthenticated(request: &Request) -> Response {
         .uri()
         .path_and_query()
         .map_or(path, |pq| pq.as_str());
+    // An htmx request (a fragment, an action) whose session ended: the page itself goes to
+    // the login page, and back to where it was after.
+    if request.headers().contains_key("hx-request") {
+        let page = request
+            .headers()
+            .get("hx-current-url")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|url| url.split_once("://"))
+            .and_then(|(_, rest)| rest.find('/').map(|at| &rest[at..]))
+            .unwrap_or("/");
+        let login = format!("/login?next={}", percent_encode(page));
+        return match HeaderValue::from_str(&login) {
+            Ok(value) => (StatusCode::UNAUTHORIZED, [("hx-redirect", value)]).into_response(),
+            Err(_) => StatusCode::UNAUTHORIZED.into_response(),
+        };
+    }
     Redirect::to(&format!("/login?next={}", percent_encode(here))).into_response()
 }
 

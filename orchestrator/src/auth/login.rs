@@ -19,7 +19,6 @@ use super::rate_limit::RateLimiter;
 use super::{secrets, sessions};
 use crate::api::ApiError;
 use crate::ops::Operations;
-use crate::panel::{Lang, login_page};
 use crate::plant::PlantError;
 use crate::store::now_ms;
 
@@ -57,14 +56,19 @@ struct LoginForm {
     next: String,
 }
 
-async fn login_form(lang: Lang, Query(query): Query<NextQuery>) -> Html<String> {
-    login_page(lang, None, &query.next)
+async fn login_form(headers: HeaderMap, Query(query): Query<NextQuery>) -> Html<String> {
+    login_page(&headers, None, &query.next)
+}
+
+/// The panel's login page, in the request's language, with the catalog's words for `error`.
+fn login_page(headers: &HeaderMap, error: Option<&str>, next: &str) -> Html<String> {
+    crate::panel::login_page(crate::panel::Lang::of_request(headers), error, next)
 }
 
 async fn login(
     State(login): State<Arc<Login>>,
     connection: Option<Extension<ConnectInfo<SocketAddr>>>,
-    lang: Lang,
+    headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Response {
     let name = form.name.trim().to_ascii_lowercase();
@@ -79,7 +83,7 @@ async fn login(
         let seconds = wait.as_secs().max(1);
         let mut response = (
             StatusCode::TOO_MANY_REQUESTS,
-            login_page(lang, Some("login.rate_limited"), &form.next),
+            login_page(&headers, Some("login.rate_limited"), &form.next),
         )
             .into_response();
         response
@@ -94,7 +98,7 @@ async fn login(
             tracing::info!(target: "microfab::auth", account = %name, "sign-in refused");
             return (
                 StatusCode::UNAUTHORIZED,
-                login_page(lang, Some("login.failed"), &form.next),
+                login_page(&headers, Some("login.failed"), &form.next),
             )
                 .into_response();
         }
@@ -142,14 +146,19 @@ pub fn local_target(next: &str) -> &str {
     if local { next } else { "/" }
 }
 
-/// End the session this request came with, clear its cookie, back to the login page.
+/// End the session this request came with, clear its cookie, back to the login page (an
+/// htmx request is told to go there itself: it would follow a redirect inside the page).
 async fn logout(State(login): State<Arc<Login>>, headers: HeaderMap) -> Response {
     if let Some(cookie) = session_cookie(&headers)
         && let Err(e) = sessions::end(&login.ops.plant().store, cookie, now_ms()).await
     {
         return ApiError::from(e).into_response();
     }
-    let mut response = Redirect::to("/login").into_response();
+    let mut response = if headers.contains_key("hx-request") {
+        ([("hx-redirect", "/login")], StatusCode::OK).into_response()
+    } else {
+        Redirect::to("/login").into_response()
+    };
     response.headers_mut().insert(
         header::SET_COOKIE,
         HeaderValue::from_str(&format!(

@@ -11,6 +11,7 @@
 //! What each role may do is checked in `ops`, one place for the API and the panel.
 
 pub mod accounts;
+pub mod audit;
 mod http;
 mod login;
 mod rate_limit;

@@ -218,7 +218,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                 )?;
             } else {
                 out!("INCONSISTENT after {} events:", report.events)?;
-                for d in report.differences.iter().chain(&report.invariants) {
+                for d in report
+                    .differences
+                    .iter()
+                    .chain(&report.invariants)
+                    .chain(&report.access)
+                {
                     out!("  {d}")?;
                 }
             }

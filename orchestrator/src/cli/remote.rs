@@ -295,7 +295,11 @@ pub(super) async fn run(command: ClientCommand) -> anyhow::Result<i32> {
             lot,
             client,
         } => {
-            let body = RestockRequest { amount, lot };
+            let body = RestockRequest {
+                amount,
+                lot,
+                origin: None,
+            };
             let material: MaterialView = client
                 .post(&["materials", &account, "restock"], &body)
                 .await?;

@@ -3,21 +3,24 @@
 use super::{Actor, Operations, Result};
 use crate::amount::Amount;
 use crate::auth::Role;
+use crate::config::Origin;
 use crate::plant::views::MaterialView;
 use crate::store::now_ms;
 
 impl Operations {
-    /// Material arrived (a lot, made up when `None`); runs waiting for it may start.
+    /// Material arrived (a lot, made up when `None`, from `origin`, the account's when
+    /// `None`); runs waiting for it may start.
     pub async fn restock(
         &self,
         actor: &Actor,
         account: &str,
         amount: Amount,
         lot: Option<String>,
+        origin: Option<Origin>,
     ) -> Result<MaterialView> {
         actor.require(Role::Operator, "restocking")?;
         self.plant()
-            .restock(account, amount, lot, actor.name(), now_ms())
+            .restock(account, amount, lot, origin, actor.name(), now_ms())
             .await?;
         self.runtime.wake();
         Ok(self.plant().material(account).await?)

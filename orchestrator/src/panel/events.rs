@@ -14,10 +14,10 @@ use serde::Deserialize;
 use tokio_stream::StreamExt as _;
 use tokio_stream::wrappers::BroadcastStream;
 
-use super::fleet::{Moment, sse};
+use super::fleet::Moment;
 use super::i18n::Catalog;
 use super::layout::{Chrome, Ctx};
-use super::render::{PanelError, html, query_value};
+use super::render::{PanelError, html, query_value, sse};
 use crate::ops::Operations;
 use crate::store::EventRecord;
 use crate::store::events::search::{self, EventFilter};
@@ -172,10 +172,16 @@ async fn page_html(ctx: &Ctx, query: LogQuery) -> Result<String, PanelError> {
     let pool = &ctx.ops.plant().store.pool;
     let records = search::newest(pool, &filter, query.before, PAGE).await?;
     let filters = query.query();
-    let join = |base: &str, extra: String| match (filters.is_empty(), extra.is_empty()) {
-        (true, _) => format!("{base}?{extra}"),
-        (false, true) => format!("{base}?{filters}"),
-        (false, false) => format!("{base}?{filters}&{extra}"),
+    let join = |base: &str, extra: String| {
+        let query: Vec<&str> = [filters.as_str(), extra.as_str()]
+            .into_iter()
+            .filter(|part| !part.is_empty())
+            .collect();
+        if query.is_empty() {
+            base.to_string()
+        } else {
+            format!("{base}?{}", query.join("&"))
+        }
     };
     let older = (records.len() as i64 == PAGE)
         .then(|| {

@@ -9,10 +9,9 @@ use std::time::Duration;
 use askama::Template;
 use axum::Router;
 use axum::extract::Query;
-use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
+use axum::response::sse::Event as SseEvent;
 use axum::routing::get;
-use futures::Stream;
 use serde::Deserialize;
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::StreamExt as _;
@@ -21,7 +20,7 @@ use tokio_stream::wrappers::{ReceiverStream, WatchStream};
 
 use super::i18n::Catalog;
 use super::layout::{Chrome, Ctx};
-use super::render::{PanelError, html};
+use super::render::{PanelError, html, sse};
 use crate::machine_status::MachineStatus;
 use crate::ops::Operations;
 use crate::plant::floor_views::RunOnMachine;
@@ -32,7 +31,7 @@ use crate::plant::views::MachineView;
 pub const COALESCE: Duration = Duration::from_millis(200);
 
 /// The states a machine view can be in, in the board's order (its summary and filter).
-const STATES: &[&str] = &[
+pub(super) const STATES: &[&str] = &[
     "alarm",
     "held",
     "paused",
@@ -64,6 +63,8 @@ pub struct Card {
     /// What holds the machine: the catalog key of its kind, and why.
     pub holds: Vec<(String, String)>,
     pub in_maintenance: bool,
+    /// The interrupted run the machine holds, waiting on an operator's decision.
+    pub held_run: Option<i64>,
 }
 
 impl Card {
@@ -77,6 +78,11 @@ impl Card {
 
     pub fn can_resume(&self) -> bool {
         self.state == "paused"
+    }
+
+    /// Maintenance starts only on a machine without a run (the plant refuses otherwise).
+    pub fn can_start_maintenance(&self) -> bool {
+        !self.in_maintenance && self.run.is_none()
     }
 
     pub fn can_abort(&self) -> bool {
@@ -146,6 +152,11 @@ pub fn card(
             })
             .collect(),
         in_maintenance: machine.holds.iter().any(|h| h.kind == "maintenance"),
+        held_run: machine
+            .holds
+            .iter()
+            .find(|h| h.kind == "interrupted_run")
+            .and_then(|h| h.job_id),
     }
 }
 
@@ -268,12 +279,6 @@ async fn stream(ctx: Ctx, Query(filter): Query<StreamFilter>) -> Response {
     sse(events)
 }
 
-pub fn sse(events: impl Stream<Item = Result<SseEvent, Infallible>> + Send + 'static) -> Response {
-    Sse::new(events)
-        .keep_alive(KeepAlive::default())
-        .into_response()
-}
-
 /// Watch the machines' status channels and the event log; every [`COALESCE`], send the card
 /// of each machine that changed. What the store recorded is read again only for machines an
 /// event named; a status change alone re-renders from what was read before.
@@ -289,10 +294,16 @@ async fn follow_machines(
         .status_channels()
         .iter()
         .filter(|(id, _)| wanted(id))
-        .map(|(id, rx)| (id.clone(), WatchStream::from_changes(rx.clone())))
+        .map(|(id, rx)| {
+            // What changed before this stream began is in the page already.
+            let mut rx = rx.clone();
+            rx.mark_unchanged();
+            (id.clone(), WatchStream::from_changes(rx))
+        })
         .collect();
     let mut recorded: HashMap<String, (MachineView, Option<RunOnMachine>)> = HashMap::new();
     let mut stale: BTreeSet<String> = BTreeSet::new();
+    let mut sent: HashMap<String, String> = HashMap::new();
     let mut changed: BTreeSet<String> = BTreeSet::new();
     let mut tick = tokio::time::interval(COALESCE);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -323,6 +334,12 @@ async fn follow_machines(
                     let Some(html) = render_card(&ops, t, &id, &mut recorded).await else {
                         continue;
                     };
+                    // A change the card does not show (a temperature, a counter it leaves
+                    // out) sends nothing.
+                    if sent.get(&id) == Some(&html) {
+                        continue;
+                    }
+                    sent.insert(id.clone(), html.clone());
                     if sender.send((id, html)).await.is_err() {
                         return;
                     }

@@ -81,9 +81,9 @@ pub const NAV: &[NavLink] = &[
         roles: MAKERS,
     },
     NavLink {
-        key: "nav.admin_config",
-        path: "/admin/config",
-        testid: "admin-config",
+        key: "nav.admin",
+        path: "/admin/users",
+        testid: "admin",
         roles: ADMINS,
     },
 ];

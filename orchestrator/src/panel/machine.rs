@@ -105,7 +105,7 @@ async fn page_html(ctx: &Ctx, id: &str) -> Result<String, PanelError> {
             job_id: h.job_id,
         })
         .collect();
-    let has_console = matches!(ctx.ops.console(&ctx.caller.actor(), id).await, Ok(_));
+    let has_console = ctx.ops.console(&ctx.caller.actor(), id).await.is_ok();
     html(&MachinePage {
         t: ctx.t,
         chrome: ctx.chrome("machine.title", "/fleet"),

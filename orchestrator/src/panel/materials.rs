@@ -17,6 +17,7 @@ use super::orders::when;
 use super::render::{PanelError, checked_reason, html};
 use crate::amount::Amount;
 use crate::auth::Role;
+use crate::config::Origin;
 use crate::ops::Operations;
 use crate::plant::lots::LotView;
 use crate::plant::views::MaterialView;
@@ -31,6 +32,9 @@ pub fn routes(ops: &Operations) -> Router<Operations> {
         .merge(at_least(Role::Operator, staff, ops))
         .merge(at_least(Role::Maker, makers, ops))
 }
+
+/// The origins a lot may have, as the API spells them.
+pub const ORIGINS: [&str; 3] = ["virgin", "recycled", "local"];
 
 /// One account with its lots.
 pub struct Account {
@@ -85,10 +89,7 @@ async fn my_page(ctx: Ctx) -> Response {
 }
 
 async fn accounts(ctx: &Ctx) -> Result<Vec<Account>, PanelError> {
-    let mut materials = ctx.ops.plant().materials().await?;
-    if let Some(me) = ctx.caller.actor().maker_scope() {
-        materials.retain(|m| m.owner == me);
-    }
+    let materials = ctx.ops.materials(&ctx.caller.actor()).await?;
     let lots = ctx.ops.plant().lots().await?;
     Ok(materials
         .into_iter()
@@ -158,14 +159,31 @@ struct RestockForm {
     amount: String,
     #[serde(default)]
     lot: String,
+    /// Empty: the account's own origin.
+    #[serde(default)]
+    origin: String,
+}
+
+/// The origin chosen in the form; empty is the account's.
+fn origin(text: &str) -> Result<Option<Origin>, PanelError> {
+    match text {
+        "" => Ok(None),
+        text => serde_json::from_value(serde_json::Value::String(text.to_string()))
+            .map(Some)
+            .map_err(|_| PanelError::Invalid {
+                field: "materials.origin",
+                message: "materials.unknown_origin",
+            }),
+    }
 }
 
 async fn restock(ctx: Ctx, Path(id): Path<String>, Form(form): Form<RestockForm>) -> Response {
     let result = async {
         let amount = amount(&form.amount, false)?;
         let lot = Some(form.lot.trim().to_string()).filter(|lot| !lot.is_empty());
+        let origin = origin(&form.origin)?;
         ctx.ops
-            .restock(&ctx.caller.actor(), &id, amount, lot)
+            .restock(&ctx.caller.actor(), &id, amount, lot, origin)
             .await?;
         row(&ctx, &id).await
     }

@@ -8,6 +8,8 @@
 
 mod admin;
 mod assets;
+#[cfg(test)]
+mod catalog_tests;
 mod events;
 mod fleet;
 pub mod gantt;
@@ -51,6 +53,7 @@ pub const PAGES: &[(&str, Role)] = &[
     ("/submit", Role::Maker),
     ("/my/orders", Role::Maker),
     ("/my/materials", Role::Maker),
+    ("/admin/users", Role::Admin),
     ("/admin/config", Role::Admin),
 ];
 
@@ -71,6 +74,9 @@ pub fn router(ops: Operations) -> Router {
         .merge(materials::routes(&ops))
         .merge(submit::routes(&ops))
         .merge(admin::routes(&ops))
+        // Pages are repetitive HTML (200 machine cards): gzip makes them a tenth. SSE streams
+        // are left as they are (the default predicate skips `text/event-stream`).
+        .layer(tower_http::compression::CompressionLayer::new())
         .with_state(ops)
 }
 
@@ -160,4 +166,39 @@ pub fn login_page(lang: Lang, error: Option<&str>, next: &str) -> Html<String> {
         tracing::error!(error = %e, "the login page failed to render");
         String::new()
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_login_page_shows_the_failure_in_the_language_and_keeps_next_local() {
+        let Html(page) = login_page(Lang::Ko, Some("login.failed"), "/events?kind=job_started");
+        assert!(
+            page.contains("계정 이름 또는 비밀번호가 틀렸습니다."),
+            "{page}"
+        );
+        assert!(
+            page.contains(r#"name="next" value="/events?kind=job_started""#),
+            "{page}"
+        );
+        assert!(page.contains(r#"href="/lang/en?next="#));
+        let Html(page) = login_page(Lang::En, None, "//elsewhere.example/");
+        assert!(page.contains(r#"name="next" value="/""#), "{page}");
+        assert!(!page.contains(r#"data-testid="flash""#));
+    }
+
+    #[test]
+    fn next_is_a_path_on_this_server() {
+        for (next, kept) in [
+            (Some("/fleet"), "/fleet"),
+            (Some("//elsewhere.example"), "/"),
+            (Some("https://elsewhere.example"), "/"),
+            (Some("/\\elsewhere.example"), "/"),
+            (None, "/"),
+        ] {
+            assert_eq!(local_path(next), kept, "{next:?}");
+        }
+    }
 }

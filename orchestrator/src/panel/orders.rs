@@ -111,8 +111,7 @@ async fn my_orders(ctx: Ctx, Query(query): Query<ListQuery>) -> Response {
 
 async fn list_html(ctx: &Ctx, query: ListQuery, mine: bool) -> Result<String, PanelError> {
     let state = query.state.parse::<OrderState>().ok();
-    let scope = ctx.caller.actor();
-    let every = ctx.ops.plant().orders(None, scope.maker_scope()).await?;
+    let every = ctx.ops.orders(&ctx.caller.actor(), None, None).await?;
     let mut makers: Vec<String> = every.iter().map(|o| o.maker.clone()).collect();
     makers.sort();
     makers.dedup();
@@ -206,18 +205,6 @@ async fn plan_chart(
     }))
 }
 
-/// The order, if the caller may see it: a maker sees their own, another maker's is not found
-/// (as in the API).
-async fn visible_order(ctx: &Ctx, id: &str) -> Result<OrderView, PanelError> {
-    let order = ctx.ops.plant().order(id).await?;
-    match ctx.caller.actor().maker_scope() {
-        Some(me) if order.maker != me => Err(PanelError::Op(
-            crate::plant::PlantError::NotFound(format!("order '{id}'")).into(),
-        )),
-        _ => Ok(order),
-    }
-}
-
 /// One step's progress on the order page.
 pub struct StepProgress {
     pub step: StepView,
@@ -288,8 +275,9 @@ fn section(ctx: &Ctx) -> &'static str {
 }
 
 async fn order_body<'a>(ctx: &'a Ctx, id: &str) -> Result<OrderBody<'a>, PanelError> {
-    let order = visible_order(ctx, id).await?;
-    let units = ctx.ops.plant().units(id).await?;
+    let actor = ctx.caller.actor();
+    let order = ctx.ops.order(&actor, id).await?;
+    let units = ctx.ops.units(&actor, id).await?;
     let staff = ctx.caller.role.includes(Role::Operator);
     let quantity = order.quantity;
     let steps = order
@@ -303,10 +291,11 @@ async fn order_body<'a>(ctx: &'a Ctx, id: &str) -> Result<OrderBody<'a>, PanelEr
             step: step.clone(),
         })
         .collect();
-    let cancellable = order.state == OrderState::Submitted || order.state.is_active();
+    // A maker withdraws an order only while it is submitted (the operation says so too).
+    let cancellable = order.state == OrderState::Submitted || (staff && order.state.is_active());
     let row = OrderRow::of(order);
     let (runs, gantt) = if staff {
-        let runs = ctx.ops.plant().jobs(Some(id), None, None).await?;
+        let runs = ctx.ops.jobs(&actor, Some(id), None, None).await?;
         let gantt = plan_chart(ctx, std::slice::from_ref(&row), Some(id)).await?;
         (runs, gantt)
     } else {
@@ -352,8 +341,7 @@ async fn scrap(
         let reason = checked_reason(&form.reason)?;
         let actor = ctx.caller.actor();
         // The unit must be of the order in the address, which this caller may see.
-        visible_order(&ctx, &id).await?;
-        let units = ctx.ops.plant().units(&id).await?;
+        let units = ctx.ops.units(&actor, &id).await?;
         if !units.iter().any(|u| u.id == unit) {
             return Err(PanelError::Op(
                 crate::plant::PlantError::NotFound(format!("unit {unit} of order '{id}'")).into(),

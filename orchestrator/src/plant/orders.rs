@@ -46,7 +46,10 @@ impl Plant {
             }
         }
         let s = &spec.spec;
-        let flags = self.screen_in(&mut w.tx, spec, at_ms).await?.flags();
+        let flags: Vec<String> = (self.screen_in(&mut w.tx, spec, at_ms).await?.flags())
+            .iter()
+            .map(ToString::to_string)
+            .collect();
         let seq: i64 =
             sqlx::query_scalar("SELECT CAST(COALESCE(MAX(seq), 0) + 1 AS BIGINT) FROM orders")
                 .fetch_one(&mut *w.tx)

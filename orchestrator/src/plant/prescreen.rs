@@ -7,6 +7,7 @@
 //! kept (the spec as JSON and the programs by hash), checked again by the same checker.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use microfab_job_specs::{CheckedSpec, InMemory, ProgramRef, SpecFormat};
 use serde::{Deserialize, Serialize};
@@ -30,6 +31,9 @@ pub struct PrescreenReport {
     pub steps: Vec<StepCheck>,
     pub materials: Vec<MaterialCheck>,
     pub timing: TimingCheck,
+    /// What the checker noticed though the spec is valid: a declared run time below the
+    /// program's own estimate, the G-code preflight's warnings.
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -138,25 +142,111 @@ pub struct OrderPrescreen {
     pub report: PrescreenReport,
 }
 
+/// One thing the pre-screen flags for an operator to look at. Its `Display` is the sentence
+/// the order records and the API sends; the panel words each kind from its catalog.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Flag {
+    QuantityOutsidePolicy {
+        quantity: u32,
+        min: u32,
+        max: u32,
+    },
+    NoCapableMachine {
+        step: String,
+        capability: String,
+    },
+    LargerThanEveryEnvelope {
+        step: String,
+        capability: String,
+        size_mm: [f64; 3],
+    },
+    NoDriverAccepts {
+        step: String,
+        capability: String,
+        refusals: Vec<String>,
+    },
+    MaterialShort {
+        material: String,
+        needed: Amount,
+        available: Amount,
+    },
+    DueUnreachable {
+        due: String,
+        critical_seconds: f64,
+    },
+}
+
+impl fmt::Display for Flag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Flag::QuantityOutsidePolicy { quantity, min, max } => {
+                write!(
+                    f,
+                    "quantity {quantity} is outside the plant's range {min}-{max}"
+                )
+            }
+            Flag::NoCapableMachine { step, capability } => {
+                write!(
+                    f,
+                    "step '{step}': no machine in this plant can do '{capability}'"
+                )
+            }
+            Flag::LargerThanEveryEnvelope {
+                step,
+                capability,
+                size_mm: [x, y, z],
+            } => write!(
+                f,
+                "step '{step}': the program's moves span {x:.0} x {y:.0} x {z:.0} mm, larger than every '{capability}' machine's envelope"
+            ),
+            Flag::NoDriverAccepts {
+                step,
+                capability,
+                refusals,
+            } => write!(
+                f,
+                "step '{step}': no '{capability}' machine's driver accepts the program ({})",
+                refusals.join("; ")
+            ),
+            Flag::MaterialShort {
+                material,
+                needed,
+                available,
+            } => write!(
+                f,
+                "material short: {material} needs {needed}, {available} available to this order"
+            ),
+            Flag::DueUnreachable {
+                due,
+                critical_seconds,
+            } => write!(
+                f,
+                "due date {due} is not reachable: the process plan needs at least {:.1} h on this fleet",
+                critical_seconds / 3600.0
+            ),
+        }
+    }
+}
+
 impl PrescreenReport {
-    /// What an operator must look at before approving, in words: quantity outside the plant's
-    /// range, no machine that can do a step or whose envelope fits its program, no fitting
-    /// machine's driver that accepts it, material short, due date out of reach.
-    pub fn flags(&self) -> Vec<String> {
+    /// What an operator must look at before approving: quantity outside the plant's range, no
+    /// machine that can do a step or whose envelope fits its program, no fitting machine's
+    /// driver that accepts it, material short, due date out of reach.
+    pub fn flags(&self) -> Vec<Flag> {
         let mut flags = Vec::new();
         let q = &self.quantity;
         if !q.within_policy {
-            flags.push(format!(
-                "quantity {} is outside the plant's range {}-{}",
-                q.quantity, q.min, q.max
-            ));
+            flags.push(Flag::QuantityOutsidePolicy {
+                quantity: q.quantity,
+                min: q.min,
+                max: q.max,
+            });
         }
         for step in &self.steps {
+            let named = || (step.id.clone(), step.capability.clone());
             if step.machines.is_empty() {
-                flags.push(format!(
-                    "step '{}': no machine in this plant can do '{}'",
-                    step.id, step.capability
-                ));
+                let (step, capability) = named();
+                flags.push(Flag::NoCapableMachine { step, capability });
                 continue;
             }
             let fitting: Vec<&MachineFit> = step
@@ -169,44 +259,45 @@ impl PrescreenReport {
                 .as_ref()
                 .and_then(|name| self.programs.iter().find(|p| &p.name == name));
             if fitting.is_empty() {
-                if let Some([x, y, z]) = program.and_then(|p| p.size_mm) {
-                    flags.push(format!(
-                        "step '{}': the program's moves span {x:.0} x {y:.0} x {z:.0} mm, larger than every '{}' machine's envelope",
-                        step.id, step.capability
-                    ));
+                if let Some(size_mm) = program.and_then(|p| p.size_mm) {
+                    let (step, capability) = named();
+                    flags.push(Flag::LargerThanEveryEnvelope {
+                        step,
+                        capability,
+                        size_mm,
+                    });
                 }
                 continue;
             }
             if program.is_some() && fitting.iter().all(|m| m.driver_refusal.is_some()) {
-                let refusals: Vec<String> = fitting
-                    .iter()
-                    .filter_map(|m| {
-                        m.driver_refusal
-                            .as_ref()
-                            .map(|e| format!("{}: {e}", m.machine_id))
-                    })
-                    .collect();
-                flags.push(format!(
-                    "step '{}': no '{}' machine's driver accepts the program ({})",
-                    step.id,
-                    step.capability,
-                    refusals.join("; ")
-                ));
+                let (step, capability) = named();
+                flags.push(Flag::NoDriverAccepts {
+                    step,
+                    capability,
+                    refusals: fitting
+                        .iter()
+                        .filter_map(|m| {
+                            m.driver_refusal
+                                .as_ref()
+                                .map(|e| format!("{}: {e}", m.machine_id))
+                        })
+                        .collect(),
+                });
             }
         }
         for m in self.materials.iter().filter(|m| m.short()) {
-            flags.push(format!(
-                "material short: {} needs {}, {} available to this order",
-                m.material, m.needed, m.available
-            ));
+            flags.push(Flag::MaterialShort {
+                material: m.material.clone(),
+                needed: m.needed,
+                available: m.available,
+            });
         }
         let t = &self.timing;
         if !t.meets_due() {
-            flags.push(format!(
-                "due date {} is not reachable: the process plan needs at least {:.1} h on this fleet",
-                t.due,
-                t.critical_seconds / 3600.0
-            ));
+            flags.push(Flag::DueUnreachable {
+                due: t.due.clone(),
+                critical_seconds: t.critical_seconds,
+            });
         }
         flags
     }
@@ -364,6 +455,7 @@ pub fn screen(
             due: format_ms(due_ms),
             slack_seconds: (due_ms - earliest_ms) as f64 / 1000.0,
         },
+        warnings: spec.warnings(),
     }
 }
 
@@ -427,7 +519,7 @@ impl Plant {
         tx.rollback().await?;
         Ok(OrderPrescreen {
             order_id: order_id.to_string(),
-            flags: report.flags(),
+            flags: report.flags().iter().map(Flag::to_string).collect(),
             report,
         })
     }

@@ -9,7 +9,7 @@ use super::rules::{draw_in_order, released};
 use super::state::{JobState, OrderState, sql_list};
 use super::{Plant, PlantError, Result, invalid};
 use crate::amount::Amount;
-use crate::config::MaterialConfig;
+use crate::config::{MaterialConfig, Origin};
 use crate::store::{Draw, Event, Writer};
 
 /// A stock account an order may draw from, with what is left in it.
@@ -261,6 +261,7 @@ impl Plant {
         account: &str,
         amount: Amount,
         lot: Option<String>,
+        origin: Option<Origin>,
         actor: &str,
         at_ms: i64,
     ) -> Result<()> {
@@ -268,13 +269,16 @@ impl Plant {
             return Err(invalid("amount", "a restock adds a positive amount"));
         }
         let mut w = self.store.writer(actor, at_ms).await?;
+        let lot_origin = origin;
         let origin: Option<String> =
             sqlx::query_scalar("SELECT origin FROM materials WHERE id = $1")
                 .bind(account)
                 .fetch_optional(&mut *w.tx)
                 .await?;
-        let origin =
+        let account_origin =
             origin.ok_or_else(|| PlantError::NotFound(format!("stock account '{account}'")))?;
+        // A lot may come from elsewhere than the account's usual source.
+        let origin = lot_origin.map_or(account_origin, |o| o.as_str().to_string());
         let seq: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM lots")
             .fetch_one(&mut *w.tx)
             .await?;

@@ -3,6 +3,8 @@
 //! a thin HTTP client.
 #![allow(dead_code)]
 
+pub mod panel;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -247,12 +249,14 @@ impl Client {
     }
 
     pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        let r = self
-            .request(reqwest::Method::POST, path)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+        // `Value::Null`: an action that takes no fields, sent as JSON without a body.
+        let request = self.request(reqwest::Method::POST, path);
+        let request = if body.is_null() {
+            request.header("content-type", "application/json")
+        } else {
+            request.json(&body)
+        };
+        let r = request.send().await.unwrap();
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(Value::Null))
     }
