@@ -17,10 +17,8 @@ enum Needs {
     Account,
     /// The order in the path is the maker's own (another maker gets 404), or staff.
     OwnOrder,
+    /// Staff only: every maker gets 403, whose order it names or not.
     Operator,
-    /// Staff, about an order: its own maker gets 403, another maker 404 (the id tells them
-    /// nothing).
-    OperatorOnOrder,
 }
 
 fn needs(method: &str, path: &str) -> Needs {
@@ -34,6 +32,7 @@ fn needs(method: &str, path: &str) -> Needs {
         | ("get", "/api/v1/orders/{id}/units")
         | ("post", "/api/v1/orders/{id}/cancel") => OwnOrder,
         ("post", "/api/v1/orders/{id}/approve")
+        | ("get", "/api/v1/orders/{id}/prescreen")
         | ("post", "/api/v1/orders/{id}/reject")
         | ("post", "/api/v1/units/{id}/scrap")
         | ("get", "/api/v1/machines")
@@ -54,7 +53,6 @@ fn needs(method: &str, path: &str) -> Needs {
         | ("get", "/api/v1/events")
         | ("get", "/api/v1/events/log")
         | ("get", "/api/v1/verify") => Operator,
-        ("get", "/api/v1/orders/{id}/prescreen") => OperatorOnOrder,
         _ => panic!("{method} {path} is not in the role matrix: say what it needs"),
     }
 }
@@ -79,9 +77,7 @@ fn expected(needs: Needs, who: Who) -> Result<(), u16> {
         (Needs::OwnOrder, Who::OtherMaker) => Err(404),
         (Needs::OwnOrder, _) => Ok(()),
         (Needs::Operator, Who::Maker | Who::OtherMaker) => Err(403),
-        (Needs::OperatorOnOrder, Who::OtherMaker) => Err(404),
-        (Needs::OperatorOnOrder, Who::Maker) => Err(403),
-        (Needs::Operator | Needs::OperatorOnOrder, Who::Operator | Who::Admin) => Ok(()),
+        (Needs::Operator, Who::Operator | Who::Admin) => Ok(()),
     }
 }
 
