@@ -268,6 +268,10 @@ async function makerStaysInTheirLane() {
     headers: { 'X-CSRF-Token': csrf, 'HX-Request': 'true' }, form: {},
   });
   check(panelPause.status() === 403, `a maker's panel POST to pause is ${panelPause.status()}, not 403`);
+  const panelApprove = await page.request.post(`/intake/${state.order.id}/approve`, {
+    headers: { 'X-CSRF-Token': csrf, 'HX-Request': 'true' }, form: {},
+  });
+  check(panelApprove.status() === 403, `a maker's panel POST to approve is ${panelApprove.status()}, not 403`);
   const apiPause = await page.request.post(`/api/v1/machines/${machine}/pause`, {
     headers: { 'X-CSRF-Token': csrf, 'content-type': 'application/json' }, data: {},
   });
