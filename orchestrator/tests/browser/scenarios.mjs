@@ -224,9 +224,10 @@ async function operatorPausesAMachine() {
 async function operatorScrapsAUnit() {
   const { page } = state.operator;
   const id = state.order.id;
+  // The newest good unit: the order page lists the newest units first.
   const unit = await waitUntil('the order has a good unit', async () => {
-    const units = await apiOk('GET', `/api/v1/orders/${id}/units`);
-    return units.find((u) => u.result === 'good');
+    const good = (await apiOk('GET', `/api/v1/orders/${id}/units`)).filter((u) => u.result === 'good');
+    return good.length > 0 && good.reduce((a, b) => (a.id > b.id ? a : b));
   });
   const before = (await apiOk('GET', `/api/v1/orders/${id}`)).scrapped;
   await page.goto(`/orders/${id}`);
