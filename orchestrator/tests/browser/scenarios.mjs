@@ -224,9 +224,10 @@ async function operatorPausesAMachine() {
 async function operatorScrapsAUnit() {
   const { page } = state.operator;
   const id = state.order.id;
+  // The newest good unit: the order page lists the newest units first.
   const unit = await waitUntil('the order has a good unit', async () => {
-    const units = await apiOk('GET', `/api/v1/orders/${id}/units`);
-    return units.find((u) => u.result === 'good');
+    const good = (await apiOk('GET', `/api/v1/orders/${id}/units`)).filter((u) => u.result === 'good');
+    return good.length > 0 && good.reduce((a, b) => (a.id > b.id ? a : b));
   });
   const before = (await apiOk('GET', `/api/v1/orders/${id}`)).scrapped;
   await page.goto(`/orders/${id}`);
@@ -268,6 +269,10 @@ async function makerStaysInTheirLane() {
     headers: { 'X-CSRF-Token': csrf, 'HX-Request': 'true' }, form: {},
   });
   check(panelPause.status() === 403, `a maker's panel POST to pause is ${panelPause.status()}, not 403`);
+  const panelApprove = await page.request.post(`/intake/${state.order.id}/approve`, {
+    headers: { 'X-CSRF-Token': csrf, 'HX-Request': 'true' }, form: {},
+  });
+  check(panelApprove.status() === 403, `a maker's panel POST to approve is ${panelApprove.status()}, not 403`);
   const apiPause = await page.request.post(`/api/v1/machines/${machine}/pause`, {
     headers: { 'X-CSRF-Token': csrf, 'content-type': 'application/json' }, data: {},
   });
