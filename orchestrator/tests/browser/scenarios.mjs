@@ -325,6 +325,13 @@ async function everyPageForEveryRole() {
   await screenshotBothSizes(visitor.page, 'login');
   await visitor.context.close();
 
+  // An order left waiting, so that the intake page is shown with a pre-screen report.
+  await apiOk('POST', '/api/v1/orders', {
+    spec_toml: pegSpec(ACCOUNTS.otherMaker.name).replace('quantity = 400', 'quantity = 9000'),
+    source_name: 'pegs-many.toml',
+    programs: { 'programs/pegs.nc': PEG_PROGRAM },
+  });
+
   state.admin = await login(state.browser, ACCOUNTS.admin);
   const sessions = { maker: state.maker, operator: state.operator, admin: state.admin };
   let shots = 0;
