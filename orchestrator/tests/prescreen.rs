@@ -9,7 +9,8 @@ use common::{BRACKET_SPEC, TestDb, TestPlant, plant_config};
 use serde_json::{Value, json};
 
 /// 60 coasters cut from a 700 x 90 mm move (the lasers are 600 x 400), drawing 20 sheets a
-/// run (10 runs: 200 sheets, 100 in stock), due long ago.
+/// run (10 runs: 200 sheets, 100 in stock), due long ago, with a run time shorter than the
+/// program's own moves.
 const OVERSIZED_SPEC: &str = r#"spec_version = 1
 product = "Wide coaster"
 maker = "coaster-co"
@@ -22,7 +23,7 @@ id = "cut"
 capability = "laser"
 program = "programs/wide.nc"
 units_per_run = 6
-run_seconds = 120
+run_seconds = 30
 materials = [{ material = "plywood-birch-6mm", per_run = 20 }]
 "#;
 
@@ -60,6 +61,14 @@ async fn an_order_that_does_not_fit_lacks_material_and_misses_its_due_date() {
             .contains(r#"product = "Wide coaster""#)
     );
     assert_eq!(report["quantity"]["within_policy"], true);
+    // 30 s declared, but the program's moves alone take longer: the checker's warning.
+    assert!(
+        report["warnings"].as_array().unwrap().iter().any(|w| w
+            .as_str()
+            .unwrap()
+            .starts_with("steps[0].run_seconds: 30 s declared")),
+        "{report}"
+    );
 
     let programs = report["programs"].as_array().unwrap();
     assert_eq!(programs.len(), 1);
@@ -97,10 +106,10 @@ async fn an_order_that_does_not_fit_lacks_material_and_misses_its_due_date() {
     assert_eq!(material["accounts"][0]["account"], "ply6@common");
     assert_eq!(material["accounts"][0]["owner"], "common");
 
-    // No lane fits, so the estimate counts one: 10 x 120 s.
+    // No lane fits, so the estimate counts one: 10 x 30 s.
     let timing = &report["timing"];
     assert_eq!(timing["critical_path"], json!(["cut"]));
-    assert_eq!(number(&timing["critical_seconds"]), 1200.0);
+    assert_eq!(number(&timing["critical_seconds"]), 300.0);
     assert!(number(&timing["slack_seconds"]) < 0.0);
     assert_eq!(timing["due"], "2020-01-01T23:59:59.999Z");
 

@@ -220,7 +220,7 @@ async fn config(ctx: Ctx) -> Response {
     };
     ctx.answer(html(&ConfigPage {
         t: ctx.t,
-        chrome: ctx.chrome("admin.config_title", "/admin/config"),
+        chrome: ctx.chrome("admin.config_title", "/admin/users"),
         config,
         machines: config.machines.iter().map(|m| m.get_ref()).collect(),
         materials: config.materials.iter().map(|m| m.get_ref()).collect(),

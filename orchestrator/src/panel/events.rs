@@ -14,10 +14,10 @@ use serde::Deserialize;
 use tokio_stream::StreamExt as _;
 use tokio_stream::wrappers::BroadcastStream;
 
-use super::fleet::{Moment, sse};
+use super::fleet::Moment;
 use super::i18n::Catalog;
 use super::layout::{Chrome, Ctx};
-use super::render::{PanelError, html, query_value};
+use super::render::{PanelError, html, query_value, sse};
 use crate::ops::Operations;
 use crate::store::EventRecord;
 use crate::store::events::search::{self, EventFilter};

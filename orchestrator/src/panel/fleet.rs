@@ -9,10 +9,9 @@ use std::time::Duration;
 use askama::Template;
 use axum::Router;
 use axum::extract::Query;
-use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
+use axum::response::sse::Event as SseEvent;
 use axum::routing::get;
-use futures::Stream;
 use serde::Deserialize;
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::StreamExt as _;
@@ -21,7 +20,7 @@ use tokio_stream::wrappers::{ReceiverStream, WatchStream};
 
 use super::i18n::Catalog;
 use super::layout::{Chrome, Ctx};
-use super::render::{PanelError, html};
+use super::render::{PanelError, html, sse};
 use crate::machine_status::MachineStatus;
 use crate::ops::Operations;
 use crate::plant::floor_views::RunOnMachine;
@@ -64,6 +63,8 @@ pub struct Card {
     /// What holds the machine: the catalog key of its kind, and why.
     pub holds: Vec<(String, String)>,
     pub in_maintenance: bool,
+    /// The interrupted run the machine holds, waiting on an operator's decision.
+    pub held_run: Option<i64>,
 }
 
 impl Card {
@@ -151,6 +152,11 @@ pub fn card(
             })
             .collect(),
         in_maintenance: machine.holds.iter().any(|h| h.kind == "maintenance"),
+        held_run: machine
+            .holds
+            .iter()
+            .find(|h| h.kind == "interrupted_run")
+            .and_then(|h| h.job_id),
     }
 }
 
@@ -271,12 +277,6 @@ async fn stream(ctx: Ctx, Query(filter): Query<StreamFilter>) -> Response {
         )
     });
     sse(events)
-}
-
-pub fn sse(events: impl Stream<Item = Result<SseEvent, Infallible>> + Send + 'static) -> Response {
-    Sse::new(events)
-        .keep_alive(KeepAlive::default())
-        .into_response()
 }
 
 /// Watch the machines' status channels and the event log; every [`COALESCE`], send the card

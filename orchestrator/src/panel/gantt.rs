@@ -20,6 +20,8 @@ pub struct GanttWords<'a> {
     pub on_machine: &'a str,
 }
 
+const DAY_MS: i64 = 86_400_000;
+
 /// Pixel geometry of the chart's drawing (the SVG scales to its box with `viewBox`).
 const WIDTH: f64 = 1200.0;
 const LABEL_WIDTH: f64 = 130.0;
@@ -76,6 +78,14 @@ fn clock(ms: i64, with_date: bool) -> String {
     }
 }
 
+/// A tick's label when ticks are a day or more apart: the date.
+fn date(ms: i64) -> String {
+    let Ok(t) = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000) else {
+        return ms.to_string();
+    };
+    format!("{:02}-{:02}", u8::from(t.month()), t.day())
+}
+
 fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
@@ -116,7 +126,8 @@ struct Bar<'p> {
 /// planned keep their row; a machine only the plan names is added after them). `due` gives
 /// each order's due date (ms); a due date inside the time axis is drawn in the order's colour.
 /// With `highlight`, only the machines that order's runs are on are drawn, its runs stand out
-/// among the others there, and its due date widens the axis to show it.
+/// among the others there, and its due date is drawn, or named at the right edge when it falls
+/// after the plan's end (the axis keeps the plan's scale).
 pub fn gantt_svg(
     plan: &PlanView,
     machines: &[String],
@@ -160,12 +171,10 @@ pub fn gantt_svg(
         .chain([now_ms])
         .min()
         .unwrap_or(now_ms);
-    let highlighted_due = highlight.and_then(|order| due.get(order)).copied();
     let to = bars
         .iter()
         .map(|b| b.end)
         .chain([now_ms + 3_600_000])
-        .chain(highlighted_due)
         .max()
         .unwrap_or(now_ms)
         .max(from + 1);
@@ -193,7 +202,11 @@ pub fn gantt_svg(
             svg,
             r##"<line class="gantt-tick" x1="{tx:.1}" y1="{AXIS_HEIGHT}" x2="{tx:.1}" y2="{height}" stroke="#e3e7eb"/><text x="{tx:.1}" y="{ty}" font-size="12" text-anchor="middle" fill="#5b6570">{label}</text>"##,
             ty = AXIS_HEIGHT - 8.0,
-            label = clock(tick, last_day != Some(day) && step < 86_400_000),
+            label = if step >= DAY_MS {
+                date(tick)
+            } else {
+                clock(tick, last_day != Some(day))
+            },
         );
         last_day = Some(day);
         tick += step;
@@ -261,7 +274,23 @@ pub fn gantt_svg(
     }
 
     for (order, at) in due {
-        if *at < from || *at > to || highlight.is_some_and(|h| h != order) {
+        if highlight.is_some_and(|h| h != order) {
+            continue;
+        }
+        if *at > to && highlight.is_some() {
+            // Due after the plan's end: named at the right edge, the axis keeps the plan's scale.
+            let _ = write!(
+                svg,
+                r#"<g class="gantt-due later" data-order="{id}"><text x="{ex:.1}" y="10" font-size="11" font-weight="600" text-anchor="end" fill="{colour}">{word} {when} →</text></g>"#,
+                id = escape(order),
+                ex = WIDTH - RIGHT_MARGIN,
+                colour = order_colour(order),
+                word = escape(words.due),
+                when = clock(*at, true),
+            );
+            continue;
+        }
+        if *at < from || *at > to {
             continue;
         }
         let dx = x(*at);
@@ -401,7 +430,7 @@ mod tests {
     }
 
     #[test]
-    fn a_highlighted_order_stands_out_and_its_due_date_widens_the_axis() {
+    fn a_highlighted_order_stands_out_and_a_later_due_date_is_named_at_the_edge() {
         let due = BTreeMap::from([
             ("ord-1".to_string(), TEN + 4 * 3_600_000),
             ("ord-2".to_string(), TEN + 90 * 60_000),
@@ -420,15 +449,25 @@ mod tests {
         assert!(svg.contains(r#"data-machine="mill-&lt;1&gt;""#));
         assert_eq!(svg.matches(r#"class="gantt-bar highlight""#).count(), 2);
         assert_eq!(svg.matches(r#"class="gantt-bar faded""#).count(), 1);
-        // The axis runs to 14:00 now; only the highlighted order's due date is drawn.
-        let due1 = element(&svg, r#"class="gantt-due" data-order="ord-1""#, "<line");
-        assert_eq!(attribute(due1, "x1"), "1188.0");
-        assert!(!svg.contains(r#"class="gantt-due" data-order="ord-2""#));
+        // Due at 14:00, after the plan: named at the edge, the axis still 10:00 to 12:00;
+        // the other order's due date is not drawn.
+        assert!(svg.contains(r#"<g class="gantt-due later" data-order="ord-1"><text x="1188.0""#));
+        assert!(svg.contains("due 01-01 14:00 →"));
+        assert!(!svg.contains(r#"data-order="ord-2"><title>due"#));
         let run2 = element(&svg, r#"data-run="2""#, "<rect class=\"gantt-run\"");
         assert_eq!(
             attribute(run2, "x"),
-            format!("{:.1}", 130.0 + 1058.0 * 1.5 / 4.0)
+            format!("{:.1}", 130.0 + 1058.0 * 0.75)
         );
+    }
+
+    #[test]
+    fn ticks_days_apart_are_labelled_with_their_dates() {
+        let mut plan = fixed_plan();
+        plan.rows[1].end = "2030-01-20T12:00:00Z".into();
+        let svg = gantt_svg(&plan, &[], &BTreeMap::new(), TEN, None, &WORDS);
+        assert!(svg.contains(">01-03<") && svg.contains(">01-10<"), "{svg}");
+        assert!(!svg.contains(">00:00<"));
     }
 
     #[test]

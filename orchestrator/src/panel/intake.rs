@@ -16,10 +16,10 @@ use super::layout::{Chrome, Ctx};
 use super::orders::when;
 use super::render::{PanelError, checked_reason, html};
 use crate::auth::Role;
-use crate::ops::Operations;
-use crate::plant::OrderState;
+use crate::ops::{OpError, Operations};
 use crate::plant::prescreen::{Flag, OrderPrescreen, StepCheck};
 use crate::plant::views::OrderView;
+use crate::plant::{OrderState, PlantError};
 
 pub fn routes(ops: &Operations) -> Router<Operations> {
     let staff = Router::new()
@@ -109,13 +109,23 @@ impl Submitted {
         when(&self.screen.report.timing.earliest_completion)
     }
 
-    /// Slack against the due date, in hours (negative: late), one decimal.
-    pub fn slack_hours(&self) -> String {
-        format!("{:.1}", self.screen.report.timing.slack_seconds / 3600.0)
+    /// Slack against the due date (negative: late).
+    pub fn slack(&self, t: &Catalog) -> String {
+        duration(t, self.screen.report.timing.slack_seconds)
     }
 
-    pub fn critical_hours(&self) -> String {
-        format!("{:.1}", self.screen.report.timing.critical_seconds / 3600.0)
+    pub fn critical(&self, t: &Catalog) -> String {
+        duration(t, self.screen.report.timing.critical_seconds)
+    }
+}
+
+/// A span of time in hours with one decimal, or in days past two days.
+pub fn duration(t: &Catalog, seconds: f64) -> String {
+    let hours = seconds / 3600.0;
+    if hours.abs() >= 48.0 {
+        t.fill("intake.days", &[("d", format!("{:.1}", hours / 24.0))])
+    } else {
+        t.fill("intake.hours", &[("h", format!("{hours:.1}"))])
     }
 }
 
@@ -153,6 +163,9 @@ struct IntakePage<'a> {
     t: &'a Catalog,
     chrome: Chrome,
     queue: Vec<Submitted>,
+    /// Orders whose stored spec no longer checks, with why: approve or reject them blind
+    /// rather than lose the page.
+    unscreened: Vec<(OrderView, String)>,
 }
 
 async fn page(ctx: Ctx) -> Response {
@@ -166,8 +179,16 @@ async fn page_html(ctx: &Ctx) -> Result<String, PanelError> {
         .orders(&actor, Some(OrderState::Submitted), None)
         .await?;
     let mut queue = Vec::with_capacity(orders.len());
+    let mut unscreened = Vec::new();
     for order in orders {
-        let screen = ctx.ops.prescreen(&actor, &order.id).await?;
+        let screen = match ctx.ops.prescreen(&actor, &order.id).await {
+            Ok(screen) => screen,
+            Err(OpError::Plant(PlantError::Conflict(why))) => {
+                unscreened.push((order, why));
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
         let flags = screen
             .report
             .flags()
@@ -184,6 +205,7 @@ async fn page_html(ctx: &Ctx) -> Result<String, PanelError> {
         t: ctx.t,
         chrome: ctx.chrome("intake.title", "/intake"),
         queue,
+        unscreened,
     })
 }
 
@@ -209,5 +231,20 @@ async fn reject(ctx: Ctx, Path(id): Path<String>, Form(form): Form<RejectForm>) 
     match result {
         Ok(order) => ctx.done(String::new(), "intake.rejected", order.id),
         Err(e) => ctx.answer(Err(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::duration;
+    use crate::panel::Lang;
+
+    #[test]
+    fn a_duration_is_hours_up_to_two_days_then_days() {
+        let t = Lang::En.catalog();
+        assert_eq!(duration(t, 6.4 * 3600.0), "6.4 h");
+        assert_eq!(duration(t, 47.9 * 3600.0), "47.9 h");
+        assert_eq!(duration(t, 72.0 * 3600.0), "3.0 days");
+        assert_eq!(duration(t, -96.0 * 3600.0), "-4.0 days");
     }
 }

@@ -81,15 +81,9 @@ pub const NAV: &[NavLink] = &[
         roles: MAKERS,
     },
     NavLink {
-        key: "nav.admin_users",
+        key: "nav.admin",
         path: "/admin/users",
-        testid: "admin-users",
-        roles: ADMINS,
-    },
-    NavLink {
-        key: "nav.admin_config",
-        path: "/admin/config",
-        testid: "admin-config",
+        testid: "admin",
         roles: ADMINS,
     },
 ];

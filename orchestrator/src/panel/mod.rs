@@ -74,6 +74,9 @@ pub fn router(ops: Operations) -> Router {
         .merge(materials::routes(&ops))
         .merge(submit::routes(&ops))
         .merge(admin::routes(&ops))
+        // Pages are repetitive HTML (200 machine cards): gzip makes them a tenth. SSE streams
+        // are left as they are (the default predicate skips `text/event-stream`).
+        .layer(tower_http::compression::CompressionLayer::new())
         .with_state(ops)
 }
 

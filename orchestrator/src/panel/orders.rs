@@ -225,7 +225,14 @@ struct OrderPage<'a> {
 struct DetailQuery {
     /// Set by the submit page when it sends the browser here.
     submitted: Option<String>,
+    /// Only the units of this step.
+    #[serde(default)]
+    step: String,
 }
+
+/// The most units the order page lists at once (the newest); a large order's page stays light,
+/// and a step filter reaches the rest.
+pub const UNITS_SHOWN: usize = 300;
 
 /// What an action on the order re-renders: everything below the title.
 #[derive(Template)]
@@ -235,7 +242,10 @@ struct OrderBody<'a> {
     row: OrderRow,
     steps: Vec<StepProgress>,
     runs: Vec<JobView>,
+    /// The units shown (of `step` if set, the newest [`UNITS_SHOWN`]) and how many there are.
     units: Vec<UnitView>,
+    units_total: usize,
+    step: String,
     gantt: Option<Chart>,
     staff: bool,
     cancellable: bool,
@@ -243,7 +253,7 @@ struct OrderBody<'a> {
 
 async fn detail(ctx: Ctx, Path(id): Path<String>, Query(query): Query<DetailQuery>) -> Response {
     let result = async {
-        let body = order_body(&ctx, &id).await?;
+        let body = order_body(&ctx, &id, &query.step).await?;
         let flash = match query.submitted {
             Some(_) => html(&Flash {
                 t: ctx.t,
@@ -274,10 +284,15 @@ fn section(ctx: &Ctx) -> &'static str {
     }
 }
 
-async fn order_body<'a>(ctx: &'a Ctx, id: &str) -> Result<OrderBody<'a>, PanelError> {
+async fn order_body<'a>(ctx: &'a Ctx, id: &str, step: &str) -> Result<OrderBody<'a>, PanelError> {
     let actor = ctx.caller.actor();
     let order = ctx.ops.order(&actor, id).await?;
-    let units = ctx.ops.units(&actor, id).await?;
+    let mut units = ctx.ops.units(&actor, id).await?;
+    if !step.is_empty() {
+        units.retain(|u| u.step == step);
+    }
+    let units_total = units.len();
+    let units = units.split_off(units_total.saturating_sub(UNITS_SHOWN));
     let staff = ctx.caller.role.includes(Role::Operator);
     let quantity = order.quantity;
     let steps = order
@@ -307,6 +322,8 @@ async fn order_body<'a>(ctx: &'a Ctx, id: &str) -> Result<OrderBody<'a>, PanelEr
         steps,
         runs,
         units,
+        units_total,
+        step: step.to_string(),
         gantt,
         staff,
         cancellable,
@@ -323,7 +340,7 @@ async fn cancel(ctx: Ctx, Path(id): Path<String>, Form(form): Form<ReasonForm>) 
     let result = async {
         let reason = checked_reason(&form.reason)?;
         ctx.ops.cancel(&ctx.caller.actor(), &id, reason).await?;
-        html(&order_body(&ctx, &id).await?)
+        html(&order_body(&ctx, &id, "").await?)
     }
     .await;
     match result {
@@ -348,7 +365,7 @@ async fn scrap(
             ));
         }
         ctx.ops.scrap_unit(&actor, unit, reason).await?;
-        html(&order_body(&ctx, &id).await?)
+        html(&order_body(&ctx, &id, "").await?)
     }
     .await;
     match result {

@@ -4,6 +4,7 @@
 
 use askama::Template;
 use axum::http::{HeaderValue, StatusCode};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 
@@ -125,6 +126,15 @@ pub fn number<T: std::str::FromStr>(text: &str, field: &'static str) -> Result<T
 
 pub fn html(template: &impl Template) -> Result<String, PanelError> {
     Ok(template.render()?)
+}
+
+/// A live stream of server-sent events, kept open with comments while it is quiet.
+pub fn sse(
+    events: impl futures::Stream<Item = Result<SseEvent, std::convert::Infallible>> + Send + 'static,
+) -> Response {
+    Sse::new(events)
+        .keep_alive(KeepAlive::default())
+        .into_response()
 }
 
 /// The value of a query parameter, percent-encoded.

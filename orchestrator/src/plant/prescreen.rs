@@ -31,6 +31,9 @@ pub struct PrescreenReport {
     pub steps: Vec<StepCheck>,
     pub materials: Vec<MaterialCheck>,
     pub timing: TimingCheck,
+    /// What the checker noticed though the spec is valid: a declared run time below the
+    /// program's own estimate, the G-code preflight's warnings.
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -452,6 +455,7 @@ pub fn screen(
             due: format_ms(due_ms),
             slack_seconds: (due_ms - earliest_ms) as f64 / 1000.0,
         },
+        warnings: spec.warnings(),
     }
 }
 

@@ -218,7 +218,14 @@ impl Store {
     /// after it commits.
     pub async fn writer(&self, actor: &str, at_ms: i64) -> Result<Writer<'_>, StoreError> {
         let guard = self.write_lock.lock().await;
-        let tx = self.pool.begin().await?;
+        // On SQLite the write lock is taken at BEGIN, where busy_timeout waits for another
+        // process's writer (an admin's `microfab user add` beside `serve`). A deferred BEGIN
+        // would take it at the first write, after this transaction's reads, and fail at once
+        // (SQLITE_BUSY_SNAPSHOT) whenever the other process wrote in between.
+        let tx = match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        };
         Ok(Writer {
             store: self,
             _guard: guard,
