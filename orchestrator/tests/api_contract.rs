@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{BRACKET_SPEC, Client, TestDb, TestPlant, plant_config};
+use common::{BRACKET_SPEC, TestDb, TestPlant, plant_config};
 use futures::StreamExt;
 use serde_json::{Value, json};
 
@@ -33,16 +33,6 @@ fn bracket_with_laser_program_of(bytes: usize) -> Value {
 }
 
 /// Events a request could cause: machines report their own state whenever it changes.
-async fn event_count(client: &Client) -> usize {
-    client
-        .ok("/api/v1/events/log?limit=10000")
-        .await
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["event"]["kind"] != "machine_state")
-        .count()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn programs_up_to_the_documented_limit_are_taken_and_larger_bodies_get_a_json_413() {
@@ -56,7 +46,7 @@ async fn programs_up_to_the_documented_limit_are_taken_and_larger_bodies_get_a_j
     let (status, body) = client.post("/api/v1/orders", large).await;
     assert_eq!(status, 201, "{body:.300}");
 
-    let events = event_count(client).await;
+    let events = client.event_count().await;
     let over = microfab::api::MAX_SUBMISSION_BYTES + 1;
     let response = client
         .request(reqwest::Method::POST, "/api/v1/orders")
@@ -96,7 +86,11 @@ async fn programs_up_to_the_documented_limit_are_taken_and_larger_bodies_get_a_j
             .contains("limit of 65536 bytes"),
         "{answer}"
     );
-    assert_eq!(event_count(client).await, events, "refusals change nothing");
+    assert_eq!(
+        client.event_count().await,
+        events,
+        "refusals change nothing"
+    );
     plant.shutdown.cancel();
 }
 
@@ -142,7 +136,7 @@ async fn free_text_fields_over_their_limits_are_refused_naming_the_field() {
             "reason",
         ),
     ];
-    let events = event_count(client).await;
+    let events = client.event_count().await;
     for (path, body, field) in cases {
         let (status, answer) = client.post(&path, body).await;
         assert_eq!(status, 422, "{path}: {answer:.300}");
@@ -162,7 +156,11 @@ async fn free_text_fields_over_their_limits_are_refused_naming_the_field() {
     assert_eq!(status, 422, "{answer:.300}");
     assert_eq!(answer["error"]["details"][0]["field"], "submission_key");
 
-    assert_eq!(event_count(client).await, events, "refusals change nothing");
+    assert_eq!(
+        client.event_count().await,
+        events,
+        "refusals change nothing"
+    );
     assert_eq!(
         client.ok(&format!("/api/v1/orders/{id}")).await["state"],
         "submitted"
@@ -209,7 +207,7 @@ async fn the_event_stream_resumes_from_last_event_id_before_after() {
     client.submit_file(BRACKET_SPEC).await;
     client.submit_file(BRACKET_SPEC).await;
     client.submit_file(BRACKET_SPEC).await;
-    assert!(event_count(client).await >= 3);
+    assert!(client.event_count().await >= 3);
     let url = "/api/v1/events?after=0";
 
     // A browser's EventSource reconnects to the URL it was given, `?after=` and all, and says

@@ -14,18 +14,6 @@ async fn plant(db: &TestDb) -> TestPlant {
     TestPlant::start(db, &plant_config(0.001, 0.0)).await
 }
 
-async fn event_count(plant: &TestPlant) -> usize {
-    plant
-        .client
-        .ok("/api/v1/events/log?limit=10000")
-        .await
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["event"]["kind"] != "machine_state")
-        .count()
-}
-
 /// A cross-site HTML form can POST `text/plain` or a form encoding without a preflight; if
 /// the API took those, a page on another site could approve an order or abort a machine
 /// with a signed-in browser. It takes only JSON, body or not.
@@ -36,7 +24,7 @@ async fn a_change_to_the_api_comes_as_json_or_not_at_all() {
     let client = &plant.client;
     let order = client.submit_file(BRACKET_SPEC).await;
     let approve = format!("/api/v1/orders/{}/approve", order["id"].as_str().unwrap());
-    let before = event_count(&plant).await;
+    let before = plant.client.event_count().await;
     for path in [approve.as_str(), "/api/v1/machines/laser-1/abort"] {
         for content_type in [
             Some("text/plain"),
@@ -54,7 +42,7 @@ async fn a_change_to_the_api_comes_as_json_or_not_at_all() {
             assert_eq!(answer["error"]["code"], "unsupported_media_type");
         }
     }
-    assert_eq!(event_count(&plant).await, before, "nothing was done");
+    assert_eq!(plant.client.event_count().await, before, "nothing was done");
     let response = client
         .request(Method::POST, &approve)
         .header(CONTENT_TYPE, "application/json")
@@ -204,7 +192,7 @@ async fn a_browser_session_sends_its_csrf_token_from_its_own_origin() {
         }
         request.send()
     };
-    let before = event_count(&plant).await;
+    let before = plant.client.event_count().await;
     assert_eq!(
         post(None, None).await.unwrap().status(),
         403,
@@ -219,7 +207,7 @@ async fn a_browser_session_sends_its_csrf_token_from_its_own_origin() {
         .await
         .unwrap();
     assert_eq!(cross.status(), 403, "from another site");
-    assert_eq!(event_count(&plant).await, before, "nothing was done");
+    assert_eq!(plant.client.event_count().await, before, "nothing was done");
     let same_origin = post(Some(&csrf), Some(&base)).await.unwrap();
     assert_eq!(same_origin.status(), 200);
 

@@ -231,6 +231,14 @@ impl DemoSection {
 }
 
 impl PlantConfig {
+    /// Every machine's id, in the config's order.
+    pub fn machine_ids(&self) -> Vec<String> {
+        self.machines
+            .iter()
+            .map(|m| m.get_ref().id.clone())
+            .collect()
+    }
+
     pub fn machine(&self, id: &str) -> Option<&MachineConfig> {
         self.machines
             .iter()

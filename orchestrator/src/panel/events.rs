@@ -208,14 +208,7 @@ async fn page_html(ctx: &Ctx, query: LogQuery) -> Result<String, PanelError> {
         chrome: ctx.chrome("events.title", "/events"),
         rows,
         kinds: search::kinds(pool).await?,
-        machines: ctx
-            .ops
-            .plant()
-            .config
-            .machines
-            .iter()
-            .map(|m| m.get_ref().id.clone())
-            .collect(),
+        machines: ctx.ops.plant().config.machine_ids(),
         older,
         live,
         query,

@@ -167,14 +167,7 @@ async fn plan_chart(
     if highlight.is_some_and(|order| !plan.rows.iter().any(|r| r.order_id == order)) {
         return Ok(None);
     }
-    let machines: Vec<String> = ctx
-        .ops
-        .plant()
-        .config
-        .machines
-        .iter()
-        .map(|m| m.get_ref().id.clone())
-        .collect();
+    let machines = ctx.ops.plant().config.machine_ids();
     let due: BTreeMap<String, i64> = orders
         .iter()
         .filter(|row| row.order.state.is_active())

@@ -242,6 +242,18 @@ impl Client {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
+    /// How many events the log holds, leaving out the machines' own state reports: what a
+    /// refused request must leave unchanged.
+    pub async fn event_count(&self) -> usize {
+        self.ok("/api/v1/events/log?limit=10000")
+            .await
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["event"]["kind"] != "machine_state")
+            .count()
+    }
+
     pub async fn ok(&self, path: &str) -> Value {
         let (status, body) = self.get(path).await;
         assert_eq!(status, 200, "GET {path}: {body}");
