@@ -5,6 +5,7 @@
 
 use super::{Actor, Operations, Result};
 use crate::auth::Role;
+use crate::plant::lots::LotView;
 use crate::plant::views::{JobView, MaterialView, OrderView, UnitView};
 use crate::plant::{JobState, OrderState, PlantError};
 use crate::store::Store;
@@ -58,6 +59,19 @@ impl Operations {
             materials.retain(|m| m.owner == me);
         }
         Ok(materials)
+    }
+
+    /// The lots received into the stock accounts this actor may see, newest first.
+    pub async fn lots(&self, actor: &Actor) -> Result<Vec<LotView>> {
+        let visible: std::collections::HashSet<String> = self
+            .materials(actor)
+            .await?
+            .into_iter()
+            .map(|m| m.id)
+            .collect();
+        let mut lots = self.plant().lots().await?;
+        lots.retain(|lot| visible.contains(&lot.account));
+        Ok(lots)
     }
 
     /// Runs, optionally of one order, machine and state.

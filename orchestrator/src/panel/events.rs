@@ -20,7 +20,7 @@ use super::layout::{Chrome, Ctx};
 use super::render::{PanelError, html, query_value, sse};
 use crate::ops::Operations;
 use crate::store::EventRecord;
-use crate::store::events::search::{self, EventFilter};
+use crate::store::events::search::EventFilter;
 
 /// Events per page.
 const PAGE: i64 = 100;
@@ -169,8 +169,10 @@ async fn page(ctx: Ctx, Query(query): Query<LogQuery>) -> Response {
 
 async fn page_html(ctx: &Ctx, query: LogQuery) -> Result<String, PanelError> {
     let filter = query.filter()?;
-    let pool = &ctx.ops.plant().store.pool;
-    let records = search::newest(pool, &filter, query.before, PAGE).await?;
+    let records = ctx
+        .ops
+        .search_events(&ctx.caller.actor(), &filter, query.before, PAGE)
+        .await?;
     let filters = query.query();
     let join = |base: &str, extra: String| {
         let query: Vec<&str> = [filters.as_str(), extra.as_str()]
@@ -207,7 +209,7 @@ async fn page_html(ctx: &Ctx, query: LogQuery) -> Result<String, PanelError> {
         t: ctx.t,
         chrome: ctx.chrome("events.title", "/events"),
         rows,
-        kinds: search::kinds(pool).await?,
+        kinds: ctx.ops.event_kinds(&ctx.caller.actor()).await?,
         machines: ctx.ops.plant().config.machine_ids(),
         older,
         live,
@@ -222,7 +224,11 @@ async fn stream(ctx: Ctx, Query(query): Query<LogQuery>) -> Response {
         Err(e) => return ctx.answer(Err(e)),
     };
     let t = ctx.t;
-    let live = BroadcastStream::new(ctx.ops.plant().store.subscribe()).filter_map(move |record| {
+    let events = match ctx.ops.follow_events(&ctx.caller.actor()) {
+        Ok(events) => events,
+        Err(e) => return ctx.answer(Err(e.into())),
+    };
+    let live = BroadcastStream::new(events).filter_map(move |record| {
         // A reader too slow for the feed misses events; the page's next load shows them.
         let record = record.ok()?;
         filter.matches(&record).then(|| {

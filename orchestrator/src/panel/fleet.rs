@@ -22,9 +22,10 @@ use super::i18n::Catalog;
 use super::layout::{Chrome, Ctx};
 use super::render::{PanelError, html, sse};
 use crate::machine_status::MachineStatus;
-use crate::ops::Operations;
+use crate::ops::{Actor, Operations};
 use crate::plant::floor_views::RunOnMachine;
 use crate::plant::views::MachineView;
+use crate::store::EventRecord;
 
 /// The least time between two cards for the same machine on one stream: a burst of changes
 /// (progress, link counters, a run ending and the next starting) becomes one card.
@@ -168,12 +169,21 @@ pub struct CardHtml<'a> {
 }
 
 /// Every machine's card (or `only` that machine's), in the plant's order.
-pub async fn cards(ops: &Operations, only: Option<&str>) -> Result<Vec<Card>, PanelError> {
-    let machines = match only {
-        Some(id) => vec![ops.plant().machine(id).await?],
-        None => ops.plant().machines().await?,
+pub async fn cards(
+    ops: &Operations,
+    actor: &Actor,
+    only: Option<&str>,
+) -> Result<Vec<Card>, PanelError> {
+    let machines: Vec<MachineView> = match only {
+        Some(id) => vec![ops.machine(actor, id).await?.machine],
+        None => ops
+            .machines(actor)
+            .await?
+            .into_iter()
+            .map(|live| live.machine)
+            .collect(),
     };
-    let runs = ops.plant().runs_on_machines(only).await?;
+    let runs = ops.runs_on_machines(actor, only).await?;
     let statuses = ops.status_channels();
     Ok(machines
         .iter()
@@ -213,7 +223,7 @@ async fn board(ctx: Ctx, Query(filter): Query<BoardFilter>) -> Response {
 }
 
 async fn board_html(ctx: &Ctx, filter: BoardFilter) -> Result<String, PanelError> {
-    let all = cards(&ctx.ops, None).await?;
+    let all = cards(&ctx.ops, &ctx.caller.actor(), None).await?;
     let capabilities: BTreeSet<String> = ctx
         .ops
         .plant()
@@ -262,9 +272,36 @@ struct StreamFilter {
 /// `GET /fleet/stream`: SSE; each message is named `machine-{id}` and carries that machine's
 /// card, sent when its record or its live status changed.
 async fn stream(ctx: Ctx, Query(filter): Query<StreamFilter>) -> Response {
+    let actor = ctx.caller.actor();
+    let events = match ctx.ops.follow_events(&actor) {
+        Ok(events) => events,
+        Err(e) => return ctx.answer(Err(e.into())),
+    };
+    // Both feeds are taken here, before the answer starts: a change made right after the
+    // stream opened is on them, not lost while the task starts.
+    let statuses: StreamMap<String, WatchStream<MachineStatus>> = ctx
+        .ops
+        .status_channels()
+        .iter()
+        .filter(|(id, _)| {
+            filter
+                .machine
+                .as_deref()
+                .is_none_or(|only| only == id.as_str())
+        })
+        .map(|(id, rx)| {
+            // What changed before this stream began is in the page already.
+            let mut rx = rx.clone();
+            rx.mark_unchanged();
+            (id.clone(), WatchStream::from_changes(rx))
+        })
+        .collect();
     let (sender, receiver) = mpsc::channel::<(String, String)>(256);
     tokio::spawn(follow_machines(
         ctx.ops.clone(),
+        actor,
+        events,
+        statuses,
         ctx.t,
         filter.machine,
         sender,
@@ -284,23 +321,14 @@ async fn stream(ctx: Ctx, Query(filter): Query<StreamFilter>) -> Response {
 /// event named; a status change alone re-renders from what was read before.
 async fn follow_machines(
     ops: Operations,
+    actor: Actor,
+    mut events: broadcast::Receiver<EventRecord>,
+    mut statuses: StreamMap<String, WatchStream<MachineStatus>>,
     t: &'static Catalog,
     only: Option<String>,
     sender: mpsc::Sender<(String, String)>,
 ) {
     let wanted = |id: &str| only.as_deref().is_none_or(|o| o == id);
-    let mut events = ops.plant().store.subscribe();
-    let mut statuses: StreamMap<String, WatchStream<MachineStatus>> = ops
-        .status_channels()
-        .iter()
-        .filter(|(id, _)| wanted(id))
-        .map(|(id, rx)| {
-            // What changed before this stream began is in the page already.
-            let mut rx = rx.clone();
-            rx.mark_unchanged();
-            (id.clone(), WatchStream::from_changes(rx))
-        })
-        .collect();
     let mut recorded: HashMap<String, (MachineView, Option<RunOnMachine>)> = HashMap::new();
     let mut stale: BTreeSet<String> = BTreeSet::new();
     let mut sent: HashMap<String, String> = HashMap::new();
@@ -331,7 +359,7 @@ async fn follow_machines(
                     if stale.remove(&id) {
                         recorded.remove(&id);
                     }
-                    let Some(html) = render_card(&ops, t, &id, &mut recorded).await else {
+                    let Some(html) = render_card(&ops, &actor, t, &id, &mut recorded).await else {
                         continue;
                     };
                     // A change the card does not show (a temperature, a counter it leaves
@@ -352,18 +380,14 @@ async fn follow_machines(
 
 async fn render_card(
     ops: &Operations,
+    actor: &Actor,
     t: &'static Catalog,
     id: &str,
     recorded: &mut HashMap<String, (MachineView, Option<RunOnMachine>)>,
 ) -> Option<String> {
     if !recorded.contains_key(id) {
-        let machine = ops.plant().machine(id).await.ok()?;
-        let run = ops
-            .plant()
-            .runs_on_machines(Some(id))
-            .await
-            .ok()?
-            .remove(id);
+        let machine = ops.machine(actor, id).await.ok()?.machine;
+        let run = ops.runs_on_machines(actor, Some(id)).await.ok()?.remove(id);
         recorded.insert(id.to_string(), (machine, run));
     }
     let (machine, run) = recorded.get(id)?;

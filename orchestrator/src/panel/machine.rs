@@ -74,10 +74,11 @@ async fn page(ctx: Ctx, Path(id): Path<String>) -> Response {
 
 async fn page_html(ctx: &Ctx, id: &str) -> Result<String, PanelError> {
     let live_machine = ctx.ops.machine(&ctx.caller.actor(), id).await?;
-    let card = cards(&ctx.ops, Some(id)).await?.remove(0);
-    let plant = ctx.ops.plant();
-    let runs = plant
-        .machine_runs(id, HISTORY)
+    let actor = ctx.caller.actor();
+    let card = cards(&ctx.ops, &actor, Some(id)).await?.remove(0);
+    let runs = ctx
+        .ops
+        .machine_runs(&actor, id, HISTORY)
         .await?
         .into_iter()
         .map(|run| RunRow {
@@ -111,7 +112,7 @@ async fn page_html(ctx: &Ctx, id: &str) -> Result<String, PanelError> {
         chrome: ctx.chrome("machine.title", "/fleet"),
         card: html(&CardHtml { t: ctx.t, c: &card })?,
         holds,
-        tally: plant.machine_tally(id).await?,
+        tally: ctx.ops.machine_tally(&actor, id).await?,
         runs,
         operator_actions: ctx
             .ops
@@ -187,7 +188,9 @@ async fn after_action(
 ) -> Response {
     let result = async {
         done?;
-        let card = cards(&ctx.ops, Some(id)).await?.remove(0);
+        let card = cards(&ctx.ops, &ctx.caller.actor(), Some(id))
+            .await?
+            .remove(0);
         html(&CardHtml { t: ctx.t, c: &card })
     }
     .await;

@@ -90,7 +90,7 @@ async fn my_page(ctx: Ctx) -> Response {
 
 async fn accounts(ctx: &Ctx) -> Result<Vec<Account>, PanelError> {
     let materials = ctx.ops.materials(&ctx.caller.actor()).await?;
-    let lots = ctx.ops.plant().lots().await?;
+    let lots = ctx.ops.lots(&ctx.caller.actor()).await?;
     Ok(materials
         .into_iter()
         .map(|m| Account {
