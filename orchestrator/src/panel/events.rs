@@ -2,6 +2,7 @@
 //! machine, actor and time; on the first page, new events that match are prepended live
 //! (`/events/stream`).
 
+use std::collections::BTreeSet;
 use std::convert::Infallible;
 
 use askama::Template;
@@ -110,6 +111,42 @@ pub struct Row {
     details: String,
 }
 
+/// How long one field's value may be on a row: the event log is a list to scan; the API
+/// (`/api/v1/events/log`) has every event in full.
+const SHOWN_CHARS: usize = 160;
+
+/// A field's value as a row shows it: text as it is, a list of records as its length and the
+/// records' fields (a run list of fifty is not fifty rows of JSON), anything cut at
+/// [`SHOWN_CHARS`].
+fn shown(value: serde_json::Value) -> String {
+    use serde_json::Value;
+    let text = match value {
+        Value::String(text) => text,
+        Value::Array(items) if items.iter().all(Value::is_object) && !items.is_empty() => {
+            let fields: BTreeSet<&str> = items
+                .iter()
+                .filter_map(Value::as_object)
+                .flat_map(|record| record.keys().map(String::as_str))
+                .collect();
+            let fields: Vec<&str> = fields.into_iter().collect();
+            format!("{} × {{{}}}", items.len(), fields.join(", "))
+        }
+        Value::Array(items) => items
+            .iter()
+            .map(|item| match item {
+                Value::String(text) => text.clone(),
+                other => other.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+        other => other.to_string(),
+    };
+    match text.char_indices().nth(SHOWN_CHARS) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
+    }
+}
+
 impl Row {
     fn of(record: &EventRecord) -> Row {
         let mut details = Vec::new();
@@ -118,11 +155,7 @@ impl Row {
                 if matches!(name.as_str(), "kind" | "order_id" | "machine_id") || value.is_null() {
                     continue;
                 }
-                let value = match value {
-                    serde_json::Value::String(text) => text,
-                    other => other.to_string(),
-                };
-                details.push(format!("{name}: {value}"));
+                details.push(format!("{name}: {}", shown(value)));
             }
         }
         Row {
@@ -246,6 +279,23 @@ async fn stream(ctx: Ctx, Query(query): Query<LogQuery>) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_row_shows_lists_of_records_by_their_count_and_cuts_long_values() {
+        let runs: Vec<serde_json::Value> = (1..=50)
+            .map(|id| serde_json::json!({ "job_id": id, "units": 8 }))
+            .collect();
+        assert_eq!(
+            shown(serde_json::Value::Array(runs)),
+            "50 × {job_id, units}"
+        );
+        assert_eq!(shown(serde_json::json!(["a", 2])), "a, 2");
+        assert_eq!(shown(serde_json::json!([])), "");
+        let long = "절".repeat(SHOWN_CHARS + 5);
+        let cut = shown(serde_json::Value::String(long));
+        assert_eq!(cut.chars().count(), SHOWN_CHARS + 1);
+        assert!(cut.ends_with('…'));
+    }
 
     #[test]
     fn times_are_read_as_utc_minutes_and_bad_ones_named() {
