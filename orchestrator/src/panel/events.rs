@@ -152,7 +152,8 @@ impl Row {
         let mut details = Vec::new();
         if let Ok(serde_json::Value::Object(fields)) = serde_json::to_value(&record.event) {
             for (name, value) in fields {
-                if matches!(name.as_str(), "kind" | "order_id" | "machine_id") || value.is_null() {
+                let empty = value.is_null() || value.as_array().is_some_and(Vec::is_empty);
+                if matches!(name.as_str(), "kind" | "order_id" | "machine_id") || empty {
                     continue;
                 }
                 details.push(format!("{name}: {}", shown(value)));
