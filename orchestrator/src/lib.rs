@@ -5,6 +5,7 @@ pub mod amount;
 pub mod api;
 pub mod auth;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod machine_status;
 pub mod ops;

@@ -45,7 +45,9 @@ pub async fn start(
     let store = Store::connect(database)
         .await
         .with_context(|| format!("opening the database {}", redact_url(database)))?;
-    let plant = Arc::new(Plant::new(store, Arc::new(config)));
+    let at = crate::store::now_ms();
+    let clock = crate::clock::PlantClock::new(config.simulation.time_scale, at, at);
+    let plant = Arc::new(Plant::new(store, Arc::new(config), clock));
     let mut tasks = JoinSet::new();
     let runtime = runtime::start(plant, shutdown.clone(), &mut tasks).await?;
     let address = listener.local_addr()?;

@@ -220,7 +220,11 @@ async fn a_refused_run_of_a_cancelled_order_goes_back_to_stock(kind: &str) {
     let config = microfab::config::PlantConfig::parse("plant.toml", &plant_config(1.0, 0.0))
         .expect("the test plant config is valid");
     let store = Store::open(&db.url, Open::CreateIfMissing).await.unwrap();
-    let plant = Plant::new(store, std::sync::Arc::new(config.clone()));
+    let plant = Plant::new(
+        store,
+        std::sync::Arc::new(config.clone()),
+        microfab::clock::PlantClock::wall(),
+    );
     let machines: Vec<_> = config
         .machines
         .iter()

@@ -5,8 +5,8 @@
 use std::collections::{HashMap, HashSet};
 
 use microfab_planner::{
-    FrozenRun, MaterialArrival, MaterialNeed, Millis, Plan, PlanInput, PlanMachine, PlanMaterial,
-    PlanOrder, PlanRun, Priority, Window,
+    FrozenRun, FrozenStage, MaterialArrival, MaterialNeed, Millis, Plan, PlanInput, PlanMachine,
+    PlanMaterial, PlanOrder, PlanRun, Priority, Window,
 };
 use microfab_rng::SplitMix64;
 
@@ -171,6 +171,7 @@ pub fn generate(spec: PlantSpec) -> PlanInput {
         runs,
         frozen: Vec::new(),
         materials,
+        shifts: Vec::new(),
     }
 }
 /// The state `minutes` after the plan started, with `failed` out of service: runs that ended are
@@ -206,6 +207,7 @@ pub fn after_failure(input: &PlanInput, executed: &Plan, minutes: i64, failed: &
                 setup_family: run.setup_family.clone(),
                 start: a.start,
                 end: a.end,
+                stage: FrozenStage::Running,
             });
         }
     }

@@ -310,6 +310,7 @@ mod tests {
                 setup_family: "b".into(),
                 start: -20 * MIN,
                 end: 5 * MIN,
+                ..FrozenRun::default()
             }],
             materials: vec![PlanMaterial {
                 id: "ply".into(),
@@ -319,6 +320,7 @@ mod tests {
                     quantity: 1.0,
                 }],
             }],
+            shifts: Vec::new(),
         }
     }
 

@@ -25,6 +25,15 @@ pub struct Window {
     pub until: Millis,
 }
 
+/// Working time with this many operators in the plant (one shift). Outside every window nobody
+/// is there: no operator task is done, and a machine not allowed `after_hours` runs nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ShiftWindow {
+    pub from: Millis,
+    pub until: Millis,
+    pub operators: u32,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PlanMachine {
     pub id: String,
@@ -42,6 +51,14 @@ pub struct PlanMachine {
     pub down: Vec<Window>,
     /// Failed or withdrawn: the planner puts nothing on it.
     pub out_of_service: bool,
+    /// Operator seconds before each run (load the sheet, zero Z) and after it (unload and
+    /// inspect); the machine is held meanwhile. 0: nobody is needed.
+    pub load_seconds: f64,
+    pub unload_seconds: f64,
+    /// May a run go on outside the shifts, with nobody in the plant?
+    pub after_hours: bool,
+    /// Maintenance due: operator seconds, with the machine stopped, before its next run.
+    pub maintenance_seconds: f64,
 }
 
 impl Default for PlanMachine {
@@ -55,6 +72,10 @@ impl Default for PlanMachine {
             available_from: None,
             down: Vec::new(),
             out_of_service: false,
+            load_seconds: 0.0,
+            unload_seconds: 0.0,
+            after_hours: true,
+            maintenance_seconds: 0.0,
         }
     }
 }
@@ -127,6 +148,19 @@ pub struct PlanRun {
     pub only_on: Vec<String>,
 }
 
+/// Where a frozen run is in its life on the machine.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FrozenStage {
+    /// Given to the machine, waiting for an operator to load it: it starts after the load.
+    AwaitingLoad,
+    /// Sent and running (or about to).
+    #[default]
+    Running,
+    /// Finished; its machine is held until an operator unloads and inspects it.
+    AwaitingUnload,
+}
+
 /// A run already on a machine (running, or committed): the plan keeps it exactly as given.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct FrozenRun {
@@ -135,8 +169,9 @@ pub struct FrozenRun {
     pub machine_id: String,
     pub setup_family: String,
     pub start: Millis,
-    /// Expected end; the machine is busy until then.
+    /// Expected end; the machine is busy until then (and until its unload, if it has one).
     pub end: Millis,
+    pub stage: FrozenStage,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -149,6 +184,9 @@ pub struct PlanInput {
     /// Runs already on machines.
     pub frozen: Vec<FrozenRun>,
     pub materials: Vec<PlanMaterial>,
+    /// The shifts from `now` over the planning horizon. Empty: always working, and operators
+    /// are not planned (as many as needed).
+    pub shifts: Vec<ShiftWindow>,
 }
 
 /// Start this run on this machine now.

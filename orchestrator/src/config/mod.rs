@@ -1,6 +1,7 @@
 //! The plant config: one TOML file into typed structs. Unknown keys are rejected as typos, and
 //! every semantic problem is reported at once with file, line and field.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use microfab_drivers::Driver;
@@ -28,6 +29,13 @@ pub struct PlantConfig {
     pub machines: Vec<Spanned<MachineConfig>>,
     #[serde(default)]
     pub materials: Vec<Spanned<MaterialConfig>>,
+    /// Working hours, holidays and operators per shift. Absent: always working, and nobody's
+    /// time is planned (operators unlimited).
+    pub calendar: Option<Spanned<CalendarConfig>>,
+    /// What an operator does before and after a run, by capability; a machine's own `load`,
+    /// `unload` and `unattended` keys win over these.
+    #[serde(default)]
+    pub operator_tasks: BTreeMap<String, Spanned<OperatorTaskDefaults>>,
     pub demo: Option<DemoSection>,
     #[serde(skip)]
     pub path: PathBuf,
@@ -86,6 +94,34 @@ pub struct SimulationDefaults {
     /// Machine seconds per wall second for every simulated machine without its own.
     #[serde(default = "default_time_scale")]
     pub time_scale: f64,
+    /// Where the plant clock starts on a new database (RFC 3339, e.g.
+    /// `2026-12-07T06:00:00+01:00`); absent: now. The plant clock runs at `time_scale`.
+    pub start: Option<String>,
+    /// Simulated operators who confirm operator tasks; absent: people do them (API, CLI, panel).
+    pub operators: Option<SimulatedOperators>,
+}
+
+/// The simulated people of a demo or a test: they work the calendar's shifts (as many as the
+/// shift has, at most `count`), react after `reaction_seconds` of plant time, take each task's
+/// minutes, and find `scrap_rate` of the pieces they inspect bad.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimulatedOperators {
+    pub count: u32,
+    #[serde(default = "default_reaction_seconds")]
+    pub reaction_seconds: f64,
+    #[serde(default)]
+    pub scrap_rate: f64,
+    #[serde(default = "default_operator_seed")]
+    pub seed: u64,
+}
+
+fn default_reaction_seconds() -> f64 {
+    60.0
+}
+
+fn default_operator_seed() -> u64 {
+    7
 }
 
 fn default_time_scale() -> f64 {
@@ -96,6 +132,8 @@ impl Default for SimulationDefaults {
     fn default() -> Self {
         SimulationDefaults {
             time_scale: default_time_scale(),
+            start: None,
+            operators: None,
         }
     }
 }
@@ -152,6 +190,82 @@ pub struct MachineConfig {
     /// a lost link trusts a position nobody has checked).
     #[serde(default)]
     pub resume_interrupted: Option<bool>,
+    /// What an operator does before each run here; absent: the capability's default.
+    pub load: Option<OperatorTask>,
+    /// What an operator does after each run here (remove and inspect); absent: the
+    /// capability's default.
+    pub unload: Option<OperatorTask>,
+    /// Needs nobody between runs (a printer with an ejection script, a bar-fed lathe): no load,
+    /// no unload. Needs `unattended_reason`.
+    pub unattended: Option<bool>,
+    pub unattended_reason: Option<String>,
+    /// May a run go on outside working hours with nobody in the plant? Default: no.
+    #[serde(default)]
+    pub after_hours: bool,
+    /// Maintenance intervals: each becomes an operator task when due.
+    #[serde(default)]
+    pub maintenance: Vec<MaintenanceInterval>,
+}
+
+/// One operator task of a kind (load, unload): what to do, and how long it takes.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OperatorTask {
+    /// What to do, e.g. "Load a 6 mm birch sheet and zero Z". The run's material and setup
+    /// family are shown beside it.
+    pub text: String,
+    pub minutes: f64,
+}
+
+/// A capability's operator tasks, for machines without their own.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OperatorTaskDefaults {
+    pub load: Option<OperatorTask>,
+    pub unload: Option<OperatorTask>,
+    pub unattended: Option<bool>,
+    pub unattended_reason: Option<String>,
+}
+
+/// Maintenance due every so many runs or run hours (at least one of them), taking `minutes` of
+/// an operator's time with the machine stopped.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaintenanceInterval {
+    /// A name, unique on the machine, e.g. "clean lens and mirrors".
+    pub task: String,
+    pub every_runs: Option<u32>,
+    pub every_hours: Option<f64>,
+    pub minutes: f64,
+}
+
+/// The plant's week: shifts (working hours and operators), holidays, the local time zone as
+/// an offset from UTC.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CalendarConfig {
+    /// e.g. "+01:00"; default UTC.
+    #[serde(default = "default_utc_offset")]
+    pub utc_offset: String,
+    /// Dates ("2026-12-25") on which no shift works.
+    #[serde(default)]
+    pub holidays: Vec<String>,
+    pub shifts: Vec<ShiftConfig>,
+}
+
+fn default_utc_offset() -> String {
+    "+00:00".into()
+}
+
+/// One shift: on these weekdays ("mon".."sun"), from `start` to `end` ("HH:MM", local; an end
+/// before the start runs past midnight), with this many operators.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShiftConfig {
+    pub days: Vec<String>,
+    pub start: String,
+    pub end: String,
+    pub operators: u32,
 }
 
 impl MachineConfig {
@@ -230,7 +344,53 @@ impl DemoSection {
     }
 }
 
+/// What an operator does at a machine around each run, the machine's keys over its
+/// capabilities' defaults (the first capability with a default wins).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OperatorWork {
+    pub load: Option<OperatorTask>,
+    pub unload: Option<OperatorTask>,
+    /// `Some(reason)` when the machine needs nobody between runs.
+    pub unattended: Option<String>,
+}
+
 impl PlantConfig {
+    /// The operator work around each run on this machine. An unattended machine has neither
+    /// load nor unload.
+    pub fn operator_work(&self, machine: &MachineConfig) -> OperatorWork {
+        let defaults: Vec<&OperatorTaskDefaults> = machine
+            .capabilities
+            .iter()
+            .filter_map(|c| self.operator_tasks.get(c).map(|d| d.get_ref()))
+            .collect();
+        let unattended = machine
+            .unattended
+            .or_else(|| defaults.iter().find_map(|d| d.unattended))
+            .unwrap_or(false);
+        if unattended {
+            let reason = machine
+                .unattended_reason
+                .clone()
+                .or_else(|| defaults.iter().find_map(|d| d.unattended_reason.clone()))
+                .unwrap_or_default();
+            return OperatorWork {
+                unattended: Some(reason),
+                ..OperatorWork::default()
+            };
+        }
+        OperatorWork {
+            load: machine
+                .load
+                .clone()
+                .or_else(|| defaults.iter().find_map(|d| d.load.clone())),
+            unload: machine
+                .unload
+                .clone()
+                .or_else(|| defaults.iter().find_map(|d| d.unload.clone())),
+            unattended: None,
+        }
+    }
+
     /// Every machine's id, in the config's order.
     pub fn machine_ids(&self) -> Vec<String> {
         self.machines

@@ -39,6 +39,7 @@ pub use state::{JobState, MachineState, OrderState};
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
+use crate::clock::PlantClock;
 use crate::config::PlantConfig;
 use crate::store::{Store, StoreError};
 
@@ -82,14 +83,17 @@ pub struct Plant {
     /// When the current plan expects each order to end: the plan lives in the runtime, the
     /// order views here.
     pub etas: PlanEtas,
+    /// The time the calendar and the plan live in (the wall clock in a real plant).
+    pub clock: PlantClock,
 }
 
 impl Plant {
-    pub fn new(store: Store, config: Arc<PlantConfig>) -> Plant {
+    pub fn new(store: Store, config: Arc<PlantConfig>, clock: PlantClock) -> Plant {
         Plant {
             store,
             config,
             etas: PlanEtas::default(),
+            clock,
         }
     }
 }

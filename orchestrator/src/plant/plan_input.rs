@@ -254,6 +254,7 @@ async fn order_runs(
                 setup_family: template.setup_family,
                 start,
                 end: (start + length).max(now_ms + 1),
+                ..FrozenRun::default()
             }
         })
         .collect();

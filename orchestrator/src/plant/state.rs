@@ -108,14 +108,19 @@ impl OrderState {
 }
 
 states! {
-    /// Where one run is: planned → dispatched (material taken) → running → done | failed;
-    /// interrupted until an operator resolves or resumes it; cancelled with its order.
+    /// Where one run is: planned → [awaiting_load until an operator has loaded the machine] →
+    /// dispatched (sent) → running → [awaiting_unload until an operator has unloaded and
+    /// inspected it] → done | failed; interrupted until an operator resolves or resumes it;
+    /// cancelled with its order. Material is taken when the run is given to its machine
+    /// (`awaiting_load`, or `dispatched` on a machine that needs no load).
     JobState, "a job" {
         Planned => "planned",
+        AwaitingLoad => "awaiting_load",
         Dispatched => "dispatched",
         Running => "running",
         Done => "done",
         Failed => "failed",
+        AwaitingUnload => "awaiting_unload",
         Interrupted => "interrupted",
         Cancelled => "cancelled",
     }
@@ -123,22 +128,29 @@ states! {
 
 impl JobState {
     /// Runs not finished: their units are still coming.
-    pub const OPEN: [JobState; 4] = [
+    pub const OPEN: [JobState; 6] = [
         JobState::Planned,
+        JobState::AwaitingLoad,
         JobState::Dispatched,
         JobState::Running,
+        JobState::AwaitingUnload,
         JobState::Interrupted,
     ];
     /// Runs that took their inputs and material from the shelf.
-    pub const STARTED: [JobState; 5] = [
+    pub const STARTED: [JobState; 7] = [
+        JobState::AwaitingLoad,
         JobState::Dispatched,
         JobState::Running,
+        JobState::AwaitingUnload,
         JobState::Done,
         JobState::Failed,
         JobState::Interrupted,
     ];
-    /// Runs a machine has now.
+    /// Runs the machine itself has now (sent to it): what a restart must not guess about.
     pub const ON_MACHINE: [JobState; 2] = [JobState::Dispatched, JobState::Running];
+    /// Runs waiting on an operator at their machine: the machine takes no other run, and a
+    /// restart changes nothing about them (nothing was sent, or the machine has finished).
+    pub const AWAITING_OPERATOR: [JobState; 2] = [JobState::AwaitingLoad, JobState::AwaitingUnload];
 }
 
 states! {

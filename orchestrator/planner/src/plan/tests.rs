@@ -156,6 +156,7 @@ fn plans_respect_the_plant_rules() {
                 setup_family: "f".into(),
                 start: -10 * MIN,
                 end: 60 * MIN,
+                ..FrozenRun::default()
             }],
             ..PlanInput::default()
         },
