@@ -374,3 +374,122 @@ fn materials_text(materials_json: &str) -> Result<String> {
         .to_string()
         + if needs.is_empty() { "" } else { "; " })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plant::PlantError;
+
+    fn machine(scrapped: i64, reason: Option<&str>, failed: bool) -> MachineOutcome {
+        MachineOutcome {
+            scrapped,
+            reason: reason.map(str::to_string),
+            failed,
+        }
+    }
+
+    fn scrap(entries: &[(u32, &str)]) -> Vec<ScrapEntry> {
+        entries
+            .iter()
+            .map(|(count, reason)| ScrapEntry {
+                count: *count,
+                reason: reason.to_string(),
+            })
+            .collect()
+    }
+
+    fn verdict(good: i64, scrap: &[(i64, &str)]) -> Verdict {
+        Verdict {
+            good,
+            scrap: scrap.iter().map(|(c, r)| (*c, r.to_string())).collect(),
+        }
+    }
+
+    #[test]
+    fn an_empty_inspection_keeps_the_machines_verdict() {
+        let empty = Inspection::default();
+        assert_eq!(
+            empty.verdict(6, &machine(0, None, false)).unwrap(),
+            verdict(6, &[])
+        );
+        assert_eq!(
+            empty
+                .verdict(6, &machine(2, Some("burnt edge"), false))
+                .unwrap(),
+            verdict(4, &[(2, "burnt edge")])
+        );
+        assert_eq!(
+            empty.verdict(6, &machine(1, None, false)).unwrap(),
+            verdict(5, &[(1, "reported scrapped by the machine")])
+        );
+        assert_eq!(
+            empty
+                .verdict(6, &machine(0, Some("tool broke"), true))
+                .unwrap(),
+            verdict(0, &[(6, "tool broke")])
+        );
+    }
+
+    #[test]
+    fn the_operators_scrap_replaces_the_machines_and_the_rest_is_good() {
+        let found = Inspection {
+            good: None,
+            scrap: scrap(&[(1, "warped"), (2, "delaminated")]),
+        };
+        assert_eq!(
+            found
+                .verdict(12, &machine(5, Some("sensor"), false))
+                .unwrap(),
+            verdict(9, &[(1, "warped"), (2, "delaminated")])
+        );
+        let counted = Inspection {
+            good: Some(11),
+            scrap: scrap(&[(1, "warped")]),
+        };
+        assert_eq!(
+            counted.verdict(12, &machine(0, None, false)).unwrap(),
+            verdict(11, &[(1, "warped")])
+        );
+        assert_eq!(
+            verdict(11, &[(1, "warped"), (2, "x")]).summary().as_deref(),
+            Some("1 warped, 2 x")
+        );
+        assert_eq!(verdict(12, &[]).summary(), None);
+    }
+
+    #[test]
+    fn an_inspection_that_does_not_add_up_names_its_field() {
+        let field = |inspection: Inspection, outcome: MachineOutcome| match inspection
+            .verdict(6, &outcome)
+        {
+            Err(PlantError::Invalid { field, .. }) => field,
+            other => panic!("{other:?}"),
+        };
+        let ok = machine(0, None, false);
+        let good = |good| Inspection {
+            good: Some(good),
+            scrap: Vec::new(),
+        };
+        let scrapped = |entries: &[(u32, &str)]| Inspection {
+            good: None,
+            scrap: scrap(entries),
+        };
+        assert_eq!(field(good(7), ok.clone()), "good");
+        assert_eq!(field(good(5), ok.clone()), "good");
+        assert_eq!(field(scrapped(&[(7, "warped")]), ok.clone()), "scrap");
+        assert_eq!(
+            field(scrapped(&[(0, "warped")]), ok.clone()),
+            "scrap[0].count"
+        );
+        assert_eq!(
+            field(scrapped(&[(1, "warped"), (1, " ")]), ok.clone()),
+            "scrap[1].reason"
+        );
+        // A failed run has nothing good, whatever the operator says.
+        assert_eq!(field(good(6), machine(0, Some("jam"), true)), "good");
+        assert_eq!(
+            field(scrapped(&[(2, "warped")]), machine(0, Some("jam"), true)),
+            "good"
+        );
+    }
+}
