@@ -51,6 +51,13 @@ impl PlantClock {
     }
 }
 
+/// `[simulation] start` (RFC 3339) as ms since the Unix epoch.
+pub fn parse_start(text: &str) -> Option<i64> {
+    let at =
+        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()?;
+    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
