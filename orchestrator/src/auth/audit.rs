@@ -13,7 +13,8 @@ use crate::store::{Event, EventRecord};
 /// Who an actor in the log is, at one point of it.
 enum Who<'a> {
     Account(&'a str, Role),
-    /// `demo`, `demo-operator`: the demo runs its plant.
+    /// `demo`, `demo-operator`, `sim-operator`: the demo and its simulated people run the
+    /// plant.
     Demo,
     /// `local`: `microfab user`, the bootstrap token.
     Local,
@@ -36,7 +37,7 @@ pub fn unauthorised(records: &[EventRecord]) -> Vec<String> {
     let mut found = Vec::new();
     for record in records {
         let who = match record.actor.as_str() {
-            "demo" | "demo-operator" => Who::Demo,
+            "demo" | "demo-operator" | "sim-operator" => Who::Demo,
             "local" => Who::Local,
             name => roles
                 .get(name)
@@ -95,6 +96,7 @@ fn needs<'a>(event: &'a Event, makers: &'a HashMap<String, String>) -> Option<Ne
         | Event::UnitScrapped { .. }
         | Event::MachineMaintenance { .. }
         | Event::MachineCommanded { .. }
+        | Event::MaintenanceDone { .. }
         | Event::MaterialRestocked { .. }
         | Event::MaterialAdjusted { .. } => Needs::Role(Role::Operator),
         _ => return None,
