@@ -464,7 +464,11 @@ async fn dispatch_round(runtime: &Runtime, asked: &mut PlanTrigger) -> Result<()
         .map(|r| r.clone())
         .unwrap_or_default();
     for decision in decisions {
-        if refused.contains(&(decision.run_id, decision.machine_id.clone())) {
+        if refused.contains(&(decision.run_id, decision.machine_id.clone()))
+            || !(runtime.plant)
+                .may_take_run(decision.run_id, &decision.machine_id, now_ms())
+                .await?
+        {
             continue;
         }
         let dispatched = runtime

@@ -14,7 +14,8 @@ use crate::store::{Event, EventRecord};
 /// Who an actor in the log is, at one point of it.
 enum Who<'a> {
     Account(&'a str, Role),
-    /// `demo`, `demo-operator`: the demo runs its plant.
+    /// `demo`, `demo-operator`, `sim-operator`: the demo and its simulated people run the
+    /// plant.
     Demo,
     /// `local`: `microfab user`, the bootstrap token.
     Local,
@@ -37,7 +38,7 @@ pub fn unauthorised(records: &[EventRecord]) -> Vec<String> {
     let mut found = Vec::new();
     for record in records {
         let who = match record.actor.as_str() {
-            "demo" | "demo-operator" => Who::Demo,
+            "demo" | "demo-operator" | "sim-operator" => Who::Demo,
             "local" => Who::Local,
             name => roles
                 .get(name)
@@ -100,6 +101,7 @@ fn needs<'a>(record: &'a EventRecord, makers: &'a HashMap<String, String>) -> Op
         | Event::UnitScrapped { .. }
         | Event::MachineMaintenance { .. }
         | Event::MachineCommanded { .. }
+        | Event::MaintenanceDone { .. }
         | Event::MaterialRestocked { .. }
         | Event::MaterialAdjusted { .. } => Needs::Role(Role::Operator),
         // A run's end is the machine's report, or an operator's unload with the inspection.

@@ -41,6 +41,9 @@ pub enum Actor {
     DemoOperator,
     /// Whoever can open the database itself: `microfab user ...`, the bootstrap token.
     Local,
+    /// A simulated operator (`[simulation.operators]`): confirms loads, unloads, maintenance
+    /// and manual runs with an operator's rights.
+    SimulatedOperator,
 }
 
 impl Actor {
@@ -51,6 +54,7 @@ impl Actor {
             Actor::Demo => "demo",
             Actor::DemoOperator => "demo-operator",
             Actor::Local => "local",
+            Actor::SimulatedOperator => "sim-operator",
         }
     }
 }
@@ -61,7 +65,9 @@ impl Actor {
     pub fn may(&self, needed: Role) -> bool {
         match self {
             Actor::Account { role, .. } => role.includes(needed),
-            Actor::Demo | Actor::DemoOperator => Role::Operator.includes(needed),
+            Actor::Demo | Actor::DemoOperator | Actor::SimulatedOperator => {
+                Role::Operator.includes(needed)
+            }
             Actor::Local => true,
         }
     }
@@ -180,6 +186,7 @@ mod tests {
             (Actor::Demo, "demo"),
             (Actor::DemoOperator, "demo-operator"),
             (Actor::Local, "local"),
+            (Actor::SimulatedOperator, "sim-operator"),
         ] {
             assert_eq!(actor.name(), name);
             assert_eq!(actor.to_string(), name);

@@ -23,6 +23,7 @@ mod interrupted;
 pub mod live_views;
 pub mod lots;
 pub mod machines;
+pub mod maintenance;
 mod operator_work;
 pub mod orders;
 mod plan_input;
@@ -42,6 +43,7 @@ pub use state::{JobState, MachineState, OrderState};
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
+use crate::calendar::Calendar;
 use crate::clock::PlantClock;
 use crate::config::PlantConfig;
 use crate::store::{Store, StoreError};
@@ -88,12 +90,15 @@ pub struct Plant {
     pub etas: PlanEtas,
     /// The time the calendar and the plan live in (the wall clock in a real plant).
     pub clock: PlantClock,
+    /// The config's working calendar; `None`: always working.
+    pub calendar: Option<Calendar>,
 }
 
 impl Plant {
     pub fn new(store: Store, config: Arc<PlantConfig>, clock: PlantClock) -> Plant {
         Plant {
             store,
+            calendar: config.calendar(),
             config,
             etas: PlanEtas::default(),
             clock,

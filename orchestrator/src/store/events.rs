@@ -231,6 +231,19 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         job_id: Option<i64>,
     },
+    /// A maintenance interval of the machine was reached: it takes no new run until an
+    /// operator has done `task`.
+    MaintenanceDue {
+        machine_id: String,
+        task: String,
+    },
+    /// An operator did the machine's maintenance `task` (its counters start again);
+    /// `held_ms`: how long it was due before (0 when done early).
+    MaintenanceDone {
+        machine_id: String,
+        task: String,
+        held_ms: i64,
+    },
     /// An account was made (by an admin, `microfab user add`, the bootstrap token or the demo).
     AccountAdded {
         account: String,
@@ -291,6 +304,8 @@ impl Event {
             Event::MachineState { .. } => "machine_state",
             Event::MachineMaintenance { .. } => "machine_maintenance",
             Event::MachineCommanded { .. } => "machine_commanded",
+            Event::MaintenanceDue { .. } => "maintenance_due",
+            Event::MaintenanceDone { .. } => "maintenance_done",
             Event::AccountAdded { .. } => "account_added",
             Event::AccountRoleChanged { .. } => "account_role_changed",
             Event::AccountPasswordSet { .. } => "account_password_set",
@@ -356,7 +371,9 @@ impl Event {
             | Event::JobResumed { machine_id, .. }
             | Event::MachineState { machine_id, .. }
             | Event::MachineMaintenance { machine_id, .. }
-            | Event::MachineCommanded { machine_id, .. } => Some(machine_id),
+            | Event::MachineCommanded { machine_id, .. }
+            | Event::MaintenanceDue { machine_id, .. }
+            | Event::MaintenanceDone { machine_id, .. } => Some(machine_id),
             _ => None,
         }
     }
@@ -454,6 +471,8 @@ pub struct Replayed {
     pub jobs: BTreeMap<i64, (String, i64, i64)>,
     /// stock account → (on hand, reserved), in thousandths
     pub stock: BTreeMap<String, (i64, i64)>,
+    /// (machine, maintenance task) → due
+    pub maintenance: BTreeMap<(String, String), bool>,
 }
 
 pub fn replay<'a>(records: impl IntoIterator<Item = &'a EventRecord>) -> Replayed {
@@ -603,6 +622,16 @@ pub fn replay<'a>(records: impl IntoIterator<Item = &'a EventRecord>) -> Replaye
                     }
                 }
             }
+            Event::MaintenanceDue { machine_id, task } => {
+                r.maintenance
+                    .insert((machine_id.clone(), task.clone()), true);
+            }
+            Event::MaintenanceDone {
+                machine_id, task, ..
+            } => {
+                r.maintenance
+                    .insert((machine_id.clone(), task.clone()), false);
+            }
             Event::JobToppedUp { .. }
             | Event::MaterialShort { .. }
             | Event::MachineState { .. }
@@ -654,7 +683,15 @@ pub async fn current(pool: &sqlx::AnyPool) -> Result<Replayed, StoreError> {
         sqlx::query_as("SELECT id, on_hand, reserved FROM materials")
             .fetch_all(pool)
             .await?;
+    let maintenance: Vec<(String, String, i64)> =
+        sqlx::query_as("SELECT machine_id, task, due FROM maintenance")
+            .fetch_all(pool)
+            .await?;
     Ok(Replayed {
+        maintenance: maintenance
+            .into_iter()
+            .map(|(machine, task, due)| ((machine, task), due == 1))
+            .collect(),
         orders: orders
             .into_iter()
             .map(|(id, state, good, scrapped)| (id, (state, good, scrapped)))
