@@ -471,14 +471,6 @@ async fn dispatch_round(runtime: &Runtime, asked: &mut PlanTrigger) -> Result<()
         {
             continue;
         }
-        // Due maintenance, and the after-hours rule, keep a run off its machine for now.
-        if !runtime
-            .plant
-            .may_take_run(decision.run_id, &decision.machine_id, now_ms())
-            .await?
-        {
-            continue;
-        }
         let dispatched = runtime
             .plant
             .dispatch(decision.run_id, &decision.machine_id, now_ms())
