@@ -133,6 +133,23 @@ async fn unload_until_done(client: &Client, order: &str, mut inspect: impl FnMut
     }
 }
 
+/// `microfab ARGS` against the client's server, as its admin; its standard output.
+async fn microfab_cli(client: &Client, args: &[&str]) -> String {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_microfab"))
+        .args(args)
+        .args(["--server", &client.base])
+        .env("MICROFAB_TOKEN", common::ADMIN_TOKEN)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "microfab {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
 async fn assert_consistent(client: &Client) {
     let report = client.ok("/api/v1/verify").await;
     assert_eq!(report["consistent"], true, "{report}");
@@ -239,6 +256,32 @@ async fn never_a_run_on_a_machine_not_unloaded(kind: &str) {
         rows.len() as i64,
         waiting["units"].as_i64().unwrap(),
         "units once"
+    );
+
+    // The operator's command line: the tasks as JSON, an unload with what they found.
+    let next = first_in(&client, "awaiting_unload", None).await;
+    let tasks = microfab_cli(&client, &["tasks", "--json"]).await;
+    let tasks: Vec<Value> = serde_json::from_str(&tasks).unwrap();
+    assert!(
+        tasks
+            .iter()
+            .any(|t| t["id"] == format!("unload-{}", next["id"])),
+        "{tasks:?}"
+    );
+    let job_id = next["id"].to_string();
+    let units = next["units"].as_i64().unwrap();
+    let good = (units - 1).to_string();
+    let unloaded = microfab_cli(
+        &client,
+        &[
+            "unload", &job_id, "--good", &good, "--scrap", "1:warped", "--json",
+        ],
+    )
+    .await;
+    let unloaded: Value = serde_json::from_str(&unloaded).unwrap();
+    assert_eq!(
+        (unloaded["good"].as_i64(), unloaded["scrapped"].as_i64()),
+        (Some(units - 1), Some(1))
     );
 
     // The machine is free again: its next run goes.
@@ -629,4 +672,73 @@ async fn sqlite_a_load_sends_the_run_and_a_refusal_requeues_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_a_load_sends_the_run_and_a_refusal_requeues_it() {
     a_load_sends_the_run_and_a_refusal_requeues_it("postgres").await;
+}
+
+/// Cancelling an order: its run waiting for a load goes back (cancelled, its material to
+/// stock, the machine free); its run waiting for an unload still needs it, and the unload
+/// settles that run only.
+async fn a_cancelled_orders_waiting_runs(kind: &str) {
+    let db = TestDb::of(kind).await;
+    let dir = tempfile::tempdir().unwrap();
+    let both = format!("{LOAD}\n{UNLOAD}");
+    let plant = TestPlant::start(&db, &plant_with_laser_tasks(6000.0, 0.0, &both)).await;
+    let client = &plant.client;
+    let order = submit_and_approve(client, &bracket_spec(dir.path(), 12)).await;
+    wait_until("both laser runs wait for their load", || async {
+        jobs(client, "state=awaiting_load").await.len() == 2
+    })
+    .await;
+    let waiting = jobs(client, "state=awaiting_load").await;
+    let (loaded, left) = (&waiting[0], &waiting[1]);
+    let (status, body) = client
+        .post(&format!("/api/v1/jobs/{}/load", loaded["id"]), json!({}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let unloading = first_in(client, "awaiting_unload", None).await;
+    assert_eq!(unloading["id"], loaded["id"]);
+    client.cancel(&order).await;
+    let after = jobs(client, &format!("order={order}")).await;
+    let state_of = |job: &Value| {
+        after
+            .iter()
+            .find(|j| j["id"] == job["id"])
+            .map(|j| j["state"].clone())
+            .unwrap()
+    };
+    assert_eq!(state_of(left), "cancelled");
+    assert_eq!(state_of(loaded), "awaiting_unload");
+    let machine = client
+        .ok(&format!(
+            "/api/v1/machines/{}",
+            left["machine_id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(machine["current_job"], Value::Null, "{machine}");
+    let (status, body) = client
+        .post(&format!("/api/v1/jobs/{}/unload", loaded["id"]), json!({}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["state"], "done");
+    assert_eq!(
+        unit_rows_of(client, &order, loaded["id"].as_i64().unwrap())
+            .await
+            .len(),
+        6
+    );
+    let view = client.ok(&format!("/api/v1/orders/{order}")).await;
+    assert_eq!(view["state"], "cancelled");
+    common::assert_nothing_reserved(client).await;
+    assert_consistent(client).await;
+    plant.shutdown.cancel();
+    db.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_cancelled_orders_waiting_runs() {
+    a_cancelled_orders_waiting_runs("sqlite").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_cancelled_orders_waiting_runs() {
+    a_cancelled_orders_waiting_runs("postgres").await;
 }
