@@ -7,10 +7,11 @@ use microfab_drivers::ResumePoint;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::maintenance::MaintenanceCounter;
 use super::state::{JobState, MachineState, OrderState};
 use super::{Etas, Plant, PlantError, Result};
 use crate::amount::Amount;
-use crate::store::{Event, format_ms};
+use crate::store::{Event, format_ms, now_ms};
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct StepView {
@@ -99,18 +100,23 @@ pub struct MachineView {
     pub free: bool,
     /// What keeps it from taking work and needs a person: empty when nothing does.
     pub holds: Vec<MachineHold>,
+    /// Each maintenance task of its config: runs and run hours since last done, against the
+    /// interval.
+    #[serde(default)]
+    pub maintenance: Vec<MaintenanceCounter>,
 }
 
 /// One reason a machine takes no work until an operator acts.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct MachineHold {
-    /// interrupted_run | maintenance | waiting_for_operator | paused | alarm
+    /// interrupted_run | maintenance | maintenance_due | waiting_for_operator | paused | alarm
     pub kind: String,
     /// The interrupted run it holds (`interrupted_run` only).
     pub job_id: Option<i64>,
     /// Since when (RFC 3339), where the log says.
     pub since: Option<String>,
-    /// Why: the interruption, the maintenance reason, what the machine waits for, the alarm.
+    /// Why: the interruption, the maintenance reason (or the task due), what the machine waits
+    /// for, the alarm.
     pub reason: Option<String>,
 }
 
@@ -311,9 +317,16 @@ impl Plant {
         for r in rows {
             let maintenance = r.maintenance == 1;
             let state = r.state;
-            let holds = self
+            let mut holds = self
                 .machine_holds(&r.id, state, r.state_reason.as_deref(), maintenance)
                 .await?;
+            let counters = self.maintenance_counters(&r.id, now_ms()).await?;
+            holds.extend(
+                counters
+                    .iter()
+                    .filter(|c| c.due)
+                    .map(MaintenanceCounter::hold),
+            );
             let holding_run = holds.iter().any(|h| h.kind == "interrupted_run");
             views.push(MachineView {
                 free: state == MachineState::Idle && r.current_job.is_none() && holds.is_empty(),
@@ -335,6 +348,7 @@ impl Plant {
                 current_job: r.current_job,
                 setup_family: r.setup_family,
                 holds,
+                maintenance: counters,
             });
         }
         Ok(views)
