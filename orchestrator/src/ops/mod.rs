@@ -15,6 +15,7 @@ mod materials;
 mod orders;
 mod prescreen;
 mod reads;
+mod tasks;
 
 pub use accounts::hash_password;
 

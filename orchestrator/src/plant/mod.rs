@@ -24,6 +24,7 @@ pub mod live_views;
 pub mod lots;
 pub mod machines;
 pub mod maintenance;
+mod operator_work;
 pub mod orders;
 mod plan_input;
 pub mod prescreen;
@@ -32,9 +33,11 @@ pub mod rules;
 mod runs;
 pub mod state;
 pub mod stock;
+pub mod tasks;
 mod units;
 pub mod views;
 
+pub use runs::Dispatched;
 pub use state::{JobState, MachineState, OrderState};
 
 use std::collections::BTreeMap;
