@@ -86,6 +86,16 @@ async fn maintenance_stops_a_machine_between_runs(kind: &str) {
             .any(|h| h["kind"] == "maintenance_due" && h["reason"] == "clean lens"),
         "{machine}"
     );
+    let tasks = client.ok("/api/v1/tasks").await;
+    let task = tasks
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == "maintenance-laser-1-0")
+        .unwrap_or_else(|| panic!("the lens in the task list: {tasks}"));
+    assert_eq!(task["kind"], "maintenance");
+    assert_eq!(task["what"], "clean lens");
+    assert_eq!(task["minutes"], 10.0);
     // Due: the two remaining gusset runs wait, however long (20,000× plant time: hours).
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(
@@ -126,6 +136,11 @@ async fn maintenance_stops_a_machine_between_runs(kind: &str) {
     let view: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(view["maintenance"][0]["runs"], 0, "{view}");
     assert_eq!(view["maintenance"][0]["due"], false, "{view}");
+    let tasks = client.ok("/api/v1/tasks").await;
+    assert!(
+        !tasks.to_string().contains("maintenance-laser-1"),
+        "done, not a task: {tasks}"
+    );
     let done = events_of(client, "maintenance_done").await;
     assert_eq!(done.len(), 1);
     assert_eq!(done[0]["actor"], "bootstrap");

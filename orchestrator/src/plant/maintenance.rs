@@ -55,6 +55,8 @@ impl MaintenanceCounter {
 pub struct DueMaintenance {
     pub machine_id: String,
     pub task: String,
+    /// The interval's place in the machine's `maintenance` list.
+    pub index: usize,
     pub minutes: f64,
     /// Wall ms it became due.
     pub since_ms: i64,
@@ -132,15 +134,16 @@ impl Plant {
         .await?;
         Ok(rows
             .into_iter()
-            .map(|(machine_id, task, since)| DueMaintenance {
-                minutes: self
-                    .intervals(&machine_id)
-                    .ok()
-                    .and_then(|items| items.iter().find(|i| i.task == task))
-                    .map_or(0.0, |i| i.minutes),
-                machine_id,
-                task,
-                since_ms: since.unwrap_or(0),
+            .filter_map(|(machine_id, task, since)| {
+                let intervals = self.intervals(&machine_id).ok()?;
+                let index = intervals.iter().position(|i| i.task == task)?;
+                Some(DueMaintenance {
+                    minutes: intervals[index].minutes,
+                    index,
+                    machine_id,
+                    task,
+                    since_ms: since.unwrap_or(0),
+                })
             })
             .collect())
     }
