@@ -1,6 +1,7 @@
 //! Simulated operators (`[simulation.operators]`): the people of a demo or a test. They work
 //! the calendar's shifts — at most `min(count, operators on shift)` tasks at once, none outside
-//! working time — take a task `reaction_seconds` (plant time) after it appeared, spend its
+//! working time, nor one they cannot finish before the shift ends — take a task
+//! `reaction_seconds` (plant time) after it appeared, spend its
 //! minutes on it (plant time, so the wall clock waits `minutes / time_scale`), and then confirm
 //! it through the same operations a person uses, as [`Actor::SimulatedOperator`]: loads (only
 //! when the run will end in working time on a machine not allowed after hours, the rule the
@@ -27,6 +28,13 @@ const TICK: Duration = Duration::from_millis(100);
 
 /// What an inspection calls a piece the machine thought good.
 pub const INSPECTION_SCRAP_REASON: &str = "found bad at inspection";
+
+async fn sleep_until_some(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
 
 /// Start the simulated operators on `ops`' plant until `shutdown`.
 pub fn start(
@@ -58,9 +66,12 @@ impl Crew {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
+            // Wake when the next task's work is done, so it is confirmed on time.
+            let next_done = self.working.values().map(|(_, until)| *until).min();
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = tick.tick() => {}
+                _ = sleep_until_some(next_done) => {}
                 received = events.recv() => {
                     if matches!(received, Err(RecvError::Closed)) {
                         return;
@@ -100,15 +111,15 @@ impl Crew {
             if self.working.len() >= capacity {
                 break;
             }
+            let work_ms = (task.minutes * 60_000.0).round() as i64;
             if self.working.contains_key(&task.id)
                 || plant.clock.to_plant(task.since_ms) + reaction_ms > now_plant
+                || !self.done_before_shift_ends(now_plant, work_ms)
                 || !self.may_take(&task, now_plant).await?
             {
                 continue;
             }
-            let minutes = plant
-                .clock
-                .wall_duration((task.minutes * 60_000.0).round() as i64);
+            let minutes = plant.clock.wall_duration(work_ms);
             self.working
                 .insert(task.id.clone(), (task, Instant::now() + minutes));
         }
@@ -123,6 +134,14 @@ impl Crew {
             .as_ref()
             .map_or(self.settings.count, |c| c.operators_at(plant.clock.now()));
         self.settings.count.min(on_shift) as usize
+    }
+
+    /// Nobody starts what they cannot finish before the shift ends.
+    fn done_before_shift_ends(&self, now_plant: i64, work_ms: i64) -> bool {
+        self.ops.plant().calendar.as_ref().is_none_or(|c| {
+            c.working_until(now_plant)
+                .is_some_and(|end| now_plant + work_ms <= end)
+        })
     }
 
     /// Whether they take this task now: an operator's kind of task, a load only when its run
