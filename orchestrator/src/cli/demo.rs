@@ -92,16 +92,13 @@ pub(super) async fn run(
             Some(calendar) => calendar.local_text(plant_now),
             None => crate::store::format_ms(plant_now),
         };
-        for line in progress_lines(
-            started.elapsed(),
-            &plant_time,
-            &machines,
-            starved,
-            &orders,
-            &plant.etas.current(),
-            now_ms(),
+        let moment = Moment {
+            elapsed: started.elapsed(),
+            plant_time: &plant_time,
+            now: now_ms(),
             time_scale,
-        ) {
+        };
+        for line in progress_lines(&moment, &machines, starved, &orders, &plant.etas.current()) {
             println!("{line}");
         }
         if orders.iter().all(|o| ENDED.contains(&o.state)) {
@@ -135,19 +132,31 @@ const ENDED: [OrderState; 3] = [
 /// Width of the terminal the demo's progress is written for.
 const PROGRESS_WIDTH: usize = 80;
 
+/// When a progress report is made: since the demo began (wall), the plant's local time, the
+/// wall clock (ms) and the time scale.
+struct Moment<'a> {
+    elapsed: Duration,
+    plant_time: &'a str,
+    now: i64,
+    time_scale: f64,
+}
+
 /// The demo's progress: the plant's time, the fleet (with the time machines have waited on
 /// operators, in plant time), then each order (its ETA while it is open, in demo time), packed
 /// into lines that fit an 80-column terminal.
 fn progress_lines(
-    elapsed: Duration,
-    plant_time: &str,
+    moment: &Moment<'_>,
     machines: &[crate::plant::views::MachineView],
     starved_runs: usize,
     orders: &[OrderView],
     etas: &crate::plant::Etas,
-    now: i64,
-    time_scale: f64,
 ) -> Vec<String> {
+    let Moment {
+        elapsed,
+        plant_time,
+        now,
+        time_scale,
+    } = *moment;
     let busy = machines.iter().filter(|m| m.state == "busy").count();
     let held = machines.iter().filter(|m| !m.holds.is_empty()).count();
     let held_up_ms: i64 = machines.iter().map(|m| m.held_up_ms).sum();

@@ -148,6 +148,16 @@ impl Plant {
             .collect())
     }
 
+    /// Operator seconds of maintenance due per machine: the planner keeps the machine free for
+    /// them before its next run (`PlanMachine::maintenance_seconds`).
+    pub async fn maintenance_seconds(&self) -> Result<std::collections::HashMap<String, f64>> {
+        let mut seconds = std::collections::HashMap::new();
+        for due in self.maintenance_due().await? {
+            *seconds.entry(due.machine_id).or_insert(0.0) += due.minutes * 60.0;
+        }
+        Ok(seconds)
+    }
+
     /// Records `maintenance_due` for each interval of the machine reached and not yet
     /// recorded; whether any maintenance is due on it now.
     pub async fn check_maintenance(&self, machine_id: &str, now_ms: i64) -> Result<bool> {
