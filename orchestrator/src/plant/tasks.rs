@@ -262,9 +262,27 @@ impl Plant {
         Ok(tasks)
     }
 
-    /// Due maintenance as tasks: H2 (maintenance steering) fills this from its counters.
-    async fn maintenance_tasks(&self, _now_ms: i64) -> Result<Vec<TaskView>> {
-        Ok(Vec::new())
+    /// Due maintenance as tasks (`maintenance-<machine>-<index of the interval>`).
+    async fn maintenance_tasks(&self, now_ms: i64) -> Result<Vec<TaskView>> {
+        Ok(self
+            .maintenance_due()
+            .await?
+            .into_iter()
+            .map(|due| TaskView {
+                id: format!("maintenance-{}-{}", due.machine_id, due.index),
+                kind: TaskKind::Maintenance,
+                what: due.task,
+                machine_id: due.machine_id,
+                order_id: None,
+                job_id: None,
+                step_id: None,
+                units: None,
+                machine_scrapped: None,
+                since_ms: due.since_ms,
+                held_up_ms: (now_ms - due.since_ms).max(0),
+                minutes: due.minutes,
+            })
+            .collect())
     }
 
     /// The task a run on a machine is waiting on a person for, if any.
