@@ -12,7 +12,7 @@ use microfab_drivers::OperatorAction;
 use percent_encoding::percent_decode_str;
 use serde::Deserialize;
 
-use super::fleet::{CardHtml, Moment, cards};
+use super::fleet::{CardHtml, Moment, cards, rfc3339_ms};
 use super::i18n::Catalog;
 use super::layout::{Chrome, Ctx};
 use super::render::{PanelError, checked_reason, html};
@@ -75,7 +75,7 @@ async fn page(ctx: Ctx, Path(id): Path<String>) -> Response {
 async fn page_html(ctx: &Ctx, id: &str) -> Result<String, PanelError> {
     let live_machine = ctx.ops.machine(&ctx.caller.actor(), id).await?;
     let actor = ctx.caller.actor();
-    let card = cards(&ctx.ops, &actor, Some(id)).await?.remove(0);
+    let card = cards(&ctx.ops, ctx.t, &actor, Some(id)).await?.remove(0);
     let runs = ctx
         .ops
         .machine_runs(&actor, id, HISTORY)
@@ -94,14 +94,7 @@ async fn page_html(ctx: &Ctx, id: &str) -> Result<String, PanelError> {
         .iter()
         .map(|h| Hold {
             kind_key: format!("hold.{}", h.kind),
-            since: h
-                .since
-                .as_deref()
-                .and_then(|s| {
-                    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-                        .ok()
-                })
-                .map(|at| Moment::at((at.unix_timestamp_nanos() / 1_000_000) as i64)),
+            since: h.since.as_deref().and_then(rfc3339_ms).map(Moment::at),
             reason: h.reason.clone().unwrap_or_default(),
             job_id: h.job_id,
         })
@@ -188,7 +181,7 @@ async fn after_action(
 ) -> Response {
     let result = async {
         done?;
-        let card = cards(&ctx.ops, &ctx.caller.actor(), Some(id))
+        let card = cards(&ctx.ops, ctx.t, &ctx.caller.actor(), Some(id))
             .await?
             .remove(0);
         html(&CardHtml { t: ctx.t, c: &card })
