@@ -16,6 +16,7 @@ use super::fleet::{CardHtml, Moment, cards, rfc3339_ms};
 use super::i18n::Catalog;
 use super::layout::{Chrome, Ctx};
 use super::render::{PanelError, checked_reason, html};
+use super::tasks::{HeldFor, kind_key};
 use crate::machine_status::MachineStatus;
 use crate::ops::{OpError, Operations};
 use crate::plant::floor_views::{MachineRun, MachineTally};
@@ -47,6 +48,8 @@ struct MachinePage<'a> {
     card: String,
     live: Option<MachineStatus>,
     holds: Vec<Hold>,
+    /// The operator tasks the machine waits on.
+    tasks: Vec<MachineTask>,
     tally: MachineTally,
     runs: Vec<RunRow>,
     operator_actions: bool,
@@ -58,6 +61,15 @@ struct Hold {
     since: Option<Moment>,
     reason: String,
     job_id: Option<i64>,
+}
+
+/// An operator task the machine waits on: its line on the page, linked to its card on
+/// `/tasks`.
+struct MachineTask {
+    id: String,
+    kind_key: String,
+    job_id: Option<i64>,
+    held: HeldFor,
 }
 
 /// A run of the machine's history, ready to show.
@@ -99,12 +111,26 @@ async fn page_html(ctx: &Ctx, id: &str) -> Result<String, PanelError> {
             job_id: h.job_id,
         })
         .collect();
+    let tasks = ctx
+        .ops
+        .tasks(&actor)
+        .await?
+        .into_iter()
+        .filter(|task| task.machine_id == id)
+        .map(|task| MachineTask {
+            kind_key: kind_key(task.kind.as_str()),
+            held: HeldFor::of(ctx.t, task.held_up_ms),
+            job_id: task.job_id,
+            id: task.id,
+        })
+        .collect();
     let has_console = ctx.ops.console(&ctx.caller.actor(), id).await.is_ok();
     html(&MachinePage {
         t: ctx.t,
         chrome: ctx.chrome("machine.title", "/fleet"),
         card: html(&CardHtml { t: ctx.t, c: &card })?,
         holds,
+        tasks,
         tally: ctx.ops.machine_tally(&actor, id).await?,
         runs,
         operator_actions: ctx
