@@ -51,15 +51,11 @@ fn task_card<'a>(page: &'a str, id: &str) -> &'a str {
 
 /// The first job the page offers `hook` for, once it does.
 async fn first_offering(panel: &Panel, hook: &str) -> i64 {
-    let mut found = None;
     wait_until(&format!("the tasks page offers {hook}"), || async {
-        found = jobs_offering(&panel.ok("/tasks").await, hook)
-            .first()
-            .copied();
-        found.is_some()
+        !jobs_offering(&panel.ok("/tasks").await, hook).is_empty()
     })
     .await;
-    found.unwrap()
+    jobs_offering(&panel.ok("/tasks").await, hook)[0]
 }
 
 async fn job(plant: &TestPlant, id: i64) -> Value {
