@@ -16,3 +16,4 @@ pub mod runtime;
 pub mod server;
 pub mod store;
 pub mod verify;
+pub mod whole_number;

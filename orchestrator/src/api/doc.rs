@@ -13,6 +13,7 @@ use super::orders::*;
 use super::plan::*;
 use super::prescreen::*;
 use super::status::*;
+use super::tasks::*;
 use crate::machine_status::MachineStatus;
 use crate::ops::Submitted;
 use crate::plant::live_views::{
@@ -22,6 +23,7 @@ use crate::plant::prescreen::{
     AccountAvailable, MachineFit, MaterialCheck, OrderPrescreen, PrescreenReport, ProgramSummary,
     QuantityCheck, StepCheck, TimingCheck,
 };
+use crate::plant::tasks::{Inspection, ScrapEntry, TaskKind, TaskView};
 use crate::plant::views::{JobView, MachineView, MaterialView, OrderView, ResumeView, UnitView};
 use crate::plant::{JobState, OrderState};
 use crate::store::events::EventRecord;
@@ -58,6 +60,9 @@ use crate::verify::VerifyReport;
         resolve_job,
         resume_job,
         confirm_job,
+        load_job,
+        unload_job,
+        list_tasks,
         scrap_unit,
         current_plan,
         event_stream,
@@ -102,7 +107,11 @@ use crate::verify::VerifyReport;
         ConsoleLine,
         PlanView,
         GanttRow,
-        OrderEta
+        OrderEta,
+        TaskKind,
+        TaskView,
+        Inspection,
+        ScrapEntry
     ))
 )]
 pub struct ApiDoc;

@@ -18,6 +18,7 @@ mod orders;
 mod plan;
 mod prescreen;
 mod status;
+mod tasks;
 
 use std::sync::Arc;
 
@@ -43,6 +44,7 @@ pub use self::materials::{AdjustRequest, RestockRequest};
 pub use self::orders::{OrderFilter, Reason, SubmitRequest};
 pub use crate::ops::Submitted;
 pub use crate::plant::live_views::{Console, ConsoleLine, GanttRow, OrderEta, PlanView};
+pub use crate::plant::tasks::{Inspection, ScrapEntry, TaskKind, TaskView};
 pub use crate::plant::{JobState, OrderState};
 pub use crate::verify::VerifyReport;
 pub use microfab_drivers::OperatorAction;
@@ -67,6 +69,7 @@ pub fn app(state: AppState) -> Router {
     use self::plan::current_plan;
     use self::prescreen::order_prescreen;
     use self::status::{healthz, verify};
+    use self::tasks::{list_tasks, load_job, unload_job};
 
     Router::new()
         .route("/healthz", get(healthz))
@@ -96,6 +99,9 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/jobs/{id}/resolve", change(resolve_job))
         .route("/api/v1/jobs/{id}/resume", change(resume_job))
         .route("/api/v1/jobs/{id}/confirm", change(confirm_job))
+        .route("/api/v1/jobs/{id}/load", change(load_job))
+        .route("/api/v1/jobs/{id}/unload", change(unload_job))
+        .route("/api/v1/tasks", get(list_tasks))
         .route("/api/v1/units/{id}/scrap", change(scrap_unit))
         .route("/api/v1/plan", get(current_plan))
         .route("/api/v1/events", get(event_stream))

@@ -207,8 +207,9 @@ async fn order_runs(
     let steps = step_counts(tx, order_id).await?;
     let jobs: Vec<JobRow> = sqlx::query_as(&format!(
         "SELECT id, step_index, units, state, material_reserved, machine_id, dispatched_ms, started_ms \
-         FROM jobs WHERE order_id = $1 AND state IN ({}, '{}') ORDER BY id",
+         FROM jobs WHERE order_id = $1 AND state IN ({}, {}, '{}') ORDER BY id",
         sql_list(&JobState::ON_MACHINE),
+        sql_list(&JobState::AWAITING_OPERATOR),
         JobState::Planned
     ))
     .bind(order_id)
