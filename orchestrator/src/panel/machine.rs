@@ -50,6 +50,8 @@ struct MachinePage<'a> {
     holds: Vec<Hold>,
     /// The operator tasks the machine waits on.
     tasks: Vec<MachineTask>,
+    /// How long operator work has held it, in all.
+    held_up: HeldFor,
     tally: MachineTally,
     runs: Vec<RunRow>,
     operator_actions: bool,
@@ -61,6 +63,18 @@ struct Hold {
     since: Option<Moment>,
     reason: String,
     job_id: Option<i64>,
+    /// Where the run it holds is decided on: the interrupted runs or the tasks page.
+    link: Option<String>,
+}
+
+/// The page where a hold on run `job` is acted on, for the holds that name a run.
+fn hold_link(kind: &str, job: i64) -> Option<String> {
+    match kind {
+        "interrupted_run" => Some(format!("/interrupted#run-{job}")),
+        "awaiting_load" => Some(format!("/tasks#task-load-{job}")),
+        "awaiting_unload" => Some(format!("/tasks#task-unload-{job}")),
+        _ => None,
+    }
 }
 
 /// An operator task the machine waits on: its line on the page, linked to its card on
@@ -109,6 +123,7 @@ async fn page_html(ctx: &Ctx, id: &str) -> Result<String, PanelError> {
             since: h.since.as_deref().and_then(rfc3339_ms).map(Moment::at),
             reason: h.reason.clone().unwrap_or_default(),
             job_id: h.job_id,
+            link: h.job_id.and_then(|job| hold_link(&h.kind, job)),
         })
         .collect();
     let tasks = ctx
@@ -131,6 +146,7 @@ async fn page_html(ctx: &Ctx, id: &str) -> Result<String, PanelError> {
         card: html(&CardHtml { t: ctx.t, c: &card })?,
         holds,
         tasks,
+        held_up: HeldFor::of(ctx.t, machine.held_up_ms),
         tally: ctx.ops.machine_tally(&actor, id).await?,
         runs,
         operator_actions: ctx

@@ -48,6 +48,7 @@ pub fn routes() -> Router<Operations> {
         .route("/tasks/stream", get(stream))
         .route("/tasks/{job}/load", post(load))
         .route("/tasks/{job}/unload", post(unload))
+        .route("/tasks/{job}/confirm", post(confirm))
 }
 
 /// A time something has held a machine, in whole minutes: the text shown, and the
@@ -115,6 +116,10 @@ impl TaskCard {
 
     fn is_unload(&self) -> bool {
         matches!(self.task.kind, TaskKind::Unload)
+    }
+
+    fn is_manual_run(&self) -> bool {
+        matches!(self.task.kind, TaskKind::ManualRun)
     }
 
     fn is_interrupted(&self) -> bool {
@@ -245,6 +250,15 @@ async fn load(ctx: Ctx, Path(job): Path<i64>) -> Response {
     }
 }
 
+/// `POST /tasks/{job}/confirm`: the station's manual work (or what the machine asked for) is
+/// done.
+async fn confirm(ctx: Ctx, Path(job): Path<i64>) -> Response {
+    match ctx.ops.confirm(&ctx.caller.actor(), job).await {
+        Ok(_) => ctx.done(String::new(), "tasks.confirm_done", format!("#{job}")),
+        Err(e) => ctx.answer(Err(e.into())),
+    }
+}
+
 /// The unload form: empty for "All good" (the default inspection: what the machine called
 /// scrap stays scrap, every other piece is good); the scrapped count with a reason chip or a
 /// typed reason for "Scrap…".
@@ -284,7 +298,9 @@ impl UnloadForm {
 async fn unload(ctx: Ctx, Path(job): Path<i64>, Form(form): Form<UnloadForm>) -> Response {
     let result = async {
         let inspection = form.inspection()?;
-        ctx.ops.unload(&ctx.caller.actor(), job, inspection).await?;
+        ctx.ops
+            .unload(&ctx.caller.actor(), job, &inspection)
+            .await?;
         Ok::<_, PanelError>(())
     }
     .await;
