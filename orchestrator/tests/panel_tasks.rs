@@ -119,6 +119,20 @@ async fn an_operator_loads_then_unloads_with_scrap_from_the_tasks_page() {
             && machine_card.contains(&testid(&format!("task-badge-{laser}"))),
         "{machine_card}"
     );
+    assert!(
+        machine_card.contains(&format!(r#"href="/tasks#task-load-{load}""#)),
+        "the badge leads to the task: {machine_card}"
+    );
+    assert!(
+        !machine_card.contains(&testid(&format!("maintenance-on-{laser}"))),
+        "a machine waiting for its load is not offered maintenance: {machine_card}"
+    );
+    let machine_page = panel.ok(&format!("/machines/{laser}")).await;
+    assert!(
+        machine_page.contains(&testid(&format!("machine-task-load-{load}")))
+            && machine_page.contains(&testid("machine-held-up")),
+        "the machine page's task line: {machine_page}"
+    );
 
     // "Loaded": one tap, one operation; the run goes to the machine.
     let (status, answer) = panel.action(&format!("/tasks/{load}/load"), &[]).await;

@@ -75,6 +75,8 @@ pub struct Card {
 pub struct CardTask {
     /// The task's kind as on the wire (`unload`): the card's `data-task`.
     pub kind: &'static str,
+    /// The run it is for (a load or an unload).
+    pub job_id: Option<i64>,
     /// How long it has held the machine so far.
     pub held: HeldFor,
 }
@@ -82,6 +84,14 @@ pub struct CardTask {
 impl CardTask {
     pub fn kind_key(&self) -> String {
         kind_key(self.kind)
+    }
+
+    /// Its card on the tasks page (the page itself for a task without a run).
+    pub fn href(&self) -> String {
+        match self.job_id {
+            Some(job) => format!("/tasks#task-{}-{job}", self.kind),
+            None => "/tasks".into(),
+        }
     }
 }
 
@@ -116,9 +126,12 @@ impl Card {
         self.state == "paused"
     }
 
-    /// Maintenance starts only on a machine without a run (the plant refuses otherwise).
+    /// Maintenance starts only on a machine without a run, nor one waiting for its load or
+    /// unload (the plant refuses otherwise).
     pub fn can_start_maintenance(&self) -> bool {
-        !self.in_maintenance && self.run.is_none()
+        !self.in_maintenance
+            && self.run.is_none()
+            && self.task.as_ref().is_none_or(|task| task.job_id.is_none())
     }
 
     pub fn can_abort(&self) -> bool {
@@ -200,6 +213,7 @@ pub fn card(
             let since = h.since.as_deref().and_then(rfc3339_ms);
             Some(CardTask {
                 kind,
+                job_id: h.job_id,
                 held: HeldFor::of(t, since.map_or(0, |since| now_ms() - since)),
             })
         }),

@@ -3,7 +3,7 @@
 // the parts taken off after it (and no simulated operators): the list shows a load as it
 // appears, "Loaded" sends the run, the unload appears without a reload, and the operator
 // scraps two pieces with a reason through "Scrap…", the stepper and a chip, while the list
-// changes underneath the open form.
+// changes underneath the open form. The fleet board shows the wait on the machine's card.
 import {
   ACCOUNTS, apiOk, check, launch, login, runSteps, screenshot, waitUntil,
 } from './lib.mjs';
@@ -31,7 +31,7 @@ materials = [{ material = "plywood-birch-6mm", per_run = 1 }]
 `;
 }
 
-const state = { browser: null, operator: null, order: null, job: null };
+const state = { browser: null, operator: null, board: null, order: null, job: null };
 
 async function job(id) {
   return (await apiOk('GET', '/api/v1/jobs')).find((j) => j.id === id);
@@ -44,6 +44,9 @@ async function theListShowsALoadAsItAppears() {
   await page.waitForURL('**/tasks');
   await page.getByTestId('tasks-none').waitFor();
   await page.evaluate(() => { window.sameDocument = true; });
+  // The fleet board, open in another tab, shows the same wait on the machine's card.
+  state.board = await state.operator.context.newPage();
+  await state.board.goto('/fleet');
 
   const submitted = await apiOk('POST', '/api/v1/orders', {
     spec_toml: coasterSpec(ACCOUNTS.maker.name),
@@ -56,6 +59,13 @@ async function theListShowsALoadAsItAppears() {
   await loaded.waitFor();
   state.job = Number((await loaded.getAttribute('data-testid')).slice('loaded-'.length));
   check((await job(state.job)).state === 'awaiting_load', `job ${state.job} waits for its load`);
+  const machine = (await job(state.job)).machine_id;
+  const card = state.board.locator(`[data-testid="machine-card-${machine}"][data-task="load"]`);
+  await card.waitFor();
+  check(/Load/.test(await state.board.getByTestId(`task-badge-${machine}`).innerText()),
+    'the card\'s badge names the load');
+  await screenshot(state.board, 'operator-fleet-task-badge-820x1180');
+  await state.board.close();
   const box = await loaded.boundingBox();
   check(box.height >= 48 && box.width >= 48, `"Loaded" is a big target: ${JSON.stringify(box)}`);
   await screenshot(page, 'operator-tasks-load-820x1180');
@@ -118,7 +128,7 @@ try {
     ['the tasks page shows a load as it appears', theListShowsALoadAsItAppears],
     ['"Loaded" sends the run', loadedSendsTheRun],
     ['the unload appears live and is inspected with scrap through the stepper and a chip', theUnloadAppearsLiveAndIsScrappedInTwoSteps],
-  ], () => ({ operator: state.operator?.page }));
+  ], () => ({ operator: state.operator?.page, board: state.board }));
 } finally {
   await state.browser.close();
 }
