@@ -243,6 +243,51 @@ async fn an_operator_loads_then_unloads_with_scrap_from_the_tasks_page() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_run_is_offered_as_all_scrap_not_all_good() {
+    let db = TestDb::sqlite().await;
+    // The laser runs fail part-way (the seeds make the first ones do); the machine reports no
+    // count, only the failure.
+    let config = plant_with_laser_tasks()
+        .replace(
+            "seed = 100, scrap_rate = 0",
+            "seed = 100, scrap_rate = 0, failure_rate = 0.999",
+        )
+        .replace(
+            "seed = 101, scrap_rate = 0",
+            "seed = 101, scrap_rate = 0, failure_rate = 0.999",
+        );
+    let plant = TestPlant::start(&db, &config).await;
+    let panel = Panel::sign_in(&plant, "olga", Role::Operator).await;
+    approved_bracket_order(&plant).await;
+    let load = first_offering(&panel, "loaded").await;
+    let (status, answer) = panel.action(&format!("/tasks/{load}/load"), &[]).await;
+    assert_eq!(status, 200, "{answer}");
+    wait_until("the failed run waits for its unload", || async {
+        job(&plant, load).await["state"] == "awaiting_unload"
+    })
+    .await;
+    let units = job(&plant, load).await["units"].as_i64().unwrap();
+
+    let page = panel.ok("/tasks").await;
+    let card = task_card(&page, &format!("unload-{load}"));
+    assert!(
+        card.contains(&format!("The machine reported {units} scrapped."))
+            && card.contains(&format!("As reported: 0 good, {units} scrap")),
+        "{card}"
+    );
+    assert!(!card.contains("All good"), "{card}");
+    let (status, answer) = panel.action(&format!("/tasks/{load}/unload"), &[]).await;
+    assert_eq!(status, 200, "{answer}");
+    let failed = job(&plant, load).await;
+    assert_eq!(
+        (failed["state"].as_str(), failed["scrapped"].as_i64()),
+        (Some("failed"), Some(units)),
+        "{failed}"
+    );
+    plant.shutdown.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_task_list_follows_the_plant_and_a_maker_is_kept_out() {
     let db = TestDb::sqlite().await;
     let plant = TestPlant::start(&db, &plant_with_laser_tasks()).await;
