@@ -287,6 +287,71 @@ async fn a_failed_run_is_offered_as_all_scrap_not_all_good() {
     plant.shutdown.cancel();
 }
 
+/// A plant with one manual station, whose runs end when a person says the work is done.
+const MANUAL_STATION: &str = r#"
+[plant]
+name = "bench"
+
+[[machines]]
+id = "bench-1"
+name = "bench 1"
+capabilities = ["manual:assembly"]
+envelope_mm = [2000, 1000, 1000]
+driver = { kind = "manual" }
+"#;
+
+const ASSEMBLY_SPEC: &str = r#"spec_version = 1
+product = "Bench kit"
+maker = "bcn-street-furniture"
+quantity = 2
+priority = "standard"
+due = "2030-06-30"
+
+[[steps]]
+id = "assembly"
+capability = "manual:assembly"
+instructions = "Screw the slats to the frame."
+units_per_run = 1
+run_seconds = 240
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manual_station_run_is_confirmed_done_from_the_tasks_page() {
+    let db = TestDb::sqlite().await;
+    let plant = TestPlant::start(&db, MANUAL_STATION).await;
+    let panel = Panel::sign_in(&plant, "olga", Role::Operator).await;
+    let (status, submitted) = plant
+        .client
+        .post(
+            "/api/v1/orders",
+            serde_json::json!({ "spec_toml": ASSEMBLY_SPEC, "source_name": "kit.toml" }),
+        )
+        .await;
+    assert_eq!(status, 201, "{submitted}");
+    let order = submitted["order"]["id"].as_str().unwrap();
+    let (status, body) = plant
+        .client
+        .post(&format!("/api/v1/orders/{order}/approve"), Value::Null)
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    let run = first_offering(&panel, "done").await;
+    let page = panel.ok("/tasks").await;
+    let card = task_card(&page, &format!("manual_run-{run}"));
+    assert!(
+        card.contains("bench-1") && card.contains("Manual run"),
+        "{card}"
+    );
+    let (status, answer) = panel.action(&format!("/tasks/{run}/confirm"), &[]).await;
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer.contains("Confirmed:"), "{answer}");
+    wait_until("the confirmed run is done", || async {
+        job(&plant, run).await["state"] == "done"
+    })
+    .await;
+    plant.shutdown.cancel();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_task_list_follows_the_plant_and_a_maker_is_kept_out() {
     let db = TestDb::sqlite().await;
