@@ -4,6 +4,7 @@
 pub mod amount;
 pub mod api;
 pub mod auth;
+pub mod calendar;
 pub mod cli;
 pub mod clock;
 pub mod config;
