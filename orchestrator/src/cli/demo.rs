@@ -94,7 +94,7 @@ pub(super) async fn run(
             &orders,
             &plant.etas.current(),
             now_ms(),
-            time_scale,
+            &plant.clock,
         ) {
             println!("{line}");
         }
@@ -135,7 +135,7 @@ fn progress_lines(
     orders: &[OrderView],
     etas: &crate::plant::Etas,
     now: i64,
-    time_scale: f64,
+    clock: &crate::clock::PlantClock,
 ) -> Vec<String> {
     let busy = machines.iter().filter(|m| m.state == "busy").count();
     let held = machines.iter().filter(|m| !m.holds.is_empty()).count();
@@ -150,13 +150,11 @@ fn progress_lines(
         if ENDED.contains(&o.state) {
             format!("{progress} {}", o.state)
         } else {
-            // The plan counts real machine time from when it was made; the simulated
-            // machines run `time_scale` times faster.
-            let eta = etas.by_order.get(&o.id).map(|at| {
-                let at_demo_time =
-                    etas.planned_at + ((at - etas.planned_at) as f64 / time_scale) as i64;
-                duration_text((at_demo_time - now).max(0) / 1000)
-            });
+            // The plan lives in plant time; the demo's clock says when that is on the wall.
+            let eta = etas
+                .by_order
+                .get(&o.id)
+                .map(|&at| duration_text((clock.to_wall(at) - now).max(0) / 1000));
             format!("{progress} eta {}", eta.as_deref().unwrap_or("--"))
         }
     }));
