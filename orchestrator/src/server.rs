@@ -76,6 +76,14 @@ pub async fn start(
             tracing::error!(error = %e, "the HTTP server stopped");
         }
     });
+    if let Some(operators) = runtime.plant.config.simulation.operators.clone() {
+        crate::sim_operators::start(
+            Operations::new(runtime.clone()),
+            operators,
+            shutdown.clone(),
+            &mut tasks,
+        );
+    }
     runtime.wake();
     Ok(Running {
         runtime,

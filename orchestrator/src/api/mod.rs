@@ -39,7 +39,7 @@ pub use self::jobs::{JobFilter, ResolveRequest, ResumeRequest};
 pub use self::limits::{
     MAX_AMOUNT_UNITS, MAX_LABEL_CHARS, MAX_REASON_CHARS, MAX_REQUEST_BYTES, MAX_SUBMISSION_BYTES,
 };
-pub use self::machines::{MaintenanceRequest, OperatorRequest};
+pub use self::machines::{MaintainedRequest, MaintenanceRequest, OperatorRequest};
 pub use self::materials::{AdjustRequest, RestockRequest};
 pub use self::orders::{OrderFilter, Reason, SubmitRequest};
 pub use crate::ops::Submitted;
@@ -58,8 +58,8 @@ pub fn app(state: AppState) -> Router {
     use self::events::{event_log, event_stream};
     use self::jobs::{confirm_job, list_jobs, resolve_job, resume_job};
     use self::machines::{
-        abort_machine, get_machine, list_machines, machine_console, machine_maintenance,
-        machine_operator, pause_machine, resume_machine,
+        abort_machine, get_machine, list_machines, machine_console, machine_maintained,
+        machine_maintenance, machine_operator, pause_machine, resume_machine,
     };
     use self::materials::{adjust_material, list_materials, restock_material};
     use self::orders::{
@@ -89,6 +89,10 @@ pub fn app(state: AppState) -> Router {
         .route(
             "/api/v1/machines/{id}/maintenance",
             change(machine_maintenance),
+        )
+        .route(
+            "/api/v1/machines/{id}/maintained",
+            change(machine_maintained),
         )
         .route("/api/v1/machines/{id}/operator", change(machine_operator))
         .route("/api/v1/machines/{id}/console", get(machine_console))

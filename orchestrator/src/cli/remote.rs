@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use crate::amount::Amount;
 use crate::api::{
-    AdjustRequest, MaintenanceRequest, OperatorRequest, PlanView, Reason, ResolveRequest,
-    RestockRequest, ResumeRequest, SubmitRequest, Submitted,
+    AdjustRequest, MaintainedRequest, MaintenanceRequest, OperatorRequest, PlanView, Reason,
+    ResolveRequest, RestockRequest, ResumeRequest, SubmitRequest, Submitted,
 };
 use crate::plant::tasks::{Inspection, ScrapEntry, TaskView};
 use crate::plant::views::{JobView, MachineView, MaterialView, OrderView};
@@ -166,6 +166,14 @@ pub enum ClientCommand {
         switch: Switch,
         #[arg(long, default_value = "")]
         reason: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Say a machine's maintenance task (its config's name) is done: it is no longer due and its
+    /// counters start again.
+    Maintained {
+        machine: String,
+        task: String,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -377,6 +385,19 @@ pub(super) async fn run(command: ClientCommand) -> anyhow::Result<i32> {
             };
             let machine: MachineView = client
                 .post(&["machines", &machine, "maintenance"], &body)
+                .await?;
+            client.print(&machine, |m| render_machines(std::slice::from_ref(m)))
+        }
+        ClientCommand::Maintained {
+            machine,
+            task,
+            client,
+        } => {
+            let machine: MachineView = client
+                .post(
+                    &["machines", &machine, "maintained"],
+                    &MaintainedRequest { task },
+                )
                 .await?;
             client.print(&machine, |m| render_machines(std::slice::from_ref(m)))
         }

@@ -6,16 +6,17 @@
 //! machine then takes no new run (its current one finishes) until an operator has done it
 //! (`maintenance_done`, which starts the counters again).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::state::JobState;
+use super::views::MachineHold;
 use super::{Plant, PlantError, Result, invalid};
 use crate::calendar::may_start;
 use crate::config::MaintenanceInterval;
-use crate::store::Event;
+use crate::store::{Event, format_ms};
 
 /// One maintenance task of a machine against its interval.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MaintenanceCounter {
     pub task: String,
     /// Runs started since it was last done.
@@ -33,6 +34,16 @@ pub struct MaintenanceCounter {
 }
 
 impl MaintenanceCounter {
+    /// The machine's hold while this task is due.
+    pub fn hold(&self) -> MachineHold {
+        MachineHold {
+            kind: "maintenance_due".into(),
+            job_id: None,
+            since: self.due_since_ms.map(format_ms),
+            reason: Some(self.task.clone()),
+        }
+    }
+
     fn reached(&self) -> bool {
         self.every_runs.is_some_and(|n| self.runs >= i64::from(n))
             || self.every_hours.is_some_and(|h| self.run_hours >= h)
@@ -44,6 +55,8 @@ impl MaintenanceCounter {
 pub struct DueMaintenance {
     pub machine_id: String,
     pub task: String,
+    /// The interval's place in the machine's `maintenance` list.
+    pub index: usize,
     pub minutes: f64,
     /// Wall ms it became due.
     pub since_ms: i64,
@@ -71,7 +84,11 @@ impl Plant {
         now_ms: i64,
     ) -> Result<Vec<MaintenanceCounter>> {
         let mut counters = Vec::new();
-        for interval in self.intervals(machine_id)? {
+        let intervals = self
+            .config
+            .machine(machine_id)
+            .map(|m| m.maintenance.as_slice());
+        for interval in intervals.unwrap_or_default() {
             let row: Option<TaskRow> = sqlx::query_as(
                 "SELECT due, due_ms, done_ms FROM maintenance WHERE machine_id = $1 AND task = $2",
             )
@@ -117,17 +134,28 @@ impl Plant {
         .await?;
         Ok(rows
             .into_iter()
-            .map(|(machine_id, task, since)| DueMaintenance {
-                minutes: self
-                    .intervals(&machine_id)
-                    .ok()
-                    .and_then(|items| items.iter().find(|i| i.task == task))
-                    .map_or(0.0, |i| i.minutes),
-                machine_id,
-                task,
-                since_ms: since.unwrap_or(0),
+            .filter_map(|(machine_id, task, since)| {
+                let intervals = self.intervals(&machine_id).ok()?;
+                let index = intervals.iter().position(|i| i.task == task)?;
+                Some(DueMaintenance {
+                    minutes: intervals[index].minutes,
+                    index,
+                    machine_id,
+                    task,
+                    since_ms: since.unwrap_or(0),
+                })
             })
             .collect())
+    }
+
+    /// Operator seconds of maintenance due per machine: the planner keeps the machine free for
+    /// them before its next run (`PlanMachine::maintenance_seconds`).
+    pub async fn maintenance_seconds(&self) -> Result<std::collections::HashMap<String, f64>> {
+        let mut seconds = std::collections::HashMap::new();
+        for due in self.maintenance_due().await? {
+            *seconds.entry(due.machine_id).or_insert(0.0) += due.minutes * 60.0;
+        }
+        Ok(seconds)
     }
 
     /// Records `maintenance_due` for each interval of the machine reached and not yet
@@ -158,6 +186,18 @@ impl Plant {
             w.commit().await?;
         }
         Ok(counters.iter().any(|c| c.due || c.reached()))
+    }
+
+    /// [`Plant::check_maintenance`] on every machine with maintenance intervals, so a task
+    /// falls due when its interval is reached, not only when the machine is offered its next
+    /// run.
+    pub async fn check_all_maintenance(&self, now_ms: i64) -> Result<()> {
+        for machine in self.config.machines.iter().map(|m| m.get_ref()) {
+            if !machine.maintenance.is_empty() {
+                self.check_maintenance(&machine.id, now_ms).await?;
+            }
+        }
+        Ok(())
     }
 
     /// An operator did the machine's maintenance `task`: it is no longer due and its counters

@@ -57,7 +57,8 @@ pub struct TaskView {
     pub what: String,
     /// Pieces on the run (to inspect at an unload).
     pub units: Option<i64>,
-    /// At an unload: the pieces the machine itself said were bad.
+    /// At an unload: the pieces the machine itself said were bad (every piece of a run it
+    /// failed).
     pub machine_scrapped: Option<i64>,
     /// When the task appeared (wall ms).
     pub since_ms: i64,
@@ -224,6 +225,7 @@ struct WaitingRun {
     machine_state: MachineState,
     machine_reason: Option<String>,
     machine_scrapped: Option<i64>,
+    machine_failed: Option<i64>,
     awaiting_since_ms: Option<i64>,
     dispatched_ms: Option<i64>,
     started_ms: Option<i64>,
@@ -239,7 +241,8 @@ impl Plant {
              s.setup_family AS step_family, s.setup_seconds AS setup_seconds, \
              s.run_seconds AS run_seconds, m.setup_family AS machine_family, \
              m.driver_kind AS driver_kind, m.state AS machine_state, m.state_reason AS machine_reason, \
-             j.machine_scrapped AS machine_scrapped, j.awaiting_since_ms AS awaiting_since_ms, \
+             j.machine_scrapped AS machine_scrapped, j.machine_failed AS machine_failed, \
+             j.awaiting_since_ms AS awaiting_since_ms, \
              j.dispatched_ms AS dispatched_ms, j.started_ms AS started_ms, \
              (SELECT MAX(e.at_ms) FROM events e WHERE e.job_id = j.id AND e.kind = 'job_interrupted') AS interrupted_ms \
              FROM jobs j JOIN steps s ON s.order_id = j.order_id AND s.step_index = j.step_index \
@@ -262,9 +265,27 @@ impl Plant {
         Ok(tasks)
     }
 
-    /// Due maintenance as tasks: H2 (maintenance steering) fills this from its counters.
-    async fn maintenance_tasks(&self, _now_ms: i64) -> Result<Vec<TaskView>> {
-        Ok(Vec::new())
+    /// Due maintenance as tasks (`maintenance-<machine>-<index of the interval>`).
+    async fn maintenance_tasks(&self, now_ms: i64) -> Result<Vec<TaskView>> {
+        Ok(self
+            .maintenance_due()
+            .await?
+            .into_iter()
+            .map(|due| TaskView {
+                id: format!("maintenance-{}-{}", due.machine_id, due.index),
+                kind: TaskKind::Maintenance,
+                what: due.task,
+                machine_id: due.machine_id,
+                order_id: None,
+                job_id: None,
+                step_id: None,
+                units: None,
+                machine_scrapped: None,
+                since_ms: due.since_ms,
+                held_up_ms: (now_ms - due.since_ms).max(0),
+                minutes: due.minutes,
+            })
+            .collect())
     }
 
     /// The task a run on a machine is waiting on a person for, if any.
@@ -344,7 +365,14 @@ impl Plant {
             step_id: Some(run.step_id),
             what: format!("{} ({materials}setup {})", task.text, run.step_family),
             units: Some(run.units),
-            machine_scrapped: run.machine_scrapped.filter(|_| kind == TaskKind::Unload),
+            // A failed run is all scrap by the machine's word (what the default inspection
+            // records), whatever count it reported.
+            machine_scrapped: if run.machine_failed == Some(1) {
+                Some(run.units)
+            } else {
+                run.machine_scrapped
+            }
+            .filter(|_| kind == TaskKind::Unload),
             since_ms,
             held_up_ms: (now_ms - since_ms).max(0),
             minutes: task.minutes,

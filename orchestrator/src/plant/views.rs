@@ -7,6 +7,7 @@ use microfab_drivers::ResumePoint;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::maintenance::MaintenanceCounter;
 use super::state::{JobState, MachineState, OrderState, sql_list};
 use super::{Etas, Plant, PlantError, Result};
 use crate::amount::Amount;
@@ -104,19 +105,24 @@ pub struct MachineView {
     /// included (ms).
     #[serde(default)]
     pub held_up_ms: i64,
+    /// Each maintenance task of its config: runs and run hours since last done, against the
+    /// interval.
+    #[serde(default)]
+    pub maintenance: Vec<MaintenanceCounter>,
 }
 
 /// One reason a machine takes no work until an operator acts.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct MachineHold {
-    /// interrupted_run | awaiting_load | awaiting_unload | maintenance | waiting_for_operator |
-    /// paused | alarm
+    /// interrupted_run | awaiting_load | awaiting_unload | maintenance | maintenance_due |
+    /// waiting_for_operator | paused | alarm
     pub kind: String,
     /// The run it holds (`interrupted_run`, `awaiting_load`, `awaiting_unload`).
     pub job_id: Option<i64>,
     /// Since when (RFC 3339), where the log says.
     pub since: Option<String>,
-    /// Why: the interruption, the maintenance reason, what the machine waits for, the alarm.
+    /// Why: the interruption, the maintenance reason (or the task due), what the machine waits
+    /// for, the alarm.
     pub reason: Option<String>,
 }
 
@@ -322,9 +328,16 @@ impl Plant {
         for r in rows {
             let maintenance = r.maintenance == 1;
             let state = r.state;
-            let holds = self
+            let mut holds = self
                 .machine_holds(&r.id, state, r.state_reason.as_deref(), maintenance)
                 .await?;
+            let counters = self.maintenance_counters(&r.id, now).await?;
+            holds.extend(
+                counters
+                    .iter()
+                    .filter(|c| c.due)
+                    .map(MaintenanceCounter::hold),
+            );
             let holding_run = holds.iter().any(|h| {
                 matches!(
                     h.kind.as_str(),
@@ -352,6 +365,7 @@ impl Plant {
                 setup_family: r.setup_family,
                 held_up_ms: r.held_ms + r.waiting_since.map_or(0, |since| (now - since).max(0)),
                 holds,
+                maintenance: counters,
             });
         }
         Ok(views)
