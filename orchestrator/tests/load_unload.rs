@@ -477,6 +477,14 @@ async fn a_wrong_inspection_changes_nothing(kind: &str) {
         .post(&format!("/api/v1/jobs/{job}/unload"), json!({}))
         .await;
     assert_eq!(status, 409);
+    // A malformed inspection is refused for its shape whatever the run's state.
+    let (status, answer) = client
+        .post(
+            &format!("/api/v1/jobs/{job}/unload"),
+            json!({ "scrap": [{ "count": 0, "reason": "warped" }] }),
+        )
+        .await;
+    assert_eq!(status, 422, "{answer}");
     assert_consistent(client).await;
     plant.shutdown.cancel();
     db.drop_database().await;
