@@ -28,8 +28,13 @@ const LOAD: &str = r#"load = { text = "Load a 6 mm birch sheet and focus", minut
 
 /// The bench bracket spec for `quantity` brackets (6 per laser run), in a folder of its own.
 fn bracket_spec(dir: &Path, quantity: u32) -> PathBuf {
+    bracket_spec_cut_as(dir, quantity, "plywood-6mm")
+}
+
+/// The same, its gussets cut in the laser setup `family`.
+fn bracket_spec_cut_as(dir: &Path, quantity: u32, family: &str) -> PathBuf {
     let source = Path::new(BRACKET_SPEC).parent().unwrap();
-    let target = dir.join("bracket");
+    let target = dir.join(format!("bracket-{family}"));
     std::fs::create_dir_all(target.join("programs")).unwrap();
     for entry in std::fs::read_dir(source.join("programs")).unwrap() {
         let entry = entry.unwrap();
@@ -41,7 +46,11 @@ fn bracket_spec(dir: &Path, quantity: u32) -> PathBuf {
     }
     let spec = std::fs::read_to_string(BRACKET_SPEC)
         .unwrap()
-        .replace("quantity = 200", &format!("quantity = {quantity}"));
+        .replace("quantity = 200", &format!("quantity = {quantity}"))
+        .replace(
+            "setup_family = \"plywood-6mm\"",
+            &format!("setup_family = \"{family}\""),
+        );
     let path = target.join("bracket.toml");
     std::fs::write(&path, spec).unwrap();
     path
@@ -526,12 +535,15 @@ async fn a_load_sends_the_run_and_a_refusal_requeues_it(kind: &str) {
             .await;
         assert_eq!(status, 200, "{body}");
     }
-    let order = submit_and_approve(&client, &bracket_spec(dir.path(), 12)).await;
+    // Two orders of six brackets: one laser run each, in two setups.
+    let plain_order = submit_and_approve(&client, &bracket_spec(dir.path(), 6)).await;
+    let engraved = bracket_spec_cut_as(dir.path(), 6, "plywood-6mm-engraved");
+    let engraved_order = submit_and_approve(&client, &engraved).await;
     let first = first_in(&client, "awaiting_load", None).await;
     assert_eq!(first["machine_id"], "laser-3");
     // Dispatch rounds go by: nothing is sent without the load, and the other run waits.
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    let laser_runs: Vec<Value> = jobs(&client, &format!("order={order}"))
+    let laser_runs: Vec<Value> = jobs(&client, "")
         .await
         .into_iter()
         .filter(|j| j["step"] == "gussets")
@@ -597,6 +609,17 @@ async fn a_load_sends_the_run_and_a_refusal_requeues_it(kind: &str) {
     let second = first_in(&client, "awaiting_load", Some(&first)).await;
     assert_ne!(second["id"], first["id"]);
     assert_eq!(second["machine_id"], "laser-3");
+    // Laser 3 is set up for the first run's family now: the other order's run needs a setup
+    // change too, and takes its step's setup time on top of the load.
+    let tasks = client.ok("/api/v1/tasks").await;
+    let task = tasks
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == format!("load-{}", second["id"]))
+        .unwrap_or_else(|| panic!("no load task: {tasks}"));
+    assert_eq!(task["kind"], "setup", "{task}");
+    assert_eq!(task["minutes"], 3.0 + 5.0, "{task}");
     plant.shutdown.cancel();
     plant.running.join().await;
     let plant = TestPlant::start(&db, &plain).await;
@@ -605,7 +628,7 @@ async fn a_load_sends_the_run_and_a_refusal_requeues_it(kind: &str) {
     assert_eq!(status, 409, "{answer}");
     let message = answer["error"]["message"].as_str().unwrap();
     assert!(message.contains("went back to the plan"), "{message}");
-    let requeued = jobs(&client, &format!("order={order}"))
+    let requeued = jobs(&client, "")
         .await
         .into_iter()
         .find(|j| j["id"] == second["id"])
@@ -622,7 +645,9 @@ async fn a_load_sends_the_run_and_a_refusal_requeues_it(kind: &str) {
         )
         .await;
     assert_eq!(status, 200, "{body}");
-    load_until_done(&client, &order).await;
+    for order in [&plain_order, &engraved_order] {
+        load_until_done(&client, order).await;
+    }
     let again = jobs(&client, "machine=laser-1").await;
     assert!(
         again
@@ -630,8 +655,10 @@ async fn a_load_sends_the_run_and_a_refusal_requeues_it(kind: &str) {
             .any(|j| j["id"] == second["id"] && j["state"] == "done"),
         "{again:?}"
     );
-    assert_units_exact(&client, &order).await;
-    let all = client.ok(&format!("/api/v1/jobs?order={order}")).await;
+    for order in [&plain_order, &engraved_order] {
+        assert_units_exact(&client, order).await;
+    }
+    let all = client.ok("/api/v1/jobs").await;
     assert_stock_exact(&client, &before, &all, |j| {
         j["state"] == "done" || j["state"] == "failed"
     })
