@@ -266,6 +266,11 @@ async fn never_a_run_on_a_machine_not_unloaded(kind: &str) {
         waiting["units"].as_i64().unwrap(),
         "units once"
     );
+    // The machine waited through both pauses and the restart; its held-up time says so.
+    let view = client.ok(&format!("/api/v1/machines/{machine}")).await;
+    let held = view["held_up_ms"].as_i64().unwrap();
+    assert!(held >= 3000, "held up {held} ms: {view}");
+    eprintln!("{kind}: machine {machine} held up {held} ms by job {job}'s unload");
 
     // The operator's command line: the tasks as JSON, an unload with what they found.
     let next = first_in(&client, "awaiting_unload", None).await;
