@@ -441,7 +441,7 @@ fn plan_trigger(input: &PlanInput, current: Option<&PlanSnapshot>) -> PlanTrigge
 
 async fn dispatch_round(runtime: &Runtime, asked: &mut PlanTrigger) -> Result<(), PlantError> {
     runtime.plant.check_all_maintenance(now_ms()).await?;
-    let input = runtime.plant.plan_input(now_ms()).await?;
+    let input = runtime.plant.plan_input(runtime.plant.clock.now()).await?;
     let current = runtime.current_plan();
     let trigger = plan_trigger(&input, current.as_deref());
     let known_outages = current

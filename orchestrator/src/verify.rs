@@ -331,23 +331,104 @@ fn runs_given_to_a_busy_machine(records: &[events::EventRecord]) -> Vec<String> 
             }
             | Event::JobRequeued {
                 job_id, machine_id, ..
-            } => {
-                if on
-                    .get(machine_id.as_str())
-                    .is_some_and(|(job, _)| job == job_id)
-                {
-                    on.remove(machine_id.as_str());
-                }
-            }
+            } => leaves(&mut on, machine_id, *job_id),
             Event::JobResolved { job_id, .. } => {
-                if let Some(machine_id) = machine_of.get(job_id)
-                    && on.get(machine_id).is_some_and(|(job, _)| job == job_id)
-                {
-                    on.remove(machine_id);
+                if let Some(machine_id) = machine_of.get(job_id) {
+                    leaves(&mut on, machine_id, *job_id);
                 }
             }
             _ => {}
         }
     }
     found
+}
+
+/// Run `job_id` is off `machine_id` (ended, sent back, settled), if it was the one on it.
+fn leaves(on: &mut BTreeMap<&str, (i64, &str)>, machine_id: &str, job_id: i64) {
+    if on.get(machine_id).is_some_and(|(job, _)| *job == job_id) {
+        on.remove(machine_id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::runs_given_to_a_busy_machine;
+    use crate::store::{Event, EventRecord};
+
+    fn log(events: Vec<Event>) -> Vec<EventRecord> {
+        events
+            .into_iter()
+            .enumerate()
+            .map(|(i, event)| EventRecord {
+                seq: i as i64 + 1,
+                at_ms: 0,
+                actor: "machine".into(),
+                event,
+            })
+            .collect()
+    }
+
+    fn given(job_id: i64, awaiting_load: bool) -> Event {
+        Event::JobDispatched {
+            order_id: "o".into(),
+            job_id,
+            machine_id: "laser-1".into(),
+            consumed: Vec::new(),
+            awaiting_load,
+        }
+    }
+
+    fn awaiting_unload(job_id: i64) -> Event {
+        Event::JobAwaitingUnload {
+            order_id: "o".into(),
+            job_id,
+            machine_id: "laser-1".into(),
+            scrapped: 0,
+            reason: None,
+            failed: false,
+        }
+    }
+
+    fn finished(job_id: i64) -> Event {
+        Event::JobFinished {
+            order_id: "o".into(),
+            job_id,
+            machine_id: "laser-1".into(),
+            step_index: 0,
+            state: "done".into(),
+            good: 1,
+            scrapped: 0,
+            reason: None,
+            final_step: true,
+            held_ms: 0,
+        }
+    }
+
+    #[test]
+    fn a_run_given_while_another_awaits_its_unload_is_found() {
+        let found = runs_given_to_a_busy_machine(&log(vec![
+            given(1, false),
+            awaiting_unload(1),
+            given(2, true),
+        ]));
+        assert_eq!(
+            found,
+            ["event 3: job 2 was given to machine laser-1 while job 1 awaited its unload there"]
+        );
+        let found = runs_given_to_a_busy_machine(&log(vec![given(1, true), given(2, false)]));
+        assert_eq!(found.len(), 1, "{found:?}");
+    }
+
+    #[test]
+    fn a_run_given_after_the_unload_is_fine() {
+        let found = runs_given_to_a_busy_machine(&log(vec![
+            given(1, true),
+            finished(1),
+            given(2, false),
+            awaiting_unload(2),
+            finished(2),
+            given(3, false),
+        ]));
+        assert_eq!(found, Vec::<String>::new());
+    }
 }

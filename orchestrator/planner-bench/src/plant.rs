@@ -180,7 +180,7 @@ pub fn simulate_rule(input: &PlanInput) -> Plan {
         end: f.end,
     });
     assignments.extend(frozen);
-    let order_eta = order_etas(input, &assignments);
+    let order_eta = order_etas(input, &assignments, &[]);
     Plan {
         assignments,
         order_eta,

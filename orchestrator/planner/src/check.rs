@@ -1,10 +1,24 @@
 //! An independent plan checker. It reads the [`PlanInput`] and [`Plan`] directly and shares no
 //! code with the search's evaluator (only the two unit conversions of the model), so a bug in
 //! the evaluator cannot hide itself. It also recomputes the objective from the plan.
+//!
+//! Operator work: every run's setup, load and unload are tasks of the right length in the right
+//! place (the machine held from its setup to its unload's end, its output counting from then),
+//! a due maintenance comes before the machine's first new run, and with shifts the tasks are in
+//! working time, never more at once than the operators on shift, and runs on machines not
+//! allowed after hours lie within one working stretch. Beyond the last shift the calendar is
+//! unknown and nothing is checked (see [`crate::operators`]).
 
 use std::collections::{HashMap, HashSet};
 
-use crate::{Millis, Objective, Plan, PlanInput, Priority, run_millis, setup_millis};
+use crate::{
+    FrozenStage, Millis, Objective, OperatorTask, OperatorTaskKind, Plan, PlanInput, Priority,
+    ShiftWindow, run_millis, setup_millis,
+};
+
+fn ms(seconds: f64) -> Millis {
+    (seconds.max(0.0) * 1000.0).round() as Millis
+}
 
 /// Every violation found, or the objective recomputed from the plan. `previous` is the plan this
 /// one replaces, for the count of runs moved to another machine.
@@ -19,6 +33,24 @@ pub fn check_plan(
     let frozen: HashMap<i64, _> = input.frozen.iter().map(|f| (f.run_id, f)).collect();
     let machines: HashMap<&str, _> = input.machines.iter().map(|m| (m.id.as_str(), m)).collect();
     let unplanned: HashSet<i64> = plan.unplanned.iter().copied().collect();
+    let mut tasks: HashMap<(i64, OperatorTaskKind), &OperatorTask> = HashMap::new();
+    for t in &plan.operator_tasks {
+        if let Some(run) = t.run_id
+            && tasks.insert((run, t.kind), t).is_some()
+        {
+            errors.push(format!("run {run} has two {:?} tasks", t.kind));
+        }
+    }
+    let task_length = |run: i64, kind| tasks.get(&(run, kind)).map_or(0, |t| t.end - t.start);
+    // When each run's output counts and its machine is free: the end of its unload, if any.
+    let release: HashMap<i64, Millis> = plan
+        .assignments
+        .iter()
+        .map(|a| {
+            let unload = tasks.get(&(a.run_id, OperatorTaskKind::Unload));
+            (a.run_id, unload.map_or(a.end, |t| t.end.max(a.end)))
+        })
+        .collect();
     let mut planned = HashMap::new();
     for a in &plan.assignments {
         if planned.insert(a.run_id, a).is_some() {
@@ -27,11 +59,40 @@ pub fn check_plan(
         if unplanned.contains(&a.run_id) {
             errors.push(format!("run {} is both planned and unplanned", a.run_id));
         }
+        let machine = machines.get(a.machine_id.as_str());
+        let (load, unload) = machine.map_or((0, 0), |m| (ms(m.load_seconds), ms(m.unload_seconds)));
+        if let Some(t) = tasks.get(&(a.run_id, OperatorTaskKind::Unload))
+            && (t.start < a.end || t.machine_id != a.machine_id)
+        {
+            errors.push(format!("run {} is unloaded before it ends", a.run_id));
+        }
+        if task_length(a.run_id, OperatorTaskKind::Unload) != unload {
+            errors.push(format!("run {} needs an unload of {unload} ms", a.run_id));
+        }
         if let Some(f) = frozen.get(&a.run_id) {
-            if (a.machine_id.as_str(), a.start, a.end) != (f.machine_id.as_str(), f.start, f.end) {
+            let unchanged = if f.stage == FrozenStage::AwaitingLoad {
+                a.machine_id == f.machine_id
+                    && a.end - a.start == f.end - f.start
+                    && a.setup_start >= now
+                    && a.start - a.setup_start == load
+                    && task_length(a.run_id, OperatorTaskKind::Load) == load
+            } else {
+                (a.machine_id.as_str(), a.start, a.end) == (f.machine_id.as_str(), f.start, f.end)
+            };
+            if !unchanged {
                 errors.push(format!("frozen run {} was changed", a.run_id));
             }
             continue;
+        }
+        if task_length(a.run_id, OperatorTaskKind::Load) != load
+            || tasks
+                .get(&(a.run_id, OperatorTaskKind::Load))
+                .is_some_and(|t| t.end != a.start)
+        {
+            errors.push(format!(
+                "run {} needs a load of {load} ms just before it",
+                a.run_id
+            ));
         }
         let Some(run) = runs.get(&a.run_id) else {
             errors.push(format!("run {} is not in the input", a.run_id));
@@ -89,22 +150,18 @@ pub fn check_plan(
             .predecessors
             .iter()
             .filter(|p| runs.contains_key(p) || frozen.contains_key(p))
-            .map(|p| {
-                frozen
-                    .get(p)
-                    .map(|f| f.end)
-                    .or_else(|| planned.get(p).map(|a| a.end))
-            })
+            .map(|p| release.get(p).copied())
             .collect();
         match planned.get(&run.id) {
             Some(a) => {
                 for end in &pred_ends {
+                    let load_start = a.start - task_length(run.id, OperatorTaskKind::Load);
                     match end {
                         None => errors.push(format!(
                             "run {} is planned but a predecessor is not",
                             run.id
                         )),
-                        Some(end) if *end > a.start => {
+                        Some(end) if *end > load_start => {
                             errors.push(format!("run {} starts before a predecessor ends", run.id))
                         }
                         Some(_) => {}
@@ -135,11 +192,14 @@ pub fn check_plan(
     }
     for (machine_id, mut list) in by_machine {
         list.sort_by_key(|a| (a.setup_start, a.start, a.end));
-        let mut family = machines
-            .get(machine_id)
-            .and_then(|m| m.current_setup.as_deref());
+        let machine = machines.get(machine_id);
+        let mut family = machine.and_then(|m| m.current_setup.as_deref());
+        let load = machine.map_or(0, |m| ms(m.load_seconds));
+        let maintenance = machine.map_or(0, |m| ms(m.maintenance_seconds));
+        let mut maintained = maintenance == 0;
         for (i, a) in list.iter().enumerate() {
-            if i > 0 && list[i - 1].end > a.setup_start {
+            let held_until = (i > 0).then(|| release[&list[i - 1].run_id]);
+            if held_until.is_some_and(|end| end > a.setup_start) {
                 errors.push(format!(
                     "runs {} and {} overlap on {machine_id}",
                     list[i - 1].run_id,
@@ -150,18 +210,45 @@ pub fn check_plan(
                 family = Some(f.setup_family.as_str());
             } else if let Some(run) = runs.get(&a.run_id) {
                 let need = setup_millis(run, family);
-                if a.start - a.setup_start != need {
+                if a.start - a.setup_start != need + load {
                     errors.push(format!(
-                        "run {} has {} ms of setup, needs {need}",
+                        "run {} has {} ms of setup and load, needs {need} + {load}",
                         a.run_id,
                         a.start - a.setup_start
                     ));
                 }
-                objective.setup_time += a.start - a.setup_start;
-                objective.makespan = objective.makespan.max(a.end - now);
+                if task_length(a.run_id, OperatorTaskKind::Setup) != need
+                    || tasks
+                        .get(&(a.run_id, OperatorTaskKind::Setup))
+                        .is_some_and(|t| t.start != a.setup_start)
+                {
+                    errors.push(format!("run {} needs a setup task of {need} ms", a.run_id));
+                }
+                if !maintained {
+                    maintained = plan.operator_tasks.iter().any(|t| {
+                        t.kind == OperatorTaskKind::Maintenance
+                            && t.machine_id == machine_id
+                            && t.end - t.start == maintenance
+                            && t.end <= a.setup_start
+                            && held_until.is_none_or(|end| t.start >= end)
+                            && t.start >= now
+                    });
+                    if !maintained {
+                        errors.push(format!(
+                            "{machine_id} runs {} before its maintenance",
+                            a.run_id
+                        ));
+                        maintained = true;
+                    }
+                }
+                objective.setup_time += need;
+                objective.makespan = objective.makespan.max(release[&a.run_id] - now);
                 family = Some(run.setup_family.as_str());
             }
         }
+    }
+    if !input.shifts.is_empty() {
+        errors.extend(check_shifts(input, plan));
     }
     // Material: consumption at start never exceeds stock on hand plus arrivals so far.
     for material in &input.materials {
@@ -205,7 +292,7 @@ pub fn check_plan(
     for a in &plan.assignments {
         if let Some(order) = order_of.get(&a.run_id) {
             let c = completion.entry(order).or_insert(Millis::MIN);
-            *c = (*c).max(a.end);
+            *c = (*c).max(release[&a.run_id]);
         }
     }
     for order in &input.orders {
@@ -249,6 +336,83 @@ pub fn check_plan(
     } else {
         Err(errors)
     }
+}
+
+/// Operator tasks in working time and within the operators on shift; runs on machines not
+/// allowed after hours within one working stretch.
+fn check_shifts(input: &PlanInput, plan: &Plan) -> Vec<String> {
+    let mut errors = Vec::new();
+    let mut windows: Vec<&ShiftWindow> = input.shifts.iter().collect();
+    windows.sort_by_key(|w| (w.from, w.until));
+    let horizon = windows.iter().map(|w| w.until).max().unwrap_or(Millis::MIN);
+    let operators_at = |t: Millis| -> Option<u32> {
+        if t >= horizon {
+            return None;
+        }
+        Some(
+            windows
+                .iter()
+                .filter(|w| w.from <= t && t < w.until)
+                .map(|w| w.operators)
+                .max()
+                .unwrap_or(0),
+        )
+    };
+    let mut events: Vec<(Millis, i32)> = Vec::new();
+    for t in plan.operator_tasks.iter().filter(|t| t.end > t.start) {
+        events.push((t.start, 1));
+        events.push((t.end, -1));
+    }
+    events.extend(windows.iter().flat_map(|w| [(w.from, 0), (w.until, 0)]));
+    events.sort_unstable();
+    let mut busy = 0i32;
+    for (i, &(t, delta)) in events.iter().enumerate() {
+        busy += delta;
+        let next = events.get(i + 1).map_or(t, |e| e.0);
+        if next > t && busy > 0 {
+            let on_shift = operators_at(t);
+            if on_shift.is_some_and(|n| busy > n as i32) {
+                errors.push(format!(
+                    "{busy} operator tasks at {t} with {} on shift",
+                    on_shift.unwrap_or(0)
+                ));
+                break;
+            }
+        }
+    }
+    // Working stretches: windows merged where they touch; the last one is open-ended.
+    let mut stretches: Vec<(Millis, Millis)> = Vec::new();
+    for w in &windows {
+        match stretches.last_mut() {
+            Some(last) if w.from <= last.1 => last.1 = last.1.max(w.until),
+            _ => stretches.push((w.from, w.until)),
+        }
+    }
+    if let Some(last) = stretches.last_mut() {
+        last.1 = Millis::MAX;
+    }
+    let within =
+        |from: Millis, until: Millis| stretches.iter().any(|&(a, b)| a <= from && until <= b);
+    let machines: HashMap<&str, _> = input.machines.iter().map(|m| (m.id.as_str(), m)).collect();
+    let frozen: HashSet<i64> = input.frozen.iter().map(|f| f.run_id).collect();
+    for a in plan
+        .assignments
+        .iter()
+        .filter(|a| !frozen.contains(&a.run_id))
+    {
+        if machines
+            .get(a.machine_id.as_str())
+            .is_some_and(|m| !m.after_hours)
+            && a.end > a.start
+            && !within(a.start, a.end)
+        {
+            errors.push(format!(
+                "run {} on {} runs after hours",
+                a.run_id, a.machine_id
+            ));
+        }
+    }
+    errors
 }
 
 #[cfg(test)]
@@ -346,6 +510,13 @@ mod tests {
                 },
             ],
             order_eta: vec![("o".into(), 40 * MIN)],
+            operator_tasks: vec![OperatorTask {
+                machine_id: "m3".into(),
+                run_id: Some(3),
+                kind: OperatorTaskKind::Setup,
+                start: 10 * MIN,
+                end: 20 * MIN,
+            }],
             ..Plan::default()
         }
     }

@@ -10,13 +10,14 @@
 pub mod check;
 pub mod construct;
 pub mod model;
+pub mod operators;
 pub mod plan;
 pub mod problem;
 pub mod rule;
 pub mod search;
 
 pub use model::*;
-pub use plan::{Plan, Planned, next_dispatches, plan};
+pub use plan::{OperatorTask, OperatorTaskKind, Plan, Planned, next_dispatches, plan};
 pub use problem::Objective;
 pub use rule::dispatch_ready_runs;
 pub use search::Budget;

@@ -12,20 +12,28 @@
 //!   the runs then start in, stock never goes short. Runs whose need is never covered, that no
 //!   in-service machine can do, or whose predecessors cannot be planned are returned as
 //!   `unplanned`.
+//! - operator work: each machine's load, unload and due maintenance; frozen runs' remaining
+//!   operator work (a load still to do, an unload) is booked first, since those runs hold their
+//!   machines now; the shifts make the operators a shared resource ([`crate::operators`]).
 
 use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 
 use crate::construct::{Rule, construct, work_remaining};
-use crate::problem::{Evaluator, NEG, NONE, Objective, OpSpec, Problem, ProblemBuilder};
+use crate::operators::OperatorPool;
+use crate::problem::{
+    Evaluator, NEG, NONE, Objective, OpSpec, OperatorWork, Problem, ProblemBuilder,
+};
 use crate::search::{Budget, tabu_search};
 use crate::{
-    Dispatch, Millis, PlanInput, PlanOrder, PlanRun, Priority, dispatch_ready_runs, run_millis,
-    setup_millis,
+    Dispatch, FrozenRun, FrozenStage, Millis, PlanInput, PlanMachine, PlanOrder, PlanRun, Priority,
+    dispatch_ready_runs, run_millis, setup_millis,
 };
 
-/// One run's place in the plan. `setup_start == start` when no setup is needed.
+/// One run's place in the plan: its machine is prepared from `setup_start` (setup when the
+/// family changes, then the load; `setup_start == start` when neither is needed) and runs from
+/// `start` to `end`. The unload after it is in [`Plan::operator_tasks`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Planned {
     pub run_id: i64,
@@ -35,10 +43,34 @@ pub struct Planned {
     pub end: Millis,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OperatorTaskKind {
+    Setup,
+    Load,
+    Unload,
+    Maintenance,
+}
+
+/// A planned piece of operator work; its machine is held meanwhile.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OperatorTask {
+    pub machine_id: String,
+    /// The run it prepares or unloads (`None` for maintenance).
+    pub run_id: Option<i64>,
+    pub kind: OperatorTaskKind,
+    pub start: Millis,
+    pub end: Millis,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Plan {
-    /// Every planned run, frozen ones included (unchanged), sorted by machine then start.
+    /// Every planned run, frozen ones included (unchanged, except that a run awaiting its load
+    /// starts when the load is planned), sorted by machine then start.
     pub assignments: Vec<Planned>,
+    /// Setups, loads, unloads and maintenance, sorted by start then machine. Empty when no
+    /// machine needs any.
+    pub operator_tasks: Vec<OperatorTask>,
     /// Expected completion per order with planned or frozen work, in input order.
     pub order_eta: Vec<(String, Millis)>,
     /// Objective of the plan (times in ms relative to `PlanInput::now`).
@@ -70,6 +102,110 @@ struct Translation {
     /// Index into `input.runs` per op.
     run_of_op: Vec<usize>,
     unplanned: Vec<i64>,
+    frozen: Vec<FrozenPlacement>,
+}
+
+/// A frozen run as planned, with its remaining operator work.
+struct FrozenPlacement {
+    planned: Planned,
+    tasks: Vec<OperatorTask>,
+    /// When its output counts and its machine is free: after the unload.
+    release: Millis,
+}
+
+fn ms(seconds: f64) -> Millis {
+    (seconds.max(0.0) * 1000.0).round() as Millis
+}
+
+/// A machine's operator work in ms (an unknown machine: none).
+fn operator_work(machine: Option<&PlanMachine>) -> OperatorWork {
+    machine.map_or_else(OperatorWork::default, |m| OperatorWork {
+        load: ms(m.load_seconds),
+        unload: ms(m.unload_seconds),
+        maintenance: ms(m.maintenance_seconds),
+        after_hours: m.after_hours,
+    })
+}
+
+/// Books the operator work left on frozen runs (in the order it becomes possible) and returns
+/// where each run now stands. A run awaiting its load starts after it (and, on a machine not
+/// allowed after hours, when its run fits in working time); every run is then unloaded.
+fn place_frozen(
+    input: &PlanInput,
+    machines: &HashMap<&str, usize>,
+    pool: &mut OperatorPool,
+) -> Vec<FrozenPlacement> {
+    let now = input.now;
+    let earliest = |f: &FrozenRun| match f.stage {
+        FrozenStage::Running => f.end.max(now),
+        FrozenStage::AwaitingLoad | FrozenStage::AwaitingUnload => now,
+    };
+    let mut order: Vec<&FrozenRun> = input.frozen.iter().collect();
+    order.sort_by_key(|f| (earliest(f), f.run_id));
+    let mut placed: Vec<FrozenPlacement> = order
+        .into_iter()
+        .map(|f| {
+            let machine = machines
+                .get(f.machine_id.as_str())
+                .map(|&m| &input.machines[m]);
+            let work = operator_work(machine);
+            let task = |kind, start: Millis, length: Millis| OperatorTask {
+                machine_id: f.machine_id.clone(),
+                run_id: Some(f.run_id),
+                kind,
+                start: now + start,
+                end: now + start + length,
+            };
+            let mut tasks = Vec::new();
+            let (mut start, mut end) = (f.start, f.end);
+            let mut setup_start = f.start;
+            if f.stage == FrozenStage::AwaitingLoad {
+                let run = (f.end - f.start).max(0);
+                let mut t = 0;
+                loop {
+                    let mut next = pool.fit(t, work.load);
+                    if !work.after_hours {
+                        next = next
+                            .max(pool.run_within_working_time(next + work.load, run) - work.load);
+                    }
+                    if next == t {
+                        break;
+                    }
+                    t = next;
+                }
+                pool.book(t, work.load);
+                if work.load > 0 {
+                    tasks.push(task(OperatorTaskKind::Load, t, work.load));
+                }
+                setup_start = now + t;
+                start = setup_start + work.load;
+                end = start + run;
+            }
+            let unload_from = if f.stage == FrozenStage::AwaitingUnload {
+                0
+            } else {
+                end.max(now) - now
+            };
+            let unload = pool.fit(unload_from, work.unload);
+            pool.book(unload, work.unload);
+            if work.unload > 0 {
+                tasks.push(task(OperatorTaskKind::Unload, unload, work.unload));
+            }
+            FrozenPlacement {
+                planned: Planned {
+                    run_id: f.run_id,
+                    machine_id: f.machine_id.clone(),
+                    setup_start,
+                    start,
+                    end,
+                },
+                tasks,
+                release: end.max(now + unload + work.unload),
+            }
+        })
+        .collect();
+    placed.sort_by_key(|p| p.planned.run_id);
+    placed
 }
 
 /// When stock on hand plus arrivals first reaches `demand`; None if never.
@@ -116,22 +252,30 @@ fn translate(input: &PlanInput, previous: Option<&Plan>) -> Translation {
         families.insert(name.to_string(), next);
         next
     };
-    // Frozen work: machine availability and family, predecessor ends, order floors.
+    // Frozen work: machine availability and family, predecessor ends, order floors, all from
+    // when its unload is done.
+    let mut pool = OperatorPool::new(&input.shifts, now);
+    let frozen_placed = place_frozen(input, &machine_index, &mut pool);
     let mut frozen_end: HashMap<i64, Millis> = HashMap::new();
     let mut machine_tail: Vec<Option<(Millis, &str)>> = vec![None; input.machines.len()];
     let mut order_floor = vec![NEG; input.orders.len()];
-    for f in &input.frozen {
-        frozen_end.insert(f.run_id, f.end);
+    let frozen_by_id: HashMap<i64, &FrozenRun> =
+        input.frozen.iter().map(|f| (f.run_id, f)).collect();
+    for placed in &frozen_placed {
+        let f = frozen_by_id[&placed.planned.run_id];
+        let release = placed.release;
+        frozen_end.insert(f.run_id, release);
         if let Some(&m) = machine_index.get(f.machine_id.as_str())
-            && machine_tail[m].is_none_or(|(end, _)| f.end >= end)
+            && machine_tail[m].is_none_or(|(end, _)| release >= end)
         {
-            machine_tail[m] = Some((f.end, f.setup_family.as_str()));
+            machine_tail[m] = Some((release, f.setup_family.as_str()));
         }
         if let Some(&(o, _)) = orders.get(f.order_id.as_str()) {
-            order_floor[o] = order_floor[o].max(f.end - now);
+            order_floor[o] = order_floor[o].max(release - now);
         }
     }
     let mut b = ProblemBuilder::default();
+    b.operators(pool);
     for (m, machine) in input.machines.iter().enumerate() {
         let mut ready = now.max(machine.available_from.unwrap_or(now));
         let mut fam = machine.current_setup.as_deref().map_or(NONE, &mut family);
@@ -147,7 +291,8 @@ fn translate(input: &PlanInput, previous: Option<&Plan>) -> Translation {
             .filter(|w| w.until > now)
             .map(|w| (relative(w.from), relative(w.until)))
             .collect();
-        b.machine(ready - now, fam, down);
+        let k = b.machine(ready - now, fam, down);
+        b.operator_work(k, operator_work(Some(machine)));
     }
     for (o, order) in input.orders.iter().enumerate() {
         let public = order.priority == Priority::PublicService;
@@ -251,6 +396,10 @@ fn translate(input: &PlanInput, previous: Option<&Plan>) -> Translation {
     }
     propagate(&mut plannable);
     // Ops, in input order.
+    let mut rank = vec![0u32; input.runs.len()];
+    for (r, &i) in by_urgency.iter().enumerate() {
+        rank[i] = r as u32;
+    }
     let mut op_of_run = vec![NONE; input.runs.len()];
     let mut run_of_op = Vec::new();
     for (i, r) in input.runs.iter().enumerate() {
@@ -279,6 +428,7 @@ fn translate(input: &PlanInput, previous: Option<&Plan>) -> Translation {
                 .get(r.order_id.as_str())
                 .map_or(NONE, |(o, _)| *o as u32),
         });
+        b.rank(op_of_run[i], rank[i]);
         run_of_op.push(i);
     }
     for (i, r) in input.runs.iter().enumerate() {
@@ -311,6 +461,7 @@ fn translate(input: &PlanInput, previous: Option<&Plan>) -> Translation {
         problem: b.build(),
         run_of_op,
         unplanned,
+        frozen: frozen_placed,
     }
 }
 
@@ -359,33 +510,76 @@ pub fn plan(input: &PlanInput, previous: Option<&Plan>, budget: Budget, seed: u6
     eval.evaluate(p, &outcome.solution)
         .expect("search keeps solutions acyclic");
     let now = input.now;
-    let mut assignments: Vec<Planned> = input
-        .frozen
-        .iter()
-        .map(|f| Planned {
-            run_id: f.run_id,
-            machine_id: f.machine_id.clone(),
-            setup_start: f.start,
-            start: f.start,
-            end: f.end,
-        })
-        .collect();
+    let mut assignments = Vec::with_capacity(t.frozen.len() + t.run_of_op.len());
+    let mut operator_tasks = Vec::new();
+    for placed in t.frozen {
+        assignments.push(placed.planned);
+        operator_tasks.extend(placed.tasks);
+    }
     for (op, &i) in t.run_of_op.iter().enumerate() {
         let machine = outcome.solution.machine(p, op as u32) as usize;
+        let machine_id = &input.machines[machine].id;
+        let run_id = input.runs[i].id;
+        let load_start = now + eval.start[op];
+        let setup = eval.setup_time[op];
+        let maintenance = if eval.mprev[op] == NONE {
+            p.machine_maintenance[machine]
+        } else {
+            0
+        };
+        let (load, unload) = (p.machine_load[machine], p.machine_unload[machine]);
+        let start = load_start + load;
+        let end = start + p.alt_dur[outcome.solution.alt[op] as usize];
+        let mut task = |run_id, kind, start: Millis, length: Millis| {
+            if length > 0 {
+                operator_tasks.push(OperatorTask {
+                    machine_id: machine_id.clone(),
+                    run_id,
+                    kind,
+                    start,
+                    end: start + length,
+                });
+            }
+        };
+        let maintenance_start = load_start - setup - maintenance;
+        task(
+            None,
+            OperatorTaskKind::Maintenance,
+            maintenance_start,
+            maintenance,
+        );
+        task(
+            Some(run_id),
+            OperatorTaskKind::Setup,
+            load_start - setup,
+            setup,
+        );
+        task(Some(run_id), OperatorTaskKind::Load, load_start, load);
+        let unload_end = now + eval.end[op];
+        task(
+            Some(run_id),
+            OperatorTaskKind::Unload,
+            unload_end - unload,
+            unload,
+        );
         assignments.push(Planned {
-            run_id: input.runs[i].id,
-            machine_id: input.machines[machine].id.clone(),
-            setup_start: now + eval.start[op] - eval.setup_time[op],
-            start: now + eval.start[op],
-            end: now + eval.end[op],
+            run_id,
+            machine_id: machine_id.clone(),
+            setup_start: load_start - setup,
+            start,
+            end,
         });
     }
     assignments.sort_by(|a, b| {
         (&a.machine_id, a.start, a.run_id).cmp(&(&b.machine_id, b.start, b.run_id))
     });
-    let order_eta = order_etas(input, &assignments);
+    operator_tasks.sort_by(|a, b| {
+        (a.start, &a.machine_id, a.run_id).cmp(&(b.start, &b.machine_id, b.run_id))
+    });
+    let order_eta = order_etas(input, &assignments, &operator_tasks);
     Plan {
         assignments,
+        operator_tasks,
         order_eta,
         objective: outcome.objective,
         unplanned: t.unplanned,
@@ -394,8 +588,13 @@ pub fn plan(input: &PlanInput, previous: Option<&Plan>, budget: Budget, seed: u6
     }
 }
 
-/// Expected completion per order (its last planned or frozen run's end), in input order.
-pub fn order_etas(input: &PlanInput, assignments: &[Planned]) -> Vec<(String, Millis)> {
+/// Expected completion per order (its last planned or frozen run's end, or unload's end if it
+/// has one), in input order.
+pub fn order_etas(
+    input: &PlanInput,
+    assignments: &[Planned],
+    operator_tasks: &[OperatorTask],
+) -> Vec<(String, Millis)> {
     let order_of_run: HashMap<i64, &str> = input
         .runs
         .iter()
@@ -403,9 +602,16 @@ pub fn order_etas(input: &PlanInput, assignments: &[Planned]) -> Vec<(String, Mi
         .chain(input.frozen.iter().map(|f| (f.run_id, f.order_id.as_str())))
         .collect();
     let mut eta: HashMap<&str, Millis> = HashMap::new();
-    for a in assignments {
-        let e = eta.entry(order_of_run[&a.run_id]).or_insert(Millis::MIN);
-        *e = (*e).max(a.end);
+    let ends = assignments.iter().map(|a| (a.run_id, a.end)).chain(
+        operator_tasks
+            .iter()
+            .filter_map(|t| t.run_id.map(|run| (run, t.end))),
+    );
+    for (run_id, end) in ends {
+        if let Some(order) = order_of_run.get(&run_id) {
+            let e = eta.entry(order).or_insert(Millis::MIN);
+            *e = (*e).max(end);
+        }
     }
     input
         .orders
@@ -445,6 +651,11 @@ pub fn next_dispatches(plan: &Plan, input: &PlanInput) -> Vec<Dispatch> {
             .iter()
             .filter(|a| a.machine_id == machine.id)
             .find(|a| !taken.contains(&a.run_id) && runs.get(&a.run_id).is_some_and(|r| r.ready));
+        // With operators planned, the machine waits for its run's setup or load to be due: the
+        // operators' time is planned too.
+        if queued.is_some_and(|a| !input.shifts.is_empty() && a.setup_start > input.now) {
+            continue;
+        }
         if let Some(a) = queued {
             taken.insert(a.run_id);
             decisions.push(Dispatch {
@@ -479,5 +690,7 @@ pub fn next_dispatches(plan: &Plan, input: &PlanInput) -> Vec<Dispatch> {
     decisions
 }
 
+#[cfg(test)]
+mod operator_tests;
 #[cfg(test)]
 mod tests;

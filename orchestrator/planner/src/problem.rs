@@ -7,6 +7,19 @@
 //! an operation starts when its predecessors have ended, its release time has passed and its
 //! machine is free and set up; setups are sequence-dependent (a setup is needed when the
 //! previous family on the machine differs) and done just in time, before the run.
+//!
+//! Operator work (plant problems only; all zero for FJSPLIB): before a run its machine's
+//! maintenance when due (first run only), the setup and the load; after it the unload. The
+//! machine is held through all of them, and the run's output counts from the unload's end.
+//! Without shifts operators are unlimited and these are plain durations, so the evaluation
+//! stays a longest-path pass. With shifts the operators are a shared resource
+//! ([`OperatorPool`]): the evaluation becomes a time-ordered simulation (tasks take operators
+//! in the order they can begin, the more urgent first on a tie) and is always a full one.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use crate::operators::OperatorPool;
 
 use serde::Serialize;
 
@@ -56,6 +69,16 @@ pub struct Problem {
     pub(crate) previous_machine: Vec<u32>,
     /// Start in the previous plan (relative), or i64::MAX.
     pub(crate) previous_start: Vec<i64>,
+    /// Operator work per machine (ms): load before each run, unload after it, maintenance
+    /// before its first run; whether it may run outside working time.
+    pub(crate) machine_load: Vec<i64>,
+    pub(crate) machine_unload: Vec<i64>,
+    pub(crate) machine_maintenance: Vec<i64>,
+    pub(crate) machine_after_hours: Vec<bool>,
+    /// Urgency rank per op (lower first): who gets a free operator on a tie.
+    pub(crate) op_rank: Vec<u32>,
+    /// The operators, with the tasks of frozen work already booked.
+    pub(crate) operators: OperatorPool,
 }
 
 /// One operation as given to [`ProblemBuilder::op`].
@@ -91,6 +114,29 @@ pub struct ProblemBuilder {
     machine_down: Vec<Vec<(i64, i64)>>,
     orders: Vec<(i64, bool, i64, i64)>,
     previous: Vec<(u32, u32, i64)>,
+    operator_work: Vec<OperatorWork>,
+    ranks: Vec<(u32, u32)>,
+    operators: OperatorPool,
+}
+
+/// A machine's operator work, in ms ([`ProblemBuilder::operator_work`]).
+#[derive(Debug, Clone, Copy)]
+pub struct OperatorWork {
+    pub load: i64,
+    pub unload: i64,
+    pub maintenance: i64,
+    pub after_hours: bool,
+}
+
+impl Default for OperatorWork {
+    fn default() -> Self {
+        OperatorWork {
+            load: 0,
+            unload: 0,
+            maintenance: 0,
+            after_hours: true,
+        }
+    }
 }
 
 impl ProblemBuilder {
@@ -100,7 +146,22 @@ impl ProblemBuilder {
         let mut down = down;
         down.sort_unstable();
         self.machine_down.push(down);
+        self.operator_work.push(OperatorWork::default());
         (self.machine_ready.len() - 1) as u32
+    }
+
+    pub fn operator_work(&mut self, machine: u32, work: OperatorWork) {
+        self.operator_work[machine as usize] = work;
+    }
+
+    /// The shared operators (default: unlimited, always working).
+    pub fn operators(&mut self, pool: OperatorPool) {
+        self.operators = pool;
+    }
+
+    /// Urgency rank of an op for operator ties (default: its index).
+    pub fn rank(&mut self, op: u32, rank: u32) {
+        self.ranks.push((op, rank));
     }
 
     /// An order due at `due`; `floor` is the end of its frozen work (NEG if none).
@@ -138,8 +199,17 @@ impl ProblemBuilder {
             machine_down: self.machine_down,
             previous_machine: vec![NONE; n],
             previous_start: vec![i64::MAX; n],
+            machine_load: self.operator_work.iter().map(|w| w.load).collect(),
+            machine_unload: self.operator_work.iter().map(|w| w.unload).collect(),
+            machine_maintenance: self.operator_work.iter().map(|w| w.maintenance).collect(),
+            machine_after_hours: self.operator_work.iter().map(|w| w.after_hours).collect(),
+            op_rank: (0..n as u32).collect(),
+            operators: self.operators,
             ..Problem::default()
         };
+        for (op, rank) in self.ranks {
+            p.op_rank[op as usize] = rank;
+        }
         p.alt_start.push(0);
         for op in self.ops {
             for (m, d) in op.alternatives {
@@ -364,6 +434,30 @@ pub struct Evaluator {
     pub(crate) order_end: Vec<i64>,
     /// Work done so far, in operation visits: the deterministic unit of search budgets.
     pub work: u64,
+    /// Operators booked by this evaluation (a copy of the problem's, reset each time).
+    pool: OperatorPool,
+    /// Pending events of the time-ordered evaluation: (time, kind, urgency rank, op).
+    events: BinaryHeap<Reverse<(i64, u8, u32, u32)>>,
+}
+
+/// Event kinds of the time-ordered evaluation: at equal times unloads (which free machines)
+/// go before preparations.
+const UNLOAD: u8 = 0;
+const PREPARE: u8 = 1;
+/// Slot visits of the operator pool per work unit (a visit is far cheaper than an operation's).
+const SLOT_VISITS_PER_UNIT: u64 = 4;
+
+/// What an op needs on its machine, given what precedes it there.
+struct Need {
+    /// Earliest start of its preparation (maintenance, setup, load).
+    earliest: i64,
+    machine: u32,
+    /// Maintenance (first run on the machine only) plus setup.
+    before: i64,
+    setup: i64,
+    load: i64,
+    run: i64,
+    unload: i64,
 }
 
 impl Evaluator {
@@ -382,13 +476,13 @@ impl Evaluator {
             in_affected: vec![false; n],
             order_end: vec![0; p.order_due.len()],
             work: 0,
+            pool: p.operators.clone(),
+            events: BinaryHeap::new(),
         }
     }
 
-    /// Start times of every op; None if machine sequences and precedence form a cycle.
-    pub fn evaluate(&mut self, p: &Problem, s: &Solution) -> Option<Objective> {
-        let n = p.n_ops();
-        self.work += n as u64;
+    /// Machine predecessor and successor of every op from the sequences.
+    fn link(&mut self, s: &Solution) {
         self.mprev.iter_mut().for_each(|x| *x = NONE);
         self.mnext.iter_mut().for_each(|x| *x = NONE);
         for seq in &s.seqs {
@@ -397,6 +491,16 @@ impl Evaluator {
                 self.mnext[w[0] as usize] = w[1];
             }
         }
+    }
+
+    /// Start times of every op; None if machine sequences and precedence form a cycle.
+    pub fn evaluate(&mut self, p: &Problem, s: &Solution) -> Option<Objective> {
+        if p.operators.is_limited() {
+            return self.evaluate_with_operators(p, s);
+        }
+        let n = p.n_ops();
+        self.work += n as u64;
+        self.link(s);
         self.stack.clear();
         for op in (0..n as u32).rev() {
             let d = p.preds(op).len() as u32 + u32::from(self.mprev[op as usize] != NONE);
@@ -436,6 +540,10 @@ impl Evaluator {
         old_machine: u32,
         old_next: u32,
     ) -> Option<Objective> {
+        // Shared operators couple every machine: any op's times can change.
+        if p.operators.is_limited() {
+            return self.evaluate(p, s);
+        }
         let n = p.n_ops();
         self.start.copy_from_slice(&base.start);
         self.end.copy_from_slice(&base.end);
@@ -510,9 +618,9 @@ impl Evaluator {
         Some(p.objective(&s.alt, &self.end, &self.setup_time, &mut self.order_end))
     }
 
-    /// Start and end of `op` once its predecessors and machine predecessor are scheduled.
+    /// What `op` needs once its predecessors and machine predecessor are scheduled.
     #[inline]
-    fn schedule(&mut self, p: &Problem, s: &Solution, op: u32) {
+    fn need(&self, p: &Problem, s: &Solution, op: u32) -> Need {
         let o = op as usize;
         let mut ready = p.release[o];
         for &j in p.preds(op) {
@@ -520,21 +628,136 @@ impl Evaluator {
         }
         let alt = s.alt[o] as usize;
         let machine = p.alt_machine[alt];
+        let m = machine as usize;
         let u = self.mprev[o];
-        let (free, family) = if u == NONE {
+        let (free, family, maintenance) = if u == NONE {
             (
-                p.machine_ready[machine as usize],
-                p.machine_family[machine as usize],
+                p.machine_ready[m],
+                p.machine_family[m],
+                p.machine_maintenance[m],
             )
         } else {
-            (self.end[u as usize], p.family[u as usize])
+            (self.end[u as usize], p.family[u as usize], 0)
         };
         let setup = p.setup_after(family, op);
-        let dur = p.alt_dur[alt];
-        let setup_start = p.fit(machine, free.max(ready - setup), setup + dur);
-        self.setup_time[o] = setup;
-        self.start[o] = setup_start + setup;
-        self.end[o] = self.start[o] + dur;
+        // The setup may be done while the inputs are still on their way; the load may not.
+        let before = maintenance + setup;
+        Need {
+            earliest: free.max(ready - before),
+            machine,
+            before,
+            setup,
+            load: p.machine_load[m],
+            run: p.alt_dur[alt],
+            unload: p.machine_unload[m],
+        }
+    }
+
+    /// Start and end of `op` (operators unlimited) once its predecessors and machine
+    /// predecessor are scheduled. `start` is where its load begins, `end` where its unload ends.
+    #[inline]
+    fn schedule(&mut self, p: &Problem, s: &Solution, op: u32) {
+        let o = op as usize;
+        let n = self.need(p, s, op);
+        let prepare = p.fit(n.machine, n.earliest, n.before + n.load + n.run);
+        self.setup_time[o] = n.setup;
+        self.start[o] = prepare + n.before;
+        self.end[o] = self.start[o] + n.load + n.run + n.unload;
+    }
+
+    /// The evaluation with limited operators: a simulation in time order. An op's preparation
+    /// (maintenance, setup, load: one operator throughout) begins at the first instant its
+    /// machine is free and set, its inputs can be there, the machine is not down, an operator is
+    /// free and, on a machine not allowed after hours, the run then ends within working time.
+    /// Its unload waits for an operator after the run; successors start from the unload's end.
+    fn evaluate_with_operators(&mut self, p: &Problem, s: &Solution) -> Option<Objective> {
+        let n = p.n_ops();
+        self.work += n as u64;
+        self.link(s);
+        self.pool.reset_to(&p.operators);
+        let visits_before = self.pool.visits;
+        self.events.clear();
+        for op in 0..n as u32 {
+            let d = p.preds(op).len() as u32 + u32::from(self.mprev[op as usize] != NONE);
+            self.indeg[op as usize] = d;
+            if d == 0 {
+                self.push_prepare(p, s, op);
+            }
+        }
+        self.topo.clear();
+        while let Some(Reverse((t, kind, rank, op))) = self.events.pop() {
+            self.work += 1;
+            let o = op as usize;
+            let machine = p.alt_machine[s.alt[o] as usize] as usize;
+            if kind == UNLOAD {
+                let unload = p.machine_unload[machine];
+                let at = self.pool.fit(t, unload);
+                if at > t {
+                    self.events.push(Reverse((at, UNLOAD, rank, op)));
+                    continue;
+                }
+                self.pool.book(at, unload);
+                self.end[o] = at + unload;
+                for i in 0..p.succs(op).len() {
+                    let succ = p.succs(op)[i];
+                    self.release_prepared(p, s, succ);
+                }
+                let w = self.mnext[o];
+                if w != NONE {
+                    self.release_prepared(p, s, w);
+                }
+                continue;
+            }
+            let need = self.need(p, s, op);
+            let at = self.prepare_at(p, &need, t);
+            if at > t {
+                self.events.push(Reverse((at, PREPARE, rank, op)));
+                continue;
+            }
+            self.pool.book(at, need.before + need.load);
+            self.setup_time[o] = need.setup;
+            self.start[o] = at + need.before;
+            self.topo.push(op);
+            let run_end = self.start[o] + need.load + need.run;
+            self.events.push(Reverse((run_end, UNLOAD, rank, op)));
+        }
+        self.work += (self.pool.visits - visits_before) / SLOT_VISITS_PER_UNIT;
+        if self.topo.len() < n {
+            return None;
+        }
+        Some(p.objective(&s.alt, &self.end, &self.setup_time, &mut self.order_end))
+    }
+
+    fn push_prepare(&mut self, p: &Problem, s: &Solution, op: u32) {
+        let earliest = self.need(p, s, op).earliest;
+        self.events
+            .push(Reverse((earliest, PREPARE, p.op_rank[op as usize], op)));
+    }
+
+    fn release_prepared(&mut self, p: &Problem, s: &Solution, op: u32) {
+        let d = &mut self.indeg[op as usize];
+        *d -= 1;
+        if *d == 0 {
+            self.push_prepare(p, s, op);
+        }
+    }
+
+    /// The first instant ≥ `t` at which the op's preparation may begin (see
+    /// [`Evaluator::evaluate_with_operators`]).
+    fn prepare_at(&mut self, p: &Problem, need: &Need, mut t: i64) -> i64 {
+        let prepare = need.before + need.load;
+        loop {
+            let mut next = p.fit(need.machine, t, prepare + need.run);
+            next = self.pool.fit(next, prepare);
+            if !p.machine_after_hours[need.machine as usize] {
+                let run = self.pool.run_within_working_time(next + prepare, need.run);
+                next = next.max(run - prepare);
+            }
+            if next == t {
+                return t;
+            }
+            t = next;
+        }
     }
 
     #[inline]

@@ -96,7 +96,7 @@ pub(super) async fn run(
             elapsed: started.elapsed(),
             plant_time: &plant_time,
             now: now_ms(),
-            time_scale,
+            clock: &plant.clock,
         };
         for line in progress_lines(&moment, &machines, starved, &orders, &plant.etas.current()) {
             println!("{line}");
@@ -133,12 +133,12 @@ const ENDED: [OrderState; 3] = [
 const PROGRESS_WIDTH: usize = 80;
 
 /// When a progress report is made: since the demo began (wall), the plant's local time, the
-/// wall clock (ms) and the time scale.
+/// wall clock (ms) and the plant clock.
 struct Moment<'a> {
     elapsed: Duration,
     plant_time: &'a str,
     now: i64,
-    time_scale: f64,
+    clock: &'a crate::clock::PlantClock,
 }
 
 /// The demo's progress: the plant's time, the fleet (with the time machines have waited on
@@ -155,8 +155,9 @@ fn progress_lines(
         elapsed,
         plant_time,
         now,
-        time_scale,
+        clock,
     } = *moment;
+    let time_scale = clock.scale();
     let busy = machines.iter().filter(|m| m.state == "busy").count();
     let held = machines.iter().filter(|m| !m.holds.is_empty()).count();
     let held_up_ms: i64 = machines.iter().map(|m| m.held_up_ms).sum();
@@ -174,13 +175,11 @@ fn progress_lines(
         if ENDED.contains(&o.state) {
             format!("{progress} {}", o.state)
         } else {
-            // The plan counts real machine time from when it was made; the simulated
-            // machines run `time_scale` times faster.
-            let eta = etas.by_order.get(&o.id).map(|at| {
-                let at_demo_time =
-                    etas.planned_at + ((at - etas.planned_at) as f64 / time_scale) as i64;
-                duration_text((at_demo_time - now).max(0) / 1000)
-            });
+            // The plan lives in plant time; the demo's clock says when that is on the wall.
+            let eta = etas
+                .by_order
+                .get(&o.id)
+                .map(|&at| duration_text((clock.to_wall(at) - now).max(0) / 1000));
             format!("{progress} eta {}", eta.as_deref().unwrap_or("--"))
         }
     }));

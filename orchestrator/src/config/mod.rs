@@ -149,6 +149,14 @@ pub struct PlannerSettings {
     pub replan_seconds: f64,
     #[serde(default = "default_planner_seed")]
     pub seed: u64,
+    /// Plan the operators (shifts, loads, unloads, after-hours). Off: the planner sees an
+    /// always-working plant where nobody is waited for (to compare ETAs against).
+    #[serde(default = "default_plan_operators")]
+    pub plan_operators: bool,
+}
+
+fn default_plan_operators() -> bool {
+    true
 }
 
 fn default_first_plan_seconds() -> f64 {
@@ -169,6 +177,7 @@ impl Default for PlannerSettings {
             first_plan_seconds: default_first_plan_seconds(),
             replan_seconds: default_replan_seconds(),
             seed: default_planner_seed(),
+            plan_operators: default_plan_operators(),
         }
     }
 }

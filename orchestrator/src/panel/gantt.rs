@@ -1,6 +1,8 @@
 //! The plan as a Gantt chart: an inline SVG, one row per machine, a bar per run (its setup
-//! block before it) coloured by order, the now-line and the orders' due dates. Pure: the plan
-//! view, the due dates, the instant and the words in, the SVG text out.
+//! block before it) coloured by order, the now-line and the orders' due dates; below the
+//! machines, the operators' planned work (setups, loads, unloads, maintenance) in as many rows
+//! as tasks overlap, so each row reads as one person's day. Pure: the plan view, the due
+//! dates, the instant and the words in, the SVG text out.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -18,6 +20,11 @@ pub struct GanttWords<'a> {
     pub due: &'a str,
     pub setup: &'a str,
     pub on_machine: &'a str,
+    /// Label of the operator rows ("operator 1", "operator 2", …).
+    pub operator: &'a str,
+    pub load: &'a str,
+    pub unload: &'a str,
+    pub maintenance: &'a str,
 }
 
 const DAY_MS: i64 = 86_400_000;
@@ -122,6 +129,32 @@ struct Bar<'p> {
     end: i64,
 }
 
+struct TaskBar<'p> {
+    machine: &'p str,
+    run_id: Option<i64>,
+    order_id: Option<&'p str>,
+    kind: &'p str,
+    start: i64,
+    end: i64,
+}
+
+/// Operator tasks in rows where none overlap (first row with room, by start): as many rows as
+/// tasks are ever planned at once, which is at most the operators on shift.
+fn operator_lanes<'p>(mut tasks: Vec<TaskBar<'p>>) -> Vec<Vec<TaskBar<'p>>> {
+    tasks.sort_by_key(|t| (t.start, t.end));
+    let mut lanes: Vec<Vec<TaskBar<'p>>> = Vec::new();
+    for task in tasks {
+        match lanes
+            .iter_mut()
+            .find(|lane| lane.last().is_none_or(|last| last.end <= task.start))
+        {
+            Some(lane) => lane.push(task),
+            None => lanes.push(vec![task]),
+        }
+    }
+    lanes
+}
+
 /// The plan as an SVG Gantt chart. `machines` are the rows, in order (machines with nothing
 /// planned keep their row; a machine only the plan names is added after them). `due` gives
 /// each order's due date (ms); a due date inside the time axis is drawn in the order's colour.
@@ -152,6 +185,22 @@ pub fn gantt_svg(
             })
         })
         .collect();
+    let order_of_run: BTreeMap<i64, &str> = bars.iter().map(|b| (b.run_id, b.order_id)).collect();
+    let lanes = operator_lanes(
+        plan.operator_tasks
+            .iter()
+            .filter_map(|t| {
+                Some(TaskBar {
+                    machine: &t.machine_id,
+                    run_id: t.run_id,
+                    order_id: t.run_id.and_then(|r| order_of_run.get(&r).copied()),
+                    kind: &t.kind,
+                    start: parse_ms(&t.start)?,
+                    end: parse_ms(&t.end)?,
+                })
+            })
+            .collect(),
+    );
     let mut rows: Vec<&str> = machines.iter().map(String::as_str).collect();
     for bar in &bars {
         if !rows.contains(&bar.machine) {
@@ -165,15 +214,18 @@ pub fn gantt_svg(
         });
     }
 
+    let tasks = lanes.iter().flatten();
     let from = bars
         .iter()
         .map(|b| b.setup_start)
+        .chain(tasks.clone().map(|t| t.start))
         .chain([now_ms])
         .min()
         .unwrap_or(now_ms);
     let to = bars
         .iter()
         .map(|b| b.end)
+        .chain(tasks.map(|t| t.end))
         .chain([now_ms + 3_600_000])
         .max()
         .unwrap_or(now_ms)
@@ -181,7 +233,7 @@ pub fn gantt_svg(
     let span = (to - from) as f64;
     let plot_width = WIDTH - LABEL_WIDTH - RIGHT_MARGIN;
     let x = |ms: i64| LABEL_WIDTH + (ms - from) as f64 / span * plot_width;
-    let height = AXIS_HEIGHT + ROW_HEIGHT * rows.len().max(1) as f64 + 4.0;
+    let height = AXIS_HEIGHT + ROW_HEIGHT * (rows.len() + lanes.len()).max(1) as f64 + 4.0;
 
     let mut svg = String::new();
     let _ = write!(
@@ -273,6 +325,55 @@ pub fn gantt_svg(
         svg.push_str("</g>");
     }
 
+    for (index, lane) in lanes.iter().enumerate() {
+        let top = AXIS_HEIGHT + ROW_HEIGHT * (rows.len() + index) as f64;
+        let bar_top = top + (ROW_HEIGHT - BAR_HEIGHT) / 2.0;
+        let _ = write!(
+            svg,
+            r##"<g class="gantt-row gantt-operators" data-lane="{index}"><rect x="0" y="{top}" width="{WIDTH}" height="{ROW_HEIGHT}" fill="#eef3f8"/><text x="8" y="{ty:.1}" font-size="13" fill="#24292f">{label} {number}</text>"##,
+            ty = top + ROW_HEIGHT / 2.0 + 4.5,
+            label = escape(words.operator),
+            number = index + 1,
+        );
+        for task in lane {
+            let mark = match (highlight, task.order_id) {
+                (Some(order), Some(of)) if order == of => " highlight",
+                (Some(_), _) => " faded",
+                (None, _) => "",
+            };
+            let word = match task.kind {
+                "setup" => words.setup,
+                "load" => words.load,
+                "unload" => words.unload,
+                "maintenance" => words.maintenance,
+                other => other,
+            };
+            let tooltip = format!(
+                "{word} · {machine}{run} · {start}–{end}",
+                machine = task.machine,
+                run = task.run_id.map(|r| format!(" · #{r}")).unwrap_or_default(),
+                start = clock(task.start, true),
+                end = clock(task.end, false),
+            );
+            let fill = match (task.kind, task.order_id) {
+                ("setup", _) => "url(#gantt-setup)",
+                (_, Some(order)) if task.kind != "maintenance" => order_colour(order),
+                _ => "#5b6570",
+            };
+            let _ = write!(
+                svg,
+                r#"<g class="gantt-task{mark}" data-kind="{kind}" data-machine="{machine}" data-run="{run}"><title>{tooltip}</title><rect class="gantt-task-bar" x="{tx:.1}" y="{bar_top:.1}" width="{tw:.1}" height="{BAR_HEIGHT}" rx="2" fill="{fill}"/></g>"#,
+                kind = escape(task.kind),
+                machine = escape(task.machine),
+                run = task.run_id.map(|r| r.to_string()).unwrap_or_default(),
+                tooltip = escape(&tooltip),
+                tx = x(task.start),
+                tw = (x(task.end) - x(task.start)).max(2.0),
+            );
+        }
+        svg.push_str("</g>");
+    }
+
     for (order, at) in due {
         if highlight.is_some_and(|h| h != order) {
             continue;
@@ -323,7 +424,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::{GanttWords, gantt_svg, order_colour};
-    use crate::plant::live_views::{GanttRow, PlanView};
+    use crate::plant::live_views::{GanttRow, OperatorTaskRow, PlanView};
 
     const WORDS: GanttWords<'static> = GanttWords {
         title: "Plan",
@@ -331,6 +432,10 @@ mod tests {
         due: "due",
         setup: "setup",
         on_machine: "on the machine",
+        operator: "operator",
+        load: "load",
+        unload: "unload",
+        maintenance: "maintenance",
     };
 
     fn row(
@@ -362,6 +467,7 @@ mod tests {
                 row("laser-1", 2, "ord-2", "11:00", "11:30", "12:00"),
                 row("mill-<1>", 3, "ord-1", "10:30", "10:30", "11:00"),
             ],
+            operator_tasks: Vec::new(),
             orders: Vec::new(),
             unplanned: Vec::new(),
             objective: None,
@@ -470,6 +576,75 @@ mod tests {
         assert!(!svg.contains(">00:00<"));
     }
 
+    fn task(
+        machine: &str,
+        run_id: Option<i64>,
+        kind: &str,
+        start: &str,
+        end: &str,
+    ) -> OperatorTaskRow {
+        OperatorTaskRow {
+            machine_id: machine.into(),
+            run_id,
+            kind: kind.into(),
+            start: format!("2030-01-01T{start}:00Z"),
+            end: format!("2030-01-01T{end}:00Z"),
+        }
+    }
+
+    #[test]
+    fn operator_tasks_fill_as_many_rows_as_overlap_below_the_machines() {
+        let mut plan = fixed_plan();
+        plan.operator_tasks = vec![
+            task("laser-1", Some(2), "load", "11:15", "11:30"),
+            task("mill-<1>", None, "maintenance", "10:00", "10:30"),
+            task("laser-1", Some(2), "setup", "11:00", "11:15"),
+            task("mill-<1>", Some(3), "unload", "11:00", "11:30"),
+            task("laser-1", Some(2), "unload", "12:00", "12:30"),
+        ];
+        let svg = gantt_svg(
+            &plan,
+            &["laser-1".into()],
+            &BTreeMap::new(),
+            TEN,
+            None,
+            &WORDS,
+        );
+        // Two tasks at once (11:00–11:15) at most: two operator rows, after the machine rows.
+        assert_eq!(svg.matches("gantt-operators").count(), 2);
+        let mill = svg.find(r#"data-machine="mill-&lt;1&gt;""#).unwrap();
+        let first = svg.find(r#"data-lane="0""#).unwrap();
+        let second = svg.find(r#"data-lane="1""#).unwrap();
+        assert!(mill < first && first < second);
+        assert!(svg.contains(">operator 1<") && svg.contains(">operator 2<"));
+        // Row 1: maintenance, setup, load, the last unload; row 2: the mill's unload.
+        let lane1 = &svg[first..second];
+        assert_eq!(lane1.matches("gantt-task\"").count(), 4);
+        assert!(
+            svg[second..]
+                .contains(r#"data-kind="unload" data-machine="mill-&lt;1&gt;" data-run="3""#)
+        );
+        // The axis reaches the last unload: 10:00 to 12:30 over 1058 px.
+        let load = element(&svg, r#"data-kind="load""#, "<rect");
+        assert_eq!(
+            attribute(load, "x"),
+            format!("{:.1}", 130.0 + 1058.0 * 75.0 / 150.0)
+        );
+        assert_eq!(
+            attribute(load, "width"),
+            format!("{:.1}", 1058.0 * 15.0 / 150.0)
+        );
+        assert_eq!(attribute(load, "fill"), order_colour("ord-2"));
+        let setup = element(&svg, r#"data-kind="setup""#, "<rect");
+        assert_eq!(attribute(setup, "fill"), "url(#gantt-setup)");
+        assert!(svg.contains("<title>maintenance · mill-&lt;1&gt; · 01-01 10:00–10:30</title>"));
+        assert!(svg.contains("<title>unload · laser-1 · #2 · 01-01 12:00–12:30</title>"));
+        // Highlighting an order marks its tasks and fades the others.
+        let svg = gantt_svg(&plan, &[], &BTreeMap::new(), TEN, Some("ord-1"), &WORDS);
+        assert_eq!(svg.matches(r#"class="gantt-task highlight""#).count(), 1);
+        assert_eq!(svg.matches(r#"class="gantt-task faded""#).count(), 4);
+    }
+
     #[test]
     fn an_empty_plan_is_an_empty_chart_with_the_now_line() {
         let mut plan = fixed_plan();
@@ -483,7 +658,7 @@ mod tests {
             &WORDS,
         );
         assert!(svg.contains(r#"data-machine="laser-1""#));
-        assert!(!svg.contains("gantt-bar"));
+        assert!(!svg.contains("gantt-bar") && !svg.contains("gantt-operators"));
         assert!(svg.contains("gantt-now"));
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
     }

@@ -186,6 +186,10 @@ async fn plan_chart(
             due: t.get("gantt.due"),
             setup: t.get("gantt.setup"),
             on_machine: t.get("gantt.on_machine"),
+            operator: t.get("gantt.operator"),
+            load: t.get("gantt.load"),
+            unload: t.get("gantt.unload"),
+            maintenance: t.get("gantt.maintenance"),
         },
     );
     Ok(Some(Chart {

@@ -27,6 +27,16 @@ pub struct GanttRow {
     pub end: String,
 }
 
+/// A planned piece of operator work: `kind` is setup, load, unload or maintenance.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct OperatorTaskRow {
+    pub machine_id: String,
+    pub run_id: Option<i64>,
+    pub kind: String,
+    pub start: String,
+    pub end: String,
+}
+
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct OrderEta {
     pub order_id: String,
@@ -38,6 +48,8 @@ pub struct PlanView {
     /// The instant the plan was made for.
     pub planned_at: Option<String>,
     pub rows: Vec<GanttRow>,
+    /// The operators' planned work (empty when no machine needs any).
+    pub operator_tasks: Vec<OperatorTaskRow>,
     pub orders: Vec<OrderEta>,
     /// Runs the planner could not place now (no machine in service, material never covered).
     pub unplanned: Vec<i64>,
@@ -61,6 +73,7 @@ pub fn plan_view(
         return PlanView {
             planned_at: None,
             rows: Vec::new(),
+            operator_tasks: Vec::new(),
             orders: Vec::new(),
             unplanned: Vec::new(),
             objective: None,
@@ -97,6 +110,25 @@ pub fn plan_view(
                     start: format_ms(a.start),
                     end: format_ms(a.end),
                 })
+            })
+            .collect(),
+        operator_tasks: plan
+            .operator_tasks
+            .iter()
+            .filter(|t| {
+                t.run_id
+                    .and_then(|r| runs.get(&r))
+                    .is_none_or(|(order_id, _)| !closed.contains(*order_id))
+            })
+            .map(|t| OperatorTaskRow {
+                machine_id: t.machine_id.clone(),
+                run_id: t.run_id,
+                kind: serde_json::to_value(t.kind)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default(),
+                start: format_ms(t.start),
+                end: format_ms(t.end),
             })
             .collect(),
         orders: plan

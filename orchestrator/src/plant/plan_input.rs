@@ -1,15 +1,28 @@
 //! The planner's input, read from the store: machines (idle, busy until when, or out of
 //! service), open orders, runs still to dispatch with their readiness and run-level
-//! predecessors ([`rules::readiness`]), and the runs on machines now (frozen).
+//! predecessors ([`rules::readiness`]), and the runs on machines now (frozen, with the stage
+//! the operator has them in). With `[planner] plan_operators` (the default) also the people:
+//! the calendar's shifts over [`SHIFT_HORIZON_MS`], each machine's load and unload time and
+//! whether it may run after hours.
+//!
+//! The planner lives in plant time (`plant.clock`): `now` is plant time and the store's wall
+//! instants are mapped with `clock.to_plant`.
 
 use std::collections::HashMap;
 
-use microfab_planner::{FrozenRun, PlanInput, PlanMachine, PlanOrder, PlanRun, Priority};
+use microfab_planner::{
+    FrozenRun, FrozenStage, PlanInput, PlanMachine, PlanOrder, PlanRun, Priority,
+};
 
 use super::records::{Tx, step_counts};
 use super::rules::{self, OpenRun};
 use super::state::{JobState, MachineState, OrderState, sql_list};
 use super::{Plant, Result};
+use crate::clock::PlantClock;
+
+/// How far ahead the planner sees the shifts (plant time): beyond it the planner counts the
+/// plant as always working, so plans should end well within it.
+pub const SHIFT_HORIZON_MS: i64 = 14 * 24 * 3_600_000;
 
 #[derive(sqlx::FromRow)]
 struct MachineRow {
@@ -58,7 +71,9 @@ struct JobRow {
 
 impl Plant {
     /// What the planner needs, read in one transaction so that it is one moment's picture.
+    /// `now_ms` is plant time (`self.clock.now()`).
     pub async fn plan_input(&self, now_ms: i64) -> Result<PlanInput> {
+        let plan_operators = self.config.planner.plan_operators;
         let mut tx = self.store.pool.begin().await?;
         let machine_rows: Vec<MachineRow> = sqlx::query_as(
             "SELECT id, capabilities_json, envelope_json, state, maintenance, current_job, speed_factor, setup_family, \
@@ -84,14 +99,26 @@ impl Plant {
                 r.id.clone(),
                 serde_json::from_str(&r.envelope_json).unwrap_or_default(),
             );
-            machines.push(PlanMachine {
-                id: r.id,
+            let mut machine = PlanMachine {
                 capabilities: serde_json::from_str(&r.capabilities_json).unwrap_or_default(),
                 idle: idle && !maintenance && r.current_job.is_none(),
                 speed_factor: r.speed_factor,
                 current_setup: r.setup_family,
                 out_of_service: maintenance || !(idle || working),
                 ..PlanMachine::default()
+            };
+            if plan_operators && let Some(config) = self.config.machine(&r.id) {
+                let work = self.config.operator_work(config);
+                let seconds = |task: Option<crate::config::OperatorTask>| {
+                    task.map_or(0.0, |t| t.minutes * 60.0)
+                };
+                machine.load_seconds = seconds(work.load);
+                machine.unload_seconds = seconds(work.unload);
+                machine.after_hours = config.after_hours;
+            }
+            machines.push(PlanMachine {
+                id: r.id,
+                ..machine
             });
         }
         let orders: Vec<OrderRow> = sqlx::query_as(&format!(
@@ -105,8 +132,15 @@ impl Plant {
         let mut frozen = Vec::new();
         for order in orders {
             let templates = run_templates(&mut tx, &order.id, &machines, &envelopes).await?;
-            let (planned, on_machines) =
-                order_runs(&mut tx, &order.id, now_ms, &machines, &templates).await?;
+            let (planned, on_machines) = order_runs(
+                &mut tx,
+                &order.id,
+                now_ms,
+                &self.clock,
+                &machines,
+                &templates,
+            )
+            .await?;
             runs.extend(planned);
             frozen.extend(on_machines);
             plan_orders.push(PlanOrder {
@@ -129,12 +163,19 @@ impl Plant {
                 .map(|f| f.end)
                 .max();
         }
+        let shifts = match self.config.calendar() {
+            Some(calendar) if plan_operators => {
+                calendar.shifts(now_ms, now_ms.saturating_add(SHIFT_HORIZON_MS))
+            }
+            _ => Vec::new(),
+        };
         Ok(PlanInput {
             now: now_ms,
             machines,
             orders: plan_orders,
             runs,
             frozen,
+            shifts,
             ..PlanInput::default()
         })
     }
@@ -196,11 +237,13 @@ async fn run_templates(
 }
 
 /// The order's runs still to dispatch, with their readiness, and its runs on machines now,
-/// frozen where they are until their expected end.
+/// frozen where they are until their expected end, each at its stage: awaiting its load (not
+/// started: it runs after the load), running, or awaiting its unload (finished).
 async fn order_runs(
     tx: &mut Tx,
     order_id: &str,
     now_ms: i64,
+    clock: &PlantClock,
     machines: &[PlanMachine],
     templates: &HashMap<i64, PlanRun>,
 ) -> Result<(Vec<PlanRun>, Vec<FrozenRun>)> {
@@ -246,16 +289,32 @@ async fn order_runs(
                 .iter()
                 .find(|m| m.id == machine_id)
                 .map_or(1.0, |m| m.speed_factor);
-            let start = job.started_ms.or(job.dispatched_ms).unwrap_or(now_ms);
             let length = (template.run_seconds * speed * 1000.0) as i64;
+            let started = job
+                .started_ms
+                .or(job.dispatched_ms)
+                .map_or(now_ms, |wall| clock.to_plant(wall));
+            let (stage, start, end) = match job.state {
+                JobState::AwaitingLoad => (FrozenStage::AwaitingLoad, now_ms, now_ms + length),
+                JobState::AwaitingUnload => (
+                    FrozenStage::AwaitingUnload,
+                    started.min(now_ms),
+                    (started + length).clamp(started.min(now_ms), now_ms),
+                ),
+                _ => (
+                    FrozenStage::Running,
+                    started,
+                    (started + length).max(now_ms + 1),
+                ),
+            };
             FrozenRun {
                 run_id: job.id,
                 order_id: order_id.to_string(),
                 machine_id,
                 setup_family: template.setup_family,
                 start,
-                end: (start + length).max(now_ms + 1),
-                ..FrozenRun::default()
+                end,
+                stage,
             }
         })
         .collect();

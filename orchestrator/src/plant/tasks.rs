@@ -57,7 +57,8 @@ pub struct TaskView {
     pub what: String,
     /// Pieces on the run (to inspect at an unload).
     pub units: Option<i64>,
-    /// At an unload: the pieces the machine itself said were bad.
+    /// At an unload: the pieces the machine itself said were bad (every piece of a run it
+    /// failed).
     pub machine_scrapped: Option<i64>,
     /// When the task appeared (wall ms).
     pub since_ms: i64,
@@ -224,6 +225,7 @@ struct WaitingRun {
     machine_state: MachineState,
     machine_reason: Option<String>,
     machine_scrapped: Option<i64>,
+    machine_failed: Option<i64>,
     awaiting_since_ms: Option<i64>,
     dispatched_ms: Option<i64>,
     started_ms: Option<i64>,
@@ -239,7 +241,8 @@ impl Plant {
              s.setup_family AS step_family, s.setup_seconds AS setup_seconds, \
              s.run_seconds AS run_seconds, m.setup_family AS machine_family, \
              m.driver_kind AS driver_kind, m.state AS machine_state, m.state_reason AS machine_reason, \
-             j.machine_scrapped AS machine_scrapped, j.awaiting_since_ms AS awaiting_since_ms, \
+             j.machine_scrapped AS machine_scrapped, j.machine_failed AS machine_failed, \
+             j.awaiting_since_ms AS awaiting_since_ms, \
              j.dispatched_ms AS dispatched_ms, j.started_ms AS started_ms, \
              (SELECT MAX(e.at_ms) FROM events e WHERE e.job_id = j.id AND e.kind = 'job_interrupted') AS interrupted_ms \
              FROM jobs j JOIN steps s ON s.order_id = j.order_id AND s.step_index = j.step_index \
@@ -362,7 +365,14 @@ impl Plant {
             step_id: Some(run.step_id),
             what: format!("{} ({materials}setup {})", task.text, run.step_family),
             units: Some(run.units),
-            machine_scrapped: run.machine_scrapped.filter(|_| kind == TaskKind::Unload),
+            // A failed run is all scrap by the machine's word (what the default inspection
+            // records), whatever count it reported.
+            machine_scrapped: if run.machine_failed == Some(1) {
+                Some(run.units)
+            } else {
+                run.machine_scrapped
+            }
+            .filter(|_| kind == TaskKind::Unload),
             since_ms,
             held_up_ms: (now_ms - since_ms).max(0),
             minutes: task.minutes,
@@ -391,4 +401,123 @@ fn materials_text(materials_json: &str) -> Result<String> {
         .trim_end_matches(", ")
         .to_string()
         + if needs.is_empty() { "" } else { "; " })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plant::PlantError;
+
+    fn machine(scrapped: i64, reason: Option<&str>, failed: bool) -> MachineOutcome {
+        MachineOutcome {
+            scrapped,
+            reason: reason.map(str::to_string),
+            failed,
+        }
+    }
+
+    fn scrap(entries: &[(u32, &str)]) -> Vec<ScrapEntry> {
+        entries
+            .iter()
+            .map(|(count, reason)| ScrapEntry {
+                count: *count,
+                reason: reason.to_string(),
+            })
+            .collect()
+    }
+
+    fn verdict(good: i64, scrap: &[(i64, &str)]) -> Verdict {
+        Verdict {
+            good,
+            scrap: scrap.iter().map(|(c, r)| (*c, r.to_string())).collect(),
+        }
+    }
+
+    #[test]
+    fn an_empty_inspection_keeps_the_machines_verdict() {
+        let empty = Inspection::default();
+        assert_eq!(
+            empty.verdict(6, &machine(0, None, false)).unwrap(),
+            verdict(6, &[])
+        );
+        assert_eq!(
+            empty
+                .verdict(6, &machine(2, Some("burnt edge"), false))
+                .unwrap(),
+            verdict(4, &[(2, "burnt edge")])
+        );
+        assert_eq!(
+            empty.verdict(6, &machine(1, None, false)).unwrap(),
+            verdict(5, &[(1, "reported scrapped by the machine")])
+        );
+        assert_eq!(
+            empty
+                .verdict(6, &machine(0, Some("tool broke"), true))
+                .unwrap(),
+            verdict(0, &[(6, "tool broke")])
+        );
+    }
+
+    #[test]
+    fn the_operators_scrap_replaces_the_machines_and_the_rest_is_good() {
+        let found = Inspection {
+            good: None,
+            scrap: scrap(&[(1, "warped"), (2, "delaminated")]),
+        };
+        assert_eq!(
+            found
+                .verdict(12, &machine(5, Some("sensor"), false))
+                .unwrap(),
+            verdict(9, &[(1, "warped"), (2, "delaminated")])
+        );
+        let counted = Inspection {
+            good: Some(11),
+            scrap: scrap(&[(1, "warped")]),
+        };
+        assert_eq!(
+            counted.verdict(12, &machine(0, None, false)).unwrap(),
+            verdict(11, &[(1, "warped")])
+        );
+        assert_eq!(
+            verdict(11, &[(1, "warped"), (2, "x")]).summary().as_deref(),
+            Some("1 warped, 2 x")
+        );
+        assert_eq!(verdict(12, &[]).summary(), None);
+    }
+
+    #[test]
+    fn an_inspection_that_does_not_add_up_names_its_field() {
+        let field = |inspection: Inspection, outcome: MachineOutcome| match inspection
+            .verdict(6, &outcome)
+        {
+            Err(PlantError::Invalid { field, .. }) => field,
+            other => panic!("{other:?}"),
+        };
+        let ok = machine(0, None, false);
+        let good = |good| Inspection {
+            good: Some(good),
+            scrap: Vec::new(),
+        };
+        let scrapped = |entries: &[(u32, &str)]| Inspection {
+            good: None,
+            scrap: scrap(entries),
+        };
+        assert_eq!(field(good(7), ok.clone()), "good");
+        assert_eq!(field(good(5), ok.clone()), "good");
+        assert_eq!(field(scrapped(&[(7, "warped")]), ok.clone()), "scrap");
+        assert_eq!(
+            field(scrapped(&[(0, "warped")]), ok.clone()),
+            "scrap[0].count"
+        );
+        assert_eq!(
+            field(scrapped(&[(1, "warped"), (1, " ")]), ok.clone()),
+            "scrap[1].reason"
+        );
+        // A failed run has nothing good, whatever the operator says.
+        assert_eq!(field(good(6), machine(0, Some("jam"), true)), "good");
+        assert_eq!(
+            field(scrapped(&[(2, "warped")]), machine(0, Some("jam"), true)),
+            "good"
+        );
+    }
 }
