@@ -134,7 +134,11 @@ async fn maintenance_stops_a_machine_between_runs(kind: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
     let view: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(view["maintenance"][0]["runs"], 0, "{view}");
+    // Counted again from the maintenance: the machine, free now, may have begun its next run.
+    assert!(
+        view["maintenance"][0]["runs"].as_i64().unwrap() <= 1,
+        "{view}"
+    );
     assert_eq!(view["maintenance"][0]["due"], false, "{view}");
     let tasks = client.ok("/api/v1/tasks").await;
     assert!(
