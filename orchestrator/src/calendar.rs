@@ -236,6 +236,23 @@ impl Calendar {
         windows
     }
 
+    /// The plant's local time at `plant_ms`, e.g. "Mon 07:12", with the operators on shift
+    /// ("2 on shift") or "closed".
+    pub fn local_text(&self, plant_ms: i64) -> String {
+        let local =
+            (OffsetDateTime::UNIX_EPOCH + Duration::milliseconds(plant_ms)).to_offset(self.offset);
+        let day = &local.weekday().to_string()[..3];
+        let on_shift = match self.operators_at(plant_ms) {
+            0 => "closed".to_string(),
+            n => format!("{n} on shift"),
+        };
+        format!(
+            "{day} {:02}:{:02}, {on_shift}",
+            local.hour(),
+            local.minute()
+        )
+    }
+
     /// Every shift occurrence that overlaps `[from, until)`.
     fn stints(&self, from: i64, until: i64) -> Vec<Stint> {
         // A shift lasts under two days from its date's midnight, so one starting the day

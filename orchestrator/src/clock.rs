@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::store::now_ms;
+use crate::store::{Store, StoreError, now_ms};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PlantClock {
@@ -49,6 +49,57 @@ impl PlantClock {
     pub fn wall_duration(&self, plant_ms: i64) -> Duration {
         Duration::from_secs_f64((plant_ms.max(0) as f64 / self.scale) / 1000.0)
     }
+}
+
+impl PlantClock {
+    /// The plant's clock from its anchor in the store. The first start writes the anchor (plant
+    /// time `start`, or the wall clock, at `now_wall`); a restart continues from it, so plant
+    /// time goes on where the wall clock says; a different `scale` re-anchors at the plant time
+    /// reached, so plant time never jumps.
+    pub async fn anchored(
+        store: &Store,
+        scale: f64,
+        start: Option<i64>,
+        now_wall: i64,
+    ) -> Result<PlantClock, StoreError> {
+        let mut writer = store.writer("system", now_wall).await?;
+        let stored: Option<(i64, i64, f64)> = sqlx::query_as(
+            "SELECT wall_origin_ms, plant_origin_ms, time_scale FROM plant_clock WHERE id = 1",
+        )
+        .fetch_optional(&mut *writer.tx)
+        .await?;
+        let clock = match stored {
+            Some((wall, plant, stored_scale)) if stored_scale == scale => {
+                return Ok(PlantClock::new(scale, wall, plant));
+            }
+            Some((wall, plant, stored_scale)) => {
+                let reached = PlantClock::new(stored_scale, wall, plant).to_plant(now_wall);
+                PlantClock::new(scale, now_wall, reached)
+            }
+            None => PlantClock::new(scale, now_wall, start.unwrap_or(now_wall)),
+        };
+        sqlx::query("DELETE FROM plant_clock")
+            .execute(&mut *writer.tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO plant_clock (id, wall_origin_ms, plant_origin_ms, time_scale) \
+             VALUES (1, $1, $2, $3)",
+        )
+        .bind(clock.wall_origin)
+        .bind(clock.plant_origin)
+        .bind(clock.scale)
+        .execute(&mut *writer.tx)
+        .await?;
+        writer.commit().await?;
+        Ok(clock)
+    }
+}
+
+/// `[simulation] start` (RFC 3339) as ms since the Unix epoch.
+pub fn parse_start(text: &str) -> Option<i64> {
+    let at =
+        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()?;
+    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).ok()
 }
 
 #[cfg(test)]

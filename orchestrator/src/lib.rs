@@ -14,5 +14,7 @@ pub mod panel;
 pub mod plant;
 pub mod runtime;
 pub mod server;
+pub mod sim_operators;
 pub mod store;
 pub mod verify;
+pub mod whole_number;

@@ -11,7 +11,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use microfab_drivers::traffic::TrafficLog;
-use microfab_drivers::{Driver, DriverCommand, DriverError, DriverEvent, OperatorAction};
+use microfab_drivers::{Driver, DriverCommand, DriverError, DriverEvent, JobRun, OperatorAction};
 use microfab_planner::{Budget, Plan, PlanInput};
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio::task::JoinSet;
@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::MachineConfig;
 use crate::machine_status::{MachineStatus, StatusPublisher};
-use crate::plant::{Plant, PlantError};
+use crate::plant::{Dispatched, Plant, PlantError};
 use crate::store::now_ms;
 
 /// How often a machine task asks its driver for a fresh status between events: progress
@@ -192,6 +192,30 @@ impl Runtime {
 
     pub fn current_plan(&self) -> Option<Arc<PlanSnapshot>> {
         self.plan.read().ok().and_then(|p| p.clone())
+    }
+
+    /// Send a run the store has as `dispatched` to its machine. If the machine refuses it, the
+    /// run is re-queued with its material (one refused for its program is never offered to
+    /// that machine again) and the refusal is returned; `Ok(())` when the machine took it.
+    /// The one way a run reaches a machine: the coordinator's dispatches and an operator's
+    /// load both come here.
+    pub async fn send_run(
+        &self,
+        machine_id: &str,
+        run: JobRun,
+    ) -> Result<Result<(), CommandError>, PlantError> {
+        let job_id = run.job_id;
+        let Err(e) = self.command(machine_id, DriverCommand::Run(run)).await else {
+            return Ok(Ok(()));
+        };
+        tracing::warn!(job_id, machine_id, error = %e, "machine refused the run");
+        if matches!(e, CommandError::Driver(DriverError::Preflight(_)))
+            && let Ok(mut refused) = self.refused.lock()
+        {
+            refused.insert((job_id, machine_id.to_string()));
+        }
+        self.plant.requeue(job_id, &e.to_string(), now_ms()).await?;
+        Ok(Err(e))
     }
 
     /// Something changed that may let work start (approval, restock, maintenance off, ...).
@@ -416,6 +440,7 @@ fn plan_trigger(input: &PlanInput, current: Option<&PlanSnapshot>) -> PlanTrigge
 }
 
 async fn dispatch_round(runtime: &Runtime, asked: &mut PlanTrigger) -> Result<(), PlantError> {
+    runtime.plant.check_all_maintenance(now_ms()).await?;
     let input = runtime.plant.plan_input(runtime.plant.clock.now()).await?;
     let current = runtime.current_plan();
     let trigger = plan_trigger(&input, current.as_deref());
@@ -440,31 +465,21 @@ async fn dispatch_round(runtime: &Runtime, asked: &mut PlanTrigger) -> Result<()
         .map(|r| r.clone())
         .unwrap_or_default();
     for decision in decisions {
-        if refused.contains(&(decision.run_id, decision.machine_id.clone())) {
+        if refused.contains(&(decision.run_id, decision.machine_id.clone()))
+            || !(runtime.plant)
+                .may_take_run(decision.run_id, &decision.machine_id, now_ms())
+                .await?
+        {
             continue;
         }
-        let Some(run) = runtime
+        let dispatched = runtime
             .plant
             .dispatch(decision.run_id, &decision.machine_id, now_ms())
-            .await?
-        else {
-            continue;
-        };
-        let job_id = run.job_id;
-        if let Err(e) = runtime
-            .command(&decision.machine_id, DriverCommand::Run(run))
-            .await
-        {
-            tracing::warn!(job_id, machine_id = decision.machine_id, error = %e, "machine refused the run");
-            if matches!(e, CommandError::Driver(DriverError::Preflight(_)))
-                && let Ok(mut refused) = runtime.refused.lock()
-            {
-                refused.insert((job_id, decision.machine_id.clone()));
-            }
-            runtime
-                .plant
-                .requeue(job_id, &e.to_string(), now_ms())
-                .await?;
+            .await?;
+        // A run waiting for its load is sent when an operator confirms it (`Operations::load`).
+        if let Some(Dispatched::Send(run)) = dispatched {
+            // A refusal is logged and the run re-queued there; the round goes on.
+            let _refusal = runtime.send_run(&decision.machine_id, run).await?;
         }
     }
     Ok(())

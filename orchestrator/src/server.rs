@@ -10,11 +10,12 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::clock::PlantClock;
 use crate::config::PlantConfig;
 use crate::ops::Operations;
 use crate::plant::Plant;
 use crate::runtime::{self, Runtime};
-use crate::store::{Store, redact_url};
+use crate::store::{Store, now_ms, redact_url};
 
 /// A running plant: its runtime (for in-process callers such as the demo) and its tasks.
 pub struct Running {
@@ -45,8 +46,12 @@ pub async fn start(
     let store = Store::connect(database)
         .await
         .with_context(|| format!("opening the database {}", redact_url(database)))?;
-    let at = crate::store::now_ms();
-    let clock = crate::clock::PlantClock::new(config.simulation.time_scale, at, at);
+    let simulation = &config.simulation;
+    let start = simulation
+        .start
+        .as_deref()
+        .and_then(crate::clock::parse_start);
+    let clock = PlantClock::anchored(&store, simulation.time_scale, start, now_ms()).await?;
     let plant = Arc::new(Plant::new(store, Arc::new(config), clock));
     let mut tasks = JoinSet::new();
     let runtime = runtime::start(plant, shutdown.clone(), &mut tasks).await?;
@@ -71,6 +76,14 @@ pub async fn start(
             tracing::error!(error = %e, "the HTTP server stopped");
         }
     });
+    if let Some(operators) = runtime.plant.config.simulation.operators.clone() {
+        crate::sim_operators::start(
+            Operations::new(runtime.clone()),
+            operators,
+            shutdown.clone(),
+            &mut tasks,
+        );
+    }
     runtime.wake();
     Ok(Running {
         runtime,

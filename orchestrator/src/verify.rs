@@ -44,7 +44,8 @@ pub async fn verify(store: &Store) -> Result<VerifyReport, StoreError> {
     }
     let replayed = events::replay(&records);
     let current = events::current(pool).await?;
-    let invariants = broken_invariants(pool).await?;
+    let mut invariants = broken_invariants(pool).await?;
+    invariants.extend(runs_given_to_a_busy_machine(&records));
     let access = crate::auth::audit::unauthorised(&records);
     Ok(VerifyReport {
         consistent: replayed == current && invariants.is_empty() && access.is_empty(),
@@ -158,6 +159,24 @@ async fn broken_invariants(pool: &AnyPool) -> Result<Vec<String>, StoreError> {
         }
     }
 
+    // One run at a time on a machine: given to it (awaiting its load, dispatched, running),
+    // awaiting its unload, or interrupted there.
+    let crowded: Vec<(String, i64, String)> = sqlx::query_as(&format!(
+        "SELECT machine_id, CAST(COUNT(*) AS BIGINT) AS runs, CAST(MIN(id) AS TEXT) || '..' || CAST(MAX(id) AS TEXT) AS ids \
+         FROM jobs WHERE machine_id IS NOT NULL AND state IN ({}, {}, '{}') \
+         GROUP BY machine_id HAVING COUNT(*) > 1 ORDER BY machine_id",
+        sql_list(&JobState::ON_MACHINE),
+        sql_list(&JobState::AWAITING_OPERATOR),
+        JobState::Interrupted,
+    ))
+    .fetch_all(pool)
+    .await?;
+    for (machine_id, runs, ids) in crowded {
+        broken.push(format!(
+            "machine {machine_id} has {runs} runs on it at once (jobs {ids})"
+        ));
+    }
+
     // Units: each step's and order's counts are its unit rows; an order never makes more
     // than its quantity.
     let steps: Vec<StepUnits> = sqlx::query_as(
@@ -257,4 +276,159 @@ fn differences(log: &Replayed, tables: &Replayed) -> Vec<String> {
     diff("job", &log.jobs, &tables.jobs, &mut out);
     diff("stock", &log.stock, &tables.stock, &mut out);
     out
+}
+
+/// The log's account of each machine: a run is given to a machine (`job_dispatched`) only
+/// while no other is on it, whether that one is sent, awaiting its load or its unload, or
+/// interrupted there. One line per run given too early.
+fn runs_given_to_a_busy_machine(records: &[events::EventRecord]) -> Vec<String> {
+    use crate::store::Event;
+    // machine → (the run on it, where that run is)
+    let mut on: BTreeMap<&str, (i64, &str)> = BTreeMap::new();
+    let mut machine_of: BTreeMap<i64, &str> = BTreeMap::new();
+    let mut found = Vec::new();
+    for record in records {
+        let mut now = |machine_id: &str, job_id: i64, what| {
+            if let Some(slot) = on.get_mut(machine_id).filter(|(job, _)| *job == job_id) {
+                slot.1 = what;
+            }
+        };
+        match &record.event {
+            Event::JobDispatched {
+                job_id,
+                machine_id,
+                awaiting_load,
+                ..
+            } => {
+                if let Some((other, what)) = on.get(machine_id.as_str()) {
+                    found.push(format!(
+                        "event {}: job {job_id} was given to machine {machine_id} while job {other} {what}",
+                        record.seq
+                    ));
+                }
+                let what = if *awaiting_load {
+                    "awaited its load there"
+                } else {
+                    "was on it"
+                };
+                on.insert(machine_id, (*job_id, what));
+                machine_of.insert(*job_id, machine_id);
+            }
+            Event::JobLoaded {
+                job_id, machine_id, ..
+            }
+            | Event::JobResumed {
+                job_id, machine_id, ..
+            } => now(machine_id, *job_id, "was on it"),
+            Event::JobAwaitingUnload {
+                job_id, machine_id, ..
+            } => now(machine_id, *job_id, "awaited its unload there"),
+            Event::JobInterrupted {
+                job_id, machine_id, ..
+            } => now(machine_id, *job_id, "was interrupted there"),
+            Event::JobFinished {
+                job_id, machine_id, ..
+            }
+            | Event::JobRequeued {
+                job_id, machine_id, ..
+            } => leaves(&mut on, machine_id, *job_id),
+            Event::JobResolved { job_id, .. } => {
+                if let Some(machine_id) = machine_of.get(job_id) {
+                    leaves(&mut on, machine_id, *job_id);
+                }
+            }
+            _ => {}
+        }
+    }
+    found
+}
+
+/// Run `job_id` is off `machine_id` (ended, sent back, settled), if it was the one on it.
+fn leaves(on: &mut BTreeMap<&str, (i64, &str)>, machine_id: &str, job_id: i64) {
+    if on.get(machine_id).is_some_and(|(job, _)| *job == job_id) {
+        on.remove(machine_id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::runs_given_to_a_busy_machine;
+    use crate::store::{Event, EventRecord};
+
+    fn log(events: Vec<Event>) -> Vec<EventRecord> {
+        events
+            .into_iter()
+            .enumerate()
+            .map(|(i, event)| EventRecord {
+                seq: i as i64 + 1,
+                at_ms: 0,
+                actor: "machine".into(),
+                event,
+            })
+            .collect()
+    }
+
+    fn given(job_id: i64, awaiting_load: bool) -> Event {
+        Event::JobDispatched {
+            order_id: "o".into(),
+            job_id,
+            machine_id: "laser-1".into(),
+            consumed: Vec::new(),
+            awaiting_load,
+        }
+    }
+
+    fn awaiting_unload(job_id: i64) -> Event {
+        Event::JobAwaitingUnload {
+            order_id: "o".into(),
+            job_id,
+            machine_id: "laser-1".into(),
+            scrapped: 0,
+            reason: None,
+            failed: false,
+        }
+    }
+
+    fn finished(job_id: i64) -> Event {
+        Event::JobFinished {
+            order_id: "o".into(),
+            job_id,
+            machine_id: "laser-1".into(),
+            step_index: 0,
+            state: "done".into(),
+            good: 1,
+            scrapped: 0,
+            reason: None,
+            final_step: true,
+            held_ms: 0,
+        }
+    }
+
+    #[test]
+    fn a_run_given_while_another_awaits_its_unload_is_found() {
+        let found = runs_given_to_a_busy_machine(&log(vec![
+            given(1, false),
+            awaiting_unload(1),
+            given(2, true),
+        ]));
+        assert_eq!(
+            found,
+            ["event 3: job 2 was given to machine laser-1 while job 1 awaited its unload there"]
+        );
+        let found = runs_given_to_a_busy_machine(&log(vec![given(1, true), given(2, false)]));
+        assert_eq!(found.len(), 1, "{found:?}");
+    }
+
+    #[test]
+    fn a_run_given_after_the_unload_is_fine() {
+        let found = runs_given_to_a_busy_machine(&log(vec![
+            given(1, true),
+            finished(1),
+            given(2, false),
+            awaiting_unload(2),
+            finished(2),
+            given(3, false),
+        ]));
+        assert_eq!(found, Vec::<String>::new());
+    }
 }

@@ -1,7 +1,8 @@
 //! The panel in a real browser: Playwright (npm `playwright-core`, in `tests/browser/`) drives
 //! Debian's chromium against the real `microfab serve` process, as makers, an operator and an
-//! admin would (the scenarios are in `tests/browser/scenarios.mjs`). Screenshots of every page,
-//! for every role that sees it, at 1024×768 and 1600×1000 go to
+//! admin would (the scenarios are in `tests/browser/scenarios.mjs`; the operator's tasks at a
+//! tablet, on a plant whose lasers need loading and unloading, in `tasks.mjs`). Screenshots of
+//! every page, for every role that sees it, at 1024×768 and 1600×1000 go to
 //! `target/browser-artifacts/` (or `$MICROFAB_ARTIFACTS`).
 //!
 //! Needs `node` (18 or later, with npm) and chromium at `/usr/bin/chromium` (or
@@ -320,6 +321,20 @@ async fn panel_scenarios_in_chromium() {
         Duration::from_secs(240),
     )
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_tasks_in_chromium() {
+    check_prerequisites();
+    ensure_node_packages();
+    let artifacts = artifacts_dir("tasks");
+    // Lasers that wait for a person before and after each run; nobody simulated does it.
+    let config = fleet_config(6, 300.0)
+        + "\n[operator_tasks.laser]\n\
+           load = { text = \"Load a 6 mm birch sheet and focus\", minutes = 3 }\n\
+           unload = { text = \"Take the coasters off the bed and inspect them\", minutes = 2 }\n";
+    let plant = Plant::start(&config, &artifacts).await;
+    run_script("tasks.mjs", &plant, &artifacts, Duration::from_secs(180)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -42,6 +42,7 @@ fn needs(method: &str, path: &str) -> Needs {
         | ("post", "/api/v1/machines/{id}/resume")
         | ("post", "/api/v1/machines/{id}/abort")
         | ("post", "/api/v1/machines/{id}/maintenance")
+        | ("post", "/api/v1/machines/{id}/maintained")
         | ("post", "/api/v1/machines/{id}/operator")
         | ("get", "/api/v1/machines/{id}/console")
         | ("post", "/api/v1/materials/{id}/restock")
@@ -50,6 +51,9 @@ fn needs(method: &str, path: &str) -> Needs {
         | ("post", "/api/v1/jobs/{id}/resolve")
         | ("post", "/api/v1/jobs/{id}/resume")
         | ("post", "/api/v1/jobs/{id}/confirm")
+        | ("post", "/api/v1/jobs/{id}/load")
+        | ("post", "/api/v1/jobs/{id}/unload")
+        | ("get", "/api/v1/tasks")
         | ("get", "/api/v1/plan")
         | ("get", "/api/v1/events")
         | ("get", "/api/v1/events/log")
@@ -110,6 +114,7 @@ fn valid_body(path: &str) -> serde_json::Value {
         "reject" | "cancel" | "scrap" | "resume" => json!({ "reason": reason }),
         "resolve" => json!({ "good": 0, "reason": reason }),
         "maintenance" => json!({ "on": false }),
+        "maintained" => json!({ "task": "clean" }),
         "operator" => json!({ "action": "home" }),
         "restock" => json!({ "amount": 1 }),
         "adjust" => json!({ "delta": 1, "reason": reason }),

@@ -13,6 +13,7 @@ use super::orders::*;
 use super::plan::*;
 use super::prescreen::*;
 use super::status::*;
+use super::tasks::*;
 use crate::machine_status::MachineStatus;
 use crate::ops::Submitted;
 use crate::plant::live_views::{
@@ -22,6 +23,7 @@ use crate::plant::prescreen::{
     AccountAvailable, MachineFit, MaterialCheck, OrderPrescreen, PrescreenReport, ProgramSummary,
     QuantityCheck, StepCheck, TimingCheck,
 };
+use crate::plant::tasks::{Inspection, ScrapEntry, TaskKind, TaskView};
 use crate::plant::views::{JobView, MachineView, MaterialView, OrderView, ResumeView, UnitView};
 use crate::plant::{JobState, OrderState};
 use crate::store::events::EventRecord;
@@ -49,6 +51,7 @@ use crate::verify::VerifyReport;
         resume_machine,
         abort_machine,
         machine_maintenance,
+        machine_maintained,
         machine_operator,
         machine_console,
         list_materials,
@@ -58,6 +61,9 @@ use crate::verify::VerifyReport;
         resolve_job,
         resume_job,
         confirm_job,
+        load_job,
+        unload_job,
+        list_tasks,
         scrap_unit,
         current_plan,
         event_stream,
@@ -92,6 +98,7 @@ use crate::verify::VerifyReport;
         Submitted,
         Reason,
         MaintenanceRequest,
+        MaintainedRequest,
         RestockRequest,
         AdjustRequest,
         ResolveRequest,
@@ -102,7 +109,11 @@ use crate::verify::VerifyReport;
         ConsoleLine,
         PlanView,
         GanttRow,
-        OrderEta
+        OrderEta,
+        TaskKind,
+        TaskView,
+        Inspection,
+        ScrapEntry
     ))
 )]
 pub struct ApiDoc;

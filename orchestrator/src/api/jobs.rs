@@ -46,7 +46,7 @@ pub struct ResolveRequest {
     /// How many of the run's units are good (at most the run's units); the rest are scrapped and
     /// replaced.
     #[schema(minimum = 0)]
-    #[serde(deserialize_with = "whole_number")]
+    #[serde(deserialize_with = "crate::whole_number::whole_number")]
     pub good: i64,
     /// Why, for the event log and whoever reads it later.
     #[schema(min_length = 1, max_length = 1000, pattern = r"\S")]
@@ -78,7 +78,10 @@ pub(super) async fn resolve_job(
 pub struct ResumeRequest {
     /// Line of the program file to go on from; by default the job's `resume.next_line`.
     /// Earlier runs acknowledged lines again; later than `resume.latest_start` is refused.
-    #[serde(default, deserialize_with = "optional_whole_number")]
+    #[serde(
+        default,
+        deserialize_with = "crate::whole_number::optional_whole_number"
+    )]
     #[schema(minimum = 1, maximum = 4_294_967_295_u32)]
     pub from_line: Option<u32>,
     /// What the operator checked (the part is still in place, the nozzle is clean, ...).
@@ -107,35 +110,6 @@ pub(super) async fn resume_job(
         ops.resume(&caller.actor(), id, body.from_line, &body.reason)
             .await?,
     ))
-}
-
-/// An integer as JSON Schema has it: `3` and `3.0` are the same number.
-fn whole_number<'de, D, T>(deserializer: D) -> Result<T, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: TryFrom<i64>,
-{
-    let value = serde_json::Number::deserialize(deserializer)?;
-    value
-        .as_i64()
-        .or_else(|| {
-            value
-                .as_f64()
-                .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
-                .map(|f| f as i64)
-        })
-        .and_then(|n| T::try_from(n).ok())
-        .ok_or_else(|| serde::de::Error::custom(format!("{value} is not a whole number in range")))
-}
-
-fn optional_whole_number<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: TryFrom<i64>,
-{
-    #[derive(Deserialize)]
-    struct Whole<T: TryFrom<i64>>(#[serde(deserialize_with = "whole_number")] T);
-    Ok(Option::<Whole<T>>::deserialize(deserializer)?.map(|Whole(n)| n))
 }
 
 #[utoipa::path(post, path = "/api/v1/jobs/{id}/confirm", params(("id" = i64, Path)), request_body(content = NoFields, description = "`{}`: this action takes no fields"),

@@ -21,5 +21,6 @@ pub const MAX_REASON_CHARS: usize = 1000;
 /// Largest amount of material one restock or adjustment moves, in the account's unit.
 pub const MAX_AMOUNT_UNITS: i64 = 1_000_000_000;
 
-/// Longest short label (lot code, actor, submission key, spec file name), in characters.
+/// Longest short label (lot code, actor, submission key, spec file name, maintenance task), in
+/// characters.
 pub const MAX_LABEL_CHARS: usize = 200;

@@ -10,7 +10,7 @@ use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, OneOfBuilder,
 
 use super::error::{ApiError, ErrorBody};
 use super::extract::{At, Body, Limited, NoFields, within};
-use super::limits::MAX_REASON_CHARS;
+use super::limits::{MAX_LABEL_CHARS, MAX_REASON_CHARS};
 use crate::auth::Caller;
 use crate::ops::Operations;
 use crate::plant::live_views::{Console, LiveMachineView};
@@ -134,6 +134,33 @@ pub(super) async fn machine_maintenance(
     Ok(Json(
         ops.maintenance(&caller.actor(), &id, body.on, &body.reason)
             .await?,
+    ))
+}
+
+/// `{ "task": ... }`: which of the machine's maintenance tasks (its config's names) was done.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MaintainedRequest {
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
+    pub task: String,
+}
+
+impl Limited for MaintainedRequest {
+    fn check_limits(&self) -> Result<(), ApiError> {
+        within("task", &self.task, MAX_LABEL_CHARS)
+    }
+}
+
+#[utoipa::path(post, path = "/api/v1/machines/{id}/maintained", params(("id" = String, Path)), request_body = MaintainedRequest,
+    responses((status = 200, body = MachineView), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub(super) async fn machine_maintained(
+    State(ops): State<Operations>,
+    caller: Caller,
+    At(id): At<String>,
+    Body(body): Body<MaintainedRequest>,
+) -> Result<Json<MachineView>, ApiError> {
+    Ok(Json(
+        ops.maintained(&caller.actor(), &id, &body.task).await?,
     ))
 }
 

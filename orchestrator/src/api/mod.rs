@@ -18,6 +18,7 @@ mod orders;
 mod plan;
 mod prescreen;
 mod status;
+mod tasks;
 
 use std::sync::Arc;
 
@@ -38,11 +39,12 @@ pub use self::jobs::{JobFilter, ResolveRequest, ResumeRequest};
 pub use self::limits::{
     MAX_AMOUNT_UNITS, MAX_LABEL_CHARS, MAX_REASON_CHARS, MAX_REQUEST_BYTES, MAX_SUBMISSION_BYTES,
 };
-pub use self::machines::{MaintenanceRequest, OperatorRequest};
+pub use self::machines::{MaintainedRequest, MaintenanceRequest, OperatorRequest};
 pub use self::materials::{AdjustRequest, RestockRequest};
 pub use self::orders::{OrderFilter, Reason, SubmitRequest};
 pub use crate::ops::Submitted;
 pub use crate::plant::live_views::{Console, ConsoleLine, GanttRow, OrderEta, PlanView};
+pub use crate::plant::tasks::{Inspection, ScrapEntry, TaskKind, TaskView};
 pub use crate::plant::{JobState, OrderState};
 pub use crate::verify::VerifyReport;
 pub use microfab_drivers::OperatorAction;
@@ -56,8 +58,8 @@ pub fn app(state: AppState) -> Router {
     use self::events::{event_log, event_stream};
     use self::jobs::{confirm_job, list_jobs, resolve_job, resume_job};
     use self::machines::{
-        abort_machine, get_machine, list_machines, machine_console, machine_maintenance,
-        machine_operator, pause_machine, resume_machine,
+        abort_machine, get_machine, list_machines, machine_console, machine_maintained,
+        machine_maintenance, machine_operator, pause_machine, resume_machine,
     };
     use self::materials::{adjust_material, list_materials, restock_material};
     use self::orders::{
@@ -67,6 +69,7 @@ pub fn app(state: AppState) -> Router {
     use self::plan::current_plan;
     use self::prescreen::order_prescreen;
     use self::status::{healthz, verify};
+    use self::tasks::{list_tasks, load_job, unload_job};
 
     Router::new()
         .route("/healthz", get(healthz))
@@ -87,6 +90,10 @@ pub fn app(state: AppState) -> Router {
             "/api/v1/machines/{id}/maintenance",
             change(machine_maintenance),
         )
+        .route(
+            "/api/v1/machines/{id}/maintained",
+            change(machine_maintained),
+        )
         .route("/api/v1/machines/{id}/operator", change(machine_operator))
         .route("/api/v1/machines/{id}/console", get(machine_console))
         .route("/api/v1/materials", get(list_materials))
@@ -96,6 +103,9 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/jobs/{id}/resolve", change(resolve_job))
         .route("/api/v1/jobs/{id}/resume", change(resume_job))
         .route("/api/v1/jobs/{id}/confirm", change(confirm_job))
+        .route("/api/v1/jobs/{id}/load", change(load_job))
+        .route("/api/v1/jobs/{id}/unload", change(unload_job))
+        .route("/api/v1/tasks", get(list_tasks))
         .route("/api/v1/units/{id}/scrap", change(scrap_unit))
         .route("/api/v1/plan", get(current_plan))
         .route("/api/v1/events", get(event_stream))

@@ -1,6 +1,7 @@
 //! The access rule `microfab verify` checks on the event log: every event a person causes was
 //! caused by someone whose role allowed it *at that point of the log* (accounts and their
-//! roles are replayed from the log itself). Operators' verbs by operators or admins; account
+//! roles are replayed from the log itself). Operators' verbs by operators or admins (loads, and
+//! unloads: a run's end not reported by its machine); account
 //! changes by admins or `local` (whoever holds the database); a submission by its own maker
 //! or staff; a cancellation by the order's maker or staff. The demo's own actors run the
 //! plant; the plant's own (`system`, `dispatcher`, `machine`) cause no person's events.
@@ -13,7 +14,8 @@ use crate::store::{Event, EventRecord};
 /// Who an actor in the log is, at one point of it.
 enum Who<'a> {
     Account(&'a str, Role),
-    /// `demo`, `demo-operator`: the demo runs its plant.
+    /// `demo`, `demo-operator`, `sim-operator`: the demo and its simulated people run the
+    /// plant.
     Demo,
     /// `local`: `microfab user`, the bootstrap token.
     Local,
@@ -36,13 +38,13 @@ pub fn unauthorised(records: &[EventRecord]) -> Vec<String> {
     let mut found = Vec::new();
     for record in records {
         let who = match record.actor.as_str() {
-            "demo" | "demo-operator" => Who::Demo,
+            "demo" | "demo-operator" | "sim-operator" => Who::Demo,
             "local" => Who::Local,
             name => roles
                 .get(name)
                 .map_or(Who::Nobody, |role| Who::Account(name, *role)),
         };
-        let allowed = match needs(&record.event, &makers) {
+        let allowed = match needs(record, &makers) {
             None => true,
             Some(needs) => match (&who, needs) {
                 (Who::Local, Needs::Admin) => true,
@@ -75,8 +77,11 @@ pub fn unauthorised(records: &[EventRecord]) -> Vec<String> {
     found
 }
 
-fn needs<'a>(event: &'a Event, makers: &'a HashMap<String, String>) -> Option<Needs<'a>> {
-    Some(match event {
+/// The plant's own writer for what a machine reports.
+const MACHINE: &str = "machine";
+
+fn needs<'a>(record: &'a EventRecord, makers: &'a HashMap<String, String>) -> Option<Needs<'a>> {
+    Some(match &record.event {
         Event::AccountAdded { .. }
         | Event::AccountRoleChanged { .. }
         | Event::AccountPasswordSet { .. }
@@ -92,11 +97,15 @@ fn needs<'a>(event: &'a Event, makers: &'a HashMap<String, String>) -> Option<Ne
         | Event::OrderRejected { .. }
         | Event::JobResolved { .. }
         | Event::JobResumed { .. }
+        | Event::JobLoaded { .. }
         | Event::UnitScrapped { .. }
         | Event::MachineMaintenance { .. }
         | Event::MachineCommanded { .. }
+        | Event::MaintenanceDone { .. }
         | Event::MaterialRestocked { .. }
         | Event::MaterialAdjusted { .. } => Needs::Role(Role::Operator),
+        // A run's end is the machine's report, or an operator's unload with the inspection.
+        Event::JobFinished { .. } if record.actor != MACHINE => Needs::Role(Role::Operator),
         _ => return None,
     })
 }

@@ -291,3 +291,16 @@ fn bad_calendars_name_every_field() {
         );
     }
 }
+
+#[test]
+fn local_time_reads_as_the_plant_clock_on_the_wall() {
+    let calendar = plant_calendar();
+    assert_eq!(
+        calendar.local_text(at("2026-12-07 07:12")),
+        "Mon 07:12, 2 on shift"
+    );
+    assert_eq!(
+        calendar.local_text(at("2026-12-13 23:05")),
+        "Sun 23:05, closed"
+    );
+}

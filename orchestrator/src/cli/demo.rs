@@ -87,22 +87,28 @@ pub(super) async fn run(
             .iter()
             .filter(|j| j.waiting_for_material)
             .count();
-        for line in progress_lines(
-            started.elapsed(),
-            &machines,
-            starved,
-            &orders,
-            &plant.etas.current(),
-            now_ms(),
-            &plant.clock,
-        ) {
+        let plant_now = plant.clock.now();
+        let plant_time = match &plant.calendar {
+            Some(calendar) => calendar.local_text(plant_now),
+            None => crate::store::format_ms(plant_now),
+        };
+        let moment = Moment {
+            elapsed: started.elapsed(),
+            plant_time: &plant_time,
+            now: now_ms(),
+            clock: &plant.clock,
+        };
+        for line in progress_lines(&moment, &machines, starved, &orders, &plant.etas.current()) {
             println!("{line}");
         }
         if orders.iter().all(|o| ENDED.contains(&o.state)) {
             if !summarised {
                 summarised = true;
                 let consumed = plant.consumed_by(&order_ids).await?;
-                for line in summary(started.elapsed(), &orders, &consumed) {
+                let lines = summary(started.elapsed(), &orders, &consumed)
+                    .into_iter()
+                    .chain(held_up_lines(&machines, time_scale));
+                for line in lines {
                     println!("{line}");
                 }
             }
@@ -126,24 +132,43 @@ const ENDED: [OrderState; 3] = [
 /// Width of the terminal the demo's progress is written for.
 const PROGRESS_WIDTH: usize = 80;
 
-/// The demo's progress: the fleet, then each order (its ETA while it is open, in demo time),
-/// packed into lines that fit an 80-column terminal.
-fn progress_lines(
+/// When a progress report is made: since the demo began (wall), the plant's local time, the
+/// wall clock (ms) and the plant clock.
+struct Moment<'a> {
     elapsed: Duration,
+    plant_time: &'a str,
+    now: i64,
+    clock: &'a crate::clock::PlantClock,
+}
+
+/// The demo's progress: the plant's time, the fleet (with the time machines have waited on
+/// operators, in plant time), then each order (its ETA while it is open, in demo time), packed
+/// into lines that fit an 80-column terminal.
+fn progress_lines(
+    moment: &Moment<'_>,
     machines: &[crate::plant::views::MachineView],
     starved_runs: usize,
     orders: &[OrderView],
     etas: &crate::plant::Etas,
-    now: i64,
-    clock: &crate::clock::PlantClock,
 ) -> Vec<String> {
+    let Moment {
+        elapsed,
+        plant_time,
+        now,
+        clock,
+    } = *moment;
+    let time_scale = clock.scale();
     let busy = machines.iter().filter(|m| m.state == "busy").count();
     let held = machines.iter().filter(|m| !m.holds.is_empty()).count();
-    let mut fleet = format!("{busy} busy, {held} held");
+    let held_up_ms: i64 = machines.iter().map(|m| m.held_up_ms).sum();
+    let mut fleet = format!(
+        "{busy} busy, {held} held, held up {}",
+        duration_text(plant_seconds(held_up_ms, time_scale))
+    );
     if starved_runs > 0 {
         fleet.push_str(&format!(", {starved_runs} short"));
     }
-    let mut segments = vec![fleet];
+    let mut segments = vec![plant_time.to_string(), fleet];
     segments.extend(orders.iter().map(|o| {
         let number = o.id.trim_start_matches("ord-").trim_start_matches('0');
         let progress = format!("#{number} {}/{}", o.good, o.quantity);
@@ -172,6 +197,27 @@ fn progress_lines(
         }
         first_on_line = false;
     }
+    lines
+}
+
+/// Wall ms as plant seconds.
+fn plant_seconds(wall_ms: i64, time_scale: f64) -> i64 {
+    (wall_ms as f64 * time_scale / 1000.0).round() as i64
+}
+
+/// Each machine's time waiting on operators (loads, unloads), in plant time, most first.
+fn held_up_lines(machines: &[crate::plant::views::MachineView], time_scale: f64) -> Vec<String> {
+    let mut held: Vec<(&str, i64)> = machines
+        .iter()
+        .filter(|m| m.held_up_ms > 0)
+        .map(|m| (m.id.as_str(), plant_seconds(m.held_up_ms, time_scale)))
+        .collect();
+    held.sort_by_key(|(id, seconds)| (-seconds, *id));
+    let mut lines = vec!["held up waiting on operators (plant time):".to_string()];
+    lines.extend(
+        held.iter()
+            .map(|(id, seconds)| format!("  {id:<32} {:>10}", duration_text(*seconds))),
+    );
     lines
 }
 

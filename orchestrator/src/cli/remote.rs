@@ -5,9 +5,10 @@ use std::path::PathBuf;
 
 use crate::amount::Amount;
 use crate::api::{
-    AdjustRequest, MaintenanceRequest, OperatorRequest, PlanView, Reason, ResolveRequest,
-    RestockRequest, ResumeRequest, SubmitRequest, Submitted,
+    AdjustRequest, MaintainedRequest, MaintenanceRequest, OperatorRequest, PlanView, Reason,
+    ResolveRequest, RestockRequest, ResumeRequest, SubmitRequest, Submitted,
 };
+use crate::plant::tasks::{Inspection, ScrapEntry, TaskView};
 use crate::plant::views::{JobView, MachineView, MaterialView, OrderView};
 use crate::plant::{JobState, OrderState};
 use microfab_drivers::OperatorAction;
@@ -17,7 +18,7 @@ use super::closed_set;
 use super::events::{follow_events, print_event_log};
 use super::tables::{
     render_jobs, render_machines, render_materials, render_order, render_order_state,
-    render_orders, render_plan,
+    render_orders, render_plan, render_tasks,
 };
 
 #[derive(Debug, clap::Subcommand)]
@@ -102,6 +103,31 @@ pub enum ClientCommand {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// What operators have to do at the machines now (loads, unloads, manual runs,
+    /// interrupted runs, maintenance), oldest first.
+    Tasks {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Confirm that a machine is loaded for a run waiting for its load: the run is sent.
+    Load {
+        job: i64,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Confirm a run unloaded, with the inspection: by default the machine's scrap stays scrap
+    /// and every other piece is good.
+    Unload {
+        job: i64,
+        /// Good pieces; by default every piece not given as scrap.
+        #[arg(long)]
+        good: Option<u32>,
+        /// Scrapped pieces and why, as COUNT:REASON (e.g. `1:warped`); once per reason.
+        #[arg(long = "scrap", value_parser = scrap_entry)]
+        scrap: Vec<ScrapEntry>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// List machines.
     Machines {
         #[command(flatten)]
@@ -140,6 +166,14 @@ pub enum ClientCommand {
         switch: Switch,
         #[arg(long, default_value = "")]
         reason: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Say a machine's maintenance task (its config's name) is done: it is no longer due and its
+    /// counters start again.
+    Maintained {
+        machine: String,
+        task: String,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -281,6 +315,28 @@ pub(super) async fn run(command: ClientCommand) -> anyhow::Result<i32> {
                 .await?;
             client.print(&job, |job| render_jobs(std::slice::from_ref(job)))
         }
+        ClientCommand::Tasks { client } => {
+            let tasks: Vec<TaskView> = client.get(&["tasks"], &[]).await?;
+            client.print(&tasks, |tasks| render_tasks(tasks))
+        }
+        ClientCommand::Load { job, client } => {
+            let job: JobView = client
+                .post_without_body(&["jobs", &job.to_string(), "load"])
+                .await?;
+            client.print(&job, |job| render_jobs(std::slice::from_ref(job)))
+        }
+        ClientCommand::Unload {
+            job,
+            good,
+            scrap,
+            client,
+        } => {
+            let body = Inspection { good, scrap };
+            let job: JobView = client
+                .post(&["jobs", &job.to_string(), "unload"], &body)
+                .await?;
+            client.print(&job, |job| render_jobs(std::slice::from_ref(job)))
+        }
         ClientCommand::Machines { client } => {
             let machines: Vec<MachineView> = client.get(&["machines"], &[]).await?;
             client.print(&machines, |machines| render_machines(machines))
@@ -329,6 +385,19 @@ pub(super) async fn run(command: ClientCommand) -> anyhow::Result<i32> {
             };
             let machine: MachineView = client
                 .post(&["machines", &machine, "maintenance"], &body)
+                .await?;
+            client.print(&machine, |m| render_machines(std::slice::from_ref(m)))
+        }
+        ClientCommand::Maintained {
+            machine,
+            task,
+            client,
+        } => {
+            let machine: MachineView = client
+                .post(
+                    &["machines", &machine, "maintained"],
+                    &MaintainedRequest { task },
+                )
                 .await?;
             client.print(&machine, |m| render_machines(std::slice::from_ref(m)))
         }
@@ -449,9 +518,93 @@ async fn submit(file: &PathBuf, key: Option<String>, client: &ClientArgs) -> any
     })
 }
 
+/// `COUNT:REASON` of `microfab unload --scrap`: at least one piece, and a reason.
+pub(super) fn scrap_entry(text: &str) -> Result<ScrapEntry, String> {
+    let (count, reason) = text
+        .split_once(':')
+        .ok_or_else(|| format!("'{text}' is not COUNT:REASON (e.g. 1:warped)"))?;
+    let count: u32 = count.trim().parse().map_err(|_| {
+        format!("'{count}' is not a number of pieces (COUNT:REASON, e.g. 1:warped)")
+    })?;
+    if count == 0 {
+        return Err("COUNT must be at least 1 (COUNT:REASON, e.g. 1:warped)".into());
+    }
+    let reason = reason.trim();
+    if reason.is_empty() {
+        return Err(format!(
+            "'{text}' has no reason: every scrapped piece needs one (e.g. {count}:warped)"
+        ));
+    }
+    Ok(ScrapEntry {
+        count,
+        reason: reason.to_string(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use clap::Parser;
+
+    use super::ClientCommand;
+    use super::submission_key;
+    use crate::cli::{Cli, Command};
+    use crate::plant::tasks::ScrapEntry;
+
+    fn parse(args: &[&str]) -> Result<Command, clap::Error> {
+        Cli::try_parse_from(std::iter::once("microfab").chain(args.iter().copied()))
+            .map(|cli| cli.command)
+    }
+
+    #[test]
+    fn unload_takes_good_and_scrap_by_reason() {
+        let Ok(Command::Client(ClientCommand::Unload {
+            job, good, scrap, ..
+        })) = parse(&[
+            "unload",
+            "57",
+            "--good",
+            "11",
+            "--scrap",
+            "1:warped",
+            "--scrap",
+            "2: delaminated ",
+        ])
+        else {
+            panic!("unload did not parse");
+        };
+        assert_eq!((job, good), (57, Some(11)));
+        let entry = |count, reason: &str| ScrapEntry {
+            count,
+            reason: reason.into(),
+        };
+        assert_eq!(scrap, vec![entry(1, "warped"), entry(2, "delaminated")]);
+        let Ok(Command::Client(ClientCommand::Unload { good, scrap, .. })) =
+            parse(&["unload", "57"])
+        else {
+            panic!("a bare unload did not parse");
+        };
+        assert_eq!((good, scrap), (None, Vec::new()));
+    }
+
+    #[test]
+    fn a_bad_scrap_value_is_a_clear_error() {
+        for (value, says) in [
+            ("warped", "is not COUNT:REASON"),
+            ("x:warped", "'x' is not a number of pieces"),
+            ("-1:warped", "is not a number of pieces"),
+            ("0:warped", "COUNT must be at least 1"),
+            ("2:", "has no reason"),
+            ("2:   ", "has no reason"),
+        ] {
+            let error = parse(&["unload", "57", &format!("--scrap={value}")])
+                .expect_err(value)
+                .to_string();
+            assert!(
+                error.contains("--scrap") && error.contains(says),
+                "{value}: {error}"
+            );
+        }
+    }
 
     #[test]
     fn the_submission_key_changes_with_any_file() {

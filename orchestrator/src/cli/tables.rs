@@ -1,6 +1,7 @@
 //! How client commands print answers for people: aligned tables and short times.
 
 use crate::api::PlanView;
+use crate::plant::tasks::TaskView;
 use crate::plant::views::{JobView, MachineView, MaterialView, OrderView};
 
 /// Rows under a header, each column as wide as its widest cell.
@@ -145,6 +146,48 @@ pub(super) fn render_jobs(jobs: &[JobView]) -> String {
         ],
         &rows,
     )
+}
+
+/// The operators' tasks; "held" is how long each has kept its machine waiting so far.
+pub(super) fn render_tasks(tasks: &[TaskView]) -> String {
+    if tasks.is_empty() {
+        return "nothing to do at the machines\n".into();
+    }
+    let rows: Vec<Vec<String>> = tasks
+        .iter()
+        .map(|t| {
+            let inspect = match (t.units, t.machine_scrapped) {
+                (Some(units), Some(bad)) if bad > 0 => format!("{units} ({bad} bad)"),
+                (Some(units), _) => units.to_string(),
+                (None, _) => "-".into(),
+            };
+            vec![
+                t.kind.as_str().to_string(),
+                t.machine_id.clone(),
+                t.job_id.map_or_else(|| "-".into(), |j| j.to_string()),
+                or_dash(t.order_id.as_deref()),
+                inspect,
+                minutes(t.held_up_ms),
+                format!("{:.0} min", t.minutes),
+                t.what.clone(),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "task", "machine", "job", "order", "units", "held", "takes", "what",
+        ],
+        &rows,
+    )
+}
+
+/// A wait in whole minutes (seconds under one).
+fn minutes(ms: i64) -> String {
+    if ms < 60_000 {
+        format!("{} s", ms / 1000)
+    } else {
+        format!("{} min", ms / 60_000)
+    }
 }
 
 pub(super) fn render_machines(machines: &[MachineView]) -> String {

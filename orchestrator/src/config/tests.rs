@@ -219,3 +219,5 @@ fn every_semantic_error_is_reported_at_once() {
         "{got:?}"
     );
 }
+
+mod people;

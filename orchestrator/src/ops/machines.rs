@@ -73,6 +73,23 @@ impl Operations {
         Ok(self.plant().machine(machine_id).await?)
     }
 
+    /// An operator did the machine's maintenance `task` (from its config): it is no longer due,
+    /// its counters start again, and the machine may take runs.
+    pub async fn maintained(
+        &self,
+        actor: &Actor,
+        machine_id: &str,
+        task: &str,
+    ) -> Result<MachineView> {
+        actor.require(Role::Operator, "maintenance done")?;
+        self.plant().machine(machine_id).await?;
+        self.plant()
+            .maintenance_done(actor.name(), machine_id, task, now_ms())
+            .await?;
+        self.runtime.wake();
+        Ok(self.plant().machine(machine_id).await?)
+    }
+
     /// An explicit action only an operator takes (unlock an alarm, home, reset); the answer is
     /// what the machine did.
     pub async fn operator_action(

@@ -15,6 +15,7 @@ mod materials;
 mod orders;
 mod prescreen;
 mod reads;
+mod tasks;
 
 pub use accounts::hash_password;
 
@@ -40,6 +41,9 @@ pub enum Actor {
     DemoOperator,
     /// Whoever can open the database itself: `microfab user ...`, the bootstrap token.
     Local,
+    /// A simulated operator (`[simulation.operators]`): confirms loads, unloads, maintenance
+    /// and manual runs with an operator's rights.
+    SimulatedOperator,
 }
 
 impl Actor {
@@ -50,6 +54,7 @@ impl Actor {
             Actor::Demo => "demo",
             Actor::DemoOperator => "demo-operator",
             Actor::Local => "local",
+            Actor::SimulatedOperator => "sim-operator",
         }
     }
 }
@@ -60,7 +65,9 @@ impl Actor {
     pub fn may(&self, needed: Role) -> bool {
         match self {
             Actor::Account { role, .. } => role.includes(needed),
-            Actor::Demo | Actor::DemoOperator => Role::Operator.includes(needed),
+            Actor::Demo | Actor::DemoOperator | Actor::SimulatedOperator => {
+                Role::Operator.includes(needed)
+            }
             Actor::Local => true,
         }
     }
@@ -179,6 +186,7 @@ mod tests {
             (Actor::Demo, "demo"),
             (Actor::DemoOperator, "demo-operator"),
             (Actor::Local, "local"),
+            (Actor::SimulatedOperator, "sim-operator"),
         ] {
             assert_eq!(actor.name(), name);
             assert_eq!(actor.to_string(), name);

@@ -113,6 +113,9 @@ fn the_keys_made_from_states_are_in_the_catalog() {
     keys.extend(
         [
             "interrupted_run",
+            "awaiting_load",
+            "awaiting_unload",
+            "maintenance_due",
             "maintenance",
             "waiting_for_operator",
             "paused",
@@ -122,6 +125,18 @@ fn the_keys_made_from_states_are_in_the_catalog() {
         .map(|kind| format!("hold.{kind}")),
     );
     keys.extend(crate::auth::Role::ALL.iter().map(|r| format!("role.{r}")));
+    keys.extend(
+        [
+            crate::plant::tasks::TaskKind::Load,
+            crate::plant::tasks::TaskKind::Setup,
+            crate::plant::tasks::TaskKind::Unload,
+            crate::plant::tasks::TaskKind::ManualRun,
+            crate::plant::tasks::TaskKind::Interrupted,
+            crate::plant::tasks::TaskKind::Maintenance,
+        ]
+        .iter()
+        .map(|kind| super::tasks::kind_key(kind.as_str())),
+    );
     keys.extend(
         [
             "not_found",

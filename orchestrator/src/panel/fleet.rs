@@ -21,11 +21,12 @@ use tokio_stream::wrappers::{ReceiverStream, WatchStream};
 use super::i18n::Catalog;
 use super::layout::{Chrome, Ctx};
 use super::render::{PanelError, html, sse};
+use super::tasks::{HeldFor, kind_key};
 use crate::machine_status::MachineStatus;
 use crate::ops::{Actor, Operations};
 use crate::plant::floor_views::RunOnMachine;
 use crate::plant::views::MachineView;
-use crate::store::EventRecord;
+use crate::store::{EventRecord, now_ms};
 
 /// The least time between two cards for the same machine on one stream: a burst of changes
 /// (progress, link counters, a run ending and the next starting) becomes one card.
@@ -66,6 +67,50 @@ pub struct Card {
     pub in_maintenance: bool,
     /// The interrupted run the machine holds, waiting on an operator's decision.
     pub held_run: Option<i64>,
+    /// The operator task the machine waits on (a load, an unload, a due maintenance), if any.
+    pub task: Option<CardTask>,
+}
+
+/// The operator task a machine waits on, as its card shows it.
+pub struct CardTask {
+    /// The task's kind as on the wire (`unload`): the card's `data-task`.
+    pub kind: &'static str,
+    /// The run it is for (a load or an unload).
+    pub job_id: Option<i64>,
+    /// How long it has held the machine so far.
+    pub held: HeldFor,
+}
+
+impl CardTask {
+    pub fn kind_key(&self) -> String {
+        kind_key(self.kind)
+    }
+
+    /// Its card on the tasks page (the page itself for a task without a run).
+    pub fn href(&self) -> String {
+        match self.job_id {
+            Some(job) => format!("/tasks#task-{}-{job}", self.kind),
+            None => "/tasks".into(),
+        }
+    }
+}
+
+/// The task kind a hold is (`awaiting_unload` is an unload), for the holds that are operator
+/// tasks; `None` for the others (an alarm, a pause).
+fn task_of_hold(hold_kind: &str) -> Option<&'static str> {
+    match hold_kind {
+        "awaiting_load" => Some("load"),
+        "awaiting_unload" => Some("unload"),
+        "maintenance_due" => Some("maintenance"),
+        _ => None,
+    }
+}
+
+/// An RFC 3339 instant (a hold's `since`) in ms since the epoch.
+pub fn rfc3339_ms(text: &str) -> Option<i64> {
+    let at =
+        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()?;
+    Some((at.unix_timestamp_nanos() / 1_000_000) as i64)
 }
 
 impl Card {
@@ -81,9 +126,12 @@ impl Card {
         self.state == "paused"
     }
 
-    /// Maintenance starts only on a machine without a run (the plant refuses otherwise).
+    /// Maintenance starts only on a machine without a run, nor one waiting for its load or
+    /// unload (the plant refuses otherwise).
     pub fn can_start_maintenance(&self) -> bool {
-        !self.in_maintenance && self.run.is_none()
+        !self.in_maintenance
+            && self.run.is_none()
+            && self.task.as_ref().is_none_or(|task| task.job_id.is_none())
     }
 
     pub fn can_abort(&self) -> bool {
@@ -117,6 +165,7 @@ impl Moment {
 /// A machine's card from what the plant recorded, the run on it, and its live status.
 pub fn card(
     ops: &Operations,
+    t: &Catalog,
     machine: &MachineView,
     run: Option<&RunOnMachine>,
     live: Option<&MachineStatus>,
@@ -142,6 +191,7 @@ pub fn card(
         holds: machine
             .holds
             .iter()
+            .filter(|h| task_of_hold(&h.kind).is_none())
             .map(|h| {
                 let why = match (h.kind.as_str(), h.job_id, &h.reason) {
                     ("interrupted_run", Some(job), Some(reason)) => format!("#{job} {reason}"),
@@ -158,6 +208,15 @@ pub fn card(
             .iter()
             .find(|h| h.kind == "interrupted_run")
             .and_then(|h| h.job_id),
+        task: machine.holds.iter().find_map(|h| {
+            let kind = task_of_hold(&h.kind)?;
+            let since = h.since.as_deref().and_then(rfc3339_ms);
+            Some(CardTask {
+                kind,
+                job_id: h.job_id,
+                held: HeldFor::of(t, since.map_or(0, |since| now_ms() - since)),
+            })
+        }),
     }
 }
 
@@ -171,6 +230,7 @@ pub struct CardHtml<'a> {
 /// Every machine's card (or `only` that machine's), in the plant's order.
 pub async fn cards(
     ops: &Operations,
+    t: &Catalog,
     actor: &Actor,
     only: Option<&str>,
 ) -> Result<Vec<Card>, PanelError> {
@@ -189,7 +249,7 @@ pub async fn cards(
         .iter()
         .map(|m| {
             let live = statuses.get(&m.id).map(|s| s.borrow().clone());
-            card(ops, m, runs.get(&m.id), live.as_ref())
+            card(ops, t, m, runs.get(&m.id), live.as_ref())
         })
         .collect())
 }
@@ -223,7 +283,7 @@ async fn board(ctx: Ctx, Query(filter): Query<BoardFilter>) -> Response {
 }
 
 async fn board_html(ctx: &Ctx, filter: BoardFilter) -> Result<String, PanelError> {
-    let all = cards(&ctx.ops, &ctx.caller.actor(), None).await?;
+    let all = cards(&ctx.ops, ctx.t, &ctx.caller.actor(), None).await?;
     let capabilities: BTreeSet<String> = ctx
         .ops
         .plant()
@@ -392,6 +452,6 @@ async fn render_card(
     }
     let (machine, run) = recorded.get(id)?;
     let live = ops.status_channels().get(id).map(|s| s.borrow().clone());
-    let card = card(ops, machine, run.as_ref(), live.as_ref());
+    let card = card(ops, t, machine, run.as_ref(), live.as_ref());
     html(&CardHtml { t, c: &card }).ok()
 }

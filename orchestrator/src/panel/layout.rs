@@ -33,6 +33,12 @@ pub const NAV: &[NavLink] = &[
         roles: PLANT_STAFF,
     },
     NavLink {
+        key: "nav.tasks",
+        path: "/tasks",
+        testid: "tasks",
+        roles: PLANT_STAFF,
+    },
+    NavLink {
         key: "nav.intake",
         path: "/intake",
         testid: "intake",

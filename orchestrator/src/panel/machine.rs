@@ -12,10 +12,11 @@ use microfab_drivers::OperatorAction;
 use percent_encoding::percent_decode_str;
 use serde::Deserialize;
 
-use super::fleet::{CardHtml, Moment, cards};
+use super::fleet::{CardHtml, Moment, cards, rfc3339_ms};
 use super::i18n::Catalog;
 use super::layout::{Chrome, Ctx};
 use super::render::{PanelError, checked_reason, html};
+use super::tasks::{HeldFor, kind_key};
 use crate::machine_status::MachineStatus;
 use crate::ops::{OpError, Operations};
 use crate::plant::floor_views::{MachineRun, MachineTally};
@@ -47,6 +48,10 @@ struct MachinePage<'a> {
     card: String,
     live: Option<MachineStatus>,
     holds: Vec<Hold>,
+    /// The operator tasks the machine waits on.
+    tasks: Vec<MachineTask>,
+    /// How long operator work has held it, in all.
+    held_up: HeldFor,
     tally: MachineTally,
     runs: Vec<RunRow>,
     operator_actions: bool,
@@ -58,6 +63,27 @@ struct Hold {
     since: Option<Moment>,
     reason: String,
     job_id: Option<i64>,
+    /// Where the run it holds is decided on: the interrupted runs or the tasks page.
+    link: Option<String>,
+}
+
+/// The page where a hold on run `job` is acted on, for the holds that name a run.
+fn hold_link(kind: &str, job: i64) -> Option<String> {
+    match kind {
+        "interrupted_run" => Some(format!("/interrupted#run-{job}")),
+        "awaiting_load" => Some(format!("/tasks#task-load-{job}")),
+        "awaiting_unload" => Some(format!("/tasks#task-unload-{job}")),
+        _ => None,
+    }
+}
+
+/// An operator task the machine waits on: its line on the page, linked to its card on
+/// `/tasks`.
+struct MachineTask {
+    id: String,
+    kind_key: String,
+    job_id: Option<i64>,
+    held: HeldFor,
 }
 
 /// A run of the machine's history, ready to show.
@@ -75,7 +101,7 @@ async fn page(ctx: Ctx, Path(id): Path<String>) -> Response {
 async fn page_html(ctx: &Ctx, id: &str) -> Result<String, PanelError> {
     let live_machine = ctx.ops.machine(&ctx.caller.actor(), id).await?;
     let actor = ctx.caller.actor();
-    let card = cards(&ctx.ops, &actor, Some(id)).await?.remove(0);
+    let card = cards(&ctx.ops, ctx.t, &actor, Some(id)).await?.remove(0);
     let runs = ctx
         .ops
         .machine_runs(&actor, id, HISTORY)
@@ -94,16 +120,23 @@ async fn page_html(ctx: &Ctx, id: &str) -> Result<String, PanelError> {
         .iter()
         .map(|h| Hold {
             kind_key: format!("hold.{}", h.kind),
-            since: h
-                .since
-                .as_deref()
-                .and_then(|s| {
-                    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-                        .ok()
-                })
-                .map(|at| Moment::at((at.unix_timestamp_nanos() / 1_000_000) as i64)),
+            since: h.since.as_deref().and_then(rfc3339_ms).map(Moment::at),
             reason: h.reason.clone().unwrap_or_default(),
             job_id: h.job_id,
+            link: h.job_id.and_then(|job| hold_link(&h.kind, job)),
+        })
+        .collect();
+    let tasks = ctx
+        .ops
+        .tasks(&actor)
+        .await?
+        .into_iter()
+        .filter(|task| task.machine_id == id)
+        .map(|task| MachineTask {
+            kind_key: kind_key(task.kind.as_str()),
+            held: HeldFor::of(ctx.t, task.held_up_ms),
+            job_id: task.job_id,
+            id: task.id,
         })
         .collect();
     let has_console = ctx.ops.console(&ctx.caller.actor(), id).await.is_ok();
@@ -112,6 +145,8 @@ async fn page_html(ctx: &Ctx, id: &str) -> Result<String, PanelError> {
         chrome: ctx.chrome("machine.title", "/fleet"),
         card: html(&CardHtml { t: ctx.t, c: &card })?,
         holds,
+        tasks,
+        held_up: HeldFor::of(ctx.t, machine.held_up_ms),
         tally: ctx.ops.machine_tally(&actor, id).await?,
         runs,
         operator_actions: ctx
@@ -188,7 +223,7 @@ async fn after_action(
 ) -> Response {
     let result = async {
         done?;
-        let card = cards(&ctx.ops, &ctx.caller.actor(), Some(id))
+        let card = cards(&ctx.ops, ctx.t, &ctx.caller.actor(), Some(id))
             .await?
             .remove(0);
         html(&CardHtml { t: ctx.t, c: &card })

@@ -22,6 +22,7 @@ mod materials;
 mod orders;
 mod render;
 mod submit;
+mod tasks;
 
 use askama::Template;
 use axum::Router;
@@ -43,6 +44,7 @@ use crate::ops::Operations;
 /// walks these.
 pub const PAGES: &[(&str, Role)] = &[
     ("/fleet", Role::Operator),
+    ("/tasks", Role::Operator),
     ("/machines/{id}", Role::Operator),
     ("/interrupted", Role::Operator),
     ("/events", Role::Operator),
@@ -61,6 +63,7 @@ pub const PAGES: &[(&str, Role)] = &[
 pub fn router(ops: Operations) -> Router {
     let floor = Router::new()
         .merge(fleet::routes())
+        .merge(tasks::routes())
         .merge(machine::routes())
         .merge(interrupted::routes())
         .merge(events::routes());

@@ -7,7 +7,7 @@ use microfab_drivers::{JobRun, ResumePoint};
 use super::records::order_state_of;
 use super::runs::{job_run, machine_free};
 use super::state::JobState;
-use super::units::{Settled, settle_units};
+use super::units::{Pieces, Settled, settle_units};
 use super::{Plant, PlantError, Result, invalid};
 use crate::store::{Event, Writer};
 
@@ -148,8 +148,11 @@ impl Plant {
             job_id,
             &order_id,
             row.machine_id.as_deref(),
-            units - good,
-            false,
+            Pieces::Counted {
+                scrapped: units - good,
+                failed: false,
+                reason: Some(reason),
+            },
             Some(reason),
             JobState::Done,
         )

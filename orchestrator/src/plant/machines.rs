@@ -46,6 +46,23 @@ impl Plant {
             .execute(&mut *w.tx)
             .await?;
         }
+        // A machine the config no longer lists has no driver: it stays in the store for its
+        // history, offline, so that no run is planned or given to it.
+        let listed: Vec<String> = machines.iter().map(|m| m.id.clone()).collect();
+        let known: Vec<String> = sqlx::query_scalar("SELECT id FROM machines ORDER BY id")
+            .fetch_all(&mut *w.tx)
+            .await?;
+        for gone in known.iter().filter(|id| !listed.contains(id)) {
+            sqlx::query(
+                "UPDATE machines SET state = $1, state_reason = $2, updated_ms = $3 WHERE id = $4",
+            )
+            .bind(MachineState::Offline)
+            .bind("not in the plant config")
+            .bind(at_ms)
+            .bind(gone)
+            .execute(&mut *w.tx)
+            .await?;
+        }
         w.commit().await?;
         Ok(())
     }

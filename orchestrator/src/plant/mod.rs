@@ -23,6 +23,8 @@ mod interrupted;
 pub mod live_views;
 pub mod lots;
 pub mod machines;
+pub mod maintenance;
+mod operator_work;
 pub mod orders;
 mod plan_input;
 pub mod prescreen;
@@ -31,14 +33,17 @@ pub mod rules;
 mod runs;
 pub mod state;
 pub mod stock;
+pub mod tasks;
 mod units;
 pub mod views;
 
+pub use runs::Dispatched;
 pub use state::{JobState, MachineState, OrderState};
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
+use crate::calendar::Calendar;
 use crate::clock::PlantClock;
 use crate::config::PlantConfig;
 use crate::store::{Store, StoreError};
@@ -85,12 +90,15 @@ pub struct Plant {
     pub etas: PlanEtas,
     /// The time the calendar and the plan live in (the wall clock in a real plant).
     pub clock: PlantClock,
+    /// The config's working calendar; `None`: always working.
+    pub calendar: Option<Calendar>,
 }
 
 impl Plant {
     pub fn new(store: Store, config: Arc<PlantConfig>, clock: PlantClock) -> Plant {
         Plant {
             store,
+            calendar: config.calendar(),
             config,
             etas: PlanEtas::default(),
             clock,

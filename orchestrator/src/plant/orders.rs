@@ -305,6 +305,7 @@ impl Plant {
             cancelled_jobs,
         })
         .await?;
+        self.cancel_awaiting_loads(&mut w, order_id, reason).await?;
         w.commit().await?;
         Ok(on_machines)
     }

@@ -5,23 +5,36 @@
 
 use microfab_drivers::{JobRun, Program, ResumePoint};
 
+use super::operator_work::await_unload;
 use super::records::{Tx, order_state_of};
 use super::rules;
 use super::state::{JobState, MachineState, OrderState, sql_list};
-use super::units::{Settled, settle_units};
+use super::tasks::MachineOutcome;
+use super::units::{Pieces, Settled, settle_units};
 use super::{Plant, PlantError, Result};
-use crate::store::{Draw, Event};
+use crate::store::{Draw, Event, Writer};
+
+/// What a dispatch gave the machine.
+#[derive(Debug)]
+pub enum Dispatched {
+    /// Send this run to the machine now.
+    Send(JobRun),
+    /// The run waits on its machine for an operator to load it (`Plant::confirm_load`);
+    /// nothing is sent until then.
+    AwaitingLoad,
+}
 
 impl Plant {
-    /// Mark a job dispatched to a machine and take its material, durably, before the machine
-    /// is told anything. Returns what to send, or `None` if the decision went stale (the job
-    /// or machine changed meanwhile) or the machine's envelope is too small for the program.
+    /// Give a job to a machine and take its material, durably, before the machine is told
+    /// anything: `dispatched` with the run to send, or `awaiting_load` when the machine needs
+    /// an operator to load it first. `None` if the decision went stale (the job or machine
+    /// changed meanwhile) or the machine's envelope is too small for the program.
     pub async fn dispatch(
         &self,
         job_id: i64,
         machine_id: &str,
         at_ms: i64,
-    ) -> Result<Option<JobRun>> {
+    ) -> Result<Option<Dispatched>> {
         let mut w = self.store.writer("dispatcher", at_ms).await?;
         let job: DispatchRow = sqlx::query_as(
             "SELECT j.order_id AS order_id, j.state AS state, s.materials_json AS materials_json, \
@@ -46,22 +59,32 @@ impl Plant {
         let order_id = job.order_id;
         let needs = super::stock::per_run_needs(&job.materials_json)?;
         let consumed = super::stock::consume(&mut w.tx, &order_id, &needs).await?;
+        let awaiting_load = self.operator_work_of(machine_id).load.is_some();
+        let (state, awaiting_since) = if awaiting_load {
+            (JobState::AwaitingLoad, Some(at_ms))
+        } else {
+            (JobState::Dispatched, None)
+        };
         sqlx::query(
-            "UPDATE jobs SET state = $1, machine_id = $2, dispatched_ms = $3 WHERE id = $4",
+            "UPDATE jobs SET state = $1, machine_id = $2, dispatched_ms = $3, awaiting_since_ms = $4 WHERE id = $5",
         )
-        .bind(JobState::Dispatched)
+        .bind(state)
         .bind(machine_id)
         .bind(at_ms)
+        .bind(awaiting_since)
         .bind(job_id)
         .execute(&mut *w.tx)
         .await?;
-        sqlx::query("UPDATE machines SET current_job = $1, setup_family = $2, updated_ms = $3 WHERE id = $4")
+        // The machine keeps its setup until the operator loads the run (`confirm_load`).
+        sqlx::query("UPDATE machines SET current_job = $1, updated_ms = $2 WHERE id = $3")
             .bind(job_id)
-            .bind(job.setup_family)
             .bind(at_ms)
             .bind(machine_id)
             .execute(&mut *w.tx)
             .await?;
+        if !awaiting_load {
+            set_machine_setup(&mut w.tx, machine_id, &job.setup_family).await?;
+        }
         sqlx::query("UPDATE orders SET state = $1, updated_ms = $2 WHERE id = $3 AND state = $4")
             .bind(OrderState::InProgress)
             .bind(at_ms)
@@ -74,52 +97,23 @@ impl Plant {
             job_id,
             machine_id: machine_id.to_string(),
             consumed,
+            awaiting_load,
         })
         .await?;
-        let run = job_run(&mut w.tx, job_id).await?;
+        let dispatched = if awaiting_load {
+            Dispatched::AwaitingLoad
+        } else {
+            Dispatched::Send(job_run(&mut w.tx, job_id).await?)
+        };
         w.commit().await?;
-        Ok(Some(run))
+        Ok(Some(dispatched))
     }
 
     /// The machine refused the run before starting it: nothing was made, the material goes
     /// back, the job is planned again.
     pub async fn requeue(&self, job_id: i64, reason: &str, at_ms: i64) -> Result<()> {
         let mut w = self.store.writer("dispatcher", at_ms).await?;
-        let (order_id, machine_id) = job_on_machine(&mut w.tx, job_id).await?;
-        let consumed = dispatched_draws(&mut w.tx, job_id).await?;
-        super::stock::unconsume(&mut w.tx, &order_id, &consumed).await?;
-        // The order may have closed while the machine was refusing: its run then ends here and
-        // its material goes back to stock, since nothing may stay reserved for a closed order.
-        let cancelled = !order_state_of(&mut w.tx, &order_id).await?.is_active();
-        let released = if cancelled {
-            sqlx::query("UPDATE jobs SET state = $1, machine_id = NULL, dispatched_ms = NULL, finished_ms = $2 WHERE id = $3")
-                .bind(JobState::Cancelled)
-                .bind(at_ms)
-                .bind(job_id)
-                .execute(&mut *w.tx)
-                .await?;
-            super::stock::release(&mut w.tx, &order_id).await?
-        } else {
-            sqlx::query(
-                "UPDATE jobs SET state = $1, machine_id = NULL, dispatched_ms = NULL WHERE id = $2",
-            )
-            .bind(JobState::Planned)
-            .bind(job_id)
-            .execute(&mut *w.tx)
-            .await?;
-            Vec::new()
-        };
-        free_machine(&mut w.tx, &machine_id, at_ms).await?;
-        w.emit(Event::JobRequeued {
-            order_id,
-            job_id,
-            machine_id,
-            returned: consumed,
-            reason: reason.to_string(),
-            cancelled,
-            released,
-        })
-        .await?;
+        requeue_in(&mut w, job_id, reason).await?;
         w.commit().await?;
         Ok(())
     }
@@ -169,6 +163,50 @@ impl Plant {
             // must not count the units a second time.
             return Ok(());
         }
+        if self.operator_work_of(&machine_id).unload.is_some() {
+            let outcome = MachineOutcome {
+                scrapped,
+                reason,
+                failed,
+            };
+            await_unload(&mut w, job_id, order_id, machine_id, outcome).await?;
+        } else {
+            let pieces = Pieces::Counted {
+                scrapped,
+                failed,
+                reason: reason.as_deref(),
+            };
+            let finished = FinishedRun {
+                job_id,
+                order_id,
+                machine_id,
+                failed,
+                held_ms: 0,
+            };
+            self.finish_run(&mut w, finished, pieces, reason.clone())
+                .await?;
+        }
+        w.commit().await?;
+        Ok(())
+    }
+
+    /// Record a run's outcome: its units, its machine free again, `job_finished`, replacement
+    /// runs for its scrap, the order completed when done. From the driver's report, or from
+    /// the operator's inspection at the unload.
+    pub(super) async fn finish_run(
+        &self,
+        w: &mut Writer<'_>,
+        run: FinishedRun,
+        pieces: Pieces<'_>,
+        reason: Option<String>,
+    ) -> Result<()> {
+        let FinishedRun {
+            job_id,
+            order_id,
+            machine_id,
+            failed,
+            held_ms,
+        } = run;
         let new_state = if failed {
             JobState::Failed
         } else {
@@ -180,17 +218,16 @@ impl Plant {
             step_index,
             final_step,
         } = settle_units(
-            &mut w,
+            w,
             job_id,
             &order_id,
             Some(&machine_id),
-            scrapped,
-            failed,
+            pieces,
             reason.as_deref(),
             new_state,
         )
         .await?;
-        free_machine(&mut w.tx, &machine_id, at_ms).await?;
+        free_machine(&mut w.tx, &machine_id, w.at_ms).await?;
         w.emit(Event::JobFinished {
             order_id: order_id.clone(),
             job_id,
@@ -201,14 +238,13 @@ impl Plant {
             scrapped,
             reason,
             final_step,
+            held_ms,
         })
         .await?;
         if scrapped > 0 {
-            self.top_up(&mut w, &order_id).await?;
+            self.top_up(w, &order_id).await?;
         }
-        self.complete_if_done(&mut w, &order_id).await?;
-        w.commit().await?;
-        Ok(())
+        self.complete_if_done(w, &order_id).await
     }
 
     /// The run stopped and nobody knows what came out: an operator decides (resolves it, or
@@ -299,7 +335,7 @@ struct JobPlace {
 }
 
 /// The order of a run on a machine, and that machine.
-async fn job_on_machine(tx: &mut Tx, job_id: i64) -> Result<(String, String)> {
+pub(super) async fn job_on_machine(tx: &mut Tx, job_id: i64) -> Result<(String, String)> {
     let place: JobPlace = sqlx::query_as("SELECT order_id, machine_id FROM jobs WHERE id = $1")
         .bind(job_id)
         .fetch_optional(&mut **tx)
@@ -394,6 +430,70 @@ pub(super) async fn job_run(tx: &mut Tx, job_id: i64) -> Result<JobRun> {
 async fn free_machine(tx: &mut Tx, machine_id: &str, at_ms: i64) -> Result<()> {
     sqlx::query("UPDATE machines SET current_job = NULL, updated_ms = $1 WHERE id = $2")
         .bind(at_ms)
+        .bind(machine_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// A run whose machine will not run it goes back, inside `w`'s transaction: its material
+/// returns, and the job is planned again; or, when its order closed meanwhile, it ends
+/// `cancelled` and its material goes back to stock, since nothing may stay reserved for a
+/// closed order. Used when a machine refuses a run, and for a cancelled order's run still
+/// waiting for its load.
+pub(super) async fn requeue_in(w: &mut Writer<'_>, job_id: i64, reason: &str) -> Result<()> {
+    let at_ms = w.at_ms;
+    let (order_id, machine_id) = job_on_machine(&mut w.tx, job_id).await?;
+    let consumed = dispatched_draws(&mut w.tx, job_id).await?;
+    super::stock::unconsume(&mut w.tx, &order_id, &consumed).await?;
+    let cancelled = !order_state_of(&mut w.tx, &order_id).await?.is_active();
+    let (state, finished_ms) = if cancelled {
+        (JobState::Cancelled, Some(at_ms))
+    } else {
+        (JobState::Planned, None)
+    };
+    sqlx::query(
+        "UPDATE jobs SET state = $1, machine_id = NULL, dispatched_ms = NULL, awaiting_since_ms = NULL, \
+         finished_ms = $2 WHERE id = $3",
+    )
+    .bind(state)
+    .bind(finished_ms)
+    .bind(job_id)
+    .execute(&mut *w.tx)
+    .await?;
+    let released = if cancelled {
+        super::stock::release(&mut w.tx, &order_id).await?
+    } else {
+        Vec::new()
+    };
+    free_machine(&mut w.tx, &machine_id, at_ms).await?;
+    w.emit(Event::JobRequeued {
+        order_id,
+        job_id,
+        machine_id,
+        returned: consumed,
+        reason: reason.to_string(),
+        cancelled,
+        released,
+    })
+    .await?;
+    Ok(())
+}
+
+/// A run that ended, to record ([`Plant::finish_run`]).
+pub(super) struct FinishedRun {
+    pub job_id: i64,
+    pub order_id: String,
+    pub machine_id: String,
+    pub failed: bool,
+    /// How long its machine waited on an operator for it.
+    pub held_ms: i64,
+}
+
+/// The machine is set up for `family` (the run it is about to make).
+pub(super) async fn set_machine_setup(tx: &mut Tx, machine_id: &str, family: &str) -> Result<()> {
+    sqlx::query("UPDATE machines SET setup_family = $1 WHERE id = $2")
+        .bind(family)
         .bind(machine_id)
         .execute(&mut **tx)
         .await?;

@@ -5,6 +5,7 @@
 use super::records::{NewJobs, order_state_of, step_counts};
 use super::rules::{self, StepCounts};
 use super::state::{JobState, OrderState, sql_list};
+use super::tasks::Verdict;
 use super::{Plant, PlantError, Result, invalid};
 use crate::store::{Event, Writer};
 
@@ -23,15 +24,27 @@ struct RunOfStep {
     is_final: i64,
 }
 
-/// Record a run's units (good, then scrap) and add them to the step's and order's counts.
-#[allow(clippy::too_many_arguments)]
+/// What came out of a run, piece by piece.
+pub(crate) enum Pieces<'a> {
+    /// `scrapped` of its units were bad (all of them if it `failed`), for one `reason`: what a
+    /// driver reports, or an operator resolving an interrupted run.
+    Counted {
+        scrapped: i64,
+        failed: bool,
+        reason: Option<&'a str>,
+    },
+    /// An operator's inspection at the unload: each scrapped piece with its own reason.
+    Inspected(&'a Verdict),
+}
+
+/// Record a run's units (good, then scrap, each scrapped piece with its reason) and add them to
+/// the step's and order's counts. The job row keeps `reason` (for an inspection, its summary).
 pub(crate) async fn settle_units(
     w: &mut Writer<'_>,
     job_id: i64,
     order_id: &str,
     machine_id: Option<&str>,
-    scrapped: i64,
-    failed: bool,
+    pieces: Pieces<'_>,
     reason: Option<&str>,
     new_state: JobState,
 ) -> Result<Settled> {
@@ -43,9 +56,36 @@ pub(crate) async fn settle_units(
     .fetch_one(&mut *w.tx)
     .await?;
     let final_step = run.is_final == 1;
-    let (good, scrapped) = rules::settle(run.units, scrapped, failed);
+    // One reason per scrapped piece, in order.
+    let scrap_reasons: Vec<Option<&str>> = match pieces {
+        Pieces::Counted {
+            scrapped,
+            failed,
+            reason,
+        } => {
+            let (_, scrapped) = rules::settle(run.units, scrapped, failed);
+            vec![reason; scrapped as usize]
+        }
+        Pieces::Inspected(verdict) => verdict
+            .scrap
+            .iter()
+            .flat_map(|(count, reason)| std::iter::repeat_n(Some(reason.as_str()), *count as usize))
+            .collect(),
+    };
+    let scrapped = scrap_reasons.len() as i64;
+    if scrapped > run.units {
+        return Err(PlantError::Conflict(format!(
+            "job {job_id} has {} units, not the {scrapped} scrapped",
+            run.units
+        )));
+    }
+    let good = run.units - scrapped;
     for n in 0..run.units {
-        let result = if n < good { "good" } else { "scrapped" };
+        let (result, piece_reason) = if n < good {
+            ("good", None)
+        } else {
+            ("scrapped", scrap_reasons[(n - good) as usize])
+        };
         sqlx::query(
             "INSERT INTO units (order_id, step_index, job_id, machine_id, result, reason, at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
@@ -54,7 +94,7 @@ pub(crate) async fn settle_units(
         .bind(job_id)
         .bind(machine_id)
         .bind(result)
-        .bind(if n < good { None } else { reason })
+        .bind(piece_reason)
         .bind(w.at_ms)
         .execute(&mut *w.tx)
         .await?;

@@ -7,7 +7,8 @@ use microfab_drivers::ResumePoint;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::state::{JobState, MachineState, OrderState};
+use super::maintenance::MaintenanceCounter;
+use super::state::{JobState, MachineState, OrderState, sql_list};
 use super::{Etas, Plant, PlantError, Result};
 use crate::amount::Amount;
 use crate::store::{Event, format_ms};
@@ -89,7 +90,8 @@ pub struct MachineView {
     pub driver: String,
     /// offline | idle | busy | paused | alarm | maintenance | held | unavailable. `idle` only
     /// when nothing holds the machine; `held` is a connected machine keeping an interrupted
-    /// run's pieces until an operator resolves or resumes it.
+    /// run's pieces until an operator resolves or resumes it, or waiting for an operator to
+    /// load or unload a run.
     pub state: String,
     pub reason: Option<String>,
     pub current_job: Option<i64>,
@@ -99,18 +101,28 @@ pub struct MachineView {
     pub free: bool,
     /// What keeps it from taking work and needs a person: empty when nothing does.
     pub holds: Vec<MachineHold>,
+    /// How long it has waited on operators (loads and unloads), in total, the current wait
+    /// included (ms).
+    #[serde(default)]
+    pub held_up_ms: i64,
+    /// Each maintenance task of its config: runs and run hours since last done, against the
+    /// interval.
+    #[serde(default)]
+    pub maintenance: Vec<MaintenanceCounter>,
 }
 
 /// One reason a machine takes no work until an operator acts.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct MachineHold {
-    /// interrupted_run | maintenance | waiting_for_operator | paused | alarm
+    /// interrupted_run | awaiting_load | awaiting_unload | maintenance | maintenance_due |
+    /// waiting_for_operator | paused | alarm
     pub kind: String,
-    /// The interrupted run it holds (`interrupted_run` only).
+    /// The run it holds (`interrupted_run`, `awaiting_load`, `awaiting_unload`).
     pub job_id: Option<i64>,
     /// Since when (RFC 3339), where the log says.
     pub since: Option<String>,
-    /// Why: the interruption, the maintenance reason, what the machine waits for, the alarm.
+    /// Why: the interruption, the maintenance reason (or the task due), what the machine waits
+    /// for, the alarm.
     pub reason: Option<String>,
 }
 
@@ -300,9 +312,14 @@ impl Plant {
 
     /// Every machine, or the one with id `only`.
     async fn machine_views(&self, only: Option<&str>) -> Result<Vec<MachineView>> {
+        let now = crate::store::now_ms();
+        // Held-up time is the jobs' own record of it (`held_ms`), plus the wait going on now.
         let rows: Vec<MachineRow> = sqlx::query_as(
             "SELECT id, name, capabilities_json, envelope_json, driver_kind, state, state_reason, maintenance, \
-             current_job, setup_family FROM machines WHERE ($1 = '' OR id = $1) ORDER BY id",
+             current_job, setup_family, \
+             CAST(COALESCE((SELECT SUM(j.held_ms) FROM jobs j WHERE j.machine_id = machines.id), 0) AS BIGINT) AS held_ms, \
+             (SELECT MIN(j.awaiting_since_ms) FROM jobs j WHERE j.machine_id = machines.id AND j.awaiting_since_ms IS NOT NULL) AS waiting_since \
+             FROM machines WHERE ($1 = '' OR id = $1) ORDER BY id",
         )
         .bind(only.unwrap_or(""))
         .fetch_all(&self.store.pool)
@@ -311,10 +328,22 @@ impl Plant {
         for r in rows {
             let maintenance = r.maintenance == 1;
             let state = r.state;
-            let holds = self
+            let mut holds = self
                 .machine_holds(&r.id, state, r.state_reason.as_deref(), maintenance)
                 .await?;
-            let holding_run = holds.iter().any(|h| h.kind == "interrupted_run");
+            let counters = self.maintenance_counters(&r.id, now).await?;
+            holds.extend(
+                counters
+                    .iter()
+                    .filter(|c| c.due)
+                    .map(MaintenanceCounter::hold),
+            );
+            let holding_run = holds.iter().any(|h| {
+                matches!(
+                    h.kind.as_str(),
+                    "interrupted_run" | "awaiting_load" | "awaiting_unload"
+                )
+            });
             views.push(MachineView {
                 free: state == MachineState::Idle && r.current_job.is_none() && holds.is_empty(),
                 // Maintenance, then a held run, show over idle or offline, never over what we
@@ -334,7 +363,9 @@ impl Plant {
                 reason: r.state_reason,
                 current_job: r.current_job,
                 setup_family: r.setup_family,
+                held_up_ms: r.held_ms + r.waiting_since.map_or(0, |since| (now - since).max(0)),
                 holds,
+                maintenance: counters,
             });
         }
         Ok(views)
@@ -365,6 +396,27 @@ impl Plant {
                 job_id: Some(job_id),
                 since: since.map(format_ms),
                 reason,
+            });
+        }
+        let awaiting: Vec<(i64, JobState, Option<i64>)> = sqlx::query_as(&format!(
+            "SELECT id, state, awaiting_since_ms FROM jobs WHERE machine_id = $1 AND state IN ({}) ORDER BY id",
+            sql_list(&JobState::AWAITING_OPERATOR)
+        ))
+        .bind(machine_id)
+        .fetch_all(&self.store.pool)
+        .await?;
+        for (job_id, state, since) in awaiting {
+            holds.push(MachineHold {
+                kind: state.as_str().into(),
+                job_id: Some(job_id),
+                since: since.map(format_ms),
+                reason: Some(
+                    match state {
+                        JobState::AwaitingLoad => "waiting for an operator to load the run",
+                        _ => "waiting for an operator to unload and inspect the run",
+                    }
+                    .into(),
+                ),
             });
         }
         if maintenance {
@@ -570,6 +622,8 @@ struct MachineRow {
     maintenance: i64,
     current_job: Option<i64>,
     setup_family: Option<String>,
+    held_ms: i64,
+    waiting_since: Option<i64>,
 }
 
 #[derive(sqlx::FromRow)]

@@ -117,11 +117,33 @@ pub enum Event {
         material: String,
         needed: Amount,
     },
+    /// The run was given to its machine and took its material. With `awaiting_load` nothing
+    /// was sent yet: the run waits for an operator to load the machine (`job_loaded`).
     JobDispatched {
         order_id: String,
         job_id: i64,
         machine_id: String,
         consumed: Vec<Draw>,
+        #[serde(default)]
+        awaiting_load: bool,
+    },
+    /// An operator loaded the machine for the run: it is sent now. `held_ms`: how long the
+    /// machine waited for the load.
+    JobLoaded {
+        order_id: String,
+        job_id: i64,
+        machine_id: String,
+        held_ms: i64,
+    },
+    /// The machine finished (or failed) the run; its pieces wait for an operator to unload and
+    /// inspect them. What the machine said is kept; the units are recorded at the unload.
+    JobAwaitingUnload {
+        order_id: String,
+        job_id: i64,
+        machine_id: String,
+        scrapped: i64,
+        reason: Option<String>,
+        failed: bool,
     },
     /// A run the machine refused before starting goes back to the plan with its material, or,
     /// when its order closed meanwhile, ends `cancelled` and its material is `released`.
@@ -151,6 +173,10 @@ pub enum Event {
         scrapped: i64,
         reason: Option<String>,
         final_step: bool,
+        /// How long the machine waited on an operator for this run (load and unload), when
+        /// an operator unloaded it (the event's actor).
+        #[serde(default)]
+        held_ms: i64,
     },
     JobInterrupted {
         order_id: String,
@@ -205,6 +231,19 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         job_id: Option<i64>,
     },
+    /// A maintenance interval of the machine was reached: it takes no new run until an
+    /// operator has done `task`.
+    MaintenanceDue {
+        machine_id: String,
+        task: String,
+    },
+    /// An operator did the machine's maintenance `task` (its counters start again);
+    /// `held_ms`: how long it was due before (0 when done early).
+    MaintenanceDone {
+        machine_id: String,
+        task: String,
+        held_ms: i64,
+    },
     /// An account was made (by an admin, `microfab user add`, the bootstrap token or the demo).
     AccountAdded {
         account: String,
@@ -253,6 +292,8 @@ impl Event {
             Event::MaterialReservedForJobs { .. } => "material_reserved_for_jobs",
             Event::MaterialShort { .. } => "material_short",
             Event::JobDispatched { .. } => "job_dispatched",
+            Event::JobLoaded { .. } => "job_loaded",
+            Event::JobAwaitingUnload { .. } => "job_awaiting_unload",
             Event::JobRequeued { .. } => "job_requeued",
             Event::JobStarted { .. } => "job_started",
             Event::JobFinished { .. } => "job_finished",
@@ -263,6 +304,8 @@ impl Event {
             Event::MachineState { .. } => "machine_state",
             Event::MachineMaintenance { .. } => "machine_maintenance",
             Event::MachineCommanded { .. } => "machine_commanded",
+            Event::MaintenanceDue { .. } => "maintenance_due",
+            Event::MaintenanceDone { .. } => "maintenance_done",
             Event::AccountAdded { .. } => "account_added",
             Event::AccountRoleChanged { .. } => "account_role_changed",
             Event::AccountPasswordSet { .. } => "account_password_set",
@@ -285,6 +328,8 @@ impl Event {
             | Event::MaterialReservedForJobs { order_id, .. }
             | Event::MaterialShort { order_id, .. }
             | Event::JobDispatched { order_id, .. }
+            | Event::JobLoaded { order_id, .. }
+            | Event::JobAwaitingUnload { order_id, .. }
             | Event::JobRequeued { order_id, .. }
             | Event::JobStarted { order_id, .. }
             | Event::JobFinished { order_id, .. }
@@ -301,6 +346,8 @@ impl Event {
             Event::JobToppedUp { job_id, .. }
             | Event::MaterialShort { job_id, .. }
             | Event::JobDispatched { job_id, .. }
+            | Event::JobLoaded { job_id, .. }
+            | Event::JobAwaitingUnload { job_id, .. }
             | Event::JobRequeued { job_id, .. }
             | Event::JobStarted { job_id, .. }
             | Event::JobFinished { job_id, .. }
@@ -315,6 +362,8 @@ impl Event {
     pub fn machine_id(&self) -> Option<&str> {
         match self {
             Event::JobDispatched { machine_id, .. }
+            | Event::JobLoaded { machine_id, .. }
+            | Event::JobAwaitingUnload { machine_id, .. }
             | Event::JobRequeued { machine_id, .. }
             | Event::JobStarted { machine_id, .. }
             | Event::JobFinished { machine_id, .. }
@@ -322,7 +371,9 @@ impl Event {
             | Event::JobResumed { machine_id, .. }
             | Event::MachineState { machine_id, .. }
             | Event::MachineMaintenance { machine_id, .. }
-            | Event::MachineCommanded { machine_id, .. } => Some(machine_id),
+            | Event::MachineCommanded { machine_id, .. }
+            | Event::MaintenanceDue { machine_id, .. }
+            | Event::MaintenanceDone { machine_id, .. } => Some(machine_id),
             _ => None,
         }
     }
@@ -420,6 +471,8 @@ pub struct Replayed {
     pub jobs: BTreeMap<i64, (String, i64, i64)>,
     /// stock account → (on hand, reserved), in thousandths
     pub stock: BTreeMap<String, (i64, i64)>,
+    /// (machine, maintenance task) → due
+    pub maintenance: BTreeMap<(String, String), bool>,
 }
 
 pub fn replay<'a>(records: impl IntoIterator<Item = &'a EventRecord>) -> Replayed {
@@ -483,9 +536,15 @@ pub fn replay<'a>(records: impl IntoIterator<Item = &'a EventRecord>) -> Replaye
                 order_id,
                 job_id,
                 consumed,
+                awaiting_load,
                 ..
             } => {
-                set_job(&mut r, *job_id, "dispatched");
+                let state = if *awaiting_load {
+                    "awaiting_load"
+                } else {
+                    "dispatched"
+                };
+                set_job(&mut r, *job_id, state);
                 for d in consumed {
                     let s = r.stock.entry(d.account.clone()).or_default();
                     s.0 -= d.amount.0;
@@ -514,7 +573,9 @@ pub fn replay<'a>(records: impl IntoIterator<Item = &'a EventRecord>) -> Replaye
                 }
                 reserve(&mut r.stock, released, -1);
             }
+            Event::JobLoaded { job_id, .. } => set_job(&mut r, *job_id, "dispatched"),
             Event::JobStarted { job_id, .. } => set_job(&mut r, *job_id, "running"),
+            Event::JobAwaitingUnload { job_id, .. } => set_job(&mut r, *job_id, "awaiting_unload"),
             Event::JobFinished {
                 order_id,
                 job_id,
@@ -560,6 +621,16 @@ pub fn replay<'a>(records: impl IntoIterator<Item = &'a EventRecord>) -> Replaye
                         o.1 -= 1;
                     }
                 }
+            }
+            Event::MaintenanceDue { machine_id, task } => {
+                r.maintenance
+                    .insert((machine_id.clone(), task.clone()), true);
+            }
+            Event::MaintenanceDone {
+                machine_id, task, ..
+            } => {
+                r.maintenance
+                    .insert((machine_id.clone(), task.clone()), false);
             }
             Event::JobToppedUp { .. }
             | Event::MaterialShort { .. }
@@ -612,7 +683,15 @@ pub async fn current(pool: &sqlx::AnyPool) -> Result<Replayed, StoreError> {
         sqlx::query_as("SELECT id, on_hand, reserved FROM materials")
             .fetch_all(pool)
             .await?;
+    let maintenance: Vec<(String, String, i64)> =
+        sqlx::query_as("SELECT machine_id, task, due FROM maintenance")
+            .fetch_all(pool)
+            .await?;
     Ok(Replayed {
+        maintenance: maintenance
+            .into_iter()
+            .map(|(machine, task, due)| ((machine, task), due == 1))
+            .collect(),
         orders: orders
             .into_iter()
             .map(|(id, state, good, scrapped)| (id, (state, good, scrapped)))

@@ -253,7 +253,7 @@ async function makerStaysInTheirLane() {
   await screenshot(page, 'maker-other-order-404');
   await page.goto('/my/orders');
   check(await page.getByTestId(`order-row-${other}`).count() === 0, 'their list holds no other maker\'s order');
-  for (const operatorPage of ['fleet', 'intake', 'orders', 'materials', 'interrupted', 'events']) {
+  for (const operatorPage of ['fleet', 'tasks', 'intake', 'orders', 'materials', 'interrupted', 'events']) {
     check(await page.getByTestId(`nav-${operatorPage}`).count() === 0, `a maker's nav offers ${operatorPage}`);
   }
   const fleet = await page.goto('/fleet');
