@@ -10,15 +10,16 @@ use serde::Serialize;
 use microfab_planner::check::check_plan;
 use microfab_planner::plan::order_etas;
 use microfab_planner::{
-    Budget, Millis, Objective, Plan, PlanInput, PlanMachine, PlanRun, Planned, dispatch_ready_runs,
-    plan, run_millis, setup_millis,
+    Budget, Millis, Objective, OperatorTask, OperatorTaskKind, Plan, PlanInput, PlanMachine,
+    PlanRun, Planned, dispatch_ready_runs, plan, run_millis, setup_millis,
 };
 
 use crate::day::{HOUR, MINUTE, PlantSpec, after_failure, generate};
 
 /// The dispatching rule on its own, simulated: whenever machines are idle it dispatches ready
 /// runs (predecessors done, material in stock) with [`dispatch_ready_runs`]; a dispatched run
-/// sets up if needed and runs; downtime delays work that would overlap it.
+/// sets up if needed (a setup task for an operator, as many as needed) and runs; downtime
+/// delays work that would overlap it. The plant here has no loads, unloads or shifts.
 pub fn simulate_rule(input: &PlanInput) -> Plan {
     let now = input.now;
     let runs: HashMap<i64, &PlanRun> = input.runs.iter().map(|r| (r.id, r)).collect();
@@ -65,6 +66,7 @@ pub fn simulate_rule(input: &PlanInput) -> Plan {
     let mut end_of: HashMap<i64, Millis> = HashMap::new();
     let mut remaining: Vec<&PlanRun> = input.runs.iter().collect();
     let mut assignments: Vec<Planned> = Vec::new();
+    let mut operator_tasks: Vec<OperatorTask> = Vec::new();
     let mut t = now;
     while !remaining.is_empty() {
         while next_arrival < arrivals.len() && arrivals[next_arrival].0 <= t {
@@ -143,6 +145,15 @@ pub fn simulate_rule(input: &PlanInput) -> Plan {
             free[m] = end;
             family[m] = Some(run.setup_family.clone());
             end_of.insert(run.id, end);
+            if setup > 0 {
+                operator_tasks.push(OperatorTask {
+                    machine_id: d.machine_id.clone(),
+                    run_id: Some(run.id),
+                    kind: OperatorTaskKind::Setup,
+                    start: setup_start,
+                    end: start,
+                });
+            }
             assignments.push(Planned {
                 run_id: run.id,
                 machine_id: d.machine_id,
@@ -180,9 +191,10 @@ pub fn simulate_rule(input: &PlanInput) -> Plan {
         end: f.end,
     });
     assignments.extend(frozen);
-    let order_eta = order_etas(input, &assignments, &[]);
+    let order_eta = order_etas(input, &assignments, &operator_tasks);
     Plan {
         assignments,
+        operator_tasks,
         order_eta,
         unplanned,
         ..Plan::default()

@@ -53,6 +53,9 @@ pub struct Problem {
     alt_start: Vec<u32>,
     pub(crate) alt_machine: Vec<u32>,
     pub(crate) alt_dur: Vec<i64>,
+    /// How long the alternative holds its machine: its duration plus the machine's load and
+    /// unload (the search's estimates).
+    pub(crate) alt_hold: Vec<i64>,
     pub(crate) release: Vec<i64>,
     pub(crate) family: Vec<u32>,
     pub(crate) setup: Vec<i64>,
@@ -79,6 +82,8 @@ pub struct Problem {
     pub(crate) op_rank: Vec<u32>,
     /// The operators, with the tasks of frozen work already booked.
     pub(crate) operators: OperatorPool,
+    /// No machine has operator work: the evaluator's inner step skips it (FJSPLIB speed).
+    pub(crate) machines_only: bool,
 }
 
 /// One operation as given to [`ProblemBuilder::op`].
@@ -210,6 +215,10 @@ impl ProblemBuilder {
         for (op, rank) in self.ranks {
             p.op_rank[op as usize] = rank;
         }
+        p.machines_only = self
+            .operator_work
+            .iter()
+            .all(|w| w.load == 0 && w.unload == 0 && w.maintenance == 0);
         p.alt_start.push(0);
         for op in self.ops {
             for (m, d) in op.alternatives {
@@ -232,6 +241,12 @@ impl ProblemBuilder {
             p.previous_machine[op as usize] = machine;
             p.previous_start[op as usize] = start;
         }
+        p.alt_hold = p
+            .alt_machine
+            .iter()
+            .zip(&p.alt_dur)
+            .map(|(&m, &d)| d + p.machine_load[m as usize] + p.machine_unload[m as usize])
+            .collect();
         p
     }
 }
@@ -655,14 +670,51 @@ impl Evaluator {
 
     /// Start and end of `op` (operators unlimited) once its predecessors and machine
     /// predecessor are scheduled. `start` is where its load begins, `end` where its unload ends.
-    #[inline]
+    #[inline(always)]
     fn schedule(&mut self, p: &Problem, s: &Solution, op: u32) {
+        if p.machines_only {
+            self.schedule_machines_only(p, s, op);
+        } else {
+            self.schedule_with_operator_work(p, s, op);
+        }
+    }
+
+    #[inline(never)]
+    fn schedule_with_operator_work(&mut self, p: &Problem, s: &Solution, op: u32) {
         let o = op as usize;
         let n = self.need(p, s, op);
         let prepare = p.fit(n.machine, n.earliest, n.before + n.load + n.run);
         self.setup_time[o] = n.setup;
         self.start[o] = prepare + n.before;
         self.end[o] = self.start[o] + n.load + n.run + n.unload;
+    }
+
+    /// [`Evaluator::schedule`] when no machine has operator work: the same times, without
+    /// reading what is all zero (this is the search's innermost step).
+    #[inline(always)]
+    fn schedule_machines_only(&mut self, p: &Problem, s: &Solution, op: u32) {
+        let o = op as usize;
+        let mut ready = p.release[o];
+        for &j in p.preds(op) {
+            ready = ready.max(self.end[j as usize]);
+        }
+        let alt = s.alt[o] as usize;
+        let machine = p.alt_machine[alt];
+        let u = self.mprev[o];
+        let (free, family) = if u == NONE {
+            (
+                p.machine_ready[machine as usize],
+                p.machine_family[machine as usize],
+            )
+        } else {
+            (self.end[u as usize], p.family[u as usize])
+        };
+        let setup = p.setup_after(family, op);
+        let dur = p.alt_dur[alt];
+        let setup_start = p.fit(machine, free.max(ready - setup), setup + dur);
+        self.setup_time[o] = setup;
+        self.start[o] = setup_start + setup;
+        self.end[o] = self.start[o] + dur;
     }
 
     /// The evaluation with limited operators: a simulation in time order. An op's preparation

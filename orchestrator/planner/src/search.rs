@@ -304,10 +304,7 @@ impl Search<'_> {
                 .any(|t| t.op == v && t.expires > self.iteration);
             for a in p.alts(v) {
                 let k = p.alt_machine[a as usize];
-                // The machine is held through the load and the unload too.
-                let dur = p.alt_dur[a as usize]
-                    + p.machine_load[k as usize]
-                    + p.machine_unload[k as usize];
+                let dur = p.alt_hold[a as usize];
                 let seq = &self.current.seqs[k as usize];
                 let mut position = 0u32;
                 let mut u = NONE;

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::Subcommand;
 use microfab_planner::Budget;
-use microfab_planner_bench::{day, fjsp, instances, plant};
+use microfab_planner_bench::{day, fjsp, instances, people, plant};
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
@@ -145,6 +145,11 @@ pub struct PlanBenchArgs {
     /// Budgets in work units `FIRST,REPLAN` instead of seconds.
     #[arg(long, value_parser = parse_work)]
     work: Option<(u64, u64)>,
+    /// The day with people instead: this many operators per shift, nights and weekends off,
+    /// loads and unloads; the operator-aware plan, the plan blind to operators and the rule,
+    /// each executed through that calendar (the first plan's budget).
+    #[arg(long)]
+    operators: Option<u32>,
     #[arg(long)]
     json: bool,
 }
@@ -170,6 +175,16 @@ fn run_plan(args: &PlanBenchArgs) -> anyhow::Result<()> {
             Budget::from_seconds(args.replan_seconds),
         ),
     };
+    if let Some(operators) = args.operators {
+        let result = people::run_people(spec, operators, first);
+        if args.json {
+            println!("{}", serde_json::to_string(&result)?);
+        } else {
+            print!("{}", people::format_people(&result));
+        }
+        anyhow::ensure!(result.feasible, "the plan failed the checker");
+        return Ok(());
+    }
     let result = plant::run_plant(spec, first, replan);
     if args.json {
         println!("{}", serde_json::to_string(&result)?);

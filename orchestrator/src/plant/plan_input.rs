@@ -2,8 +2,8 @@
 //! service), open orders, runs still to dispatch with their readiness and run-level
 //! predecessors ([`rules::readiness`]), and the runs on machines now (frozen, with the stage
 //! the operator has them in). With `[planner] plan_operators` (the default) also the people:
-//! the calendar's shifts over [`SHIFT_HORIZON_MS`], each machine's load and unload time and
-//! whether it may run after hours.
+//! the calendar's shifts over [`SHIFT_HORIZON_MS`], each machine's load and unload time,
+//! whether it may run after hours, and the maintenance due on it (done before its next run).
 //!
 //! The planner lives in plant time (`plant.clock`): `now` is plant time and the store's wall
 //! instants are mapped with `clock.to_plant`.
@@ -158,6 +158,12 @@ impl Plant {
             });
         }
         tx.commit().await?;
+        if plan_operators {
+            let due = self.maintenance_seconds().await?;
+            for machine in &mut machines {
+                machine.maintenance_seconds = due.get(&machine.id).copied().unwrap_or(0.0);
+            }
+        }
         for machine in &mut machines {
             machine.available_from = frozen
                 .iter()
