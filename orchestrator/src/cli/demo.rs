@@ -1,6 +1,7 @@
 //! `microfab demo`: the demo factory, its example orders submitted and approved, and its
 //! progress printed until every order has ended.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -26,6 +27,7 @@ pub(super) async fn run(
         .clone()
         .context("the config has no [demo] section")?;
     let time_scale = config.simulation.time_scale;
+    let config_plans_operators = config.planner.plan_operators;
     let shutdown = CancellationToken::new();
     let running = listen_and_start(config, &database, &listen, &shutdown).await?;
     super::users::bootstrap_from_env(&running.runtime.plant.store).await?;
@@ -70,6 +72,7 @@ pub(super) async fn run(
         order_ids.push(id);
     }
     let started = std::time::Instant::now();
+    let mut first_etas = BTreeMap::new();
     let mut ticker = tokio::time::interval(Duration::from_secs_f64(demo.progress_seconds.max(0.1)));
     let mut summarised = false;
     loop {
@@ -81,6 +84,10 @@ pub(super) async fn run(
         let orders: Vec<OrderView> =
             futures::future::try_join_all(order_ids.iter().map(|id| plant.order(id))).await?;
         let machines = plant.machines().await?;
+        let etas = plant.etas.current();
+        for (order_id, &eta) in &etas.by_order {
+            first_etas.entry(order_id.clone()).or_insert(eta);
+        }
         let starved = plant
             .jobs(None, None, Some("planned"))
             .await?
@@ -98,7 +105,7 @@ pub(super) async fn run(
             now: now_ms(),
             clock: &plant.clock,
         };
-        for line in progress_lines(&moment, &machines, starved, &orders, &plant.etas.current()) {
+        for line in progress_lines(&moment, &machines, starved, &orders, &etas) {
             println!("{line}");
         }
         if orders.iter().all(|o| ENDED.contains(&o.state)) {
@@ -111,6 +118,11 @@ pub(super) async fn run(
                 for line in lines {
                     println!("{line}");
                 }
+                let completed = completion_times(&ops, &plant.clock).await?;
+                println!(
+                    "{}",
+                    eta_accuracy(&first_etas, &completed, config_plans_operators)
+                );
             }
             if exit_when_done {
                 break;
@@ -263,6 +275,54 @@ fn summary(
     lines
 }
 
+/// When each order completed, in plant time (from the event log).
+async fn completion_times(
+    ops: &Operations,
+    clock: &crate::clock::PlantClock,
+) -> anyhow::Result<BTreeMap<String, i64>> {
+    let filter = crate::store::events::search::EventFilter {
+        kind: Some("order_completed".into()),
+        ..Default::default()
+    };
+    Ok(ops
+        .search_events(&Actor::Demo, &filter, None, 10_000)
+        .await?
+        .into_iter()
+        .filter_map(|record| {
+            let order_id = record.event.order_id()?.to_string();
+            Some((order_id, clock.to_plant(record.at_ms)))
+        })
+        .collect())
+}
+
+/// How far the first plan's ETA of each order was from when it completed (plant time): the
+/// mean absolute error over the orders that have both.
+fn eta_accuracy(
+    first_etas: &BTreeMap<String, i64>,
+    completed: &BTreeMap<String, i64>,
+    plans_operators: bool,
+) -> String {
+    let errors: Vec<f64> = first_etas
+        .iter()
+        .filter_map(|(order_id, eta)| completed.get(order_id).map(|done| (done - eta).abs()))
+        .map(|ms| ms as f64 / 3_600_000.0)
+        .collect();
+    let people = if plans_operators {
+        "planning operators"
+    } else {
+        "not planning operators"
+    };
+    if errors.is_empty() {
+        return format!("eta accuracy ({people}): no completed order had a planned eta");
+    }
+    let mean = errors.iter().sum::<f64>() / errors.len() as f64;
+    let worst = errors.iter().copied().fold(0.0, f64::max);
+    format!(
+        "eta accuracy ({people}): first plan's eta vs completion, mean absolute error {mean:.1} h, worst {worst:.1} h, over {} orders (plant time)",
+        errors.len()
+    )
+}
+
 /// The demo has no operator at the panel: a run cut short by a restart is taken as scrap,
 /// which the plant then replaces. A real plant leaves this decision to a person.
 async fn resolve_interrupted_as_demo_operator(ops: &Operations) -> anyhow::Result<()> {
@@ -276,4 +336,27 @@ async fn resolve_interrupted_as_demo_operator(ops: &Operations) -> anyhow::Resul
         .await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn eta_accuracy_is_the_mean_absolute_error_over_orders_with_both() {
+        let hour = 3_600_000;
+        let first: BTreeMap<String, i64> = [
+            ("a".into(), 10 * hour),
+            ("b".into(), 20 * hour),
+            ("c".into(), 5 * hour),
+        ]
+        .into();
+        let completed: BTreeMap<String, i64> =
+            [("a".into(), 12 * hour), ("b".into(), 19 * hour)].into();
+        assert_eq!(
+            eta_accuracy(&first, &completed, true),
+            "eta accuracy (planning operators): first plan's eta vs completion, mean absolute error 1.5 h, worst 2.0 h, over 2 orders (plant time)"
+        );
+        assert!(eta_accuracy(&first, &BTreeMap::new(), false).contains("no completed order"));
+    }
 }
