@@ -28,8 +28,13 @@ const LOAD: &str = r#"load = { text = "Load a 6 mm birch sheet and focus", minut
 
 /// The bench bracket spec for `quantity` brackets (6 per laser run), in a folder of its own.
 fn bracket_spec(dir: &Path, quantity: u32) -> PathBuf {
+    bracket_spec_cut_as(dir, quantity, "plywood-6mm")
+}
+
+/// The same, its gussets cut in the laser setup `family`.
+fn bracket_spec_cut_as(dir: &Path, quantity: u32, family: &str) -> PathBuf {
     let source = Path::new(BRACKET_SPEC).parent().unwrap();
-    let target = dir.join("bracket");
+    let target = dir.join(format!("bracket-{family}"));
     std::fs::create_dir_all(target.join("programs")).unwrap();
     for entry in std::fs::read_dir(source.join("programs")).unwrap() {
         let entry = entry.unwrap();
@@ -41,7 +46,11 @@ fn bracket_spec(dir: &Path, quantity: u32) -> PathBuf {
     }
     let spec = std::fs::read_to_string(BRACKET_SPEC)
         .unwrap()
-        .replace("quantity = 200", &format!("quantity = {quantity}"));
+        .replace("quantity = 200", &format!("quantity = {quantity}"))
+        .replace(
+            "setup_family = \"plywood-6mm\"",
+            &format!("setup_family = \"{family}\""),
+        );
     let path = target.join("bracket.toml");
     std::fs::write(&path, spec).unwrap();
     path
@@ -131,6 +140,23 @@ async fn unload_until_done(client: &Client, order: &str, mut inspect: impl FnMut
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// `microfab ARGS` against the client's server, as its admin; its standard output.
+async fn microfab_cli(client: &Client, args: &[&str]) -> String {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_microfab"))
+        .args(args)
+        .args(["--server", &client.base])
+        .env("MICROFAB_TOKEN", common::ADMIN_TOKEN)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "microfab {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
 }
 
 async fn assert_consistent(client: &Client) {
@@ -239,6 +265,37 @@ async fn never_a_run_on_a_machine_not_unloaded(kind: &str) {
         rows.len() as i64,
         waiting["units"].as_i64().unwrap(),
         "units once"
+    );
+    // The machine waited through both pauses and the restart; its held-up time says so.
+    let view = client.ok(&format!("/api/v1/machines/{machine}")).await;
+    let held = view["held_up_ms"].as_i64().unwrap();
+    assert!(held >= 3000, "held up {held} ms: {view}");
+    eprintln!("{kind}: machine {machine} held up {held} ms by job {job}'s unload");
+
+    // The operator's command line: the tasks as JSON, an unload with what they found.
+    let next = first_in(&client, "awaiting_unload", None).await;
+    let tasks = microfab_cli(&client, &["tasks", "--json"]).await;
+    let tasks: Vec<Value> = serde_json::from_str(&tasks).unwrap();
+    assert!(
+        tasks
+            .iter()
+            .any(|t| t["id"] == format!("unload-{}", next["id"])),
+        "{tasks:?}"
+    );
+    let job_id = next["id"].to_string();
+    let units = next["units"].as_i64().unwrap();
+    let good = (units - 1).to_string();
+    let unloaded = microfab_cli(
+        &client,
+        &[
+            "unload", &job_id, "--good", &good, "--scrap", "1:warped", "--json",
+        ],
+    )
+    .await;
+    let unloaded: Value = serde_json::from_str(&unloaded).unwrap();
+    assert_eq!(
+        (unloaded["good"].as_i64(), unloaded["scrapped"].as_i64()),
+        (Some(units - 1), Some(1))
     );
 
     // The machine is free again: its next run goes.
@@ -434,6 +491,14 @@ async fn a_wrong_inspection_changes_nothing(kind: &str) {
         .post(&format!("/api/v1/jobs/{job}/unload"), json!({}))
         .await;
     assert_eq!(status, 409);
+    // A malformed inspection is refused for its shape whatever the run's state.
+    let (status, answer) = client
+        .post(
+            &format!("/api/v1/jobs/{job}/unload"),
+            json!({ "scrap": [{ "count": 0, "reason": "warped" }] }),
+        )
+        .await;
+    assert_eq!(status, 422, "{answer}");
     assert_consistent(client).await;
     plant.shutdown.cancel();
     db.drop_database().await;
@@ -475,12 +540,15 @@ async fn a_load_sends_the_run_and_a_refusal_requeues_it(kind: &str) {
             .await;
         assert_eq!(status, 200, "{body}");
     }
-    let order = submit_and_approve(&client, &bracket_spec(dir.path(), 12)).await;
+    // Two orders of six brackets: one laser run each, in two setups.
+    let plain_order = submit_and_approve(&client, &bracket_spec(dir.path(), 6)).await;
+    let engraved = bracket_spec_cut_as(dir.path(), 6, "plywood-6mm-engraved");
+    let engraved_order = submit_and_approve(&client, &engraved).await;
     let first = first_in(&client, "awaiting_load", None).await;
     assert_eq!(first["machine_id"], "laser-3");
     // Dispatch rounds go by: nothing is sent without the load, and the other run waits.
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    let laser_runs: Vec<Value> = jobs(&client, &format!("order={order}"))
+    let laser_runs: Vec<Value> = jobs(&client, "")
         .await
         .into_iter()
         .filter(|j| j["step"] == "gussets")
@@ -546,6 +614,17 @@ async fn a_load_sends_the_run_and_a_refusal_requeues_it(kind: &str) {
     let second = first_in(&client, "awaiting_load", Some(&first)).await;
     assert_ne!(second["id"], first["id"]);
     assert_eq!(second["machine_id"], "laser-3");
+    // Laser 3 is set up for the first run's family now: the other order's run needs a setup
+    // change too, and takes its step's setup time on top of the load.
+    let tasks = client.ok("/api/v1/tasks").await;
+    let task = tasks
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == format!("load-{}", second["id"]))
+        .unwrap_or_else(|| panic!("no load task: {tasks}"));
+    assert_eq!(task["kind"], "setup", "{task}");
+    assert_eq!(task["minutes"], 3.0 + 5.0, "{task}");
     plant.shutdown.cancel();
     plant.running.join().await;
     let plant = TestPlant::start(&db, &plain).await;
@@ -554,7 +633,7 @@ async fn a_load_sends_the_run_and_a_refusal_requeues_it(kind: &str) {
     assert_eq!(status, 409, "{answer}");
     let message = answer["error"]["message"].as_str().unwrap();
     assert!(message.contains("went back to the plan"), "{message}");
-    let requeued = jobs(&client, &format!("order={order}"))
+    let requeued = jobs(&client, "")
         .await
         .into_iter()
         .find(|j| j["id"] == second["id"])
@@ -571,7 +650,9 @@ async fn a_load_sends_the_run_and_a_refusal_requeues_it(kind: &str) {
         )
         .await;
     assert_eq!(status, 200, "{body}");
-    load_until_done(&client, &order).await;
+    for order in [&plain_order, &engraved_order] {
+        load_until_done(&client, order).await;
+    }
     let again = jobs(&client, "machine=laser-1").await;
     assert!(
         again
@@ -579,8 +660,10 @@ async fn a_load_sends_the_run_and_a_refusal_requeues_it(kind: &str) {
             .any(|j| j["id"] == second["id"] && j["state"] == "done"),
         "{again:?}"
     );
-    assert_units_exact(&client, &order).await;
-    let all = client.ok(&format!("/api/v1/jobs?order={order}")).await;
+    for order in [&plain_order, &engraved_order] {
+        assert_units_exact(&client, order).await;
+    }
+    let all = client.ok("/api/v1/jobs").await;
     assert_stock_exact(&client, &before, &all, |j| {
         j["state"] == "done" || j["state"] == "failed"
     })
@@ -629,4 +712,73 @@ async fn sqlite_a_load_sends_the_run_and_a_refusal_requeues_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_a_load_sends_the_run_and_a_refusal_requeues_it() {
     a_load_sends_the_run_and_a_refusal_requeues_it("postgres").await;
+}
+
+/// Cancelling an order: its run waiting for a load goes back (cancelled, its material to
+/// stock, the machine free); its run waiting for an unload still needs it, and the unload
+/// settles that run only.
+async fn a_cancelled_orders_waiting_runs(kind: &str) {
+    let db = TestDb::of(kind).await;
+    let dir = tempfile::tempdir().unwrap();
+    let both = format!("{LOAD}\n{UNLOAD}");
+    let plant = TestPlant::start(&db, &plant_with_laser_tasks(6000.0, 0.0, &both)).await;
+    let client = &plant.client;
+    let order = submit_and_approve(client, &bracket_spec(dir.path(), 12)).await;
+    wait_until("both laser runs wait for their load", || async {
+        jobs(client, "state=awaiting_load").await.len() == 2
+    })
+    .await;
+    let waiting = jobs(client, "state=awaiting_load").await;
+    let (loaded, left) = (&waiting[0], &waiting[1]);
+    let (status, body) = client
+        .post(&format!("/api/v1/jobs/{}/load", loaded["id"]), json!({}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let unloading = first_in(client, "awaiting_unload", None).await;
+    assert_eq!(unloading["id"], loaded["id"]);
+    client.cancel(&order).await;
+    let after = jobs(client, &format!("order={order}")).await;
+    let state_of = |job: &Value| {
+        after
+            .iter()
+            .find(|j| j["id"] == job["id"])
+            .map(|j| j["state"].clone())
+            .unwrap()
+    };
+    assert_eq!(state_of(left), "cancelled");
+    assert_eq!(state_of(loaded), "awaiting_unload");
+    let machine = client
+        .ok(&format!(
+            "/api/v1/machines/{}",
+            left["machine_id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(machine["current_job"], Value::Null, "{machine}");
+    let (status, body) = client
+        .post(&format!("/api/v1/jobs/{}/unload", loaded["id"]), json!({}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["state"], "done");
+    assert_eq!(
+        unit_rows_of(client, &order, loaded["id"].as_i64().unwrap())
+            .await
+            .len(),
+        6
+    );
+    let view = client.ok(&format!("/api/v1/orders/{order}")).await;
+    assert_eq!(view["state"], "cancelled");
+    common::assert_nothing_reserved(client).await;
+    assert_consistent(client).await;
+    plant.shutdown.cancel();
+    db.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_cancelled_orders_waiting_runs() {
+    a_cancelled_orders_waiting_runs("sqlite").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_cancelled_orders_waiting_runs() {
+    a_cancelled_orders_waiting_runs("postgres").await;
 }

@@ -287,6 +287,69 @@ async fn a_failed_run_is_offered_as_all_scrap_not_all_good() {
     plant.shutdown.cancel();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn due_maintenance_is_done_from_the_tasks_page() {
+    let db = TestDb::sqlite().await;
+    let config = plant_config(300.0, 0.0).replacen(
+        "driver = { kind = \"sim\", seed = 100, scrap_rate = 0 }",
+        "driver = { kind = \"sim\", seed = 100, scrap_rate = 0 }\n\
+         maintenance = [{ task = \"clean lens\", every_runs = 1, minutes = 10 }]",
+        1,
+    );
+    let plant = TestPlant::start(&db, &config).await;
+    let panel = Panel::sign_in(&plant, "olga", Role::Operator).await;
+    approved_bracket_order(&plant).await;
+    let hook = testid("maintained-maintenance-laser-1-0");
+    wait_until("the lens is due on the tasks page", || async {
+        panel.ok("/tasks").await.contains(&hook)
+    })
+    .await;
+    let page = panel.ok("/tasks").await;
+    let card = task_card(&page, "maintenance-laser-1-0");
+    assert!(
+        card.contains("clean lens") && card.contains("Maintenance"),
+        "{card}"
+    );
+    let board = panel.ok("/fleet").await;
+    let laser = &board[board.find(&testid("machine-card-laser-1")).unwrap()..];
+    let laser = &laser[..laser.find("</article>").unwrap()];
+    assert!(
+        laser.contains(r#"data-task="maintenance""#)
+            && laser.contains(&testid("task-badge-laser-1")),
+        "{laser}"
+    );
+
+    // Due as its run ended or while it runs: the maintenance waits for the machine to be empty.
+    wait_until("laser-1 holds no run", || async {
+        plant.client.ok("/api/v1/machines/laser-1").await["current_job"].is_null()
+    })
+    .await;
+    let (status, refusal) = panel
+        .action(
+            "/tasks/machines/laser-1/maintained",
+            &[("task", "oil the rails")],
+        )
+        .await;
+    assert!((400..500).contains(&status), "{status}: {refusal}");
+    let (status, answer) = panel
+        .action(
+            "/tasks/machines/laser-1/maintained",
+            &[("task", "clean lens")],
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer.contains("Maintenance done:"), "{answer}");
+    let log = plant.client.ok("/api/v1/events/log?limit=10000").await;
+    assert!(
+        log.as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["actor"] == "olga" && e["event"]["kind"] == "maintenance_done"),
+        "the maintenance is in the log with who did it"
+    );
+    plant.shutdown.cancel();
+}
+
 /// A plant with one manual station, whose runs end when a person says the work is done.
 const MANUAL_STATION: &str = r#"
 [plant]

@@ -37,7 +37,10 @@ pub(super) async fn load_job(
 }
 
 impl Limited for Inspection {
+    /// Its shape, whatever the run's state: a schema-violating inspection is a 422 even for a
+    /// run that is not waiting for its unload.
     fn check_limits(&self) -> Result<(), ApiError> {
+        self.check_shape()?;
         for (i, entry) in self.scrap.iter().enumerate() {
             within(
                 &format!("scrap[{i}].reason"),

@@ -49,6 +49,7 @@ pub fn routes() -> Router<Operations> {
         .route("/tasks/{job}/load", post(load))
         .route("/tasks/{job}/unload", post(unload))
         .route("/tasks/{job}/confirm", post(confirm))
+        .route("/tasks/machines/{id}/maintained", post(maintained))
 }
 
 /// A time something has held a machine, in whole minutes: the text shown, and the
@@ -120,6 +121,10 @@ impl TaskCard {
 
     fn is_manual_run(&self) -> bool {
         matches!(self.task.kind, TaskKind::ManualRun)
+    }
+
+    fn is_maintenance(&self) -> bool {
+        matches!(self.task.kind, TaskKind::Maintenance)
     }
 
     fn is_interrupted(&self) -> bool {
@@ -255,6 +260,28 @@ async fn load(ctx: Ctx, Path(job): Path<i64>) -> Response {
 async fn confirm(ctx: Ctx, Path(job): Path<i64>) -> Response {
     match ctx.ops.confirm(&ctx.caller.actor(), job).await {
         Ok(_) => ctx.done(String::new(), "tasks.confirm_done", format!("#{job}")),
+        Err(e) => ctx.answer(Err(e.into())),
+    }
+}
+
+#[derive(Deserialize)]
+struct MaintainedForm {
+    /// The maintenance item, as the machine's config names it.
+    task: String,
+}
+
+/// `POST /tasks/machines/{id}/maintained`: a due maintenance item is done.
+async fn maintained(
+    ctx: Ctx,
+    Path(id): Path<String>,
+    Form(form): Form<MaintainedForm>,
+) -> Response {
+    match ctx
+        .ops
+        .maintained(&ctx.caller.actor(), &id, &form.task)
+        .await
+    {
+        Ok(_) => ctx.done(String::new(), "tasks.maintained_done", form.task),
         Err(e) => ctx.answer(Err(e.into())),
     }
 }

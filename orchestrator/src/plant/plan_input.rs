@@ -83,6 +83,7 @@ impl Plant {
         .bind(JobState::Interrupted)
         .fetch_all(&mut *tx)
         .await?;
+        let maintenance_due = self.maintenance_seconds().await?;
         let mut machines = Vec::new();
         let mut envelopes: HashMap<String, [f64; 3]> = HashMap::new();
         for r in machine_rows {
@@ -105,6 +106,7 @@ impl Plant {
                 speed_factor: r.speed_factor,
                 current_setup: r.setup_family,
                 out_of_service: maintenance || !(idle || working),
+                maintenance_seconds: maintenance_due.get(&r.id).copied().unwrap_or(0.0),
                 ..PlanMachine::default()
             };
             if plan_operators && let Some(config) = self.config.machine(&r.id) {

@@ -131,7 +131,9 @@ impl Verdict {
 impl Inspection {
     /// The inspection of a run of `units` pieces of which the machine said `machine`, with
     /// its defaults filled in; or the field that is wrong.
-    pub(crate) fn verdict(&self, units: i64, machine: &MachineOutcome) -> Result<Verdict> {
+    /// The field that breaks the inspection's own shape (a scrap entry of no pieces, or
+    /// without a reason), whatever run it is for: checked before anything else.
+    pub fn check_shape(&self) -> Result<()> {
         for (i, entry) in self.scrap.iter().enumerate() {
             if entry.count == 0 {
                 return Err(invalid(&format!("scrap[{i}].count"), "at least 1 piece"));
@@ -143,6 +145,11 @@ impl Inspection {
                 ));
             }
         }
+        Ok(())
+    }
+
+    pub(crate) fn verdict(&self, units: i64, machine: &MachineOutcome) -> Result<Verdict> {
+        self.check_shape()?;
         let scrap: Vec<(i64, String)> = if self.scrap.is_empty() {
             machine_scrap(units, machine)
         } else {
