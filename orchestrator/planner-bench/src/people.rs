@@ -61,7 +61,7 @@ fn operator_work(capability: &str) -> (f64, f64, bool) {
 /// others may run unattended too).
 pub fn generate_with_people(spec: PlantSpec, operators: u32) -> PlanInput {
     let mut input = generate(spec);
-    let mut rng = SplitMix64::new(spec.seed ^ 0x5eed_0f_9e0b1e);
+    let mut rng = SplitMix64::new(spec.seed ^ 0x5eed_0f9e_0b1e);
     input.shifts = shifts(input.now, operators);
     for m in &mut input.machines {
         let (load, unload, after_hours) = operator_work(&m.capabilities[0]);

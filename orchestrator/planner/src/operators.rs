@@ -52,11 +52,12 @@ impl OperatorPool {
         let slot_start = |j: usize| origin + j as i64 * SLOT;
         for &(from, until, operators) in &windows {
             let first = ((from - origin).max(0) + SLOT - 1) / SLOT;
-            for j in first as usize..n_slots {
+            let operators = operators.min(u32::from(u16::MAX)) as u16;
+            for (j, slot) in capacity.iter_mut().enumerate().skip(first as usize) {
                 if slot_start(j) + SLOT > until {
                     break;
                 }
-                capacity[j] = capacity[j].max(operators.min(u16::MAX as u32) as u16);
+                *slot = (*slot).max(operators);
             }
         }
         let mut stretches: Vec<(i64, i64)> = Vec::new();

@@ -22,7 +22,6 @@ use crate::auth::Role;
 use crate::ops::Operations;
 use crate::plant::OrderState;
 use crate::plant::views::{JobView, OrderView, StepView, UnitView};
-use crate::store::now_ms;
 
 pub fn routes(ops: &Operations) -> Router<Operations> {
     let staff = Router::new().route("/orders", get(list));
@@ -178,7 +177,8 @@ async fn plan_chart(
         &plan,
         &machines,
         &due,
-        now_ms(),
+        // The plan lives in plant time.
+        ctx.ops.plant().clock.now(),
         highlight,
         &GanttWords {
             title: t.get("gantt.title"),
