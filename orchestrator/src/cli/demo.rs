@@ -302,24 +302,32 @@ fn eta_accuracy(
     completed: &BTreeMap<String, i64>,
     plans_operators: bool,
 ) -> String {
-    let errors: Vec<f64> = first_etas
+    // Completion minus ETA per order, in hours: positive when the order ended later than planned.
+    let late_by: Vec<(&str, f64)> = first_etas
         .iter()
-        .filter_map(|(order_id, eta)| completed.get(order_id).map(|done| (done - eta).abs()))
-        .map(|ms| ms as f64 / 3_600_000.0)
+        .filter_map(|(order_id, eta)| {
+            let done = completed.get(order_id)?;
+            Some((order_id.as_str(), (done - eta) as f64 / 3_600_000.0))
+        })
         .collect();
     let people = if plans_operators {
         "planning operators"
     } else {
         "not planning operators"
     };
-    if errors.is_empty() {
+    if late_by.is_empty() {
         return format!("eta accuracy ({people}): no completed order had a planned eta");
     }
-    let mean = errors.iter().sum::<f64>() / errors.len() as f64;
-    let worst = errors.iter().copied().fold(0.0, f64::max);
+    let mean = late_by.iter().map(|(_, h)| h.abs()).sum::<f64>() / late_by.len() as f64;
+    let worst = late_by.iter().map(|(_, h)| h.abs()).fold(0.0, f64::max);
+    let each: Vec<String> = late_by
+        .iter()
+        .map(|(order_id, h)| format!("{order_id} {h:+.1} h"))
+        .collect();
     format!(
-        "eta accuracy ({people}): first plan's eta vs completion, mean absolute error {mean:.1} h, worst {worst:.1} h, over {} orders (plant time)",
-        errors.len()
+        "eta accuracy ({people}): first plan's eta vs completion, mean absolute error {mean:.1} h, worst {worst:.1} h, over {} orders (plant time; completion minus eta: {})",
+        late_by.len(),
+        each.join(", ")
     )
 }
 
@@ -355,7 +363,7 @@ mod tests {
             [("a".into(), 12 * hour), ("b".into(), 19 * hour)].into();
         assert_eq!(
             eta_accuracy(&first, &completed, true),
-            "eta accuracy (planning operators): first plan's eta vs completion, mean absolute error 1.5 h, worst 2.0 h, over 2 orders (plant time)"
+            "eta accuracy (planning operators): first plan's eta vs completion, mean absolute error 1.5 h, worst 2.0 h, over 2 orders (plant time; completion minus eta: a +2.0 h, b -1.0 h)"
         );
         assert!(eta_accuracy(&first, &BTreeMap::new(), false).contains("no completed order"));
     }
