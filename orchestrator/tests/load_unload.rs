@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::{
-    BRACKET_SPEC, Client, TestDb, TestPlant, assert_stock_exact, plant_config, spawn_server,
-    wait_until, write_config,
+    Client, TestDb, TestPlant, assert_stock_exact, plant_config, spawn_server, wait_until,
+    write_config,
 };
 use serde_json::{Value, json};
 
@@ -33,27 +33,12 @@ fn bracket_spec(dir: &Path, quantity: u32) -> PathBuf {
 
 /// The same, its gussets cut in the laser setup `family`.
 fn bracket_spec_cut_as(dir: &Path, quantity: u32, family: &str) -> PathBuf {
-    let source = Path::new(BRACKET_SPEC).parent().unwrap();
-    let target = dir.join(format!("bracket-{family}"));
-    std::fs::create_dir_all(target.join("programs")).unwrap();
-    for entry in std::fs::read_dir(source.join("programs")).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(
-            entry.path(),
-            target.join("programs").join(entry.file_name()),
-        )
-        .unwrap();
-    }
-    let spec = std::fs::read_to_string(BRACKET_SPEC)
-        .unwrap()
-        .replace("quantity = 200", &format!("quantity = {quantity}"))
-        .replace(
+    common::bracket_spec_in(&dir.join(format!("bracket-{family}")), quantity, |text| {
+        text.replace(
             "setup_family = \"plywood-6mm\"",
             &format!("setup_family = \"{family}\""),
-        );
-    let path = target.join("bracket.toml");
-    std::fs::write(&path, spec).unwrap();
-    path
+        )
+    })
 }
 
 async fn submit_and_approve(client: &Client, spec: &Path) -> String {

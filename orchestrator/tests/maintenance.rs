@@ -47,21 +47,7 @@ async fn maintenance_stops_a_machine_between_runs(kind: &str) {
     let plant = TestPlant::start(&db, &config()).await;
     let client = &plant.client;
     // 24 brackets: four gusset runs on the one laser.
-    let spec = std::fs::read_to_string(common::BRACKET_SPEC)
-        .unwrap()
-        .replace("quantity = 200", "quantity = 24");
-    let source = std::path::Path::new(common::BRACKET_SPEC).parent().unwrap();
-    std::fs::create_dir_all(dir.path().join("programs")).unwrap();
-    for entry in std::fs::read_dir(source.join("programs")).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(
-            entry.path(),
-            dir.path().join("programs").join(entry.file_name()),
-        )
-        .unwrap();
-    }
-    let spec_path = dir.path().join("bracket.toml");
-    std::fs::write(&spec_path, spec).unwrap();
+    let spec_path = common::bracket_spec_in(dir.path(), 24, |text| text);
     let order = client.submit_file(&spec_path.display().to_string()).await;
     let order_id = order["id"].as_str().unwrap().to_string();
     let (status, body) = client

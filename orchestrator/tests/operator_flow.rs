@@ -10,18 +10,9 @@ use common::{Client, TestDb, TestPlant, plant_config};
 use futures::StreamExt;
 
 fn small_bracket(dir: &std::path::Path, quantity: u32) -> String {
-    let source = std::path::Path::new(common::BRACKET_SPEC).parent().unwrap();
-    std::fs::create_dir_all(dir.join("programs")).unwrap();
-    for entry in std::fs::read_dir(source.join("programs")).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), dir.join("programs").join(entry.file_name())).unwrap();
-    }
-    let text = std::fs::read_to_string(common::BRACKET_SPEC)
-        .unwrap()
-        .replace("quantity = 200", &format!("quantity = {quantity}"));
-    let path = dir.join("bracket.toml");
-    std::fs::write(&path, text).unwrap();
-    path.display().to_string()
+    common::bracket_spec_in(dir, quantity, |text| text)
+        .display()
+        .to_string()
 }
 
 /// Confirm every run at a manual station until the order is complete.

@@ -51,24 +51,7 @@ async fn one_operator_on_shift_does_one_task_at_a_time() {
     let plant = TestPlant::start(&db, &config()).await;
     let client = &plant.client;
     let dir = tempfile::tempdir().unwrap();
-    let source = std::path::Path::new(common::BRACKET_SPEC).parent().unwrap();
-    std::fs::create_dir_all(dir.path().join("programs")).unwrap();
-    for entry in std::fs::read_dir(source.join("programs")).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(
-            entry.path(),
-            dir.path().join("programs").join(entry.file_name()),
-        )
-        .unwrap();
-    }
-    let spec = dir.path().join("bracket.toml");
-    std::fs::write(
-        &spec,
-        std::fs::read_to_string(common::BRACKET_SPEC)
-            .unwrap()
-            .replace("quantity = 200", "quantity = 36"),
-    )
-    .unwrap();
+    let spec = common::bracket_spec_in(dir.path(), 36, |text| text);
     let order = client.submit_file(&spec.display().to_string()).await;
     let order_id = order["id"].as_str().unwrap().to_string();
     let (status, body) = client

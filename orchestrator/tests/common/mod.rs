@@ -17,6 +17,23 @@ pub const ADMIN_TOKEN: &str = "mf_test0bootstrap0token00000000000000000000000000
 pub const BRACKET_SPEC: &str =
     "../job-specs/examples/community-bench-bracket/community-bench-bracket.toml";
 
+/// The bench bracket spec for `quantity` brackets, with its programs, written into `dir` as
+/// `bracket.toml`; `edit` changes the spec's text further (or `|text| text`).
+pub fn bracket_spec_in(dir: &Path, quantity: u32, edit: impl FnOnce(String) -> String) -> PathBuf {
+    let source = Path::new(BRACKET_SPEC).parent().unwrap();
+    std::fs::create_dir_all(dir.join("programs")).unwrap();
+    for entry in std::fs::read_dir(source.join("programs")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), dir.join("programs").join(entry.file_name())).unwrap();
+    }
+    let text = std::fs::read_to_string(BRACKET_SPEC)
+        .unwrap()
+        .replace("quantity = 200", &format!("quantity = {quantity}"));
+    let path = dir.join("bracket.toml");
+    std::fs::write(&path, edit(text)).unwrap();
+    path
+}
+
 /// A plant that can make the community bench bracket (laser → CNC → manual assembly).
 pub fn plant_config(time_scale: f64, scrap_rate: f64) -> String {
     let mut text = format!(
