@@ -41,18 +41,6 @@ fn bracket_spec_cut_as(dir: &Path, quantity: u32, family: &str) -> PathBuf {
     })
 }
 
-async fn submit_and_approve(client: &Client, spec: &Path) -> String {
-    let id = client.submit_file(spec.to_str().unwrap()).await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let (status, body) = client
-        .post(&format!("/api/v1/orders/{id}/approve"), Value::Null)
-        .await;
-    assert_eq!(status, 200, "{body}");
-    id
-}
-
 async fn jobs(client: &Client, query: &str) -> Vec<Value> {
     client
         .ok(&format!("/api/v1/jobs?{query}"))
@@ -174,7 +162,7 @@ async fn never_a_run_on_a_machine_not_unloaded(kind: &str) {
     let spec = bracket_spec(dir.path(), 24);
     let (mut server, mut client) = spawn_server(&config, &db.url).await;
     let before = client.stock().await;
-    let order = submit_and_approve(&client, &spec).await;
+    let order = client.submit_and_approve(spec.to_str().unwrap()).await;
 
     let waiting = first_in(&client, "awaiting_unload", None).await;
     let job = waiting["id"].as_i64().unwrap();
@@ -320,7 +308,9 @@ async fn scrap_at_unload_is_replaced(kind: &str) {
     let plant = TestPlant::start(&db, &plant_with_laser_tasks(6000.0, 0.0, UNLOAD)).await;
     let client = &plant.client;
     let before = client.stock().await;
-    let order = submit_and_approve(client, &bracket_spec(dir.path(), 24)).await;
+    let order = client
+        .submit_and_approve(bracket_spec(dir.path(), 24).to_str().unwrap())
+        .await;
     // The first three unloads find one warped and two delaminated gussets each.
     let mut scrapped_runs = 0;
     unload_until_done(client, &order, |_| {
@@ -408,7 +398,9 @@ async fn a_wrong_inspection_changes_nothing(kind: &str) {
     let dir = tempfile::tempdir().unwrap();
     let plant = TestPlant::start(&db, &plant_with_laser_tasks(6000.0, 0.0, UNLOAD)).await;
     let client = &plant.client;
-    let order = submit_and_approve(client, &bracket_spec(dir.path(), 6)).await;
+    let order = client
+        .submit_and_approve(bracket_spec(dir.path(), 6).to_str().unwrap())
+        .await;
     let waiting = first_in(client, "awaiting_unload", None).await;
     let job = waiting["id"].as_i64().unwrap();
     let units = waiting["units"].as_i64().unwrap();
@@ -526,9 +518,11 @@ async fn a_load_sends_the_run_and_a_refusal_requeues_it(kind: &str) {
         assert_eq!(status, 200, "{body}");
     }
     // Two orders of six brackets: one laser run each, in two setups.
-    let plain_order = submit_and_approve(&client, &bracket_spec(dir.path(), 6)).await;
+    let plain_order = client
+        .submit_and_approve(bracket_spec(dir.path(), 6).to_str().unwrap())
+        .await;
     let engraved = bracket_spec_cut_as(dir.path(), 6, "plywood-6mm-engraved");
-    let engraved_order = submit_and_approve(&client, &engraved).await;
+    let engraved_order = client.submit_and_approve(engraved.to_str().unwrap()).await;
     let first = first_in(&client, "awaiting_load", None).await;
     assert_eq!(first["machine_id"], "laser-3");
     // Dispatch rounds go by: nothing is sent without the load, and the other run waits.
@@ -708,7 +702,9 @@ async fn a_cancelled_orders_waiting_runs(kind: &str) {
     let both = format!("{LOAD}\n{UNLOAD}");
     let plant = TestPlant::start(&db, &plant_with_laser_tasks(6000.0, 0.0, &both)).await;
     let client = &plant.client;
-    let order = submit_and_approve(client, &bracket_spec(dir.path(), 12)).await;
+    let order = client
+        .submit_and_approve(bracket_spec(dir.path(), 12).to_str().unwrap())
+        .await;
     wait_until("both laser runs wait for their load", || async {
         jobs(client, "state=awaiting_load").await.len() == 2
     })

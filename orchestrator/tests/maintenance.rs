@@ -48,12 +48,9 @@ async fn maintenance_stops_a_machine_between_runs(kind: &str) {
     let client = &plant.client;
     // 24 brackets: four gusset runs on the one laser.
     let spec_path = common::bracket_spec_in(dir.path(), 24, |text| text);
-    let order = client.submit_file(&spec_path.display().to_string()).await;
-    let order_id = order["id"].as_str().unwrap().to_string();
-    let (status, body) = client
-        .post(&format!("/api/v1/orders/{order_id}/approve"), json!({}))
+    let order_id = client
+        .submit_and_approve(&spec_path.display().to_string())
         .await;
-    assert_eq!(status, 200, "{body}");
 
     common::wait_until("the lens is due", || async {
         !events_of(client, "maintenance_due").await.is_empty()

@@ -68,17 +68,6 @@ async fn job(plant: &TestPlant, id: i64) -> Value {
         .unwrap_or_else(|| panic!("no job {id}"))
 }
 
-async fn approved_bracket_order(plant: &TestPlant) -> String {
-    let order = plant.client.submit_file(BRACKET_SPEC).await;
-    let id = order["id"].as_str().unwrap().to_string();
-    let (status, body) = plant
-        .client
-        .post(&format!("/api/v1/orders/{id}/approve"), Value::Null)
-        .await;
-    assert_eq!(status, 200, "{body}");
-    id
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_loads_then_unloads_with_scrap_from_the_tasks_page() {
     let db = TestDb::sqlite().await;
@@ -88,7 +77,7 @@ async fn an_operator_loads_then_unloads_with_scrap_from_the_tasks_page() {
         panel.ok("/tasks").await.contains(&testid("tasks-none")),
         "nothing waits before there is work"
     );
-    let order = approved_bracket_order(&plant).await;
+    let order = plant.client.submit_and_approve(BRACKET_SPEC).await;
 
     // A laser was given a run and waits for its sheet: the task, and on the board the badge.
     let load = first_offering(&panel, "loaded").await;
@@ -258,7 +247,7 @@ async fn a_failed_run_is_offered_as_all_scrap_not_all_good() {
         );
     let plant = TestPlant::start(&db, &config).await;
     let panel = Panel::sign_in(&plant, "olga", Role::Operator).await;
-    approved_bracket_order(&plant).await;
+    plant.client.submit_and_approve(BRACKET_SPEC).await;
     let load = first_offering(&panel, "loaded").await;
     let (status, answer) = panel.action(&format!("/tasks/{load}/load"), &[]).await;
     assert_eq!(status, 200, "{answer}");
@@ -298,7 +287,7 @@ async fn due_maintenance_is_done_from_the_tasks_page() {
     );
     let plant = TestPlant::start(&db, &config).await;
     let panel = Panel::sign_in(&plant, "olga", Role::Operator).await;
-    approved_bracket_order(&plant).await;
+    plant.client.submit_and_approve(BRACKET_SPEC).await;
     let hook = testid("maintained-maintenance-laser-1-0");
     wait_until("the lens is due on the tasks page", || async {
         panel.ok("/tasks").await.contains(&hook)
@@ -430,7 +419,7 @@ async fn the_task_list_follows_the_plant_and_a_maker_is_kept_out() {
     let opening = lists.next(&|_| true).await;
     assert!(opening.contains(&testid("tasks-none")), "{opening}");
 
-    approved_bracket_order(&plant).await;
+    plant.client.submit_and_approve(BRACKET_SPEC).await;
     let list = lists
         .next(&|list| !jobs_offering(list, "loaded").is_empty())
         .await;

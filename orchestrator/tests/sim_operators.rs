@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use common::{TestDb, TestPlant, plant_config};
 use microfab::store::Event;
-use serde_json::json;
 
 const TIME_SCALE: f64 = 2000.0;
 /// Ten minutes of operator work per load and per unload.
@@ -52,12 +51,7 @@ async fn one_operator_on_shift_does_one_task_at_a_time() {
     let client = &plant.client;
     let dir = tempfile::tempdir().unwrap();
     let spec = common::bracket_spec_in(dir.path(), 36, |text| text);
-    let order = client.submit_file(&spec.display().to_string()).await;
-    let order_id = order["id"].as_str().unwrap().to_string();
-    let (status, body) = client
-        .post(&format!("/api/v1/orders/{order_id}/approve"), json!({}))
-        .await;
-    assert_eq!(status, 200, "{body}");
+    let order_id = client.submit_and_approve(&spec.display().to_string()).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
     while client.ok(&format!("/api/v1/orders/{order_id}")).await["state"] != "completed" {
         assert!(tokio::time::Instant::now() < deadline, "never completed");

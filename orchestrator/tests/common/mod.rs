@@ -321,6 +321,19 @@ impl Client {
         body["order"].clone()
     }
 
+    /// Submit the spec at `path` and approve it; the order's id.
+    pub async fn submit_and_approve(&self, path: &str) -> String {
+        let id = self.submit_file(path).await["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let (status, body) = self
+            .post(&format!("/api/v1/orders/{id}/approve"), Value::Null)
+            .await;
+        assert_eq!(status, 200, "approve {id}: {body}");
+        id
+    }
+
     /// Stock on hand per account, in thousandths.
     pub async fn stock(&self) -> std::collections::BTreeMap<String, i64> {
         self.ok("/api/v1/materials")
