@@ -5,5 +5,6 @@
 pub mod bench;
 pub mod grbl;
 pub mod marlin;
+pub mod opcua;
 pub mod pty;
 pub mod streaming;
