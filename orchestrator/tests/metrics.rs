@@ -28,7 +28,10 @@ struct Scrape {
 impl Scrape {
     fn parse(body: String) -> Scrape {
         let mut samples = BTreeMap::new();
-        for line in body.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+        for line in body
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+        {
             let (series, value) = line.rsplit_once(' ').unwrap();
             let value: f64 = value.parse().unwrap_or_else(|_| panic!("{line}"));
             let (name, labels) = match series.split_once('{') {
@@ -160,17 +163,23 @@ impl ApiState {
         let mut machines = client.ok("/api/v1/machines").await;
         // Live status and held-up time move on their own; the state is what is compared.
         for machine in machines.as_array_mut().unwrap() {
-            machine.as_object_mut().unwrap().retain(|k, _| k == "id" || k == "state");
+            machine
+                .as_object_mut()
+                .unwrap()
+                .retain(|k, _| k == "id" || k == "state");
         }
         ApiState {
             orders: client.ok("/api/v1/orders").await,
             jobs: client.ok("/api/v1/jobs").await,
             machines,
             materials: client.ok("/api/v1/materials").await,
-            tasks: count_by(client.ok("/api/v1/tasks").await.as_array().unwrap().iter(), "kind")
-                .into_iter()
-                .map(|(k, v)| (k, json!(v)))
-                .collect(),
+            tasks: count_by(
+                client.ok("/api/v1/tasks").await.as_array().unwrap().iter(),
+                "kind",
+            )
+            .into_iter()
+            .map(|(k, v)| (k, json!(v)))
+            .collect(),
         }
     }
 }
@@ -218,26 +227,44 @@ fn agrees_with_the_api(m: &Scrape, api: &ApiState, initial_stock: &BTreeMap<Stri
         }
     }
     for ((product, step, result), n) in &units {
-        let labels = [("product", product.as_str()), ("step", step), ("result", result)];
+        let labels = [
+            ("product", product.as_str()),
+            ("step", step),
+            ("result", result),
+        ];
         assert_eq!(m.get("microfab_units_total", &labels), *n, "{labels:?}");
     }
 
     // Orders and runs by state: every state present, zeros included.
     let by_state = count_by(orders.iter(), "state");
     for (state, n) in m.by("microfab_orders", "state") {
-        assert_eq!(n, by_state.get(&state).copied().unwrap_or(0.0), "orders {state}");
+        assert_eq!(
+            n,
+            by_state.get(&state).copied().unwrap_or(0.0),
+            "orders {state}"
+        );
     }
     assert_eq!(m.by("microfab_orders", "state").len(), 6);
     let by_state = count_by(jobs.iter(), "state");
     for (state, n) in m.by("microfab_jobs", "state") {
-        assert_eq!(n, by_state.get(&state).copied().unwrap_or(0.0), "jobs {state}");
+        assert_eq!(
+            n,
+            by_state.get(&state).copied().unwrap_or(0.0),
+            "jobs {state}"
+        );
     }
     assert_eq!(m.by("microfab_jobs", "state").len(), 9);
     let wip: f64 = jobs
         .iter()
         .filter(|j| {
-            ["awaiting_load", "dispatched", "running", "awaiting_unload", "interrupted"]
-                .contains(&j["state"].as_str().unwrap())
+            [
+                "awaiting_load",
+                "dispatched",
+                "running",
+                "awaiting_unload",
+                "interrupted",
+            ]
+            .contains(&j["state"].as_str().unwrap())
         })
         .map(|j| j["units"].as_f64().unwrap())
         .sum();
@@ -296,7 +323,10 @@ fn agrees_with_the_api(m: &Scrape, api: &ApiState, initial_stock: &BTreeMap<Stri
         let due = unix_seconds(order["due"].as_str().unwrap());
         assert_eq!(m.get("microfab_order_due_timestamp_seconds", &labels), due);
         let eta = order["eta"].as_str().map(unix_seconds);
-        assert_eq!(m.value("microfab_order_eta_timestamp_seconds", &labels), eta);
+        assert_eq!(
+            m.value("microfab_order_eta_timestamp_seconds", &labels),
+            eta
+        );
         // The due date is months ahead of the plant clock here: late only by its ETA.
         if eta.is_some_and(|eta| eta > due) {
             late += 1.0;
@@ -316,7 +346,9 @@ fn agrees_with_the_api(m: &Scrape, api: &ApiState, initial_stock: &BTreeMap<Stri
         assert_eq!(states.len(), 8, "{id}: {states:?}");
         assert_eq!(states[machine["state"].as_str().unwrap()], 1.0, "{id}");
         assert_eq!(states.values().sum::<f64>(), 1.0, "{id}");
-        let ran = jobs.iter().any(|j| j["machine_id"] == id && j["state"] == "done");
+        let ran = jobs
+            .iter()
+            .any(|j| j["machine_id"] == id && j["state"] == "done");
         let busy = m.get("microfab_machine_busy_seconds_total", &[("machine", id)]);
         assert_eq!(busy > 0.0, ran, "{id} busy {busy}");
     }
@@ -335,11 +367,18 @@ fn agrees_with_the_api(m: &Scrape, api: &ApiState, initial_stock: &BTreeMap<Stri
             ("microfab_material_reserved", "reserved"),
             ("microfab_material_reorder_level", "reorder_level"),
         ] {
-            assert_eq!(m.get(metric, &labels), account[field].as_f64().unwrap(), "{metric}");
+            assert_eq!(
+                m.get(metric, &labels),
+                account[field].as_f64().unwrap(),
+                "{metric}"
+            );
         }
         let drawn = initial_stock[labels[0].1] - account["on_hand"].as_f64().unwrap();
         let consumed = m.get("microfab_material_consumed_total", &labels);
-        assert!((consumed - drawn).abs() < 1e-9, "{labels:?}: {consumed} vs {drawn}");
+        assert!(
+            (consumed - drawn).abs() < 1e-9,
+            "{labels:?}: {consumed} vs {drawn}"
+        );
     }
 
     // Operator tasks by kind, every kind present.
@@ -349,7 +388,9 @@ fn agrees_with_the_api(m: &Scrape, api: &ApiState, initial_stock: &BTreeMap<Stri
         assert_eq!(n, api.tasks[&kind].as_f64().unwrap_or(0.0), "tasks {kind}");
     }
     assert_eq!(
-        m.by("microfab_build_info", "plant").keys().collect::<Vec<_>>(),
+        m.by("microfab_build_info", "plant")
+            .keys()
+            .collect::<Vec<_>>(),
         ["test plant"]
     );
 }
@@ -366,7 +407,12 @@ async fn metrics_say_what_the_api_says(kind: &str) {
         .as_array()
         .unwrap()
         .iter()
-        .map(|m| (m["id"].as_str().unwrap().to_string(), m["on_hand"].as_f64().unwrap()))
+        .map(|m| {
+            (
+                m["id"].as_str().unwrap().to_string(),
+                m["on_hand"].as_f64().unwrap(),
+            )
+        })
         .collect();
     let spec = bracket_spec_in(dir.path(), 24, |text| text);
     let spec = spec.to_str().unwrap();
@@ -382,7 +428,12 @@ async fn metrics_say_what_the_api_says(kind: &str) {
     let seq = metrics.get("microfab_events_persisted_total", &[]);
     assert!(seq > 0.0 && seq <= last_event_seq(&client).await);
     let dispatches = metrics.get("microfab_dispatch_latency_seconds_count", &[]);
-    let runs_given = api.jobs.as_array().unwrap().iter().filter(|j| j["machine_id"].is_string());
+    let runs_given = api
+        .jobs
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|j| j["machine_id"].is_string());
     assert_eq!(dispatches, runs_given.count() as f64);
 
     // Every machine in maintenance: a second order is approved and waits, active and queued.
@@ -399,10 +450,16 @@ async fn metrics_say_what_the_api_says(kind: &str) {
     agrees_with_the_api(&metrics, &api, &initial_stock);
     promtool_is_clean(&metrics.body);
     assert_eq!(
-        metrics.get("microfab_machine_state", &[("machine", "laser-1"), ("state", "maintenance")]),
+        metrics.get(
+            "microfab_machine_state",
+            &[("machine", "laser-1"), ("state", "maintenance")]
+        ),
         1.0
     );
-    let labels = [("order", second.as_str()), ("product", "Community bench bracket")];
+    let labels = [
+        ("order", second.as_str()),
+        ("product", "Community bench bracket"),
+    ];
     assert_eq!(metrics.get("microfab_order_quantity_units", &labels), 24.0);
     assert!(metrics.get("microfab_queued_runs", &[("capability", "laser")]) > 0.0);
     db.drop_database().await;
@@ -447,13 +504,27 @@ async fn without_localhost_only_operators_and_admins_scrape() {
     assert!(body.contains("unauthorized"), "{body}");
     let (code, body) = status(maker).await;
     assert_eq!(code, 403, "{body}");
-    assert!(body.contains("reading the metrics needs the operator role"), "{body}");
-    assert_eq!(status(operator.with_token(operator.token.as_deref())).await.0, 200);
-    assert_eq!(status(admin.with_token(admin.token.as_deref())).await.0, 200);
+    assert!(
+        body.contains("reading the metrics needs the operator role"),
+        "{body}"
+    );
+    assert_eq!(
+        status(operator.with_token(operator.token.as_deref()))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        status(admin.with_token(admin.token.as_deref())).await.0,
+        200
+    );
 
     let response = operator
         .request(reqwest::Method::GET, "/metrics")
-        .header("accept", "application/openmetrics-text;version=1.0.0,text/plain;q=0.5")
+        .header(
+            "accept",
+            "application/openmetrics-text;version=1.0.0,text/plain;q=0.5",
+        )
         .send()
         .await
         .unwrap();

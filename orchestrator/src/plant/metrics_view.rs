@@ -306,9 +306,8 @@ impl Plant {
         for row in rows {
             use sqlx::Row;
             let count = row.try_get::<i64, _>(1)?.max(0) as u64;
-            let bucket = |column: usize| -> Result<u64> {
-                Ok(row.try_get::<i64, _>(column)?.max(0) as u64)
-            };
+            let bucket =
+                |column: usize| -> Result<u64> { Ok(row.try_get::<i64, _>(column)?.max(0) as u64) };
             let buckets = DURATION_BUCKETS.len();
             durations.insert(
                 row.try_get::<String, _>(0)?,

@@ -199,11 +199,7 @@ const ORDER_COLUMNS: &str = "id, state, state_reason, product, maker, priority, 
 
 /// A machine view's `state`: maintenance, then a held run (interrupted, or awaiting its load
 /// or unload), show over idle or offline, never over what we do not know.
-pub fn shown_machine_state(
-    state: MachineState,
-    maintenance: bool,
-    holding_run: bool,
-) -> String {
+pub fn shown_machine_state(state: MachineState, maintenance: bool, holding_run: bool) -> String {
     match state {
         MachineState::Idle | MachineState::Offline if maintenance => "maintenance".into(),
         MachineState::Idle if holding_run => "held".into(),

@@ -27,7 +27,10 @@ impl Collector for PlantCollector {
         let plant = &s.plant;
         let e = &mut encoder;
 
-        let build = Info::new([("version", s.version.as_str()), ("plant", s.plant_name.as_str())]);
+        let build = Info::new([
+            ("version", s.version.as_str()),
+            ("plant", s.plant_name.as_str()),
+        ]);
         build.encode(e.encode_descriptor(
             "microfab_build",
             "The running build and the plant's name.",
@@ -143,10 +146,9 @@ impl Collector for PlantCollector {
             "Planned runs not yet given to a machine, by the capability their step needs.",
             None,
             MetricType::Gauge,
-            plant
-                .queued_runs
-                .iter()
-                .map(|(capability, n)| ([("capability", capability.as_str())], ConstGauge::new(*n))),
+            plant.queued_runs.iter().map(|(capability, n)| {
+                ([("capability", capability.as_str())], ConstGauge::new(*n))
+            }),
         )?;
         family(
             e,
@@ -189,7 +191,10 @@ impl Collector for PlantCollector {
             machines.iter().flat_map(|m| {
                 m.capabilities.iter().map(|capability| {
                     (
-                        [("machine", m.id.as_str()), ("capability", capability.as_str())],
+                        [
+                            ("machine", m.id.as_str()),
+                            ("capability", capability.as_str()),
+                        ],
                         ConstGauge::new(1),
                     )
                 })
@@ -345,9 +350,12 @@ impl Collector for PlantCollector {
             "Stock drawn by runs given to machines, in the account's unit (a refused run's draw goes back).",
             None,
             MetricType::Counter,
-            materials
-                .iter()
-                .map(|m| (account_labels(m), ConstCounter::new(m.consumed.as_decimal()))),
+            materials.iter().map(|m| {
+                (
+                    account_labels(m),
+                    ConstCounter::new(m.consumed.as_decimal()),
+                )
+            }),
         )?;
 
         single(

@@ -9,8 +9,7 @@ use microfab_drivers::traffic::LinkCounters;
 use super::*;
 use crate::amount::Amount;
 use crate::plant::metrics_view::{
-    ActiveOrder, Histogram, MachineMetrics, MaterialMetrics, RunDurations,
-    StepUnits,
+    ActiveOrder, Histogram, MachineMetrics, MaterialMetrics, RunDurations, StepUnits,
 };
 use crate::plant::state::{JobState, MachineState, OrderState};
 use crate::plant::tasks::TaskKind;
@@ -192,7 +191,10 @@ fn values_are_in_base_units_with_every_state_spelled_out() {
         "microfab_dispatch_latency_seconds_bucket{le=\"0.004\"} 1",
         "microfab_dispatch_latency_seconds_count 1",
     ] {
-        assert!(body.lines().any(|l| l == line), "missing {line:?} in\n{body}");
+        assert!(
+            body.lines().any(|l| l == line),
+            "missing {line:?} in\n{body}"
+        );
     }
     let states = body
         .lines()

@@ -15,8 +15,9 @@ use crate::config::PlantConfig;
 use crate::ops::Actor;
 use crate::plant::JobState;
 
-const BRACKET_SPEC: &str =
-    include_str!("../../../../job-specs/examples/community-bench-bracket/community-bench-bracket.toml");
+const BRACKET_SPEC: &str = include_str!(
+    "../../../../job-specs/examples/community-bench-bracket/community-bench-bracket.toml"
+);
 const BRACKET_GUSSETS: &str = include_str!(
     "../../../../job-specs/examples/community-bench-bracket/programs/bracket-gussets.nc"
 );
@@ -61,16 +62,17 @@ impl Drop for ScratchDatabase {
     }
 }
 
-pub async fn run_metrics_bench(options: &MetricsBenchOptions) -> anyhow::Result<MetricsBenchResult> {
+pub async fn run_metrics_bench(
+    options: &MetricsBenchOptions,
+) -> anyhow::Result<MetricsBenchResult> {
     let config_text = fleet_config("metrics bench", options.machines, 60.0);
-    let config = PlantConfig::parse("fleet.toml", &config_text).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let config =
+        PlantConfig::parse("fleet.toml", &config_text).map_err(|e| anyhow::anyhow!("{e}"))?;
     let (database, _scratch) = match &options.database {
         Some(url) => (url.clone(), None),
         None => {
-            let path = std::env::temp_dir().join(format!(
-                "microfab-bench-metrics-{}.db",
-                std::process::id()
-            ));
+            let path = std::env::temp_dir()
+                .join(format!("microfab-bench-metrics-{}.db", std::process::id()));
             let scratch = ScratchDatabase(path.clone());
             (format!("sqlite://{}", path.display()), Some(scratch))
         }
@@ -109,15 +111,16 @@ async fn measure(
         let order = ops.submit(&Actor::Demo, &spec, None).await?.order;
         ops.approve(&Actor::Demo, &order.id).await?;
     }
-    // Scrapes are measured with the fleet at work: runs on machines, events coming in.
+    // Scrapes are measured with the fleet at work: runs on half the machines at least (or
+    // what a minute got there), events coming in.
     let deadline = Instant::now() + Duration::from_secs(60);
     let (runs, on_machines) = loop {
         let jobs = ops.jobs(&Actor::Demo, None, None, None).await?;
         let on_machines = jobs.iter().filter(|j| j.state == JobState::Running).count();
-        if on_machines > 0 || Instant::now() > deadline {
+        if on_machines * 2 >= options.machines || Instant::now() > deadline {
             break (jobs.len(), on_machines);
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(250)).await;
     };
 
     let client = reqwest::Client::new();

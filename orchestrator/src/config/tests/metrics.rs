@@ -17,13 +17,17 @@ fn a_wrong_metrics_key_or_value_names_its_line() {
     let typo = format!("{GOOD}\n[metrics]\nallow_local_host = false\n");
     let got = errors(&typo);
     assert!(
-        got.iter().any(|e| e.contains(&format!("plant.toml:{}:1: unknown field `allow_local_host`", lines + 3))),
+        got.iter().any(|e| e.contains(&format!(
+            "plant.toml:{}:1: unknown field `allow_local_host`",
+            lines + 3
+        ))),
         "{got:?}"
     );
     let wrong_type = format!("{GOOD}\n[metrics]\nallow_localhost = \"no\"\n");
     let got = errors(&wrong_type);
     assert!(
-        got.iter().any(|e| e.contains(&format!("plant.toml:{}:", lines + 3)) && e.contains("bool")),
+        got.iter()
+            .any(|e| e.contains(&format!("plant.toml:{}:", lines + 3)) && e.contains("bool")),
         "{got:?}"
     );
 }
