@@ -300,12 +300,12 @@ pub async fn start(
             tokio::select! {
                 Some((machine_id, event)) = events_rx.recv() => {
                     if let Err(e) = record(&coordinator.plant, &machine_id, event).await {
-                        tracing::error!(error = %e, "could not record a machine event");
+                        tracing::error!(machine_id, error = %e, "could not record a machine event");
                     }
                     // Drain what else arrived before planning, so one round sees it all.
                     while let Ok((machine_id, event)) = events_rx.try_recv() {
                         if let Err(e) = record(&coordinator.plant, &machine_id, event).await {
-                            tracing::error!(error = %e, "could not record a machine event");
+                            tracing::error!(machine_id, error = %e, "could not record a machine event");
                         }
                     }
                 }
@@ -352,6 +352,7 @@ async fn record(plant: &Plant, machine_id: &str, event: DriverEvent) -> Result<(
     }
 }
 
+/// The run a machine event is about, if any.
 fn event_job(event: &DriverEvent) -> Option<i64> {
     match event {
         DriverEvent::Condition(_) => None,
