@@ -638,17 +638,18 @@ fn the_systemd_unit_is_hardened_and_verifies() {
 
 /// Runs the compose file's scrape-token script against a SQLite plant: it makes the account
 /// and a token, does nothing while the token file is there, makes a new token for the same
-/// account when the file is gone; each token signs in as an operator.
+/// account when the file is gone; each token scrapes `/metrics` of a plant that, like the
+/// compose file's seen from the Prometheus container, lets no one in without one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_scrape_token_script_makes_an_operator_token() {
     let dir = tempfile::tempdir().unwrap();
     let database = format!("sqlite://{}", dir.path().join("plant.db").display());
     let config = common::write_config(
         dir.path(),
-        &common::plant_config(1.0, 0.0).replace(
+        &(common::plant_config(1.0, 0.0).replace(
             "[plant]\n",
             &format!("[plant]\ndatabase = \"{database}\"\n"),
-        ),
+        ) + "\n[metrics]\nallow_localhost = false\n"),
     );
     let token_file = dir.path().join("microfab.token");
     let binary_dir = Path::new(env!("CARGO_BIN_EXE_microfab")).parent().unwrap();
@@ -697,9 +698,17 @@ async fn the_scrape_token_script_makes_an_operator_token() {
     assert_ne!(first, second);
 
     let (_server, client) = common::spawn_server(&config, &database).await;
+    let scrape = |token: Option<&str>| {
+        let request = client
+            .with_token(token)
+            .request(reqwest::Method::GET, "/metrics");
+        async move { request.send().await.unwrap() }
+    };
+    assert_eq!(scrape(None).await.status(), 401, "no token, no metrics");
     for token in [first.trim(), second.trim()] {
-        let operator = client.with_token(Some(token));
-        let (status, body) = operator.get("/api/v1/machines").await;
-        assert_eq!(status, 200, "an operator's read: {body}");
+        let response = scrape(Some(token)).await;
+        assert_eq!(response.status(), 200);
+        let metrics = response.text().await.unwrap();
+        assert!(metrics.contains("\nmicrofab_"), "{metrics}");
     }
 }
