@@ -494,6 +494,15 @@ async fn scrape(plant: &TestPlant) -> String {
         .await
         .unwrap();
     assert_eq!(response.status(), 200, "GET /metrics over loopback");
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        content_type.starts_with("application/openmetrics-text")
+            || content_type.starts_with("text/plain"),
+        "/metrics answers in a Prometheus exposition format, not {content_type}"
+    );
     response.text().await.unwrap()
 }
 
@@ -627,44 +636,87 @@ async fn wait_for_sample(prometheus: &str, expr: &str, above: f64) -> Vec<Json> 
     }
 }
 
+/// `/usr/bin/prometheus` (or the one on PATH) on a free port with the repo's config aimed at one
+/// target, its data in a temp dir. Killed when dropped; a failing test shows its log.
+struct Prometheus {
+    process: tokio::process::Child,
+    dir: tempfile::TempDir,
+    api: String,
+}
+
+impl Prometheus {
+    fn start(target: &str) -> Prometheus {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("prometheus.yml");
+        std::fs::write(&config, prometheus_config_for(target)).unwrap();
+        let listen = format!("127.0.0.1:{}", free_port());
+        let process = tokio::process::Command::new(tool("prometheus"))
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address={listen}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("prometheus.log")).unwrap())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        Prometheus {
+            process,
+            dir,
+            api: format!("http://{listen}"),
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("prometheus.log")).unwrap_or_default()
+    }
+
+    /// The microfab target's health and last scrape error, once Prometheus answers.
+    async fn target_health(&self) -> Option<(String, String)> {
+        let response = reqwest::get(format!("{}/api/v1/targets", self.api))
+            .await
+            .ok()?;
+        let targets: Json = response.json().await.ok()?;
+        let target = targets["data"]["activeTargets"]
+            .as_array()?
+            .iter()
+            .find(|t| t["labels"]["job"] == "microfab")?
+            .clone();
+        let text = |key: &str| target[key].as_str().unwrap_or_default().to_string();
+        Some((text("health"), text("lastError")))
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("Prometheus's log:\n{}", self.log());
+        }
+    }
+}
+
 #[tokio::test]
 async fn prometheus_scrapes_a_plant_at_work_and_evaluates_the_recording_rules() {
     let db = TestDb::sqlite().await;
     let plant = plant_at_work(&db).await;
-    let target = plant.running.address.to_string();
-
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("prometheus.yml");
-    std::fs::write(&config, prometheus_config_for(&target)).unwrap();
-    let listen = format!("127.0.0.1:{}", free_port());
-    let mut prometheus = tokio::process::Command::new(tool("prometheus"))
-        .arg(format!("--config.file={}", config.display()))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.path().join("data").display()
-        ))
-        .arg(format!("--web.listen-address={listen}"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(dir.path().join("prometheus.log")).unwrap())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let api = format!("http://{listen}");
+    let mut prometheus = Prometheus::start(&plant.running.address.to_string());
+    let api = prometheus.api.clone();
 
     // The target is up: Prometheus reached /metrics over loopback without a token.
-    let http = reqwest::Client::new();
-    common::wait_until("Prometheus scraping the plant", || async {
-        let Ok(response) = http.get(format!("{api}/api/v1/targets")).send().await else {
-            return false;
-        };
-        let targets: Json = response.json().await.unwrap_or(Json::Null);
-        targets["data"]["activeTargets"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|t| t["labels"]["job"] == "microfab" && t["health"] == "up")
-    })
-    .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let health = prometheus.target_health().await;
+        if health.as_ref().is_some_and(|(health, _)| health == "up") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "Prometheus never scraped the plant: (health, last error) {health:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 
     // Production arrives: good units at the order's steps, busy machines.
     let units = wait_for_sample(&api, r#"microfab_units_total{result="good"}"#, 0.0).await;
@@ -686,9 +738,9 @@ async fn prometheus_scrapes_a_plant_at_work_and_evaluates_the_recording_rules() 
     );
     wait_for_sample(&api, "microfab:units_good:increase1h", 0.0).await;
 
-    prometheus.kill().await.unwrap();
+    prometheus.process.kill().await.unwrap();
     plant.shutdown.cancel();
-    let log = std::fs::read_to_string(dir.path().join("prometheus.log")).unwrap();
+    let log = prometheus.log();
     assert!(
         !log.contains("level=error"),
         "Prometheus logged errors:\n{log}"
