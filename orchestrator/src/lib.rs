@@ -8,6 +8,7 @@ pub mod calendar;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod logging;
 pub mod machine_status;
 pub mod ops;
 pub mod panel;

@@ -16,6 +16,7 @@ use microfab_planner::{Budget, Plan, PlanInput};
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::config::MachineConfig;
 use crate::machine_status::{MachineStatus, StatusPublisher};
@@ -199,6 +200,7 @@ impl Runtime {
     /// that machine again) and the refusal is returned; `Ok(())` when the machine took it.
     /// The one way a run reaches a machine: the coordinator's dispatches and an operator's
     /// load both come here.
+    #[tracing::instrument(skip_all, fields(machine = %machine_id, job = run.job_id))]
     pub async fn send_run(
         &self,
         machine_id: &str,
@@ -208,7 +210,7 @@ impl Runtime {
         let Err(e) = self.command(machine_id, DriverCommand::Run(run)).await else {
             return Ok(Ok(()));
         };
-        tracing::warn!(job_id, machine_id, error = %e, "machine refused the run");
+        tracing::warn!(error = %e, "the machine refused the run");
         if matches!(e, CommandError::Driver(DriverError::Preflight(_)))
             && let Ok(mut refused) = self.refused.lock()
         {
@@ -265,14 +267,17 @@ pub async fn start(
         senders.insert(machine.id.clone(), tx);
         let (publisher, status) = StatusPublisher::new(at);
         statuses.insert(machine.id.clone(), status);
-        tasks.spawn(machine_task(
-            machine.id.clone(),
-            machine.build_driver(&config.simulation),
-            rx,
-            events_tx.clone(),
-            publisher,
-            shutdown.clone(),
-        ));
+        tasks.spawn(
+            machine_task(
+                machine.id.clone(),
+                machine.build_driver(&config.simulation),
+                rx,
+                events_tx.clone(),
+                publisher,
+                shutdown.clone(),
+            )
+            .instrument(tracing::info_span!("machine", machine = %machine.id)),
+        );
     }
     let (plan_requests, plan_inputs) = watch::channel(None);
     let runtime = Arc::new(Runtime {
@@ -295,12 +300,12 @@ pub async fn start(
             tokio::select! {
                 Some((machine_id, event)) = events_rx.recv() => {
                     if let Err(e) = record(&coordinator.plant, &machine_id, event).await {
-                        tracing::error!(machine_id, error = %e, "could not record a machine event");
+                        tracing::error!(error = %e, "could not record a machine event");
                     }
                     // Drain what else arrived before planning, so one round sees it all.
                     while let Ok((machine_id, event)) = events_rx.try_recv() {
                         if let Err(e) = record(&coordinator.plant, &machine_id, event).await {
-                            tracing::error!(machine_id, error = %e, "could not record a machine event");
+                            tracing::error!(error = %e, "could not record a machine event");
                         }
                     }
                 }
@@ -316,6 +321,9 @@ pub async fn start(
     Ok(runtime)
 }
 
+/// One machine event, recorded in its own transaction, in a span naming the machine and the
+/// run it is about (the plant's transaction adds the order).
+#[tracing::instrument(name = "machine_event", skip_all, fields(machine = %machine_id, job = event_job(&event)))]
 async fn record(plant: &Plant, machine_id: &str, event: DriverEvent) -> Result<(), PlantError> {
     let at = now_ms();
     match event {
@@ -341,6 +349,17 @@ async fn record(plant: &Plant, machine_id: &str, event: DriverEvent) -> Result<(
             reason,
             resume,
         } => plant.job_interrupted(job_id, &reason, resume, at).await,
+    }
+}
+
+fn event_job(event: &DriverEvent) -> Option<i64> {
+    match event {
+        DriverEvent::Condition(_) => None,
+        DriverEvent::JobStarted { job_id }
+        | DriverEvent::JobProgress { job_id, .. }
+        | DriverEvent::JobFinished { job_id, .. }
+        | DriverEvent::JobFailed { job_id, .. }
+        | DriverEvent::JobInterrupted { job_id, .. } => Some(*job_id),
     }
 }
 
@@ -439,6 +458,7 @@ fn plan_trigger(input: &PlanInput, current: Option<&PlanSnapshot>) -> PlanTrigge
     }
 }
 
+#[tracing::instrument(level = "debug", skip_all)]
 async fn dispatch_round(runtime: &Runtime, asked: &mut PlanTrigger) -> Result<(), PlantError> {
     runtime.plant.check_all_maintenance(now_ms()).await?;
     let input = runtime.plant.plan_input(runtime.plant.clock.now()).await?;

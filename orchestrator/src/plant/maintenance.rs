@@ -202,6 +202,7 @@ impl Plant {
 
     /// An operator did the machine's maintenance `task`: it is no longer due and its counters
     /// start again. Refused while a run is on the machine (its maintenance waits for it).
+    #[tracing::instrument(skip_all, fields(machine = %machine_id, task = %task))]
     pub async fn maintenance_done(
         &self,
         actor: &str,
