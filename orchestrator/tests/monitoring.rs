@@ -215,6 +215,8 @@ fn names_in_exposition(text: &str) -> BTreeSet<String> {
                 continue;
             };
             let suffixes: &[&str] = match kind {
+                // OpenMetrics names a counter's family without `_total`, the classic format with.
+                "counter" if name.ends_with("_total") => &[""],
                 "counter" => &["_total"],
                 "histogram" | "gaugehistogram" => &["_bucket", "_sum", "_count"],
                 "summary" => &["", "_sum", "_count"],
@@ -488,9 +490,16 @@ async fn plant_at_work(db: &TestDb) -> TestPlant {
     plant
 }
 
-/// `/metrics` as Prometheus on the same host gets it: over loopback, without a token.
+/// `/metrics` as Prometheus on the same host gets it: over loopback, without a token, asking
+/// for OpenMetrics first as Prometheus 2.42 does.
 async fn scrape(plant: &TestPlant) -> String {
-    let response = reqwest::get(format!("{}/metrics", plant.client.base))
+    let response = reqwest::Client::new()
+        .get(format!("{}/metrics", plant.client.base))
+        .header(
+            "accept",
+            "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
+        )
+        .send()
         .await
         .unwrap();
     assert_eq!(response.status(), 200, "GET /metrics over loopback");
