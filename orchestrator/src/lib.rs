@@ -17,5 +17,6 @@ pub mod runtime;
 pub mod server;
 pub mod sim_operators;
 pub mod store;
+pub mod telemetry;
 pub mod verify;
 pub mod whole_number;

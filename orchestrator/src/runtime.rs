@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use microfab_drivers::traffic::TrafficLog;
 use microfab_drivers::{Driver, DriverCommand, DriverError, DriverEvent, JobRun, OperatorAction};
@@ -22,6 +22,7 @@ use crate::config::MachineConfig;
 use crate::machine_status::{MachineStatus, StatusPublisher};
 use crate::plant::{Dispatched, Plant, PlantError};
 use crate::store::now_ms;
+use crate::telemetry::ProcessMetrics;
 
 /// How often a machine task asks its driver for a fresh status between events: progress
 /// measured by time, counters and temperatures change without an event.
@@ -133,6 +134,8 @@ pub struct Runtime {
     /// Plans made, and plans the independent checker refused (never adopted).
     pub plans_made: AtomicU64,
     pub plans_refused: AtomicU64,
+    /// What `/metrics` measures in this process (dispatch latency).
+    pub metrics: ProcessMetrics,
 }
 
 impl Runtime {
@@ -290,6 +293,7 @@ pub async fn start(
         refused: std::sync::Mutex::new(BTreeSet::new()),
         plans_made: AtomicU64::new(0),
         plans_refused: AtomicU64::new(0),
+        metrics: ProcessMetrics::default(),
     });
     tasks.spawn(planner_task(runtime.clone(), plan_inputs, shutdown.clone()));
     let coordinator = runtime.clone();
@@ -297,8 +301,10 @@ pub async fn start(
         let mut tick = tokio::time::interval(Duration::from_millis(500));
         let mut asked = PlanTrigger::default();
         loop {
-            tokio::select! {
+            // When what starts this round was taken in: dispatch latency counts from there.
+            let took_in = tokio::select! {
                 Some((machine_id, event)) = events_rx.recv() => {
+                    let took_in = Instant::now();
                     if let Err(e) = record(&coordinator.plant, &machine_id, event).await {
                         tracing::error!(error = %e, "could not record a machine event");
                     }
@@ -308,12 +314,13 @@ pub async fn start(
                             tracing::error!(error = %e, "could not record a machine event");
                         }
                     }
+                    took_in
                 }
-                () = coordinator.wake.notified() => {}
-                _ = tick.tick() => {}
+                () = coordinator.wake.notified() => Instant::now(),
+                _ = tick.tick() => Instant::now(),
                 () = shutdown.cancelled() => return,
-            }
-            if let Err(e) = dispatch_round(&coordinator, &mut asked).await {
+            };
+            if let Err(e) = dispatch_round(&coordinator, &mut asked, took_in).await {
                 tracing::error!(error = %e, "dispatch round failed");
             }
         }
@@ -459,7 +466,11 @@ fn plan_trigger(input: &PlanInput, current: Option<&PlanSnapshot>) -> PlanTrigge
 }
 
 #[tracing::instrument(level = "debug", skip_all)]
-async fn dispatch_round(runtime: &Runtime, asked: &mut PlanTrigger) -> Result<(), PlantError> {
+async fn dispatch_round(
+    runtime: &Runtime,
+    asked: &mut PlanTrigger,
+    took_in: Instant,
+) -> Result<(), PlantError> {
     runtime.plant.check_all_maintenance(now_ms()).await?;
     let input = runtime.plant.plan_input(runtime.plant.clock.now()).await?;
     let current = runtime.current_plan();
@@ -499,7 +510,9 @@ async fn dispatch_round(runtime: &Runtime, asked: &mut PlanTrigger) -> Result<()
         // A run waiting for its load is sent when an operator confirms it (`Operations::load`).
         if let Some(Dispatched::Send(run)) = dispatched {
             // A refusal is logged and the run re-queued there; the round goes on.
-            let _refusal = runtime.send_run(&decision.machine_id, run).await?;
+            if runtime.send_run(&decision.machine_id, run).await?.is_ok() {
+                runtime.metrics.run_dispatched(took_in.elapsed());
+            }
         }
     }
     Ok(())

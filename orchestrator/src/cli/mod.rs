@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::PlantConfig;
 use crate::logging::LogFormat;
 
-pub use bench::BenchCommand;
+pub use bench::{BenchCommand, fleet_config};
 pub use client::ClientArgs;
 pub use remote::{ClientCommand, MachineAction, Switch};
 pub use users::{DatabaseArgs, UserCommand};
