@@ -736,6 +736,9 @@ async fn prometheus_scrapes_a_plant_at_work_and_evaluates_the_recording_rules() 
         "{units:?}"
     );
     wait_for_sample(&api, "microfab_machine_busy_seconds_total", 0.0).await;
+    // The order is still being made: its own series carry its quantity.
+    let orders = wait_for_sample(&api, "microfab_order_quantity_units", 199.0).await;
+    assert_eq!(orders.len(), 1, "one active order: {orders:?}");
     // The recording rules evaluate on what was scraped: utilisation per machine, throughput.
     let utilisation =
         wait_for_sample(&api, "machine:microfab_machine_busy:ratio_rate1h", 0.0).await;
