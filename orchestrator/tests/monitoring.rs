@@ -8,7 +8,7 @@ mod common;
 #[path = "monitoring/promql.rs"]
 mod promql;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -86,8 +86,82 @@ fn dashboard_files() -> Vec<PathBuf> {
     files
 }
 
+/// A dashboard's template variable: `label_values(selector, label)`, offering "All" or not.
+struct Variable {
+    name: String,
+    selector: String,
+    label: String,
+    include_all: bool,
+}
+
+/// One dashboard's queries as written: its variables, and its panels' expressions by place.
+struct DashboardQueries {
+    file: String,
+    variables: Vec<Variable>,
+    panels: Vec<(String, String)>,
+}
+
+fn dashboard_queries() -> Vec<DashboardQueries> {
+    dashboard_files()
+        .iter()
+        .map(|path| {
+            let file = path.file_name().unwrap().to_string_lossy().into_owned();
+            let dashboard: Json = serde_json::from_str(&std::fs::read_to_string(path).unwrap())
+                .unwrap_or_else(|e| panic!("{file}: {e}"));
+            let variables = dashboard["templating"]["list"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|variable| {
+                    let name = variable["name"].as_str().unwrap().to_string();
+                    let query = variable["query"]["query"].as_str().unwrap_or_default();
+                    let (selector, label) = query
+                        .strip_prefix("label_values(")
+                        .and_then(|rest| rest.strip_suffix(')'))
+                        .and_then(|arguments| arguments.rsplit_once(','))
+                        .unwrap_or_else(|| {
+                            panic!("{file}: variable {name}: not label_values(selector, label)")
+                        });
+                    Variable {
+                        name,
+                        selector: selector.trim().to_string(),
+                        label: label.trim().to_string(),
+                        include_all: variable["includeAll"] == true,
+                    }
+                })
+                .collect();
+            let mut panels = Vec::new();
+            for panel in all_panels(&dashboard) {
+                for target in panel["targets"].as_array().into_iter().flatten() {
+                    panels.push((
+                        format!("{file}: {} ({})", panel["title"], target["refId"]),
+                        target["expr"].as_str().unwrap_or_default().to_string(),
+                    ));
+                }
+            }
+            DashboardQueries {
+                file,
+                variables,
+                panels,
+            }
+        })
+        .collect()
+}
+
+/// `text` with the variables set to `values`, as an expression at `place`. An undeclared
+/// variable stays in the text, which then fails to parse there.
+fn expression(place: String, text: &str, values: &BTreeMap<&str, &str>) -> Expression {
+    match substitute(text, values) {
+        Ok(text) => Expression { place, text },
+        Err(unknown) => Expression {
+            place: format!("{place} (undeclared variable ${unknown})"),
+            text: text.to_string(),
+        },
+    }
+}
+
 /// Every expression of the rule files and the dashboards (panel targets and template
-/// variables' queries), with Grafana's variables replaced by values of their kind.
+/// variables' selectors), the dashboards' variables set to a label value.
 fn expressions() -> Vec<Expression> {
     let mut found: Vec<Expression> = rules()
         .into_iter()
@@ -99,43 +173,18 @@ fn expressions() -> Vec<Expression> {
             text: rule["expr"].as_str().unwrap().to_string(),
         })
         .collect();
-    for file in dashboard_files() {
-        let name = file.file_name().unwrap().to_string_lossy().into_owned();
-        let dashboard: Json = serde_json::from_str(&std::fs::read_to_string(&file).unwrap())
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
-        let variables = &dashboard["templating"]["list"];
-        let declared: BTreeSet<&str> = variables
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|v| v["name"].as_str())
+    for dashboard in dashboard_queries() {
+        let values: BTreeMap<&str, &str> = dashboard
+            .variables
+            .iter()
+            .map(|v| (v.name.as_str(), "x"))
             .collect();
-        // An undeclared variable stays in the text, which then fails to parse at this place.
-        let mut add = |place: String, text: &str| match substitute(text, &declared) {
-            Ok(text) => found.push(Expression { place, text }),
-            Err(unknown) => found.push(Expression {
-                place: format!("{place} (undeclared variable ${unknown})"),
-                text: text.to_string(),
-            }),
-        };
-        for variable in variables.as_array().into_iter().flatten() {
-            let query = variable["query"]["query"].as_str().unwrap_or_default();
-            // `label_values(selector, label)` lists one label's values in what a selector finds.
-            if let Some(arguments) = query
-                .strip_prefix("label_values(")
-                .and_then(|rest| rest.strip_suffix(')'))
-            {
-                let selector = arguments.rsplit_once(',').map_or(arguments, |(s, _)| s);
-                add(format!("{name}: variable {}", variable["name"]), selector);
-            }
+        for variable in &dashboard.variables {
+            let place = format!("{}: variable {}", dashboard.file, variable.name);
+            found.push(expression(place, &variable.selector, &values));
         }
-        for panel in all_panels(&dashboard) {
-            for target in panel["targets"].as_array().into_iter().flatten() {
-                add(
-                    format!("{name}: {} ({})", panel["title"], target["refId"]),
-                    target["expr"].as_str().unwrap_or_default(),
-                );
-            }
+        for (place, text) in &dashboard.panels {
+            found.push(expression(place.clone(), text, &values));
         }
     }
     found
@@ -465,49 +514,13 @@ fn prometheus_config_for(target: &str) -> String {
     serde_norway::to_string(&config).unwrap()
 }
 
-/// One query's result vector from Prometheus's HTTP API (empty while it has no sample).
-async fn query(prometheus: &str, expr: &str) -> Vec<Json> {
-    let response: Json = reqwest::Client::new()
-        .get(format!("{prometheus}/api/v1/query"))
-        .query(&[("query", expr)])
-        .send()
-        .await
-        .and_then(|r| r.error_for_status())
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(response["status"], "success", "query {expr}: {response}");
-    response["data"]["result"].as_array().unwrap().clone()
-}
-
-/// Wait until `expr` has a sample whose value is above `above`; the samples.
-async fn wait_for_sample(prometheus: &str, expr: &str, above: f64) -> Vec<Json> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let result = query(prometheus, expr).await;
-        let value = |sample: &Json| {
-            sample["value"][1]
-                .as_str()
-                .and_then(|v| v.parse::<f64>().ok())
-        };
-        if result.iter().any(|s| value(s).is_some_and(|v| v > above)) {
-            return result;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "Prometheus never had {expr} above {above}: {result:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
 /// `/usr/bin/prometheus` (or the one on PATH) on a free port with the repo's config aimed at one
 /// target, its data in a temp dir. Killed when dropped; a failing test shows its log.
 struct Prometheus {
     process: tokio::process::Child,
     dir: tempfile::TempDir,
-    api: String,
+    base: String,
+    http: reqwest::Client,
 }
 
 impl Prometheus {
@@ -531,7 +544,8 @@ impl Prometheus {
         Prometheus {
             process,
             dir,
-            api: format!("http://{listen}"),
+            base: format!("http://{listen}"),
+            http: reqwest::Client::new(),
         }
     }
 
@@ -539,19 +553,135 @@ impl Prometheus {
         std::fs::read_to_string(self.dir.path().join("prometheus.log")).unwrap_or_default()
     }
 
-    /// The microfab target's health and last scrape error, once Prometheus answers.
-    async fn target_health(&self) -> Option<(String, String)> {
-        let response = reqwest::get(format!("{}/api/v1/targets", self.api))
+    /// The `data` of an HTTP API answer, or what Prometheus (or the connection) said went wrong.
+    async fn api(&self, path: &str, parameters: &[(&str, &str)]) -> Result<Json, String> {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .query(parameters)
+            .send()
             .await
-            .ok()?;
-        let targets: Json = response.json().await.ok()?;
-        let target = targets["data"]["activeTargets"]
-            .as_array()?
-            .iter()
-            .find(|t| t["labels"]["job"] == "microfab")?
-            .clone();
-        let text = |key: &str| target[key].as_str().unwrap_or_default().to_string();
-        Some((text("health"), text("lastError")))
+            .map_err(|e| e.to_string())?;
+        let body: Json = response.json().await.map_err(|e| e.to_string())?;
+        match body["status"].as_str() {
+            Some("success") => Ok(body["data"].clone()),
+            _ => Err(format!("{}: {}", body["errorType"], body["error"])),
+        }
+    }
+
+    /// An instant query's result vector (empty while it has no sample).
+    async fn query(&self, expr: &str) -> Result<Vec<Json>, String> {
+        let data = self.api("/api/v1/query", &[("query", expr)]).await?;
+        Ok(data["result"].as_array().cloned().unwrap_or_default())
+    }
+
+    /// Wait until `expr` has a sample whose value is above `above`; the samples.
+    async fn wait_for_sample(&self, expr: &str, above: f64) -> Vec<Json> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let result = self.query(expr).await;
+            let value = |sample: &Json| {
+                sample["value"][1]
+                    .as_str()
+                    .and_then(|v| v.parse::<f64>().ok())
+            };
+            if let Ok(samples) = &result
+                && samples.iter().any(|s| value(s).is_some_and(|v| v > above))
+            {
+                return samples.clone();
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "Prometheus never had {expr} above {above}: {result:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// Wait until the microfab target is up: Prometheus reached /metrics over loopback without
+    /// a token. A failure names the last scrape's error.
+    async fn wait_for_target_up(&self) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let targets = self.api("/api/v1/targets", &[]).await;
+            let target = targets.as_ref().ok().and_then(|data| {
+                data["activeTargets"]
+                    .as_array()?
+                    .iter()
+                    .find(|t| t["labels"]["job"] == "microfab")
+                    .map(|t| (t["health"].clone(), t["lastError"].clone()))
+            });
+            if target.as_ref().is_some_and(|(health, _)| health == "up") {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "Prometheus never scraped the plant: (health, last error) {target:?}, {targets:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// Once every rule has been evaluated, those whose evaluation failed, with the error.
+    async fn failed_rules(&self) -> Vec<String> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let data = self.api("/api/v1/rules", &[]).await.unwrap();
+            let rules: Vec<&Json> = data["groups"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .flat_map(|group| group["rules"].as_array().unwrap())
+                .collect();
+            if rules.iter().all(|rule| rule["health"] != "unknown") {
+                return rules
+                    .iter()
+                    .filter(|rule| rule["health"] != "ok")
+                    .map(|rule| format!("{}: {}", rule["name"], rule["lastError"]))
+                    .collect();
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "Prometheus never evaluated every rule: {data}"
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// Every dashboard query evaluated here, each variable set as Grafana sets it (All where
+    /// offered, else the first value its query finds); the queries refused, with the error.
+    async fn refused_dashboard_queries(&self) -> Vec<String> {
+        let mut refused = Vec::new();
+        for dashboard in dashboard_queries() {
+            let mut values: BTreeMap<&str, String> = BTreeMap::new();
+            for variable in &dashboard.variables {
+                let value = if variable.include_all {
+                    ".*".to_string()
+                } else {
+                    let selector = substitute(&variable.selector, &borrowed(&values)).unwrap();
+                    let path = format!("/api/v1/label/{}/values", variable.label);
+                    let found = self.api(&path, &[("match[]", &selector)]).await;
+                    match found.as_ref().map(|data| data[0].as_str()) {
+                        Ok(Some(first)) => first.to_string(),
+                        _ => {
+                            refused.push(format!(
+                                "{}: variable {} has no value: {found:?}",
+                                dashboard.file, variable.name
+                            ));
+                            "none".to_string()
+                        }
+                    }
+                };
+                values.insert(&variable.name, value);
+            }
+            for (place, text) in &dashboard.panels {
+                let text = substitute(text, &borrowed(&values)).unwrap();
+                if let Err(e) = self.query(&text).await {
+                    refused.push(format!("{place}: {e} ({text})"));
+                }
+            }
+        }
+        refused
     }
 }
 
@@ -563,49 +693,63 @@ impl Drop for Prometheus {
     }
 }
 
+fn borrowed<'a>(values: &'a BTreeMap<&'a str, String>) -> BTreeMap<&'a str, &'a str> {
+    values.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
 #[tokio::test]
-async fn prometheus_scrapes_a_plant_at_work_and_evaluates_the_recording_rules() {
+async fn prometheus_scrapes_a_plant_at_work_and_evaluates_the_rules_and_dashboards() {
     let db = TestDb::sqlite().await;
     let plant = plant_at_work(&db).await;
     let mut prometheus = Prometheus::start(&plant.running.address.to_string());
-    let api = prometheus.api.clone();
-
-    // The target is up: Prometheus reached /metrics over loopback without a token.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let health = prometheus.target_health().await;
-        if health.as_ref().is_some_and(|(health, _)| health == "up") {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "Prometheus never scraped the plant: (health, last error) {health:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    prometheus.wait_for_target_up().await;
 
     // Production arrives: good units at the order's steps, busy machines.
-    let units = wait_for_sample(&api, r#"microfab_units_total{result="good"}"#, 0.0).await;
+    let units = prometheus
+        .wait_for_sample(r#"microfab_units_total{result="good"}"#, 0.0)
+        .await;
     assert!(
         units
             .iter()
             .all(|s| s["metric"]["product"].is_string() && s["metric"]["step"].is_string()),
         "{units:?}"
     );
-    wait_for_sample(&api, "microfab_machine_busy_seconds_total", 0.0).await;
+    prometheus
+        .wait_for_sample("microfab_machine_busy_seconds_total", 0.0)
+        .await;
     // The order is still being made: its own series carry its quantity.
-    let orders = wait_for_sample(&api, "microfab_order_quantity_units", 199.0).await;
+    let orders = prometheus
+        .wait_for_sample("microfab_order_quantity_units", 199.0)
+        .await;
     assert_eq!(orders.len(), 1, "one active order: {orders:?}");
     // The recording rules evaluate on what was scraped: utilisation per machine, throughput.
-    let utilisation =
-        wait_for_sample(&api, "machine:microfab_machine_busy:ratio_rate1h", 0.0).await;
+    let utilisation = prometheus
+        .wait_for_sample("machine:microfab_machine_busy:ratio_rate1h", 0.0)
+        .await;
     assert!(
         utilisation
             .iter()
             .all(|s| s["metric"]["machine"].is_string()),
         "{utilisation:?}"
     );
-    wait_for_sample(&api, "microfab:units_good:increase1h", 0.0).await;
+    prometheus
+        .wait_for_sample("microfab:units_good:increase1h", 0.0)
+        .await;
+
+    // Every rule and every dashboard query evaluates on real data (no many-to-many matches,
+    // no type errors the parser alone cannot see).
+    let failed = prometheus.failed_rules().await;
+    assert!(
+        failed.is_empty(),
+        "rules that failed:\n{}",
+        failed.join("\n")
+    );
+    let refused = prometheus.refused_dashboard_queries().await;
+    assert!(
+        refused.is_empty(),
+        "dashboard queries Prometheus refused:\n{}",
+        refused.join("\n")
+    );
 
     prometheus.process.kill().await.unwrap();
     plant.shutdown.cancel();

@@ -1,7 +1,7 @@
 //! PromQL and exposition text for the monitoring test: which metrics an expression selects,
 //! Grafana's variables in dashboard queries, and the names an exposition offers.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use promql_parser::parser::Expr;
 
@@ -12,8 +12,8 @@ pub struct Expression {
 }
 
 /// `text` with Grafana's variables replaced: the interval ones by durations, the dashboard's
-/// own by a label value; `Err` names a variable the dashboard does not declare.
-pub fn substitute(text: &str, declared: &BTreeSet<&str>) -> Result<String, String> {
+/// own by `values`; `Err` names a variable that has no value (the dashboard does not declare it).
+pub fn substitute(text: &str, values: &BTreeMap<&str, &str>) -> Result<String, String> {
     let mut out = String::new();
     let mut rest = text;
     while let Some(at) = rest.find('$') {
@@ -33,8 +33,7 @@ pub fn substitute(text: &str, declared: &BTreeSet<&str>) -> Result<String, Strin
         out.push_str(match name {
             "__rate_interval" | "__range" => "1h",
             "__interval" => "1m",
-            _ if declared.contains(name) => "x",
-            _ => return Err(name.to_string()),
+            _ => values.get(name).ok_or_else(|| name.to_string())?,
         });
         rest = &after[used..];
     }
@@ -155,16 +154,16 @@ fn a_renamed_metric_is_named_with_the_expression_that_selects_it() {
 
 #[test]
 fn grafana_variables_are_substituted_and_an_undeclared_one_is_named() {
-    let declared: BTreeSet<&str> = ["machine"].into();
+    let values: BTreeMap<&str, &str> = [("machine", "x")].into();
     assert_eq!(
         substitute(
             r#"rate(m_total{machine="$machine", b="${machine:regex}"}[$__rate_interval])"#,
-            &declared
+            &values
         ),
         Ok(r#"rate(m_total{machine="x", b="x"}[1h])"#.to_string())
     );
     assert_eq!(
-        substitute(r#"m{owner=~"$owner"}"#, &declared),
+        substitute(r#"m{owner=~"$owner"}"#, &values),
         Err("owner".to_string())
     );
 }
