@@ -224,6 +224,27 @@ fn promtool_accepts_the_configs_the_rules_and_their_unit_tests() {
     promtool(&args);
 }
 
+#[test]
+fn the_compose_scrape_config_differs_only_in_where_microfab_is() {
+    let host = yaml(&Path::new(PROMETHEUS).join("prometheus.yml"));
+    let compose = yaml(&Path::new(PROMETHEUS).join("prometheus-compose.yml"));
+    assert_eq!(compose["global"], host["global"], "global");
+    assert_eq!(compose["rule_files"], host["rule_files"], "rule_files");
+    let job = |config: &Yaml| {
+        let mut job = config["scrape_configs"][0].clone();
+        let job = job.as_mapping_mut().unwrap();
+        // Where microfab is and how Prometheus proves itself there: what may differ.
+        job.remove("static_configs");
+        job.remove("authorization");
+        job.clone()
+    };
+    assert_eq!(job(&compose), job(&host), "the scrape job");
+    assert_eq!(
+        compose["scrape_configs"][0]["static_configs"][0]["targets"][0].as_str(),
+        Some("microfab:8080")
+    );
+}
+
 /// The `.yml` files in `dir`, relative to the Prometheus folder, sorted.
 fn yaml_files_in(dir: &Path) -> Vec<String> {
     let mut files: Vec<String> = std::fs::read_dir(dir)
