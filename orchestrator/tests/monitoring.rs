@@ -1,8 +1,8 @@
 //! The monitoring files under `deploy/` checked by what will read them: `promtool` for the
 //! Prometheus config, the rules and their unit tests; Grafana's provisioning shape for the
 //! dashboards; every PromQL expression of the rules and dashboards parsed, and the metrics it
-//! selects found in a live plant's `/metrics`; and a real Prometheus scraping a plant at work
-//! and evaluating the recording rules.
+//! selects found in a live plant's `/metrics`; and a real Prometheus scraping a plant at work,
+//! evaluating the rules, and answering every dashboard query on that data.
 
 mod common;
 #[path = "monitoring/promql.rs"]
@@ -714,6 +714,7 @@ impl Drop for Prometheus {
     }
 }
 
+/// Variable values as `substitute` takes them.
 fn borrowed<'a>(values: &'a BTreeMap<&'a str, String>) -> BTreeMap<&'a str, &'a str> {
     values.iter().map(|(k, v)| (*k, v.as_str())).collect()
 }
