@@ -212,28 +212,47 @@ fn agrees_with_the_api(m: &Scrape, api: &ApiState, initial_stock: &BTreeMap<Stri
     let orders = api.orders.as_array().unwrap();
     let jobs = api.jobs.as_array().unwrap();
 
-    // Units per product, step and result: the sum of the orders' step counts.
-    let mut units: BTreeMap<(String, String, &str), f64> = BTreeMap::new();
+    // Units per product, step and result: the sum of the orders' step counts. The final step
+    // (the last, which nothing comes after) made the order's good units.
+    let mut units: BTreeMap<(String, String, &str, &str), f64> = BTreeMap::new();
     for order in orders {
-        for step in order["steps"].as_array().unwrap() {
+        let steps = order["steps"].as_array().unwrap();
+        for step in steps {
+            let is_final = !steps.iter().any(|later| {
+                later["after"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|id| *id == step["id"])
+            });
+            if is_final {
+                assert_eq!(step["good"], order["good"], "{order}");
+            }
             for result in ["good", "scrapped"] {
                 let key = (
                     order["product"].as_str().unwrap().to_string(),
                     step["id"].as_str().unwrap().to_string(),
+                    if is_final { "true" } else { "false" },
                     result,
                 );
                 *units.entry(key).or_insert(0.0) += step[result].as_f64().unwrap();
             }
         }
     }
-    for ((product, step, result), n) in &units {
+    for ((product, step, is_final, result), n) in &units {
         let labels = [
             ("product", product.as_str()),
             ("step", step),
+            ("final", is_final),
             ("result", result),
         ];
         assert_eq!(m.get("microfab_units_total", &labels), *n, "{labels:?}");
     }
+    let series = m
+        .samples
+        .keys()
+        .filter(|(n, _)| n == "microfab_units_total");
+    assert_eq!(series.count(), units.len());
 
     // Orders and runs by state: every state present, zeros included.
     let by_state = count_by(orders.iter(), "state");

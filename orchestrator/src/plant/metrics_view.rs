@@ -52,6 +52,8 @@ pub struct PlantMetrics {
 pub struct StepUnits {
     pub product: String,
     pub step: String,
+    /// The product's final step: its good units are finished products.
+    pub is_final: bool,
     pub good: i64,
     pub scrapped: i64,
 }
@@ -131,10 +133,10 @@ impl Plant {
     /// The plant's production state at wall instant `now_ms`, for `/metrics`.
     pub async fn metrics_view(&self, now_ms: i64) -> Result<PlantMetrics> {
         let pool = &self.store.pool;
-        let units: Vec<(String, String, i64, i64)> = sqlx::query_as(
-            "SELECT o.product, s.step_id, CAST(SUM(s.good) AS BIGINT), CAST(SUM(s.scrapped) AS BIGINT) \
-             FROM steps s JOIN orders o ON o.id = s.order_id GROUP BY o.product, s.step_id \
-             ORDER BY o.product, s.step_id",
+        let units: Vec<(String, String, i64, i64, i64)> = sqlx::query_as(
+            "SELECT o.product, s.step_id, s.is_final, CAST(SUM(s.good) AS BIGINT), CAST(SUM(s.scrapped) AS BIGINT) \
+             FROM steps s JOIN orders o ON o.id = s.order_id GROUP BY o.product, s.step_id, s.is_final \
+             ORDER BY o.product, s.step_id, s.is_final",
         )
         .fetch_all(pool)
         .await?;
@@ -190,9 +192,10 @@ impl Plant {
         Ok(PlantMetrics {
             units: units
                 .into_iter()
-                .map(|(product, step, good, scrapped)| StepUnits {
+                .map(|(product, step, is_final, good, scrapped)| StepUnits {
                     product,
                     step,
+                    is_final: is_final == 1,
                     good,
                     scrapped,
                 })

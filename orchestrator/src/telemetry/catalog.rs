@@ -41,15 +41,17 @@ impl Collector for PlantCollector {
         family(
             e,
             "microfab_units",
-            "Units made at each step of each product, by result (steps' counts).",
+            "Units made at each step of each product, by result (steps' counts); final=\"true\" on the product's final step, whose good units are finished products.",
             None,
             MetricType::Counter,
             plant.units.iter().flat_map(|u| {
+                let is_final = if u.is_final { "true" } else { "false" };
                 [("good", u.good), ("scrapped", u.scrapped)].map(|(result, n)| {
                     (
                         [
                             ("product", u.product.as_str()),
                             ("step", u.step.as_str()),
+                            ("final", is_final),
                             ("result", result),
                         ],
                         counter(n),

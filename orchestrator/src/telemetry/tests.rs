@@ -34,6 +34,7 @@ fn snapshot() -> Snapshot {
         units: vec![StepUnits {
             product: "Bench bracket".into(),
             step: "gussets".into(),
+            is_final: false,
             good: 12,
             scrapped: 1,
         }],
@@ -127,7 +128,7 @@ fn every_metric_of_the_catalog_has_its_name_and_labels() {
     let body = render(snapshot(), &ProcessMetrics::default(), Format::Prometheus);
     let expected: BTreeSet<String> = [
         "microfab_build_info{version,plant}",
-        "microfab_units_total{product,step,result}",
+        "microfab_units_total{product,step,final,result}",
         "microfab_orders{state}",
         "microfab_orders_late{}",
         "microfab_order_quantity_units{order,product}",
@@ -172,7 +173,7 @@ fn values_are_in_base_units_with_every_state_spelled_out() {
     let body = render(snapshot(), &process, Format::Prometheus);
     for line in [
         "microfab_build_info{version=\"1.2.3\",plant=\"test plant\"} 1",
-        "microfab_units_total{product=\"Bench bracket\",step=\"gussets\",result=\"scrapped\"} 1",
+        "microfab_units_total{product=\"Bench bracket\",step=\"gussets\",final=\"false\",result=\"scrapped\"} 1",
         "microfab_orders_late 1",
         "microfab_order_due_timestamp_seconds{order=\"ord-1\",product=\"Bench bracket\"} 1800000000.0",
         "microfab_job_duration_seconds_bucket{capability=\"laser\",kind=\"actual\",le=\"60\"} 1",
