@@ -19,7 +19,7 @@ use opcua::server::node_manager::memory::{SimpleNodeManager, simple_node_manager
 use opcua::server::{
     ANONYMOUS_USER_TOKEN_ID, ServerBuilder, ServerHandle, ServerUserToken, SubscriptionCache,
 };
-use opcua::types::{MessageSecurityMode, StatusCode, Variant};
+use opcua::types::{MessageSecurityMode, NodeId, StatusCode, Variant};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -27,8 +27,9 @@ use tokio::time::Instant;
 
 use super::events;
 use super::fault::{Fault, FaultKind};
-use super::methods::{self, JobCommand};
-use super::model::{Machine, MachineConfig, Notification, ProductionJob, Refusal};
+use super::files::{FileHandles, OPEN_FOR_WRITING, refusal_status};
+use super::methods::{self, FileCall, JobCommand};
+use super::model::{Machine, MachineConfig, Notification, ProductionJob};
 use super::namespaces::{NamespaceIndexes, NamespaceOrder, NamespaceRegistration};
 use super::nodes::{MachineNodes, Nameplate, NodeIdAllocator, NodeIdStyle};
 
@@ -73,6 +74,7 @@ struct SimState {
     /// Method names whose next call answers BadInternalError.
     armed_bad_status: Vec<String>,
     slow_calls: Duration,
+    files: FileHandles,
 }
 
 struct Shared {
@@ -102,9 +104,13 @@ impl SimState {
             return;
         };
         let Some(ids) = &mut self.ids else { return };
-        served
-            .nodes
-            .sync(&served.manager, &served.subscriptions, ids, &self.machine);
+        served.nodes.sync(
+            &served.manager,
+            &served.subscriptions,
+            ids,
+            &self.machine,
+            &self.files,
+        );
         for notification in self.machine.take_notifications() {
             events::raise(
                 &served.subscriptions,
@@ -143,6 +149,7 @@ impl OpcuaSim {
                 served: None,
                 armed_bad_status: Vec::new(),
                 slow_calls: Duration::ZERO,
+                files: FileHandles::default(),
             }),
             config,
             control,
@@ -222,8 +229,7 @@ fn serve(
     let nodes = {
         let mut space = manager.address_space().write();
         events::add_event_type(&mut space, &mut ids, ns.instance);
-        let nodes =
-            MachineNodes::build(&mut space, &mut ids, ns, &config.nameplate, &state.machine);
+        let nodes = MachineNodes::build(&mut space, &mut ids, ns, &config.nameplate);
         let weak = Arc::downgrade(shared);
         let handler: methods::CommandHandler =
             Arc::new(move |name, command| match weak.upgrade() {
@@ -231,6 +237,12 @@ fn serve(
                 None => Err(StatusCode::BadShutdown),
             });
         methods::add_job_control(&mut space, &manager, &mut ids, &nodes, ns.instance, handler);
+        let weak = Arc::downgrade(shared);
+        let files: methods::FileHandler = Arc::new(move |call| match weak.upgrade() {
+            Some(shared) => file_call(&shared, call),
+            None => Err(StatusCode::BadShutdown),
+        });
+        methods::add_program_store(&mut space, &manager, &mut ids, &nodes, files);
         nodes
     };
     state.ids = Some(ids);
@@ -305,12 +317,8 @@ fn server_builder(config: &SimConfig, port: u16) -> ServerBuilder {
     builder
 }
 
-/// Carry out a job-control call that passed the argument check.
-fn call(
-    shared: &Shared,
-    name: &'static str,
-    command: JobCommand,
-) -> Result<Vec<Variant>, StatusCode> {
+/// The faults that strike a method call before it is carried out: a bad status, a slow answer.
+fn before_call(shared: &Shared, name: &str) -> Result<(), StatusCode> {
     let delay = {
         let mut state = shared.lock();
         if let Some(at) = state.armed_bad_status.iter().position(|m| m == name) {
@@ -323,6 +331,16 @@ fn call(
         // The callback is synchronous; a slow machine controller blocks its answer.
         std::thread::sleep(delay);
     }
+    Ok(())
+}
+
+/// Carry out a job-control call that passed the argument check.
+fn call(
+    shared: &Shared,
+    name: &'static str,
+    command: JobCommand,
+) -> Result<Vec<Variant>, StatusCode> {
+    before_call(shared, name)?;
     let mut state = shared.lock();
     let machine = &mut state.machine;
     let result = match command {
@@ -341,15 +359,55 @@ fn call(
     state.publish(&shared.config.nameplate.machine_name);
     result.map_err(|refusal| {
         tracing::info!(method = name, %refusal, "OPC UA simulator refused a call");
-        match refusal {
-            Refusal::UnknownProgram(_) => StatusCode::BadNotFound,
-            Refusal::NoRuns => StatusCode::BadOutOfRange,
-            Refusal::Busy
-            | Refusal::NothingSelected
-            | Refusal::WrongState(..)
-            | Refusal::NoActiveJob => StatusCode::BadInvalidState,
-        }
+        refusal_status(refusal)
     })
+}
+
+/// Carry out a call on the program store that passed the argument check.
+fn file_call(shared: &Shared, call: FileCall) -> Result<Vec<Variant>, StatusCode> {
+    let name = match &call {
+        FileCall::Create { .. } => "CreateFile",
+        FileCall::File { method, .. } => method.name(),
+    };
+    before_call(shared, name)?;
+    let mut guard = shared.lock();
+    let state = &mut *guard;
+    let result = match call {
+        FileCall::Create { name, open } => {
+            match state.machine.create_program(&name).map_err(refusal_status) {
+                Ok(slot) => {
+                    // The file object exists once published; its id is the answer.
+                    state.publish(&shared.config.nameplate.machine_name);
+                    let file = state
+                        .served
+                        .as_ref()
+                        .and_then(|served| served.nodes.program_file(slot))
+                        .cloned()
+                        .unwrap_or_else(NodeId::null);
+                    let handle = if open {
+                        state
+                            .files
+                            .open(&mut state.machine, &name, OPEN_FOR_WRITING)
+                    } else {
+                        Ok(0)
+                    };
+                    handle.map(|handle| vec![file.into(), handle.into()])
+                }
+                Err(status) => Err(status),
+            }
+        }
+        FileCall::File { slot, method, args } => {
+            let program = state.machine.programs().nth(slot).map(str::to_string);
+            match program {
+                Some(program) => state
+                    .files
+                    .call(&mut state.machine, &program, method, &args),
+                None => Err(StatusCode::BadMethodInvalid),
+            }
+        }
+    };
+    state.publish(&shared.config.nameplate.machine_name);
+    result
 }
 
 /// Run the server; on a restart, stop it, wait, and serve the same machine again on the port.
@@ -368,7 +426,11 @@ async fn supervise(
                 return;
             }
         };
-        shared.lock().served = None;
+        {
+            let mut state = shared.lock();
+            state.served = None;
+            state.files.forget_all();
+        }
         handle.cancel();
         let _ = (&mut run).await;
         let Control::Restart(down) = command else {
