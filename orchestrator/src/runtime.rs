@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use microfab_drivers::traffic::TrafficLog;
 use microfab_drivers::{Driver, DriverCommand, DriverError, DriverEvent, JobRun, OperatorAction};
@@ -16,11 +16,13 @@ use microfab_planner::{Budget, Plan, PlanInput};
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::config::MachineConfig;
 use crate::machine_status::{MachineStatus, StatusPublisher};
 use crate::plant::{Dispatched, Plant, PlantError};
 use crate::store::now_ms;
+use crate::telemetry::ProcessMetrics;
 
 /// How often a machine task asks its driver for a fresh status between events: progress
 /// measured by time, counters and temperatures change without an event.
@@ -132,6 +134,8 @@ pub struct Runtime {
     /// Plans made, and plans the independent checker refused (never adopted).
     pub plans_made: AtomicU64,
     pub plans_refused: AtomicU64,
+    /// What `/metrics` measures in this process (dispatch latency).
+    pub metrics: ProcessMetrics,
 }
 
 impl Runtime {
@@ -199,6 +203,7 @@ impl Runtime {
     /// that machine again) and the refusal is returned; `Ok(())` when the machine took it.
     /// The one way a run reaches a machine: the coordinator's dispatches and an operator's
     /// load both come here.
+    #[tracing::instrument(skip_all, fields(machine = %machine_id, job = run.job_id))]
     pub async fn send_run(
         &self,
         machine_id: &str,
@@ -208,7 +213,7 @@ impl Runtime {
         let Err(e) = self.command(machine_id, DriverCommand::Run(run)).await else {
             return Ok(Ok(()));
         };
-        tracing::warn!(job_id, machine_id, error = %e, "machine refused the run");
+        tracing::warn!(error = %e, "the machine refused the run");
         if matches!(e, CommandError::Driver(DriverError::Preflight(_)))
             && let Ok(mut refused) = self.refused.lock()
         {
@@ -265,14 +270,17 @@ pub async fn start(
         senders.insert(machine.id.clone(), tx);
         let (publisher, status) = StatusPublisher::new(at);
         statuses.insert(machine.id.clone(), status);
-        tasks.spawn(machine_task(
-            machine.id.clone(),
-            machine.build_driver(&config.simulation),
-            rx,
-            events_tx.clone(),
-            publisher,
-            shutdown.clone(),
-        ));
+        tasks.spawn(
+            machine_task(
+                machine.id.clone(),
+                machine.build_driver(&config.simulation),
+                rx,
+                events_tx.clone(),
+                publisher,
+                shutdown.clone(),
+            )
+            .instrument(tracing::info_span!("machine", machine = %machine.id)),
+        );
     }
     let (plan_requests, plan_inputs) = watch::channel(None);
     let runtime = Arc::new(Runtime {
@@ -285,6 +293,7 @@ pub async fn start(
         refused: std::sync::Mutex::new(BTreeSet::new()),
         plans_made: AtomicU64::new(0),
         plans_refused: AtomicU64::new(0),
+        metrics: ProcessMetrics::default(),
     });
     tasks.spawn(planner_task(runtime.clone(), plan_inputs, shutdown.clone()));
     let coordinator = runtime.clone();
@@ -292,23 +301,26 @@ pub async fn start(
         let mut tick = tokio::time::interval(Duration::from_millis(500));
         let mut asked = PlanTrigger::default();
         loop {
-            tokio::select! {
+            // When what starts this round was taken in: dispatch latency counts from there.
+            let took_in = tokio::select! {
                 Some((machine_id, event)) = events_rx.recv() => {
+                    let took_in = Instant::now();
                     if let Err(e) = record(&coordinator.plant, &machine_id, event).await {
-                        tracing::error!(machine_id, error = %e, "could not record a machine event");
+                        tracing::error!(error = %e, "could not record a machine event");
                     }
                     // Drain what else arrived before planning, so one round sees it all.
                     while let Ok((machine_id, event)) = events_rx.try_recv() {
                         if let Err(e) = record(&coordinator.plant, &machine_id, event).await {
-                            tracing::error!(machine_id, error = %e, "could not record a machine event");
+                            tracing::error!(error = %e, "could not record a machine event");
                         }
                     }
+                    took_in
                 }
-                () = coordinator.wake.notified() => {}
-                _ = tick.tick() => {}
+                () = coordinator.wake.notified() => Instant::now(),
+                _ = tick.tick() => Instant::now(),
                 () = shutdown.cancelled() => return,
-            }
-            if let Err(e) = dispatch_round(&coordinator, &mut asked).await {
+            };
+            if let Err(e) = dispatch_round(&coordinator, &mut asked, took_in).await {
                 tracing::error!(error = %e, "dispatch round failed");
             }
         }
@@ -316,6 +328,9 @@ pub async fn start(
     Ok(runtime)
 }
 
+/// One machine event, recorded in its own transaction, in a span naming the machine and the
+/// run it is about (the plant's transaction adds the order).
+#[tracing::instrument(name = "machine_event", skip_all, fields(machine = %machine_id, job = event_job(&event)))]
 async fn record(plant: &Plant, machine_id: &str, event: DriverEvent) -> Result<(), PlantError> {
     let at = now_ms();
     match event {
@@ -341,6 +356,17 @@ async fn record(plant: &Plant, machine_id: &str, event: DriverEvent) -> Result<(
             reason,
             resume,
         } => plant.job_interrupted(job_id, &reason, resume, at).await,
+    }
+}
+
+fn event_job(event: &DriverEvent) -> Option<i64> {
+    match event {
+        DriverEvent::Condition(_) => None,
+        DriverEvent::JobStarted { job_id }
+        | DriverEvent::JobProgress { job_id, .. }
+        | DriverEvent::JobFinished { job_id, .. }
+        | DriverEvent::JobFailed { job_id, .. }
+        | DriverEvent::JobInterrupted { job_id, .. } => Some(*job_id),
     }
 }
 
@@ -439,7 +465,12 @@ fn plan_trigger(input: &PlanInput, current: Option<&PlanSnapshot>) -> PlanTrigge
     }
 }
 
-async fn dispatch_round(runtime: &Runtime, asked: &mut PlanTrigger) -> Result<(), PlantError> {
+#[tracing::instrument(level = "debug", skip_all)]
+async fn dispatch_round(
+    runtime: &Runtime,
+    asked: &mut PlanTrigger,
+    took_in: Instant,
+) -> Result<(), PlantError> {
     runtime.plant.check_all_maintenance(now_ms()).await?;
     let input = runtime.plant.plan_input(runtime.plant.clock.now()).await?;
     let current = runtime.current_plan();
@@ -479,7 +510,9 @@ async fn dispatch_round(runtime: &Runtime, asked: &mut PlanTrigger) -> Result<()
         // A run waiting for its load is sent when an operator confirms it (`Operations::load`).
         if let Some(Dispatched::Send(run)) = dispatched {
             // A refusal is logged and the run re-queued there; the round goes on.
-            let _refusal = runtime.send_run(&decision.machine_id, run).await?;
+            if runtime.send_run(&decision.machine_id, run).await?.is_ok() {
+                runtime.metrics.run_dispatched(took_in.elapsed());
+            }
         }
     }
     Ok(())

@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use microfab::cli::fleet_config;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -123,40 +124,6 @@ fn ensure_node_packages() {
     );
     let still = stale_node_packages(&dir);
     assert!(still.is_empty(), "npm ci left {still:?} stale");
-}
-
-/// A plant config of `machines` simulated machines of the bracket's three kinds (laser, CNC,
-/// manual assembly) in that proportion, machine seconds running `time_scale` times wall time.
-fn fleet_config(machines: usize, time_scale: f64) -> String {
-    let mut text = format!(
-        "[plant]\nname = \"browser test plant\"\n\n[simulation]\ntime_scale = {time_scale}\n"
-    );
-    let kinds: &[(&str, &str, [u32; 3])] = &[
-        ("laser", "laser", [600, 400, 20]),
-        ("router", "cnc-3axis", [1200, 800, 120]),
-        ("assembly", "manual:assembly", [2000, 1000, 1000]),
-    ];
-    for i in 0..machines {
-        let (prefix, capability, [x, y, z]) = kinds[i % kinds.len()];
-        let number = i / kinds.len() + 1;
-        text.push_str(&format!(
-            "\n[[machines]]\nid = \"{prefix}-{number}\"\nname = \"{prefix} {number}\"\n\
-             capabilities = [\"{capability}\"]\nenvelope_mm = [{x}, {y}, {z}]\n\
-             driver = {{ kind = \"sim\", seed = {seed}, scrap_rate = 0.0 }}\n",
-            seed = 100 + i
-        ));
-    }
-    for (id, material, unit, on_hand) in [
-        ("ply6@common", "plywood-birch-6mm", "sheet", 5000),
-        ("albar@common", "aluminium-bar-40x10", "m", 5000),
-        ("m4@common", "fasteners-m4", "piece", 100000),
-    ] {
-        text.push_str(&format!(
-            "\n[[materials]]\nid = \"{id}\"\nmaterial = \"{material}\"\nunit = \"{unit}\"\n\
-             owner = \"common\"\norigin = \"recycled\"\non_hand = {on_hand}\n"
-        ));
-    }
-    text
 }
 
 /// `microfab serve` on a fresh SQLite file with the accounts in [`ACCOUNTS`]; stops on drop.
@@ -313,7 +280,7 @@ async fn panel_scenarios_in_chromium() {
     ensure_node_packages();
     let artifacts = artifacts_dir("scenarios");
     // A 14-minute laser run takes about 3 s: jobs visibly start and end while a person watches.
-    let plant = Plant::start(&fleet_config(9, 300.0), &artifacts).await;
+    let plant = Plant::start(&fleet_config("browser test plant", 9, 300.0), &artifacts).await;
     run_script(
         "scenarios.mjs",
         &plant,
@@ -329,7 +296,7 @@ async fn operator_tasks_in_chromium() {
     ensure_node_packages();
     let artifacts = artifacts_dir("tasks");
     // Lasers that wait for a person before and after each run; nobody simulated does it.
-    let config = fleet_config(6, 300.0)
+    let config = fleet_config("browser test plant", 6, 300.0)
         + "\n[operator_tasks.laser]\n\
            load = { text = \"Load a 6 mm birch sheet and focus\", minutes = 3 }\n\
            unload = { text = \"Take the coasters off the bed and inspect them\", minutes = 2 }\n";
@@ -344,7 +311,7 @@ async fn fleet_board_at_200_machines() {
     ensure_node_packages();
     let artifacts = artifacts_dir("fleet-200");
     // Runs of 4 s (assembly) to 40 s (the bar): the fleet stays busy for the whole measurement.
-    let plant = Plant::start(&fleet_config(200, 60.0), &artifacts).await;
+    let plant = Plant::start(&fleet_config("browser test plant", 200, 60.0), &artifacts).await;
     run_script(
         "bench-fleet.mjs",
         &plant,

@@ -25,6 +25,9 @@ fn needs(method: &str, path: &str) -> Needs {
     use Needs::*;
     match (method, path) {
         ("get", "/healthz") => Nothing,
+        // Open to this host's peers, as this test is (tests/metrics.rs checks it from
+        // elsewhere, i.e. with `[metrics] allow_localhost = false`).
+        ("get", "/metrics") => Nothing,
         ("get", "/api/v1/orders") | ("post", "/api/v1/orders") | ("get", "/api/v1/materials") => {
             Account
         }

@@ -9,6 +9,7 @@ use super::extract::NoFields;
 use super::jobs::*;
 use super::machines::*;
 use super::materials::*;
+use super::metrics::*;
 use super::orders::*;
 use super::plan::*;
 use super::prescreen::*;
@@ -37,6 +38,7 @@ use crate::verify::VerifyReport;
     ),
     paths(
         healthz,
+        metrics,
         list_orders,
         submit_order,
         get_order,
@@ -162,6 +164,20 @@ impl utoipa::Modify for Security {
         {
             // An empty requirement: no credentials needed.
             health.security = Some(vec![SecurityRequirement::default()]);
+        }
+        if let Some(metrics) = openapi
+            .paths
+            .paths
+            .get_mut("/metrics")
+            .and_then(|item| item.get.as_mut())
+        {
+            // None from this host (unless `[metrics] allow_localhost = false`); a token or a
+            // session from elsewhere.
+            metrics.security = Some(vec![
+                SecurityRequirement::default(),
+                SecurityRequirement::new("token", Vec::<String>::new()),
+                SecurityRequirement::new("session", Vec::<String>::new()),
+            ]);
         }
     }
 }

@@ -1,4 +1,4 @@
-//! The HTTP API: REST under `/api/v1`, an SSE event stream, `/healthz`, and the OpenAPI document
+//! The HTTP API: REST under `/api/v1`, an SSE event stream, `/healthz`, `/metrics`, and the OpenAPI document
 //! at `/api/v1/openapi.json`. Errors are JSON that say what and where; the error type never
 //! leaks database internals; a rejected request changes nothing.
 //!
@@ -14,6 +14,7 @@ mod jobs;
 mod limits;
 mod machines;
 mod materials;
+mod metrics;
 mod orders;
 mod plan;
 mod prescreen;
@@ -62,6 +63,7 @@ pub fn app(state: AppState) -> Router {
         machine_maintenance, machine_operator, pause_machine, resume_machine,
     };
     use self::materials::{adjust_material, list_materials, restock_material};
+    use self::metrics::metrics;
     use self::orders::{
         approve_order, cancel_order, get_order, list_orders, order_units, reject_order, scrap_unit,
         submit_order,
@@ -73,6 +75,7 @@ pub fn app(state: AppState) -> Router {
 
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
         .route("/api/v1/openapi.json", get(openapi))
         .route("/api/v1/orders", change(submit_order).get(list_orders))
         .route("/api/v1/orders/{id}", get(get_order))

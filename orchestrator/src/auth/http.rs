@@ -4,9 +4,11 @@
 //! another site from acting with a signed-in browser (Origin, CSRF token). Handlers take
 //! [`Caller`].
 
-use axum::extract::{FromRequestParts, Request, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{Extensions, HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 
@@ -54,7 +56,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
     }
 }
 
-fn unauthorized() -> ApiError {
+pub fn unauthorized() -> ApiError {
     ApiError::new(
         StatusCode::UNAUTHORIZED,
         "unauthorized",
@@ -67,7 +69,8 @@ fn forbidden(message: &str) -> Response {
 }
 
 /// What anyone may reach without an account: the login page (and its language switch, which
-/// sets only the `lang` cookie), the panel's assets, the health probe. Nothing else.
+/// sets only the `lang` cookie), the panel's assets, the health probe. Nothing else (but
+/// [`open_to_this_host`]).
 fn is_open(method: &Method, path: &str) -> bool {
     let read = *method == Method::GET || *method == Method::HEAD;
     match path {
@@ -75,6 +78,24 @@ fn is_open(method: &Method, path: &str) -> bool {
         "/healthz" => read,
         _ => read && (path.starts_with("/assets/") || path.starts_with("/lang/")),
     }
+}
+
+/// `/metrics` for a peer on this host, unless `[metrics] allow_localhost` is off: Prometheus
+/// beside the plant scrapes without an account (docs/metrics.md). From elsewhere it takes an
+/// operator's or an admin's token or session.
+fn open_to_this_host(ops: &Operations, request: &Request) -> bool {
+    let read = *request.method() == Method::GET || *request.method() == Method::HEAD;
+    read && request.uri().path() == "/metrics"
+        && ops.plant().config.metrics.allow_localhost
+        && peer_is_loopback(request.extensions())
+}
+
+/// The request came from a loopback address (this host). Without the peer's address (a
+/// router served without connect info) it did not.
+pub fn peer_is_loopback(extensions: &Extensions) -> bool {
+    extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .is_some_and(|ConnectInfo(peer)| peer.ip().to_canonical().is_loopback())
 }
 
 fn is_unsafe(method: &Method) -> bool {
@@ -91,7 +112,7 @@ pub async fn guard(State(ops): State<Operations>, mut request: Request, next: Ne
             "this request comes from another site (its Origin is not this server): refused",
         );
     }
-    if is_open(&method, request.uri().path()) {
+    if is_open(&method, request.uri().path()) || open_to_this_host(&ops, &request) {
         return next.run(request).await;
     }
     let caller = match authenticate(&ops, request.headers()).await {
@@ -119,11 +140,11 @@ pub async fn guard(State(ops): State<Operations>, mut request: Request, next: Ne
     response
 }
 
-/// An API request gets a 401 naming how to sign in; a page, the login page (coming back here
-/// after).
+/// An API request (and a scrape of `/metrics`) gets a 401 naming how to sign in; a page, the
+/// login page (coming back here after).
 fn unauthenticated(request: &Request) -> Response {
     let path = request.uri().path();
-    if path == "/api" || path.starts_with("/api/") {
+    if path == "/api" || path.starts_with("/api/") || path == "/metrics" {
         let mut response = unauthorized().into_response();
         response.headers_mut().insert(
             header::WWW_AUTHENTICATE,
@@ -260,6 +281,23 @@ mod tests {
         ] {
             assert!(!is_open(&method, path), "{method} {path}");
         }
+    }
+
+    #[test]
+    fn this_host_is_a_loopback_peer_in_any_spelling() {
+        let from = |address: &str| {
+            let mut extensions = Extensions::new();
+            extensions.insert(ConnectInfo(address.parse::<SocketAddr>().unwrap()));
+            peer_is_loopback(&extensions)
+        };
+        assert!(from("127.0.0.1:5000"));
+        assert!(from("127.8.9.10:5000"));
+        assert!(from("[::1]:5000"));
+        assert!(from("[::ffff:127.0.0.1]:5000"));
+        assert!(!from("10.0.0.7:5000"));
+        assert!(!from("[::ffff:10.0.0.7]:5000"));
+        assert!(!from("[2001:db8::1]:5000"));
+        assert!(!peer_is_loopback(&Extensions::new()));
     }
 
     #[test]

@@ -18,7 +18,7 @@ mod rate_limit;
 pub mod secrets;
 pub mod sessions;
 
-pub use http::{CSRF_HEADER, Caller, SESSION_COOKIE, guard};
+pub use http::{CSRF_HEADER, Caller, SESSION_COOKIE, guard, peer_is_loopback, unauthorized};
 pub use login::{MAX_FAILURES as MAX_FAILED_SIGN_INS, local_target, routes};
 
 use std::fmt;

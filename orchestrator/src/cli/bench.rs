@@ -1,6 +1,12 @@
-//! `microfab bench`: G-code streaming over an emulated serial line (`microfab-hil`), and the
+//! `microfab bench`: G-code streaming over an emulated serial line (`microfab-hil`), the
 //! planner's benchmarks (`microfab-planner-bench`, tested there): argument parsing and printing
-//! only.
+//! only; and the scrape cost of `/metrics` on a generated fleet (`metrics.rs`, on
+//! `fleet.rs`).
+
+mod fleet;
+mod metrics;
+
+pub use fleet::fleet_config;
 
 use std::path::PathBuf;
 
@@ -30,6 +36,26 @@ pub enum BenchCommand {
     Fjsp(FjspArgs),
     /// The planner at plant scale: first plan, re-plan after a machine failure, vs the rule.
     Plan(PlanBenchArgs),
+    /// What a scrape of `/metrics` costs: a plant of simulated machines with orders in flight,
+    /// then scrapes over HTTP (response time percentiles, body size).
+    Metrics(MetricsBenchArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct MetricsBenchArgs {
+    #[arg(long, default_value_t = 200)]
+    machines: usize,
+    /// Orders of 200 bench brackets submitted and approved before the scrapes.
+    #[arg(long, default_value_t = 20)]
+    orders: usize,
+    #[arg(long, default_value_t = 100)]
+    scrapes: usize,
+    /// A fresh database to run the plant on (`postgres://...`); default: a SQLite file in the
+    /// temporary directory, removed after.
+    #[arg(long)]
+    database: Option<String>,
+    #[arg(long)]
+    json: bool,
 }
 
 pub(super) async fn run(command: BenchCommand) -> anyhow::Result<i32> {
@@ -59,6 +85,20 @@ pub(super) async fn run(command: BenchCommand) -> anyhow::Result<i32> {
         }
         BenchCommand::Plan(args) => {
             tokio::task::spawn_blocking(move || run_plan(&args)).await??;
+        }
+        BenchCommand::Metrics(args) => {
+            let options = metrics::MetricsBenchOptions {
+                machines: args.machines,
+                orders: args.orders,
+                scrapes: args.scrapes.max(1),
+                database: args.database,
+            };
+            let result = metrics::run_metrics_bench(&options).await?;
+            if args.json {
+                println!("{}", serde_json::to_string(&result)?);
+            } else {
+                print!("{}", metrics::format_table(&result));
+            }
         }
     }
     Ok(0)

@@ -23,8 +23,9 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::PlantConfig;
+use crate::logging::LogFormat;
 
-pub use bench::BenchCommand;
+pub use bench::{BenchCommand, fleet_config};
 pub use client::ClientArgs;
 pub use remote::{ClientCommand, MachineAction, Switch};
 pub use users::{DatabaseArgs, UserCommand};
@@ -44,6 +45,15 @@ macro_rules! out {
     about = "Production orchestrator for city micro-factories"
 )]
 pub struct Cli {
+    /// How the logs on stderr look: lines for people, or one JSON object per line.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "MICROFAB_LOG_FORMAT",
+        default_value_t = LogFormat::Human
+    )]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
 }

@@ -37,6 +37,9 @@ pub struct PlantConfig {
     #[serde(default)]
     pub operator_tasks: BTreeMap<String, Spanned<OperatorTaskDefaults>>,
     pub demo: Option<DemoSection>,
+    /// Who may scrape `/metrics` without an account.
+    #[serde(default)]
+    pub metrics: MetricsSettings,
     #[serde(skip)]
     pub path: PathBuf,
 }
@@ -178,6 +181,28 @@ impl Default for PlannerSettings {
             replan_seconds: default_replan_seconds(),
             seed: default_planner_seed(),
             plan_operators: default_plan_operators(),
+        }
+    }
+}
+
+/// `[metrics]`: the access rule of `/metrics` (docs/metrics.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// A peer on this host (a loopback address) scrapes without an account. Turn it off when a
+    /// reverse proxy on this host forwards outside requests: they would all come from loopback.
+    #[serde(default = "default_allow_localhost")]
+    pub allow_localhost: bool,
+}
+
+fn default_allow_localhost() -> bool {
+    true
+}
+
+impl Default for MetricsSettings {
+    fn default() -> Self {
+        MetricsSettings {
+            allow_localhost: default_allow_localhost(),
         }
     }
 }

@@ -220,4 +220,5 @@ fn every_semantic_error_is_reported_at_once() {
     );
 }
 
+mod metrics;
 mod people;

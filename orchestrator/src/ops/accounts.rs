@@ -15,6 +15,7 @@ impl Operations {
     }
 
     /// A new account that signs in with `password`.
+    #[tracing::instrument(name = "operation", skip_all, fields(verb = "add_account", actor = %actor, account = %name))]
     pub async fn add_account(
         &self,
         actor: &Actor,
@@ -30,6 +31,7 @@ impl Operations {
         self.account(name).await
     }
 
+    #[tracing::instrument(name = "operation", skip_all, fields(verb = "set_role", actor = %actor, account = %name))]
     pub async fn set_role(&self, actor: &Actor, name: &str, role: Role) -> Result<AccountView> {
         actor.require(Role::Admin, "managing accounts")?;
         accounts::set_role(&self.plant().store, actor.name(), name, role, now_ms()).await?;
@@ -37,6 +39,7 @@ impl Operations {
     }
 
     /// A new password; the account's sessions end.
+    #[tracing::instrument(name = "operation", skip_all, fields(verb = "set_password", actor = %actor, account = %name))]
     pub async fn set_password(
         &self,
         actor: &Actor,
@@ -49,6 +52,7 @@ impl Operations {
         self.account(name).await
     }
 
+    #[tracing::instrument(name = "operation", skip_all, fields(verb = "disable_account", actor = %actor, account = %name))]
     pub async fn disable_account(&self, actor: &Actor, name: &str) -> Result<AccountView> {
         actor.require(Role::Admin, "managing accounts")?;
         accounts::disable(&self.plant().store, actor.name(), name, now_ms()).await?;
@@ -57,6 +61,7 @@ impl Operations {
 
     /// A new API token for `account`: the token itself, to show once (the store keeps its
     /// digest).
+    #[tracing::instrument(name = "operation", skip_all, fields(verb = "create_token", actor = %actor, account = %account))]
     pub async fn create_token(&self, actor: &Actor, account: &str, label: &str) -> Result<String> {
         actor.require(Role::Admin, "managing accounts")?;
         let (_, token) =
@@ -65,6 +70,7 @@ impl Operations {
         Ok(token)
     }
 
+    #[tracing::instrument(name = "operation", skip_all, fields(verb = "revoke_token", actor = %actor, token = token_id))]
     pub async fn revoke_token(&self, actor: &Actor, token_id: i64) -> Result<()> {
         actor.require(Role::Admin, "managing accounts")?;
         accounts::revoke_token(&self.plant().store, actor.name(), token_id, now_ms()).await?;

@@ -10,6 +10,7 @@ use crate::store::{MachineCommand, now_ms};
 
 impl Operations {
     /// Settle an interrupted run: `good` of its units are good, the rest scrapped and replaced.
+    #[tracing::instrument(name = "operation", skip_all, fields(verb = "resolve", actor = %actor, job = job_id))]
     pub async fn resolve(
         &self,
         actor: &Actor,
@@ -28,6 +29,7 @@ impl Operations {
     /// Send an interrupted run back to the machine that ran it, from a line of its program.
     /// The driver has the last word: if it refuses (the machine lost its state), the run is
     /// interrupted again and the refusal is a conflict.
+    #[tracing::instrument(name = "operation", skip_all, fields(verb = "resume", actor = %actor, job = job_id))]
     pub async fn resume(
         &self,
         actor: &Actor,
@@ -53,6 +55,7 @@ impl Operations {
     }
 
     /// A person at the station says the run's manual work (or the machine's prompt) is done.
+    #[tracing::instrument(name = "operation", skip_all, fields(verb = "confirm", actor = %actor, job = job_id))]
     pub async fn confirm(&self, actor: &Actor, job_id: i64) -> Result<JobView> {
         actor.require(Role::Operator, "confirming a station's work")?;
         let job = self.plant().job(job_id).await?;

@@ -41,6 +41,7 @@ impl Operations {
     }
 
     /// Sends `command` to the machine and, once it took it, records who gave it.
+    #[tracing::instrument(name = "operation", skip_all, fields(verb = "command", actor = %actor, machine = %machine_id, command = ?logged))]
     async fn command(
         &self,
         actor: &Actor,
@@ -58,6 +59,7 @@ impl Operations {
     }
 
     /// Take a machine out of service (`on`, with the reason) or bring it back.
+    #[tracing::instrument(name = "operation", skip_all, fields(verb = "maintenance", actor = %actor, machine = %machine_id, on))]
     pub async fn maintenance(
         &self,
         actor: &Actor,
@@ -75,6 +77,7 @@ impl Operations {
 
     /// An operator did the machine's maintenance `task` (from its config): it is no longer due,
     /// its counters start again, and the machine may take runs.
+    #[tracing::instrument(name = "operation", skip_all, fields(verb = "maintained", actor = %actor, machine = %machine_id, task = %task))]
     pub async fn maintained(
         &self,
         actor: &Actor,
@@ -92,6 +95,7 @@ impl Operations {
 
     /// An explicit action only an operator takes (unlock an alarm, home, reset); the answer is
     /// what the machine did.
+    #[tracing::instrument(name = "operation", skip_all, fields(verb = "operator_action", actor = %actor, machine = %machine_id, action = ?action))]
     pub async fn operator_action(
         &self,
         actor: &Actor,

@@ -10,6 +10,7 @@ use crate::store::now_ms;
 impl Operations {
     /// Material arrived (a lot, made up when `None`, from `origin`, the account's when
     /// `None`); runs waiting for it may start.
+    #[tracing::instrument(name = "operation", skip_all, fields(verb = "restock", actor = %actor, account = %account))]
     pub async fn restock(
         &self,
         actor: &Actor,
@@ -27,6 +28,7 @@ impl Operations {
     }
 
     /// Correct an account after a count (breakage, a miscount).
+    #[tracing::instrument(name = "operation", skip_all, fields(verb = "adjust", actor = %actor, account = %account))]
     pub async fn adjust(
         &self,
         actor: &Actor,

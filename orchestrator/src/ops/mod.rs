@@ -12,6 +12,7 @@ mod floor;
 mod jobs;
 mod machines;
 mod materials;
+mod metrics;
 mod orders;
 mod prescreen;
 mod reads;
@@ -44,6 +45,9 @@ pub enum Actor {
     /// A simulated operator (`[simulation.operators]`): confirms loads, unloads, maintenance
     /// and manual runs with an operator's rights.
     SimulatedOperator,
+    /// A process on the plant's own host (a loopback peer) without an account: it may read
+    /// the metrics while `[metrics] allow_localhost` lets it, and nothing else.
+    Loopback,
 }
 
 impl Actor {
@@ -55,6 +59,7 @@ impl Actor {
             Actor::DemoOperator => "demo-operator",
             Actor::Local => "local",
             Actor::SimulatedOperator => "sim-operator",
+            Actor::Loopback => "loopback",
         }
     }
 }
@@ -69,6 +74,7 @@ impl Actor {
                 Role::Operator.includes(needed)
             }
             Actor::Local => true,
+            Actor::Loopback => false,
         }
     }
 
@@ -187,6 +193,7 @@ mod tests {
             (Actor::DemoOperator, "demo-operator"),
             (Actor::Local, "local"),
             (Actor::SimulatedOperator, "sim-operator"),
+            (Actor::Loopback, "loopback"),
         ] {
             assert_eq!(actor.name(), name);
             assert_eq!(actor.to_string(), name);

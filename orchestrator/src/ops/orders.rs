@@ -12,6 +12,7 @@ use crate::store::now_ms;
 impl Operations {
     /// Record a checked spec as a `submitted` order (pre-screened), or find the order its
     /// `submission_key` already made. A maker submits in their own name only.
+    #[tracing::instrument(name = "operation", skip_all, fields(verb = "submit", actor = %actor))]
     pub async fn submit(
         &self,
         actor: &Actor,
@@ -42,6 +43,7 @@ impl Operations {
     }
 
     /// Reserve the order's material and create its runs; the coordinator may start them.
+    #[tracing::instrument(name = "operation", skip_all, fields(verb = "approve", actor = %actor, order = %order_id))]
     pub async fn approve(&self, actor: &Actor, order_id: &str) -> Result<OrderView> {
         actor.require(Role::Operator, "approving an order")?;
         self.plant()
@@ -51,6 +53,7 @@ impl Operations {
         Ok(self.plant().order(order_id).await?)
     }
 
+    #[tracing::instrument(name = "operation", skip_all, fields(verb = "reject", actor = %actor, order = %order_id))]
     pub async fn reject(&self, actor: &Actor, order_id: &str, reason: &str) -> Result<OrderView> {
         actor.require(Role::Operator, "rejecting an order")?;
         self.plant()
@@ -63,6 +66,7 @@ impl Operations {
     /// the order is cancelled either way, and the run's late outcome settles that run only.
     /// A maker withdraws their own order while it is still `submitted`; after approval,
     /// material and machines are committed and an operator decides.
+    #[tracing::instrument(name = "operation", skip_all, fields(verb = "cancel", actor = %actor, order = %order_id))]
     pub async fn cancel(&self, actor: &Actor, order_id: &str, reason: &str) -> Result<OrderView> {
         let order = self.order(actor, order_id).await?;
         if actor.maker_scope().is_some() && order.state != OrderState::Submitted {
@@ -90,6 +94,7 @@ impl Operations {
 
     /// Mark one good unit scrapped (found bad at inspection); the plant makes a replacement.
     /// Returns the view of the unit's order.
+    #[tracing::instrument(name = "operation", skip_all, fields(verb = "scrap_unit", actor = %actor, unit = unit_id))]
     pub async fn scrap_unit(&self, actor: &Actor, unit_id: i64, reason: &str) -> Result<OrderView> {
         actor.require(Role::Operator, "scrapping a unit")?;
         self.plant()

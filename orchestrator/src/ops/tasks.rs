@@ -18,6 +18,7 @@ impl Operations {
     /// The operator loaded the machine for a run waiting for it: the run is sent now. If the
     /// machine refuses it, the run goes back to the plan (as any refused run) and the refusal
     /// is a conflict.
+    #[tracing::instrument(name = "operation", skip_all, fields(verb = "load", actor = %actor, job = job_id))]
     pub async fn load(&self, actor: &Actor, job_id: i64) -> Result<JobView> {
         actor.require(Role::Operator, "loading a machine")?;
         let plant = self.plant();
@@ -35,6 +36,7 @@ impl Operations {
 
     /// The operator unloaded a run and inspected it: its units are recorded as the inspection
     /// says, and the machine takes work again.
+    #[tracing::instrument(name = "operation", skip_all, fields(verb = "unload", actor = %actor, job = job_id))]
     pub async fn unload(
         &self,
         actor: &Actor,

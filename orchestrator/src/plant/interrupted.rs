@@ -4,7 +4,7 @@
 
 use microfab_drivers::{JobRun, ResumePoint};
 
-use super::records::order_state_of;
+use super::records::{name_in_span, order_state_of};
 use super::runs::{job_run, machine_free};
 use super::state::JobState;
 use super::units::{Pieces, Settled, settle_units};
@@ -16,6 +16,7 @@ impl Plant {
     /// of its program (by default the first line not acknowledged). Returns what to send; the
     /// driver has the last word (it refuses if the machine lost its state), see
     /// [`Plant::resume_refused`].
+    #[tracing::instrument(skip_all, fields(job = job_id, order = tracing::field::Empty, machine = tracing::field::Empty))]
     pub async fn resume(
         &self,
         job_id: i64,
@@ -117,6 +118,7 @@ impl Plant {
     }
 
     /// An operator settles an interrupted run: how many of its units are good, the rest scrap.
+    #[tracing::instrument(skip_all, fields(job = job_id, order = tracing::field::Empty, machine = tracing::field::Empty))]
     pub async fn resolve(
         &self,
         job_id: i64,
@@ -203,6 +205,7 @@ async fn interrupted_run(w: &mut Writer<'_>, job_id: i64, done_to: &str) -> Resu
     .fetch_optional(&mut *w.tx)
     .await?
     .ok_or_else(|| PlantError::NotFound(format!("job {job_id}")))?;
+    name_in_span(&row.order_id, row.machine_id.as_deref());
     if row.state != JobState::Interrupted {
         return Err(PlantError::Conflict(format!(
             "job {job_id} is {}: only an interrupted job is {done_to}",

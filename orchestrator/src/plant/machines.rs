@@ -68,6 +68,7 @@ impl Plant {
     }
 
     /// Record a machine's condition when it changes.
+    #[tracing::instrument(skip_all, fields(machine = %machine_id))]
     pub async fn machine_condition(
         &self,
         machine_id: &str,
@@ -106,6 +107,7 @@ impl Plant {
 
     /// Records that `machine_id` took `command` from `actor` (for a run's confirmation, that
     /// run).
+    #[tracing::instrument(skip_all, fields(machine = %machine_id, job = job_id))]
     pub async fn machine_commanded(
         &self,
         machine_id: &str,
@@ -125,6 +127,7 @@ impl Plant {
         Ok(())
     }
 
+    #[tracing::instrument(skip_all, fields(machine = %machine_id))]
     pub async fn set_maintenance(
         &self,
         machine_id: &str,

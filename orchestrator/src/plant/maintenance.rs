@@ -62,6 +62,12 @@ pub struct DueMaintenance {
     pub since_ms: i64,
 }
 
+/// How long a run (a `jobs` row that started) held its machine, in wall ms: a run still on the
+/// machine counts up to now, one that ended without a finish time (requeued, cancelled)
+/// counts nothing. Binds `$1` to [`JobState::Running`] and `$2` to now (wall ms).
+pub(super) const RUN_MS_SO_FAR: &str =
+    "COALESCE(finished_ms, CASE WHEN state = $1 THEN $2 ELSE started_ms END) - started_ms";
+
 #[derive(sqlx::FromRow)]
 struct TaskRow {
     due: i64,
@@ -97,12 +103,11 @@ impl Plant {
             .fetch_optional(&self.store.pool)
             .await?;
             let since = row.as_ref().and_then(|r| r.done_ms).unwrap_or(0);
-            // A run still on the machine counts up to now; one that ended without a finish
-            // time (requeued, cancelled) counts nothing.
             let (runs, run_ms): (i64, i64) = sqlx::query_as(
-                "SELECT CAST(COUNT(*) AS BIGINT), CAST(COALESCE(SUM(COALESCE(finished_ms, \
-                 CASE WHEN state = $1 THEN $2 ELSE started_ms END) - started_ms), 0) AS BIGINT) \
-                 FROM jobs WHERE machine_id = $3 AND started_ms IS NOT NULL AND started_ms >= $4",
+                &format!(
+                    "SELECT CAST(COUNT(*) AS BIGINT), CAST(COALESCE(SUM({RUN_MS_SO_FAR}), 0) AS BIGINT) \
+                     FROM jobs WHERE machine_id = $3 AND started_ms IS NOT NULL AND started_ms >= $4"
+                ),
             )
             .bind(JobState::Running)
             .bind(now_ms)
@@ -202,6 +207,7 @@ impl Plant {
 
     /// An operator did the machine's maintenance `task`: it is no longer due and its counters
     /// start again. Refused while a run is on the machine (its maintenance waits for it).
+    #[tracing::instrument(skip_all, fields(machine = %machine_id, task = %task))]
     pub async fn maintenance_done(
         &self,
         actor: &str,

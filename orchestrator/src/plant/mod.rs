@@ -8,7 +8,7 @@
 //! resumes an interrupted run), both over `units` (unit accounting, replacement runs,
 //! completion); `stock` (reservations and draws); `machines`; `prescreen` (what an operator
 //! checks before approving, pure, and the flags a submission records); the read models `plan_input`
-//! (the planner's input) and `views` (the API's). Beneath them all: `records` (the reads and
+//! (the planner's input), `views` (the API's) and `metrics_view` (`/metrics`). Beneath them all: `records` (the reads and
 //! inserts they share), `rules` (the arithmetic, pure) and `state` (order, job and machine
 //! states and their one database mapping).
 //!
@@ -24,6 +24,7 @@ pub mod live_views;
 pub mod lots;
 pub mod machines;
 pub mod maintenance;
+pub mod metrics_view;
 mod operator_work;
 pub mod orders;
 mod plan_input;

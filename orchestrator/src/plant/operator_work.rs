@@ -78,6 +78,7 @@ impl Plant {
     /// An operator loaded the machine for a run waiting for it: the run is `dispatched`, and
     /// this is its machine and what to send. If the machine then refuses it, it is re-queued as any refused
     /// run (`Runtime::send_run`).
+    #[tracing::instrument(skip_all, fields(job = job_id, order = tracing::field::Empty, machine = tracing::field::Empty))]
     pub async fn confirm_load(
         &self,
         job_id: i64,
@@ -112,6 +113,7 @@ impl Plant {
     /// An operator unloaded a run and inspected its pieces: its units are recorded as the
     /// inspection says (each scrapped piece with its reason), scrap is replaced, the machine
     /// is free. A wrong inspection is refused with its field, changing nothing.
+    #[tracing::instrument(skip_all, fields(job = job_id, order = tracing::field::Empty, machine = tracing::field::Empty))]
     pub async fn confirm_unload(
         &self,
         job_id: i64,

@@ -24,6 +24,7 @@ impl Plant {
     /// Record a validated spec as a `submitted` order. With a `submission_key` already known,
     /// returns the existing order instead (so a restarted demo or a repeated `microfab submit`
     /// never submits twice).
+    #[tracing::instrument(skip_all, fields(maker = %spec.spec.maker, order = tracing::field::Empty))]
     pub async fn submit(
         &self,
         spec: &CheckedSpec,
@@ -39,6 +40,8 @@ impl Plant {
                     .fetch_optional(&mut *w.tx)
                     .await?;
             if let Some(order_id) = existing {
+                tracing::Span::current().record("order", tracing::field::display(&order_id));
+                tracing::debug!("submitted again: the order this submission key made");
                 return Ok(Submission {
                     order_id,
                     already_submitted: true,
@@ -55,6 +58,7 @@ impl Plant {
                 .fetch_one(&mut *w.tx)
                 .await?;
         let order_id = format!("ord-{seq:06}");
+        tracing::Span::current().record("order", tracing::field::display(&order_id));
         let priority = match s.priority {
             microfab_job_specs::Priority::PublicService => "public-service",
             microfab_job_specs::Priority::Standard => "standard",
@@ -155,6 +159,7 @@ impl Plant {
 
     /// Reserve what the order's runs will draw ([`rules::approval_needs`]) and create its
     /// runs ([`rules::run_sizes`] per step), or refuse with what is short, changing nothing.
+    #[tracing::instrument(skip_all, fields(order = %order_id))]
     pub async fn approve(&self, order_id: &str, actor: &str, at_ms: i64) -> Result<()> {
         let mut w = self.store.writer(actor, at_ms).await?;
         let order: ApprovalRow =
@@ -208,6 +213,7 @@ impl Plant {
         Ok(())
     }
 
+    #[tracing::instrument(skip_all, fields(order = %order_id))]
     pub async fn reject(
         &self,
         order_id: &str,
@@ -248,6 +254,7 @@ impl Plant {
 
     /// Cancel an order: planned runs are dropped, reserved material not yet consumed goes back.
     /// Returns the jobs still on machines, which the runtime aborts.
+    #[tracing::instrument(skip_all, fields(order = %order_id))]
     pub async fn cancel(
         &self,
         order_id: &str,

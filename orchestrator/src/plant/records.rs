@@ -19,6 +19,17 @@ pub(crate) async fn order_state_of(tx: &mut Tx, order_id: &str) -> Result<OrderS
         .ok_or_else(|| PlantError::NotFound(format!("order '{order_id}'")))
 }
 
+/// Names the order and machine of a run in the current span once its transaction has read
+/// them: the span of a transaction on a run (`#[instrument]` on the `Plant` method) declares
+/// `order` and `machine` empty, as only the job id is known when it starts.
+pub(crate) fn name_in_span(order_id: &str, machine_id: Option<&str>) {
+    let span = tracing::Span::current();
+    span.record("order", tracing::field::display(order_id));
+    if let Some(machine_id) = machine_id {
+        span.record("machine", tracing::field::display(machine_id));
+    }
+}
+
 /// Jobs inserted in one transaction, announced in one `jobs_created` event.
 #[derive(Default)]
 pub(crate) struct NewJobs(Vec<NewJob>);

@@ -6,7 +6,7 @@
 use microfab_drivers::{JobRun, Program, ResumePoint};
 
 use super::operator_work::await_unload;
-use super::records::{Tx, order_state_of};
+use super::records::{Tx, name_in_span, order_state_of};
 use super::rules;
 use super::state::{JobState, MachineState, OrderState, sql_list};
 use super::tasks::MachineOutcome;
@@ -29,6 +29,7 @@ impl Plant {
     /// anything: `dispatched` with the run to send, or `awaiting_load` when the machine needs
     /// an operator to load it first. `None` if the decision went stale (the job or machine
     /// changed meanwhile) or the machine's envelope is too small for the program.
+    #[tracing::instrument(skip_all, fields(job = job_id, machine = %machine_id, order = tracing::field::Empty))]
     pub async fn dispatch(
         &self,
         job_id: i64,
@@ -57,6 +58,7 @@ impl Plant {
             }
         }
         let order_id = job.order_id;
+        name_in_span(&order_id, None);
         let needs = super::stock::per_run_needs(&job.materials_json)?;
         let consumed = super::stock::consume(&mut w.tx, &order_id, &needs).await?;
         let awaiting_load = self.operator_work_of(machine_id).load.is_some();
@@ -111,6 +113,7 @@ impl Plant {
 
     /// The machine refused the run before starting it: nothing was made, the material goes
     /// back, the job is planned again.
+    #[tracing::instrument(skip_all, fields(job = job_id, order = tracing::field::Empty, machine = tracing::field::Empty))]
     pub async fn requeue(&self, job_id: i64, reason: &str, at_ms: i64) -> Result<()> {
         let mut w = self.store.writer("dispatcher", at_ms).await?;
         requeue_in(&mut w, job_id, reason).await?;
@@ -118,6 +121,7 @@ impl Plant {
         Ok(())
     }
 
+    #[tracing::instrument(skip_all, fields(job = job_id, order = tracing::field::Empty, machine = tracing::field::Empty))]
     pub async fn job_started(&self, job_id: i64, at_ms: i64) -> Result<()> {
         let mut w = self.store.writer("machine", at_ms).await?;
         let (order_id, machine_id) = job_on_machine(&mut w.tx, job_id).await?;
@@ -144,6 +148,7 @@ impl Plant {
 
     /// A run ended with a known outcome: `scrapped` of its units are bad (all of them for a
     /// failed run). Records the units, replaces the scrap, completes the order when done.
+    #[tracing::instrument(skip_all, fields(job = job_id, order = tracing::field::Empty, machine = tracing::field::Empty))]
     pub async fn job_finished(
         &self,
         job_id: i64,
@@ -250,6 +255,7 @@ impl Plant {
     /// The run stopped and nobody knows what came out: an operator decides (resolves it, or
     /// resumes it from `resume` where the driver offers that). Its machine takes no other work
     /// meanwhile.
+    #[tracing::instrument(skip_all, fields(job = job_id, order = tracing::field::Empty, machine = tracing::field::Empty))]
     pub async fn job_interrupted(
         &self,
         job_id: i64,
@@ -344,6 +350,7 @@ pub(super) async fn job_on_machine(tx: &mut Tx, job_id: i64) -> Result<(String, 
     let machine_id = place
         .machine_id
         .ok_or_else(|| PlantError::Conflict(format!("job {job_id} is not on a machine")))?;
+    name_in_span(&place.order_id, Some(&machine_id));
     Ok((place.order_id, machine_id))
 }
 

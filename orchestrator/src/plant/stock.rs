@@ -256,6 +256,7 @@ impl Plant {
         Ok(())
     }
 
+    #[tracing::instrument(skip_all, fields(account = %account))]
     pub async fn restock(
         &self,
         account: &str,
@@ -318,6 +319,7 @@ impl Plant {
     }
 
     /// Correct an account after a count (breakage, a miscount). Never below what is reserved.
+    #[tracing::instrument(skip_all, fields(account = %account))]
     pub async fn adjust(
         &self,
         account: &str,

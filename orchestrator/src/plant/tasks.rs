@@ -31,6 +31,15 @@ pub enum TaskKind {
 }
 
 impl TaskKind {
+    pub const ALL: [TaskKind; 6] = [
+        TaskKind::Load,
+        TaskKind::Setup,
+        TaskKind::Unload,
+        TaskKind::ManualRun,
+        TaskKind::Interrupted,
+        TaskKind::Maintenance,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             TaskKind::Load => "load",

@@ -268,6 +268,7 @@ impl Plant {
     /// An operator marks one good unit scrapped (found bad at inspection). A unit already
     /// used by a later step cannot be scrapped alone ([`rules::unit_scrappable`]): scrap the
     /// later step's unit.
+    #[tracing::instrument(skip_all, fields(unit = unit_id))]
     pub async fn scrap_unit(
         &self,
         unit_id: i64,

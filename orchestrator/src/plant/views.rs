@@ -197,6 +197,32 @@ fn order_view(row: OrderRow, steps: Vec<StepView>, etas: &Etas) -> OrderView {
 
 const ORDER_COLUMNS: &str = "id, state, state_reason, product, maker, priority, quantity, good, scrapped, due_ms, submitted_ms, prescreen_json, source_name";
 
+/// A machine view's `state`: maintenance, then a held run (interrupted, or awaiting its load
+/// or unload), show over idle or offline, never over what we do not know.
+pub fn shown_machine_state(
+    state: MachineState,
+    maintenance: bool,
+    holding_run: bool,
+) -> String {
+    match state {
+        MachineState::Idle | MachineState::Offline if maintenance => "maintenance".into(),
+        MachineState::Idle if holding_run => "held".into(),
+        _ => state.to_string(),
+    }
+}
+
+/// Every `state` a machine view can show, in the order the API documents them.
+pub const MACHINE_VIEW_STATES: [&str; 8] = [
+    "offline",
+    "idle",
+    "busy",
+    "paused",
+    "alarm",
+    "maintenance",
+    "held",
+    "unavailable",
+];
+
 impl Plant {
     pub async fn orders(&self, state: Option<&str>, maker: Option<&str>) -> Result<Vec<OrderView>> {
         let rows: Vec<OrderRow> = sqlx::query_as(&format!(
@@ -346,15 +372,7 @@ impl Plant {
             });
             views.push(MachineView {
                 free: state == MachineState::Idle && r.current_job.is_none() && holds.is_empty(),
-                // Maintenance, then a held run, show over idle or offline, never over what we
-                // do not know.
-                state: match state {
-                    MachineState::Idle | MachineState::Offline if maintenance => {
-                        "maintenance".into()
-                    }
-                    MachineState::Idle if holding_run => "held".into(),
-                    _ => state.to_string(),
-                },
+                state: shown_machine_state(state, maintenance, holding_run),
                 id: r.id,
                 name: r.name,
                 capabilities: serde_json::from_str(&r.capabilities_json).unwrap_or_default(),

@@ -13,6 +13,7 @@ use crate::amount::Amount;
 
 use super::StoreError;
 
+pub mod facts;
 pub mod search;
 
 /// An amount taken from (or given back to) one stock account.

@@ -267,6 +267,7 @@ impl Writer<'_> {
     pub async fn commit(self) -> Result<Vec<EventRecord>, StoreError> {
         self.tx.commit().await?;
         for record in &self.emitted {
+            events::facts::log(record);
             // Nobody listening is fine: subscribers read the log from the store on connect.
             let _ = self.store.events.send(record.clone());
         }

@@ -415,16 +415,27 @@ pub async fn spawn_server(
     config: &std::path::Path,
     database: &str,
 ) -> (tokio::process::Child, Client) {
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_microfab"))
+    spawn_server_with(config, database, |_| {}).await
+}
+
+/// [`spawn_server`] with the command changed by `adjust` before it starts: more arguments
+/// (`--log-format json`), environment (`RUST_LOG`), or stderr piped to read the logs.
+pub async fn spawn_server_with(
+    config: &std::path::Path,
+    database: &str,
+    adjust: impl FnOnce(&mut tokio::process::Command),
+) -> (tokio::process::Child, Client) {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_microfab"));
+    command
         .args(["serve", "--config"])
         .arg(config)
         .args(["--database", database, "--listen", "127.0.0.1:0"])
         .env("MICROFAB_BOOTSTRAP_TOKEN", ADMIN_TOKEN)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+        .kill_on_drop(true);
+    adjust(&mut command);
+    let mut child = command.spawn().unwrap();
     let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
     let line = tokio::time::timeout(std::time::Duration::from_secs(30), lines.next_line())
         .await

@@ -1,0 +1,42 @@
+//! Where the logs go and how they look: one subscriber for the whole process, on stderr (stdout
+//! is the commands' output), filtered by `RUST_LOG`.
+//!
+//! Two formats, chosen by `--log-format` (or `MICROFAB_LOG_FORMAT`): `human`, one line per
+//! event with its spans' fields in front (`dispatch{machine=laser-1 job=7 order=…}: …`), ANSI
+//! colours only on a terminal; and `json`, one JSON object per line with the event's `fields`,
+//! its innermost `span` and every enclosing span in `spans`, for a log shipper.
+
+use std::io::IsTerminal;
+
+use tracing_subscriber::EnvFilter;
+
+/// Without `RUST_LOG`: warnings, and the access log (one line per request). The demo's
+/// terminal stays readable; a plant's service sets `RUST_LOG=warn,microfab=info` for the
+/// production facts (runs dispatched and finished, machine conditions, orders completed).
+pub const DEFAULT_FILTER: &str = "warn,microfab::access=info";
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Lines for people, with the spans' fields in front.
+    #[default]
+    Human,
+    /// One JSON object per line, with the spans' fields.
+    Json,
+}
+
+/// Install the process's subscriber. Call once, before anything logs.
+pub fn init(format: LogFormat) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .init(),
+    }
+}
