@@ -136,7 +136,7 @@ mod tests {
         ];
         for (text, expected) in cases {
             let parsed = text.parse::<Fault>().map_err(|_| ());
-            assert_eq!(parsed, expected.map_err(|()| ()), "{text}");
+            assert_eq!(parsed, expected, "{text}");
         }
     }
 

@@ -84,7 +84,7 @@ fn parse_program(text: &str) -> Result<(String, f64), String> {
     let bad = || format!("bad program '{text}': expected NAME:SECONDS, e.g. BRACKET-5AX:240");
     let (name, seconds) = text.split_once(':').ok_or_else(bad)?;
     let seconds: f64 = seconds.parse().map_err(|_| bad())?;
-    if name.is_empty() || !(seconds > 0.0) {
+    if name.is_empty() || !seconds.is_finite() || seconds <= 0.0 {
         return Err(bad());
     }
     Ok((name.to_string(), seconds))
