@@ -40,3 +40,12 @@ pub fn init(format: LogFormat) {
             .init(),
     }
 }
+
+/// A command that failed: `error: ...` for people; for JSON logs one more JSON line, so that a
+/// log shipper reading stderr never meets a line that is not JSON.
+pub fn report_failure(format: LogFormat, error: &anyhow::Error) {
+    match format {
+        LogFormat::Human => eprintln!("error: {error:#}"),
+        LogFormat::Json => tracing::error!(error = %format!("{error:#}"), "the command failed"),
+    }
+}

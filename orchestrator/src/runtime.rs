@@ -306,12 +306,12 @@ pub async fn start(
                 Some((machine_id, event)) = events_rx.recv() => {
                     let took_in = Instant::now();
                     if let Err(e) = record(&coordinator.plant, &machine_id, event).await {
-                        tracing::error!(error = %e, "could not record a machine event");
+                        tracing::error!(machine_id, error = %e, "could not record a machine event");
                     }
                     // Drain what else arrived before planning, so one round sees it all.
                     while let Ok((machine_id, event)) = events_rx.try_recv() {
                         if let Err(e) = record(&coordinator.plant, &machine_id, event).await {
-                            tracing::error!(error = %e, "could not record a machine event");
+                            tracing::error!(machine_id, error = %e, "could not record a machine event");
                         }
                     }
                     took_in
@@ -359,6 +359,7 @@ async fn record(plant: &Plant, machine_id: &str, event: DriverEvent) -> Result<(
     }
 }
 
+/// The run a machine event is about, if any.
 fn event_job(event: &DriverEvent) -> Option<i64> {
     match event {
         DriverEvent::Condition(_) => None,

@@ -175,3 +175,32 @@ async fn an_unknown_log_format_is_refused_with_the_valid_ones() {
         assert!(output.stdout.is_empty());
     }
 }
+
+#[tokio::test]
+async fn a_failed_command_in_json_logs_is_a_json_error_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nothing-here.db");
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_microfab"))
+        .args(["--log-format", "json", "verify", "--database"])
+        .arg(format!("sqlite://{}", missing.display()))
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let lines: Vec<Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let failure = lines
+        .iter()
+        .find(|l| l["fields"]["message"] == "the command failed")
+        .unwrap_or_else(|| panic!("no failure line in {stderr}"));
+    assert_eq!(failure["level"], "ERROR");
+    assert!(
+        failure["fields"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("nothing-here.db")),
+        "{failure}"
+    );
+}
