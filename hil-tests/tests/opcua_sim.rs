@@ -462,13 +462,25 @@ async fn a_restart_or_dropped_sessions_end_the_session_and_a_new_one_sees_the_co
             .await
             .unwrap();
 
+        // Poll as a driver watching its link would: from the first failed read to the new session.
         let reconnected = timeout(PATIENCE, async {
+            let mut lost = None;
             while session.server_session_id() == first_session {
-                tokio::time::sleep(Duration::from_millis(20)).await;
+                let read = session
+                    .read(&[runs.clone().into()], TimestampsToReturn::Neither, 0.0)
+                    .await;
+                if read.is_err() && lost.is_none() {
+                    lost = Some(tokio::time::Instant::now());
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
             }
+            lost.map(|at| at.elapsed())
         })
         .await;
-        assert!(reconnected.is_ok(), "{fault}: no new session");
+        let Ok(outage) = reconnected else {
+            panic!("{fault}: no new session")
+        };
+        println!("{fault}: first failed read to a new session: {outage:?}");
         assert!(session.wait_for_connection().await);
         let Variant::UInt32(after) = read(session, &runs).await else {
             panic!("RunsCompleted is not a UInt32")

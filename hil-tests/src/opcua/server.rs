@@ -175,18 +175,6 @@ impl OpcuaSim {
         self.shared.lock().machine.jobs().to_vec()
     }
 
-    /// Raise an alarm now, as a fault would.
-    pub fn raise_alarm(&self, number: u32) {
-        let mut state = self.shared.lock();
-        state.machine.raise_alarm(alarm(number));
-        state.publish(&self.shared.config.nameplate.machine_name);
-    }
-
-    /// Stop the server now and listen again after `down`, as the restart fault does.
-    pub fn restart(&self, down: Duration) {
-        let _ = self.shared.control.send(Control::Restart(down));
-    }
-
     /// Stop the server and the machine, and wait until the port is closed.
     pub async fn stop(self) {
         let _ = self.shared.control.send(Control::Stop);
