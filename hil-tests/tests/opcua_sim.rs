@@ -37,6 +37,12 @@ async fn the_40501_tree_resolves_by_namespace_uri_in_either_order_and_node_id_ki
         seen_indexes.push(ns);
         let paths = Paths(ns);
         let (di, mt, machinery) = (ns.di, ns.machine_tool, ns.machinery);
+        let machines = [QualifiedName::new(machinery, "Machines")];
+        assert_eq!(
+            resolve(session, &machines).await,
+            Ok(NodeId::new(machinery, 1001u32)),
+            "40001-1 gives the Machines folder a standard NodeId"
+        );
 
         let manufacturer = resolve(
             session,

@@ -28,13 +28,13 @@
 
 use std::collections::HashMap;
 
-use opcua::nodes::{EventNotifier, ObjectBuilder, VariableBuilder};
+use opcua::nodes::{EventNotifier, ObjectBuilder, ReferenceDirection, VariableBuilder};
 use opcua::server::SubscriptionCache;
 use opcua::server::address_space::AddressSpace;
 use opcua::server::node_manager::memory::SimpleNodeManager;
 use opcua::types::{
     DataTypeId, DataValue, LocalizedText, NodeId, ObjectId, ObjectTypeId, QualifiedName,
-    VariableTypeId, Variant,
+    ReferenceTypeId, VariableTypeId, Variant,
 };
 
 use super::files::{FileHandles, FileMethod};
@@ -96,7 +96,8 @@ pub struct Nameplate {
 const OPERATION_MODE_AUTOMATIC: i32 = 1;
 /// OPC 40501 ChannelMode: 0 = Automatic.
 const CHANNEL_MODE_AUTOMATIC: i32 = 0;
-/// The Machinery namespace's MachinesFolder (`Objects/Machines`) has this numeric id.
+/// The Machinery namespace's Machines folder (`Objects/Machines`) has this numeric id (40001-1;
+/// clients may address it directly).
 const MACHINES_FOLDER_NUMBER: u32 = 1001;
 
 struct JobNodes {
@@ -249,12 +250,21 @@ impl MachineNodes {
         .event_notifier(EventNotifier::SUBSCRIBE_TO_EVENTS)
         .insert(b.space);
 
-        let ident = b.object(
-            &format!("{path}.Identification"),
+        // 40001-1: a machine is recognised by its MachineIdentificationType AddIn, named by the
+        // type's DefaultInstanceBrowseName (DI:Identification) and referenced with HasAddIn.
+        let ident = b.ids.id(&format!("{path}.Identification"));
+        ObjectBuilder::new(
+            &ident,
             QualifiedName::new(ns.di, "Identification"),
-            &machine_id,
-            ObjectTypeId::BaseObjectType,
-        );
+            "Identification",
+        )
+        .reference(
+            machine_id.clone(),
+            ReferenceTypeId::HasAddIn,
+            ReferenceDirection::Inverse,
+        )
+        .has_type_definition(ObjectTypeId::BaseObjectType)
+        .insert(b.space);
         let nameplate_values: [(u16, &str, DataTypeId, Variant); 6] = [
             (
                 ns.di,
@@ -435,11 +445,8 @@ impl MachineNodes {
             .has_type_definition(ObjectTypeId::BaseObjectType)
             .event_notifier(EventNotifier::SUBSCRIBE_TO_EVENTS)
             .insert(b.space);
-        b.space.insert_reference(
-            &machine_id,
-            &messages,
-            opcua::types::ReferenceTypeId::HasEventSource,
-        );
+        b.space
+            .insert_reference(&machine_id, &messages, ReferenceTypeId::HasEventSource);
 
         let programs = b.object(
             &format!("{path}.Programs"),
