@@ -59,8 +59,8 @@ pub struct ProductionJob {
 /// An alarm or message the machine raises (an event on `Notification/Messages`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Notification {
-    /// The machine's error number, e.g. "ALM-1021".
-    pub identifier: String,
+    /// The manufacturer's error code, e.g. "ALM-1021".
+    pub error_code: String,
     /// 1 (information) to 1000 (critical), as OPC UA event severities.
     pub severity: u16,
     pub message: String,
@@ -468,7 +468,7 @@ mod tests {
         let mut machine = machine(0.0);
         machine.store_and_start("BRACKET", 2).unwrap();
         machine.raise_alarm(Notification {
-            identifier: "ALM-7".into(),
+            error_code: "ALM-7".into(),
             severity: 800,
             message: "spindle overload".into(),
         });

@@ -185,7 +185,7 @@ impl OpcuaSim {
 
 fn alarm(number: u32) -> Notification {
     Notification {
-        identifier: format!("ALM-{number}"),
+        error_code: format!("ALM-{number}"),
         severity: ALARM_SEVERITY,
         message: format!("Alarm {number}: spindle drive fault, channel 1 stopped"),
     }
@@ -216,7 +216,7 @@ fn serve(
         .unwrap_or_else(|| NodeIdAllocator::new(config.node_ids, ns.instance));
     let nodes = {
         let mut space = manager.address_space().write();
-        events::add_event_type(&mut space, &mut ids, ns.instance);
+        events::add_event_type(&mut space, &mut ids, ns.instance, ns.machine_tool);
         let nodes = MachineNodes::build(&mut space, &mut ids, ns, &config.nameplate);
         let weak = Arc::downgrade(shared);
         let handler: methods::CommandHandler =

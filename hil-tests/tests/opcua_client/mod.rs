@@ -301,7 +301,7 @@ pub fn event_filter(ns: NamespaceIndexes) -> EventFilter {
             field(0, "Severity"),
             field(0, "Message"),
             field(0, "SourceName"),
-            field(ns.instance, "AlarmId"),
+            field(ns.machine_tool, "ErrorCode"),
         ]),
         where_clause: ContentFilter { elements: None },
     }
