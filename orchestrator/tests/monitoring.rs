@@ -1,17 +1,19 @@
 //! The monitoring files under `deploy/` checked by what will read them: `promtool` for the
 //! Prometheus config, the rules and their unit tests; Grafana's provisioning shape for the
 //! dashboards; every PromQL expression of the rules and dashboards parsed, and the metrics it
-//! selects found in a live plant's `/metrics`; and a real Prometheus scraping a plant at work
-//! and evaluating the recording rules.
+//! selects found in a live plant's `/metrics`; and a real Prometheus scraping a plant at work,
+//! evaluating the rules, and answering every dashboard query on that data.
 
 mod common;
+#[path = "monitoring/promql.rs"]
+mod promql;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::{TestDb, TestPlant, plant_config};
-use promql_parser::parser::Expr;
+use promql::{Expression, metric_names, names_in_exposition, substitute, unknown_metrics};
 use serde_json::Value as Json;
 use serde_norway::Value as Yaml;
 
@@ -84,14 +86,82 @@ fn dashboard_files() -> Vec<PathBuf> {
     files
 }
 
-/// One PromQL expression and where it is written, for the failure message.
-struct Expression {
-    place: String,
-    text: String,
+/// A dashboard's template variable: `label_values(selector, label)`, offering "All" or not.
+struct Variable {
+    name: String,
+    selector: String,
+    label: String,
+    include_all: bool,
+}
+
+/// One dashboard's queries as written: its variables, and its panels' expressions by place.
+struct DashboardQueries {
+    file: String,
+    variables: Vec<Variable>,
+    panels: Vec<(String, String)>,
+}
+
+fn dashboard_queries() -> Vec<DashboardQueries> {
+    dashboard_files()
+        .iter()
+        .map(|path| {
+            let file = path.file_name().unwrap().to_string_lossy().into_owned();
+            let dashboard: Json = serde_json::from_str(&std::fs::read_to_string(path).unwrap())
+                .unwrap_or_else(|e| panic!("{file}: {e}"));
+            let variables = dashboard["templating"]["list"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|variable| {
+                    let name = variable["name"].as_str().unwrap().to_string();
+                    let query = variable["query"]["query"].as_str().unwrap_or_default();
+                    let (selector, label) = query
+                        .strip_prefix("label_values(")
+                        .and_then(|rest| rest.strip_suffix(')'))
+                        .and_then(|arguments| arguments.rsplit_once(','))
+                        .unwrap_or_else(|| {
+                            panic!("{file}: variable {name}: not label_values(selector, label)")
+                        });
+                    Variable {
+                        name,
+                        selector: selector.trim().to_string(),
+                        label: label.trim().to_string(),
+                        include_all: variable["includeAll"] == true,
+                    }
+                })
+                .collect();
+            let mut panels = Vec::new();
+            for panel in all_panels(&dashboard) {
+                for target in panel["targets"].as_array().into_iter().flatten() {
+                    panels.push((
+                        format!("{file}: {} ({})", panel["title"], target["refId"]),
+                        target["expr"].as_str().unwrap_or_default().to_string(),
+                    ));
+                }
+            }
+            DashboardQueries {
+                file,
+                variables,
+                panels,
+            }
+        })
+        .collect()
+}
+
+/// `text` with the variables set to `values`, as an expression at `place`. An undeclared
+/// variable stays in the text, which then fails to parse there.
+fn expression(place: String, text: &str, values: &BTreeMap<&str, &str>) -> Expression {
+    match substitute(text, values) {
+        Ok(text) => Expression { place, text },
+        Err(unknown) => Expression {
+            place: format!("{place} (undeclared variable ${unknown})"),
+            text: text.to_string(),
+        },
+    }
 }
 
 /// Every expression of the rule files and the dashboards (panel targets and template
-/// variables' queries), with Grafana's variables replaced by values of their kind.
+/// variables' selectors), the dashboards' variables set to a label value.
 fn expressions() -> Vec<Expression> {
     let mut found: Vec<Expression> = rules()
         .into_iter()
@@ -103,150 +173,21 @@ fn expressions() -> Vec<Expression> {
             text: rule["expr"].as_str().unwrap().to_string(),
         })
         .collect();
-    for file in dashboard_files() {
-        let name = file.file_name().unwrap().to_string_lossy().into_owned();
-        let dashboard: Json = serde_json::from_str(&std::fs::read_to_string(&file).unwrap())
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
-        let variables = &dashboard["templating"]["list"];
-        let declared: BTreeSet<&str> = variables
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|v| v["name"].as_str())
+    for dashboard in dashboard_queries() {
+        let values: BTreeMap<&str, &str> = dashboard
+            .variables
+            .iter()
+            .map(|v| (v.name.as_str(), "x"))
             .collect();
-        let mut add = |place: String, text: &str| {
-            let text = substitute(text, &declared)
-                .unwrap_or_else(|unknown| format!("{text} (uses undeclared variable ${unknown})"));
-            found.push(Expression { place, text });
-        };
-        for variable in variables.as_array().into_iter().flatten() {
-            let query = variable["query"]["query"].as_str().unwrap_or_default();
-            // `label_values(selector, label)` lists one label's values in what a selector finds.
-            if let Some(arguments) = query
-                .strip_prefix("label_values(")
-                .and_then(|rest| rest.strip_suffix(')'))
-            {
-                let selector = arguments.rsplit_once(',').map_or(arguments, |(s, _)| s);
-                add(format!("{name}: variable {}", variable["name"]), selector);
-            }
+        for variable in &dashboard.variables {
+            let place = format!("{}: variable {}", dashboard.file, variable.name);
+            found.push(expression(place, &variable.selector, &values));
         }
-        for panel in all_panels(&dashboard) {
-            for target in panel["targets"].as_array().into_iter().flatten() {
-                add(
-                    format!("{name}: {} ({})", panel["title"], target["refId"]),
-                    target["expr"].as_str().unwrap_or_default(),
-                );
-            }
+        for (place, text) in &dashboard.panels {
+            found.push(expression(place.clone(), text, &values));
         }
     }
     found
-}
-
-/// `text` with Grafana's variables replaced: the interval ones by durations, the dashboard's
-/// own by a label value; `Err` names a variable the dashboard does not declare.
-fn substitute(text: &str, declared: &BTreeSet<&str>) -> Result<String, String> {
-    let mut out = String::new();
-    let mut rest = text;
-    while let Some(at) = rest.find('$') {
-        out.push_str(&rest[..at]);
-        let after = &rest[at + 1..];
-        let braced = after.starts_with('{');
-        let body = if braced { &after[1..] } else { after };
-        let name_len = body
-            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-            .unwrap_or(body.len());
-        let name = &body[..name_len];
-        let mut used = name_len;
-        if braced {
-            // `${name}` or `${name:format}`.
-            used = body.find('}').ok_or_else(|| name.to_string())? + 2;
-        }
-        out.push_str(match name {
-            "__rate_interval" | "__range" => "1h",
-            "__interval" => "1m",
-            _ if declared.contains(name) => "x",
-            _ => return Err(name.to_string()),
-        });
-        rest = &after[used..];
-    }
-    out.push_str(rest);
-    Ok(out)
-}
-
-/// The metric names an expression selects; `Err` if it does not parse.
-fn metric_names(text: &str) -> Result<BTreeSet<String>, String> {
-    struct Names(BTreeSet<String>);
-    impl promql_parser::util::ExprVisitor for Names {
-        type Error = String;
-        fn pre_visit(&mut self, expr: &Expr) -> Result<bool, String> {
-            let selector = match expr {
-                Expr::VectorSelector(selector) => selector,
-                Expr::MatrixSelector(matrix) => &matrix.vs,
-                _ => return Ok(true),
-            };
-            let by_matcher = selector
-                .matchers
-                .matchers
-                .iter()
-                .find(|m| m.name == "__name__" && m.op == promql_parser::label::MatchOp::Equal);
-            let name = selector
-                .name
-                .clone()
-                .or(by_matcher.map(|m| m.value.clone()))
-                .ok_or_else(|| format!("a selector without a metric name: {selector}"))?;
-            self.0.insert(name);
-            Ok(true)
-        }
-    }
-    let expr = promql_parser::parser::parse(text).map_err(|e| format!("does not parse: {e}"))?;
-    let mut names = Names(BTreeSet::new());
-    promql_parser::util::walk_expr(&mut names, &expr)?;
-    Ok(names.0)
-}
-
-/// The sample names an exposition can hold: each family's (`# TYPE`) with the suffixes of its
-/// type, so a family without series yet counts, and every sample's name.
-fn names_in_exposition(text: &str) -> BTreeSet<String> {
-    let mut names = BTreeSet::new();
-    for line in text.lines() {
-        if let Some(family) = line.strip_prefix("# TYPE ") {
-            let mut words = family.split_whitespace();
-            let (Some(name), Some(kind)) = (words.next(), words.next()) else {
-                continue;
-            };
-            let suffixes: &[&str] = match kind {
-                "counter" => &["_total"],
-                "histogram" | "gaugehistogram" => &["_bucket", "_sum", "_count"],
-                "summary" => &["", "_sum", "_count"],
-                "info" => &["_info"],
-                _ => &[""],
-            };
-            names.extend(suffixes.iter().map(|suffix| format!("{name}{suffix}")));
-        } else if !line.starts_with('#') && !line.is_empty() {
-            let end = line.find(['{', ' ']).unwrap_or(line.len());
-            names.insert(line[..end].to_string());
-        }
-    }
-    names
-}
-
-/// Each expression that does not parse or selects a name not in `known`, with its place.
-fn unknown_metrics(expressions: &[Expression], known: &BTreeSet<String>) -> Vec<String> {
-    let mut problems = Vec::new();
-    for expression in expressions {
-        match metric_names(&expression.text) {
-            Err(e) => problems.push(format!("{}: {e}", expression.place)),
-            Ok(names) => {
-                for name in names.difference(known) {
-                    problems.push(format!(
-                        "{}: {name} is not exposed ({})",
-                        expression.place, expression.text
-                    ));
-                }
-            }
-        }
-    }
-    problems
 }
 
 fn promtool(args: &[&str]) {
@@ -281,6 +222,27 @@ fn promtool_accepts_the_configs_the_rules_and_their_unit_tests() {
     let mut args = vec!["test", "rules"];
     args.extend(tests.iter().map(String::as_str));
     promtool(&args);
+}
+
+#[test]
+fn the_compose_scrape_config_differs_only_in_where_microfab_is() {
+    let host = yaml(&Path::new(PROMETHEUS).join("prometheus.yml"));
+    let compose = yaml(&Path::new(PROMETHEUS).join("prometheus-compose.yml"));
+    assert_eq!(compose["global"], host["global"], "global");
+    assert_eq!(compose["rule_files"], host["rule_files"], "rule_files");
+    let job = |config: &Yaml| {
+        let mut job = config["scrape_configs"][0].clone();
+        let job = job.as_mapping_mut().unwrap();
+        // Where microfab is and how Prometheus proves itself there: what may differ.
+        job.remove("static_configs");
+        job.remove("authorization");
+        job.clone()
+    };
+    assert_eq!(job(&compose), job(&host), "the scrape job");
+    assert_eq!(
+        compose["scrape_configs"][0]["static_configs"][0]["targets"][0].as_str(),
+        Some("microfab:8080")
+    );
 }
 
 /// The `.yml` files in `dir`, relative to the Prometheus folder, sorted.
@@ -488,12 +450,28 @@ async fn plant_at_work(db: &TestDb) -> TestPlant {
     plant
 }
 
-/// `/metrics` as Prometheus on the same host gets it: over loopback, without a token.
+/// `/metrics` as Prometheus on the same host gets it: over loopback, without a token, asking
+/// for OpenMetrics first as Prometheus 2.42 does.
 async fn scrape(plant: &TestPlant) -> String {
-    let response = reqwest::get(format!("{}/metrics", plant.client.base))
+    let response = reqwest::Client::new()
+        .get(format!("{}/metrics", plant.client.base))
+        .header(
+            "accept",
+            "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
+        )
+        .send()
         .await
         .unwrap();
     assert_eq!(response.status(), 200, "GET /metrics over loopback");
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        content_type.starts_with("application/openmetrics-text")
+            || content_type.starts_with("text/plain"),
+        "/metrics answers in a Prometheus exposition format, not {content_type}"
+    );
     response.text().await.unwrap()
 }
 
@@ -518,39 +496,6 @@ async fn every_expression_parses_and_selects_only_metrics_the_plant_exposes() {
         problems.is_empty(),
         "expressions that do not parse or select a metric the plant does not expose:\n{}",
         problems.join("\n")
-    );
-}
-
-#[test]
-fn a_renamed_metric_is_named_with_the_expression_that_selects_it() {
-    // The check the live test makes, on a catalog where one name has drifted.
-    let known: BTreeSet<String> = ["microfab_machine_busy_seconds_total", "microfab_wip_units"]
-        .map(String::from)
-        .into();
-    let expressions = vec![
-        Expression {
-            place: "rules/recording.yml: machine:utilisation".into(),
-            text: "rate(microfab_machine_busy_seconds_total[1h])".into(),
-        },
-        Expression {
-            place: "factory-overview.json: Work in progress".into(),
-            text: "microfab_wip_unit".into(),
-        },
-        Expression {
-            place: "machine.json: broken".into(),
-            text: "rate(microfab_wip_units[5m]".into(),
-        },
-    ];
-    let problems = unknown_metrics(&expressions, &known);
-    assert_eq!(problems.len(), 2, "{problems:?}");
-    assert_eq!(
-        problems[0],
-        "factory-overview.json: Work in progress: microfab_wip_unit is not exposed (microfab_wip_unit)"
-    );
-    assert!(
-        problems[1].starts_with("machine.json: broken: does not parse: "),
-        "{}",
-        problems[1]
     );
 }
 
@@ -590,105 +535,247 @@ fn prometheus_config_for(target: &str) -> String {
     serde_norway::to_string(&config).unwrap()
 }
 
-/// One query's result vector from Prometheus's HTTP API (empty while it has no sample).
-async fn query(prometheus: &str, expr: &str) -> Vec<Json> {
-    let response: Json = reqwest::Client::new()
-        .get(format!("{prometheus}/api/v1/query"))
-        .query(&[("query", expr)])
-        .send()
-        .await
-        .and_then(|r| r.error_for_status())
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(response["status"], "success", "query {expr}: {response}");
-    response["data"]["result"].as_array().unwrap().clone()
+/// `/usr/bin/prometheus` (or the one on PATH) on a free port with the repo's config aimed at one
+/// target, its data in a temp dir. Killed when dropped; a failing test shows its log.
+struct Prometheus {
+    process: tokio::process::Child,
+    dir: tempfile::TempDir,
+    base: String,
+    http: reqwest::Client,
 }
 
-/// Wait until `expr` has a sample whose value is above `above`; the samples.
-async fn wait_for_sample(prometheus: &str, expr: &str, above: f64) -> Vec<Json> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let result = query(prometheus, expr).await;
-        let value = |sample: &Json| {
-            sample["value"][1]
-                .as_str()
-                .and_then(|v| v.parse::<f64>().ok())
-        };
-        if result.iter().any(|s| value(s).is_some_and(|v| v > above)) {
-            return result;
+impl Prometheus {
+    fn start(target: &str) -> Prometheus {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("prometheus.yml");
+        std::fs::write(&config, prometheus_config_for(target)).unwrap();
+        let listen = format!("127.0.0.1:{}", free_port());
+        let process = tokio::process::Command::new(tool("prometheus"))
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address={listen}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("prometheus.log")).unwrap())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        Prometheus {
+            process,
+            dir,
+            base: format!("http://{listen}"),
+            http: reqwest::Client::new(),
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "Prometheus never had {expr} above {above}: {result:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("prometheus.log")).unwrap_or_default()
+    }
+
+    /// The `data` of an HTTP API answer, or what Prometheus (or the connection) said went wrong.
+    async fn api(&self, path: &str, parameters: &[(&str, &str)]) -> Result<Json, String> {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .query(parameters)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let body: Json = response.json().await.map_err(|e| e.to_string())?;
+        match body["status"].as_str() {
+            Some("success") => Ok(body["data"].clone()),
+            _ => Err(format!("{}: {}", body["errorType"], body["error"])),
+        }
+    }
+
+    /// An instant query's result vector (empty while it has no sample).
+    async fn query(&self, expr: &str) -> Result<Vec<Json>, String> {
+        let data = self.api("/api/v1/query", &[("query", expr)]).await?;
+        Ok(data["result"].as_array().cloned().unwrap_or_default())
+    }
+
+    /// Wait until `expr` has a sample whose value is above `above`; the samples.
+    async fn wait_for_sample(&self, expr: &str, above: f64) -> Vec<Json> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let result = self.query(expr).await;
+            let value = |sample: &Json| {
+                sample["value"][1]
+                    .as_str()
+                    .and_then(|v| v.parse::<f64>().ok())
+            };
+            if let Ok(samples) = &result
+                && samples.iter().any(|s| value(s).is_some_and(|v| v > above))
+            {
+                return samples.clone();
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "Prometheus never had {expr} above {above}: {result:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// Wait until the microfab target is up: Prometheus reached /metrics over loopback without
+    /// a token. A failure names the last scrape's error.
+    async fn wait_for_target_up(&self) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let targets = self.api("/api/v1/targets", &[]).await;
+            let target = targets.as_ref().ok().and_then(|data| {
+                data["activeTargets"]
+                    .as_array()?
+                    .iter()
+                    .find(|t| t["labels"]["job"] == "microfab")
+                    .map(|t| (t["health"].clone(), t["lastError"].clone()))
+            });
+            if target.as_ref().is_some_and(|(health, _)| health == "up") {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "Prometheus never scraped the plant: (health, last error) {target:?}, {targets:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// Once every rule has been evaluated, those whose evaluation failed, with the error.
+    async fn failed_rules(&self) -> Vec<String> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let data = self.api("/api/v1/rules", &[]).await.unwrap();
+            let rules: Vec<&Json> = data["groups"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .flat_map(|group| group["rules"].as_array().unwrap())
+                .collect();
+            if rules.iter().all(|rule| rule["health"] != "unknown") {
+                return rules
+                    .iter()
+                    .filter(|rule| rule["health"] != "ok")
+                    .map(|rule| format!("{}: {}", rule["name"], rule["lastError"]))
+                    .collect();
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "Prometheus never evaluated every rule: {data}"
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// Every dashboard query evaluated here, each variable set as Grafana sets it (All where
+    /// offered, else the first value its query finds); the queries refused, with the error.
+    async fn refused_dashboard_queries(&self) -> Vec<String> {
+        let mut refused = Vec::new();
+        for dashboard in dashboard_queries() {
+            let mut values: BTreeMap<&str, String> = BTreeMap::new();
+            for variable in &dashboard.variables {
+                let value = if variable.include_all {
+                    ".*".to_string()
+                } else {
+                    let selector = substitute(&variable.selector, &borrowed(&values)).unwrap();
+                    let path = format!("/api/v1/label/{}/values", variable.label);
+                    let found = self.api(&path, &[("match[]", &selector)]).await;
+                    match found.as_ref().map(|data| data[0].as_str()) {
+                        Ok(Some(first)) => first.to_string(),
+                        _ => {
+                            refused.push(format!(
+                                "{}: variable {} has no value: {found:?}",
+                                dashboard.file, variable.name
+                            ));
+                            "none".to_string()
+                        }
+                    }
+                };
+                values.insert(&variable.name, value);
+            }
+            for (place, text) in &dashboard.panels {
+                let text = substitute(text, &borrowed(&values)).unwrap();
+                if let Err(e) = self.query(&text).await {
+                    refused.push(format!("{place}: {e} ({text})"));
+                }
+            }
+        }
+        refused
     }
 }
 
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("Prometheus's log:\n{}", self.log());
+        }
+    }
+}
+
+/// Variable values as `substitute` takes them.
+fn borrowed<'a>(values: &'a BTreeMap<&'a str, String>) -> BTreeMap<&'a str, &'a str> {
+    values.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
 #[tokio::test]
-async fn prometheus_scrapes_a_plant_at_work_and_evaluates_the_recording_rules() {
+async fn prometheus_scrapes_a_plant_at_work_and_evaluates_the_rules_and_dashboards() {
     let db = TestDb::sqlite().await;
     let plant = plant_at_work(&db).await;
-    let target = plant.running.address.to_string();
-
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("prometheus.yml");
-    std::fs::write(&config, prometheus_config_for(&target)).unwrap();
-    let listen = format!("127.0.0.1:{}", free_port());
-    let mut prometheus = tokio::process::Command::new(tool("prometheus"))
-        .arg(format!("--config.file={}", config.display()))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.path().join("data").display()
-        ))
-        .arg(format!("--web.listen-address={listen}"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(dir.path().join("prometheus.log")).unwrap())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let api = format!("http://{listen}");
-
-    // The target is up: Prometheus reached /metrics over loopback without a token.
-    let http = reqwest::Client::new();
-    common::wait_until("Prometheus scraping the plant", || async {
-        let Ok(response) = http.get(format!("{api}/api/v1/targets")).send().await else {
-            return false;
-        };
-        let targets: Json = response.json().await.unwrap_or(Json::Null);
-        targets["data"]["activeTargets"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|t| t["labels"]["job"] == "microfab" && t["health"] == "up")
-    })
-    .await;
+    let mut prometheus = Prometheus::start(&plant.running.address.to_string());
+    prometheus.wait_for_target_up().await;
 
     // Production arrives: good units at the order's steps, busy machines.
-    let units = wait_for_sample(&api, r#"microfab_units_total{result="good"}"#, 0.0).await;
+    let units = prometheus
+        .wait_for_sample(r#"microfab_units_total{result="good"}"#, 0.0)
+        .await;
     assert!(
         units
             .iter()
             .all(|s| s["metric"]["product"].is_string() && s["metric"]["step"].is_string()),
         "{units:?}"
     );
-    wait_for_sample(&api, "microfab_machine_busy_seconds_total", 0.0).await;
+    prometheus
+        .wait_for_sample("microfab_machine_busy_seconds_total", 0.0)
+        .await;
+    // The order is still being made: its own series carry its quantity.
+    let orders = prometheus
+        .wait_for_sample("microfab_order_quantity_units", 199.0)
+        .await;
+    assert_eq!(orders.len(), 1, "one active order: {orders:?}");
     // The recording rules evaluate on what was scraped: utilisation per machine, throughput.
-    let utilisation =
-        wait_for_sample(&api, "machine:microfab_machine_busy:ratio_rate1h", 0.0).await;
+    let utilisation = prometheus
+        .wait_for_sample("machine:microfab_machine_busy:ratio_rate1h", 0.0)
+        .await;
     assert!(
         utilisation
             .iter()
             .all(|s| s["metric"]["machine"].is_string()),
         "{utilisation:?}"
     );
-    wait_for_sample(&api, "microfab:units_good:increase1h", 0.0).await;
+    prometheus
+        .wait_for_sample("microfab:units_good:increase1h", 0.0)
+        .await;
 
-    prometheus.kill().await.unwrap();
+    // Every rule and every dashboard query evaluates on real data (no many-to-many matches,
+    // no type errors the parser alone cannot see).
+    let failed = prometheus.failed_rules().await;
+    assert!(
+        failed.is_empty(),
+        "rules that failed:\n{}",
+        failed.join("\n")
+    );
+    let refused = prometheus.refused_dashboard_queries().await;
+    assert!(
+        refused.is_empty(),
+        "dashboard queries Prometheus refused:\n{}",
+        refused.join("\n")
+    );
+
+    prometheus.process.kill().await.unwrap();
     plant.shutdown.cancel();
-    let log = std::fs::read_to_string(dir.path().join("prometheus.log")).unwrap();
+    let log = prometheus.log();
     assert!(
         !log.contains("level=error"),
         "Prometheus logged errors:\n{log}"

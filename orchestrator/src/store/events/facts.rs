@@ -140,6 +140,11 @@ pub fn log(record: &EventRecord) {
         Event::UnitScrapped {
             unit_id, reason, ..
         } => fact!(info, record, "unit scrapped", unit = unit_id, reason),
+        // A machine going busy and idle again is every run's rhythm: at info it was nearly half
+        // the log. What an operator must see (alarm, unavailable, offline, paused) stays at info.
+        Event::MachineState { state, reason, .. } if state == "idle" || state == "busy" => {
+            fact!(debug, record, "machine condition changed", state = %state, reason)
+        }
         Event::MachineState { state, reason, .. } => {
             fact!(info, record, "machine condition changed", state = %state, reason)
         }
