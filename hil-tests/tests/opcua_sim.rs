@@ -272,8 +272,12 @@ async fn subscribed_counters_reach_the_planned_runs_and_the_job_ends() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_alarm_fault_mid_job_arrives_as_an_event_and_interrupts_the_job() {
-    let (sim, pki) =
-        start_sim(|args| args.faults = vec!["alarm:1021@runs:2".parse().unwrap()]).await;
+    // 200 runs a second: several runs fall in one 20 ms tick, the alarm still strikes after run 2.
+    let (sim, pki) = start_sim(|args| {
+        args.faults = vec!["alarm:1021@runs:2".parse().unwrap()];
+        args.time_scale = 200.0;
+    })
+    .await;
     let connection = connect(&sim, &pki).await;
     let session = &connection.session;
     let ns = connection.ns;
@@ -337,6 +341,11 @@ async fn an_alarm_fault_mid_job_arrives_as_an_event_and_interrupts_the_job() {
     .await
     .unwrap();
     let runs_at_alarm = read(session, &runs).await;
+    assert_eq!(
+        runs_at_alarm,
+        Variant::UInt32(2),
+        "the alarm struck after run 2"
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
         read(session, &runs).await,

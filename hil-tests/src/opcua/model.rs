@@ -348,17 +348,26 @@ impl Machine {
     /// Let `seconds` of machine time pass: the running job's runs complete, each one part,
     /// scrapped with the configured probability; the job ends after its last planned run.
     pub fn advance(&mut self, seconds: f64) {
+        self.advance_until(seconds, None);
+    }
+
+    /// As [`Machine::advance`], but stop the clock the moment `stop_at_runs` runs have completed
+    /// over all jobs (a fault due then strikes between two runs, however fast time runs);
+    /// returns the machine seconds not spent.
+    pub fn advance_until(&mut self, seconds: f64, stop_at_runs: Option<u64>) -> f64 {
         self.powered_seconds += seconds;
-        let Some(index) = self.active else { return };
+        let Some(index) = self.active else { return 0.0 };
         let cycle = self
             .program(&self.jobs[index].program)
             .map_or(UPLOADED_CYCLE_SECONDS, Program::cycle_seconds)
             .max(f64::EPSILON);
+        let mut total_runs = self.total_runs_completed();
         let job = &mut self.jobs[index];
         if job.state != JobState::Running {
-            return;
+            return 0.0;
         }
         job.run_elapsed += seconds;
+        let mut unspent = 0.0;
         while job.run_elapsed >= cycle && job.runs_completed < job.runs_planned {
             job.run_elapsed -= cycle;
             job.runs_completed += 1;
@@ -366,11 +375,19 @@ impl Machine {
             if !self.rng.chance(self.config.scrap_rate) {
                 job.parts_good += 1;
             }
+            total_runs += 1;
+            if stop_at_runs == Some(total_runs) {
+                unspent = job.run_elapsed;
+                job.run_elapsed = 0.0;
+                break;
+            }
         }
         if job.runs_completed == job.runs_planned {
             job.state = JobState::Ended;
             job.run_elapsed = 0.0;
         }
+        self.powered_seconds -= unspent;
+        unspent
     }
 
     fn active_job_mut(&mut self) -> Result<&mut ProductionJob, Refusal> {
@@ -461,6 +478,17 @@ mod tests {
         machine.abort().unwrap();
         assert_eq!(machine.active_job().unwrap().state, JobState::Aborted);
         assert_eq!(machine.start_selected().unwrap(), "JOB-0002");
+    }
+
+    #[test]
+    fn the_clock_stops_at_a_run_count_and_hands_back_the_rest() {
+        let mut machine = machine(0.0);
+        machine.store_and_start("BRACKET", 10).unwrap();
+        let unspent = machine.advance_until(75.0, Some(3));
+        assert_eq!(machine.total_runs_completed(), 3);
+        assert!((unspent - 45.0).abs() < 1e-9, "{unspent}");
+        assert_eq!(machine.advance_until(unspent, Some(9)), 0.0);
+        assert_eq!(machine.total_runs_completed(), 7);
     }
 
     #[test]

@@ -26,7 +26,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::events;
-use super::fault::{Fault, FaultKind};
+use super::fault::{Fault, FaultKind, Trigger};
 use super::files::{FileHandles, OPEN_FOR_WRITING, refusal_status};
 use super::methods::{self, FileCall, JobCommand};
 use super::model::{Machine, MachineConfig, Notification, ProductionJob};
@@ -442,6 +442,21 @@ async fn supervise(
     }
 }
 
+fn strike(shared: &Shared, state: &mut SimState, fault: Fault) {
+    tracing::info!(?fault, "OPC UA simulator injects a fault");
+    match fault.kind {
+        FaultKind::Alarm(number) => state.machine.raise_alarm(alarm(number)),
+        FaultKind::Restart(down) => {
+            let _ = shared.control.send(Control::Restart(down));
+        }
+        FaultKind::DropSessions => {
+            let _ = shared.control.send(Control::Restart(Duration::ZERO));
+        }
+        FaultKind::BadStatus(method) => state.armed_bad_status.push(method),
+        FaultKind::Slow(delay) => state.slow_calls = delay,
+    }
+}
+
 /// Advance the machine in machine time, fire due faults, publish.
 async fn tick(shared: Arc<Shared>) {
     let started = Instant::now();
@@ -453,27 +468,29 @@ async fn tick(shared: Arc<Shared>) {
         interval.tick().await;
         let now = Instant::now();
         let mut state = shared.lock();
-        state
-            .machine
-            .advance((now - last).as_secs_f64() * shared.config.time_scale);
+        let mut seconds = (now - last).as_secs_f64() * shared.config.time_scale;
         last = now;
-        let runs = state.machine.total_runs_completed();
-        let (due, later): (Vec<Fault>, Vec<Fault>) = pending
-            .into_iter()
-            .partition(|fault| fault.is_due(runs, now - started));
-        pending = later;
-        for fault in due {
-            tracing::info!(?fault, "OPC UA simulator injects a fault");
-            match fault.kind {
-                FaultKind::Alarm(number) => state.machine.raise_alarm(alarm(number)),
-                FaultKind::Restart(down) => {
-                    let _ = shared.control.send(Control::Restart(down));
-                }
-                FaultKind::DropSessions => {
-                    let _ = shared.control.send(Control::Restart(Duration::ZERO));
-                }
-                FaultKind::BadStatus(method) => state.armed_bad_status.push(method),
-                FaultKind::Slow(delay) => state.slow_calls = delay,
+        // Step to each run-count trigger in turn, so a fault strikes after exactly its run.
+        loop {
+            let runs = state.machine.total_runs_completed();
+            let next_trigger = pending
+                .iter()
+                .filter_map(|fault| match fault.trigger {
+                    Trigger::Runs(n) if n > runs => Some(n),
+                    _ => None,
+                })
+                .min();
+            seconds = state.machine.advance_until(seconds, next_trigger);
+            let runs = state.machine.total_runs_completed();
+            let (due, later): (Vec<Fault>, Vec<Fault>) = pending
+                .into_iter()
+                .partition(|fault| fault.is_due(runs, now - started));
+            pending = later;
+            for fault in due {
+                strike(&shared, &mut state, fault);
+            }
+            if seconds <= 0.0 {
+                break;
             }
         }
         state.publish(&shared.config.nameplate.machine_name);
