@@ -2,273 +2,22 @@
 //! nodes found by browse path with namespaces resolved by URI, typed job-control calls,
 //! counters watched by subscription, alarms as events, security and users, faults.
 
-use std::sync::Arc;
+mod opcua_client;
+
 use std::time::Duration;
 
-use microfab_hil::opcua::namespaces::NamespaceIndexes;
-use microfab_hil::opcua::{NamespaceOrder, NodeIdStyle, OpcuaSim, OpcuaSimArgs};
-use opcua::client::{ClientBuilder, DataChangeCallback, EventCallback, IdentityToken, Session};
+use microfab_hil::opcua::{NamespaceOrder, NodeIdStyle};
+use opcua::client::{EventCallback, IdentityToken};
 use opcua::crypto::SecurityPolicy;
 use opcua::types::{
-    Argument, AttributeId, BrowsePath, CallMethodRequest, CallMethodResult, ContentFilter,
-    DataTypeId, EventFilter, ExtensionObject, Identifier, LocalizedText, MessageSecurityMode,
-    MonitoredItemCreateRequest, NodeId, NumericRange, ObjectId, ObjectTypeId, QualifiedName,
-    ReadValueId, ReferenceTypeId, RelativePath, RelativePathElement, SimpleAttributeOperand,
-    StatusCode, TimestampsToReturn, UserTokenPolicy, VariableId, Variant,
+    Argument, AttributeId, ByteString, DataTypeId, ExtensionObject, Identifier, LocalizedText,
+    MessageSecurityMode, MonitoredItemCreateRequest, NodeId, QualifiedName, StatusCode,
+    TimestampsToReturn, Variant,
 };
-use tempfile::TempDir;
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 use tokio::time::timeout;
 
-const MACHINE: &str = "Mill5";
-/// Generous bound for anything that should happen within a second or two.
-const PATIENCE: Duration = Duration::from_secs(20);
-
-/// A simulator with one fast program (a run of 1 machine second at 20x: 50 ms of wall time).
-async fn start_sim(configure: impl FnOnce(&mut OpcuaSimArgs)) -> (OpcuaSim, TempDir) {
-    let pki = tempfile::tempdir().unwrap();
-    let mut args = OpcuaSimArgs::new(pki.path().join("server"));
-    args.programs = vec![("BRACKET-5AX".into(), 1.0), ("HOUSING-5AX".into(), 2.0)];
-    args.time_scale = 20.0;
-    configure(&mut args);
-    let sim = OpcuaSim::start(args.config()).await.unwrap();
-    (sim, pki)
-}
-
-struct Connection {
-    session: Arc<Session>,
-    event_loop: JoinHandle<StatusCode>,
-    ns: NamespaceIndexes,
-}
-
-async fn connect_with(
-    endpoint: &str,
-    client_pki: &std::path::Path,
-    security: (SecurityPolicy, MessageSecurityMode),
-    identity: IdentityToken,
-    retries: i32,
-) -> Result<Connection, String> {
-    let mut client = ClientBuilder::new()
-        .application_name("microfab OPC UA simulator test")
-        .application_uri("urn:microfab:test:client")
-        .product_uri("urn:microfab:test")
-        .create_sample_keypair(true)
-        .trust_server_certs(true)
-        .pki_dir(client_pki)
-        .session_retry_limit(retries)
-        .client()
-        .map_err(|errors| errors.join("; "))?;
-    let user_token = match &identity {
-        IdentityToken::Anonymous => UserTokenPolicy::anonymous(),
-        _ => UserTokenPolicy {
-            token_type: opcua::types::UserTokenType::UserName,
-            ..Default::default()
-        },
-    };
-    let (session, event_loop) = client
-        .connect_to_matching_endpoint(
-            (endpoint, security.0.to_str(), security.1, user_token),
-            identity,
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-    let event_loop = event_loop.spawn();
-    let connected = timeout(PATIENCE, session.wait_for_connection()).await;
-    if !matches!(connected, Ok(true)) {
-        let status = if event_loop.is_finished() {
-            format!("{:?}", event_loop.await)
-        } else {
-            event_loop.abort();
-            "timed out".to_string()
-        };
-        return Err(format!("session not established: {status}"));
-    }
-    let ns = namespace_indexes(&session).await;
-    Ok(Connection {
-        session,
-        event_loop,
-        ns,
-    })
-}
-
-/// Anonymous, no security.
-async fn connect(sim: &OpcuaSim, pki: &TempDir) -> Connection {
-    connect_with(
-        sim.endpoint(),
-        &pki.path().join("client"),
-        (SecurityPolicy::None, MessageSecurityMode::None),
-        IdentityToken::Anonymous,
-        0,
-    )
-    .await
-    .unwrap()
-}
-
-/// The namespace indexes as a client must learn them: from the server's NamespaceArray.
-async fn namespace_indexes(session: &Session) -> NamespaceIndexes {
-    let array = read(session, &VariableId::Server_NamespaceArray.into()).await;
-    let Variant::Array(array) = array else {
-        panic!("NamespaceArray is {array:?}")
-    };
-    let uris: Vec<String> = array
-        .values
-        .iter()
-        .map(|v| match v {
-            Variant::String(s) => s.as_ref().to_string(),
-            other => panic!("namespace {other:?}"),
-        })
-        .collect();
-    NamespaceIndexes::resolve(|uri| uris.iter().position(|u| u == uri).map(|i| i as u16)).unwrap()
-}
-
-async fn read(session: &Session, node: &NodeId) -> Variant {
-    let values = session
-        .read(
-            &[ReadValueId::from(node.clone())],
-            TimestampsToReturn::Neither,
-            0.0,
-        )
-        .await
-        .unwrap();
-    let value = &values[0];
-    assert!(
-        value.status.is_none_or(|s| s.is_good()),
-        "read {node}: {value:?}"
-    );
-    value.value.clone().unwrap_or(Variant::Empty)
-}
-
-/// Resolve a browse path from Objects with TranslateBrowsePathsToNodeIds.
-async fn resolve(session: &Session, path: &[QualifiedName]) -> Result<NodeId, StatusCode> {
-    let elements = path
-        .iter()
-        .map(|name| RelativePathElement {
-            reference_type_id: ReferenceTypeId::HierarchicalReferences.into(),
-            is_inverse: false,
-            include_subtypes: true,
-            target_name: name.clone(),
-        })
-        .collect();
-    let browse_path = BrowsePath {
-        starting_node: ObjectId::ObjectsFolder.into(),
-        relative_path: RelativePath {
-            elements: Some(elements),
-        },
-    };
-    let result = session
-        .translate_browse_paths_to_node_ids(&[browse_path])
-        .await
-        .unwrap()
-        .remove(0);
-    if !result.status_code.is_good() {
-        return Err(result.status_code);
-    }
-    Ok(result.targets.unwrap()[0].target_id.node_id.clone())
-}
-
-/// Browse names of the standard 40501 paths below the machine.
-struct Paths(NamespaceIndexes);
-
-impl Paths {
-    fn machine(&self, rest: &[(u16, &str)]) -> Vec<QualifiedName> {
-        let mut path = vec![
-            QualifiedName::new(self.0.machinery, "Machines"),
-            QualifiedName::new(self.0.instance, MACHINE),
-        ];
-        path.extend(rest.iter().map(|&(ns, name)| QualifiedName::new(ns, name)));
-        path
-    }
-
-    fn plan(&self) -> Vec<QualifiedName> {
-        let mt = self.0.machine_tool;
-        self.machine(&[(mt, "Production"), (mt, "ProductionPlan")])
-    }
-
-    fn job(&self, job: &str, rest: &[(u16, &str)]) -> Vec<QualifiedName> {
-        let mut path = self.plan();
-        path.push(QualifiedName::new(self.0.instance, job));
-        path.extend(rest.iter().map(|&(ns, name)| QualifiedName::new(ns, name)));
-        path
-    }
-}
-
-async fn call(connection: &Connection, method: &str, args: Vec<Variant>) -> CallMethodResult {
-    let paths = Paths(connection.ns);
-    let plan = resolve(&connection.session, &paths.plan()).await.unwrap();
-    let mut method_path = paths.plan();
-    method_path.push(QualifiedName::new(connection.ns.instance, method));
-    let method_id = resolve(&connection.session, &method_path).await.unwrap();
-    connection
-        .session
-        .call_one(CallMethodRequest {
-            object_id: plan,
-            method_id,
-            input_arguments: Some(args),
-        })
-        .await
-        .unwrap()
-}
-
-async fn store_and_start(connection: &Connection, program: &str, runs: u32) -> String {
-    let result = call(
-        connection,
-        "StoreAndStart",
-        vec![program.into(), runs.into()],
-    )
-    .await;
-    assert!(result.status_code.is_good(), "StoreAndStart: {result:?}");
-    match &result.output_arguments.unwrap()[0] {
-        Variant::String(id) => id.as_ref().to_string(),
-        other => panic!("JobId {other:?}"),
-    }
-}
-
-fn text(value: &Variant) -> String {
-    match value {
-        Variant::LocalizedText(text) => text.text.as_ref().to_string(),
-        Variant::String(text) => text.as_ref().to_string(),
-        other => format!("{other:?}"),
-    }
-}
-
-/// Values of several nodes as they change, in order, by monitored items on one subscription.
-async fn watch(session: &Session, nodes: &[NodeId]) -> mpsc::UnboundedReceiver<(NodeId, Variant)> {
-    let (sender, receiver) = mpsc::unbounded_channel();
-    let subscription = session
-        .create_subscription(
-            Duration::from_millis(20),
-            600,
-            20,
-            0,
-            0,
-            true,
-            DataChangeCallback::new(move |value, item| {
-                let node = item.item_to_monitor().node_id.clone();
-                let _ = sender.send((node, value.value.unwrap_or(Variant::Empty)));
-            }),
-        )
-        .await
-        .unwrap();
-    let items: Vec<MonitoredItemCreateRequest> = nodes
-        .iter()
-        .map(|node| {
-            let mut item: MonitoredItemCreateRequest = node.clone().into();
-            item.requested_parameters.sampling_interval = 0.0;
-            item.requested_parameters.queue_size = 100;
-            item
-        })
-        .collect();
-    let created = session
-        .create_monitored_items(subscription, TimestampsToReturn::Both, items)
-        .await
-        .unwrap();
-    assert!(
-        created.iter().all(|c| c.result.status_code.is_good()),
-        "{created:?}"
-    );
-    receiver
-}
+use opcua_client::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_40501_tree_resolves_by_namespace_uri_in_either_order_and_node_id_kind() {
@@ -288,6 +37,12 @@ async fn the_40501_tree_resolves_by_namespace_uri_in_either_order_and_node_id_ki
         seen_indexes.push(ns);
         let paths = Paths(ns);
         let (di, mt, machinery) = (ns.di, ns.machine_tool, ns.machinery);
+        let machines = [QualifiedName::new(machinery, "Machines")];
+        assert_eq!(
+            resolve(session, &machines).await,
+            Ok(NodeId::new(machinery, 1001u32)),
+            "40001-1 gives the Machines folder a standard NodeId"
+        );
 
         let manufacturer = resolve(
             session,
@@ -453,9 +208,11 @@ async fn store_and_start_takes_only_the_declared_argument_types() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscribed_counters_reach_the_planned_runs_and_the_job_ends() {
+    // 250 ms of wall time a run: the monitored items exist before the third run ends.
     let (sim, pki) = start_sim(|args| {
         args.scrap_rate = 0.3;
         args.seed = 11;
+        args.time_scale = 4.0;
     })
     .await;
     let connection = connect(&sim, &pki).await;
@@ -513,29 +270,14 @@ async fn subscribed_counters_reach_the_planned_runs_and_the_job_ends() {
     sim.stop().await;
 }
 
-/// Event fields selected with BaseEventType as the type, as most clients do.
-fn event_filter(ns: NamespaceIndexes) -> EventFilter {
-    let field = |ns: u16, name: &str| SimpleAttributeOperand {
-        type_definition_id: ObjectTypeId::BaseEventType.into(),
-        browse_path: Some(vec![QualifiedName::new(ns, name)]),
-        attribute_id: AttributeId::Value as u32,
-        index_range: NumericRange::None,
-    };
-    EventFilter {
-        select_clauses: Some(vec![
-            field(0, "Severity"),
-            field(0, "Message"),
-            field(0, "SourceName"),
-            field(ns.instance, "AlarmId"),
-        ]),
-        where_clause: ContentFilter { elements: None },
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_alarm_fault_mid_job_arrives_as_an_event_and_interrupts_the_job() {
-    let (sim, pki) =
-        start_sim(|args| args.faults = vec!["alarm:1021@runs:2".parse().unwrap()]).await;
+    // 200 runs a second: several runs fall in one 20 ms tick, the alarm still strikes after run 2.
+    let (sim, pki) = start_sim(|args| {
+        args.faults = vec!["alarm:1021@runs:2".parse().unwrap()];
+        args.time_scale = 200.0;
+    })
+    .await;
     let connection = connect(&sim, &pki).await;
     let session = &connection.session;
     let ns = connection.ns;
@@ -599,6 +341,11 @@ async fn an_alarm_fault_mid_job_arrives_as_an_event_and_interrupts_the_job() {
     .await
     .unwrap();
     let runs_at_alarm = read(session, &runs).await;
+    assert_eq!(
+        runs_at_alarm,
+        Variant::UInt32(2),
+        "the alarm struck after run 2"
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
         read(session, &runs).await,
@@ -612,13 +359,7 @@ async fn an_alarm_fault_mid_job_arrives_as_an_event_and_interrupts_the_job() {
             .status_code
             .is_good()
     );
-    timeout(PATIENCE, async {
-        while text(&read(session, &state).await) != "Ended" {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await
-    .expect("the resumed job ends");
+    wait_for_text(session, &state, "Ended").await;
     assert_eq!(read(session, &runs).await, Variant::UInt32(5));
     sim.stop().await;
 }
@@ -708,72 +449,84 @@ async fn an_unknown_client_certificate_is_refused_unless_trusted() {
     sim.stop().await;
 }
 
+/// Both faults end every session: the client reconnects (as the driver will) and gets a new
+/// session, not its old one back; the machine kept working meanwhile and its counters are kept.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_restart_ends_the_session_and_a_new_one_sees_the_counters_kept() {
-    let (sim, pki) = start_sim(|args| {
-        args.faults = vec!["restart:600@runs:3".parse().unwrap()];
-        args.time_scale = 10.0;
-    })
-    .await;
-    let connection = connect(&sim, &pki).await;
-    let job = store_and_start(&connection, "BRACKET-5AX", 10).await;
-    let ended = timeout(PATIENCE, connection.event_loop).await;
-    assert!(
-        matches!(ended, Ok(Ok(status)) if status.is_bad()),
-        "the session ended: {ended:?}"
-    );
-
-    let again = timeout(PATIENCE, async {
-        loop {
-            match connect_with(
-                sim.endpoint(),
-                &pki.path().join("client"),
-                (SecurityPolicy::None, MessageSecurityMode::None),
-                IdentityToken::Anonymous,
-                0,
-            )
+async fn a_restart_or_dropped_sessions_end_the_session_and_a_new_one_sees_the_counters_kept() {
+    for fault in ["restart:600@runs:3", "drop-sessions@runs:3"] {
+        let (sim, pki) = start_sim(|args| {
+            args.faults = vec![fault.parse().unwrap()];
+            args.time_scale = 10.0;
+        })
+        .await;
+        let connection = connect_with(
+            sim.endpoint(),
+            &pki.path().join("client"),
+            (SecurityPolicy::None, MessageSecurityMode::None),
+            IdentityToken::Anonymous,
+            100,
+        )
+        .await
+        .unwrap();
+        let session = &connection.session;
+        let first_session = session.server_session_id();
+        let job = store_and_start(&connection, "BRACKET-5AX", 10).await;
+        let paths = Paths(connection.ns);
+        let mt = connection.ns.machine_tool;
+        let runs = resolve(session, &paths.job(&job, &[(mt, "RunsCompleted")]))
             .await
-            {
-                Ok(connection) => break connection,
-                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            .unwrap();
+
+        // Poll as a driver watching its link would: from the first failed read to the new session.
+        let reconnected = timeout(PATIENCE, async {
+            let mut lost = None;
+            while session.server_session_id() == first_session {
+                let read = session
+                    .read(&[runs.clone().into()], TimestampsToReturn::Neither, 0.0)
+                    .await;
+                if read.is_err() && lost.is_none() {
+                    lost = Some(tokio::time::Instant::now());
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
             }
-        }
-    })
-    .await
-    .expect("the server listens again on the same port");
-    let session = &again.session;
-    let paths = Paths(again.ns);
-    let runs = resolve(
-        session,
-        &paths.job(&job, &[(again.ns.machine_tool, "RunsCompleted")]),
-    )
-    .await
-    .unwrap();
-    let Variant::UInt32(after_restart) = read(session, &runs).await else {
-        panic!()
-    };
+            lost.map(|at| at.elapsed())
+        })
+        .await;
+        let Ok(outage) = reconnected else {
+            panic!("{fault}: no new session")
+        };
+        println!("{fault}: first failed read to a new session: {outage:?}");
+        assert!(session.wait_for_connection().await);
+        let Variant::UInt32(after) = read(session, &runs).await else {
+            panic!("RunsCompleted is not a UInt32")
+        };
+        assert!(after >= 3, "{fault}: counters kept: {after}");
+        let state = resolve(
+            session,
+            &paths.job(&job, &[(mt, "State"), (0, "CurrentState")]),
+        )
+        .await
+        .unwrap();
+        wait_for_text(session, &state, "Ended").await;
+        assert_eq!(read(session, &runs).await, Variant::UInt32(10));
+        assert_eq!(sim.jobs()[0].runs_completed, 10);
+        sim.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_fault_delays_method_answers() {
+    let (sim, pki) = start_sim(|args| args.faults = vec!["slow:400@time:0".parse().unwrap()]).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let connection = connect(&sim, &pki).await;
+    let asked = tokio::time::Instant::now();
+    let select = call(&connection, "SelectProgram", vec!["HOUSING-5AX".into()]).await;
+    assert!(select.status_code.is_good(), "{select:?}");
     assert!(
-        after_restart >= 3,
-        "counters kept over the restart: {after_restart}"
+        asked.elapsed() >= Duration::from_millis(400),
+        "{:?}",
+        asked.elapsed()
     );
-    let state = resolve(
-        session,
-        &paths.job(
-            &job,
-            &[(again.ns.machine_tool, "State"), (0, "CurrentState")],
-        ),
-    )
-    .await
-    .unwrap();
-    timeout(PATIENCE, async {
-        while text(&read(session, &state).await) != "Ended" {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await
-    .expect("the job ends after the restart");
-    assert_eq!(read(session, &runs).await, Variant::UInt32(10));
-    assert_eq!(sim.jobs()[0].runs_completed, 10);
     sim.stop().await;
 }
 
@@ -803,5 +556,122 @@ async fn a_bad_status_fault_fails_one_call_and_select_then_start_works() {
     let name = resolve(&connection.session, &name).await.unwrap();
     assert_eq!(text(&read(&connection.session, &name).await), "HOUSING-5AX");
     assert_eq!(sim.jobs()[0].runs_planned, 1);
+    sim.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_program_uploaded_through_the_file_system_runs() {
+    let (sim, pki) = start_sim(|_| {}).await;
+    let connection = connect(&sim, &pki).await;
+    let session = &connection.session;
+    let own = connection.ns.instance;
+    let paths = Paths(connection.ns);
+    let programs = resolve(session, &paths.machine(&[(own, "Programs")]))
+        .await
+        .unwrap();
+    let create_file = resolve(
+        session,
+        &paths.machine(&[(own, "Programs"), (0, "CreateFile")]),
+    )
+    .await
+    .unwrap();
+    let created = call_on(
+        session,
+        &programs,
+        &create_file,
+        vec!["PART-42".into(), true.into()],
+    )
+    .await;
+    assert!(created.status_code.is_good(), "{created:?}");
+    let outputs = created.output_arguments.unwrap();
+    let (Variant::NodeId(file), Variant::UInt32(handle)) = (&outputs[0], &outputs[1]) else {
+        panic!("CreateFile answered {outputs:?}")
+    };
+    let file_path = |rest: &[(u16, &str)]| {
+        let mut path = vec![(own, "Programs"), (own, "PART-42")];
+        path.extend_from_slice(rest);
+        paths.machine(&path)
+    };
+    assert_eq!(resolve(session, &file_path(&[])).await.unwrap(), **file);
+    let write = resolve(session, &file_path(&[(0, "Write")])).await.unwrap();
+    let close = resolve(session, &file_path(&[(0, "Close")])).await.unwrap();
+
+    let program = "G0 X0 Y0\n(cycle-seconds: 0.5)\nG1 X10 F600\nM30\n";
+    let (first, second) = program.split_at(20);
+    for chunk in [first, second] {
+        let data = Variant::from(ByteString::from(chunk.as_bytes().to_vec()));
+        let written = call_on(session, file, &write, vec![(*handle).into(), data]).await;
+        assert!(written.status_code.is_good(), "{written:?}");
+    }
+    let mistyped = call_on(
+        session,
+        file,
+        &write,
+        vec![
+            Variant::Int32(1),
+            Variant::from(ByteString::from(vec![1u8])),
+        ],
+    )
+    .await;
+    assert_eq!(mistyped.status_code, StatusCode::BadTypeMismatch);
+    assert!(
+        call_on(session, file, &close, vec![(*handle).into()])
+            .await
+            .status_code
+            .is_good()
+    );
+    let size = resolve(session, &file_path(&[(0, "Size")])).await.unwrap();
+    assert_eq!(
+        read(session, &size).await,
+        Variant::UInt64(program.len() as u64)
+    );
+    let again = call_on(
+        session,
+        &programs,
+        &create_file,
+        vec!["PART-42".into(), false.into()],
+    )
+    .await;
+    assert_eq!(again.status_code, StatusCode::BadBrowseNameDuplicated);
+
+    let job = store_and_start(&connection, "PART-42", 3).await;
+    let state = resolve(
+        session,
+        &paths.job(
+            &job,
+            &[(connection.ns.machine_tool, "State"), (0, "CurrentState")],
+        ),
+    )
+    .await
+    .unwrap();
+    wait_for_text(session, &state, "Ended").await;
+
+    let bracket = |rest: &[(u16, &str)]| {
+        let mut path = vec![(own, "Programs"), (own, "BRACKET-5AX")];
+        path.extend_from_slice(rest);
+        paths.machine(&path)
+    };
+    let bracket_file = resolve(session, &bracket(&[])).await.unwrap();
+    let open = resolve(session, &bracket(&[(0, "Open")])).await.unwrap();
+    let read_method = resolve(session, &bracket(&[(0, "Read")])).await.unwrap();
+    let opened = call_on(session, &bracket_file, &open, vec![Variant::Byte(1)]).await;
+    let Some([Variant::UInt32(reader)]) = opened.output_arguments.as_deref() else {
+        panic!("Open answered {opened:?}")
+    };
+    let content = call_on(
+        session,
+        &bracket_file,
+        &read_method,
+        vec![(*reader).into(), 1000i32.into()],
+    )
+    .await;
+    let Some([Variant::ByteString(content)]) = content.output_arguments.as_deref() else {
+        panic!("Read answered {content:?}")
+    };
+    let content = String::from_utf8(content.value.clone().unwrap()).unwrap();
+    assert!(
+        content.starts_with("(simulated program BRACKET-5AX)"),
+        "{content}"
+    );
     sim.stop().await;
 }

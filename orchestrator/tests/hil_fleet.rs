@@ -738,3 +738,53 @@ async fn an_operator_action_on_an_unreachable_machine_answers_503() {
     }
     server.start_kill().unwrap();
 }
+
+/// `microfab sim opcua` prints its endpoint on its first line, on a free port, and an OPC UA
+/// server answers there: a Hello gets an Acknowledge (the OPC UA TCP handshake, Part 6 7.1.2).
+/// The simulator's behaviour behind that is tested with a real client in `hil-tests`.
+#[tokio::test]
+async fn the_opcua_simulator_prints_its_endpoint_first_and_answers_there() {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+    let pki = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .args(["sim", "opcua", "--port", "0", "--pki-dir"])
+        .arg(pki.path())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .expect("the simulator printed a line")
+        .unwrap()
+        .unwrap();
+    let port: u16 = first
+        .strip_prefix("opc.tcp://127.0.0.1:")
+        .and_then(|rest| rest.strip_suffix('/'))
+        .and_then(|port| port.parse().ok())
+        .unwrap_or_else(|| panic!("first line is not the endpoint: {first}"));
+    assert_ne!(port, 0);
+
+    let mut hello = Vec::new();
+    for field in [0u32, 65_536, 65_536, 0, 0] {
+        hello.extend(field.to_le_bytes());
+    }
+    hello.extend((first.len() as i32).to_le_bytes());
+    hello.extend(first.as_bytes());
+    let mut message = b"HELF".to_vec();
+    message.extend((hello.len() as u32 + 8).to_le_bytes());
+    message.extend(hello);
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    stream.write_all(&message).await.unwrap();
+    let mut answer = [0u8; 8];
+    tokio::time::timeout(Duration::from_secs(10), stream.read_exact(&mut answer))
+        .await
+        .expect("the server answered the Hello")
+        .unwrap();
+    assert_eq!(&answer[..4], b"ACKF", "{answer:?}");
+    child.start_kill().unwrap();
+}

@@ -1,8 +1,10 @@
-//! Alarms and messages as OPC UA events. 40501's `Notification/Messages` is where a machine tool
-//! reports them; the event type here is the simulator's own `MachineAlarmEventType` (a
-//! BaseEventType subtype in the instance namespace) adding `AlarmId`, the machine's error
-//! number, to BaseEventType's Severity, Message, SourceName and SourceNode. A client selecting
-//! fields with BaseEventType as the type (as most do) finds `AlarmId` by browse name.
+//! Alarms as OPC UA events on 40501's `Notification/Messages`. 40501 sends errors (severity
+//! 667..=1000) as `AlertType`, an AlarmConditionType with the manufacturer's `ErrorCode`; the
+//! simulator sends them as its own `MachineAlarmEventType`, a BaseEventType subtype in the
+//! instance namespace carrying `MachineTool:ErrorCode` beside BaseEventType's Severity, Message,
+//! SourceName and SourceNode. Condition states (Active, Acked, Acknowledge) are not modelled. A
+//! client selecting fields with BaseEventType as the type (as most do) gets `ErrorCode` by its
+//! browse name.
 
 use opcua::crypto::random;
 use opcua::nodes::{BaseEventType, Event, ObjectTypeBuilder, VariableBuilder};
@@ -23,11 +25,16 @@ use super::nodes::{MachineNodes, NodeIdAllocator};
 pub struct MachineAlarmEvent {
     base: BaseEventType,
     own_namespace_index: u16,
-    alarm_id: UAString,
+    error_code: UAString,
 }
 
 /// Add the event type (so event filters naming it validate) to the address space.
-pub fn add_event_type(space: &mut AddressSpace, ids: &mut NodeIdAllocator, namespace: u16) {
+pub fn add_event_type(
+    space: &mut AddressSpace,
+    ids: &mut NodeIdAllocator,
+    namespace: u16,
+    machine_tool_namespace: u16,
+) {
     let type_id = MachineAlarmEvent::event_type_id_from_index(namespace);
     ObjectTypeBuilder::new(
         &type_id,
@@ -37,8 +44,9 @@ pub fn add_event_type(space: &mut AddressSpace, ids: &mut NodeIdAllocator, names
     .is_abstract(false)
     .subtype_of(ObjectTypeId::BaseEventType)
     .insert(space);
-    let field = ids.id("MachineAlarmEventType.AlarmId");
-    VariableBuilder::new(&field, QualifiedName::new(namespace, "AlarmId"), "AlarmId")
+    let field = ids.id("MachineAlarmEventType.ErrorCode");
+    let name = QualifiedName::new(machine_tool_namespace, "ErrorCode");
+    VariableBuilder::new(&field, name, "ErrorCode")
         .property_of(type_id)
         .has_type_definition(VariableTypeId::PropertyType)
         .data_type(DataTypeId::String)
@@ -64,7 +72,7 @@ pub fn raise(
         .set_source_name(UAString::from(source_name))
         .set_severity(notification.severity),
         own_namespace_index: namespace,
-        alarm_id: UAString::from(notification.identifier.as_str()),
+        error_code: UAString::from(notification.error_code.as_str()),
     };
     let server = NodeId::from(ObjectId::Server);
     let notifiers = [&nodes.messages, &nodes.machine, &server];

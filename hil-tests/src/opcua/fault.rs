@@ -11,8 +11,9 @@
 //! | `bad-status:METHOD`  | the next call of METHOD answers BadInternalError, doing nothing |
 //! | `slow:MS`            | from then on every method call answers MS milliseconds late     |
 //!
-//! Triggers: `runs:N` (once N runs have completed, over all jobs) or `time:MS` (MS wall
-//! milliseconds after the simulator started).
+//! Triggers: `runs:N` (the moment the N-th run completes, counted over all jobs, before the next
+//! one starts however fast time runs) or `time:MS` (MS wall milliseconds after the simulator
+//! started, at the next 20 ms tick).
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -136,7 +137,7 @@ mod tests {
         ];
         for (text, expected) in cases {
             let parsed = text.parse::<Fault>().map_err(|_| ());
-            assert_eq!(parsed, expected.map_err(|()| ()), "{text}");
+            assert_eq!(parsed, expected, "{text}");
         }
     }
 

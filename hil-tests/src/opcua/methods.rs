@@ -1,4 +1,5 @@
-//! The job-control methods on `Production/ProductionPlan`, with strictly typed arguments. Each
+//! The job-control methods on `Production/ProductionPlan` and the program store's methods
+//! (see [`super::files`]), with strictly typed arguments. Each
 //! method node has its `InputArguments`/`OutputArguments` properties (name and DataType per
 //! argument, as OPC UA Part 3 describes), and a call is checked against them before the machine
 //! sees it: too few arguments answer `BadArgumentsMissing`, too many `BadTooManyArguments`, an
@@ -17,8 +18,9 @@ use std::sync::Arc;
 use opcua::nodes::MethodBuilder;
 use opcua::server::address_space::AddressSpace;
 use opcua::server::node_manager::memory::SimpleNodeManager;
-use opcua::types::{Argument, DataTypeId, QualifiedName, StatusCode, Variant};
+use opcua::types::{Argument, DataTypeId, NodeId, QualifiedName, StatusCode, Variant};
 
+use super::files::{CREATE_FILE_INPUTS, CREATE_FILE_OUTPUTS, FileMethod, MAX_PROGRAMS};
 use super::nodes::{MachineNodes, NodeIdAllocator};
 
 /// A call that passed the argument check.
@@ -78,6 +80,51 @@ const METHODS: [Signature; 6] = [
 pub type CommandHandler =
     Arc<dyn Fn(&'static str, JobCommand) -> Result<Vec<Variant>, StatusCode> + Send + Sync>;
 
+/// A checked call on the program store.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FileCall {
+    Create {
+        name: String,
+        open: bool,
+    },
+    /// A FileType method of the program in `slot`.
+    File {
+        slot: usize,
+        method: FileMethod,
+        args: Vec<Variant>,
+    },
+}
+
+pub type FileHandler = Arc<dyn Fn(FileCall) -> Result<Vec<Variant>, StatusCode> + Send + Sync>;
+
+/// Insert a method node below `parent` with its InputArguments and OutputArguments properties.
+pub fn insert_method(
+    space: &mut AddressSpace,
+    ids: &mut NodeIdAllocator,
+    path: &str,
+    browse_name: QualifiedName,
+    parent: &NodeId,
+    inputs: &[(&str, DataTypeId)],
+    outputs: &[(&str, DataTypeId)],
+) -> NodeId {
+    let method_id = ids.id(path);
+    let display = browse_name.name.to_string();
+    let mut builder = MethodBuilder::new(&method_id, browse_name, display.as_str())
+        .component_of(parent.clone())
+        .executable(true)
+        .user_executable(true);
+    if !inputs.is_empty() {
+        let id = ids.id(&format!("{path}.InputArguments"));
+        builder = builder.input_args(space, &id, &arguments(inputs));
+    }
+    if !outputs.is_empty() {
+        let id = ids.id(&format!("{path}.OutputArguments"));
+        builder = builder.output_args(space, &id, &arguments(outputs));
+    }
+    builder.insert(space);
+    method_id
+}
+
 /// Add the method nodes below the production plan and route their calls to `handler`.
 pub fn add_job_control(
     space: &mut AddressSpace,
@@ -88,25 +135,15 @@ pub fn add_job_control(
     handler: CommandHandler,
 ) {
     for signature in &METHODS {
-        let path = nodes.plan_child_path(signature.name);
-        let method_id = ids.id(&path);
-        let mut builder = MethodBuilder::new(
-            &method_id,
+        let method_id = insert_method(
+            space,
+            ids,
+            &nodes.plan_child_path(signature.name),
             QualifiedName::new(instance_namespace, signature.name),
-            signature.name,
-        )
-        .component_of(nodes.production_plan.clone())
-        .executable(true)
-        .user_executable(true);
-        if !signature.inputs.is_empty() {
-            let id = ids.id(&format!("{path}.InputArguments"));
-            builder = builder.input_args(space, &id, &arguments(signature.inputs));
-        }
-        if !signature.outputs.is_empty() {
-            let id = ids.id(&format!("{path}.OutputArguments"));
-            builder = builder.output_args(space, &id, &arguments(signature.outputs));
-        }
-        builder.insert(space);
+            &nodes.production_plan,
+            signature.inputs,
+            signature.outputs,
+        );
         let name = signature.name;
         let inputs = signature.inputs;
         let handler = handler.clone();
@@ -114,6 +151,52 @@ pub fn add_job_control(
             check_arguments(args, inputs)?;
             handler(name, command(name, args))
         });
+    }
+}
+
+/// Add `Programs/CreateFile`, and the callbacks of every program slot's FileType methods (their
+/// nodes come with the program, see [`MachineNodes::sync`]).
+pub fn add_program_store(
+    space: &mut AddressSpace,
+    manager: &SimpleNodeManager,
+    ids: &mut NodeIdAllocator,
+    nodes: &MachineNodes,
+    handler: FileHandler,
+) {
+    let create = insert_method(
+        space,
+        ids,
+        &nodes.programs_child_path("CreateFile"),
+        QualifiedName::new(0, "CreateFile"),
+        &nodes.programs,
+        CREATE_FILE_INPUTS,
+        CREATE_FILE_OUTPUTS,
+    );
+    let create_handler = handler.clone();
+    manager.inner().add_method_callback(create, move |args| {
+        check_arguments(args, CREATE_FILE_INPUTS)?;
+        let name = match &args[0] {
+            Variant::String(name) => name.as_ref().to_string(),
+            _ => String::new(),
+        };
+        create_handler(FileCall::Create {
+            name,
+            open: matches!(args[1], Variant::Boolean(true)),
+        })
+    });
+    for slot in 0..MAX_PROGRAMS {
+        for method in FileMethod::ALL {
+            let id = ids.id(&nodes.file_method_path(slot, method));
+            let handler = handler.clone();
+            manager.inner().add_method_callback(id, move |args| {
+                check_arguments(args, method.inputs())?;
+                handler(FileCall::File {
+                    slot,
+                    method,
+                    args: args.to_vec(),
+                })
+            });
+        }
     }
 }
 
@@ -143,7 +226,12 @@ fn check_arguments(args: &[Variant], declared: &[(&str, DataTypeId)]) -> Result<
 fn has_type(value: &Variant, data_type: DataTypeId) -> bool {
     matches!(
         (value, data_type),
-        (Variant::String(_), DataTypeId::String) | (Variant::UInt32(_), DataTypeId::UInt32)
+        (Variant::String(_), DataTypeId::String)
+            | (Variant::UInt32(_), DataTypeId::UInt32)
+            | (Variant::Int32(_), DataTypeId::Int32)
+            | (Variant::Byte(_), DataTypeId::Byte)
+            | (Variant::Boolean(_), DataTypeId::Boolean)
+            | (Variant::ByteString(_), DataTypeId::ByteString)
     )
 }
 

@@ -2,11 +2,11 @@
 //! Machine Tools on OPC 40001 Machinery, for the OPC UA driver's tests and for
 //! `microfab sim opcua`.
 //!
-//! [`model`] is the machine (jobs, counters in machine time, seeded scrap, alarms) without OPC
-//! UA; [`namespaces`] the companion namespaces in a chosen order; [`nodes`] the address space
-//! and how values reach it; [`methods`] job control with strictly typed arguments; [`events`]
-//! alarms as events; [`fault`] the fault catalogue; [`server`] security, the clock, faults and
-//! restarts.
+//! [`model`] is the machine (jobs, counters in machine time, seeded scrap, alarms, the program
+//! store) without OPC UA; [`namespaces`] the companion namespaces in a chosen order; [`nodes`]
+//! the address space and how values reach it; [`methods`] job control with strictly typed
+//! arguments; [`files`] the program store as OPC UA files; [`events`] alarms as events;
+//! [`fault`] the fault catalogue; [`server`] security, the clock, faults and restarts.
 //!
 //! By hand: `microfab sim opcua --time-scale 60 --scrap-rate 0.05 --user operator:secret
 //! --fault alarm:1021@runs:3` prints `opc.tcp://127.0.0.1:PORT/` first, then serves until
@@ -14,13 +14,13 @@
 
 pub mod events;
 pub mod fault;
+pub mod files;
 pub mod methods;
 pub mod model;
 pub mod namespaces;
 pub mod nodes;
 pub mod server;
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -84,7 +84,7 @@ fn parse_program(text: &str) -> Result<(String, f64), String> {
     let bad = || format!("bad program '{text}': expected NAME:SECONDS, e.g. BRACKET-5AX:240");
     let (name, seconds) = text.split_once(':').ok_or_else(bad)?;
     let seconds: f64 = seconds.parse().map_err(|_| bad())?;
-    if name.is_empty() || !(seconds > 0.0) {
+    if name.is_empty() || !seconds.is_finite() || seconds <= 0.0 {
         return Err(bad());
     }
     Ok((name.to_string(), seconds))
@@ -119,7 +119,7 @@ impl OpcuaSimArgs {
     }
 
     pub fn config(&self) -> SimConfig {
-        let programs: BTreeMap<String, f64> = if self.programs.is_empty() {
+        let programs = if self.programs.is_empty() {
             [
                 ("BRACKET-5AX", 240.0),
                 ("HOUSING-5AX", 600.0),
@@ -129,7 +129,7 @@ impl OpcuaSimArgs {
             .map(|(name, seconds)| (name.to_string(), seconds))
             .collect()
         } else {
-            self.programs.iter().cloned().collect()
+            self.programs.clone()
         };
         SimConfig {
             host: self.host.clone(),

@@ -4,9 +4,9 @@
 //! server can stop and listen again while the machine keeps its state, and unit tests drive it
 //! directly.
 
-use std::collections::BTreeMap;
-
 use microfab_rng::SplitMix64;
+
+use super::files::{MAX_PROGRAMS, UPLOADED_CYCLE_SECONDS, cycle_seconds_in};
 
 /// A production job's state, as OPC 40501's ProductionStateMachineType names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,8 +59,8 @@ pub struct ProductionJob {
 /// An alarm or message the machine raises (an event on `Notification/Messages`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Notification {
-    /// The machine's error number, e.g. "ALM-1021".
-    pub identifier: String,
+    /// The manufacturer's error code, e.g. "ALM-1021".
+    pub error_code: String,
     /// 1 (information) to 1000 (critical), as OPC UA event severities.
     pub severity: u16,
     pub message: String,
@@ -81,12 +81,35 @@ pub enum Refusal {
     WrongState(&'static str, &'static str),
     #[error("no active job")]
     NoActiveJob,
+    #[error("a program named '{0}' exists")]
+    ProgramExists(String),
+    #[error("'{0}' is not a program name (letters, digits, - and _)")]
+    BadProgramName(String),
+    #[error("the program store is full")]
+    StoreFull,
+}
+
+/// A program in the machine's store.
+#[derive(Debug, Clone)]
+struct Program {
+    name: String,
+    /// Configured cycle time; an uploaded program's comes from its text.
+    cycle_seconds: Option<f64>,
+    text: Vec<u8>,
+}
+
+impl Program {
+    fn cycle_seconds(&self) -> f64 {
+        self.cycle_seconds
+            .or_else(|| cycle_seconds_in(&self.text))
+            .unwrap_or(UPLOADED_CYCLE_SECONDS)
+    }
 }
 
 #[derive(Debug, Clone)]
 pub struct MachineConfig {
     /// Programs on the machine and each one's cycle time in machine seconds.
-    pub programs: BTreeMap<String, f64>,
+    pub programs: Vec<(String, f64)>,
     /// Share of parts the machine scraps (0.05 = 5 %).
     pub scrap_rate: f64,
     pub seed: u64,
@@ -96,6 +119,8 @@ pub struct MachineConfig {
 pub struct Machine {
     config: MachineConfig,
     rng: SplitMix64,
+    /// In the order they came: configured ones, then uploads (a program's index is its slot).
+    programs: Vec<Program>,
     jobs: Vec<ProductionJob>,
     /// Index in `jobs` of the job the channel runs or holds.
     active: Option<usize>,
@@ -107,8 +132,19 @@ pub struct Machine {
 
 impl Machine {
     pub fn new(config: MachineConfig) -> Machine {
+        let programs = config
+            .programs
+            .iter()
+            .map(|(name, seconds)| Program {
+                name: name.clone(),
+                cycle_seconds: Some(*seconds),
+                text: format!("(simulated program {name})\n(cycle-seconds: {seconds})\nM30\n")
+                    .into_bytes(),
+            })
+            .collect();
         Machine {
             rng: SplitMix64::new(config.seed),
+            programs,
             config,
             jobs: Vec::new(),
             active: None,
@@ -118,8 +154,68 @@ impl Machine {
         }
     }
 
+    /// Program names in slot order.
     pub fn programs(&self) -> impl Iterator<Item = &str> {
-        self.config.programs.keys().map(String::as_str)
+        self.programs.iter().map(|p| p.name.as_str())
+    }
+
+    pub fn program_text(&self, name: &str) -> Option<&[u8]> {
+        self.program(name).map(|p| p.text.as_slice())
+    }
+
+    fn program(&self, name: &str) -> Option<&Program> {
+        self.programs.iter().find(|p| p.name == name)
+    }
+
+    fn has_program(&self, name: &str) -> bool {
+        self.program(name).is_some()
+    }
+
+    /// Add an empty program; returns its slot.
+    pub fn create_program(&mut self, name: &str) -> Result<usize, Refusal> {
+        let valid = !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !valid {
+            return Err(Refusal::BadProgramName(name.to_string()));
+        }
+        if self.has_program(name) {
+            return Err(Refusal::ProgramExists(name.to_string()));
+        }
+        if self.programs.len() >= MAX_PROGRAMS {
+            return Err(Refusal::StoreFull);
+        }
+        self.programs.push(Program {
+            name: name.to_string(),
+            cycle_seconds: None,
+            text: Vec::new(),
+        });
+        Ok(self.programs.len() - 1)
+    }
+
+    /// Write `bytes` into a program's text at `at` (over what is there); `erase` empties it first.
+    pub fn write_program(
+        &mut self,
+        name: &str,
+        at: usize,
+        bytes: &[u8],
+        erase: bool,
+    ) -> Result<(), Refusal> {
+        let program = self
+            .programs
+            .iter_mut()
+            .find(|p| p.name == name)
+            .ok_or_else(|| Refusal::UnknownProgram(name.to_string()))?;
+        if erase {
+            program.text.clear();
+        }
+        let at = at.min(program.text.len());
+        let end = (at + bytes.len()).min(program.text.len());
+        program.text.splice(at..end, bytes.iter().copied());
+        // A configured cycle time describes the configured text only.
+        program.cycle_seconds = None;
+        Ok(())
     }
 
     pub fn jobs(&self) -> &[ProductionJob] {
@@ -174,7 +270,7 @@ impl Machine {
 
     /// Queue a job for `program` with `runs_planned` runs and start it; returns its identifier.
     pub fn store_and_start(&mut self, program: &str, runs_planned: u32) -> Result<String, Refusal> {
-        if !self.config.programs.contains_key(program) {
+        if !self.has_program(program) {
             return Err(Refusal::UnknownProgram(program.to_string()));
         }
         if runs_planned == 0 {
@@ -200,7 +296,7 @@ impl Machine {
     }
 
     pub fn select_program(&mut self, program: &str) -> Result<(), Refusal> {
-        if !self.config.programs.contains_key(program) {
+        if !self.has_program(program) {
             return Err(Refusal::UnknownProgram(program.to_string()));
         }
         if self.active_job().is_some_and(|job| !job.state.is_final()) {
@@ -252,14 +348,26 @@ impl Machine {
     /// Let `seconds` of machine time pass: the running job's runs complete, each one part,
     /// scrapped with the configured probability; the job ends after its last planned run.
     pub fn advance(&mut self, seconds: f64) {
+        self.advance_until(seconds, None);
+    }
+
+    /// As [`Machine::advance`], but stop the clock the moment `stop_at_runs` runs have completed
+    /// over all jobs (a fault due then strikes between two runs, however fast time runs);
+    /// returns the machine seconds not spent.
+    pub fn advance_until(&mut self, seconds: f64, stop_at_runs: Option<u64>) -> f64 {
         self.powered_seconds += seconds;
-        let Some(index) = self.active else { return };
-        let cycle = self.config.programs[&self.jobs[index].program].max(f64::EPSILON);
+        let Some(index) = self.active else { return 0.0 };
+        let cycle = self
+            .program(&self.jobs[index].program)
+            .map_or(UPLOADED_CYCLE_SECONDS, Program::cycle_seconds)
+            .max(f64::EPSILON);
+        let mut total_runs = self.total_runs_completed();
         let job = &mut self.jobs[index];
         if job.state != JobState::Running {
-            return;
+            return 0.0;
         }
         job.run_elapsed += seconds;
+        let mut unspent = 0.0;
         while job.run_elapsed >= cycle && job.runs_completed < job.runs_planned {
             job.run_elapsed -= cycle;
             job.runs_completed += 1;
@@ -267,11 +375,19 @@ impl Machine {
             if !self.rng.chance(self.config.scrap_rate) {
                 job.parts_good += 1;
             }
+            total_runs += 1;
+            if stop_at_runs == Some(total_runs) {
+                unspent = job.run_elapsed;
+                job.run_elapsed = 0.0;
+                break;
+            }
         }
         if job.runs_completed == job.runs_planned {
             job.state = JobState::Ended;
             job.run_elapsed = 0.0;
         }
+        self.powered_seconds -= unspent;
+        unspent
     }
 
     fn active_job_mut(&mut self) -> Result<&mut ProductionJob, Refusal> {
@@ -295,7 +411,7 @@ mod tests {
 
     fn machine(scrap_rate: f64) -> Machine {
         Machine::new(MachineConfig {
-            programs: BTreeMap::from([("BRACKET".to_string(), 10.0)]),
+            programs: vec![("BRACKET".to_string(), 10.0)],
             scrap_rate,
             seed: 7,
         })
@@ -365,11 +481,22 @@ mod tests {
     }
 
     #[test]
+    fn the_clock_stops_at_a_run_count_and_hands_back_the_rest() {
+        let mut machine = machine(0.0);
+        machine.store_and_start("BRACKET", 10).unwrap();
+        let unspent = machine.advance_until(75.0, Some(3));
+        assert_eq!(machine.total_runs_completed(), 3);
+        assert!((unspent - 45.0).abs() < 1e-9, "{unspent}");
+        assert_eq!(machine.advance_until(unspent, Some(9)), 0.0);
+        assert_eq!(machine.total_runs_completed(), 7);
+    }
+
+    #[test]
     fn an_alarm_interrupts_the_running_job() {
         let mut machine = machine(0.0);
         machine.store_and_start("BRACKET", 2).unwrap();
         machine.raise_alarm(Notification {
-            identifier: "ALM-7".into(),
+            error_code: "ALM-7".into(),
             severity: 800,
             message: "spindle overload".into(),
         });

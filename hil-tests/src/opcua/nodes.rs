@@ -14,7 +14,8 @@
 //!                              State/CurrentState; <i>:PartsCompleted, <i>:PartsGood
 //!                              methods (see `methods`)
 //!   MachineTool:Notification MachineTool:Messages  (event notifier: alarms and messages)
-//!   <i>:Programs             a FileDirectoryType folder, one FileType object per program
+//!   <i>:Programs             a FileDirectoryType folder (CreateFile), one FileType object per
+//!                            program (Open, Read, Write, Close; Size, OpenCount, ...)
 //! ```
 //!
 //! Where a name is ours rather than the specification's it lives in the instance namespace:
@@ -27,15 +28,17 @@
 
 use std::collections::HashMap;
 
-use opcua::nodes::{EventNotifier, ObjectBuilder, VariableBuilder};
+use opcua::nodes::{EventNotifier, ObjectBuilder, ReferenceDirection, VariableBuilder};
 use opcua::server::SubscriptionCache;
 use opcua::server::address_space::AddressSpace;
 use opcua::server::node_manager::memory::SimpleNodeManager;
 use opcua::types::{
     DataTypeId, DataValue, LocalizedText, NodeId, ObjectId, ObjectTypeId, QualifiedName,
-    VariableTypeId, Variant,
+    ReferenceTypeId, VariableTypeId, Variant,
 };
 
+use super::files::{FileHandles, FileMethod};
+use super::methods::insert_method;
 use super::model::Machine;
 use super::namespaces::NamespaceIndexes;
 
@@ -93,7 +96,8 @@ pub struct Nameplate {
 const OPERATION_MODE_AUTOMATIC: i32 = 1;
 /// OPC 40501 ChannelMode: 0 = Automatic.
 const CHANNEL_MODE_AUTOMATIC: i32 = 0;
-/// The Machinery namespace's MachinesFolder (`Objects/Machines`) has this numeric id.
+/// The Machinery namespace's Machines folder (`Objects/Machines`) has this numeric id (40001-1;
+/// clients may address it directly).
 const MACHINES_FOLDER_NUMBER: u32 = 1001;
 
 struct JobNodes {
@@ -122,7 +126,18 @@ pub struct MachineNodes {
     active_number_in_list: NodeId,
     active_state: NodeId,
     jobs: Vec<JobNodes>,
+    /// The FileDirectoryType folder of the program store.
+    pub programs: NodeId,
+    /// Per program slot.
+    program_files: Vec<ProgramNodes>,
     published: HashMap<NodeId, Variant>,
+}
+
+struct ProgramNodes {
+    name: String,
+    file: NodeId,
+    size: NodeId,
+    open_count: NodeId,
 }
 
 /// Inserts nodes below one parent; every helper returns the new node's id.
@@ -210,7 +225,6 @@ impl MachineNodes {
         ids: &mut NodeIdAllocator,
         ns: NamespaceIndexes,
         nameplate: &Nameplate,
-        machine: &Machine,
     ) -> MachineNodes {
         let machines_folder = NodeId::new(ns.machinery, MACHINES_FOLDER_NUMBER);
         ObjectBuilder::new(
@@ -236,12 +250,21 @@ impl MachineNodes {
         .event_notifier(EventNotifier::SUBSCRIBE_TO_EVENTS)
         .insert(b.space);
 
-        let ident = b.object(
-            &format!("{path}.Identification"),
+        // 40001-1: a machine is recognised by its MachineIdentificationType AddIn, named by the
+        // type's DefaultInstanceBrowseName (DI:Identification) and referenced with HasAddIn.
+        let ident = b.ids.id(&format!("{path}.Identification"));
+        ObjectBuilder::new(
+            &ident,
             QualifiedName::new(ns.di, "Identification"),
-            &machine_id,
-            ObjectTypeId::BaseObjectType,
-        );
+            "Identification",
+        )
+        .reference(
+            machine_id.clone(),
+            ReferenceTypeId::HasAddIn,
+            ReferenceDirection::Inverse,
+        )
+        .has_type_definition(ObjectTypeId::BaseObjectType)
+        .insert(b.space);
         let nameplate_values: [(u16, &str, DataTypeId, Variant); 6] = [
             (
                 ns.di,
@@ -422,11 +445,8 @@ impl MachineNodes {
             .has_type_definition(ObjectTypeId::BaseObjectType)
             .event_notifier(EventNotifier::SUBSCRIBE_TO_EVENTS)
             .insert(b.space);
-        b.space.insert_reference(
-            &machine_id,
-            &messages,
-            opcua::types::ReferenceTypeId::HasEventSource,
-        );
+        b.space
+            .insert_reference(&machine_id, &messages, ReferenceTypeId::HasEventSource);
 
         let programs = b.object(
             &format!("{path}.Programs"),
@@ -434,43 +454,6 @@ impl MachineNodes {
             &machine_id,
             ObjectTypeId::FileDirectoryType,
         );
-        for program in machine.programs() {
-            let file = b.object(
-                &format!("{path}.Programs.{program}"),
-                QualifiedName::new(ns.instance, program),
-                &programs,
-                ObjectTypeId::FileType,
-            );
-            b.property(
-                &format!("{path}.Programs.{program}.Size"),
-                QualifiedName::new(0, "Size"),
-                &file,
-                DataTypeId::UInt64,
-                0u64,
-            );
-            b.property(
-                &format!("{path}.Programs.{program}.Writable"),
-                QualifiedName::new(0, "Writable"),
-                &file,
-                DataTypeId::Boolean,
-                false,
-            );
-            b.property(
-                &format!("{path}.Programs.{program}.UserWritable"),
-                QualifiedName::new(0, "UserWritable"),
-                &file,
-                DataTypeId::Boolean,
-                false,
-            );
-            b.property(
-                &format!("{path}.Programs.{program}.OpenCount"),
-                QualifiedName::new(0, "OpenCount"),
-                &file,
-                DataTypeId::UInt16,
-                0u16,
-            );
-        }
-
         MachineNodes {
             ns,
             path,
@@ -486,8 +469,24 @@ impl MachineNodes {
             active_number_in_list,
             active_state,
             jobs: Vec::new(),
+            programs,
+            program_files: Vec::new(),
             published: HashMap::new(),
         }
+    }
+
+    pub fn programs_child_path(&self, name: &str) -> String {
+        format!("{}.Programs.{name}", self.path)
+    }
+
+    /// The path of a FileType method of the program in `slot` (see `files`: slots, not names).
+    pub fn file_method_path(&self, slot: usize, method: FileMethod) -> String {
+        format!("{}.Programs.file{slot}.{}", self.path, method.name())
+    }
+
+    /// The file object of the program in `slot`, once it has nodes.
+    pub fn program_file(&self, slot: usize) -> Option<&NodeId> {
+        self.program_files.get(slot).map(|nodes| &nodes.file)
     }
 
     /// The path a method of the production plan gets its NodeId from.
@@ -503,7 +502,20 @@ impl MachineNodes {
         subscriptions: &SubscriptionCache,
         ids: &mut NodeIdAllocator,
         machine: &Machine,
+        files: &FileHandles,
     ) {
+        let new_programs: Vec<String> = machine
+            .programs()
+            .skip(self.program_files.len())
+            .map(str::to_string)
+            .collect();
+        if !new_programs.is_empty() {
+            let mut space = manager.address_space().write();
+            for name in new_programs {
+                let nodes = self.add_program(&mut space, ids, &name);
+                self.program_files.push(nodes);
+            }
+        }
         if machine.jobs().len() > self.jobs.len() {
             let mut space = manager.address_space().write();
             for (index, job) in machine.jobs().iter().enumerate().skip(self.jobs.len()) {
@@ -511,7 +523,7 @@ impl MachineNodes {
                 self.jobs.push(nodes);
             }
         }
-        let values = self.values(machine);
+        let values = self.values(machine, files);
         let changed: Vec<(NodeId, Variant)> = values
             .into_iter()
             .filter(|(id, value)| self.published.get(id) != Some(value))
@@ -529,7 +541,7 @@ impl MachineNodes {
         self.published.extend(changed);
     }
 
-    fn values(&self, machine: &Machine) -> Vec<(NodeId, Variant)> {
+    fn values(&self, machine: &Machine, files: &FileHandles) -> Vec<(NodeId, Variant)> {
         let active = machine.active_job();
         let mut values = vec![
             (
@@ -585,7 +597,62 @@ impl MachineNodes {
                 ),
             ]);
         }
+        for program in &self.program_files {
+            let size = machine.program_text(&program.name).map_or(0, <[u8]>::len) as u64;
+            values.push((program.size.clone(), size.into()));
+            values.push((
+                program.open_count.clone(),
+                files.open_count(&program.name).into(),
+            ));
+        }
         values
+    }
+
+    fn add_program(
+        &self,
+        space: &mut AddressSpace,
+        ids: &mut NodeIdAllocator,
+        name: &str,
+    ) -> ProgramNodes {
+        let slot = self.program_files.len();
+        let path = self.programs_child_path(name);
+        let mut b = Builder { space, ids };
+        let file = b.object(
+            &path,
+            QualifiedName::new(self.ns.instance, name),
+            &self.programs,
+            ObjectTypeId::FileType,
+        );
+        let property = |b: &mut Builder<'_>, field: &str, data_type, value: Variant| {
+            b.property(
+                &format!("{path}.{field}"),
+                QualifiedName::new(0, field),
+                &file,
+                data_type,
+                value,
+            )
+        };
+        let size = property(&mut b, "Size", DataTypeId::UInt64, 0u64.into());
+        property(&mut b, "Writable", DataTypeId::Boolean, true.into());
+        property(&mut b, "UserWritable", DataTypeId::Boolean, true.into());
+        let open_count = property(&mut b, "OpenCount", DataTypeId::UInt16, 0u16.into());
+        for method in FileMethod::ALL {
+            insert_method(
+                b.space,
+                b.ids,
+                &self.file_method_path(slot, method),
+                QualifiedName::new(0, method.name()),
+                &file,
+                method.inputs(),
+                method.outputs(),
+            );
+        }
+        ProgramNodes {
+            name: name.to_string(),
+            file,
+            size,
+            open_count,
+        }
     }
 
     fn add_job(

@@ -19,16 +19,17 @@ use opcua::server::node_manager::memory::{SimpleNodeManager, simple_node_manager
 use opcua::server::{
     ANONYMOUS_USER_TOKEN_ID, ServerBuilder, ServerHandle, ServerUserToken, SubscriptionCache,
 };
-use opcua::types::{MessageSecurityMode, StatusCode, Variant};
+use opcua::types::{MessageSecurityMode, NodeId, StatusCode, Variant};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::events;
-use super::fault::{Fault, FaultKind};
-use super::methods::{self, JobCommand};
-use super::model::{Machine, MachineConfig, Notification, ProductionJob, Refusal};
+use super::fault::{Fault, FaultKind, Trigger};
+use super::files::{FileHandles, OPEN_FOR_WRITING, refusal_status};
+use super::methods::{self, FileCall, JobCommand};
+use super::model::{Machine, MachineConfig, Notification, ProductionJob};
 use super::namespaces::{NamespaceIndexes, NamespaceOrder, NamespaceRegistration};
 use super::nodes::{MachineNodes, Nameplate, NodeIdAllocator, NodeIdStyle};
 
@@ -73,6 +74,7 @@ struct SimState {
     /// Method names whose next call answers BadInternalError.
     armed_bad_status: Vec<String>,
     slow_calls: Duration,
+    files: FileHandles,
 }
 
 struct Shared {
@@ -102,9 +104,13 @@ impl SimState {
             return;
         };
         let Some(ids) = &mut self.ids else { return };
-        served
-            .nodes
-            .sync(&served.manager, &served.subscriptions, ids, &self.machine);
+        served.nodes.sync(
+            &served.manager,
+            &served.subscriptions,
+            ids,
+            &self.machine,
+            &self.files,
+        );
         for notification in self.machine.take_notifications() {
             events::raise(
                 &served.subscriptions,
@@ -143,6 +149,7 @@ impl OpcuaSim {
                 served: None,
                 armed_bad_status: Vec::new(),
                 slow_calls: Duration::ZERO,
+                files: FileHandles::default(),
             }),
             config,
             control,
@@ -168,18 +175,6 @@ impl OpcuaSim {
         self.shared.lock().machine.jobs().to_vec()
     }
 
-    /// Raise an alarm now, as a fault would.
-    pub fn raise_alarm(&self, number: u32) {
-        let mut state = self.shared.lock();
-        state.machine.raise_alarm(alarm(number));
-        state.publish(&self.shared.config.nameplate.machine_name);
-    }
-
-    /// Stop the server now and listen again after `down`, as the restart fault does.
-    pub fn restart(&self, down: Duration) {
-        let _ = self.shared.control.send(Control::Restart(down));
-    }
-
     /// Stop the server and the machine, and wait until the port is closed.
     pub async fn stop(self) {
         let _ = self.shared.control.send(Control::Stop);
@@ -190,7 +185,7 @@ impl OpcuaSim {
 
 fn alarm(number: u32) -> Notification {
     Notification {
-        identifier: format!("ALM-{number}"),
+        error_code: format!("ALM-{number}"),
         severity: ALARM_SEVERITY,
         message: format!("Alarm {number}: spindle drive fault, channel 1 stopped"),
     }
@@ -221,9 +216,8 @@ fn serve(
         .unwrap_or_else(|| NodeIdAllocator::new(config.node_ids, ns.instance));
     let nodes = {
         let mut space = manager.address_space().write();
-        events::add_event_type(&mut space, &mut ids, ns.instance);
-        let nodes =
-            MachineNodes::build(&mut space, &mut ids, ns, &config.nameplate, &state.machine);
+        events::add_event_type(&mut space, &mut ids, ns.instance, ns.machine_tool);
+        let nodes = MachineNodes::build(&mut space, &mut ids, ns, &config.nameplate);
         let weak = Arc::downgrade(shared);
         let handler: methods::CommandHandler =
             Arc::new(move |name, command| match weak.upgrade() {
@@ -231,6 +225,12 @@ fn serve(
                 None => Err(StatusCode::BadShutdown),
             });
         methods::add_job_control(&mut space, &manager, &mut ids, &nodes, ns.instance, handler);
+        let weak = Arc::downgrade(shared);
+        let files: methods::FileHandler = Arc::new(move |call| match weak.upgrade() {
+            Some(shared) => file_call(&shared, call),
+            None => Err(StatusCode::BadShutdown),
+        });
+        methods::add_program_store(&mut space, &manager, &mut ids, &nodes, files);
         nodes
     };
     state.ids = Some(ids);
@@ -305,12 +305,8 @@ fn server_builder(config: &SimConfig, port: u16) -> ServerBuilder {
     builder
 }
 
-/// Carry out a job-control call that passed the argument check.
-fn call(
-    shared: &Shared,
-    name: &'static str,
-    command: JobCommand,
-) -> Result<Vec<Variant>, StatusCode> {
+/// The faults that strike a method call before it is carried out: a bad status, a slow answer.
+fn before_call(shared: &Shared, name: &str) -> Result<(), StatusCode> {
     let delay = {
         let mut state = shared.lock();
         if let Some(at) = state.armed_bad_status.iter().position(|m| m == name) {
@@ -323,6 +319,16 @@ fn call(
         // The callback is synchronous; a slow machine controller blocks its answer.
         std::thread::sleep(delay);
     }
+    Ok(())
+}
+
+/// Carry out a job-control call that passed the argument check.
+fn call(
+    shared: &Shared,
+    name: &'static str,
+    command: JobCommand,
+) -> Result<Vec<Variant>, StatusCode> {
+    before_call(shared, name)?;
     let mut state = shared.lock();
     let machine = &mut state.machine;
     let result = match command {
@@ -341,15 +347,55 @@ fn call(
     state.publish(&shared.config.nameplate.machine_name);
     result.map_err(|refusal| {
         tracing::info!(method = name, %refusal, "OPC UA simulator refused a call");
-        match refusal {
-            Refusal::UnknownProgram(_) => StatusCode::BadNotFound,
-            Refusal::NoRuns => StatusCode::BadOutOfRange,
-            Refusal::Busy
-            | Refusal::NothingSelected
-            | Refusal::WrongState(..)
-            | Refusal::NoActiveJob => StatusCode::BadInvalidState,
-        }
+        refusal_status(refusal)
     })
+}
+
+/// Carry out a call on the program store that passed the argument check.
+fn file_call(shared: &Shared, call: FileCall) -> Result<Vec<Variant>, StatusCode> {
+    let name = match &call {
+        FileCall::Create { .. } => "CreateFile",
+        FileCall::File { method, .. } => method.name(),
+    };
+    before_call(shared, name)?;
+    let mut guard = shared.lock();
+    let state = &mut *guard;
+    let result = match call {
+        FileCall::Create { name, open } => {
+            match state.machine.create_program(&name).map_err(refusal_status) {
+                Ok(slot) => {
+                    // The file object exists once published; its id is the answer.
+                    state.publish(&shared.config.nameplate.machine_name);
+                    let file = state
+                        .served
+                        .as_ref()
+                        .and_then(|served| served.nodes.program_file(slot))
+                        .cloned()
+                        .unwrap_or_else(NodeId::null);
+                    let handle = if open {
+                        state
+                            .files
+                            .open(&mut state.machine, &name, OPEN_FOR_WRITING)
+                    } else {
+                        Ok(0)
+                    };
+                    handle.map(|handle| vec![file.into(), handle.into()])
+                }
+                Err(status) => Err(status),
+            }
+        }
+        FileCall::File { slot, method, args } => {
+            let program = state.machine.programs().nth(slot).map(str::to_string);
+            match program {
+                Some(program) => state
+                    .files
+                    .call(&mut state.machine, &program, method, &args),
+                None => Err(StatusCode::BadMethodInvalid),
+            }
+        }
+    };
+    state.publish(&shared.config.nameplate.machine_name);
+    result
 }
 
 /// Run the server; on a restart, stop it, wait, and serve the same machine again on the port.
@@ -368,7 +414,11 @@ async fn supervise(
                 return;
             }
         };
-        shared.lock().served = None;
+        {
+            let mut state = shared.lock();
+            state.served = None;
+            state.files.forget_all();
+        }
         handle.cancel();
         let _ = (&mut run).await;
         let Control::Restart(down) = command else {
@@ -392,6 +442,21 @@ async fn supervise(
     }
 }
 
+fn strike(shared: &Shared, state: &mut SimState, fault: Fault) {
+    tracing::info!(?fault, "OPC UA simulator injects a fault");
+    match fault.kind {
+        FaultKind::Alarm(number) => state.machine.raise_alarm(alarm(number)),
+        FaultKind::Restart(down) => {
+            let _ = shared.control.send(Control::Restart(down));
+        }
+        FaultKind::DropSessions => {
+            let _ = shared.control.send(Control::Restart(Duration::ZERO));
+        }
+        FaultKind::BadStatus(method) => state.armed_bad_status.push(method),
+        FaultKind::Slow(delay) => state.slow_calls = delay,
+    }
+}
+
 /// Advance the machine in machine time, fire due faults, publish.
 async fn tick(shared: Arc<Shared>) {
     let started = Instant::now();
@@ -403,27 +468,29 @@ async fn tick(shared: Arc<Shared>) {
         interval.tick().await;
         let now = Instant::now();
         let mut state = shared.lock();
-        state
-            .machine
-            .advance((now - last).as_secs_f64() * shared.config.time_scale);
+        let mut seconds = (now - last).as_secs_f64() * shared.config.time_scale;
         last = now;
-        let runs = state.machine.total_runs_completed();
-        let (due, later): (Vec<Fault>, Vec<Fault>) = pending
-            .into_iter()
-            .partition(|fault| fault.is_due(runs, now - started));
-        pending = later;
-        for fault in due {
-            tracing::info!(?fault, "OPC UA simulator injects a fault");
-            match fault.kind {
-                FaultKind::Alarm(number) => state.machine.raise_alarm(alarm(number)),
-                FaultKind::Restart(down) => {
-                    let _ = shared.control.send(Control::Restart(down));
-                }
-                FaultKind::DropSessions => {
-                    let _ = shared.control.send(Control::Restart(Duration::ZERO));
-                }
-                FaultKind::BadStatus(method) => state.armed_bad_status.push(method),
-                FaultKind::Slow(delay) => state.slow_calls = delay,
+        // Step to each run-count trigger in turn, so a fault strikes after exactly its run.
+        loop {
+            let runs = state.machine.total_runs_completed();
+            let next_trigger = pending
+                .iter()
+                .filter_map(|fault| match fault.trigger {
+                    Trigger::Runs(n) if n > runs => Some(n),
+                    _ => None,
+                })
+                .min();
+            seconds = state.machine.advance_until(seconds, next_trigger);
+            let runs = state.machine.total_runs_completed();
+            let (due, later): (Vec<Fault>, Vec<Fault>) = pending
+                .into_iter()
+                .partition(|fault| fault.is_due(runs, now - started));
+            pending = later;
+            for fault in due {
+                strike(&shared, &mut state, fault);
+            }
+            if seconds <= 0.0 {
+                break;
             }
         }
         state.publish(&shared.config.nameplate.machine_name);

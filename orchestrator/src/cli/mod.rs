@@ -145,6 +145,8 @@ pub enum SimKind {
     Grbl(microfab_hil::grbl::GrblSimArgs),
     /// A Marlin printer.
     Marlin(microfab_hil::marlin::MarlinSimArgs),
+    /// An OPC UA machine tool (OPC 40501): prints its opc.tcp:// endpoint first.
+    Opcua(microfab_hil::opcua::OpcuaSimArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -211,6 +213,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             kind: SimKind::Marlin(args),
         } => {
             microfab_hil::marlin::run(args).await?;
+            Ok(0)
+        }
+        #[cfg(feature = "sims")]
+        Command::Sim {
+            kind: SimKind::Opcua(args),
+        } => {
+            microfab_hil::opcua::run(args).await?;
             Ok(0)
         }
         Command::Bench { command } => bench::run(command).await,
