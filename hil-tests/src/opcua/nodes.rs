@@ -171,15 +171,7 @@ impl Builder<'_> {
         data_type: DataTypeId,
         value: impl Into<Variant>,
     ) -> NodeId {
-        let id = self.ids.id(path);
-        let display = browse_name.name.to_string();
-        VariableBuilder::new(&id, browse_name, display.as_str())
-            .component_of(parent.clone())
-            .has_type_definition(VariableTypeId::BaseDataVariableType)
-            .data_type(data_type)
-            .value(value)
-            .insert(self.space);
-        id
+        self.value_node(Member::Component, path, browse_name, parent, data_type, value)
     }
 
     fn property(
@@ -190,14 +182,30 @@ impl Builder<'_> {
         data_type: DataTypeId,
         value: impl Into<Variant>,
     ) -> NodeId {
+        self.value_node(Member::Property, path, browse_name, parent, data_type, value)
+    }
+
+    fn value_node(
+        &mut self,
+        member: Member,
+        path: &str,
+        browse_name: QualifiedName,
+        parent: &NodeId,
+        data_type: DataTypeId,
+        value: impl Into<Variant>,
+    ) -> NodeId {
         let id = self.ids.id(path);
         let display = browse_name.name.to_string();
-        VariableBuilder::new(&id, browse_name, display.as_str())
-            .property_of(parent.clone())
-            .has_type_definition(VariableTypeId::PropertyType)
-            .data_type(data_type)
-            .value(value)
-            .insert(self.space);
+        let builder = VariableBuilder::new(&id, browse_name, display.as_str());
+        let builder = match member {
+            Member::Component => builder
+                .component_of(parent.clone())
+                .has_type_definition(VariableTypeId::BaseDataVariableType),
+            Member::Property => builder
+                .property_of(parent.clone())
+                .has_type_definition(VariableTypeId::PropertyType),
+        };
+        builder.data_type(data_type).value(value).insert(self.space);
         id
     }
 
@@ -719,4 +727,11 @@ impl MachineNodes {
             state: b.state_machine(&format!("{path}.State"), mt("State"), &job),
         }
     }
+}
+
+/// How a variable hangs off its parent: a component (`HasComponent`, a data variable) or a
+/// property (`HasProperty`).
+enum Member {
+    Component,
+    Property,
 }
