@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use common::scrape::scrape;
 use common::{Client, TestDb};
 use tokio::process::{Child, Command};
 
@@ -353,7 +354,57 @@ async fn a_fleet_of_protocol_simulators_survives_an_alarm_and_a_firmware_reset()
         .await;
     assert_eq!(status, 409, "a simulated station has no homing: {body}");
     assert_eq!(client.ok("/api/v1/verify").await["consistent"], true);
+    links_in_metrics_match_the_consoles(&client).await;
     server.start_kill().unwrap();
+}
+
+/// `/metrics` shows each serial machine's link up with its driver's own counters (what the
+/// console shows; the status channel carries them within its 500 ms refresh), and no link for
+/// a simulated station.
+async fn links_in_metrics_match_the_consoles(client: &Client) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let mismatches = link_mismatches(client).await;
+        if mismatches.is_empty() {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{}",
+            mismatches.join("; ")
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn link_mismatches(client: &Client) -> Vec<String> {
+    let metrics = scrape(client).await;
+    assert_eq!(
+        metrics.value("microfab_machine_link_up", &[("machine", "assembly-1")]),
+        None,
+        "a simulated station has no link"
+    );
+    let mut mismatches = Vec::new();
+    for machine in ["laser-1", "router-1", "router-2", "printer-1", "printer-2"] {
+        let labels = [("machine", machine)];
+        if metrics.get("microfab_machine_link_up", &labels) != 1.0 {
+            mismatches.push(format!("{machine}: link down"));
+        }
+        let console = client
+            .ok(&format!("/api/v1/machines/{machine}/console"))
+            .await;
+        for (metric, field) in [
+            ("microfab_machine_link_resends_total", "resends"),
+            ("microfab_machine_link_errors_total", "errors"),
+            ("microfab_machine_link_reconnects_total", "reconnects"),
+        ] {
+            let (scraped, shown) = (metrics.get(metric, &labels), console[field].as_f64());
+            if Some(scraped) != shown {
+                mismatches.push(format!("{machine} {metric} {scraped} vs {field} {shown:?}"));
+            }
+        }
+    }
+    mismatches
 }
 
 /// A printer's USB cable is pulled mid-print and plugged back 2 s later. The run is
