@@ -171,7 +171,14 @@ impl Builder<'_> {
         data_type: DataTypeId,
         value: impl Into<Variant>,
     ) -> NodeId {
-        self.value_node(Member::Component, path, browse_name, parent, data_type, value)
+        self.value_node(
+            Member::Component,
+            path,
+            browse_name,
+            parent,
+            data_type,
+            value,
+        )
     }
 
     fn property(
@@ -182,7 +189,14 @@ impl Builder<'_> {
         data_type: DataTypeId,
         value: impl Into<Variant>,
     ) -> NodeId {
-        self.value_node(Member::Property, path, browse_name, parent, data_type, value)
+        self.value_node(
+            Member::Property,
+            path,
+            browse_name,
+            parent,
+            data_type,
+            value,
+        )
     }
 
     fn value_node(
