@@ -14,6 +14,9 @@ use tracing_subscriber::EnvFilter;
 /// terminal stays readable; a plant's service sets `RUST_LOG=warn,microfab=info` for the
 /// production facts (runs dispatched and finished, machine conditions, orders completed).
 pub const DEFAULT_FILTER: &str = "warn,microfab::access=info";
+/// Without `RUST_LOG`, for a benchmark: its plant answers the benchmark's own requests, and an
+/// access line for each would bury the table it prints.
+pub const BENCH_FILTER: &str = "warn";
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
@@ -24,10 +27,11 @@ pub enum LogFormat {
     Json,
 }
 
-/// Install the process's subscriber. Call once, before anything logs.
-pub fn init(format: LogFormat) {
+/// Install the process's subscriber, with `default_filter` unless `RUST_LOG` says otherwise.
+/// Call once, before anything logs.
+pub fn init(format: LogFormat, default_filter: &str) {
     let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

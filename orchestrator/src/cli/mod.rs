@@ -155,6 +155,16 @@ pub enum ConfigCommand {
     Check { file: PathBuf },
 }
 
+impl Command {
+    /// The log filter when `RUST_LOG` is not set.
+    pub fn default_log_filter(&self) -> &'static str {
+        match self {
+            Command::Bench { .. } => crate::logging::BENCH_FILTER,
+            _ => crate::logging::DEFAULT_FILTER,
+        }
+    }
+}
+
 pub async fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Serve {
@@ -359,4 +369,27 @@ pub fn is_closed_pipe(error: &anyhow::Error) -> bool {
             .downcast_ref::<std::io::Error>()
             .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_benchmark_logs_no_access_lines_by_default() {
+        let filter = |args: &[&str]| {
+            Cli::try_parse_from(args)
+                .unwrap()
+                .command
+                .default_log_filter()
+        };
+        assert_eq!(
+            filter(&["microfab", "bench", "metrics", "--machines", "20"]),
+            crate::logging::BENCH_FILTER
+        );
+        assert_eq!(
+            filter(&["microfab", "serve", "--config", "plant.toml"]),
+            crate::logging::DEFAULT_FILTER
+        );
+    }
 }
