@@ -334,17 +334,10 @@ async fn metrics_say_what_the_api_says(kind: &str) {
     let (_server, client) = spawn_server(&config, &db.url).await;
     let anonymous = client.with_token(None);
     let initial_stock: BTreeMap<String, f64> = client
-        .ok("/api/v1/materials")
+        .stock()
         .await
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| {
-            (
-                m["id"].as_str().unwrap().to_string(),
-                m["on_hand"].as_f64().unwrap(),
-            )
-        })
+        .into_iter()
+        .map(|(account, thousandths)| (account, thousandths as f64 / 1000.0))
         .collect();
     let spec = bracket_spec_in(dir.path(), 24, |text| text);
     let spec = spec.to_str().unwrap();
